@@ -1,0 +1,118 @@
+/**
+ * NodeFileSystem: the FileSystem backend on node:fs. The only file in src/ that imports node:fs.
+ *
+ * Reads and writes are synchronous (KeelDB reads are synchronous, like lmdb-js); `syncAsync`
+ * runs fdatasync on libuv's thread pool so that a group commit does not block the event loop.
+ */
+import * as fs from "node:fs";
+import type { FileHandle, FileStat, FileSystem, OpenMode } from "./FileSystem.js";
+
+const FLAGS: Record<OpenMode, string> = { r: "r", rw: "r+", create: "a+", createExclusive: "wx+" };
+
+class NodeFileHandle implements FileHandle {
+  readonly path: string;
+  #fd: number;
+
+  constructor(path: string, fd: number) {
+    this.path = path;
+    this.#fd = fd;
+  }
+
+  read(buffer: Uint8Array, offset: number, length: number, position: number): number {
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.#fd, buffer, offset + done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  write(buffer: Uint8Array, offset: number, length: number, position: number): void {
+    let done = 0;
+    while (done < length) {
+      done += fs.writeSync(this.#fd, buffer, offset + done, length - done, position + done);
+    }
+  }
+
+  sync(): void {
+    fs.fdatasyncSync(this.#fd);
+  }
+
+  syncAsync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.#fd, (e) => (e ? reject(e) : resolve())));
+  }
+
+  size(): number {
+    return fs.fstatSync(this.#fd).size;
+  }
+
+  truncate(length: number): void {
+    fs.ftruncateSync(this.#fd, length);
+  }
+
+  close(): void {
+    fs.closeSync(this.#fd);
+  }
+}
+
+export class NodeFileSystem implements FileSystem {
+  open(path: string, mode: OpenMode): FileHandle {
+    // "a+" would force appends; open "create" as r+ after ensuring the file exists instead.
+    if (mode === "create") {
+      try {
+        return new NodeFileHandle(path, fs.openSync(path, "r+"));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+        try {
+          return new NodeFileHandle(path, fs.openSync(path, "wx+"));
+        } catch (e2) {
+          if ((e2 as NodeJS.ErrnoException).code !== "EEXIST") throw e2;
+          return new NodeFileHandle(path, fs.openSync(path, "r+"));
+        }
+      }
+    }
+    return new NodeFileHandle(path, fs.openSync(path, FLAGS[mode]));
+  }
+
+  stat(path: string): FileStat | undefined {
+    const s = fs.statSync(path, { throwIfNoEntry: false });
+    return s ? { size: s.size, isDirectory: s.isDirectory(), mtimeMs: s.mtimeMs } : undefined;
+  }
+
+  mkdir(path: string): void {
+    fs.mkdirSync(path, { recursive: true });
+  }
+
+  list(dir: string): string[] {
+    return fs.readdirSync(dir).sort();
+  }
+
+  rename(from: string, to: string): void {
+    fs.renameSync(from, to);
+  }
+
+  remove(path: string): void {
+    fs.rmSync(path, { force: true });
+  }
+
+  removeDir(path: string): void {
+    fs.rmSync(path, { recursive: true, force: true });
+  }
+
+  syncDir(path: string): void {
+    const fd = fs.openSync(path, "r");
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  readFile(path: string): Uint8Array {
+    return fs.readFileSync(path);
+  }
+}
+
+/** The process-wide default backend. */
+export const nodeFileSystem: FileSystem = new NodeFileSystem();
