@@ -1,0 +1,98 @@
+// KeelDB, imported from the parent package's build output (../dist/src/index.js; build it with
+// `npm --prefix .. run build`, which `npm run bench` does first). KEEL_MODULE overrides the path.
+// makeKeelEngine() is shared by the keel-* adapters, which differ only in their open options.
+import fs from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { EngineUnavailable } from "../lib/util.mjs";
+
+const distUrl = process.env.KEEL_MODULE
+  ? pathToFileURL(process.env.KEEL_MODULE)
+  : new URL("../../dist/src/index.js", import.meta.url);
+
+async function loadKeel() {
+  const file = fileURLToPath(distUrl);
+  if (!fs.existsSync(file)) {
+    throw new Error(
+      `KeelDB is not built: ${file} does not exist. Build it with \`npm --prefix .. run build\` ` +
+        `from bench/ (\`npm run bench\` does this first), or point KEEL_MODULE at a built index.js.`,
+    );
+  }
+  const mod = await import(distUrl.href);
+  if (typeof mod.open !== "function") {
+    throw new Error(`KeelDB build at ${file} does not export open() (exports: ${Object.keys(mod).join(", ") || "none"})`);
+  }
+  return mod;
+}
+
+export function makeKeelEngine({ name, options, description, durability }) {
+  return {
+    name,
+    kind: "keel",
+    description,
+    durability,
+    syncApi: false,
+    capabilities: ["put", "get", "bulkLoad", "scan"],
+    options,
+    async version() {
+      try {
+        const pkg = JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+        return pkg.version;
+      } catch {
+        return "?";
+      }
+    },
+    async open(dir) {
+      const keel = await loadKeel();
+      let db;
+      try {
+        db = await keel.open(dir, { ...options, encoding: "binary" });
+      } catch (e) {
+        if (e && e.code === "INVALID_ARGUMENT") {
+          throw new EngineUnavailable(`open options ${JSON.stringify(options)} not supported: ${e.message}`, { cause: e });
+        }
+        throw e;
+      }
+      return {
+        raw: db,
+        async put(key, value) {
+          await db.put(key, value);
+        },
+        get(key) {
+          return db.get(key);
+        },
+        async bulkLoad(ds) {
+          await db.transaction((tx) => {
+            for (let i = 0; i < ds.count; i++) tx.put(ds.key(i), ds.value(i));
+          });
+        },
+        async scan() {
+          let count = 0;
+          let bytes = 0;
+          const range = db.getRange({});
+          if (range && typeof range[Symbol.iterator] === "function") {
+            for (const { key, value } of range) {
+              count++;
+              bytes += key.length + value.length;
+            }
+          } else {
+            for await (const { key, value } of range) {
+              count++;
+              bytes += key.length + value.length;
+            }
+          }
+          return { count, bytes };
+        },
+        async close() {
+          await db.close();
+        },
+      };
+    },
+  };
+}
+
+export default makeKeelEngine({
+  name: "keel",
+  options: { wal: false },
+  description: "KeelDB { wal: false } (sync mode: every commit is a checkpoint, LMDB's model), encoding binary",
+  durability: "put/transaction resolve once the data pages and the meta page are synced",
+});

@@ -1,0 +1,382 @@
+/**
+ * BTree: get, put and remove on a copy-on-write B+tree.
+ *
+ * Invariants:
+ * - Copy-on-write: a node not created by the running write transaction is copied before it is
+ *   changed, and the whole path from the root to it is copied with it, so every committed
+ *   snapshot keeps seeing exactly the tree it was given (MVCC).
+ * - Each copied node that was on disk reports its page as freed by this transaction; the pager
+ *   reuses it only when no reader and no durable meta can reach it (I2, kept by the FreeList).
+ * - After every operation every non-root node fits in a page, holds at least one entry (leaf) or
+ *   one child (branch), keys are strictly ascending, and separators bound their subtrees:
+ *   keys(children[i]) < keys[i] <= keys(children[i+1]).
+ * - The statistics in TreeState (entries, depth, page counts) are exact.
+ */
+import { KeelError } from "../errors.js";
+import { PAGE_HEADER, BRANCH_FIRST_BYTES, overflowPages } from "../pager/PageLayout.js";
+import {
+  BranchNode,
+  LeafNode,
+  OverflowValue,
+  branchEntryBytes,
+  childIndex,
+  leafEntryBytes,
+  lowerBound,
+  type LeafValue,
+  type Node,
+  type NodeRef,
+} from "./Node.js";
+import type { TreeReader, TreeState, TreeWriter } from "./TreeState.js";
+
+function resolve(io: TreeReader, ref: NodeRef, txn: number): Node {
+  return typeof ref === "number" ? io.load(ref, txn) : ref;
+}
+
+export function treeGet(io: TreeReader, st: TreeState, key: string): LeafValue | undefined {
+  if (st.root === null) return undefined;
+  let node = typeof st.root === "number" ? io.load(st.root, st.rootTxn) : st.root;
+  while (!node.leaf) {
+    const i = childIndex(node.keys, key);
+    const ref = node.children[i]!;
+    node = typeof ref === "number" ? io.load(ref, node.childTxn[i]!) : ref;
+  }
+  const keys = node.keys;
+  const i = lowerBound(keys, key);
+  return i < keys.length && keys[i] === key ? node.vals[i] : undefined;
+}
+
+function ownRoot(w: TreeWriter, st: TreeState): Node {
+  const n = resolve(w, st.root!, st.rootTxn);
+  if (n.txn === w.txn) return n;
+  const c = n.clone(w.txn);
+  if (n.page) w.freed(n.page, 1);
+  st.root = c;
+  st.rootTxn = 0;
+  return c;
+}
+
+function ownChild(w: TreeWriter, parent: BranchNode, i: number): Node {
+  const ref = parent.children[i]!;
+  const n = typeof ref === "number" ? w.load(ref, parent.childTxn[i]!) : ref;
+  if (n.txn === w.txn) return n;
+  const c = n.clone(w.txn);
+  if (n.page) w.freed(n.page, 1);
+  parent.children[i] = c;
+  parent.childTxn[i] = 0;
+  return c;
+}
+
+function addValue(w: TreeWriter, st: TreeState, v: LeafValue): void {
+  if (v instanceof OverflowValue) st.overflowPages += overflowPages(v.length, w.limits.pageSize);
+}
+
+function dropValue(w: TreeWriter, st: TreeState, v: LeafValue): void {
+  if (v instanceof OverflowValue) {
+    const n = overflowPages(v.length, w.limits.pageSize);
+    st.overflowPages -= n;
+    if (v.page) w.freed(v.page, n);
+  }
+}
+
+/** Insert or replace. Returns whether the key existed before. */
+export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValue): boolean {
+  if (st.root === null) {
+    st.root = new LeafNode([key], [val], w.txn);
+    st.rootTxn = 0;
+    st.depth = 1;
+    st.leafPages = 1;
+    st.entries = 1;
+    addValue(w, st, val);
+    return false;
+  }
+  const parents: BranchNode[] = [];
+  const idxs: number[] = [];
+  let node = ownRoot(w, st);
+  while (!node.leaf) {
+    const i = childIndex(node.keys, key);
+    parents.push(node);
+    idxs.push(i);
+    node = ownChild(w, node, i);
+  }
+  const leaf = node;
+  const i = lowerBound(leaf.keys, key);
+  let existed = false;
+  if (i < leaf.keys.length && leaf.keys[i] === key) {
+    const old = leaf.vals[i]!;
+    leaf.bytes += leafEntryBytes(key, val) - leafEntryBytes(key, old);
+    leaf.vals[i] = val;
+    dropValue(w, st, old);
+    existed = true;
+  } else {
+    leaf.keys.splice(i, 0, key);
+    leaf.vals.splice(i, 0, val);
+    leaf.bytes += leafEntryBytes(key, val);
+    st.entries++;
+  }
+  addValue(w, st, val);
+  const appended = !existed && i === leaf.keys.length - 1;
+  if (leaf.bytes > w.limits.pageSize || (existed && leaf.bytes - PAGE_HEADER < w.limits.minFill)) {
+    fixUp(w, st, parents, idxs, leaf, appended);
+  }
+  return existed;
+}
+
+/** Remove a key. Returns whether it existed. */
+export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
+  if (treeGet(w, st, key) === undefined) return false; // no copy-on-write for a miss
+  const parents: BranchNode[] = [];
+  const idxs: number[] = [];
+  let node = ownRoot(w, st);
+  while (!node.leaf) {
+    const i = childIndex(node.keys, key);
+    parents.push(node);
+    idxs.push(i);
+    node = ownChild(w, node, i);
+  }
+  const leaf = node;
+  const i = lowerBound(leaf.keys, key);
+  const old = leaf.vals[i]!;
+  leaf.bytes -= leafEntryBytes(key, old);
+  leaf.keys.splice(i, 1);
+  leaf.vals.splice(i, 1);
+  st.entries--;
+  dropValue(w, st, old);
+  fixUp(w, st, parents, idxs, leaf, false);
+  return true;
+}
+
+/** Restore the size invariants from a changed node up to the root. */
+function fixUp(w: TreeWriter, st: TreeState, parents: BranchNode[], idxs: number[], node: Node, appended: boolean): void {
+  const { pageSize, minFill } = w.limits;
+  let child: Node = node;
+  for (let d = parents.length - 1; d >= 0; d--) {
+    const parent = parents[d]!;
+    const i = idxs[d]!;
+    if (child.bytes > pageSize) splitChild(w, st, parent, i, child, appended && d === parents.length - 1);
+    else if (child.bytes - PAGE_HEADER < minFill || (child.leaf && child.keys.length === 0)) rebalanceChild(w, st, parent, i, child);
+    child = parent;
+  }
+  // `child` is the root now.
+  if (child.bytes > pageSize) {
+    const root = new BranchNode([], [child], [0], w.txn);
+    st.root = root;
+    st.depth++;
+    st.branchPages++;
+    splitChild(w, st, root, 0, child, appended && parents.length === 0);
+    if (root.bytes > pageSize) throw new KeelError("INTERNAL", "new root overflows its page", { bytes: root.bytes });
+  }
+  collapseRoot(st);
+}
+
+function collapseRoot(st: TreeState): void {
+  for (;;) {
+    const root = st.root;
+    if (root === null || typeof root === "number") return;
+    if (root.leaf) {
+      if (root.keys.length === 0) {
+        st.root = null;
+        st.depth = 0;
+        st.leafPages = 0;
+      }
+      return;
+    }
+    if (root.children.length !== 1) return;
+    st.root = root.children[0]!;
+    st.rootTxn = root.childTxn[0]!;
+    st.depth--;
+    st.branchPages--;
+  }
+}
+
+function shortestSeparator(left: string, right: string): string {
+  // Any s with left < s <= right works; the shortest keeps branches wide.
+  const n = Math.min(left.length, right.length);
+  let p = 0;
+  while (p < n && left.charCodeAt(p) === right.charCodeAt(p)) p++;
+  return right.slice(0, p + 1);
+}
+
+/** Choose where to cut a leaf (left = [0, s)) so both halves fit, as balanced as possible. */
+function leafSplitPoint(keys: string[], vals: LeafValue[], pageSize: number, appended: boolean): number {
+  const n = keys.length;
+  const sizes = new Array<number>(n);
+  let total = 0;
+  for (let j = 0; j < n; j++) total += sizes[j] = leafEntryBytes(keys[j]!, vals[j]!);
+  if (appended && n >= 2 && PAGE_HEADER + total - sizes[n - 1]! <= pageSize) return n - 1;
+  let best = -1;
+  let bestMax = Infinity;
+  let prefix = 0;
+  for (let s = 1; s < n; s++) {
+    prefix += sizes[s - 1]!;
+    const l = PAGE_HEADER + prefix;
+    const r = PAGE_HEADER + total - prefix;
+    if (l <= pageSize && r <= pageSize && Math.max(l, r) < bestMax) {
+      bestMax = Math.max(l, r);
+      best = s;
+    }
+  }
+  if (best < 0) throw new KeelError("INTERNAL", "leaf cannot be split into two pages", { entries: n, total });
+  return best;
+}
+
+/** Choose the separator index m promoted from a branch (left keeps keys[0, m), right keys(m, n)). */
+function branchSplitPoint(keys: string[], pageSize: number): number {
+  const n = keys.length;
+  let total = 0;
+  for (const k of keys) total += branchEntryBytes(k);
+  let best = -1;
+  let bestMax = Infinity;
+  let prefix = 0;
+  const base = PAGE_HEADER + BRANCH_FIRST_BYTES;
+  for (let m = 0; m < n; m++) {
+    const em = branchEntryBytes(keys[m]!);
+    const l = base + prefix;
+    const r = base + total - prefix - em;
+    if (l <= pageSize && r <= pageSize && Math.max(l, r) < bestMax) {
+      bestMax = Math.max(l, r);
+      best = m;
+    }
+    prefix += em;
+  }
+  if (best < 0) throw new KeelError("INTERNAL", "branch cannot be split into two pages", { separators: n, total });
+  return best;
+}
+
+function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number, child: Node, appended: boolean): void {
+  const pageSize = w.limits.pageSize;
+  let sep: string;
+  let right: Node;
+  if (child.leaf) {
+    const s = leafSplitPoint(child.keys, child.vals, pageSize, appended);
+    right = new LeafNode(child.keys.slice(s), child.vals.slice(s), w.txn);
+    child.keys.length = s;
+    child.vals.length = s;
+    child.bytes -= right.bytes - PAGE_HEADER;
+    sep = shortestSeparator(child.keys[s - 1]!, (right as LeafNode).keys[0]!);
+    st.leafPages++;
+  } else {
+    const m = branchSplitPoint(child.keys, pageSize);
+    sep = child.keys[m]!;
+    right = new BranchNode(child.keys.slice(m + 1), child.children.slice(m + 1), child.childTxn.slice(m + 1), w.txn);
+    child.keys.length = m;
+    child.children.length = m + 1;
+    child.childTxn.length = m + 1;
+    child.bytes = PAGE_HEADER + BRANCH_FIRST_BYTES;
+    for (const k of child.keys) child.bytes += branchEntryBytes(k);
+    st.branchPages++;
+  }
+  parent.keys.splice(i, 0, sep);
+  parent.children.splice(i + 1, 0, right);
+  parent.childTxn.splice(i + 1, 0, 0);
+  parent.bytes += branchEntryBytes(sep);
+}
+
+function removeChild(parent: BranchNode, i: number): void {
+  const sepIdx = i > 0 ? i - 1 : 0;
+  parent.bytes -= branchEntryBytes(parent.keys[sepIdx]!);
+  parent.keys.splice(sepIdx, 1);
+  parent.children.splice(i, 1);
+  parent.childTxn.splice(i, 1);
+}
+
+function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number, child: Node): void {
+  if (parent.children.length < 2) return; // only child: the parent's own rebalance or root collapse deals with it
+  if (child.leaf && child.keys.length === 0) {
+    removeChild(parent, i);
+    st.leafPages--;
+    return;
+  }
+  const pageSize = w.limits.pageSize;
+  const l = i > 0 ? i - 1 : i;
+  const L = l === i ? child : ownChild(w, parent, l);
+  const R = l === i ? ownChild(w, parent, i + 1) : child;
+  const sep = parent.keys[l]!;
+  if (L.leaf && R.leaf) {
+    if (L.bytes + R.bytes - PAGE_HEADER <= pageSize) {
+      L.keys.push(...R.keys);
+      L.vals.push(...R.vals);
+      L.bytes += R.bytes - PAGE_HEADER;
+      removeChild(parent, l + 1);
+      st.leafPages--;
+      return;
+    }
+    const keys = L.keys.concat(R.keys);
+    const vals = L.vals.concat(R.vals);
+    const s = leafSplitPoint(keys, vals, pageSize, false);
+    L.keys = keys.slice(0, s);
+    L.vals = vals.slice(0, s);
+    R.keys = keys.slice(s);
+    R.vals = vals.slice(s);
+    L.bytes = PAGE_HEADER;
+    for (let j = 0; j < s; j++) L.bytes += leafEntryBytes(keys[j]!, vals[j]!);
+    R.bytes = PAGE_HEADER;
+    for (let j = s; j < keys.length; j++) R.bytes += leafEntryBytes(keys[j]!, vals[j]!);
+    setSeparator(parent, l, shortestSeparator(L.keys[s - 1]!, R.keys[0]!));
+    return;
+  }
+  if (L.leaf || R.leaf) throw new KeelError("INTERNAL", "siblings at different depths", { page: parent.page });
+  const Lb = L as BranchNode;
+  const Rb = R as BranchNode;
+  const merged = Lb.bytes + (Rb.bytes - PAGE_HEADER - BRANCH_FIRST_BYTES) + branchEntryBytes(sep);
+  if (merged <= pageSize) {
+    Lb.keys.push(sep, ...Rb.keys);
+    Lb.children.push(...Rb.children);
+    Lb.childTxn.push(...Rb.childTxn);
+    Lb.bytes = merged;
+    removeChild(parent, l + 1);
+    st.branchPages--;
+    return;
+  }
+  const keys = Lb.keys.concat([sep], Rb.keys);
+  const children = Lb.children.concat(Rb.children);
+  const childTxn = Lb.childTxn.concat(Rb.childTxn);
+  const m = branchSplitPoint(keys, pageSize);
+  Lb.keys = keys.slice(0, m);
+  Lb.children = children.slice(0, m + 1);
+  Lb.childTxn = childTxn.slice(0, m + 1);
+  Rb.keys = keys.slice(m + 1);
+  Rb.children = children.slice(m + 1);
+  Rb.childTxn = childTxn.slice(m + 1);
+  Lb.bytes = PAGE_HEADER + BRANCH_FIRST_BYTES;
+  for (const k of Lb.keys) Lb.bytes += branchEntryBytes(k);
+  Rb.bytes = PAGE_HEADER + BRANCH_FIRST_BYTES;
+  for (const k of Rb.keys) Rb.bytes += branchEntryBytes(k);
+  setSeparator(parent, l, keys[m]!);
+}
+
+function setSeparator(parent: BranchNode, idx: number, sep: string): void {
+  parent.bytes += branchEntryBytes(sep) - branchEntryBytes(parent.keys[idx]!);
+  parent.keys[idx] = sep;
+}
+
+/**
+ * Report every on-disk page of the tree as freed (drop or clear of a sub-database).
+ * Leaves are read only when the tree holds overflow values, whose runs they name.
+ */
+export function treeFreeAll(w: TreeWriter, st: TreeState): void {
+  if (st.root === null) return;
+  const pageSize = w.limits.pageSize;
+  const needLeaves = st.overflowPages > 0;
+  const visit = (ref: NodeRef, txn: number, leafLevel: boolean): void => {
+    if (typeof ref === "number" && leafLevel && !needLeaves) {
+      w.freed(ref, 1);
+      return;
+    }
+    const n = resolve(w, ref, txn);
+    if (n.page) w.freed(n.page, 1);
+    if (n.leaf) {
+      for (const v of n.vals) if (v instanceof OverflowValue && v.page) w.freed(v.page, overflowPages(v.length, pageSize));
+      return;
+    }
+    for (let j = 0; j < n.children.length; j++) visit(n.children[j]!, n.childTxn[j]!, false);
+  };
+  // Depth tells which level holds leaves, so an on-disk leaf need not be read to be freed.
+  const walk = (ref: NodeRef, txn: number, level: number): void => {
+    if (level === 1) return visit(ref, txn, true);
+    const n = resolve(w, ref, txn);
+    if (n.page) w.freed(n.page, 1);
+    if (n.leaf) throw new KeelError("CORRUPT", `tree depth ${st.depth} disagrees with a leaf found at level ${level}`, { page: n.page });
+    for (let j = 0; j < n.children.length; j++) walk(n.children[j]!, n.childTxn[j]!, level - 1);
+  };
+  walk(st.root, st.rootTxn, st.depth);
+}

@@ -1,0 +1,63 @@
+/**
+ * CheckpointDurability: the `wal: false` mode. Each group of commits is one checkpoint:
+ * data pages, fdatasync, meta page, fdatasync (two syncs, as LMDB). Open needs no replay.
+ *
+ * Invariant I4 (for this mode): a commit resolves only after its checkpoint's syncs returned
+ * (unless noSync/noMetaSync say otherwise), and readers see it only then.
+ */
+import type { Engine } from "../txn/Engine.js";
+import type { Snapshot } from "../txn/Snapshot.js";
+import type { WriteTxn } from "../txn/WriteTxn.js";
+import type { Database } from "./Database.js";
+import type { Durability } from "./Durability.js";
+
+export class CheckpointDurability implements Durability {
+  #engine: Engine;
+  #db: Database | null = null;
+
+  constructor(engine: Engine) {
+    this.#engine = engine;
+  }
+
+  attach(db: Database): void {
+    this.#db = db;
+  }
+
+  commit(w: WriteTxn): void {
+    this.#engine.commitWrite(w, 0);
+  }
+
+  makeDurable(): void {
+    this.#engine.checkpoint();
+  }
+
+  makeDurableSync(): void {
+    this.#engine.checkpoint();
+  }
+
+  rollback(_base: Snapshot): void {
+    this.#engine.rollbackTo(this.#engine.durable);
+  }
+
+  published(txns: WriteTxn[]): void {
+    const e = this.#engine;
+    e.publish(e.head);
+    const db = this.#db;
+    if (db && db.hasCommitListeners) {
+      const time = Date.now();
+      for (const w of txns) db.emitCommit({ lsn: 0, txnId: w.txn, time, ops: w.opCount, bytes: w.dirtyBytes });
+    }
+  }
+
+  syncAll(): void {
+    this.#engine.sync();
+  }
+
+  checkpoint(_force: boolean): void {
+    this.#engine.checkpoint();
+  }
+
+  close(): void {
+    if (this.#engine.noSync || this.#engine.noMetaSync) this.#engine.sync();
+  }
+}

@@ -1,0 +1,423 @@
+/**
+ * Database: an open KeelDB directory. It is also the default sub-database.
+ *
+ * The write path, in order:
+ *   1. put/remove/transaction calls are queued (validated first: bad input never enters).
+ *   2. On the next turn of the event loop the queue is drained as one group: consecutive
+ *      put/remove calls form one transaction, each transaction() callback its own.
+ *   3. Each transaction commits to the engine's head (and, with a log, appends one record).
+ *   4. The group is made durable once (one checkpoint, or one log sync): group commit.
+ *   5. Then the group is published to readers and every promise of the group resolves.
+ * If step 4 fails, every transaction of the group is rolled back and rejected with the coded
+ * error (IO, FULL); the database stays open at its last good state.
+ */
+import { EventEmitter } from "node:events";
+import { join } from "node:path";
+import { KeelError, invalidArgument } from "../errors.js";
+import type { FileSystem } from "../io/FileSystem.js";
+import { FIRST_DATA_PAGE } from "../pager/PageLayout.js";
+import type { Engine } from "../txn/Engine.js";
+import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
+import { DEFAULT_DB } from "../txn/Snapshot.js";
+import type { WriteTxn } from "../txn/WriteTxn.js";
+import type { Lock } from "./Lock.js";
+import { SubDatabase } from "./SubDatabase.js";
+import { Transaction } from "./Transaction.js";
+import type { Durability } from "./Durability.js";
+
+export type QueueItem =
+  | { kind: "put"; db: SubDatabase; key: string; value: Buffer }
+  | { kind: "remove"; db: SubDatabase; key: string }
+  | { kind: "txn"; db: SubDatabase; fn: (tx: Transaction) => unknown };
+
+interface Pending {
+  item: QueueItem;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface SubDatabaseOptions {
+  keyEncoding?: KeyEncodingName | undefined;
+  encoding?: ValueEncodingName | undefined;
+}
+
+export interface TreeStatsReport {
+  depth: number;
+  entries: number;
+  branchPages: number;
+  leafPages: number;
+  overflowPages: number;
+  keyEncoding?: KeyEncodingName;
+  encoding?: ValueEncodingName;
+}
+
+export interface Stats extends TreeStatsReport {
+  pageSize: number;
+  txnId: number;
+  lsn: number;
+  freePages: number;
+  totalPages: number;
+  fileBytes: number;
+  readers: number;
+  maxReaders: number;
+  cache: { hits: number; misses: number; pages: number; capacityPages: number };
+  checkpoints: number;
+  lastCheckpointAt: number;
+  dbs: Record<string, TreeStatsReport>;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return !!v && typeof (v as { then?: unknown }).then === "function";
+}
+
+export class Database extends SubDatabase {
+  /** @internal */
+  readonly engine: Engine;
+  readonly path: string;
+  /** @internal */
+  readonly fs: FileSystem;
+  /** @internal */
+  durability: Durability;
+  #lock: Lock | null;
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #draining: Promise<void> | null = null;
+  #closed = false;
+  #events = new EventEmitter();
+  #subs = new Map<string, SubDatabase>();
+
+  /** @internal use open() */
+  constructor(engine: Engine, fs: FileSystem, path: string, lock: Lock | null, durability: Durability, keyEncoding: KeyEncodingName, encoding: ValueEncodingName) {
+    super(null, DEFAULT_DB, keyEncoding, encoding);
+    this.engine = engine;
+    this.fs = fs;
+    this.path = path;
+    this.#lock = lock;
+    this.durability = durability;
+    this.#subs.set(DEFAULT_DB, this);
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new KeelError("CLOSED", `the database at ${this.path} is closed`, { path: this.path });
+  }
+
+  /** @internal The snapshot reads see now. */
+  readSnapshot(): Snapshot {
+    this.#check();
+    return this.engine.published;
+  }
+
+  // ---- events ----
+
+  on(event: "commit", listener: (report: CommitReport) => void): this {
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  off(event: "commit", listener: (report: CommitReport) => void): this {
+    this.#events.off(event, listener);
+    return this;
+  }
+
+  /** @internal Listeners that throw do not break the commit: their error is reported, not raised. */
+  emitCommit(report: CommitReport): void {
+    for (const l of this.#events.listeners("commit")) {
+      try {
+        (l as (r: CommitReport) => void)(report);
+      } catch (e) {
+        process.emitWarning(`a KeelDB commit listener threw: ${(e as Error)?.message ?? e}`, { code: "KEEL_LISTENER" });
+      }
+    }
+  }
+
+  get hasCommitListeners(): boolean {
+    return this.#events.listenerCount("commit") > 0;
+  }
+
+  // ---- sub-databases ----
+
+  /** Open (and create on first write) a named sub-database with its own encodings. */
+  openDB(name: string, opts: SubDatabaseOptions = {}): SubDatabase {
+    this.#check();
+    if (typeof name !== "string" || name.length === 0) throw invalidArgument("a sub-database name is a non-empty string", { argument: "name" });
+    if (Buffer.byteLength(name) > this.engine.limits.maxKeySize) throw invalidArgument("sub-database name too long", { argument: "name", max: this.engine.limits.maxKeySize });
+    const existing = this.engine.head.dbs.get(name);
+    const keyEncoding = opts.keyEncoding ?? existing?.keyEncoding ?? "ordered-binary";
+    const encoding = opts.encoding ?? existing?.valueEncoding ?? "msgpack";
+    if (existing && (existing.keyEncoding !== keyEncoding || existing.valueEncoding !== encoding)) {
+      throw invalidArgument(
+        `sub-database "${name}" was created with keyEncoding ${existing.keyEncoding} and encoding ${existing.valueEncoding}; asked for ${keyEncoding} and ${encoding}`,
+        { argument: "encoding", name, stored: { keyEncoding: existing.keyEncoding, encoding: existing.valueEncoding } },
+      );
+    }
+    const cached = this.#subs.get(name);
+    if (cached && cached.keyEncoding === keyEncoding && cached.valueEncoding === encoding) return cached;
+    const sub = new SubDatabase(this, name, keyEncoding, encoding);
+    this.#subs.set(name, sub);
+    return sub;
+  }
+
+  /** Names of the named sub-databases that exist (have been written to). */
+  listDBs(): string[] {
+    return [...this.readSnapshot().dbs.keys()].filter((n) => n !== DEFAULT_DB).sort();
+  }
+
+  /** Drop a named sub-database and free its pages. Resolves to whether it existed. */
+  dropDB(name: string): Promise<boolean> {
+    if (name === DEFAULT_DB) return Promise.reject(invalidArgument("the default database cannot be dropped; use clear()", { argument: "name" }));
+    return this.transaction((tx) => tx.dropSubDatabase(name));
+  }
+
+  // ---- the write queue ----
+
+  /** @internal */
+  enqueue(item: QueueItem): Promise<unknown> {
+    this.#check();
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      if (!this.#scheduled && !this.#draining) {
+        this.#scheduled = true;
+        setImmediate(() => this.#startDrain());
+      }
+    });
+  }
+
+  #startDrain(): void {
+    this.#scheduled = false;
+    if (this.#draining) return;
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = null;
+      if (this.#queue.length && !this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#startDrain());
+      }
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length) {
+      const group = this.#queue;
+      this.#queue = [];
+      await this.#runGroup(group);
+    }
+  }
+
+  async #runGroup(group: Pending[]): Promise<void> {
+    const engine = this.engine;
+    const base = engine.head;
+    const done: Array<[Pending, unknown]> = [];
+    const txns: WriteTxn[] = [];
+    let batch: WriteTxn | null = null;
+    let batchItems: Array<[Pending, unknown]> = [];
+    const commitBatch = (): boolean => {
+      if (!batch) return true;
+      const w = batch;
+      batch = null;
+      try {
+        this.durability.commit(w);
+        txns.push(w);
+        done.push(...batchItems);
+      } catch (e) {
+        engine.abortWrite(w);
+        for (const [p] of batchItems) p.reject(e);
+      }
+      batchItems = [];
+      return true;
+    };
+    for (const p of group) {
+      const it = p.item;
+      if (this.#closed) {
+        p.reject(new KeelError("CLOSED", `the database at ${this.path} is closed`, { path: this.path }));
+        continue;
+      }
+      if (it.kind !== "txn") {
+        try {
+          if (!batch) batch = engine.beginWrite();
+          let r: unknown;
+          if (it.kind === "put") {
+            it.db.ensureExists(batch);
+            batch.put(it.db.name, it.key, it.value);
+            r = true;
+          } else r = batch.remove(it.db.name, it.key);
+          batchItems.push([p, r]);
+        } catch (e) {
+          // A failure inside a tree operation may leave the batch half-applied: drop all of it.
+          if (batch) engine.abortWrite(batch);
+          batch = null;
+          for (const [q] of batchItems) q.reject(e);
+          batchItems = [];
+          p.reject(e);
+        }
+        continue;
+      }
+      commitBatch();
+      let w: WriteTxn;
+      try {
+        w = engine.beginWrite();
+      } catch (e) {
+        p.reject(e);
+        continue;
+      }
+      try {
+        let r = it.fn(new Transaction(it.db, w));
+        if (isThenable(r)) r = await r;
+        this.durability.commit(w);
+        txns.push(w);
+        done.push([p, r]);
+      } catch (e) {
+        engine.abortWrite(w);
+        p.reject(e);
+      }
+    }
+    commitBatch();
+    if (done.length === 0) return;
+    try {
+      await this.durability.makeDurable();
+    } catch (e) {
+      this.durability.rollback(base);
+      for (const [p] of done) p.reject(e);
+      return;
+    }
+    this.durability.published(txns);
+    for (const [p, r] of done) p.resolve(r);
+  }
+
+  /** @internal transactionSync: commit and make durable before returning. */
+  runSync<T>(db: SubDatabase, fn: (tx: Transaction) => T): T {
+    this.#check();
+    const engine = this.engine;
+    if (engine.writing) {
+      throw new KeelError("TXN", "transactionSync cannot run while an asynchronous transaction holds the write lock", {});
+    }
+    const base = engine.head;
+    const w = engine.beginWrite();
+    let r: T;
+    try {
+      r = fn(new Transaction(db, w));
+      if (isThenable(r)) throw invalidArgument("a transactionSync callback must be synchronous; use transaction() for async work", { argument: "fn" });
+      this.durability.commit(w);
+    } catch (e) {
+      engine.abortWrite(w);
+      throw e;
+    }
+    try {
+      this.durability.makeDurableSync();
+    } catch (e) {
+      this.durability.rollback(base);
+      throw e;
+    }
+    this.durability.published([w]);
+    return r;
+  }
+
+  /** Resolves when every write queued so far has settled. */
+  async flushed(): Promise<void> {
+    while (this.#queue.length || this.#draining || this.#scheduled) {
+      if (this.#draining) await this.#draining.catch(() => {});
+      else await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  // ---- durability and maintenance ----
+
+  /** Force a durable point: everything committed so far survives a crash once this resolves. */
+  async sync(): Promise<void> {
+    this.#check();
+    await this.flushed();
+    this.durability.syncAll();
+  }
+
+  /** Write committed state into the data file now (with a log: bounds replay time). */
+  async checkpoint(): Promise<void> {
+    this.#check();
+    await this.flushed();
+    this.durability.checkpoint(true);
+  }
+
+  getStats(): Stats {
+    const snap = this.readSnapshot();
+    const engine = this.engine;
+    const dbs: Record<string, TreeStatsReport> = {};
+    const total: TreeStatsReport = { depth: 0, entries: 0, branchPages: 0, leafPages: 0, overflowPages: 0 };
+    for (const [name, e] of snap.dbs) {
+      const t = e.tree;
+      dbs[name] = {
+        depth: t.depth,
+        entries: t.entries,
+        branchPages: t.branchPages,
+        leafPages: t.leafPages,
+        overflowPages: t.overflowPages,
+        keyEncoding: e.keyEncoding,
+        encoding: e.valueEncoding,
+      };
+      total.depth = Math.max(total.depth, t.depth);
+      total.entries += t.entries;
+      total.branchPages += t.branchPages;
+      total.leafPages += t.leafPages;
+      total.overflowPages += t.overflowPages;
+    }
+    const cat = engine.catalog;
+    let fileBytes = 0;
+    try {
+      fileBytes = engine.pager.file.size();
+    } catch {
+      fileBytes = engine.pager.highWater * engine.limits.pageSize;
+    }
+    const cache = engine.pager.cache;
+    return {
+      pageSize: engine.limits.pageSize,
+      txnId: snap.txn,
+      lsn: snap.lsn,
+      ...total,
+      branchPages: total.branchPages + cat.branchPages,
+      leafPages: total.leafPages + cat.leafPages,
+      freePages: engine.freelist.size,
+      totalPages: engine.pager.highWater - FIRST_DATA_PAGE + 2,
+      fileBytes,
+      readers: engine.readers.active,
+      maxReaders: engine.readers.max,
+      cache: { hits: cache.hits, misses: cache.misses, pages: cache.size, capacityPages: cache.capacity },
+      checkpoints: engine.checkpoints,
+      lastCheckpointAt: engine.lastCheckpointAt,
+      dbs,
+    };
+  }
+
+  /** Finish queued writes, make everything durable, release the files and the lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flushed();
+    if (this.#closed) return;
+    let err: unknown;
+    try {
+      this.durability.close();
+    } catch (e) {
+      err = e;
+    }
+    this.#closed = true;
+    try {
+      this.engine.close();
+    } catch (e) {
+      err ??= e;
+    }
+    this.#lock?.release();
+    if (err) throw err;
+  }
+
+  /** The data file's path. */
+  get dataPath(): string {
+    return join(this.path, "data.keel");
+  }
+}
+
+export interface CommitReport {
+  lsn: number;
+  txnId: number;
+  time: number;
+  ops: number;
+  bytes: number;
+}

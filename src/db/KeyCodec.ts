@@ -1,0 +1,60 @@
+/**
+ * KeyCodec: user keys <-> encoded key bytes (held in memory as latin1 strings: byte order).
+ *
+ * - "ordered-binary" (default): strings, numbers, booleans, null, arrays of those and Buffers,
+ *   ordered naturally (numbers numerically, strings by code point, arrays element-wise), via
+ *   the ordered-binary package that lmdb-js uses.
+ * - "binary": Buffer/Uint8Array keys as raw bytes, ordered bytewise.
+ * - "string": strings as UTF-8, ordered bytewise.
+ */
+import { readKey, writeKey } from "ordered-binary";
+import "../util/latin1.js";
+import { invalidArgument } from "../errors.js";
+import type { KeyEncodingName } from "../txn/Snapshot.js";
+
+export type Key = string | number | boolean | null | Uint8Array | Key[];
+
+const scratch = Buffer.allocUnsafeSlow(70 * 1024);
+
+export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number): string {
+  let len: number;
+  if (enc === "ordered-binary") {
+    if (key === undefined) throw invalidArgument("key is undefined", { argument: "key" });
+    if (key instanceof Uint8Array) {
+      if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
+      return Buffer.from(key.buffer, key.byteOffset, key.length).latin1Slice(0, key.length);
+    }
+    try {
+      len = writeKey(key as never, scratch, 0);
+    } catch (e) {
+      throw invalidArgument(`key cannot be encoded with ordered-binary: ${(e as Error).message}`, { argument: "key", keyEncoding: enc });
+    }
+  } else if (enc === "binary") {
+    if (!(key instanceof Uint8Array)) throw invalidArgument('keyEncoding "binary" takes Buffer or Uint8Array keys', { argument: "key", keyEncoding: enc });
+    if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
+    return Buffer.from(key.buffer, key.byteOffset, key.length).latin1Slice(0, key.length);
+  } else {
+    if (typeof key !== "string") throw invalidArgument('keyEncoding "string" takes string keys', { argument: "key", keyEncoding: enc });
+    if (key.length * 3 > scratch.length) throw tooLong(Buffer.byteLength(key), maxKeySize);
+    len = scratch.write(key, 0, "utf8");
+  }
+  if (len > maxKeySize) throw tooLong(len, maxKeySize);
+  return scratch.latin1Slice(0, len);
+}
+
+function tooLong(size: number, max: number) {
+  return invalidArgument(`key of ${size} bytes exceeds maxKeySize ${max}`, { argument: "key", limit: "maxKeySize", max, size });
+}
+
+export function decodeKey(s: string, enc: KeyEncodingName): Key {
+  if (enc === "binary") return Buffer.from(s, "latin1");
+  const n = scratch.latin1Write(s, 0);
+  if (enc === "string") return scratch.toString("utf8", 0, n);
+  const k = readKey(scratch, 0, n) as Key;
+  return k instanceof Uint8Array ? Buffer.from(k) : k;
+}
+
+/** Key bytes for the write-ahead log and dumps. */
+export function keyBytes(s: string): Buffer {
+  return Buffer.from(s, "latin1");
+}

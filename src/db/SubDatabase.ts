@@ -1,0 +1,241 @@
+/**
+ * SubDatabase: the key-value API of one named tree (the default database is the one named "").
+ *
+ * Reads are synchronous and see the latest published snapshot: under strict durability that is
+ * the latest durable commit, so nobody reads a write that a crash could take back (I4).
+ * Writes are queued to the owning Database, which groups them into transactions and resolves
+ * each promise once its transaction is as durable as the settings promise.
+ */
+import { treeGet } from "../btree/BTree.js";
+import type { LeafValue } from "../btree/Node.js";
+import { TreeCursor } from "../btree/TreeCursor.js";
+import { emptyTree } from "../btree/TreeState.js";
+import { KeelError, invalidArgument } from "../errors.js";
+import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
+import type { WriteTxn } from "../txn/WriteTxn.js";
+import type { Database } from "./Database.js";
+import { decodeKey, encodeKey, type Key } from "./KeyCodec.js";
+import { walkRange, type RangeBounds } from "./Range.js";
+import { RangeIterable } from "./RangeIterable.js";
+import type { Transaction } from "./Transaction.js";
+import { decodeValue, encodeValue } from "./ValueCodec.js";
+
+export interface RangeOptions {
+  /** First key (inclusive); with `reverse`, the highest key. */
+  start?: Key | undefined;
+  /** Last key (exclusive); with `reverse`, the lowest key. */
+  end?: Key | undefined;
+  reverse?: boolean | undefined;
+  limit?: number | undefined;
+  offset?: number | undefined;
+}
+
+export interface Entry {
+  key: Key;
+  value: unknown;
+}
+
+const releaser = new FinalizationRegistry<{ release: () => void }>((t) => t.release());
+
+export class SubDatabase {
+  readonly name: string;
+  readonly keyEncoding: KeyEncodingName;
+  readonly valueEncoding: ValueEncodingName;
+  /** @internal */
+  readonly root: Database;
+
+  /** @internal */
+  constructor(root: Database | null, name: string, keyEncoding: KeyEncodingName, valueEncoding: ValueEncodingName) {
+    this.root = root ?? (this as unknown as Database);
+    this.name = name;
+    this.keyEncoding = keyEncoding;
+    this.valueEncoding = valueEncoding;
+  }
+
+  // ---- codecs (internal) ----
+
+  /** @internal */
+  encodeKey(key: Key): string {
+    return encodeKey(key, this.keyEncoding, this.root.engine.limits.maxKeySize);
+  }
+
+  /** @internal */
+  decodeKey(s: string): Key {
+    return decodeKey(s, this.keyEncoding);
+  }
+
+  /** @internal */
+  encodeValue(v: unknown): Buffer {
+    const b = encodeValue(v, this.valueEncoding);
+    const max = this.root.engine.maxValueSize;
+    if (b.length > max) throw invalidArgument(`value of ${b.length} bytes exceeds maxValueSize ${max}`, { argument: "value", limit: "maxValueSize", max, size: b.length });
+    return b;
+  }
+
+  /** @internal */
+  decodeValue(b: Buffer): unknown {
+    return decodeValue(b, this.valueEncoding);
+  }
+
+  /** @internal */
+  bounds(o: RangeOptions): RangeBounds {
+    if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 0)) throw invalidArgument("limit must be a non-negative integer", { argument: "limit", value: o.limit });
+    if (o.offset !== undefined && (!Number.isInteger(o.offset) || o.offset < 0)) throw invalidArgument("offset must be a non-negative integer", { argument: "offset", value: o.offset });
+    return {
+      start: o.start === undefined ? undefined : this.encodeKey(o.start),
+      end: o.end === undefined ? undefined : this.encodeKey(o.end),
+      reverse: o.reverse,
+      limit: o.limit,
+      offset: o.offset,
+    };
+  }
+
+  /** @internal */
+  walk(open: () => TreeCursor, b: RangeBounds, changed?: () => boolean): Generator<[string, LeafValue]> {
+    return walkRange(open, b, changed);
+  }
+
+  /** @internal Create this sub-database in `w` if it does not exist yet. */
+  ensureExists(w: WriteTxn): void {
+    if (!w.entry(this.name)) w.createDB(this.name, this.keyEncoding, this.valueEncoding);
+  }
+
+  #snapshot(): Snapshot {
+    return this.root.readSnapshot();
+  }
+
+  // ---- reads ----
+
+  /** The latest committed value of `key`, or undefined. */
+  get(key: Key): unknown {
+    const k = this.encodeKey(key);
+    const e = this.#snapshot().dbs.get(this.name);
+    if (!e) return undefined;
+    const engine = this.root.engine;
+    const v = treeGet(engine.pager, e.tree, k);
+    return v === undefined ? undefined : this.decodeValue(engine.readValue(v));
+  }
+
+  /** Like get, for binary values without decoding: the stored bytes (a copy). */
+  getBinary(key: Key): Buffer | undefined {
+    const k = this.encodeKey(key);
+    const e = this.#snapshot().dbs.get(this.name);
+    if (!e) return undefined;
+    const v = treeGet(this.root.engine.pager, e.tree, k);
+    return v === undefined ? undefined : Buffer.from(this.root.engine.readValue(v));
+  }
+
+  doesExist(key: Key): boolean {
+    const k = this.encodeKey(key);
+    const e = this.#snapshot().dbs.get(this.name);
+    return !!e && treeGet(this.root.engine.pager, e.tree, k) !== undefined;
+  }
+
+  /**
+   * A lazy iterable of { key, value } in key order, read from one snapshot. The snapshot is
+   * taken when iteration starts and held (one of maxReaders slots) until it ends; breaking out
+   * of a for-of loop ends it.
+   */
+  getRange(opts: RangeOptions = {}): RangeIterable<Entry> {
+    return this.#range(opts, true) as RangeIterable<Entry>;
+  }
+
+  /** Like getRange, yielding only keys. */
+  getKeys(opts: RangeOptions = {}): RangeIterable<Key> {
+    return this.#range(opts, false) as RangeIterable<Key>;
+  }
+
+  /** Number of entries in a range (walks it), or of the whole sub-database (instant). */
+  getCount(opts: RangeOptions = {}): number {
+    if (opts.start === undefined && opts.end === undefined && !opts.limit && !opts.offset) {
+      return this.#snapshot().dbs.get(this.name)?.tree.entries ?? 0;
+    }
+    let n = 0;
+    for (const _ of this.#range(opts, false)) n++;
+    return n;
+  }
+
+  #range(opts: RangeOptions, withValues: boolean): RangeIterable<Entry | Key> {
+    const b = this.bounds(opts);
+    const self = this;
+    return new RangeIterable(function () {
+      const root = self.root;
+      const engine = root.engine;
+      const snap = root.readSnapshot();
+      engine.readers.acquire(snap.txn);
+      const token = { released: false, release: () => {} };
+      token.release = () => {
+        if (!token.released) {
+          token.released = true;
+          engine.readers.release(snap.txn);
+        }
+      };
+      const tree = snap.dbs.get(self.name)?.tree ?? emptyTree();
+      const gen = (function* () {
+        try {
+          for (const [k, v] of walkRange(() => new TreeCursor(engine.pager, tree), b)) {
+            if (root.isClosed) throw new KeelError("CLOSED", "the database was closed during iteration", {});
+            yield withValues ? { key: self.decodeKey(k), value: self.decodeValue(engine.readValue(v)) } : self.decodeKey(k);
+          }
+        } finally {
+          token.release();
+        }
+      })();
+      // An iterator dropped without finishing still gives its reader slot back when collected.
+      releaser.register(gen, token);
+      return gen;
+    });
+  }
+
+  // ---- writes ----
+
+  /** Store `value` under `key`. Resolves (true) once the write is as durable as configured. */
+  put(key: Key, value: unknown): Promise<boolean> {
+    try {
+      return this.root.enqueue({ kind: "put", db: this, key: this.encodeKey(key), value: this.encodeValue(value) }) as Promise<boolean>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Delete `key`. Resolves to whether it existed, once durable. */
+  remove(key: Key): Promise<boolean> {
+    try {
+      return this.root.enqueue({ kind: "remove", db: this, key: this.encodeKey(key) }) as Promise<boolean>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Store synchronously: durable when it returns (a transactionSync of one put). */
+  putSync(key: Key, value: unknown): boolean {
+    return this.transactionSync((tx) => tx.put(key, value));
+  }
+
+  /** Delete synchronously: durable when it returns. */
+  removeSync(key: Key): boolean {
+    return this.transactionSync((tx) => tx.remove(key));
+  }
+
+  /** Remove every entry of this sub-database, atomically. */
+  clear(): Promise<void> {
+    return this.transaction((tx) => tx.clear());
+  }
+
+  /**
+   * Run `fn` as one atomic transaction, queued behind earlier writes. `fn` may be async: the
+   * write lock is held until its promise settles. If it throws, nothing it did is kept.
+   */
+  transaction<T>(fn: (tx: Transaction) => T | Promise<T>): Promise<T> {
+    try {
+      return this.root.enqueue({ kind: "txn", db: this, fn }) as Promise<T>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Run `fn` as one atomic transaction now; durable when this returns. `fn` must be synchronous. */
+  transactionSync<T>(fn: (tx: Transaction) => T): T {
+    return this.root.runSync(this, fn);
+  }
+}

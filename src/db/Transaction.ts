@@ -1,0 +1,81 @@
+/**
+ * Transaction: what a transaction callback receives. Reads see the transaction's own writes;
+ * nothing is visible to anyone else until the transaction commits, and then all of it at once.
+ */
+import type { WriteTxn } from "../txn/WriteTxn.js";
+import type { Key } from "./KeyCodec.js";
+import { RangeIterable } from "./RangeIterable.js";
+import type { RangeOptions, SubDatabase } from "./SubDatabase.js";
+
+export class Transaction {
+  readonly #w: WriteTxn;
+  readonly #db: SubDatabase;
+
+  constructor(db: SubDatabase, w: WriteTxn) {
+    this.#db = db;
+    this.#w = w;
+  }
+
+  /** The same transaction, reading and writing another sub-database. */
+  for(db: SubDatabase): Transaction {
+    return new Transaction(db, this.#w);
+  }
+
+  get txnId(): number {
+    return this.#w.txn;
+  }
+
+  get(key: Key): unknown {
+    const v = this.#w.get(this.#db.name, this.#db.encodeKey(key));
+    return v === undefined ? undefined : this.#db.decodeValue(this.#w.readValue(v));
+  }
+
+  doesExist(key: Key): boolean {
+    return this.#w.get(this.#db.name, this.#db.encodeKey(key)) !== undefined;
+  }
+
+  /** Store a value; returns whether the key existed before. */
+  put(key: Key, value: unknown): boolean {
+    const k = this.#db.encodeKey(key);
+    const v = this.#db.encodeValue(value);
+    this.#db.ensureExists(this.#w);
+    return this.#w.put(this.#db.name, k, v);
+  }
+
+  /** Delete a key; returns whether it existed. */
+  remove(key: Key): boolean {
+    return this.#w.remove(this.#db.name, this.#db.encodeKey(key));
+  }
+
+  /** Remove every entry of this sub-database. */
+  clear(): void {
+    this.#w.dropDB(this.#db.name, false);
+  }
+
+  /** @internal Create this transaction's sub-database if missing (open() does it for the default one). */
+  createDefault(): void {
+    this.#db.ensureExists(this.#w);
+  }
+
+  /** @internal Drop a named sub-database (Database.dropDB). */
+  dropSubDatabase(name: string): boolean {
+    return this.#w.dropDB(name, true);
+  }
+
+  getRange(opts: RangeOptions = {}): RangeIterable<{ key: Key; value: unknown }> {
+    const w = this.#w;
+    const db = this.#db;
+    const bounds = db.bounds(opts);
+    return new RangeIterable(function* () {
+      let seen = w.modCount;
+      const changed = () => {
+        if (w.modCount === seen) return false;
+        seen = w.modCount;
+        return true;
+      };
+      for (const [k, v] of db.walk(() => w.cursor(db.name), bounds, changed)) {
+        yield { key: db.decodeKey(k), value: db.decodeValue(w.readValue(v)) };
+      }
+    });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * open(): the one way to get a Database.
+ *
+ * Order: validate options, create the directory, take the LOCK (LOCKED if a live process has
+ * it), open the data file (newest valid meta), then the log and its replay (WAL mode), then
+ * make sure the default database exists.
+ */
+import { KeelError, ioError } from "../errors.js";
+import type { FileSystem } from "../io/FileSystem.js";
+import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { META_FLAG_WAL } from "../pager/Meta.js";
+import { Engine } from "../txn/Engine.js";
+import { DEFAULT_DB } from "../txn/Snapshot.js";
+import { CheckpointDurability } from "./CheckpointDurability.js";
+import { Database } from "./Database.js";
+import { Lock } from "./Lock.js";
+import { validateOptions, type OpenOptions } from "./options.js";
+import { openLogDurability } from "./LogDurability.js";
+
+export async function open(path: string, options?: OpenOptions): Promise<Database> {
+  return openSync(path, options);
+}
+
+/** open() without the promise (used by tools and tests that run synchronously). */
+export function openSync(path: string, options?: OpenOptions): Database {
+  if (typeof path !== "string" || path.length === 0) throw new KeelError("INVALID_ARGUMENT", "path must be a non-empty string", { argument: "path" });
+  const o = validateOptions(options);
+  const fs: FileSystem = o.fs ?? nodeFileSystem;
+  const wal = o.wal ?? true;
+  if (!o.readOnly) {
+    try {
+      fs.mkdir(path);
+    } catch (e) {
+      throw ioError(e, "mkdir", path);
+    }
+  } else if (!fs.stat(path)) throw new KeelError("NOT_FOUND", `no database at ${path}`, { path });
+  const lock = o.readOnly ? null : Lock.acquire(fs, path);
+  if (o.readOnly) checkNotLocked(fs, path);
+  let engine: Engine | null = null;
+  try {
+    engine = Engine.open(fs, path, {
+      pageSize: o.pageSize,
+      cacheBytes: o.cacheSize,
+      maxReaders: o.maxReaders,
+      maxValueSize: o.maxValueSize,
+      noSync: o.noSync,
+      noMetaSync: o.noMetaSync,
+      readOnly: o.readOnly,
+      flags: wal ? META_FLAG_WAL : 0,
+      onPhase: o.onPhase,
+    });
+    const existing = engine.head.dbs.get(DEFAULT_DB);
+    const keyEncoding = o.keyEncoding ?? existing?.keyEncoding ?? "ordered-binary";
+    const encoding = o.encoding ?? existing?.valueEncoding ?? "msgpack";
+    if (existing && (existing.keyEncoding !== keyEncoding || existing.valueEncoding !== encoding)) {
+      throw new KeelError(
+        "INVALID_ARGUMENT",
+        `the database at ${path} was created with keyEncoding ${existing.keyEncoding} and encoding ${existing.valueEncoding}; asked for ${keyEncoding} and ${encoding}`,
+        { option: "encoding", stored: { keyEncoding: existing.keyEncoding, encoding: existing.valueEncoding } },
+      );
+    }
+    const durability = wal && !o.readOnly ? openLogDurability(fs, path, engine, o) : new CheckpointDurability(engine);
+    const db = new Database(engine, fs, path, lock, durability, keyEncoding, encoding);
+    durability.attach(db);
+    if (!existing && !o.readOnly) {
+      db.transactionSync((tx) => tx.createDefault());
+    }
+    return db;
+  } catch (e) {
+    try {
+      engine?.close();
+    } catch {
+      // report the open error
+    }
+    lock?.release();
+    throw e;
+  }
+}
+
+function checkNotLocked(fs: FileSystem, path: string): void {
+  // A read-only open of a database another process writes would read a state that its log
+  // has moved past; refuse, as a writer would be refused.
+  const l = Lock.acquire(fs, path);
+  l.release();
+}

@@ -1,0 +1,122 @@
+/**
+ * OpenOptions: every option of open(), validated up front. An unknown key or a bad value is
+ * KeelError INVALID_ARGUMENT naming the option, never silently ignored.
+ */
+import { invalidArgument } from "../errors.js";
+import type { FileSystem } from "../io/FileSystem.js";
+import { KEY_ENCODINGS, VALUE_ENCODINGS } from "../txn/CatalogRecord.js";
+import type { KeyEncodingName, ValueEncodingName } from "../txn/Snapshot.js";
+
+export type DurabilityProfile = "strict" | "relaxed" | "none";
+
+export interface OpenOptions {
+  /** Page size of a new database (power of two, 1024..65536). Default 4096. Fixed at creation. */
+  pageSize?: number;
+  /** Bytes of decoded pages kept in memory. Default 256 MiB. */
+  cacheSize?: number;
+  /** Most read snapshots (open range iterators) at once. Default 126. */
+  maxReaders?: number;
+  /** Largest value in bytes. Default 256 MiB. */
+  maxValueSize?: number;
+  /** Key encoding of the default database. Default "ordered-binary". */
+  keyEncoding?: KeyEncodingName;
+  /** Value encoding of the default database. Default "msgpack". */
+  encoding?: ValueEncodingName;
+  /** Write-ahead log. Default true. */
+  wal?: boolean;
+  durability?: DurabilityProfile;
+  groupCommit?: number;
+  groupCommitMs?: number;
+  walSegmentMaxBytes?: number;
+  walSegmentMaxMs?: number;
+  walRetentionBytes?: number;
+  walRetentionMs?: number;
+  checkpointLogBytes?: number;
+  checkpointDirtyBytes?: number;
+  checkpointMs?: number;
+  /** wal: false only. Skip the sync after the meta write: the last commit may be lost at a crash. */
+  noMetaSync?: boolean;
+  /** wal: false only. Never sync: recent commits may be lost at a crash; damage is detected. */
+  noSync?: boolean;
+  /** Open without writing; fails if the database does not exist. */
+  readOnly?: boolean;
+  /** Storage backend (tests pass fault-injecting and crash-simulating ones). */
+  fs?: FileSystem;
+  /** Test hook: called at named points of the commit, checkpoint and log sequences. */
+  onPhase?: (phase: string) => void;
+}
+
+const KNOWN = new Set([
+  "pageSize",
+  "cacheSize",
+  "maxReaders",
+  "maxValueSize",
+  "keyEncoding",
+  "encoding",
+  "wal",
+  "durability",
+  "groupCommit",
+  "groupCommitMs",
+  "walSegmentMaxBytes",
+  "walSegmentMaxMs",
+  "walRetentionBytes",
+  "walRetentionMs",
+  "checkpointLogBytes",
+  "checkpointDirtyBytes",
+  "checkpointMs",
+  "noMetaSync",
+  "noSync",
+  "readOnly",
+  "fs",
+  "onPhase",
+]);
+
+function positiveInt(o: Record<string, unknown>, name: string, min = 1, max = Number.MAX_SAFE_INTEGER): void {
+  const v = o[name];
+  if (v === undefined) return;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw invalidArgument(`option ${name} must be an integer from ${min} to ${max}, got ${String(v)}`, { option: name, value: v, min, max });
+  }
+}
+
+function bool(o: Record<string, unknown>, name: string): void {
+  const v = o[name];
+  if (v !== undefined && typeof v !== "boolean") throw invalidArgument(`option ${name} must be true or false, got ${String(v)}`, { option: name, value: v });
+}
+
+export function validateOptions(options: unknown): OpenOptions {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object") throw invalidArgument("options must be an object", { argument: "options" });
+  const o = options as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!KNOWN.has(k)) throw invalidArgument(`unknown option ${k}`, { option: k });
+  }
+  positiveInt(o, "pageSize", 1024, 65536);
+  positiveInt(o, "cacheSize", 0);
+  positiveInt(o, "maxReaders", 1, 1 << 20);
+  positiveInt(o, "maxValueSize", 1, 2 ** 31 - 1);
+  positiveInt(o, "groupCommit", 1);
+  positiveInt(o, "groupCommitMs", 0);
+  positiveInt(o, "walSegmentMaxBytes", 64 * 1024);
+  positiveInt(o, "walSegmentMaxMs", 1);
+  positiveInt(o, "walRetentionBytes", 0);
+  positiveInt(o, "walRetentionMs", 0);
+  positiveInt(o, "checkpointLogBytes", 1);
+  positiveInt(o, "checkpointDirtyBytes", 1);
+  positiveInt(o, "checkpointMs", 1);
+  for (const b of ["wal", "noMetaSync", "noSync", "readOnly"]) bool(o, b);
+  if (o.keyEncoding !== undefined && !KEY_ENCODINGS.includes(o.keyEncoding as KeyEncodingName)) {
+    throw invalidArgument(`option keyEncoding must be one of ${KEY_ENCODINGS.join(", ")}`, { option: "keyEncoding", value: o.keyEncoding });
+  }
+  if (o.encoding !== undefined && !VALUE_ENCODINGS.includes(o.encoding as ValueEncodingName)) {
+    throw invalidArgument(`option encoding must be one of ${VALUE_ENCODINGS.join(", ")}`, { option: "encoding", value: o.encoding });
+  }
+  if (o.durability !== undefined && !["strict", "relaxed", "none"].includes(o.durability as string)) {
+    throw invalidArgument("option durability must be strict, relaxed or none", { option: "durability", value: o.durability });
+  }
+  if (o.wal !== false && (o.noSync || o.noMetaSync)) {
+    throw invalidArgument("noSync and noMetaSync apply to wal: false; with the log, use durability: relaxed or none", { option: o.noSync ? "noSync" : "noMetaSync" });
+  }
+  if (o.onPhase !== undefined && typeof o.onPhase !== "function") throw invalidArgument("option onPhase must be a function", { option: "onPhase" });
+  return o as OpenOptions;
+}

@@ -1,0 +1,15 @@
+/**
+ * keeldb: an embedded, durable, transactional key-value database.
+ * See README.md for the API and the durability trade-off of every option.
+ */
+export { open, openSync } from "./db/open.js";
+export type { OpenOptions, DurabilityProfile } from "./db/options.js";
+export { Database, type Stats, type CommitReport, type SubDatabaseOptions } from "./db/Database.js";
+export { SubDatabase, type RangeOptions, type Entry } from "./db/SubDatabase.js";
+export { Transaction } from "./db/Transaction.js";
+export { RangeIterable } from "./db/RangeIterable.js";
+export type { Key } from "./db/KeyCodec.js";
+export { KeelError, isKeelError, type KeelErrorCode } from "./errors.js";
+export type { FileSystem, FileHandle, OpenMode, FileStat } from "./io/FileSystem.js";
+export { NodeFileSystem } from "./io/NodeFileSystem.js";
+export type { KeyEncodingName, ValueEncodingName } from "./txn/Snapshot.js";

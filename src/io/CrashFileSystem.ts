@@ -1,0 +1,929 @@
+/**
+ * CrashFileSystem: an in-memory FileSystem that simulates power loss, for the engine's crash tests.
+ *
+ * What it models:
+ * - Every file has two images: the durable one (what the disk holds) and the volatile one (what the OS
+ *   page cache holds). Reads and sizes see the volatile image. `sync()`/`syncAsync()` on any handle of
+ *   the file copies it to the durable image (fdatasync: data and size).
+ * - Every directory has a durable and a current set of entries. Creating, removing or renaming an entry,
+ *   and mkdir, change the current set at once and are queued as pending directory operations; the
+ *   durable sets change only when `syncDir` commits them.
+ * - `crash(seed)` is the power cut: only durable state plus a seeded choice of pending state survives.
+ *   For each file, under the default "sectors" model, every sector touched by unsynced writes is dropped
+ *   (old durable bytes), kept (new bytes) or torn (a prefix of the sector new, the rest old; within-sector
+ *   tearing can be turned off with `tearWithinSector: false`), and an unsynced size change is kept or
+ *   dropped. Pending directory operations each survive or not. Then every handle is invalid and the
+ *   file system holds only the post-crash state, ready to be reopened.
+ *   Other models: "ordered" (each file keeps a prefix of its unsynced writes in issue order, the first
+ *   lost one possibly torn; directory operations keep a prefix: a journaling file system), "keepAll"
+ *   (a process kill: the page cache survives), "dropAll" (only what was synced survives).
+ *
+ * Invariants it keeps:
+ * - Synced data and committed directory entries always survive a crash, under every seed and model.
+ * - For every sector not marked dirty, the durable and volatile images hold the same bytes; bytes past a
+ *   file's size are zero in both images (so an extension reads zeros, as on a real file system).
+ * - Pending directory operations survive as a dependency-closed subset: an operation survives only if
+ *   every earlier pending operation on an entry it changes, and the creation of every directory it
+ *   changes, survive. Hence a rename is atomic (old name or new name, never both, never neither), a
+ *   file created and then renamed never shows up twice, and nothing is linked into a directory that
+ *   vanished. Directory renames are ordered with every other operation (a barrier), which rules out
+ *   cycles. `syncDir(d)` commits the pending operations on entries of `d` and the earlier ones they
+ *   depend on (as a journaling file system would: the creation of `d`, the other half of a rename).
+ * - Determinism: the same sequence of calls and the same seed give the same post-crash state. Each file
+ *   draws from its own stream (seed, inode), so its outcome does not depend on other files' traffic.
+ *
+ * Power cuts mid-operation: `crashAfterCalls(n)` or `cutPower()` freeze the file system; from then on
+ * every call throws `SimulatedCrash` (nothing changes) until `crash(seed)` resolves the state. A pending
+ * `syncAsync` whose promise has not settled when the power is cut rejects with SimulatedCrash.
+ *
+ * Simplifications: a directory cannot be opened (EISDIR, even with "r"); hard links do not exist;
+ * `syncDir` on a file path syncs that file's data.
+ */
+import { posix } from "node:path";
+import { type CallInfo, type CallKind, SYSCALL_OF, zeroCounts } from "./CallKind.js";
+import { errnoError } from "./errnoError.js";
+import type { FileHandle, FileStat, FileSystem, OpenMode } from "./FileSystem.js";
+import { PagedBytes } from "./PagedBytes.js";
+
+export type { CallInfo, CallKind } from "./CallKind.js";
+
+export type CrashModel = "sectors" | "ordered" | "keepAll" | "dropAll";
+
+export interface CrashOptions {
+  /** How unsynced state survives (default: the file system's `model`, itself "sectors" by default). */
+  model?: CrashModel;
+  /** Under "sectors" and "ordered", allow a sector to be torn at any byte (default: constructor's, true). */
+  tearWithinSector?: boolean;
+}
+
+export interface CrashFileSystemOptions {
+  /** The unit of atomic write of the simulated disk (default 512). */
+  sectorSize?: number;
+  /** Default for crash(): allow tearing inside a sector (default true). */
+  tearWithinSector?: boolean;
+  /** Default crash model (default "sectors"). */
+  model?: CrashModel;
+  /** Runs before every call (after counting); call cutPower() in it to cut the power at that call. */
+  onCall?: (info: CallInfo) => void;
+}
+
+/** Thrown by every call once the power is cut (crashAfterCalls / cutPower), until crash(). */
+export class SimulatedCrash extends Error {
+  readonly call: number;
+  readonly kind: CallKind;
+
+  constructor(call: number, kind: CallKind, path: string) {
+    super(`simulated power loss at call ${call} (${kind} ${path})`);
+    this.name = "SimulatedCrash";
+    this.call = call;
+    this.kind = kind;
+  }
+}
+
+/** True if `e` or any error in its `cause` chain is a SimulatedCrash (the engine may wrap it). */
+export function isSimulatedCrash(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur !== undefined && cur !== null && depth < 32; depth++) {
+    if (cur instanceof SimulatedCrash) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export interface CrashFileSystemStats {
+  files: number;
+  directories: number;
+  /** Directory operations not yet committed by syncDir. */
+  pendingDirOps: number;
+  /** Sectors, over all files, whose volatile content may differ from the durable one. */
+  dirtySectors: number;
+  /** Files whose size or content is not durable. */
+  unsyncedFiles: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+type FileWriteOp = { type: "write"; position: number; data: Uint8Array } | { type: "truncate"; length: number };
+
+interface FileNode {
+  kind: "file";
+  ino: number;
+  durable: PagedBytes;
+  durableSize: number;
+  current: PagedBytes;
+  currentSize: number;
+  /** Sector indices whose volatile bytes may differ from the durable ones. */
+  dirty: Set<number>;
+  /** Writes and truncations since the last sync, in issue order (for the "ordered" model). */
+  log: FileWriteOp[];
+  mtimeMs: number;
+}
+
+interface DirNode {
+  kind: "dir";
+  ino: number;
+  current: Map<string, number>;
+  durable: Map<string, number>;
+  mtimeMs: number;
+}
+
+type Node = FileNode | DirNode;
+
+interface EntrySet {
+  dir: number;
+  name: string;
+  ino: number | undefined;
+}
+
+/** One pending directory operation: entry assignments applied together, with its dependency keys. */
+interface DirOp {
+  sets: EntrySet[];
+  /** Keys whose earlier writers this operation depends on (existence of the directories it changes). */
+  reads: string[];
+  /** Keys it changes: its entries, and the existence of a directory it creates. */
+  writes: string[];
+  barrier: boolean;
+}
+
+const ROOT = 1;
+const entryKey = (dir: number, name: string): string => `${dir}/${name}`;
+const inoKey = (ino: number): string => `#${ino}`;
+
+/** mulberry32 seeded through a murmur3-style mix of (seed, stream): tiny, fast and reproducible. */
+class Rng {
+  #s: number;
+
+  constructor(seed: number, stream: number) {
+    const lo = seed >>> 0;
+    const hi = Math.floor(seed / 0x1_0000_0000) >>> 0;
+    let h = Math.imul(lo ^ 0x9e3779b9, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ hi, 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 16) ^ Math.imul(stream, 0x27d4eb2f), 0x165667b1);
+    this.#s = (h ^ (h >>> 15)) >>> 0;
+  }
+
+  next(): number {
+    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
+  }
+
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+}
+
+/** Per file (and for the directory operations), how a "sectors" crash treats the pending state. */
+type Regime = "keep" | "drop" | "mixed";
+function pickRegime(rng: Rng): Regime {
+  // Whole-file outcomes are the common real cases (the OS flushed everything, or nothing); mixed
+  // outcomes are the adversarial ones. Both must be reachable in a few seeds.
+  const r = rng.next();
+  return r < 0.25 ? "keep" : r < 0.5 ? "drop" : "mixed";
+}
+
+/** The whole simulated disk: nodes, namespace and pending directory operations. Cloneable. */
+class Volume {
+  nodes = new Map<number, Node>();
+  pending: DirOp[] = [];
+  nextIno = ROOT + 1;
+  clock = 1_700_000_000_000;
+
+  constructor() {
+    this.nodes.set(ROOT, { kind: "dir", ino: ROOT, current: new Map(), durable: new Map(), mtimeMs: this.clock });
+  }
+
+  tick(): number {
+    return ++this.clock;
+  }
+
+  clone(): Volume {
+    const v = new Volume();
+    v.nodes.clear();
+    for (const [ino, n] of this.nodes) {
+      if (n.kind === "dir") v.nodes.set(ino, { ...n, current: new Map(n.current), durable: new Map(n.durable) });
+      else v.nodes.set(ino, { ...n, durable: n.durable.clone(), current: n.current.clone(), dirty: new Set(n.dirty), log: [...n.log] });
+    }
+    v.pending = [...this.pending];
+    v.nextIno = this.nextIno;
+    v.clock = this.clock;
+    return v;
+  }
+
+  dir(ino: number): DirNode {
+    const n = this.nodes.get(ino);
+    if (!n || n.kind !== "dir") throw new Error(`CrashFileSystem internal error: inode ${ino} is not a directory`);
+    return n;
+  }
+
+  /** Apply an operation to the current namespace and queue it for durability. */
+  record(sets: EntrySet[], created: number | undefined, barrier: boolean): void {
+    const now = this.tick();
+    for (const s of sets) {
+      const d = this.dir(s.dir);
+      if (s.ino === undefined) d.current.delete(s.name);
+      else d.current.set(s.name, s.ino);
+      d.mtimeMs = now;
+    }
+    const writes = sets.map((s) => entryKey(s.dir, s.name));
+    if (created !== undefined) writes.push(inoKey(created));
+    const reads = [...new Set(sets.map((s) => inoKey(s.dir)))];
+    this.pending.push({ sets, reads, writes, barrier });
+  }
+
+  applyDurable(op: DirOp): void {
+    for (const s of op.sets) {
+      const d = this.dir(s.dir);
+      if (s.ino === undefined) d.durable.delete(s.name);
+      else d.durable.set(s.name, s.ino);
+    }
+  }
+
+  /** Commit the pending operations on entries of `dir`, with everything they depend on. */
+  commitDir(dir: number): void {
+    if (this.pending.length === 0) return;
+    const needed = new Array<boolean>(this.pending.length).fill(false);
+    const keys = new Set<string>();
+    let laterNeeded = false;
+    let needAll = false;
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const op = this.pending[i]!;
+      const need =
+        needAll ||
+        (op.barrier && laterNeeded) ||
+        op.sets.some((s) => s.dir === dir) ||
+        op.writes.some((k) => keys.has(k));
+      if (!need) continue;
+      needed[i] = true;
+      laterNeeded = true;
+      if (op.barrier) needAll = true;
+      for (const k of op.reads) keys.add(k);
+      for (const k of op.writes) keys.add(k);
+    }
+    const rest: DirOp[] = [];
+    this.pending.forEach((op, i) => {
+      if (needed[i]) this.applyDurable(op);
+      else rest.push(op);
+    });
+    this.pending = rest;
+  }
+
+  /** Forget nodes that no namespace (current, durable or pending) can reach any more. */
+  collect(): void {
+    const seen = new Set<number>([ROOT]);
+    const stack = [ROOT];
+    for (const op of this.pending) {
+      for (const s of op.sets) {
+        for (const ino of [s.dir, s.ino]) {
+          if (ino !== undefined && !seen.has(ino)) {
+            seen.add(ino);
+            stack.push(ino);
+          }
+        }
+      }
+    }
+    while (stack.length > 0) {
+      const n = this.nodes.get(stack.pop()!);
+      if (!n || n.kind !== "dir") continue;
+      for (const map of [n.current, n.durable]) {
+        for (const ino of map.values()) {
+          if (!seen.has(ino)) {
+            seen.add(ino);
+            stack.push(ino);
+          }
+        }
+      }
+    }
+    for (const ino of [...this.nodes.keys()]) if (!seen.has(ino)) this.nodes.delete(ino);
+  }
+}
+
+/** Make the file's volatile image durable (fdatasync). */
+function syncFile(f: FileNode, sector: number): void {
+  if (f.dirty.size > 0) {
+    const sectors = [...f.dirty].sort((a, b) => a - b);
+    let i = 0;
+    while (i < sectors.length) {
+      // Copy runs of consecutive sectors at once: appends dirty long runs.
+      let j = i;
+      while (j + 1 < sectors.length && sectors[j + 1] === sectors[j]! + 1) j++;
+      f.durable.copyFrom(f.current, sectors[i]! * sector, (j - i + 1) * sector);
+      i = j + 1;
+    }
+    f.dirty.clear();
+  }
+  if (f.durableSize > f.currentSize) f.durable.zeroFrom(f.currentSize);
+  f.durableSize = f.currentSize;
+  f.log = [];
+}
+
+function markDirty(f: FileNode, from: number, to: number, sector: number): void {
+  const last = Math.ceil(to / sector);
+  for (let s = Math.floor(from / sector); s < last; s++) f.dirty.add(s);
+}
+
+/** Resolve one file's unsynced state into its post-crash durable image. */
+function crashFile(f: FileNode, rng: Rng, model: CrashModel, tear: boolean, sector: number): void {
+  if (model === "keepAll") {
+    syncFile(f, sector);
+  } else if (model === "dropAll") {
+    // The durable image is the answer.
+  } else if (model === "ordered") {
+    const regime = pickRegime(rng);
+    const k = regime === "keep" ? f.log.length : regime === "drop" ? 0 : rng.int(f.log.length + 1);
+    let size = f.durableSize;
+    for (let i = 0; i <= k && i < f.log.length; i++) {
+      const op = f.log[i]!;
+      let length: number;
+      if (op.type === "truncate") {
+        if (i === k) break; // the first lost operation: a truncation is all or nothing
+        if (op.length < size) f.durable.zeroFrom(op.length);
+        size = op.length;
+        continue;
+      }
+      length = op.data.length;
+      if (i === k) {
+        // The first lost write may have reached the disk in part, front first.
+        const cut = regime === "drop" ? 0 : rng.int(length);
+        length = tear ? cut : Math.max(0, Math.floor((op.position + cut) / sector) * sector - op.position);
+      }
+      if (length > 0) {
+        f.durable.write(op.position, op.data, 0, length);
+        size = Math.max(size, op.position + length);
+      }
+    }
+    f.durableSize = size;
+  } else {
+    const regime = pickRegime(rng);
+    let size = f.durableSize;
+    if (f.currentSize !== f.durableSize) {
+      const keepSize = regime === "keep" || (regime === "mixed" && rng.next() < 0.5);
+      if (keepSize) size = f.currentSize;
+    }
+    if (regime !== "drop") {
+      const sectors = [...f.dirty].sort((a, b) => a - b);
+      const limit = Math.ceil(size / sector);
+      for (const s of sectors) {
+        if (s >= limit) break;
+        let outcome: "drop" | "keep" | "tear" = "keep";
+        if (regime === "mixed") {
+          const r = rng.int(tear ? 3 : 2);
+          outcome = r === 0 ? "drop" : r === 1 ? "keep" : "tear";
+        }
+        if (outcome === "keep") f.durable.copyFrom(f.current, s * sector, sector);
+        else if (outcome === "tear") f.durable.copyFrom(f.current, s * sector, 1 + rng.int(sector - 1));
+      }
+    }
+    f.durableSize = size;
+  }
+  f.durable.zeroFrom(f.durableSize);
+  f.current = f.durable.clone();
+  f.currentSize = f.durableSize;
+  f.dirty.clear();
+  f.log = [];
+}
+
+interface HandleHost {
+  call<T>(kind: CallKind, path: string, fn: () => T): T;
+  readonly generation: number;
+  readonly frozen: boolean;
+  readonly sectorSize: number;
+  tick(): number;
+  lastCall(): { call: number; kind: CallKind; path: string };
+}
+
+function checkRange(buffer: Uint8Array, offset: number, length: number, position: number): void {
+  const ok =
+    Number.isInteger(offset) && Number.isInteger(length) && Number.isInteger(position) &&
+    offset >= 0 && length >= 0 && position >= 0 && offset + length <= buffer.length;
+  if (!ok) throw new RangeError(`out of range: offset ${offset}, length ${length}, position ${position}, buffer ${buffer.length}`);
+}
+
+class CrashFileHandle implements FileHandle {
+  readonly path: string;
+  #host: HandleHost;
+  #node: FileNode;
+  #writable: boolean;
+  #generation: number;
+  #closed = false;
+
+  constructor(host: HandleHost, path: string, node: FileNode, writable: boolean) {
+    this.#host = host;
+    this.path = path;
+    this.#node = node;
+    this.#writable = writable;
+    this.#generation = host.generation;
+  }
+
+  #check(kind: CallKind, write = false): FileNode {
+    if (this.#generation !== this.#host.generation) {
+      throw errnoError("EIO", SYSCALL_OF[kind], this.path, "handle invalidated by a simulated crash; reopen the file");
+    }
+    if (this.#closed) throw errnoError("EBADF", SYSCALL_OF[kind], this.path, "handle is closed");
+    if (write && !this.#writable) throw errnoError("EBADF", SYSCALL_OF[kind], this.path, "handle is read-only");
+    return this.#node;
+  }
+
+  read(buffer: Uint8Array, offset: number, length: number, position: number): number {
+    return this.#host.call("read", this.path, () => {
+      const f = this.#check("read");
+      checkRange(buffer, offset, length, position);
+      const n = Math.max(0, Math.min(length, f.currentSize - position));
+      if (n > 0) f.current.read(position, buffer, offset, n);
+      return n;
+    });
+  }
+
+  write(buffer: Uint8Array, offset: number, length: number, position: number): void {
+    this.#host.call("write", this.path, () => {
+      const f = this.#check("write", true);
+      checkRange(buffer, offset, length, position);
+      if (length === 0) return;
+      f.current.write(position, buffer, offset, length);
+      f.currentSize = Math.max(f.currentSize, position + length);
+      markDirty(f, position, position + length, this.#host.sectorSize);
+      f.log.push({ type: "write", position, data: buffer.slice(offset, offset + length) });
+      f.mtimeMs = this.#host.tick();
+    });
+  }
+
+  sync(): void {
+    this.#host.call("sync", this.path, () => syncFile(this.#check("sync"), this.#host.sectorSize));
+  }
+
+  syncAsync(): Promise<void> {
+    try {
+      this.#host.call("syncAsync", this.path, () => syncFile(this.#check("syncAsync"), this.#host.sectorSize));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // The caller learns of the sync a turn later, as with libuv's thread pool; if the power is cut
+    // meanwhile the process never learns it, so the promise rejects instead of acknowledging.
+    const generation = this.#host.generation;
+    const { call, kind, path } = this.#host.lastCall();
+    return new Promise((resolve, reject) => {
+      setImmediate(() => {
+        if (this.#host.frozen || this.#host.generation !== generation) reject(new SimulatedCrash(call, kind, path));
+        else resolve();
+      });
+    });
+  }
+
+  size(): number {
+    return this.#host.call("size", this.path, () => this.#check("size").currentSize);
+  }
+
+  truncate(length: number): void {
+    this.#host.call("truncate", this.path, () => {
+      const f = this.#check("truncate", true);
+      if (!Number.isInteger(length) || length < 0) throw errnoError("EINVAL", "ftruncate", this.path);
+      if (length < f.currentSize) {
+        // Bytes cut off differ from the durable image wherever it still holds them.
+        const sector = this.#host.sectorSize;
+        markDirty(f, Math.floor(length / sector) * sector, Math.min(f.currentSize, f.durableSize), sector);
+        f.current.zeroFrom(length);
+      }
+      f.currentSize = length;
+      f.log.push({ type: "truncate", length });
+      f.mtimeMs = this.#host.tick();
+    });
+  }
+
+  close(): void {
+    this.#host.call("close", this.path, () => {
+      if (this.#generation !== this.#host.generation) return; // nothing left to release after a crash
+      if (this.#closed) throw errnoError("EBADF", "close", this.path, "handle is already closed");
+      this.#closed = true;
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export class CrashFileSystem implements FileSystem {
+  /** Runs before every call (after counting); call cutPower() in it to cut the power at that call. */
+  onCall: ((info: CallInfo) => void) | undefined;
+  readonly sectorSize: number;
+  readonly tearWithinSector: boolean;
+  readonly model: CrashModel;
+  #vol = new Volume();
+  #calls = 0;
+  #counts = zeroCounts();
+  #crashes = 0;
+  #generation = 0;
+  #frozen = false;
+  #armedAt: number | undefined;
+  #armedPerform = false;
+  #last: { call: number; kind: CallKind; path: string } = { call: 0, kind: "open", path: "" };
+  #host: HandleHost;
+
+  constructor(options: CrashFileSystemOptions = {}) {
+    const sectorSize = options.sectorSize ?? 512;
+    if (!Number.isInteger(sectorSize) || sectorSize < 2) throw new RangeError(`sectorSize must be an integer >= 2, got ${sectorSize}`);
+    this.sectorSize = sectorSize;
+    this.tearWithinSector = options.tearWithinSector ?? true;
+    this.model = options.model ?? "sectors";
+    this.onCall = options.onCall;
+    const self = this;
+    this.#host = {
+      call: (kind, path, fn) => this.#call(kind, path, fn),
+      get generation() {
+        return self.#generation;
+      },
+      get frozen() {
+        return self.#frozen;
+      },
+      sectorSize,
+      tick: () => this.#vol.tick(),
+      lastCall: () => this.#last,
+    };
+  }
+
+  // --- counters and power control ------------------------------------------------------------------
+
+  /** Number of calls so far (FileSystem and handle methods, failed ones included). */
+  get calls(): number {
+    return this.#calls;
+  }
+
+  callsOf(kind: CallKind): number {
+    return this.#counts[kind];
+  }
+
+  counts(): Record<CallKind, number> {
+    return { ...this.#counts };
+  }
+
+  /** Number of crash() calls so far. */
+  get crashes(): number {
+    return this.#crashes;
+  }
+
+  /** True once the power is cut (by crashAfterCalls or cutPower) and until crash(). */
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
+  /**
+   * Cut the power at the n-th call from now (1 = the next call): that call and every later one throw
+   * SimulatedCrash. With `performCall`, the n-th call takes effect in the volatile state before it
+   * throws (power lost while the call was returning); its effect is still subject to crash().
+   */
+  crashAfterCalls(n: number, options: { performCall?: boolean } = {}): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`crashAfterCalls: n must be an integer >= 1, got ${n}`);
+    this.#armedAt = this.#calls + n;
+    this.#armedPerform = options.performCall ?? false;
+  }
+
+  /** Cut the power now: every call from now on throws SimulatedCrash, until crash(). */
+  cutPower(): void {
+    this.#frozen = true;
+    this.#armedAt = undefined;
+  }
+
+  /** Zero the call counters and disarm crashAfterCalls (the state and the hook are kept). */
+  resetCounters(): void {
+    this.#calls = 0;
+    this.#counts = zeroCounts();
+    this.#armedAt = undefined;
+  }
+
+  stats(): CrashFileSystemStats {
+    let files = 0;
+    let directories = 0;
+    let dirtySectors = 0;
+    let unsyncedFiles = 0;
+    for (const n of this.#vol.nodes.values()) {
+      if (n.kind === "dir") directories++;
+      else {
+        files++;
+        dirtySectors += n.dirty.size;
+        if (n.dirty.size > 0 || n.durableSize !== n.currentSize) unsyncedFiles++;
+      }
+    }
+    return { files, directories, pendingDirOps: this.#vol.pending.length, dirtySectors, unsyncedFiles };
+  }
+
+  /**
+   * Power loss. Resolves all unsynced state by `seed` (see the file comment), invalidates every open
+   * handle, clears a power cut, and leaves only the post-crash state. Not counted as a call.
+   */
+  crash(seed: number, options: CrashOptions = {}): void {
+    const model = options.model ?? this.model;
+    const tear = options.tearWithinSector ?? this.tearWithinSector;
+    const vol = this.#vol;
+
+    // 1. Directory operations: a dependency-closed subset survives (see the invariants).
+    const rng = new Rng(seed, 0);
+    const ops = vol.pending;
+    let keep: (i: number) => boolean;
+    if (model === "keepAll") keep = () => true;
+    else if (model === "dropAll") keep = () => false;
+    else if (model === "ordered") {
+      const regime = pickRegime(rng);
+      const cut = regime === "keep" ? ops.length : regime === "drop" ? 0 : rng.int(ops.length + 1);
+      keep = (i) => i < cut;
+    } else {
+      const regime = pickRegime(rng);
+      keep = () => regime === "keep" || (regime === "mixed" && rng.next() < 0.5);
+    }
+    const poisoned = new Set<string>();
+    let anyDropped = false;
+    let barrierDropped = false;
+    ops.forEach((op, i) => {
+      const blocked =
+        barrierDropped ||
+        (op.barrier && anyDropped) ||
+        op.reads.some((k) => poisoned.has(k)) ||
+        op.writes.some((k) => poisoned.has(k));
+      if (!blocked && keep(i)) {
+        vol.applyDurable(op);
+        return;
+      }
+      anyDropped = true;
+      if (op.barrier) barrierDropped = true;
+      for (const k of op.writes) poisoned.add(k);
+    });
+    vol.pending = [];
+
+    // 2. Keep what the durable namespace reaches; every directory's current entries become durable.
+    const reached = new Set<number>([ROOT]);
+    const stack = [ROOT];
+    while (stack.length > 0) {
+      const d = vol.nodes.get(stack.pop()!);
+      if (!d || d.kind !== "dir") continue;
+      for (const ino of d.durable.values()) {
+        if (!reached.has(ino)) {
+          reached.add(ino);
+          stack.push(ino);
+        }
+      }
+    }
+    const survivors = new Map<number, Node>();
+    for (const ino of [...reached].sort((a, b) => a - b)) {
+      const n = vol.nodes.get(ino);
+      if (!n) continue;
+      if (n.kind === "dir") n.current = new Map(n.durable);
+      // 3. File contents, each from its own stream.
+      else crashFile(n, new Rng(seed, ino), model, tear, this.sectorSize);
+      survivors.set(ino, n);
+    }
+    vol.nodes = survivors;
+
+    this.#generation++;
+    this.#crashes++;
+    this.#frozen = false;
+    this.#armedAt = undefined;
+  }
+
+  /** A deep copy of the file system's state (not its handles, counters, hook or power state). */
+  clone(): CrashFileSystem {
+    const c = new CrashFileSystem({ sectorSize: this.sectorSize, tearWithinSector: this.tearWithinSector, model: this.model });
+    c.#vol = this.#vol.clone();
+    return c;
+  }
+
+  /** A copy that has crashed with this seed: the usual way to try many seeds from one run. */
+  crashedCopy(seed: number, options: CrashOptions = {}): CrashFileSystem {
+    const c = this.clone();
+    c.crash(seed, options);
+    return c;
+  }
+
+  /** A copy holding only what is durable now (what any crash keeps at least). */
+  snapshotDurable(): CrashFileSystem {
+    return this.crashedCopy(0, { model: "dropAll" });
+  }
+
+  /** Paths of every file and directory in the current namespace, sorted (for tests and debugging). */
+  paths(): string[] {
+    const out: string[] = [];
+    const walk = (dir: DirNode, prefix: string): void => {
+      for (const [name, ino] of dir.current) {
+        const p = `${prefix}/${name}`;
+        out.push(p);
+        const n = this.#vol.nodes.get(ino);
+        if (n?.kind === "dir") walk(n, p);
+      }
+    };
+    walk(this.#vol.dir(ROOT), "");
+    return out.sort();
+  }
+
+  // --- call plumbing --------------------------------------------------------------------------------
+
+  #call<T>(kind: CallKind, path: string, fn: () => T): T {
+    this.#calls++;
+    this.#counts[kind]++;
+    const call = this.#calls;
+    this.#last = { call, kind, path };
+    this.onCall?.({ kind, call, kindCall: this.#counts[kind], path });
+    if (this.#frozen) throw new SimulatedCrash(call, kind, path);
+    let performThenCrash = false;
+    if (this.#armedAt !== undefined && call >= this.#armedAt) {
+      this.#frozen = true;
+      this.#armedAt = undefined;
+      if (!this.#armedPerform) throw new SimulatedCrash(call, kind, path);
+      performThenCrash = true;
+    }
+    const result = fn();
+    if (performThenCrash) throw new SimulatedCrash(call, kind, path);
+    return result;
+  }
+
+  #norm(path: string): string {
+    return posix.resolve("/", path);
+  }
+
+  /** The node at a normalised path, or undefined; ENOTDIR if a parent component is a file. */
+  #lookup(p: string, syscall: string): Node | undefined {
+    let node: Node = this.#vol.dir(ROOT);
+    for (const part of p.split("/")) {
+      if (part === "") continue;
+      if (node.kind !== "dir") throw errnoError("ENOTDIR", syscall, p);
+      const ino = node.current.get(part);
+      if (ino === undefined) return undefined;
+      node = this.#vol.nodes.get(ino)!;
+    }
+    return node;
+  }
+
+  /** The existing parent directory of a normalised path, and the last component. */
+  #parent(p: string, syscall: string): { dir: DirNode; name: string } {
+    const name = posix.basename(p);
+    if (name === "") throw errnoError("EINVAL", syscall, p, "the root has no parent");
+    const parent = this.#lookup(posix.dirname(p), syscall);
+    if (!parent) throw errnoError("ENOENT", syscall, p);
+    if (parent.kind !== "dir") throw errnoError("ENOTDIR", syscall, p);
+    return { dir: parent, name };
+  }
+
+  #unlink(dir: DirNode, name: string): void {
+    this.#vol.record([{ dir: dir.ino, name, ino: undefined }], undefined, false);
+  }
+
+  #removeTree(dir: DirNode, name: string): void {
+    const ino = dir.current.get(name);
+    if (ino === undefined) return;
+    const node = this.#vol.nodes.get(ino)!;
+    if (node.kind === "dir") for (const child of [...node.current.keys()].sort()) this.#removeTree(node, child);
+    this.#unlink(dir, name);
+  }
+
+  // --- FileSystem -----------------------------------------------------------------------------------
+
+  open(path: string, mode: OpenMode): FileHandle {
+    return this.#call("open", path, () => {
+      const p = this.#norm(path);
+      const existing = this.#lookup(p, "open");
+      if (existing) {
+        if (mode === "createExclusive") throw errnoError("EEXIST", "open", path);
+        if (existing.kind === "dir") throw errnoError("EISDIR", "open", path);
+        return new CrashFileHandle(this.#host, path, existing, mode !== "r");
+      }
+      if (mode === "r" || mode === "rw") throw errnoError("ENOENT", "open", path);
+      const { dir, name } = this.#parent(p, "open");
+      const ino = this.#vol.nextIno++;
+      const now = this.#vol.tick();
+      const f: FileNode = {
+        kind: "file",
+        ino,
+        durable: new PagedBytes(),
+        durableSize: 0,
+        current: new PagedBytes(),
+        currentSize: 0,
+        dirty: new Set(),
+        log: [],
+        mtimeMs: now,
+      };
+      this.#vol.nodes.set(ino, f);
+      this.#vol.record([{ dir: dir.ino, name, ino }], undefined, false);
+      return new CrashFileHandle(this.#host, path, f, true);
+    });
+  }
+
+  stat(path: string): FileStat | undefined {
+    return this.#call("stat", path, () => {
+      const n = this.#lookup(this.#norm(path), "stat");
+      if (!n) return undefined;
+      return { size: n.kind === "file" ? n.currentSize : 0, isDirectory: n.kind === "dir", mtimeMs: n.mtimeMs };
+    });
+  }
+
+  mkdir(path: string): void {
+    this.#call("mkdir", path, () => {
+      const p = this.#norm(path);
+      let dir = this.#vol.dir(ROOT);
+      const parts = p.split("/").filter((s) => s !== "");
+      parts.forEach((part, i) => {
+        const ino = dir.current.get(part);
+        if (ino !== undefined) {
+          const n = this.#vol.nodes.get(ino)!;
+          if (n.kind !== "dir") throw errnoError(i === parts.length - 1 ? "EEXIST" : "ENOTDIR", "mkdir", path);
+          dir = n;
+          return;
+        }
+        const created: DirNode = { kind: "dir", ino: this.#vol.nextIno++, current: new Map(), durable: new Map(), mtimeMs: this.#vol.tick() };
+        this.#vol.nodes.set(created.ino, created);
+        this.#vol.record([{ dir: dir.ino, name: part, ino: created.ino }], created.ino, false);
+        dir = created;
+      });
+    });
+  }
+
+  list(dir: string): string[] {
+    return this.#call("list", dir, () => {
+      const n = this.#lookup(this.#norm(dir), "scandir");
+      if (!n) throw errnoError("ENOENT", "scandir", dir);
+      if (n.kind !== "dir") throw errnoError("ENOTDIR", "scandir", dir);
+      return [...n.current.keys()].sort();
+    });
+  }
+
+  rename(from: string, to: string): void {
+    this.#call("rename", from, () => {
+      const pf = this.#norm(from);
+      const pt = this.#norm(to);
+      const src = this.#parent(pf, "rename");
+      const ino = src.dir.current.get(src.name);
+      if (ino === undefined) throw errnoError("ENOENT", "rename", from);
+      if (pf === pt) return;
+      const node = this.#vol.nodes.get(ino)!;
+      if (node.kind === "dir" && pt.startsWith(`${pf}/`)) throw errnoError("EINVAL", "rename", from, `cannot move a directory into itself (${to})`);
+      const dst = this.#parent(pt, "rename");
+      const targetIno = dst.dir.current.get(dst.name);
+      if (targetIno !== undefined) {
+        const target = this.#vol.nodes.get(targetIno)!;
+        if (node.kind === "file" && target.kind === "dir") throw errnoError("EISDIR", "rename", to);
+        if (node.kind === "dir" && target.kind === "file") throw errnoError("ENOTDIR", "rename", to);
+        if (target.kind === "dir" && target.current.size > 0) throw errnoError("ENOTEMPTY", "rename", to);
+      }
+      this.#vol.record(
+        [
+          { dir: src.dir.ino, name: src.name, ino: undefined },
+          { dir: dst.dir.ino, name: dst.name, ino },
+        ],
+        undefined,
+        node.kind === "dir",
+      );
+    });
+  }
+
+  remove(path: string): void {
+    this.#call("remove", path, () => {
+      const p = this.#norm(path);
+      let n: Node | undefined;
+      try {
+        n = this.#lookup(p, "unlink");
+      } catch {
+        return; // like rmSync with force: a path through a file is simply missing
+      }
+      if (!n) return;
+      if (n.kind === "dir") throw errnoError("EISDIR", "unlink", path, "use removeDir");
+      const { dir, name } = this.#parent(p, "unlink");
+      this.#unlink(dir, name);
+    });
+  }
+
+  removeDir(path: string): void {
+    this.#call("removeDir", path, () => {
+      const p = this.#norm(path);
+      let n: Node | undefined;
+      try {
+        n = this.#lookup(p, "rmdir");
+      } catch {
+        return;
+      }
+      if (!n) return;
+      if (p === "/") {
+        const root = this.#vol.dir(ROOT);
+        for (const child of [...root.current.keys()].sort()) this.#removeTree(root, child);
+        return;
+      }
+      const { dir, name } = this.#parent(p, "rmdir");
+      this.#removeTree(dir, name);
+    });
+  }
+
+  syncDir(path: string): void {
+    this.#call("syncDir", path, () => {
+      const n = this.#lookup(this.#norm(path), "fsync");
+      if (!n) throw errnoError("ENOENT", "open", path);
+      if (n.kind === "file") return syncFile(n, this.sectorSize);
+      this.#vol.commitDir(n.ino);
+      this.#vol.collect();
+    });
+  }
+
+  readFile(path: string): Uint8Array {
+    return this.#call("readFile", path, () => {
+      const n = this.#lookup(this.#norm(path), "open");
+      if (!n) throw errnoError("ENOENT", "open", path);
+      if (n.kind === "dir") throw errnoError("EISDIR", "read", path);
+      const out = new Uint8Array(n.currentSize);
+      n.current.read(0, out, 0, n.currentSize);
+      return out;
+    });
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Meta: the two meta pages (page 0 and page 1) that name the durable state.
+ *
+ * Invariants:
+ * - A checkpoint writes its meta into the slot that does NOT hold the newest valid meta, so a
+ *   torn meta write leaves the other slot intact (I1).
+ * - Open takes the valid meta with the highest txn. A meta is valid when its checksum, magic,
+ *   page number and page size check out. A meta with our magic but another format version is
+ *   refused with VERSION naming both versions, never guessed at.
+ *
+ * Layout after the common 32-byte page header (offsets from the page start):
+ *   32 u32 magic "KEEL"     36 u16 format version   38 u16 reserved
+ *   40 u32 page size        44 u32 high water (first never-allocated page)
+ *   48 u32 catalog root     52 u32 catalog root txn 56 u32 catalog depth
+ *   60 u32 free list page   64 u32 free list pages  68 u32 free list txn
+ *   72 u32 flags            76 u32 reserved
+ *   80 u64 applied LSN      88 f64 created at (ms)  96 f64 checkpoint at (ms)
+ *  104 u32 catalog entries 108 u32 catalog branch pages 112 u32 catalog leaf pages
+ *  116 u32 catalog overflow pages; the rest of the page is zero. The CRC covers the whole page.
+ */
+import { KeelError } from "../errors.js";
+import { pageChecksum, readHeader, seal, writeHeader } from "./PageCodec.js";
+import { FORMAT_VERSION, MAGIC, OFF_CHECKSUM, PageType, isValidPageSize } from "./PageLayout.js";
+
+const TWO32 = 0x100000000;
+
+export interface Meta {
+  version: number;
+  pageSize: number;
+  txn: number;
+  appliedLsn: number;
+  highWater: number;
+  catalogRoot: number;
+  catalogRootTxn: number;
+  catalogDepth: number;
+  catalogEntries: number;
+  catalogBranchPages: number;
+  catalogLeafPages: number;
+  catalogOverflowPages: number;
+  freelistPage: number;
+  freelistPages: number;
+  freelistTxn: number;
+  flags: number;
+  createdAt: number;
+  checkpointAt: number;
+}
+
+/** Meta flag: the database was last written with the write-ahead log on. */
+export const META_FLAG_WAL = 1;
+
+export function encodeMeta(m: Meta, slot: 0 | 1): Buffer {
+  const buf = Buffer.alloc(m.pageSize);
+  writeHeader(buf, { type: PageType.Meta, flags: 0, count: 0, pageNo: slot, txn: m.txn, aux1: 0, aux2: 0 });
+  buf.writeUInt32LE(MAGIC, 32);
+  buf.writeUInt16LE(m.version, 36);
+  buf.writeUInt32LE(m.pageSize, 40);
+  buf.writeUInt32LE(m.highWater, 44);
+  buf.writeUInt32LE(m.catalogRoot, 48);
+  buf.writeUInt32LE(m.catalogRootTxn % TWO32, 52);
+  buf.writeUInt32LE(m.catalogDepth, 56);
+  buf.writeUInt32LE(m.freelistPage, 60);
+  buf.writeUInt32LE(m.freelistPages, 64);
+  buf.writeUInt32LE(m.freelistTxn % TWO32, 68);
+  buf.writeUInt32LE(m.flags, 72);
+  buf.writeUInt32LE(m.appliedLsn % TWO32, 80);
+  buf.writeUInt32LE(Math.floor(m.appliedLsn / TWO32), 84);
+  buf.writeDoubleLE(m.createdAt, 88);
+  buf.writeDoubleLE(m.checkpointAt, 96);
+  buf.writeUInt32LE(m.catalogEntries, 104);
+  buf.writeUInt32LE(m.catalogBranchPages, 108);
+  buf.writeUInt32LE(m.catalogLeafPages, 112);
+  buf.writeUInt32LE(m.catalogOverflowPages, 116);
+  seal(buf);
+  return buf;
+}
+
+export type MetaProbe =
+  | { ok: true; meta: Meta }
+  | { ok: false; reason: "short" | "magic" | "checksum" | "page-size" | "page-number"; version?: number; pageSize?: number }
+  | { ok: false; reason: "version"; version: number; pageSize: number };
+
+/** Decode the meta at `slot` from a buffer holding at least that page. Never throws. */
+export function probeMeta(buf: Buffer, slot: 0 | 1): MetaProbe {
+  if (buf.length < 128) return { ok: false, reason: "short" };
+  if (buf.readUInt32LE(32) !== MAGIC) return { ok: false, reason: "magic" };
+  const version = buf.readUInt16LE(36);
+  const pageSize = buf.readUInt32LE(40);
+  if (!isValidPageSize(pageSize) || buf.length < pageSize) return { ok: false, reason: "page-size", version, pageSize };
+  const page = buf.subarray(0, pageSize);
+  if (page.readUInt32LE(OFF_CHECKSUM) !== pageChecksum(page)) return { ok: false, reason: "checksum", version, pageSize };
+  if (version !== FORMAT_VERSION) return { ok: false, reason: "version", version, pageSize };
+  const h = readHeader(page);
+  if (h.type !== PageType.Meta || h.pageNo !== slot) return { ok: false, reason: "page-number", version, pageSize };
+  return {
+    ok: true,
+    meta: {
+      version,
+      pageSize,
+      txn: h.txn,
+      highWater: page.readUInt32LE(44),
+      catalogRoot: page.readUInt32LE(48),
+      catalogRootTxn: page.readUInt32LE(52),
+      catalogDepth: page.readUInt32LE(56),
+      freelistPage: page.readUInt32LE(60),
+      freelistPages: page.readUInt32LE(64),
+      freelistTxn: page.readUInt32LE(68),
+      flags: page.readUInt32LE(72),
+      appliedLsn: page.readUInt32LE(80) + page.readUInt32LE(84) * TWO32,
+      createdAt: page.readDoubleLE(88),
+      checkpointAt: page.readDoubleLE(96),
+      catalogEntries: page.readUInt32LE(104),
+      catalogBranchPages: page.readUInt32LE(108),
+      catalogLeafPages: page.readUInt32LE(112),
+      catalogOverflowPages: page.readUInt32LE(116),
+    },
+  };
+}
+
+export function versionError(file: string, found: number, pageSizeFound?: number): KeelError {
+  return new KeelError(
+    "VERSION",
+    `${file} has format version ${found}; this KeelDB reads format version ${FORMAT_VERSION}` +
+      (found > FORMAT_VERSION ? " (the file was written by a newer KeelDB: upgrade KeelDB to open it)" : ""),
+    { file, found, supported: FORMAT_VERSION, pageSize: pageSizeFound },
+  );
+}

@@ -1,0 +1,168 @@
+/**
+ * Pager: page-level access to data.keel through the io/ FileSystem.
+ *
+ * Invariants:
+ * - Every page read is verified (checksum, page number, type, the txn its parent recorded) before
+ *   it is decoded; a failure is KeelError CORRUPT naming the file and page (I6).
+ * - Reads past the high-water mark are refused as CORRUPT rather than returning zeros.
+ * - Writes go out in page-number order, coalesced into runs, and only `sync()` makes them durable.
+ */
+import { corrupt, ioError } from "../errors.js";
+import type { FileHandle } from "../io/FileSystem.js";
+import { decodeNode } from "../btree/NodeCodec.js";
+import type { Node, OverflowValue } from "../btree/Node.js";
+import { PageCache } from "./PageCache.js";
+import { verifyPage } from "./PageCodec.js";
+import { PAGE_HEADER, PageType, overflowPages, type PageLimits } from "./PageLayout.js";
+
+export interface PageWrite {
+  page: number;
+  data: Buffer; // one page, or a whole run
+}
+
+const TREE_TYPES = [PageType.Branch, PageType.Leaf] as const;
+
+export class Pager {
+  readonly file: FileHandle;
+  readonly path: string;
+  readonly limits: PageLimits;
+  readonly pageSize: number;
+  readonly cache: PageCache;
+  /** First page number never allocated by a durable checkpoint. */
+  highWater: number;
+  /** Newest txn a page may carry (the txn of the newest checkpoint). */
+  maxTxn: number;
+  pagesRead = 0;
+  pagesWritten = 0;
+  bytesWritten = 0;
+
+  constructor(file: FileHandle, path: string, limits: PageLimits, cachePages: number, highWater: number, maxTxn: number) {
+    this.file = file;
+    this.path = path;
+    this.limits = limits;
+    this.pageSize = limits.pageSize;
+    this.cache = new PageCache(cachePages);
+    this.highWater = highWater;
+    this.maxTxn = maxTxn;
+  }
+
+  #read(page: number, count: number): Buffer {
+    if (page < 2 || page + count > this.highWater) {
+      throw corrupt(`page ${page} (+${count - 1}) of ${this.path} is past the end of the database (${this.highWater} pages)`, {
+        file: this.path,
+        page,
+        reason: "out-of-range",
+      });
+    }
+    const buf = Buffer.allocUnsafe(count * this.pageSize);
+    let n: number;
+    try {
+      n = this.file.read(buf, 0, buf.length, page * this.pageSize);
+    } catch (e) {
+      throw ioError(e, "read", this.path);
+    }
+    if (n < buf.length) {
+      throw corrupt(`page ${page} of ${this.path} is cut short: the file ends ${buf.length - n} bytes early`, { file: this.path, page, reason: "short-read" });
+    }
+    this.pagesRead += count;
+    return buf;
+  }
+
+  /** A branch or leaf node, from the cache or verified from disk. */
+  load(page: number, txn: number): Node {
+    const cached = this.cache.get(page);
+    if (cached !== undefined) return cached;
+    const buf = this.#read(page, 1);
+    const h = verifyPage(buf, { pageNo: page, types: TREE_TYPES, txn, maxTxn: this.maxTxn, file: this.path });
+    const node = decodeNode(buf, h, { file: this.path, highWater: this.highWater });
+    this.cache.set(page, node);
+    return node;
+  }
+
+  /** The payload of an overflow value, verified. */
+  readOverflow(v: OverflowValue): Buffer {
+    if (v.data) return v.data;
+    const count = overflowPages(v.length, this.pageSize);
+    const buf = this.#read(v.page, count);
+    const h = verifyPage(buf, { pageNo: v.page, types: [PageType.Overflow], txn: v.pageTxn, maxTxn: this.maxTxn, file: this.path });
+    if (h.aux1 !== count || h.aux2 !== v.length) {
+      throw corrupt(`overflow run at page ${v.page} of ${this.path} holds ${h.aux2} bytes in ${h.aux1} pages; its leaf says ${v.length} bytes`, {
+        file: this.path,
+        page: v.page,
+        reason: "overflow-length",
+      });
+    }
+    return buf.subarray(PAGE_HEADER, PAGE_HEADER + v.length);
+  }
+
+  /** A run of pages of one type whose first page records the run length in aux1 (free list, overflow). */
+  readRun(page: number, count: number, type: PageType, txn: number): { payload: Buffer; aux1: number; aux2: number } {
+    const buf = this.#read(page, count);
+    const h = verifyPage(buf, { pageNo: page, types: [type], txn, maxTxn: this.maxTxn, file: this.path });
+    if (h.aux1 !== count || h.aux2 > buf.length - PAGE_HEADER) {
+      throw corrupt(`run at page ${page} of ${this.path} is malformed (${h.aux1} pages, ${h.aux2} bytes)`, { file: this.path, page, reason: "run-length" });
+    }
+    return { payload: buf.subarray(PAGE_HEADER, PAGE_HEADER + h.aux2), aux1: h.aux1, aux2: h.aux2 };
+  }
+
+  /** Raw bytes of a page, unverified (verify and salvage use it). */
+  readRaw(page: number, count = 1): Buffer {
+    const buf = Buffer.alloc(count * this.pageSize);
+    try {
+      this.file.read(buf, 0, buf.length, page * this.pageSize);
+    } catch (e) {
+      throw ioError(e, "read", this.path);
+    }
+    return buf;
+  }
+
+  /** Write pages (sorted by page number here), coalescing adjacent ones into one write each. */
+  writePages(writes: PageWrite[]): void {
+    writes.sort((a, b) => a.page - b.page);
+    const ps = this.pageSize;
+    let i = 0;
+    try {
+      while (i < writes.length) {
+        let j = i + 1;
+        let next = writes[i]!.page + writes[i]!.data.length / ps;
+        while (j < writes.length && writes[j]!.page === next && j - i < 1024) {
+          next += writes[j]!.data.length / ps;
+          j++;
+        }
+        const data = j - i === 1 ? writes[i]!.data : Buffer.concat(writes.slice(i, j).map((w) => w.data));
+        this.file.write(data, 0, data.length, writes[i]!.page * ps);
+        this.pagesWritten += data.length / ps;
+        this.bytesWritten += data.length;
+        i = j;
+      }
+    } catch (e) {
+      throw ioError(e, "write", this.path);
+    }
+  }
+
+  writeMetaPage(slot: 0 | 1, data: Buffer): void {
+    try {
+      this.file.write(data, 0, data.length, slot * this.pageSize);
+    } catch (e) {
+      throw ioError(e, "write", this.path);
+    }
+    this.bytesWritten += data.length;
+  }
+
+  sync(): void {
+    try {
+      this.file.sync();
+    } catch (e) {
+      throw ioError(e, "fdatasync", this.path);
+    }
+  }
+
+  close(): void {
+    this.cache.clear();
+    try {
+      this.file.close();
+    } catch (e) {
+      throw ioError(e, "close", this.path);
+    }
+  }
+}

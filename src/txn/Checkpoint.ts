@@ -1,0 +1,306 @@
+/**
+ * Checkpoint: the one way state becomes durable in data.keel (DESIGN.md section 3).
+ *
+ * The sequence, in order (each numbered step below is marked in the code):
+ *   1. Compute the release limit = min(txn of the older meta slot, oldest reader, published
+ *      snapshot) and release the free pages freed at or before it (I2).
+ *   2. Give page numbers to every node and overflow value no checkpoint has written yet
+ *      (reusable pages first, then the end of the file).
+ *   3. Update the catalog tree with each changed sub-database's root and statistics.
+ *   4. Free the previous free-list run and write the new free list into a fresh run.
+ *   5. Write all those pages, then fdatasync the data file (unless noSync).
+ *   6. Write the meta page into the slot that does not hold the newest valid meta (I1), then
+ *      fdatasync again (unless noSync or noMetaSync).
+ *   7. Adopt: stamp page numbers on the nodes, put them in the cache, swap in-memory child
+ *      pointers for page numbers (memory stays bounded), install the new free list and meta.
+ *
+ * Invariant I1 holds because steps 2 and 4 hand out only pages that neither meta slot's tree
+ * uses (the release rule) or pages past the old end of the file, and because the meta that
+ * names the new tree is written only after the tree is durable. Nothing in memory changes
+ * before step 7, so a failure in steps 1-6 leaves the engine at its last good state.
+ */
+import { KeelError } from "../errors.js";
+import { treePut, treeRemove } from "../btree/BTree.js";
+import { BranchNode, OverflowValue, type Node, type NodeRef } from "../btree/Node.js";
+import { encodeBranch, encodeLeaf } from "../btree/NodeCodec.js";
+import { copyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
+import { FreeList } from "../pager/FreeList.js";
+import { encodeMeta, type Meta } from "../pager/Meta.js";
+import { seal, writeHeader } from "../pager/PageCodec.js";
+import { FORMAT_VERSION, PAGE_HEADER, PageType, overflowPages, type PageLimits } from "../pager/PageLayout.js";
+import type { PageWrite, Pager } from "../pager/Pager.js";
+import { encodeCatalogRecord, recordFromTree } from "./CatalogRecord.js";
+import type { Snapshot } from "./Snapshot.js";
+
+export interface CheckpointInput {
+  pager: Pager;
+  limits: PageLimits;
+  head: Snapshot;
+  freelist: FreeList;
+  /** Frees of the transactions since the last checkpoint: txn -> [page, count, page, count...]. */
+  frees: ReadonlyArray<{ txn: number; pages: number[] }>;
+  catalog: TreeState;
+  /** Encoded catalog record of each sub-database as of the last checkpoint. */
+  written: ReadonlyMap<string, Buffer>;
+  metas: readonly [Meta | null, Meta | null];
+  newest: 0 | 1;
+  releaseLimit: number;
+  noSync: boolean;
+  noMetaSync: boolean;
+  flags: number;
+  createdAt: number;
+  onPhase?: ((phase: string) => void) | undefined;
+}
+
+export interface CheckpointResult {
+  meta: Meta;
+  slot: 0 | 1;
+  freelist: FreeList;
+  catalog: TreeState;
+  written: Map<string, Buffer>;
+  /** Every page this checkpoint wrote (for failure handling by the caller). */
+  allocated: number[];
+  highWater: number;
+  bytes: number;
+}
+
+/** Raised by runCheckpoint; `metaAttempted` says whether the meta page may have reached disk. */
+export class CheckpointError extends Error {
+  constructor(
+    readonly reason: unknown,
+    readonly metaAttempted: boolean,
+    readonly allocated: number[],
+    readonly highWater: number,
+  ) {
+    super("checkpoint failed");
+  }
+}
+
+class Allocator {
+  highWater: number;
+  readonly taken: number[] = [];
+  constructor(
+    private readonly fl: FreeList,
+    highWater: number,
+  ) {
+    this.highWater = highWater;
+  }
+  singles(k: number): number[] {
+    const pages = this.fl.takeMany(k);
+    while (pages.length < k) pages.push(this.highWater++);
+    for (const p of pages) this.taken.push(p);
+    return pages;
+  }
+  run(n: number): number {
+    let p = this.fl.takeRun(n);
+    if (!p) {
+      p = this.highWater;
+      this.highWater += n;
+    }
+    for (let i = 0; i < n; i++) this.taken.push(p + i);
+    if (this.highWater > 0xfffffffe) throw new KeelError("FULL", "the database reached the largest page number a file can hold", { highWater: this.highWater });
+    return p;
+  }
+}
+
+/** Post-order list of nodes no checkpoint has written; overflow values likewise. */
+function collectDirty(ref: NodeRef | null, nodes: Node[], values: OverflowValue[]): void {
+  if (ref === null || typeof ref === "number" || ref.page !== 0) return;
+  if (!ref.leaf) for (const c of ref.children) collectDirty(c, nodes, values);
+  else for (const v of ref.vals) if (v instanceof OverflowValue && v.page === 0) values.push(v);
+  nodes.push(ref);
+}
+
+export function runCheckpoint(input: CheckpointInput): CheckpointResult {
+  const { pager, limits, head } = input;
+  const C = head.txn;
+  const pageSize = limits.pageSize;
+  let metaAttempted = false;
+  const fl = input.freelist.clone();
+  const alloc = new Allocator(fl, pager.highWater);
+  try {
+    // Step 1: release what no meta slot and no reader can reach.
+    for (const f of input.frees) for (let i = 0; i < f.pages.length; i += 2) fl.free(f.txn, f.pages[i]!, f.pages[i + 1]!);
+    fl.release(input.releaseLimit);
+
+    // Step 2: page numbers for new nodes and overflow values of every sub-database.
+    const nodes: Node[] = [];
+    const values: OverflowValue[] = [];
+    for (const e of head.dbs.values()) collectDirty(e.tree.root, nodes, values);
+    const pageOf = new Map<Node, number>();
+    const valuePage = new Map<OverflowValue, number>();
+    const treePages = alloc.singles(nodes.length);
+    for (let i = 0; i < nodes.length; i++) pageOf.set(nodes[i]!, treePages[i]!);
+    for (const v of values) valuePage.set(v, alloc.run(overflowPages(v.length, pageSize)));
+    const refPage = (n: NodeRef): [number, number] =>
+      typeof n === "number" ? [n, 0] : pageOf.has(n) ? [pageOf.get(n)!, C] : [n.page, n.pageTxn];
+
+    // Step 3: the catalog tree, copied on write under a txn id no transaction uses.
+    const catalog = copyTree(input.catalog);
+    const catalogFreed: number[] = [];
+    const catWriter: TreeWriter = {
+      txn: -C,
+      limits,
+      load: (p, t) => pager.load(p, t),
+      freed: (p, n) => catalogFreed.push(p, n),
+    };
+    const written = new Map<string, Buffer>();
+    for (const [name, e] of head.dbs) {
+      const [root, rootTxn] = e.tree.root === null ? [0, 0] : rootOf(e.tree, refPage);
+      const rec = encodeCatalogRecord(recordFromTree(e.tree, root, rootTxn, e.keyEncoding, e.valueEncoding));
+      written.set(name, rec);
+      const before = input.written.get(name);
+      if (!before || !before.equals(rec)) treePut(catWriter, catalog, catalogKey(name), rec);
+    }
+    for (const name of input.written.keys()) {
+      if (!head.dbs.has(name)) treeRemove(catWriter, catalog, catalogKey(name));
+    }
+    for (let i = 0; i < catalogFreed.length; i += 2) fl.free(C, catalogFreed[i]!, catalogFreed[i + 1]!);
+    const catNodes: Node[] = [];
+    collectDirty(catalog.root, catNodes, []);
+    const catPages = alloc.singles(catNodes.length);
+    for (let i = 0; i < catNodes.length; i++) pageOf.set(catNodes[i]!, catPages[i]!);
+
+    // Step 4: the free list, in a run of its own. Allocating the run changes the list, so size
+    // it, take it, and retry with a bigger run if the list grew past it.
+    const newest = input.metas[input.newest];
+    if (newest && newest.freelistPage) fl.free(C, newest.freelistPage, newest.freelistPages);
+    let flPages = 0;
+    let flPage = 0;
+    let flBytes: Buffer = Buffer.alloc(0);
+    for (let attempt = 0; ; attempt++) {
+      const want = Math.max(1, overflowPages(fl.encodedBytes() + 16 * 4, pageSize));
+      if (flPage) fl.giveBack(Array.from({ length: flPages }, (_, i) => flPage + i));
+      flPage = alloc.run(want);
+      flPages = want;
+      flBytes = fl.encode();
+      if (overflowPages(flBytes.length, pageSize) <= flPages) break;
+      if (attempt > 8) throw new KeelError("INTERNAL", "free list size did not settle", { bytes: flBytes.length });
+    }
+
+    // Step 5: encode and write every page, then make them durable.
+    const writes: PageWrite[] = [];
+    for (const n of nodes.concat(catNodes)) {
+      const buf = Buffer.alloc(pageSize);
+      const p = pageOf.get(n)!;
+      if (n.leaf) encodeLeaf(n, buf, p, C, (v) => (valuePage.has(v) ? [valuePage.get(v)!, C] : [v.page, v.pageTxn]));
+      else {
+        const cp: number[] = [];
+        const ct: number[] = [];
+        for (let i = 0; i < n.children.length; i++) {
+          const c = n.children[i]!;
+          const [pg, tx] = refPage(c);
+          cp.push(pg);
+          ct.push(typeof c === "number" ? n.childTxn[i]! : tx);
+        }
+        encodeBranch(n, buf, p, C, cp, ct);
+      }
+      writes.push({ page: p, data: buf });
+    }
+    for (const v of values) {
+      const count = overflowPages(v.length, pageSize);
+      const p = valuePage.get(v)!;
+      const buf = Buffer.alloc(count * pageSize);
+      writeHeader(buf, { type: PageType.Overflow, flags: 0, count: 0, pageNo: p, txn: C, aux1: count, aux2: v.length });
+      buf.set(v.data!, PAGE_HEADER);
+      seal(buf);
+      writes.push({ page: p, data: buf });
+    }
+    {
+      const buf = Buffer.alloc(flPages * pageSize);
+      writeHeader(buf, { type: PageType.FreeList, flags: 0, count: 0, pageNo: flPage, txn: C, aux1: flPages, aux2: flBytes.length });
+      buf.set(flBytes, PAGE_HEADER);
+      seal(buf);
+      writes.push({ page: flPage, data: buf });
+    }
+    input.onPhase?.("checkpoint:before-write");
+    pager.writePages(writes);
+    input.onPhase?.("checkpoint:after-write");
+    if (!input.noSync) pager.sync();
+    input.onPhase?.("checkpoint:after-data-sync");
+
+    // Step 6: the meta, into the slot that does not hold the newest valid meta.
+    const slot: 0 | 1 = input.metas[input.newest] ? (input.newest === 0 ? 1 : 0) : input.newest;
+    const catRoot = catalog.root === null ? [0, 0] : rootOf(catalog, refPage);
+    const meta: Meta = {
+      version: FORMAT_VERSION,
+      pageSize,
+      txn: C,
+      appliedLsn: head.lsn,
+      highWater: alloc.highWater,
+      catalogRoot: catRoot[0]!,
+      catalogRootTxn: catRoot[1]!,
+      catalogDepth: catalog.depth,
+      catalogEntries: catalog.entries,
+      catalogBranchPages: catalog.branchPages,
+      catalogLeafPages: catalog.leafPages,
+      catalogOverflowPages: catalog.overflowPages,
+      freelistPage: flPage,
+      freelistPages: flPages,
+      freelistTxn: C,
+      flags: input.flags,
+      createdAt: input.createdAt,
+      checkpointAt: Date.now(),
+    };
+    metaAttempted = true;
+    input.onPhase?.("checkpoint:before-meta");
+    pager.writeMetaPage(slot, encodeMeta(meta, slot));
+    input.onPhase?.("checkpoint:after-meta");
+    if (!input.noSync && !input.noMetaSync) pager.sync();
+    input.onPhase?.("checkpoint:after-meta-sync");
+
+    // Step 7: adopt. Nothing above changed shared state; from here on nothing can fail.
+    for (const n of nodes.concat(catNodes)) {
+      n.page = pageOf.get(n)!;
+      n.pageTxn = C;
+    }
+    for (const v of values) {
+      v.page = valuePage.get(v)!;
+      v.pageTxn = C;
+      v.data = null;
+    }
+    for (const n of nodes.concat(catNodes)) {
+      if (!n.leaf) swizzle(n);
+      pager.cache.set(n.page, n);
+    }
+    for (const e of head.dbs.values()) swizzleRoot(e.tree);
+    swizzleRoot(catalog);
+    pager.highWater = alloc.highWater;
+    pager.maxTxn = C;
+    let bytes = 0;
+    for (const w of writes) bytes += w.data.length;
+    return { meta, slot, freelist: fl, catalog, written, allocated: alloc.taken, highWater: alloc.highWater, bytes };
+  } catch (e) {
+    throw new CheckpointError(e, metaAttempted, alloc.taken, alloc.highWater);
+  }
+}
+
+/** Catalog keys are sub-database names as UTF-8 bytes (held as latin1 strings like every key). */
+export function catalogKey(name: string): string {
+  return Buffer.from(name, "utf8").toString("latin1");
+}
+
+function rootOf(t: TreeState, refPage: (n: NodeRef) => [number, number]): [number, number] {
+  const r = t.root!;
+  if (typeof r === "number") return [r, t.rootTxn];
+  return refPage(r);
+}
+
+/** Replace in-memory children that are on disk now by their page numbers. */
+function swizzle(n: BranchNode): void {
+  for (let i = 0; i < n.children.length; i++) {
+    const c = n.children[i]!;
+    if (typeof c !== "number" && c.page !== 0) {
+      n.children[i] = c.page;
+      n.childTxn[i] = c.pageTxn;
+    }
+  }
+}
+
+function swizzleRoot(t: TreeState): void {
+  const r = t.root;
+  if (r !== null && typeof r !== "number" && r.page !== 0) {
+    t.root = r.page;
+    t.rootTxn = r.pageTxn;
+  }
+}

@@ -1,0 +1,417 @@
+/**
+ * Engine: the data file's state machine: snapshots, the write transaction, checkpoints.
+ *
+ * Invariants:
+ * - `head` is the newest committed state (a writer builds on it); `published` is what readers
+ *   see; `durable` is what the newest meta on disk names. durable <= published <= head by txn.
+ * - One write transaction at a time (`#writer`); a checkpoint never runs while one is open.
+ * - A checkpoint that fails before its meta write changes nothing. One that fails after it may
+ *   have left a valid meta naming its pages, so those pages are parked in the free list under
+ *   the checkpoint's txn: they are reused only once neither meta slot can hold that txn (I1).
+ * - Open needs no recovery step for the data file: it takes the newest valid meta (section 3).
+ */
+import { join } from "node:path";
+import { KeelError, corrupt, invalidArgument, ioError } from "../errors.js";
+import type { FileSystem, FileHandle } from "../io/FileSystem.js";
+import { OverflowValue, type LeafValue, type Node } from "../btree/Node.js";
+import { TreeCursor } from "../btree/TreeCursor.js";
+import { emptyTree, type TreeState } from "../btree/TreeState.js";
+import { FreeList } from "../pager/FreeList.js";
+import { encodeMeta, probeMeta, versionError, type Meta, type MetaProbe } from "../pager/Meta.js";
+import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
+import { Pager } from "../pager/Pager.js";
+import { decodeCatalogRecord } from "./CatalogRecord.js";
+import { CheckpointError, runCheckpoint } from "./Checkpoint.js";
+import { ReaderTable } from "./ReaderTable.js";
+import type { DbEntry, Snapshot } from "./Snapshot.js";
+import { WriteTxn, type TxnHost } from "./WriteTxn.js";
+
+export const DATA_FILE = "data.keel";
+
+export interface EngineOptions {
+  pageSize?: number | undefined;
+  cacheBytes?: number | undefined;
+  maxReaders?: number | undefined;
+  maxValueSize?: number | undefined;
+  noSync?: boolean | undefined;
+  noMetaSync?: boolean | undefined;
+  readOnly?: boolean | undefined;
+  /** Meta flags to write (META_FLAG_WAL). */
+  flags?: number | undefined;
+  /** Test hook: called at named points of the checkpoint sequence (crash tests). */
+  onPhase?: ((phase: string) => void) | undefined;
+}
+
+export interface CheckpointInfo {
+  txn: number;
+  lsn: number;
+  bytes: number;
+  ms: number;
+}
+
+export interface OpenReport {
+  created: boolean;
+  /** Set when the newest-looking meta was damaged and the other slot was used. */
+  metaFallback?: { slot: 0 | 1; reason: string; claimedTxn: number } | undefined;
+}
+
+export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_VALUE_SIZE = 256 * 1024 * 1024;
+
+export class Engine implements TxnHost {
+  readonly fs: FileSystem;
+  readonly dir: string;
+  readonly path: string;
+  readonly pager: Pager;
+  readonly limits: PageLimits;
+  readonly readers: ReaderTable;
+  readonly maxValueSize: number;
+  readonly report: OpenReport;
+  noSync: boolean;
+  noMetaSync: boolean;
+  flags: number;
+  onPhase: ((phase: string) => void) | undefined;
+  head: Snapshot;
+  published: Snapshot;
+  durable: Snapshot;
+  metas: [Meta | null, Meta | null];
+  newest: 0 | 1;
+  freelist: FreeList;
+  catalog: TreeState;
+  written: Map<string, Buffer>;
+  #frees: Array<{ txn: number; pages: number[] }> = [];
+  #nextTxn: number;
+  #writer: WriteTxn | null = null;
+  #createdAt: number;
+  dirtyBytes = 0;
+  checkpoints = 0;
+  lastCheckpoint: CheckpointInfo | null = null;
+  lastCheckpointAt = 0;
+  closed = false;
+
+  private constructor(fs: FileSystem, dir: string, file: FileHandle, metas: [Meta | null, Meta | null], newest: 0 | 1, opts: EngineOptions, report: OpenReport) {
+    const meta = metas[newest]!;
+    this.fs = fs;
+    this.dir = dir;
+    this.path = join(dir, DATA_FILE);
+    this.report = report;
+    this.limits = pageLimits(meta.pageSize);
+    this.maxValueSize = opts.maxValueSize ?? DEFAULT_MAX_VALUE_SIZE;
+    this.noSync = !!opts.noSync;
+    this.noMetaSync = !!opts.noMetaSync;
+    this.flags = opts.flags ?? meta.flags;
+    this.onPhase = opts.onPhase;
+    this.readers = new ReaderTable(opts.maxReaders ?? 126);
+    this.metas = metas;
+    this.newest = newest;
+    this.#createdAt = meta.createdAt;
+    const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.pager = new Pager(file, this.path, this.limits, cacheBytes / meta.pageSize, meta.highWater, meta.txn);
+    this.freelist = meta.freelistPage
+      ? FreeList.decode(this.pager.readRun(meta.freelistPage, meta.freelistPages, PageType.FreeList, meta.freelistTxn).payload, {
+          file: this.path,
+          page: meta.freelistPage,
+          highWater: meta.highWater,
+        })
+      : new FreeList();
+    this.catalog = {
+      root: meta.catalogRoot || null,
+      rootTxn: meta.catalogRootTxn,
+      depth: meta.catalogDepth,
+      entries: meta.catalogEntries,
+      branchPages: meta.catalogBranchPages,
+      leafPages: meta.catalogLeafPages,
+      overflowPages: meta.catalogOverflowPages,
+    };
+    this.written = new Map();
+    const dbs = new Map<string, DbEntry>();
+    const cur = new TreeCursor(this.pager, this.catalog);
+    for (cur.seekGE(null); cur.valid; cur.next()) {
+      const name = Buffer.from(cur.key, "latin1").toString("utf8");
+      const raw = cur.value;
+      if (raw instanceof OverflowValue) throw corrupt(`catalog entry "${name}" in ${this.path} is an overflow value`, { file: this.path, name });
+      const rec = decodeCatalogRecord(raw, { file: this.path, name });
+      this.written.set(name, Buffer.from(raw));
+      dbs.set(name, {
+        name,
+        keyEncoding: rec.keyEncoding,
+        valueEncoding: rec.valueEncoding,
+        tree: {
+          root: rec.root || null,
+          rootTxn: rec.rootTxn,
+          depth: rec.depth,
+          entries: rec.entries,
+          branchPages: rec.branchPages,
+          leafPages: rec.leafPages,
+          overflowPages: rec.overflowPages,
+        },
+      });
+    }
+    this.head = this.published = this.durable = { txn: meta.txn, lsn: meta.appliedLsn, dbs };
+    this.#nextTxn = meta.txn + 1;
+    this.lastCheckpointAt = meta.checkpointAt;
+  }
+
+  /** Open (or create) data.keel in `dir`. The directory must exist. */
+  static open(fs: FileSystem, dir: string, opts: EngineOptions = {}): Engine {
+    const path = join(dir, DATA_FILE);
+    if (opts.pageSize !== undefined && !isValidPageSize(opts.pageSize)) {
+      throw invalidArgument(`pageSize must be a power of two from 1024 to 65536, got ${opts.pageSize}`, { option: "pageSize", value: opts.pageSize });
+    }
+    let created = false;
+    let st;
+    try {
+      st = fs.stat(path);
+      if (!st) {
+        if (opts.readOnly) throw new KeelError("NOT_FOUND", `no database at ${dir}`, { dir });
+        Engine.#create(fs, dir, opts);
+        created = true;
+      }
+    } catch (e) {
+      throw ioError(e, "create", path);
+    }
+    let file: FileHandle;
+    try {
+      file = fs.open(path, opts.readOnly ? "r" : "rw");
+    } catch (e) {
+      throw ioError(e, "open", path);
+    }
+    try {
+      const { metas, newest, fallback } = Engine.#readMetas(file, path);
+      const meta = metas[newest]!;
+      if (opts.pageSize !== undefined && opts.pageSize !== meta.pageSize) {
+        throw new KeelError("VERSION", `${path} uses ${meta.pageSize}-byte pages, but pageSize ${opts.pageSize} was asked for`, {
+          file: path,
+          pageSize: meta.pageSize,
+          requested: opts.pageSize,
+        });
+      }
+      return new Engine(fs, dir, file, metas, newest, opts, { created, metaFallback: fallback });
+    } catch (e) {
+      try {
+        file.close();
+      } catch {
+        // the open error is the one to report
+      }
+      throw e;
+    }
+  }
+
+  /** A new file appears whole or not at all (I7): temp name, fsync, rename, fsync the directory. */
+  static #create(fs: FileSystem, dir: string, opts: EngineOptions): void {
+    const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
+    const tmp = join(dir, DATA_FILE + ".creating");
+    fs.remove(tmp);
+    const f = fs.open(tmp, "createExclusive");
+    try {
+      const now = Date.now();
+      const meta: Meta = {
+        version: FORMAT_VERSION,
+        pageSize,
+        txn: 0,
+        appliedLsn: 0,
+        highWater: 2,
+        catalogRoot: 0,
+        catalogRootTxn: 0,
+        catalogDepth: 0,
+        catalogEntries: 0,
+        catalogBranchPages: 0,
+        catalogLeafPages: 0,
+        catalogOverflowPages: 0,
+        freelistPage: 0,
+        freelistPages: 0,
+        freelistTxn: 0,
+        flags: opts.flags ?? 0,
+        createdAt: now,
+        checkpointAt: now,
+      };
+      f.write(encodeMeta(meta, 0), 0, pageSize, 0);
+      f.write(Buffer.alloc(pageSize), 0, pageSize, pageSize);
+      f.sync();
+    } finally {
+      f.close();
+    }
+    fs.rename(tmp, join(dir, DATA_FILE));
+    fs.syncDir(dir);
+  }
+
+  static #readMetas(file: FileHandle, path: string): { metas: [Meta | null, Meta | null]; newest: 0 | 1; fallback: OpenReport["metaFallback"] } {
+    const size = file.size();
+    const head = Buffer.alloc(Math.min(size, 2 * 65536));
+    file.read(head, 0, head.length, 0);
+    const p0 = probeMeta(head, 0);
+    let pageSize = p0.ok ? p0.meta.pageSize : "pageSize" in p0 && p0.pageSize && isValidPageSize(p0.pageSize) ? p0.pageSize : 0;
+    let p1: MetaProbe = { ok: false, reason: "short" };
+    if (pageSize) p1 = probeMeta(head.subarray(pageSize), 1);
+    else {
+      for (let ps = 1024; ps <= 65536 && !p1.ok; ps *= 2) {
+        const probe = probeMeta(head.subarray(ps), 1);
+        if (probe.ok || probe.reason === "version") {
+          p1 = probe;
+          pageSize = ps;
+        }
+      }
+    }
+    for (const p of [p0, p1]) if (!p.ok && p.reason === "version") throw versionError(path, p.version, p.pageSize);
+    const m0 = p0.ok ? p0.meta : null;
+    const m1 = p1.ok ? p1.meta : null;
+    if (!m0 && !m1) {
+      throw corrupt(`${path} has no valid meta page (page 0: ${p0.ok ? "ok" : p0.reason}, page 1: ${p1.ok ? "ok" : p1.reason})`, {
+        file: path,
+        page: 0,
+        reason: "no-valid-meta",
+      });
+    }
+    if (m0 && m1 && m0.pageSize !== m1.pageSize) {
+      throw corrupt(`${path} meta pages disagree on the page size (${m0.pageSize} and ${m1.pageSize})`, { file: path, page: 1, reason: "meta-page-size" });
+    }
+    const newest: 0 | 1 = m0 && (!m1 || m0.txn >= m1.txn) ? 0 : 1;
+    let fallback: OpenReport["metaFallback"];
+    const bad: 0 | 1 = newest === 0 ? 1 : 0;
+    const badProbe = bad === 0 ? p0 : p1;
+    if (!badProbe.ok && badProbe.reason === "checksum") {
+      const off = bad * pageSize;
+      const claimed = head.length >= off + 16 ? head.readUInt32LE(off + 8) + head.readUInt32LE(off + 12) * 0x100000000 : 0;
+      if (claimed > (newest === 0 ? m0 : m1)!.txn) fallback = { slot: bad, reason: "checksum", claimedTxn: claimed };
+    }
+    return { metas: [m0, m1], newest, fallback };
+  }
+
+  // ---- TxnHost ----
+
+  load(page: number, txn: number): Node {
+    return this.pager.load(page, txn);
+  }
+
+  readValue(v: LeafValue): Buffer {
+    return v instanceof OverflowValue ? this.pager.readOverflow(v) : v;
+  }
+
+  // ---- transactions ----
+
+  #check(): void {
+    if (this.closed) throw new KeelError("CLOSED", "the database is closed", { path: this.path });
+  }
+
+  get writing(): boolean {
+    return this.#writer !== null;
+  }
+
+  beginWrite(): WriteTxn {
+    this.#check();
+    if (this.#writer) throw new KeelError("TXN", "a write transaction is already open", { txn: this.#writer.txn });
+    const w = new WriteTxn(this, this.head, this.#nextTxn++);
+    this.#writer = w;
+    return w;
+  }
+
+  /** Make `w`'s changes the new head. `lsn` is its log record (0 without a log). */
+  commitWrite(w: WriteTxn, lsn: number): Snapshot {
+    if (this.#writer !== w) throw new KeelError("TXN", "not the open write transaction", { txn: w.txn });
+    this.#writer = null;
+    const snap = w.finish(lsn || this.head.lsn);
+    if (snap.dbs === this.head.dbs && w.freedPages.length === 0 && !lsn) {
+      // Nothing changed and nothing logged: keep the head, so no checkpoint is needed. (A logged
+      // empty transaction keeps its own txn id: two metas must never carry the same txn.)
+      return this.head;
+    }
+    if (w.freedPages.length) this.#frees.push({ txn: w.txn, pages: w.freedPages });
+    this.dirtyBytes += w.dirtyBytes;
+    this.head = snap;
+    return snap;
+  }
+
+  abortWrite(w: WriteTxn): void {
+    if (this.#writer === w) this.#writer = null;
+    w.abort();
+  }
+
+  /** Undo every commit after `to` (a group whose durability failed). */
+  rollbackTo(to: Snapshot): void {
+    this.head = to;
+    this.#frees = this.#frees.filter((f) => f.txn <= to.txn);
+    if (this.published.txn > to.txn) this.published = to;
+  }
+
+  publish(s: Snapshot): void {
+    this.published = s;
+  }
+
+  // ---- checkpoint ----
+
+  get needsCheckpoint(): boolean {
+    return this.head !== this.durable && this.head.txn !== this.durable.txn;
+  }
+
+  /** Make `head` durable in data.keel (see Checkpoint.ts for the steps). */
+  checkpoint(): CheckpointInfo | null {
+    this.#check();
+    if (this.#writer) throw new KeelError("TXN", "cannot checkpoint while a write transaction is open", {});
+    const head = this.head;
+    if (head.txn === this.durable.txn && head.lsn === this.durable.lsn) return null;
+    const t0 = performance.now();
+    const newestMeta = this.metas[this.newest]!;
+    const older = this.metas[this.newest === 0 ? 1 : 0];
+    const releaseLimit = Math.min(older ? older.txn : newestMeta.txn, this.readers.minTxn(), this.published.txn, this.durable.txn);
+    let res;
+    try {
+      res = runCheckpoint({
+        pager: this.pager,
+        limits: this.limits,
+        head,
+        freelist: this.freelist,
+        frees: this.#frees.filter((f) => f.txn <= head.txn),
+        catalog: this.catalog,
+        written: this.written,
+        metas: this.metas,
+        newest: this.newest,
+        releaseLimit,
+        noSync: this.noSync,
+        noMetaSync: this.noMetaSync,
+        flags: this.flags,
+        createdAt: this.#createdAt,
+        onPhase: this.onPhase,
+      });
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      if (e.metaAttempted) {
+        // The meta may be on disk naming these pages: park them until no slot can hold this txn.
+        for (const p of e.allocated) this.freelist.free(head.txn, p, 1);
+        this.pager.highWater = Math.max(this.pager.highWater, e.highWater);
+      }
+      throw ioError(e.reason, "checkpoint", this.path);
+    }
+    this.freelist = res.freelist;
+    this.metas[res.slot] = res.meta;
+    this.newest = res.slot;
+    this.catalog = res.catalog;
+    this.written = res.written;
+    this.durable = head;
+    this.#frees = this.#frees.filter((f) => f.txn > head.txn);
+    this.dirtyBytes = 0;
+    this.checkpoints++;
+    this.lastCheckpointAt = res.meta.checkpointAt;
+    this.lastCheckpoint = { txn: head.txn, lsn: head.lsn, bytes: res.bytes, ms: performance.now() - t0 };
+    return this.lastCheckpoint;
+  }
+
+  /** fdatasync the data file: with noSync/noMetaSync, everything written so far becomes durable. */
+  sync(): void {
+    this.#check();
+    this.pager.sync();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pager.close();
+  }
+
+  get durableMeta(): Meta {
+    return this.metas[this.newest]!;
+  }
+
+  emptyTree(): TreeState {
+    return emptyTree();
+  }
+}

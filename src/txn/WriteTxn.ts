@@ -1,0 +1,201 @@
+/**
+ * WriteTxn: one write transaction on top of a base snapshot.
+ *
+ * Invariants:
+ * - Only this transaction's own nodes (node.txn === this.txn) are mutated; the base snapshot
+ *   and everything reachable from it are left exactly as they were (MVCC).
+ * - Every on-disk page that stops being reachable is reported in `freedPages` under this txn,
+ *   and only becomes reusable through the FreeList's release rule (I2).
+ * - `ops` is the logical redo of the transaction (sub-database, type, encoded key and value),
+ *   which the write-ahead log stores and replay re-applies.
+ */
+import { KeelError, invalidArgument } from "../errors.js";
+import { treeFreeAll, treeGet, treePut, treeRemove } from "../btree/BTree.js";
+import { OverflowValue, type LeafValue, type Node } from "../btree/Node.js";
+import { TreeCursor } from "../btree/TreeCursor.js";
+import { copyTree, emptyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
+import { LEAF_ENTRY_OVERHEAD, type PageLimits } from "../pager/PageLayout.js";
+import type { DbEntry, KeyEncodingName, Snapshot, ValueEncodingName } from "./Snapshot.js";
+
+export interface LogOp {
+  type: "put" | "remove" | "createDB" | "dropDB" | "clearDB";
+  db: string;
+  key?: Uint8Array;
+  value?: Uint8Array;
+}
+
+export interface TxnHost {
+  readonly limits: PageLimits;
+  readonly maxValueSize: number;
+  load(page: number, txn: number): Node;
+  readValue(v: LeafValue): Buffer;
+}
+
+export class WriteTxn implements TreeWriter {
+  readonly txn: number;
+  readonly limits: PageLimits;
+  readonly base: Snapshot;
+  readonly ops: LogOp[] = [];
+  /** [first page, count] runs freed by this transaction. */
+  readonly freedPages: number[] = [];
+  /** Bumped by every change, so cursors opened in this transaction can notice and re-seek. */
+  modCount = 0;
+  /** Logical operations applied (counted even when not logging). */
+  opCount = 0;
+  /** Nodes and overflow bytes this transaction added to memory (for the checkpoint policy). */
+  dirtyBytes = 0;
+  #host: TxnHost;
+  #dbs: Map<string, DbEntry> | null = null;
+  #trees = new Map<string, TreeState>();
+  #done = false;
+  /** Record ops (false while replaying the log, whose records already exist). */
+  logging = true;
+
+  constructor(host: TxnHost, base: Snapshot, txn: number) {
+    this.#host = host;
+    this.base = base;
+    this.txn = txn;
+    this.limits = host.limits;
+  }
+
+  load(page: number, txn: number): Node {
+    return this.#host.load(page, txn);
+  }
+
+  freed(page: number, count: number): void {
+    this.freedPages.push(page, count);
+  }
+
+  #check(): void {
+    if (this.#done) throw new KeelError("TXN", "the transaction has already ended", { txn: this.txn });
+  }
+
+  get dbs(): ReadonlyMap<string, DbEntry> {
+    return this.#dbs ?? this.base.dbs;
+  }
+
+  entry(db: string): DbEntry | undefined {
+    return this.dbs.get(db);
+  }
+
+  #tree(db: string): TreeState | undefined {
+    const own = this.#trees.get(db);
+    if (own) return own;
+    return this.dbs.get(db)?.tree;
+  }
+
+  #ownTree(db: string): TreeState {
+    let t = this.#trees.get(db);
+    if (t) return t;
+    const e = this.dbs.get(db);
+    if (!e) throw new KeelError("NOT_FOUND", `sub-database "${db}" does not exist`, { db });
+    t = copyTree(e.tree);
+    this.#trees.set(db, t);
+    return t;
+  }
+
+  get(db: string, key: string): LeafValue | undefined {
+    this.#check();
+    const t = this.#tree(db);
+    return t ? treeGet(this, t, key) : undefined;
+  }
+
+  cursor(db: string): TreeCursor {
+    this.#check();
+    return new TreeCursor(this, this.#tree(db) ?? emptyTree());
+  }
+
+  put(db: string, key: string, value: Buffer, rawKey?: Uint8Array): boolean {
+    this.#check();
+    if (key.length > this.limits.maxKeySize) {
+      throw invalidArgument(`key of ${key.length} bytes exceeds maxKeySize ${this.limits.maxKeySize}`, { limit: "maxKeySize", max: this.limits.maxKeySize, size: key.length });
+    }
+    if (value.length > this.#host.maxValueSize) {
+      throw invalidArgument(`value of ${value.length} bytes exceeds maxValueSize ${this.#host.maxValueSize}`, { limit: "maxValueSize", max: this.#host.maxValueSize, size: value.length });
+    }
+    const t = this.#ownTree(db);
+    const inline = LEAF_ENTRY_OVERHEAD + key.length + value.length <= this.limits.maxInlineEntry;
+    const v: LeafValue = inline ? value : new OverflowValue(value.length, 0, 0, value);
+    if (!inline) this.dirtyBytes += value.length;
+    this.dirtyBytes += this.limits.pageSize / 8;
+    const existed = treePut(this, t, key, v);
+    this.modCount++;
+    this.opCount++;
+    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? Buffer.from(key, "latin1"), value });
+    return existed;
+  }
+
+  remove(db: string, key: string, rawKey?: Uint8Array): boolean {
+    this.#check();
+    const t = this.#tree(db);
+    if (!t || t.root === null) return false;
+    const own = this.#ownTree(db);
+    const existed = treeRemove(this, own, key);
+    if (existed) {
+      this.modCount++;
+      this.opCount++;
+      this.dirtyBytes += this.limits.pageSize / 8;
+      if (this.logging) this.ops.push({ type: "remove", db, key: rawKey ?? Buffer.from(key, "latin1") });
+    }
+    return existed;
+  }
+
+  #mutableDbs(): Map<string, DbEntry> {
+    if (!this.#dbs) this.#dbs = new Map(this.base.dbs);
+    return this.#dbs;
+  }
+
+  createDB(db: string, keyEncoding: KeyEncodingName, valueEncoding: ValueEncodingName): DbEntry {
+    this.#check();
+    const existing = this.dbs.get(db);
+    if (existing) return existing;
+    const e: DbEntry = { name: db, keyEncoding, valueEncoding, tree: emptyTree() };
+    this.#mutableDbs().set(db, e);
+    this.modCount++;
+    if (this.logging) this.ops.push({ type: "createDB", db, value: Buffer.from(JSON.stringify({ keyEncoding, valueEncoding })) });
+    return e;
+  }
+
+  /** Remove every entry (clear) or the sub-database itself (drop). Frees its pages. */
+  dropDB(db: string, drop: boolean): boolean {
+    this.#check();
+    const t = this.#tree(db);
+    if (!t) return false;
+    const own = this.#ownTree(db);
+    treeFreeAll(this, own);
+    Object.assign(own, emptyTree());
+    this.opCount++;
+    if (drop) {
+      this.#mutableDbs().delete(db);
+      this.#trees.delete(db);
+    }
+    this.modCount++;
+    if (this.logging) this.ops.push({ type: drop ? "dropDB" : "clearDB", db });
+    return true;
+  }
+
+  readValue(v: LeafValue): Buffer {
+    return this.#host.readValue(v);
+  }
+
+  /** End the transaction and return the snapshot it built (the base if nothing changed). */
+  finish(lsn: number): Snapshot {
+    this.#check();
+    this.#done = true;
+    if (this.#trees.size === 0 && !this.#dbs) return { txn: this.txn, lsn, dbs: this.base.dbs };
+    const dbs = new Map(this.dbs);
+    for (const [name, tree] of this.#trees) {
+      const e = dbs.get(name);
+      if (e) dbs.set(name, { name, keyEncoding: e.keyEncoding, valueEncoding: e.valueEncoding, tree });
+    }
+    return { txn: this.txn, lsn, dbs };
+  }
+
+  abort(): void {
+    this.#done = true;
+  }
+
+  get ended(): boolean {
+    return this.#done;
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Typing for Buffer's latin1 fast paths (present on Buffer.prototype in every Node release we
+ * support). Keys live in memory as latin1 strings, one char per byte, so `<` on strings is
+ * memcmp order; these two calls are on the hot path of every page decode and encode.
+ */
+declare global {
+  interface Buffer {
+    latin1Slice(start: number, end: number): string;
+    latin1Write(str: string, offset: number, length?: number): number;
+  }
+}
+
+if (typeof (Buffer.prototype as { latin1Slice?: unknown }).latin1Slice !== "function") {
+  Buffer.prototype.latin1Slice = function (this: Buffer, start: number, end: number) {
+    return this.toString("latin1", start, end);
+  };
+  Buffer.prototype.latin1Write = function (this: Buffer, str: string, offset: number, length?: number) {
+    return this.write(str, offset, length ?? this.length - offset, "latin1");
+  };
+}
+
+export {};
