@@ -182,7 +182,7 @@ function runChild(job, opts) {
         output,
         results: job.workloads
           .filter((w) => w.report)
-          .map((w) => ({ workload: w.name, engine: job.engine ?? "fdatasync", status, error })),
+          .map((w) => ({ workload: w.name, engine: job.engine ?? w.name, status, error })),
       });
     });
     child.send(job);
@@ -199,14 +199,17 @@ function summarize(results, selected, engines) {
   // per (workload, engine): median over repetitions
   const out = [];
   for (const w of selected) {
-    const names = w.engineless ? ["fdatasync"] : engines.map((e) => e.name);
+    const names = w.engineless ? [w.name] : engines.map((e) => e.name);
     for (const name of names) {
       const rs = results.filter((r) => r.workload === w.name && r.engine === name);
       if (!rs.length) continue;
       const ok = rs.filter((r) => r.status === "ok");
       const values = ok.map(figure).filter((v) => v !== undefined);
       const mb = ok.filter((r) => r.bytes).map((r) => r.bytes / r.seconds / 1e6);
-      const notes = [...new Set(ok.flatMap((r) => r.notes ?? []))];
+      // notes (sizes, open times...) of the run whose figure is the median
+      const mid = values.length ? median(values) : undefined;
+      const rep = ok.reduce((a, r) => (a && Math.abs(figure(a) - mid) <= Math.abs(figure(r) - mid) ? a : r), null);
+      const notes = [...(rep?.notes ?? [])];
       const failed = rs.find((r) => r.status !== "ok");
       out.push({
         workload: w.name,
@@ -283,7 +286,7 @@ function render(summary, selected, engines, params, info, versions, opts) {
       }
       if (withFsync) row.push(`${fmtNum(r.value / fsync, 2)}x`);
       const notes = [...r.notes];
-      if (opts.repeat > 1 && r.runs.length > 1) notes.push(`runs: ${r.runs.map((v) => fmtNum(v)).join(" / ")}`);
+      if ((opts.repeat > 1 || w.engineless) && r.runs.length > 1) notes.push(`runs: ${r.runs.map((v) => fmtNum(v)).join(" / ")}`);
       row.push(notes.join("; "));
       return row;
     });
@@ -382,10 +385,15 @@ async function main() {
   const disabled = new Map(); // engine -> { status, error }: n/a or failed to open, skipped afterwards
   const results = [];
   const started = Date.now();
-  const total = opts.repeat * units.reduce((n, u) => n + (u.engineless ? 1 : engines.length), 0);
+  // Reference (engineless) units, like the disk's fdatasync rate, run at the start AND at the end of
+  // each repetition when engines run too: the disk's rate drifts, and the median of both is used.
+  const refUnits = units.filter((u) => u.engineless);
+  const engineUnits = units.filter((u) => !u.engineless);
+  const schedule = engineUnits.length && refUnits.length ? [...refUnits, ...engineUnits, ...refUnits] : units;
+  const total = opts.repeat * schedule.reduce((n, u) => n + (u.engineless ? 1 : engines.length), 0);
   let done = 0;
   for (let rep = 1; rep <= opts.repeat; rep++) {
-    for (const unit of units) {
+    for (const unit of schedule) {
       for (const engine of unit.engineless ? [null] : engines) {
         done++;
         const label = `[${done}/${total}] ${unit.id} x ${engine?.name ?? "disk"}${opts.repeat > 1 ? ` (run ${rep})` : ""}`;

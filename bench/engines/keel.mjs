@@ -9,17 +9,20 @@ const distUrl = process.env.KEEL_MODULE
   ? pathToFileURL(process.env.KEEL_MODULE)
   : new URL("../../dist/src/index.js", import.meta.url);
 
+// engineMissing: the runner skips this engine for the rest of the run instead of retrying each job
+const missing = (message) => Object.assign(new Error(message), { engineMissing: true });
+
 async function loadKeel() {
   const file = fileURLToPath(distUrl);
   if (!fs.existsSync(file)) {
-    throw new Error(
+    throw missing(
       `KeelDB is not built: ${file} does not exist. Build it with \`npm --prefix .. run build\` ` +
         `from bench/ (\`npm run bench\` does this first), or point KEEL_MODULE at a built index.js.`,
     );
   }
   const mod = await import(distUrl.href);
   if (typeof mod.open !== "function") {
-    throw new Error(`KeelDB build at ${file} does not export open() (exports: ${Object.keys(mod).join(", ") || "none"})`);
+    throw missing(`KeelDB build at ${file} does not export open() (exports: ${Object.keys(mod).join(", ") || "none"})`);
   }
   return mod;
 }
@@ -45,7 +48,7 @@ export function makeKeelEngine({ name, options, description, durability }) {
       const keel = await loadKeel();
       let db;
       try {
-        db = await keel.open(dir, { ...options, encoding: "binary" });
+        db = await keel.open(dir, { ...options, encoding: "binary", keyEncoding: "binary" });
       } catch (e) {
         if (e && e.code === "INVALID_ARGUMENT") {
           throw new EngineUnavailable(`open options ${JSON.stringify(options)} not supported: ${e.message}`, { cause: e });
@@ -93,6 +96,6 @@ export function makeKeelEngine({ name, options, description, durability }) {
 export default makeKeelEngine({
   name: "keel",
   options: { wal: false },
-  description: "KeelDB { wal: false } (sync mode: every commit is a checkpoint, LMDB's model), encoding binary",
+  description: "KeelDB { wal: false } (sync mode: every commit is a checkpoint, LMDB's model), binary keys and values",
   durability: "put/transaction resolve once the data pages and the meta page are synced",
 });

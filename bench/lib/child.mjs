@@ -19,7 +19,7 @@ async function runJob(job) {
         try {
           handle = await engine.open(job.dir);
         } catch (e) {
-          if (e && typeof e === "object") e.engineOpenFailed = true;
+          if (e && typeof e === "object") e.inOpen = true;
           throw e;
         }
       }
@@ -36,7 +36,7 @@ async function runJob(job) {
   let failure = null; // once something fails, the rest of the job is reported with the same status
   for (const { name, report } of job.workloads) {
     const w = workloadByName(name);
-    const base = { workload: name, engine: job.engine ?? "fdatasync" };
+    const base = { workload: name, engine: job.engine ?? name };
     if (failure) {
       if (report) {
         const error = failure.status === "error" && !failure.engineFailed && failure.in ? `not run: ${failure.in} failed` : failure.error;
@@ -51,7 +51,7 @@ async function runJob(job) {
       failure =
         e instanceof EngineUnavailable
           ? { status: "n/a", error: e.message }
-          : { status: "error", error: errorMessage(e), stack: e?.stack, engineFailed: !!e?.engineOpenFailed };
+          : { status: "error", error: `${e?.inOpen ? "open: " : ""}${errorMessage(e)}`, stack: e?.stack, engineFailed: !!e?.engineMissing };
       failure.in = name;
       if (failure.stack && !failure.engineFailed) process.stderr.write(`${failure.stack}\n`);
       if (report) results.push({ ...base, status: failure.status, error: failure.error, engineFailed: failure.engineFailed });

@@ -32,13 +32,41 @@ function resolve(io: TreeReader, ref: NodeRef, txn: number): Node {
   return typeof ref === "number" ? io.load(ref, txn) : ref;
 }
 
+/** The root node, decoded and kept in the TreeState on first use. */
+export function rootNode(io: TreeReader, st: TreeState): Node | null {
+  const r = st.root;
+  if (r === null || typeof r !== "number") return r;
+  const n = io.load(r, st.rootTxn);
+  st.root = n;
+  return n;
+}
+
+/** Child i of a branch, decoded and swizzled into the branch on first use (see Node.ts). */
+export function childNode(io: TreeReader, b: BranchNode, i: number): Node {
+  const ref = b.children[i]!;
+  if (typeof ref !== "number") {
+    ref.hot = true;
+    return ref;
+  }
+  const n = io.load(ref, b.childTxn[i]!);
+  b.children[i] = n;
+  return n;
+}
+
 export function treeGet(io: TreeReader, st: TreeState, key: string): LeafValue | undefined {
-  if (st.root === null) return undefined;
-  let node = typeof st.root === "number" ? io.load(st.root, st.rootTxn) : st.root;
+  let node = rootNode(io, st);
+  if (node === null) return undefined;
   while (!node.leaf) {
     const i = childIndex(node.keys, key);
-    const ref = node.children[i]!;
-    node = typeof ref === "number" ? io.load(ref, node.childTxn[i]!) : ref;
+    const ref: NodeRef = node.children[i]!;
+    if (typeof ref === "number") {
+      const c: Node = io.load(ref, node.childTxn[i]!);
+      node.children[i] = c;
+      node = c;
+    } else {
+      ref.hot = true;
+      node = ref;
+    }
   }
   const keys = node.keys;
   const i = lowerBound(keys, key);

@@ -9,6 +9,12 @@
  *   this content, written by checkpoint `pageTxn`.
  * - `bytes` is the exact encoded size of the node's page content (header included).
  * - Keys are the encoded key bytes as latin1 strings, so that JS string order is byte order.
+ *   Inline values are latin1 strings too: a million small strings cost the garbage collector far
+ *   less than a million small Buffers.
+ * - A branch child is held either as a page number or as the Node decoded from that page
+ *   ("swizzled in" on first use). Swapping one for the other never changes what a reader sees:
+ *   the page is intact for as long as any snapshot can reach it (I2). The engine's sweep swaps
+ *   cold clean nodes back to page numbers to bound memory.
  */
 import {
   BRANCH_ENTRY_OVERHEAD,
@@ -33,7 +39,7 @@ export class OverflowValue {
   }
 }
 
-export type LeafValue = Buffer | OverflowValue;
+export type LeafValue = string | OverflowValue;
 
 export class LeafNode {
   readonly leaf = true;
@@ -43,7 +49,9 @@ export class LeafNode {
   txn: number;
   page = 0;
   pageTxn = 0;
-  hot = false;
+  hot = true;
+  /** Epoch of the last memory sweep that visited this node. */
+  mark = 0;
 
   constructor(keys: string[], vals: LeafValue[], txn: number, bytes?: number) {
     this.keys = keys;
@@ -70,7 +78,9 @@ export class BranchNode {
   txn: number;
   page = 0;
   pageTxn = 0;
-  hot = false;
+  hot = true;
+  /** Epoch of the last memory sweep that visited this node. */
+  mark = 0;
 
   constructor(keys: string[], children: NodeRef[], childTxn: number[], txn: number, bytes?: number) {
     this.keys = keys;
@@ -88,7 +98,7 @@ export class BranchNode {
 export type Node = LeafNode | BranchNode;
 
 export function leafEntryBytes(key: string, val: LeafValue): number {
-  return LEAF_ENTRY_OVERHEAD + key.length + (val instanceof OverflowValue ? OVERFLOW_REF_BYTES : val.length);
+  return LEAF_ENTRY_OVERHEAD + key.length + (typeof val === "string" ? val.length : OVERFLOW_REF_BYTES);
 }
 
 export function leafBytes(keys: string[], vals: LeafValue[]): number {

@@ -14,6 +14,7 @@ import { corrupt } from "../errors.js";
 import { writeHeader, seal, type PageHeader } from "../pager/PageCodec.js";
 import { LEAF_FLAG_OVERFLOW, PAGE_HEADER, PageType } from "../pager/PageLayout.js";
 import { BranchNode, LeafNode, OverflowValue, type LeafValue, type Node } from "./Node.js";
+export type { OverflowValue };
 
 const TWO32 = 0x100000000;
 
@@ -26,7 +27,7 @@ export function encodeLeaf(node: LeafNode, buf: Buffer, pageNo: number, txn: num
     const k = keys[i]!;
     const v = vals[i]!;
     buf.writeUInt16LE(k.length, off);
-    if (v instanceof OverflowValue) {
+    if (typeof v !== "string") {
       buf[off + 2] = LEAF_FLAG_OVERFLOW;
       buf.writeUInt32LE(v.length, off + 3);
       off += 7;
@@ -41,8 +42,7 @@ export function encodeLeaf(node: LeafNode, buf: Buffer, pageNo: number, txn: num
       buf.writeUInt32LE(v.length, off + 3);
       off += 7;
       off += buf.latin1Write(k, off);
-      buf.set(v, off);
-      off += v.length;
+      off += buf.latin1Write(v, off);
     }
   }
   if (off !== node.bytes) throw new Error(`leaf size accounting is off: ${off} != ${node.bytes}`);
@@ -123,7 +123,7 @@ function decodeLeaf(buf: Buffer, h: PageHeader, ctx: DecodeContext): LeafNode {
       off += 8;
     } else if (flags === 0) {
       if (off + vl > end) bad(ctx, h, "value past page end", off);
-      vals[i] = buf.subarray(off, off + vl);
+      vals[i] = buf.latin1Slice(off, off + vl);
       off += vl;
     } else {
       bad(ctx, h, `unknown entry flags ${flags}`, off - 7 - kl);

@@ -7,6 +7,7 @@
  */
 import type { LeafNode, LeafValue, Node, NodeRef, BranchNode } from "./Node.js";
 import { childIndex, lowerBound } from "./Node.js";
+import { childNode } from "./BTree.js";
 import type { TreeReader, TreeState } from "./TreeState.js";
 
 export class TreeCursor {
@@ -37,8 +38,7 @@ export class TreeCursor {
   }
 
   #child(b: BranchNode, i: number): Node {
-    const ref = b.children[i]!;
-    return typeof ref === "number" ? this.#io.load(ref, b.childTxn[i]!) : ref;
+    return childNode(this.#io, b, i);
   }
 
   #descend(key: string | null, toEnd: boolean): void {
@@ -46,7 +46,8 @@ export class TreeCursor {
     this.#idx.length = 0;
     this.#leaf = null;
     if (this.#root === null) return;
-    let n = typeof this.#root === "number" ? this.#io.load(this.#root, this.#rootTxn) : this.#root;
+    if (typeof this.#root === "number") this.#root = this.#io.load(this.#root, this.#rootTxn);
+    let n = this.#root;
     while (!n.leaf) {
       const i = key !== null ? childIndex(n.keys, key) : toEnd ? n.children.length - 1 : 0;
       this.#branches.push(n);

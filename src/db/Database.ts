@@ -26,7 +26,7 @@ import { Transaction } from "./Transaction.js";
 import type { Durability } from "./Durability.js";
 
 export type QueueItem =
-  | { kind: "put"; db: SubDatabase; key: string; value: Buffer }
+  | { kind: "put"; db: SubDatabase; key: string; value: string | Buffer }
   | { kind: "remove"; db: SubDatabase; key: string }
   | { kind: "txn"; db: SubDatabase; fn: (tx: Transaction) => unknown };
 
@@ -60,7 +60,8 @@ export interface Stats extends TreeStatsReport {
   fileBytes: number;
   readers: number;
   maxReaders: number;
-  cache: { hits: number; misses: number; pages: number; capacityPages: number };
+  /** Clean pages held decoded in memory, the budget (cacheSize / pageSize), pages read from disk, sweeps. */
+  cache: { pages: number; capacityPages: number; loads: number; sweeps: number; evictions: number };
   checkpoints: number;
   lastCheckpointAt: number;
   dbs: Record<string, TreeStatsReport>;
@@ -380,7 +381,7 @@ export class Database extends SubDatabase {
       fileBytes,
       readers: engine.readers.active,
       maxReaders: engine.readers.max,
-      cache: { hits: cache.hits, misses: cache.misses, pages: cache.size, capacityPages: cache.capacity },
+      cache: { pages: cache.count, capacityPages: cache.capacity, loads: cache.loads, sweeps: cache.sweeps, evictions: cache.evictions },
       checkpoints: engine.checkpoints,
       lastCheckpointAt: engine.lastCheckpointAt,
       dbs,

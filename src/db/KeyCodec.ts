@@ -15,6 +15,8 @@ import type { KeyEncodingName } from "../txn/Snapshot.js";
 export type Key = string | number | boolean | null | Uint8Array | Key[];
 
 const scratch = Buffer.allocUnsafeSlow(70 * 1024);
+/** latin1Slice works on any Uint8Array: no Buffer view needs to be made for a binary key. */
+const slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number): string {
   let len: number;
@@ -22,7 +24,7 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
     if (key === undefined) throw invalidArgument("key is undefined", { argument: "key" });
     if (key instanceof Uint8Array) {
       if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
-      return Buffer.from(key.buffer, key.byteOffset, key.length).latin1Slice(0, key.length);
+      return slice.call(key, 0, key.length);
     }
     try {
       len = writeKey(key as never, scratch, 0);
@@ -32,7 +34,7 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
   } else if (enc === "binary") {
     if (!(key instanceof Uint8Array)) throw invalidArgument('keyEncoding "binary" takes Buffer or Uint8Array keys', { argument: "key", keyEncoding: enc });
     if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
-    return Buffer.from(key.buffer, key.byteOffset, key.length).latin1Slice(0, key.length);
+    return slice.call(key, 0, key.length);
   } else {
     if (typeof key !== "string") throw invalidArgument('keyEncoding "string" takes string keys', { argument: "key", keyEncoding: enc });
     if (key.length * 3 > scratch.length) throw tooLong(Buffer.byteLength(key), maxKeySize);

@@ -35,6 +35,11 @@ export interface Entry {
   value: unknown;
 }
 
+const slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+function latin1(v: Uint8Array): string {
+  return slice.call(v, 0, v.length);
+}
+
 const releaser = new FinalizationRegistry<{ release: () => void }>((t) => t.release());
 
 export class SubDatabase {
@@ -65,7 +70,7 @@ export class SubDatabase {
   }
 
   /** @internal */
-  encodeValue(v: unknown): Buffer {
+  encodeValue(v: unknown): Buffer | Uint8Array {
     const b = encodeValue(v, this.valueEncoding);
     const max = this.root.engine.maxValueSize;
     if (b.length > max) throw invalidArgument(`value of ${b.length} bytes exceeds maxValueSize ${max}`, { argument: "value", limit: "maxValueSize", max, size: b.length });
@@ -192,7 +197,10 @@ export class SubDatabase {
   /** Store `value` under `key`. Resolves (true) once the write is as durable as configured. */
   put(key: Key, value: unknown): Promise<boolean> {
     try {
-      return this.root.enqueue({ kind: "put", db: this, key: this.encodeKey(key), value: this.encodeValue(value) }) as Promise<boolean>;
+            const k = this.encodeKey(key);
+      const v = this.encodeValue(value);
+      // Copied now (as a latin1 string, cheap for the GC): the caller may reuse its buffer.
+      return this.root.enqueue({ kind: "put", db: this, key: k, value: v.length <= 65536 ? latin1(v) : Buffer.from(v) }) as Promise<boolean>;
     } catch (e) {
       return Promise.reject(e);
     }

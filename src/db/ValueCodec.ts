@@ -11,7 +11,7 @@ import type { ValueEncodingName } from "../txn/Snapshot.js";
 
 const packr = new Packr({ copyBuffers: true, useRecords: false, moreTypes: true });
 
-export function encodeValue(value: unknown, enc: ValueEncodingName): Buffer {
+export function encodeValue(value: unknown, enc: ValueEncodingName): Buffer | Uint8Array {
   if (value === undefined) throw invalidArgument("value is undefined (use remove to delete a key)", { argument: "value" });
   switch (enc) {
     case "msgpack":
@@ -26,7 +26,8 @@ export function encodeValue(value: unknown, enc: ValueEncodingName): Buffer {
       return Buffer.from(value, "utf8");
     case "binary":
       if (!(value instanceof Uint8Array)) throw invalidArgument('encoding "binary" takes Buffer or Uint8Array values', { argument: "value", encoding: enc });
-      return Buffer.from(value); // a copy: the caller may reuse its buffer before the commit
+      // As given: the write path copies it (into a string) before the caller can change it.
+      return value;
   }
 }
 

@@ -1,66 +1,40 @@
 /**
- * PageCache: decoded tree nodes by page number, bounded by a page count, CLOCK eviction.
+ * PageCache: the memory budget for clean tree nodes.
  *
- * Invariant: an entry always holds the content of its page as last written by a checkpoint that
- * succeeded; the checkpoint replaces the entry of every page it writes (a reused page number
- * therefore never serves its old content). Entries are only an optimisation: evicting one is
- * always safe because the page on disk is intact for every snapshot that can reach it (I2).
+ * Decoded nodes live in their parents (a branch child swizzled in from a page number) rather
+ * than in a lookup table, so a warm lookup costs no hashing. This class counts the clean nodes
+ * held that way and asks the engine to sweep when the count passes the budget: the sweep swaps
+ * cold clean children back to page numbers (CLOCK: a node used since the last sweep survives
+ * it once). Evicting is always safe: the page is intact for every snapshot that reaches it (I2).
  */
-import type { Node } from "../btree/Node.js";
-
 export class PageCache {
-  #map = new Map<number, Node>();
-  #capacity: number;
-  hits = 0;
-  misses = 0;
+  /** Clean nodes believed to be held in memory (exact right after a sweep). */
+  count = 0;
+  readonly capacity: number;
+  loads = 0;
+  sweeps = 0;
   evictions = 0;
+  /** Installed by the engine: evicts cold nodes and returns how many clean nodes it kept. */
+  sweeper: (() => number) | null = null;
+  #sweeping = false;
 
   constructor(capacityPages: number) {
-    this.#capacity = Math.max(16, Math.floor(capacityPages));
+    this.capacity = Math.max(64, Math.floor(capacityPages));
   }
 
-  get size(): number {
-    return this.#map.size;
-  }
-
-  get capacity(): number {
-    return this.#capacity;
-  }
-
-  get(page: number): Node | undefined {
-    const n = this.#map.get(page);
-    if (n !== undefined) {
-      n.hot = true;
-      this.hits++;
-    } else this.misses++;
-    return n;
-  }
-
-  set(page: number, node: Node): void {
-    this.#map.delete(page);
-    this.#map.set(page, node);
-    if (this.#map.size > this.#capacity) this.#evict();
-  }
-
-  delete(page: number): void {
-    this.#map.delete(page);
-  }
-
-  clear(): void {
-    this.#map.clear();
-  }
-
-  /** Second chance: hot entries are moved to the back once, cold ones go. */
-  #evict(): void {
-    const target = Math.floor(this.#capacity * 0.9);
-    let budget = this.#map.size * 2;
-    for (const [page, node] of this.#map) {
-      if (this.#map.size <= target || budget-- <= 0) break;
-      this.#map.delete(page);
-      if (node.hot) {
-        node.hot = false;
-        this.#map.set(page, node);
-      } else this.evictions++;
+  /** A node was decoded from disk (or written by a checkpoint) and is now held in memory. */
+  added(n = 1): void {
+    this.count += n;
+    if (this.count > this.capacity && this.sweeper && !this.#sweeping) {
+      this.#sweeping = true;
+      try {
+        const before = this.count;
+        this.count = this.sweeper();
+        this.sweeps++;
+        this.evictions += Math.max(0, before - this.count);
+      } finally {
+        this.#sweeping = false;
+      }
     }
   }
 }

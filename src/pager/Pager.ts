@@ -33,6 +33,8 @@ export class Pager {
   /** Newest txn a page may carry (the txn of the newest checkpoint). */
   maxTxn: number;
   pagesRead = 0;
+  /** Reused between checkpoints: a commit of a few pages must not allocate megabytes. */
+  #chunk = Buffer.alloc(0);
   pagesWritten = 0;
   bytesWritten = 0;
 
@@ -68,14 +70,13 @@ export class Pager {
     return buf;
   }
 
-  /** A branch or leaf node, from the cache or verified from disk. */
+  /** A branch or leaf node verified and decoded from disk. The caller keeps it (swizzles it in). */
   load(page: number, txn: number): Node {
-    const cached = this.cache.get(page);
-    if (cached !== undefined) return cached;
     const buf = this.#read(page, 1);
     const h = verifyPage(buf, { pageNo: page, types: TREE_TYPES, txn, maxTxn: this.maxTxn, file: this.path });
     const node = decodeNode(buf, h, { file: this.path, highWater: this.highWater });
-    this.cache.set(page, node);
+    this.cache.loads++;
+    this.cache.added();
     return node;
   }
 
@@ -114,6 +115,61 @@ export class Pager {
       throw ioError(e, "read", this.path);
     }
     return buf;
+  }
+
+  /**
+   * Write pages in page-number order through one reusable chunk buffer: `fill(view)` encodes a
+   * page (or run) straight into the zeroed bytes it will be written from, so a checkpoint of a
+   * million entries allocates no per-page buffers.
+   */
+  writeOrdered(jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }>): number {
+    jobs.sort((a, b) => a.page - b.page);
+    const ps = this.pageSize;
+    let needed = 0;
+    for (const j of jobs) needed += j.count;
+    const chunkPages = Math.max(1, Math.min(needed, Math.floor((4 << 20) / ps)));
+    if (this.#chunk.length < chunkPages * ps) this.#chunk = Buffer.allocUnsafeSlow(chunkPages * ps);
+    const chunk = this.#chunk;
+    let start = -1;
+    let used = 0;
+    let total = 0;
+    const flush = () => {
+      if (used === 0) return;
+      try {
+        this.file.write(chunk, 0, used * ps, start * ps);
+      } catch (e) {
+        throw ioError(e, "write", this.path);
+      }
+      this.pagesWritten += used;
+      this.bytesWritten += used * ps;
+      total += used * ps;
+      used = 0;
+      start = -1;
+    };
+    for (const j of jobs) {
+      if (j.count > chunkPages) {
+        flush();
+        const big = Buffer.alloc(j.count * ps);
+        j.fill(big);
+        try {
+          this.file.write(big, 0, big.length, j.page * ps);
+        } catch (e) {
+          throw ioError(e, "write", this.path);
+        }
+        this.pagesWritten += j.count;
+        this.bytesWritten += big.length;
+        total += big.length;
+        continue;
+      }
+      if (used > 0 && (start + used !== j.page || used + j.count > chunkPages)) flush();
+      if (used === 0) start = j.page;
+      const view = chunk.subarray(used * ps, (used + j.count) * ps);
+      view.fill(0);
+      j.fill(view);
+      used += j.count;
+    }
+    flush();
+    return total;
   }
 
   /** Write pages (sorted by page number here), coalescing adjacent ones into one write each. */
@@ -158,7 +214,6 @@ export class Pager {
   }
 
   close(): void {
-    this.cache.clear();
     try {
       this.file.close();
     } catch (e) {

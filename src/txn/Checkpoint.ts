@@ -11,8 +11,8 @@
  *   5. Write all those pages, then fdatasync the data file (unless noSync).
  *   6. Write the meta page into the slot that does not hold the newest valid meta (I1), then
  *      fdatasync again (unless noSync or noMetaSync).
- *   7. Adopt: stamp page numbers on the nodes, put them in the cache, swap in-memory child
- *      pointers for page numbers (memory stays bounded), install the new free list and meta.
+ *   7. Adopt: stamp page numbers on the nodes (they are clean now, and count against the
+ *      memory budget), install the new free list and meta.
  *
  * Invariant I1 holds because steps 2 and 4 hand out only pages that neither meta slot's tree
  * uses (the release rule) or pages past the old end of the file, and because the meta that
@@ -21,14 +21,14 @@
  */
 import { KeelError } from "../errors.js";
 import { treePut, treeRemove } from "../btree/BTree.js";
-import { BranchNode, OverflowValue, type Node, type NodeRef } from "../btree/Node.js";
+import { OverflowValue, type Node, type NodeRef } from "../btree/Node.js";
 import { encodeBranch, encodeLeaf } from "../btree/NodeCodec.js";
 import { copyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
 import { encodeMeta, type Meta } from "../pager/Meta.js";
 import { seal, writeHeader } from "../pager/PageCodec.js";
 import { FORMAT_VERSION, PAGE_HEADER, PageType, overflowPages, type PageLimits } from "../pager/PageLayout.js";
-import type { PageWrite, Pager } from "../pager/Pager.js";
+import type { Pager } from "../pager/Pager.js";
 import { encodeCatalogRecord, recordFromTree } from "./CatalogRecord.js";
 import type { Snapshot } from "./Snapshot.js";
 
@@ -150,7 +150,7 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
       const rec = encodeCatalogRecord(recordFromTree(e.tree, root, rootTxn, e.keyEncoding, e.valueEncoding));
       written.set(name, rec);
       const before = input.written.get(name);
-      if (!before || !before.equals(rec)) treePut(catWriter, catalog, catalogKey(name), rec);
+      if (!before || !before.equals(rec)) treePut(catWriter, catalog, catalogKey(name), rec.latin1Slice(0, rec.length));
     }
     for (const name of input.written.keys()) {
       if (!head.dbs.has(name)) treeRemove(catWriter, catalog, catalogKey(name));
@@ -178,43 +178,55 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
       if (attempt > 8) throw new KeelError("INTERNAL", "free list size did not settle", { bytes: flBytes.length });
     }
 
-    // Step 5: encode and write every page, then make them durable.
-    const writes: PageWrite[] = [];
+    // Step 5: encode and write every page (in page order, through one chunk buffer), then
+    // make them durable.
+    const jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }> = [];
     for (const n of nodes.concat(catNodes)) {
-      const buf = Buffer.alloc(pageSize);
       const p = pageOf.get(n)!;
-      if (n.leaf) encodeLeaf(n, buf, p, C, (v) => (valuePage.has(v) ? [valuePage.get(v)!, C] : [v.page, v.pageTxn]));
-      else {
-        const cp: number[] = [];
-        const ct: number[] = [];
-        for (let i = 0; i < n.children.length; i++) {
-          const c = n.children[i]!;
-          const [pg, tx] = refPage(c);
-          cp.push(pg);
-          ct.push(typeof c === "number" ? n.childTxn[i]! : tx);
-        }
-        encodeBranch(n, buf, p, C, cp, ct);
+      if (n.leaf) {
+        jobs.push({ page: p, count: 1, fill: (buf) => encodeLeaf(n, buf, p, C, (v) => (valuePage.has(v) ? [valuePage.get(v)!, C] : [v.page, v.pageTxn])) });
+      } else {
+        jobs.push({
+          page: p,
+          count: 1,
+          fill: (buf) => {
+            const cp: number[] = [];
+            const ct: number[] = [];
+            for (let i = 0; i < n.children.length; i++) {
+              const c = n.children[i]!;
+              const [pg, tx] = refPage(c);
+              cp.push(pg);
+              ct.push(typeof c === "number" ? n.childTxn[i]! : tx);
+            }
+            encodeBranch(n, buf, p, C, cp, ct);
+          },
+        });
       }
-      writes.push({ page: p, data: buf });
     }
     for (const v of values) {
       const count = overflowPages(v.length, pageSize);
       const p = valuePage.get(v)!;
-      const buf = Buffer.alloc(count * pageSize);
-      writeHeader(buf, { type: PageType.Overflow, flags: 0, count: 0, pageNo: p, txn: C, aux1: count, aux2: v.length });
-      buf.set(v.data!, PAGE_HEADER);
-      seal(buf);
-      writes.push({ page: p, data: buf });
+      jobs.push({
+        page: p,
+        count,
+        fill: (buf) => {
+          writeHeader(buf, { type: PageType.Overflow, flags: 0, count: 0, pageNo: p, txn: C, aux1: count, aux2: v.length });
+          buf.set(v.data!, PAGE_HEADER);
+          seal(buf);
+        },
+      });
     }
-    {
-      const buf = Buffer.alloc(flPages * pageSize);
-      writeHeader(buf, { type: PageType.FreeList, flags: 0, count: 0, pageNo: flPage, txn: C, aux1: flPages, aux2: flBytes.length });
-      buf.set(flBytes, PAGE_HEADER);
-      seal(buf);
-      writes.push({ page: flPage, data: buf });
-    }
+    jobs.push({
+      page: flPage,
+      count: flPages,
+      fill: (buf) => {
+        writeHeader(buf, { type: PageType.FreeList, flags: 0, count: 0, pageNo: flPage, txn: C, aux1: flPages, aux2: flBytes.length });
+        buf.set(flBytes, PAGE_HEADER);
+        seal(buf);
+      },
+    });
     input.onPhase?.("checkpoint:before-write");
-    pager.writePages(writes);
+    const bytes = pager.writeOrdered(jobs);
     input.onPhase?.("checkpoint:after-write");
     if (!input.noSync) pager.sync();
     input.onPhase?.("checkpoint:after-data-sync");
@@ -253,22 +265,16 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
     for (const n of nodes.concat(catNodes)) {
       n.page = pageOf.get(n)!;
       n.pageTxn = C;
+      n.hot = true;
     }
     for (const v of values) {
       v.page = valuePage.get(v)!;
       v.pageTxn = C;
       v.data = null;
     }
-    for (const n of nodes.concat(catNodes)) {
-      if (!n.leaf) swizzle(n);
-      pager.cache.set(n.page, n);
-    }
-    for (const e of head.dbs.values()) swizzleRoot(e.tree);
-    swizzleRoot(catalog);
     pager.highWater = alloc.highWater;
     pager.maxTxn = C;
-    let bytes = 0;
-    for (const w of writes) bytes += w.data.length;
+    pager.cache.added(nodes.length + catNodes.length);
     return { meta, slot, freelist: fl, catalog, written, allocated: alloc.taken, highWater: alloc.highWater, bytes };
   } catch (e) {
     throw new CheckpointError(e, metaAttempted, alloc.taken, alloc.highWater);
@@ -284,23 +290,4 @@ function rootOf(t: TreeState, refPage: (n: NodeRef) => [number, number]): [numbe
   const r = t.root!;
   if (typeof r === "number") return [r, t.rootTxn];
   return refPage(r);
-}
-
-/** Replace in-memory children that are on disk now by their page numbers. */
-function swizzle(n: BranchNode): void {
-  for (let i = 0; i < n.children.length; i++) {
-    const c = n.children[i]!;
-    if (typeof c !== "number" && c.page !== 0) {
-      n.children[i] = c.page;
-      n.childTxn[i] = c.pageTxn;
-    }
-  }
-}
-
-function swizzleRoot(t: TreeState): void {
-  const r = t.root;
-  if (r !== null && typeof r !== "number" && r.page !== 0) {
-    t.root = r.page;
-    t.rootTxn = r.pageTxn;
-  }
 }

@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import { KeelError, corrupt, invalidArgument, ioError } from "../errors.js";
 import type { FileSystem, FileHandle } from "../io/FileSystem.js";
-import { OverflowValue, type LeafValue, type Node } from "../btree/Node.js";
+import { OverflowValue, type BranchNode, type LeafValue, type Node } from "../btree/Node.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { emptyTree, type TreeState } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
@@ -83,6 +83,8 @@ export class Engine implements TxnHost {
   #nextTxn: number;
   #writer: WriteTxn | null = null;
   #createdAt: number;
+  #scratch = Buffer.allocUnsafeSlow(64 * 1024);
+  #sweepEpoch = 0;
   dirtyBytes = 0;
   checkpoints = 0;
   lastCheckpoint: CheckpointInfo | null = null;
@@ -130,8 +132,9 @@ export class Engine implements TxnHost {
       const name = Buffer.from(cur.key, "latin1").toString("utf8");
       const raw = cur.value;
       if (raw instanceof OverflowValue) throw corrupt(`catalog entry "${name}" in ${this.path} is an overflow value`, { file: this.path, name });
-      const rec = decodeCatalogRecord(raw, { file: this.path, name });
-      this.written.set(name, Buffer.from(raw));
+      const bytes = Buffer.from(raw, "latin1");
+      const rec = decodeCatalogRecord(bytes, { file: this.path, name });
+      this.written.set(name, bytes);
       dbs.set(name, {
         name,
         keyEncoding: rec.keyEncoding,
@@ -148,6 +151,7 @@ export class Engine implements TxnHost {
       });
     }
     this.head = this.published = this.durable = { txn: meta.txn, lsn: meta.appliedLsn, dbs };
+    this.pager.cache.sweeper = () => this.#sweep();
     this.#nextTxn = meta.txn + 1;
     this.lastCheckpointAt = meta.checkpointAt;
   }
@@ -277,14 +281,57 @@ export class Engine implements TxnHost {
     return { metas: [m0, m1], newest, fallback };
   }
 
+  /**
+   * Memory sweep (CLOCK over the trees of the head, published and durable snapshots): a clean
+   * node not used since the last sweep goes back to being a page number in its parent; a used
+   * one is kept and marked unused. Nodes not yet written (page 0) are always kept. Returns how
+   * many clean nodes stay in memory.
+   */
+  #sweep(): number {
+    const epoch = ++this.#sweepEpoch;
+    let kept = 0;
+    const walk = (b: BranchNode): void => {
+      for (let i = 0; i < b.children.length; i++) {
+        const c = b.children[i]!;
+        if (typeof c === "number" || c.mark === epoch) continue;
+        if (c.page !== 0 && !c.hot) {
+          b.children[i] = c.page;
+          b.childTxn[i] = c.pageTxn;
+          continue;
+        }
+        c.mark = epoch;
+        c.hot = false;
+        if (c.page !== 0) kept++;
+        if (!c.leaf) walk(c);
+      }
+    };
+    const roots = new Set<TreeState>([this.catalog]);
+    for (const s of [this.head, this.published, this.durable]) for (const e of s.dbs.values()) roots.add(e.tree);
+    for (const t of roots) {
+      const r = t.root;
+      if (r === null || typeof r === "number" || r.mark === epoch) continue;
+      r.mark = epoch;
+      if (r.page !== 0) kept++;
+      if (!r.leaf) walk(r);
+    }
+    return kept;
+  }
+
   // ---- TxnHost ----
 
   load(page: number, txn: number): Node {
     return this.pager.load(page, txn);
   }
 
+  /**
+   * The bytes of a stored value. Inline values come back in a scratch buffer that the next call
+   * reuses: decode or copy them at once.
+   */
   readValue(v: LeafValue): Buffer {
-    return v instanceof OverflowValue ? this.pager.readOverflow(v) : v;
+    if (typeof v !== "string") return this.pager.readOverflow(v);
+    if (v.length > this.#scratch.length) this.#scratch = Buffer.allocUnsafeSlow(Math.max(v.length, this.#scratch.length * 2));
+    const n = this.#scratch.latin1Write(v, 0);
+    return this.#scratch.subarray(0, n);
   }
 
   // ---- transactions ----

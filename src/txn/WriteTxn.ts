@@ -17,6 +17,8 @@ import { copyTree, emptyTree, type TreeState, type TreeWriter } from "../btree/T
 import { LEAF_ENTRY_OVERHEAD, type PageLimits } from "../pager/PageLayout.js";
 import type { DbEntry, KeyEncodingName, Snapshot, ValueEncodingName } from "./Snapshot.js";
 
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
 export interface LogOp {
   type: "put" | "remove" | "createDB" | "dropDB" | "clearDB";
   db: string;
@@ -105,7 +107,8 @@ export class WriteTxn implements TreeWriter {
     return new TreeCursor(this, this.#tree(db) ?? emptyTree());
   }
 
-  put(db: string, key: string, value: Buffer, rawKey?: Uint8Array): boolean {
+  /** `value` is the encoded value: a Buffer, or the same bytes as a latin1 string. */
+  put(db: string, key: string, value: Uint8Array | string, rawKey?: Uint8Array): boolean {
     this.#check();
     if (key.length > this.limits.maxKeySize) {
       throw invalidArgument(`key of ${key.length} bytes exceeds maxKeySize ${this.limits.maxKeySize}`, { limit: "maxKeySize", max: this.limits.maxKeySize, size: key.length });
@@ -115,13 +118,15 @@ export class WriteTxn implements TreeWriter {
     }
     const t = this.#ownTree(db);
     const inline = LEAF_ENTRY_OVERHEAD + key.length + value.length <= this.limits.maxInlineEntry;
-    const v: LeafValue = inline ? value : new OverflowValue(value.length, 0, 0, value);
+    const v: LeafValue = inline
+      ? typeof value === "string" ? value : latin1Slice.call(value, 0, value.length)
+      : new OverflowValue(value.length, 0, 0, typeof value === "string" ? Buffer.from(value, "latin1") : Buffer.from(value));
     if (!inline) this.dirtyBytes += value.length;
     this.dirtyBytes += this.limits.pageSize / 8;
     const existed = treePut(this, t, key, v);
     this.modCount++;
     this.opCount++;
-    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? Buffer.from(key, "latin1"), value });
+    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? Buffer.from(key, "latin1"), value: typeof value === "string" ? Buffer.from(value, "latin1") : value });
     return existed;
   }
 

@@ -200,16 +200,17 @@ export class WriteAheadLog {
     const lsn = this.#gc.committed + 1;
     this.#maybeRoll(size);
     const seg = this.#active;
-    const bytes = encodeLogRecord({ lsn, txTime, kind, ops: rec.ops }, this.#gc.durable);
     const offset = seg.end;
-    const before = this.#gc.committed;
     try {
-      if (seg.ensureCapacity(offset + bytes.length, this.#o.walPreallocBytes)) this.#gc.synced(before);
+      if (seg.ensureCapacity(offset + size, this.#o.walPreallocBytes)) this.#gc.synced(lsn - 1);
     } catch (e) {
       // Zero-filling failed: nothing committed, the log stays usable. The sync after it failed: fatal.
       if (e instanceof KeelError && e.details.op === "fdatasync") this.#gc.fail(e);
       throw e;
     }
+    // Encoded after the roll and preallocation syncs, so syncedThrough is as high as it can be:
+    // the higher it is, the more damage recovery can tell apart from a torn tail.
+    const bytes = encodeLogRecord({ lsn, txTime, kind, ops: rec.ops }, this.#gc.durable);
     this.#phase("wal-append:before-write");
     seg.write(bytes, offset);
     this.#phase("wal-append:after-write");
@@ -330,13 +331,18 @@ export class WriteAheadLog {
       this.#phase("wal-gc:before-delete");
       try {
         this.#fs.remove(seg.path);
-        this.#fs.syncDir(this.#walDir);
       } catch (e) {
         throw ioError(e, "remove", seg.path);
       }
+      // Gone from the namespace now, durable or not: readers must no longer be sent to it.
       this.#segments.shift();
       result.deleted.push(info);
       result.freedBytes += info.fileBytes;
+      try {
+        this.#fs.syncDir(this.#walDir);
+      } catch (e) {
+        throw ioError(e, "syncDir", this.#walDir);
+      }
       this.#phase("wal-gc:after-delete");
     }
     return result;

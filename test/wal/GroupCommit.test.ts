@@ -1,3 +1,10 @@
+/**
+ * Group-commit tests: syncs counted with a FileSystem wrapper that can hold or fail them.
+ *
+ * Invariants checked: I4 (strict: one sync per group, a waiter resolves only after a sync that
+ * started after its append; relaxed: sync by count and by timer with no further write; none: sync
+ * only on request), and a failed sync rejects the group with IO/FULL and leaves the log failed.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KeelError } from "../../src/errors.js";

@@ -1,3 +1,10 @@
+/**
+ * Record codec tests: round trip of every field, and fuzz (random bytes, every bit flip, every
+ * truncation, mutations with a recomputed checksum).
+ *
+ * Invariants checked: I6 (decoding yields a valid record, end of log, or KeelError CORRUPT with
+ * segment and offset; nothing else, and it always terminates); records are 8-byte aligned.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KeelError } from "../../src/errors.js";

@@ -1,3 +1,10 @@
+/**
+ * Retention and gc tests.
+ *
+ * Invariants checked: floors always win; retention is bytes OR age; only a prefix of sealed
+ * segments is deleted (never the active one); each deletion syncs the directory; running readers
+ * hold the segments they still need.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";

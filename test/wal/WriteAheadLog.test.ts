@@ -1,3 +1,10 @@
+/**
+ * WriteAheadLog tests on real files: LSN assignment, reopen, rolling by size and age, rotate,
+ * reading (ranges, across segments, beside appends), watermarks, closed state, options.
+ *
+ * Invariants checked: I3 (contiguous LSNs within and across segments, readers return a prefix in
+ * order); sealed segments hold exactly their records.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";

@@ -1,0 +1,415 @@
+/**
+ * Fault injection into the `wal: false` commit path and into open(), with FaultFileSystem.
+ *
+ * For each commit kind (one put, a group of puts, a transactionSync, a multi-page bulk transaction
+ * with overflow values across sub-databases), each errno (EIO on any call; ENOSPC on the calls that
+ * can run out of space: writes, syncs, truncate, create, mkdir, rename) and each persistence
+ * (transient: that call only; persistent: that call and every later one), fail I/O call k of the
+ * commit for k = 1, 2, ... until the commit succeeds with no fault injected. After each failure:
+ *   - the promise rejects (or transactionSync throws) with KeelError IO (EIO) or FULL (ENOSPC);
+ *   - the database stays open and serves the old state (while a persistent fault is still armed,
+ *     each read returns the old value or fails with that same code; once cleared, every read is right);
+ *   - with the fault cleared, a further commit succeeds and a reopen gives exactly old + that commit
+ *     (the failed commit was rolled back, it must not come back under a later one), and the file
+ *     takes more commits and reopens again (the free list is sound);
+ *   - or, without a further commit: close, reopen gives the old or the new state, read back fully.
+ * Backends: FaultFileSystem over a CrashFileSystem (fast, a clone of one fixture per k), and over
+ * the real file system (a copy of a fixture directory per k) for a subset.
+ *
+ * open() under faults, on a new directory, on an existing database, and on one whose LOCK was left
+ * by a dead process: it fails with KeelError IO/FULL (never an untyped error), and once the fault
+ * is cleared the directory opens with its state intact.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { open, KeelError, NodeFileSystem, type Database, type FileSystem, type OpenOptions } from "../../src/index.js";
+import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
+import { FaultFileSystem, type CallKind, type FaultErrno, type FaultOptions } from "../../src/io/FaultFileSystem.js";
+import { describeError } from "../helpers/crashCheck.js";
+import { canon, checkDb, matchState, readState, sub, type DbState } from "../helpers/dbModel.js";
+import { Rng } from "../helpers/rng.js";
+import { applyStep, bulkStep, genStep, keyUniverse, runStep, type Op, type Step, type WorkloadOptions } from "../helpers/workload.js";
+
+const PAGE = 1024;
+const WO: WorkloadOptions = { pageSize: PAGE, keySpace: 200, bigValues: 0.15 };
+const UNIVERSE = keyUniverse(WO);
+const ENOSPC_KINDS: readonly CallKind[] = ["write", "sync", "syncAsync", "truncate", "open", "mkdir", "rename"];
+const CODE: Record<string, string> = { EIO: "IO", ENOSPC: "FULL" };
+
+function faultOptions(errno: FaultErrno, persistent: boolean): FaultOptions {
+  return errno === "ENOSPC" ? { errno, persistent, kinds: ENOSPC_KINDS } : { errno, persistent };
+}
+
+// ---- fixtures --------------------------------------------------------------------------------
+
+interface Fixture {
+  state: DbState;
+  /** A fresh copy of the fixture: the FileSystem and the directory to open. */
+  copy(): { fs: FileSystem; dir: string; done(): void };
+}
+
+/** A database with a few hundred keys, overflow values, sub-databases and a free list with pages. */
+async function populate(fs: FileSystem, dir: string, seed: number): Promise<DbState> {
+  const rng = new Rng(seed);
+  const db = await open(dir, { wal: false, fs, pageSize: PAGE });
+  let state = readState(db);
+  const steps: Step[] = [bulkStep(rng, WO, 260)];
+  for (let i = 0; i < 14; i++) steps.push(genStep(rng, applyStep(state, steps[0]!), WO));
+  for (const s of steps) {
+    await runStep(db, s);
+    state = applyStep(state, s);
+  }
+  checkDb(db, state, UNIVERSE, "fixture: ");
+  assert.ok(db.getStats().freePages > 0, "the fixture should have free pages");
+  await db.close();
+  return state;
+}
+
+async function crashFixture(seed: number): Promise<Fixture> {
+  const base = new CrashFileSystem();
+  const state = await populate(base, "/db", seed);
+  return { state, copy: () => ({ fs: base.clone(), dir: "/db", done: () => {} }) };
+}
+
+const tempDirs: string[] = [];
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
+
+async function nodeFixture(seed: number): Promise<Fixture> {
+  const root = tempDir("keel-fault-");
+  const base = join(root, "base");
+  const fs = new NodeFileSystem();
+  const state = await populate(fs, base, seed);
+  let n = 0;
+  return {
+    state,
+    copy: () => {
+      const dir = join(root, `k${n++}`);
+      cpSync(base, dir, { recursive: true });
+      return { fs, dir, done: () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  };
+}
+
+process.on("exit", () => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+// ---- commits under test ------------------------------------------------------------------------
+
+interface CommitKind {
+  name: string;
+  /** The step to run against the fixture state. */
+  step(state: DbState): Step;
+}
+
+const put = (db: string, key: string, value: unknown): Op => ({ type: "put", db, key, value });
+
+const COMMITS: CommitKind[] = [
+  { name: "one put", step: () => ({ kind: "group", parts: [{ kind: "ops", ops: [put("", "fault-key", "a small value")] }] }) },
+  {
+    name: "a group of puts and a remove",
+    step: (s) => ({
+      kind: "group",
+      parts: [
+        { kind: "ops", ops: [put("", "fault-a", "x".repeat(700)), put("users", "fault-b", "b"), { type: "remove", db: "", key: [...s.get("")!.keys()][3]! }] },
+        { kind: "txn", ops: [put("bin", "fault-c", Buffer.alloc(40, 7))], abort: false, async: true },
+      ],
+    }),
+  },
+  { name: "transactionSync", step: () => ({ kind: "sync", ops: [put("idx:é✓", "fault-sync", "y".repeat(300)), put("", "fault-sync", "z")], abort: false }) },
+  {
+    name: "a bulk multi-page transaction",
+    step: (s) => {
+      const rng = new Rng(4242);
+      const ops: Op[] = [];
+      for (let i = 0; i < 140; i++) {
+        const db = rng.pick(["", "", "users", "bin"]);
+        const big = rng.bool(0.2);
+        const len = big ? rng.range(700, 3000) : rng.int(80);
+        ops.push(put(db, `bulk-${String(i).padStart(3, "0")}`, db === "bin" ? rng.bytes(len) : rng.text(len)));
+      }
+      for (const k of [...s.get("")!.keys()].slice(0, 30)) ops.push({ type: "remove", db: "", key: k });
+      return { kind: "group", parts: [{ kind: "txn", ops, abort: false, async: false }] };
+    },
+  },
+];
+
+// ---- the loop over k -----------------------------------------------------------------------------
+
+type Variant = "continue" | "reopen";
+
+interface Counters {
+  failures: number;
+  tolerated: number;
+  newAfterReopen: number;
+  oldAfterReopen: number;
+}
+
+function expectCode(e: unknown, errno: FaultErrno, what: string): void {
+  assert.ok(e instanceof KeelError, `${what}: expected a KeelError ${CODE[errno]}, got ${describeError(e)}`);
+  assert.equal(e.code, CODE[errno], `${what}: wrong code: ${describeError(e)}`);
+}
+
+/** Every read returns the value of `state`, or (while a fault is armed) fails with `code`. */
+function readsUnderFault(db: Database, state: DbState, errno: FaultErrno, what: string): void {
+  for (const [name, m] of state) {
+    for (const key of UNIVERSE.get(name) ?? []) {
+      try {
+        assert.deepEqual(sub(db, name).get(key), m.get(key), `${what}: get(${key}) in ${JSON.stringify(name)}`);
+      } catch (e) {
+        if (e instanceof KeelError) expectCode(e, errno, `${what}: get(${key})`);
+        else throw e;
+      }
+    }
+  }
+}
+
+async function reopenCheck(fs: FileSystem, dir: string, allowed: Array<{ label: string; state: DbState }>, what: string, rng: Rng): Promise<string> {
+  let db: Database;
+  try {
+    db = await open(dir, { wal: false, fs });
+  } catch (e) {
+    throw new Error(`${what}: reopen without faults failed: ${describeError(e)}`, { cause: e });
+  }
+  let label: string;
+  let state: DbState;
+  try {
+    label = matchState(readState(db), allowed, `${what}: `);
+    state = allowed.find((a) => a.label === label)!.state;
+    checkDb(db, state, UNIVERSE, `${what} [${label}]: `);
+    // The file takes more commits (reusing its free pages) and reopens to exactly them.
+    for (let i = 0; i < 3; i++) {
+      const st = genStep(rng, state, WO);
+      await runStep(db, st);
+      state = applyStep(state, st);
+    }
+  } finally {
+    await db.close();
+  }
+  const again = await open(dir, { wal: false, fs });
+  try {
+    checkDb(again, state, UNIVERSE, `${what}, second reopen: `);
+  } finally {
+    await again.close();
+  }
+  return label;
+}
+
+async function faultLoop(fx: Fixture, commit: CommitKind, errno: FaultErrno, persistent: boolean, variant: Variant, c: Counters): Promise<number> {
+  const old = fx.state;
+  const step = commit.step(old);
+  const next = applyStep(old, step);
+  assert.notEqual(canon(next), canon(old));
+  const rng = new Rng(7);
+  for (let k = 1; k < 10_000; k++) {
+    const what = `${commit.name}, ${errno} ${persistent ? "persistent" : "transient"} at call ${k}, ${variant}`;
+    const { fs: inner, dir, done } = fx.copy();
+    try {
+      const ffs = new FaultFileSystem(inner);
+      // A 16-page cache, so that the commit reads pages from the file as well.
+      const db = await open(dir, { wal: false, fs: ffs, cacheSize: 16 * PAGE });
+      ffs.reset();
+      ffs.failAt(k, faultOptions(errno, persistent));
+      let err: unknown;
+      let ok = false;
+      try {
+        await runStep(db, step);
+        ok = true;
+      } catch (e) {
+        err = e;
+      }
+      const injected = ffs.faultsInjected > 0;
+      const at = ffs.lastFault ? ` (the fault hit ${ffs.lastFault.kind} ${ffs.lastFault.path})` : "";
+      ffs.clearFaults();
+      if (ok) {
+        // Either k is past the commit's last call (done), or the engine rode over the fault.
+        if (injected) c.tolerated++;
+        checkDb(db, next, UNIVERSE, `${what}${at}, acknowledged: `);
+        await db.close();
+        await reopenCheck(inner, dir, [{ label: "new", state: next }], `${what}${at}, acknowledged`, rng);
+        if (!injected) return k;
+        continue;
+      }
+      c.failures++;
+      assert.ok(injected, `${what}: the commit failed with no fault injected: ${describeError(err)}`);
+      expectCode(err, errno, `${what}${at}`);
+      assert.equal(db.isClosed, false, `${what}: the database closed itself`);
+      if (persistent) {
+        // Re-arm the dead disk for the reads (counting from now), then clear it again.
+        ffs.failAt(1, faultOptions(errno, true));
+        readsUnderFault(db, old, errno, `${what}${at}, reads under the fault`);
+        ffs.clearFaults();
+      }
+      checkDb(db, old, UNIVERSE, `${what}${at}, the open database after the failure: `);
+      if (variant === "continue") {
+        const extra: Step = { kind: "group", parts: [{ kind: "ops", ops: [put("", "after-fault", k)] }] };
+        try {
+          await runStep(db, extra);
+        } catch (e) {
+          throw new Error(`${what}${at}: the commit after the fault was cleared failed: ${describeError(e)}`, { cause: e });
+        }
+        const after = applyStep(old, extra);
+        checkDb(db, after, UNIVERSE, `${what}${at}, after a further commit: `);
+        await db.close();
+        // The rolled-back commit must not come back under the one acknowledged after it.
+        await reopenCheck(inner, dir, [{ label: "old + the further commit", state: after }], `${what}${at}, further commit, reopen`, rng);
+      } else {
+        try {
+          await db.close();
+        } catch (e) {
+          throw new Error(`${what}${at}: close after the fault was cleared failed: ${describeError(e)}`, { cause: e });
+        }
+        const label = await reopenCheck(inner, dir, [{ label: "old", state: old }, { label: "new", state: next }], `${what}${at}, close, reopen`, rng);
+        if (label === "new") c.newAfterReopen++;
+        else c.oldAfterReopen++;
+      }
+    } finally {
+      done();
+    }
+  }
+  throw new Error(`${commit.name}: the commit never succeeded`);
+}
+
+const ERRNOS: readonly FaultErrno[] = ["EIO", "ENOSPC"];
+
+test("a commit failing at I/O call k (every k): coded error, old state served, usable, reopens intact (CrashFileSystem)", { timeout: 600_000 }, async (t) => {
+  const fx = await crashFixture(11);
+  for (const commit of COMMITS) {
+    const c: Counters = { failures: 0, tolerated: 0, newAfterReopen: 0, oldAfterReopen: 0 };
+    const calls: number[] = [];
+    for (const errno of ERRNOS) {
+      for (const persistent of [false, true]) {
+        for (const variant of ["continue", "reopen"] as const) calls.push(await faultLoop(fx, commit, errno, persistent, variant, c));
+      }
+    }
+    t.diagnostic(`${commit.name}: ${Math.max(...calls) - 1} I/O calls; ${c.failures} failed commits checked; reopen after a failure gave old ${c.oldAfterReopen}x, new ${c.newAfterReopen}x; faults ridden over: ${c.tolerated}`);
+    assert.ok(c.failures > 0);
+  }
+});
+
+test("a commit failing at I/O call k (every k) on the real file system (NodeFileSystem)", { timeout: 600_000 }, async (t) => {
+  const fx = await nodeFixture(12);
+  for (const commit of [COMMITS[0]!, COMMITS[3]!]) {
+    const c: Counters = { failures: 0, tolerated: 0, newAfterReopen: 0, oldAfterReopen: 0 };
+    await faultLoop(fx, commit, "EIO", false, "continue", c);
+    await faultLoop(fx, commit, "EIO", true, "reopen", c);
+    await faultLoop(fx, commit, "ENOSPC", true, "continue", c);
+    t.diagnostic(`${commit.name}: ${c.failures} failed commits checked`);
+  }
+});
+
+// ---- open() under faults -----------------------------------------------------------------------
+
+/** A pid that is surely not running: a child that has already exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ["-e", ""]);
+  assert.ok(r.pid && r.pid > 0);
+  return r.pid;
+}
+
+type OpenCase = { name: string; prepare(): Promise<{ fs: FileSystem; dir: string; state: DbState | null; done(): void }> };
+
+async function openLoop(oc: OpenCase, errno: FaultErrno, persistent: boolean, opts: OpenOptions): Promise<{ calls: number; failures: number }> {
+  let failures = 0;
+  for (let k = 1; k < 10_000; k++) {
+    const what = `open of ${oc.name}, ${errno} ${persistent ? "persistent" : "transient"} at call ${k}`;
+    const { fs: inner, dir, state, done } = await oc.prepare();
+    try {
+      const ffs = new FaultFileSystem(inner);
+      ffs.failAt(k, faultOptions(errno, persistent));
+      let db: Database | undefined;
+      let err: unknown;
+      try {
+        db = await open(dir, { ...opts, fs: ffs });
+      } catch (e) {
+        err = e;
+      }
+      const injected = ffs.faultsInjected > 0;
+      const at = ffs.lastFault ? ` (the fault hit ${ffs.lastFault.kind} ${ffs.lastFault.path})` : "";
+      ffs.clearFaults();
+      const expected = state ?? new Map([["", new Map()]]);
+      if (db) {
+        checkDb(db, expected, UNIVERSE, `${what}${at}, opened: `);
+        await db.close();
+        if (!injected) return { calls: k - 1, failures };
+      } else {
+        failures++;
+        assert.ok(injected, `${what}: open failed with no fault injected: ${describeError(err)}`);
+        expectCode(err, errno, `${what}${at}`);
+      }
+      // Once the fault is gone, the directory opens (a failed open leaves no LOCK of ours, no half
+      // file) and holds its state.
+      let again: Database;
+      try {
+        again = await open(dir, { ...opts, fs: inner });
+      } catch (e) {
+        throw new Error(`${what}${at}: open after the fault was cleared failed: ${describeError(e)}`, { cause: e });
+      }
+      try {
+        checkDb(again, expected, UNIVERSE, `${what}${at}, reopened: `);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      done();
+    }
+  }
+  throw new Error(`${oc.name}: open never succeeded`);
+}
+
+test("open() failing at I/O call k (every k): a coded error, and the directory opens once the fault is gone", { timeout: 600_000 }, async (t) => {
+  const fx = await crashFixture(13);
+  const cases: OpenCase[] = [
+    {
+      name: "a new directory",
+      prepare: async () => {
+        const fs = new CrashFileSystem();
+        return { fs, dir: "/new/db", state: null, done: () => {} };
+      },
+    },
+    {
+      name: "an existing database",
+      prepare: async () => ({ ...fx.copy(), state: fx.state }),
+    },
+    {
+      name: "an existing database whose LOCK a dead process left",
+      prepare: async () => {
+        const c = fx.copy();
+        const f = c.fs.open(`${c.dir}/LOCK`, "createExclusive");
+        const text = Buffer.from(`${deadPid()}\n2024-01-01T00:00:00.000Z\n`);
+        f.write(text, 0, text.length, 0);
+        f.close();
+        return { ...c, state: fx.state };
+      },
+    },
+  ];
+  for (const oc of cases) {
+    for (const errno of ERRNOS) {
+      for (const persistent of [false, true]) {
+        const r = await openLoop(oc, errno, persistent, { wal: false, pageSize: PAGE });
+        t.diagnostic(`open of ${oc.name}, ${errno} ${persistent ? "persistent" : "transient"}: ${r.calls} I/O calls, ${r.failures} failures checked`);
+      }
+    }
+  }
+});
+
+test("open() on the real file system with a LOCK left by a dead process takes it over", async () => {
+  const root = tempDir("keel-fault-lock-");
+  const dir = join(root, "db");
+  const fs = new NodeFileSystem();
+  const db = await open(dir, { wal: false, fs });
+  await db.put("k", "v");
+  await db.close();
+  writeFileSync(join(dir, "LOCK"), `${deadPid()}\n`);
+  const again = await open(dir, { wal: false, fs });
+  assert.equal(again.get("k"), "v");
+  await again.close();
+});

@@ -1,0 +1,223 @@
+/**
+ * workload: random write steps against a Database, with the model state each step leads to.
+ *
+ * A step is what the test awaits as one unit, and it is always one commit group: either one
+ * transactionSync, or a few "parts" (plain put/remove calls, transaction() callbacks, clear(),
+ * dropDB()) issued in the same tick, which the Database drains as one group and makes durable with
+ * one checkpoint. So a step is acknowledged as a whole (every non-aborted part resolves) or fails as
+ * a whole; `runStep` checks that and reports a mixed outcome as an error.
+ *
+ * Values are sized against the page size so that every step mix holds inline values, values close
+ * to the inline limit and overflow values (several pages at 1024-byte pages).
+ */
+import assert from "node:assert/strict";
+import type { Database, SubDatabase, Transaction } from "../../src/index.js";
+import { cloneState, type DbState } from "./dbModel.js";
+import type { Rng } from "./rng.js";
+
+/** Sub-databases the workload uses; "bin" stores binary values. */
+export const SUB_DBS = ["", "users", "idx:é✓", "bin"] as const;
+
+export type Op = { type: "put"; db: string; key: string; value: unknown } | { type: "remove"; db: string; key: string };
+
+export type Part =
+  | { kind: "ops"; ops: Op[] }
+  | { kind: "txn"; ops: Op[]; abort: boolean; async: boolean }
+  | { kind: "clear"; db: string }
+  | { kind: "drop"; db: string };
+
+export type Step = { kind: "group"; parts: Part[] } | { kind: "sync"; ops: Op[]; abort: boolean };
+
+export interface WorkloadOptions {
+  pageSize: number;
+  /** Keys per sub-database. */
+  keySpace: number;
+  /** Probability that a value is overflow-sized. */
+  bigValues?: number;
+}
+
+/** Thrown by aborting transaction callbacks; the test expects exactly this rejection. */
+export class AbortMarker extends Error {
+  constructor() {
+    super("deliberate abort");
+    this.name = "AbortMarker";
+  }
+}
+
+/** The n-th key (deterministic, some long, so 1024-byte pages get deep trees). */
+export function keyName(n: number): string {
+  const base = `k${String(n).padStart(4, "0")}`;
+  return n % 7 === 3 ? `${base}-${"x".repeat(40 + (n % 60))}` : base;
+}
+
+export function keyUniverse(o: WorkloadOptions): Map<string, string[]> {
+  const keys = Array.from({ length: o.keySpace }, (_, i) => keyName(i));
+  return new Map(SUB_DBS.map((d) => [d, keys]));
+}
+
+export function genValue(rng: Rng, db: string, o: WorkloadOptions): unknown {
+  const r = rng.next();
+  const big = o.bigValues ?? 0.1;
+  const half = o.pageSize >> 1;
+  const len = r < big ? rng.range(Math.floor(o.pageSize * 0.6), o.pageSize * 3) : r < big + 0.15 ? rng.range(half - 60, half + 20) : rng.int(60);
+  return db === "bin" ? rng.bytes(len) : rng.text(len);
+}
+
+function genOp(rng: Rng, state: DbState, o: WorkloadOptions, db?: string): Op {
+  const d = db ?? rng.pick(SUB_DBS);
+  const existing = state.get(d);
+  if (existing && existing.size > 0 && rng.bool(0.3)) {
+    const keys = [...existing.keys()];
+    const key = rng.bool(0.85) ? rng.pick(keys) : keyName(rng.int(o.keySpace));
+    return { type: "remove", db: d, key };
+  }
+  return { type: "put", db: d, key: keyName(rng.int(o.keySpace)), value: genValue(rng, d, o) };
+}
+
+function genOps(rng: Rng, state: DbState, o: WorkloadOptions, n: number): Op[] {
+  const ops: Op[] = [];
+  let s = state;
+  for (let i = 0; i < n; i++) {
+    const op = genOp(rng, s, o);
+    ops.push(op);
+    if (i % 8 === 7) s = applyOps(cloneState(s), ops.slice(i - 7, i + 1));
+  }
+  return ops;
+}
+
+/** A bulk load: `n` puts spread over the sub-databases (first step of a fresh database). */
+export function bulkStep(rng: Rng, o: WorkloadOptions, n: number): Step {
+  const ops: Op[] = [];
+  for (let i = 0; i < n; i++) {
+    const db = rng.bool(0.6) ? "" : rng.pick(SUB_DBS);
+    ops.push({ type: "put", db, key: keyName(rng.int(o.keySpace)), value: genValue(rng, db, o) });
+  }
+  return rng.bool(0.5) ? { kind: "group", parts: [{ kind: "ops", ops }] } : { kind: "group", parts: [{ kind: "txn", ops, abort: false, async: false }] };
+}
+
+export function genStep(rng: Rng, state: DbState, o: WorkloadOptions): Step {
+  if (rng.bool(0.1)) return { kind: "sync", ops: genOps(rng, state, o, rng.range(1, 6)), abort: rng.bool(0.1) };
+  const parts: Part[] = [];
+  const n = rng.bool(0.7) ? 1 : rng.range(2, 3);
+  for (let i = 0; i < n; i++) {
+    const r = rng.next();
+    if (r < 0.45) parts.push({ kind: "ops", ops: genOps(rng, state, o, rng.range(1, 8)) });
+    else if (r < 0.85) parts.push({ kind: "txn", ops: genOps(rng, state, o, rng.range(1, 20)), abort: rng.bool(0.12), async: rng.bool(0.3) });
+    else if (r < 0.92) parts.push({ kind: "ops", ops: genOps(rng, state, o, rng.range(30, 120)) });
+    else if (r < 0.96) parts.push({ kind: "clear", db: rng.pick(SUB_DBS) });
+    else parts.push({ kind: "drop", db: rng.pick(SUB_DBS.filter((d) => d !== "")) });
+  }
+  return { kind: "group", parts };
+}
+
+function applyOps(s: DbState, ops: readonly Op[]): DbState {
+  for (const op of ops) {
+    if (op.type === "put") {
+      let m = s.get(op.db);
+      if (!m) s.set(op.db, (m = new Map()));
+      m.set(op.key, op.value);
+    } else s.get(op.db)?.delete(op.key);
+  }
+  return s;
+}
+
+/** The state after `step` is committed on top of `state` (aborted parts change nothing). */
+export function applyStep(state: DbState, step: Step): DbState {
+  const s = cloneState(state);
+  if (step.kind === "sync") return step.abort ? s : applyOps(s, step.ops);
+  for (const p of step.parts) {
+    if (p.kind === "ops") applyOps(s, p.ops);
+    else if (p.kind === "txn") {
+      if (!p.abort) applyOps(s, p.ops);
+    } else if (p.kind === "clear") {
+      if (s.has(p.db)) s.set(p.db, new Map());
+    } else s.delete(p.db);
+  }
+  return s;
+}
+
+export function subOf(db: Database, name: string): SubDatabase {
+  if (name === "") return db;
+  return db.openDB(name, name === "bin" ? { encoding: "binary" } : {});
+}
+
+function runTxnOps(db: Database, tx: Transaction, ops: readonly Op[], checkReads: boolean): void {
+  for (const op of ops) {
+    const t = tx.for(subOf(db, op.db));
+    if (op.type === "put") {
+      t.put(op.key, op.value);
+      if (checkReads) assert.deepEqual(t.get(op.key), op.value, `read-your-writes of ${op.key} inside a transaction`);
+    } else {
+      t.remove(op.key);
+      if (checkReads) assert.equal(t.get(op.key), undefined, `read-your-removes of ${op.key} inside a transaction`);
+    }
+  }
+}
+
+/** Number of non-aborted parts (those that must resolve for the step to be acknowledged). */
+function committing(step: Step): number {
+  if (step.kind === "sync") return step.abort ? 0 : 1;
+  return step.parts.filter((p) => !(p.kind === "txn" && p.abort)).length;
+}
+
+/**
+ * Issue `step` and settle it. Resolves when every non-aborted part is acknowledged; rejects with
+ * the first failure when all of them failed; throws an Error naming the mix if only some did.
+ * Aborted parts must reject with AbortMarker.
+ */
+export async function runStep(db: Database, step: Step): Promise<void> {
+  if (step.kind === "sync") {
+    try {
+      db.transactionSync((tx) => {
+        runTxnOps(db, tx, step.ops, true);
+        if (step.abort) throw new AbortMarker();
+      });
+    } catch (e) {
+      if (step.abort && e instanceof AbortMarker) return;
+      throw e;
+    }
+    if (step.abort) throw new Error("an aborted transactionSync returned normally");
+    return;
+  }
+  const promises: Array<{ part: Part; p: Promise<unknown> }> = [];
+  for (const part of step.parts) {
+    let p: Promise<unknown>;
+    if (part.kind === "ops") {
+      p = Promise.all(part.ops.map((op) => (op.type === "put" ? subOf(db, op.db).put(op.key, op.value) : subOf(db, op.db).remove(op.key))));
+    } else if (part.kind === "txn") {
+      p = db.transaction(async (tx) => {
+        if (part.async) await Promise.resolve();
+        runTxnOps(db, tx, part.ops, true);
+        if (part.abort) throw new AbortMarker();
+      });
+    } else if (part.kind === "clear") p = subOf(db, part.db).clear();
+    else p = db.dropDB(part.db);
+    promises.push({ part, p });
+  }
+  const settled = await Promise.allSettled(promises.map((x) => x.p));
+  let ok = 0;
+  let failed: unknown;
+  let nFailed = 0;
+  settled.forEach((r, i) => {
+    const part = promises[i]!.part;
+    if (part.kind === "txn" && part.abort) {
+      if (r.status === "fulfilled" || !(r.reason instanceof AbortMarker)) {
+        throw new Error(`an aborting transaction settled with ${r.status === "fulfilled" ? "success" : String(r.reason)}`);
+      }
+      return;
+    }
+    if (r.status === "fulfilled") ok++;
+    else {
+      nFailed++;
+      failed ??= r.reason;
+    }
+  });
+  if (nFailed === 0) return;
+  if (ok > 0) throw new Error(`a commit group was acknowledged in part: ${ok} part(s) resolved, ${nFailed} rejected (first: ${String(failed)})`);
+  throw failed;
+}
+
+/** True if the step commits nothing (every part aborts or the step is empty). */
+export function isNoop(step: Step): boolean {
+  return committing(step) === 0;
+}
