@@ -24,11 +24,18 @@ import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
 import { Transaction } from "./Transaction.js";
 import type { Durability } from "./Durability.js";
+import { LogDurability, type ReplayReport } from "./LogDurability.js";
+import { decodeKey, type Key } from "./KeyCodec.js";
+import { decodeValue } from "./ValueCodec.js";
+import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
+import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
 
 export type QueueItem =
   | { kind: "put"; db: SubDatabase; key: string; value: string | Buffer }
   | { kind: "remove"; db: SubDatabase; key: string }
-  | { kind: "txn"; db: SubDatabase; fn: (tx: Transaction) => unknown };
+  | { kind: "txn"; db: SubDatabase; fn: (tx: Transaction) => unknown }
+  /** Maintenance that must run between transactions (checkpoint, snapshot preparation). */
+  | { kind: "task"; fn: () => unknown };
 
 interface Pending {
   item: QueueItem;
@@ -235,7 +242,7 @@ export class Database extends SubDatabase {
         p.reject(new KeelError("CLOSED", `the database at ${this.path} is closed`, { path: this.path }));
         continue;
       }
-      if (it.kind !== "txn") {
+      if (it.kind === "put" || it.kind === "remove") {
         try {
           if (!batch) batch = engine.beginWrite();
           let r: unknown;
@@ -256,6 +263,14 @@ export class Database extends SubDatabase {
         continue;
       }
       commitBatch();
+      if (it.kind === "task") {
+        try {
+          done.push([p, it.fn()]);
+        } catch (e) {
+          p.reject(e);
+        }
+        continue;
+      }
       let w: WriteTxn;
       try {
         w = engine.beginWrite();
@@ -325,18 +340,188 @@ export class Database extends SubDatabase {
 
   // ---- durability and maintenance ----
 
+  /** @internal Run `fn` between transactions, in queue order; resolves once the group is durable. */
+  task<T>(fn: () => T): Promise<T> {
+    return this.enqueue({ kind: "task", fn }) as Promise<T>;
+  }
+
   /** Force a durable point: everything committed so far survives a crash once this resolves. */
   async sync(): Promise<void> {
     this.#check();
-    await this.flushed();
-    this.durability.syncAll();
+    await this.task(() => this.durability.syncAll());
   }
 
   /** Write committed state into the data file now (with a log: bounds replay time). */
   async checkpoint(): Promise<void> {
     this.#check();
-    await this.flushed();
-    this.durability.checkpoint(true);
+    await this.task(() => this.durability.checkpoint(true));
+  }
+
+  // ---- the write-ahead log ----
+
+  #log(): LogDurability {
+    this.#check();
+    if (!(this.durability instanceof LogDurability)) {
+      throw invalidArgument("this needs the write-ahead log: open the database with wal: true (the default)", { option: "wal" });
+    }
+    return this.durability;
+  }
+
+  /** Positions of the log: committed, durable and applied (checkpointed) LSNs, lag, floors. */
+  txlogWatermarks(): TxLogWatermarks {
+    const d = this.#log();
+    const w = d.wal.watermarks();
+    const applied = this.engine.durable.lsn;
+    return {
+      lastCommittedLsn: w.lastCommittedLsn,
+      lastDurableLsn: w.lastDurableLsn,
+      lastAppliedLsn: applied,
+      durability: d.profile,
+      activeSegment: w.activeSegment,
+      segmentCount: w.segmentCount,
+      logBytes: w.totalBytes,
+      logDiskBytes: w.diskBytes,
+      oldestLsn: w.oldestLsn,
+      pendingSyncCount: w.pendingSyncCount,
+      lag: { durable: w.lastCommittedLsn - w.lastDurableLsn, applied: w.lastDurableLsn - applied },
+      lastSyncAt: w.lastSyncAt,
+      lastCheckpointAt: this.engine.lastCheckpointAt,
+      floors: d.floors(),
+      heldByFloor: d.lastGc?.heldByFloor ?? [],
+      failed: w.failed,
+      replay: d.replay,
+    };
+  }
+
+  /**
+   * Committed log records from `fromLsn` to `toLsn` (inclusive; default the last durable one),
+   * in LSN order, with keys and values decoded by their sub-database's encodings (raw bytes
+   * for a sub-database that no longer exists, or with { raw: true }).
+   */
+  openTxLog(fromLsn: number, toLsn?: number, opts: { raw?: boolean } = {}): Iterable<TxLogRecord> {
+    const d = this.#log();
+    const to = Math.min(toLsn ?? d.wal.lastDurableLsn, d.wal.lastDurableLsn);
+    const self = this;
+    const records = d.wal.readRecords(fromLsn, to);
+    return {
+      *[Symbol.iterator]() {
+        for (const rec of records) {
+          yield {
+            lsn: rec.lsn,
+            txTime: rec.txTime,
+            kind: rec.kind,
+            ops: rec.ops.map((op) => {
+              const entry = opts.raw ? undefined : self.engine.head.dbs.get(op.db);
+              const sub = entry ? self.openDB(op.db === "" ? "\u0000default" : op.db) : undefined;
+              void sub;
+              const decodeK = (b: Uint8Array) => (entry ? decodeKey(Buffer.from(b).latin1Slice(0, b.length), entry.keyEncoding) : Buffer.from(b));
+              const decodeV = (b: Uint8Array) => (entry ? decodeValue(Buffer.from(b), entry.valueEncoding) : Buffer.from(b));
+              return {
+                db: op.db,
+                type: op.type,
+                key: op.key && op.type !== "createDB" ? decodeK(op.key) : undefined,
+                value: op.value && op.type === "put" ? decodeV(op.value) : undefined,
+              };
+            }),
+          };
+        }
+      },
+    };
+  }
+
+  /** Keep the log from `lsn` on for a named consumer (undefined removes the floor). */
+  setTxLogFloor(name: string, lsn: number | undefined): void {
+    if (typeof name !== "string" || !name) throw invalidArgument("a floor needs a name", { argument: "name" });
+    if (lsn !== undefined && (!Number.isSafeInteger(lsn) || lsn < 0)) throw invalidArgument("a floor is a non-negative integer LSN", { argument: "lsn", value: lsn });
+    this.#log().setFloor(`consumer:${name}`, lsn);
+  }
+
+  /**
+   * Delete sealed log segments that no floor needs and retention lets go. `keepFromLsn` adds an
+   * explicit floor for this call. Runs automatically after every checkpoint too.
+   */
+  async gcTxlogSegments(keepFromLsn?: number): Promise<{ deleted: string[]; freedBytes: number; heldByFloor: Array<{ segment: string; floor: string; floorLsn: number }> }> {
+    const d = this.#log();
+    if (keepFromLsn !== undefined && (!Number.isSafeInteger(keepFromLsn) || keepFromLsn < 0)) {
+      throw invalidArgument("keepFromLsn must be a non-negative integer", { argument: "keepFromLsn", value: keepFromLsn });
+    }
+    return this.task(() => {
+      const r = d.gc(keepFromLsn === undefined ? undefined : { keep: keepFromLsn });
+      return { deleted: r.deleted.map((s) => s.name), freedBytes: r.freedBytes, heldByFloor: r.heldByFloor.map((h) => ({ segment: h.segment, floor: h.floor, floorLsn: h.floorLsn })) };
+    });
+  }
+
+  /**
+   * Checkpoint, rotate the log segment, and write a consistent compacted copy to
+   * snapshots/current (the old current becomes previous). Writers go on meanwhile.
+   */
+  async createSnapshot(opts: { signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
+    const d = this.#log();
+    const engine = this.engine;
+    // Between transactions: checkpoint (log synced first), rotate, and pin the snapshot as a
+    // reader before anything else can run, so its pages stay intact during the copy (I2).
+    const snap = await this.task(() => {
+      d.checkpoint(true);
+      engine.onPhase?.("snapshot:after-checkpoint");
+      d.wal.rotate();
+      const s = engine.published;
+      engine.readers.acquire(s.txn);
+      return s;
+    });
+    let info: SnapshotInfo;
+    try {
+      info = await createSnapshot(engine, this.fs, this.path, snap, { onPhase: engine.onPhase, signal: opts.signal });
+    } finally {
+      engine.readers.release(snap.txn);
+    }
+    await this.task(() => {
+      this.#updateSnapshotFloor();
+      d.gc();
+    });
+    return info;
+  }
+
+  /** Snapshots kept in snapshots/ (current, previous), newest first. */
+  listSnapshots(): SnapshotInfo[] {
+    this.#check();
+    return listSnapshots(this.fs, this.path);
+  }
+
+  /** @internal The log must keep everything after the oldest kept snapshot. */
+  #updateSnapshotFloor(): void {
+    if (!(this.durability instanceof LogDurability)) return;
+    const snaps = listSnapshots(this.fs, this.path);
+    const oldest = snaps.reduce((m, s) => Math.min(m, s.lsn), Infinity);
+    this.durability.setFloor("snapshot", Number.isFinite(oldest) ? oldest + 1 : undefined);
+  }
+
+  /** @internal open() calls it once. */
+  initFloors(): void {
+    try {
+      this.#updateSnapshotFloor();
+    } catch {
+      // A damaged snapshot.json must not stop the database from opening; listSnapshots reports it.
+    }
+  }
+
+  /**
+   * A consistent copy of the database at one transaction, compacted (no free pages), made from a
+   * read snapshot while readers and writers go on. The copy opens on its own with no log.
+   * `signal` aborts it and removes the partial copy; `dest` must not exist.
+   */
+  async backup(dest: string, opts: { signal?: AbortSignal; onProgress?: (p: { entries: number; totalEntries: number }) => void } = {}): Promise<CopyResult> {
+    this.#check();
+    const engine = this.engine;
+    const snap = await this.task(() => {
+      const s = engine.published;
+      engine.readers.acquire(s.txn);
+      return s;
+    });
+    try {
+      return await copySnapshot(engine, snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, flags: 0 });
+    } finally {
+      engine.readers.release(snap.txn);
+    }
   }
 
   getStats(): Stats {
@@ -413,6 +598,40 @@ export class Database extends SubDatabase {
   get dataPath(): string {
     return join(this.path, "data.keel");
   }
+}
+
+export interface TxLogWatermarks {
+  /** Last LSN appended to the log (readers may not see it yet under strict). */
+  lastCommittedLsn: number;
+  /** Last LSN on stable storage. */
+  lastDurableLsn: number;
+  /** Last LSN written into data.keel by a checkpoint. */
+  lastAppliedLsn: number;
+  durability: string;
+  activeSegment: string;
+  segmentCount: number;
+  logBytes: number;
+  logDiskBytes: number;
+  oldestLsn: number | undefined;
+  pendingSyncCount: number;
+  /** durable: committed - durable (the relaxed loss window); applied: durable - applied (replay work). */
+  lag: { durable: number; applied: number };
+  lastSyncAt: number | undefined;
+  lastCheckpointAt: number;
+  /** The floors that keep log segments, by name (checkpoint, snapshot, keep, consumer:NAME). */
+  floors: Record<string, number>;
+  /** Segments retention would delete but a floor keeps, at the last gc. */
+  heldByFloor: Array<{ segment: string; floor: string; floorLsn: number }>;
+  failed: KeelError | undefined;
+  /** What open() replayed. */
+  replay: ReplayReport;
+}
+
+export interface TxLogRecord {
+  lsn: number;
+  txTime: number;
+  kind: string;
+  ops: Array<{ db: string; type: string; key: Key | Buffer | undefined; value: unknown }>;
 }
 
 export interface CommitReport {

@@ -15,7 +15,7 @@ import { CheckpointDurability } from "./CheckpointDurability.js";
 import { Database } from "./Database.js";
 import { Lock } from "./Lock.js";
 import { validateOptions, type OpenOptions } from "./options.js";
-import { openLogDurability } from "./LogDurability.js";
+import { LogDurability, openLog } from "./LogDurability.js";
 
 export async function open(path: string, options?: OpenOptions): Promise<Database> {
   return openSync(path, options);
@@ -24,7 +24,7 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
 /** open() without the promise (used by tools and tests that run synchronously). */
 export function openSync(path: string, options?: OpenOptions): Database {
   if (typeof path !== "string" || path.length === 0) throw new KeelError("INVALID_ARGUMENT", "path must be a non-empty string", { argument: "path" });
-  const o = validateOptions(options);
+  const o = withCrashHook(validateOptions(options));
   const fs: FileSystem = o.fs ?? nodeFileSystem;
   const wal = o.wal ?? true;
   if (!o.readOnly) {
@@ -59,9 +59,26 @@ export function openSync(path: string, options?: OpenOptions): Database {
         { option: "encoding", stored: { keyEncoding: existing.keyEncoding, encoding: existing.valueEncoding } },
       );
     }
-    const durability = wal && !o.readOnly ? openLogDurability(fs, path, engine, o) : new CheckpointDurability(engine);
+    let durability: CheckpointDurability | LogDurability;
+    if (wal && !o.readOnly) {
+      const { wal: log, replay } = openLog(fs, path, engine, o);
+      durability = new LogDurability(engine, log, o, replay);
+      engine.logOps = true;
+      // Replay is idempotent, but a checkpoint now means the next open need not repeat it.
+      if (replay.records > 0) durability.checkpoint(true);
+    } else {
+      // Without the log (or read-only): a log left by an earlier wal: true run still holds
+      // commits the data file may lack; replay them, and in write mode make them durable.
+      if (fs.stat(path + "/wal")) {
+        const { wal: log, replay } = openLog(fs, path, engine, { ...o, durability: "strict" });
+        log.closeSync();
+        if (replay.records > 0 && !o.readOnly) engine.checkpoint();
+      }
+      durability = new CheckpointDurability(engine);
+    }
     const db = new Database(engine, fs, path, lock, durability, keyEncoding, encoding);
     durability.attach(db);
+    db.initFloors();
     if (!existing && !o.readOnly) {
       db.transactionSync((tx) => tx.createDefault());
     }
@@ -75,6 +92,23 @@ export function openSync(path: string, options?: OpenOptions): Database {
     lock?.release();
     throw e;
   }
+}
+
+/**
+ * KEEL_CRASH_AT=<phase> (crash tests): the process kills itself with SIGKILL when it reaches that
+ * named phase of a checkpoint, log append, segment roll, snapshot or gc.
+ */
+function withCrashHook(o: OpenOptions): OpenOptions {
+  const at = process.env.KEEL_CRASH_AT;
+  if (!at) return o;
+  const inner = o.onPhase;
+  return {
+    ...o,
+    onPhase: (phase: string) => {
+      inner?.(phase);
+      if (phase === at) process.kill(process.pid, "SIGKILL");
+    },
+  };
 }
 
 function checkNotLocked(fs: FileSystem, path: string): void {

@@ -85,6 +85,8 @@ export class Engine implements TxnHost {
   #createdAt: number;
   #scratch = Buffer.allocUnsafeSlow(64 * 1024);
   #sweepEpoch = 0;
+  /** Whether transactions record their logical ops (the log needs them; checkpoint mode does not). */
+  logOps = false;
   dirtyBytes = 0;
   checkpoints = 0;
   lastCheckpoint: CheckpointInfo | null = null;
@@ -348,6 +350,7 @@ export class Engine implements TxnHost {
     this.#check();
     if (this.#writer) throw new KeelError("TXN", "a write transaction is already open", { txn: this.#writer.txn });
     const w = new WriteTxn(this, this.head, this.#nextTxn++);
+    w.logging = this.logOps;
     this.#writer = w;
     return w;
   }
@@ -356,6 +359,7 @@ export class Engine implements TxnHost {
   commitWrite(w: WriteTxn, lsn: number): Snapshot {
     if (this.#writer !== w) throw new KeelError("TXN", "not the open write transaction", { txn: w.txn });
     this.#writer = null;
+    w.lsn = lsn;
     const snap = w.finish(lsn || this.head.lsn);
     if (snap.dbs === this.head.dbs && w.freedPages.length === 0 && !lsn) {
       // Nothing changed and nothing logged: keep the head, so no checkpoint is needed. (A logged

@@ -50,8 +50,10 @@ export class WriteTxn implements TreeWriter {
   #dbs: Map<string, DbEntry> | null = null;
   #trees = new Map<string, TreeState>();
   #done = false;
-  /** Record ops (false while replaying the log, whose records already exist). */
+  /** Record ops (false without a log, and while replaying the log, whose records exist). */
   logging = true;
+  /** The LSN of this transaction's log record, once committed (0 without one). */
+  lsn = 0;
 
   constructor(host: TxnHost, base: Snapshot, txn: number) {
     this.#host = host;

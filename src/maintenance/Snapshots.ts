@@ -1,0 +1,180 @@
+/**
+ * Snapshots: consistent copies of the database in <dir>/snapshots/{current,previous}.
+ *
+ * createSnapshot, in order:
+ *   1. Checkpoint (the log is synced first), then rotate the log segment, so the log after the
+ *      snapshot starts in a segment of its own.
+ *   2. Copy the published snapshot, compacted, into snapshots/incoming (copyDatabase: temp name,
+ *      fsync, rename, fsync: I7).
+ *   3. Write snapshot.json (LSN, txn, sizes, CRC-32 of data.keel) into it atomically.
+ *   4. Rotate: delete previous, rename current -> previous, rename incoming -> current, fsync
+ *      the snapshots directory.
+ *   5. Advance the "snapshot" floor of the log to 1 + the LSN of the oldest kept snapshot, and
+ *      let gc delete what no floor needs.
+ * A crash at any step leaves at most an `incoming` (or `*.partial-*`) directory that is never
+ * listed (no valid snapshot.json) and is removed by the next createSnapshot.
+ * A snapshot plus the log after it restores any later LSN (restore()).
+ */
+import { join } from "node:path";
+import { KeelError, corrupt, ioError } from "../errors.js";
+import type { FileSystem } from "../io/FileSystem.js";
+import { crc32 } from "../util/crc32.js";
+import { copySnapshot } from "./copyDatabase.js";
+import type { Engine } from "../txn/Engine.js";
+import { DATA_FILE } from "../txn/Engine.js";
+import type { Snapshot } from "../txn/Snapshot.js";
+
+export const SNAPSHOTS_DIR = "snapshots";
+export const SNAPSHOT_META = "snapshot.json";
+export const SNAPSHOT_FORMAT = 1;
+
+export interface SnapshotInfo {
+  name: "current" | "previous";
+  path: string;
+  lsn: number;
+  txn: number;
+  createdAt: number;
+  entries: number;
+  bytes: number;
+  dataCrc32: number;
+  pageSize: number;
+}
+
+interface SnapshotMeta {
+  format: number;
+  lsn: number;
+  txn: number;
+  createdAt: number;
+  entries: number;
+  bytes: number;
+  dataCrc32: number;
+  pageSize: number;
+}
+
+/** CRC-32 of a whole file, read in 1 MiB chunks through the FileSystem. */
+export function fileCrc32(fs: FileSystem, path: string): { crc: number; bytes: number } {
+  const f = fs.open(path, "r");
+  try {
+    const size = f.size();
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let crc = 0;
+    for (let pos = 0; pos < size; ) {
+      const n = f.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (n <= 0) break;
+      crc = crc32(buf.subarray(0, n), crc);
+      pos += n;
+    }
+    return { crc, bytes: size };
+  } finally {
+    f.close();
+  }
+}
+
+export function writeFileAtomic(fs: FileSystem, path: string, data: Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const dir = join(path, "..");
+  try {
+    fs.remove(tmp);
+    const f = fs.open(tmp, "createExclusive");
+    try {
+      f.write(data, 0, data.length, 0);
+      f.sync();
+    } finally {
+      f.close();
+    }
+    fs.rename(tmp, path);
+    fs.syncDir(dir);
+  } catch (e) {
+    try {
+      fs.remove(tmp);
+    } catch {
+      // report the write error
+    }
+    throw ioError(e, "write", path);
+  }
+}
+
+/** Read and check one snapshot directory; undefined if it is not a finished snapshot. */
+export function readSnapshotInfo(fs: FileSystem, path: string, name: "current" | "previous"): SnapshotInfo | undefined {
+  const metaPath = join(path, SNAPSHOT_META);
+  if (!fs.stat(metaPath) || !fs.stat(join(path, DATA_FILE))) return undefined;
+  let m: SnapshotMeta;
+  try {
+    m = JSON.parse(Buffer.from(fs.readFile(metaPath)).toString("utf8")) as SnapshotMeta;
+  } catch {
+    throw corrupt(`${metaPath} is not valid JSON`, { file: metaPath, reason: "snapshot-meta" });
+  }
+  if (m.format !== SNAPSHOT_FORMAT || !Number.isSafeInteger(m.lsn) || !Number.isSafeInteger(m.dataCrc32)) {
+    throw corrupt(`${metaPath} is not a KeelDB snapshot description of format ${SNAPSHOT_FORMAT}`, { file: metaPath, reason: "snapshot-meta" });
+  }
+  return { name, path, lsn: m.lsn, txn: m.txn, createdAt: m.createdAt, entries: m.entries, bytes: m.bytes, dataCrc32: m.dataCrc32, pageSize: m.pageSize };
+}
+
+export function listSnapshots(fs: FileSystem, dbDir: string): SnapshotInfo[] {
+  const root = join(dbDir, SNAPSHOTS_DIR);
+  const out: SnapshotInfo[] = [];
+  for (const name of ["current", "previous"] as const) {
+    const info = readSnapshotInfo(fs, join(root, name), name);
+    if (info) out.push(info);
+  }
+  return out;
+}
+
+export interface CreateSnapshotHooks {
+  onPhase?: ((phase: string) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Steps 2-4 above; the caller did step 1 and holds `snap` as a registered reader. */
+export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: string, snap: Snapshot, hooks: CreateSnapshotHooks): Promise<SnapshotInfo> {
+  const root = join(dbDir, SNAPSHOTS_DIR);
+  fs.mkdir(root);
+  // Leftovers of a snapshot interrupted by a crash are never listed; clear them.
+  for (const name of fs.list(root)) {
+    if (name === "incoming" || name.includes(".partial-") || name.includes(".tmp-")) fs.removeDir(join(root, name));
+  }
+  const incoming = join(root, "incoming");
+  hooks.onPhase?.("snapshot:before-copy");
+  const res = await copySnapshot(engine, snap, fs, incoming, { signal: hooks.signal });
+  hooks.onPhase?.("snapshot:after-copy");
+  const { crc, bytes } = fileCrc32(fs, join(incoming, DATA_FILE));
+  const meta: SnapshotMeta = {
+    format: SNAPSHOT_FORMAT,
+    lsn: snap.lsn,
+    txn: snap.txn,
+    createdAt: Date.now(),
+    entries: res.entries,
+    bytes,
+    dataCrc32: crc,
+    pageSize: engine.limits.pageSize,
+  };
+  writeFileAtomic(fs, join(incoming, SNAPSHOT_META), Buffer.from(JSON.stringify(meta, null, 2) + "\n"));
+  hooks.onPhase?.("snapshot:before-rotate");
+  const current = join(root, "current");
+  const previous = join(root, "previous");
+  try {
+    fs.removeDir(previous);
+    fs.syncDir(root);
+    if (fs.stat(current)) {
+      fs.rename(current, previous);
+      hooks.onPhase?.("snapshot:after-rename-previous");
+    }
+    fs.rename(incoming, current);
+    fs.syncDir(root);
+  } catch (e) {
+    throw ioError(e, "rename", current);
+  }
+  hooks.onPhase?.("snapshot:after-rotate");
+  return readSnapshotInfo(fs, current, "current")!;
+}
+
+/** Check a snapshot's data file against the CRC its snapshot.json recorded. */
+export function checkSnapshot(fs: FileSystem, info: SnapshotInfo): void {
+  const { crc, bytes } = fileCrc32(fs, join(info.path, DATA_FILE));
+  if (crc !== info.dataCrc32 || bytes !== info.bytes) {
+    throw new KeelError("CORRUPT", `snapshot ${info.path} fails its checksum (recorded ${info.dataCrc32}/${info.bytes} bytes, found ${crc}/${bytes} bytes)`, {
+      file: join(info.path, DATA_FILE),
+      reason: "snapshot-checksum",
+    });
+  }
+}

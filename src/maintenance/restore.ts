@@ -1,0 +1,116 @@
+/**
+ * restore: rebuild a database at any LSN from a snapshot plus the log after it.
+ *
+ * Order: check the snapshot's CRC; copy its data file and the log segments it needs into
+ * `<target>.partial-<pid>` (the source is only read: recovery and torn-tail repair act on the
+ * copy); replay records (snapshot LSN, toLsn]; checkpoint; drop the copied log (its later records
+ * must not be replayed by the next open); fsync; rename to `target`; fsync the parent (I7).
+ * The target must not exist. A failure removes the partial directory.
+ */
+import { dirname, join, resolve } from "node:path";
+import { KeelError, ioError } from "../errors.js";
+import type { FileSystem } from "../io/FileSystem.js";
+import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { Engine, DATA_FILE } from "../txn/Engine.js";
+import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
+import { applyLogRecord } from "../db/LogDurability.js";
+import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
+
+export interface RestoreOptions {
+  /** Restore up to and including this LSN (default: everything in the log). */
+  toLsn?: number | undefined;
+  /** The log to replay (default: the wal/ of the database the snapshot belongs to). */
+  walDir?: string | undefined;
+  fs?: FileSystem | undefined;
+}
+
+export interface RestoreResult {
+  target: string;
+  snapshotLsn: number;
+  lsn: number;
+  records: number;
+}
+
+function copyFile(fs: FileSystem, from: string, to: string): void {
+  const src = fs.open(from, "r");
+  const dst = fs.open(to, "createExclusive");
+  try {
+    const size = src.size();
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let pos = 0; pos < size; ) {
+      const n = src.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (n <= 0) break;
+      dst.write(buf, 0, n, pos);
+      pos += n;
+    }
+    dst.sync();
+  } finally {
+    src.close();
+    dst.close();
+  }
+}
+
+export async function restore(snapshotDir: string, targetDir: string, o: RestoreOptions = {}): Promise<RestoreResult> {
+  const fs = o.fs ?? nodeFileSystem;
+  const info = readSnapshotInfo(fs, snapshotDir, "current");
+  if (!info) throw new KeelError("NOT_FOUND", `${snapshotDir} is not a finished KeelDB snapshot (no snapshot.json)`, { path: snapshotDir });
+  if (o.toLsn !== undefined && (!Number.isSafeInteger(o.toLsn) || o.toLsn < info.lsn)) {
+    throw new KeelError("INVALID_ARGUMENT", `toLsn ${o.toLsn} is before the snapshot's LSN ${info.lsn}`, { argument: "toLsn", snapshotLsn: info.lsn });
+  }
+  if (fs.stat(targetDir)) throw new KeelError("EXISTS", `${targetDir} already exists; restore never overwrites`, { target: targetDir });
+  checkSnapshot(fs, info);
+  const walDir = o.walDir ?? resolve(snapshotDir, "..", "..", "wal");
+  const tmp = `${targetDir}.partial-${process.pid}`;
+  fs.removeDir(tmp);
+  try {
+    fs.mkdir(join(tmp, "wal"));
+    copyFile(fs, join(snapshotDir, DATA_FILE), join(tmp, DATA_FILE));
+    // Only the segments that can hold records after the snapshot.
+    if (fs.stat(walDir)) {
+      const names = fs.list(walDir).filter((n) => parseSegmentName(n) !== undefined);
+      const firsts = names.map((n) => parseSegmentName(n)!);
+      for (let i = 0; i < names.length; i++) {
+        const nextFirst = firsts[i + 1];
+        if (nextFirst !== undefined && nextFirst <= info.lsn + 1) continue;
+        copyFile(fs, join(walDir, names[i]!), join(tmp, "wal", names[i]!));
+      }
+    }
+    fs.syncDir(join(tmp, "wal"));
+    const engine = Engine.open(fs, tmp, {});
+    let records = 0;
+    let lsn = engine.head.lsn;
+    try {
+      const wal = WriteAheadLog.open(fs, tmp, { startLsn: engine.head.lsn + 1, durability: "none" });
+      try {
+        const last = wal.lastCommittedLsn;
+        const to = Math.min(o.toLsn ?? last, last);
+        if (o.toLsn !== undefined && o.toLsn > last) {
+          throw new KeelError("NOT_FOUND", `the log ends at LSN ${last}; cannot restore to ${o.toLsn}`, { lastLsn: last, toLsn: o.toLsn });
+        }
+        if (to > engine.head.lsn) {
+          for (const rec of wal.readRecords(engine.head.lsn + 1, to)) {
+            const w = engine.beginWrite();
+            w.logging = false;
+            applyLogRecord(w, rec);
+            engine.commitWrite(w, rec.lsn);
+            records++;
+            lsn = rec.lsn;
+          }
+        }
+      } finally {
+        wal.closeSync();
+      }
+      engine.checkpoint();
+    } finally {
+      engine.close();
+    }
+    fs.removeDir(join(tmp, "wal"));
+    fs.syncDir(tmp);
+    fs.rename(tmp, targetDir);
+    fs.syncDir(dirname(targetDir));
+    return { target: targetDir, snapshotLsn: info.lsn, lsn, records };
+  } catch (e) {
+    fs.removeDir(tmp);
+    throw e instanceof KeelError ? e : ioError(e, "restore", targetDir);
+  }
+}
