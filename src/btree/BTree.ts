@@ -19,7 +19,9 @@ import {
   LeafNode,
   OverflowValue,
   branchEntryBytes,
-  childIndex,
+  branchIndex,
+  keyPrefix,
+  leafIndex,
   leafEntryBytes,
   lowerBound,
   type LeafValue,
@@ -56,8 +58,9 @@ export function childNode(io: TreeReader, b: BranchNode, i: number): Node {
 export function treeGet(io: TreeReader, st: TreeState, key: string): LeafValue | undefined {
   let node = rootNode(io, st);
   if (node === null) return undefined;
+  const kp = keyPrefix(key);
   while (!node.leaf) {
-    const i = childIndex(node.keys, key);
+    const i = branchIndex(node, key, kp);
     const ref: NodeRef = node.children[i]!;
     if (typeof ref === "number") {
       const c: Node = io.load(ref, node.childTxn[i]!);
@@ -69,7 +72,7 @@ export function treeGet(io: TreeReader, st: TreeState, key: string): LeafValue |
     }
   }
   const keys = node.keys;
-  const i = lowerBound(keys, key);
+  const i = leafIndex(node, key, kp);
   return i < keys.length && keys[i] === key ? node.vals[i] : undefined;
 }
 
@@ -120,8 +123,9 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
   let node = ownRoot(w, st);
+  const kp = keyPrefix(key);
   while (!node.leaf) {
-    const i = childIndex(node.keys, key);
+    const i = branchIndex(node, key, kp);
     parents.push(node);
     idxs.push(i);
     node = ownChild(w, node, i);
@@ -137,6 +141,7 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
     existed = true;
   } else {
     leaf.keys.splice(i, 0, key);
+    leaf.pfx = null;
     leaf.vals.splice(i, 0, val);
     leaf.bytes += leafEntryBytes(key, val);
     st.entries++;
@@ -155,8 +160,9 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
   let node = ownRoot(w, st);
+  const kp = keyPrefix(key);
   while (!node.leaf) {
-    const i = childIndex(node.keys, key);
+    const i = branchIndex(node, key, kp);
     parents.push(node);
     idxs.push(i);
     node = ownChild(w, node, i);
@@ -166,6 +172,7 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
   const old = leaf.vals[i]!;
   leaf.bytes -= leafEntryBytes(key, old);
   leaf.keys.splice(i, 1);
+  leaf.pfx = null;
   leaf.vals.splice(i, 1);
   st.entries--;
   dropValue(w, st, old);
@@ -278,6 +285,7 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
     const s = leafSplitPoint(child.keys, child.vals, pageSize, appended);
     right = new LeafNode(child.keys.slice(s), child.vals.slice(s), w.txn);
     child.keys.length = s;
+    child.pfx = null;
     child.vals.length = s;
     child.bytes -= right.bytes - PAGE_HEADER;
     sep = shortestSeparator(child.keys[s - 1]!, (right as LeafNode).keys[0]!);
@@ -287,6 +295,7 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
     sep = child.keys[m]!;
     right = new BranchNode(child.keys.slice(m + 1), child.children.slice(m + 1), child.childTxn.slice(m + 1), w.txn);
     child.keys.length = m;
+    child.pfx = null;
     child.children.length = m + 1;
     child.childTxn.length = m + 1;
     child.bytes = PAGE_HEADER + BRANCH_FIRST_BYTES;
@@ -294,6 +303,7 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
     st.branchPages++;
   }
   parent.keys.splice(i, 0, sep);
+  parent.pfx = null;
   parent.children.splice(i + 1, 0, right);
   parent.childTxn.splice(i + 1, 0, 0);
   parent.bytes += branchEntryBytes(sep);
@@ -303,6 +313,7 @@ function removeChild(parent: BranchNode, i: number): void {
   const sepIdx = i > 0 ? i - 1 : 0;
   parent.bytes -= branchEntryBytes(parent.keys[sepIdx]!);
   parent.keys.splice(sepIdx, 1);
+  parent.pfx = null;
   parent.children.splice(i, 1);
   parent.childTxn.splice(i, 1);
 }
@@ -322,6 +333,7 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
   if (L.leaf && R.leaf) {
     if (L.bytes + R.bytes - PAGE_HEADER <= pageSize) {
       L.keys.push(...R.keys);
+      L.pfx = null;
       L.vals.push(...R.vals);
       L.bytes += R.bytes - PAGE_HEADER;
       removeChild(parent, l + 1);
@@ -333,6 +345,8 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
     const s = leafSplitPoint(keys, vals, pageSize, false);
     L.keys = keys.slice(0, s);
     L.vals = vals.slice(0, s);
+    L.pfx = null;
+    R.pfx = null;
     R.keys = keys.slice(s);
     R.vals = vals.slice(s);
     L.bytes = PAGE_HEADER;
@@ -348,6 +362,7 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
   const merged = Lb.bytes + (Rb.bytes - PAGE_HEADER - BRANCH_FIRST_BYTES) + branchEntryBytes(sep);
   if (merged <= pageSize) {
     Lb.keys.push(sep, ...Rb.keys);
+    Lb.pfx = null;
     Lb.children.push(...Rb.children);
     Lb.childTxn.push(...Rb.childTxn);
     Lb.bytes = merged;
@@ -360,6 +375,8 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
   const childTxn = Lb.childTxn.concat(Rb.childTxn);
   const m = branchSplitPoint(keys, pageSize);
   Lb.keys = keys.slice(0, m);
+  Lb.pfx = null;
+  Rb.pfx = null;
   Lb.children = children.slice(0, m + 1);
   Lb.childTxn = childTxn.slice(0, m + 1);
   Rb.keys = keys.slice(m + 1);
@@ -375,6 +392,7 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
 function setSeparator(parent: BranchNode, idx: number, sep: string): void {
   parent.bytes += branchEntryBytes(sep) - branchEntryBytes(parent.keys[idx]!);
   parent.keys[idx] = sep;
+  parent.pfx = null;
 }
 
 /**

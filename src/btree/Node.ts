@@ -45,6 +45,8 @@ export class LeafNode {
   readonly leaf = true;
   keys: string[];
   vals: LeafValue[];
+  /** Key prefixes for reads (see BranchNode.pfx); null after any change to `keys`. */
+  pfx: Float64Array | null = null;
   bytes: number;
   txn: number;
   page = 0;
@@ -61,7 +63,9 @@ export class LeafNode {
   }
 
   clone(txn: number): LeafNode {
-    return new LeafNode(this.keys.slice(), this.vals.slice(), txn, this.bytes);
+    const c = new LeafNode(this.keys.slice(), this.vals.slice(), txn, this.bytes);
+    c.pfx = this.pfx;
+    return c;
   }
 }
 
@@ -74,6 +78,12 @@ export class BranchNode {
   children: NodeRef[];
   /** For a child held as a page number: the txn its page header must carry. */
   childTxn: number[];
+  /**
+   * First 6 bytes of each separator as a number, built on first search and dropped (set to null)
+   * by every change to `keys`: the search runs over contiguous numbers and compares strings only
+   * on a tie, instead of chasing one heap string per probe.
+   */
+  pfx: Float64Array | null = null;
   bytes: number;
   txn: number;
   page = 0;
@@ -91,7 +101,9 @@ export class BranchNode {
   }
 
   clone(txn: number): BranchNode {
-    return new BranchNode(this.keys.slice(), this.children.slice(), this.childTxn.slice(), txn, this.bytes);
+    const c = new BranchNode(this.keys.slice(), this.children.slice(), this.childTxn.slice(), txn, this.bytes);
+    c.pfx = this.pfx; // same keys; a change to the copy drops its pfx instead of writing into this one
+    return c;
   }
 }
 
@@ -124,6 +136,63 @@ export function lowerBound(keys: string[], key: string): number {
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (keys[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The first 6 bytes of a key, big-endian, as an exact integer: monotonic in key order. */
+export function keyPrefix(k: string): number {
+  const n = k.length;
+  return (
+    (n > 0 ? k.charCodeAt(0) : 0) * 1099511627776 +
+    (n > 1 ? k.charCodeAt(1) : 0) * 4294967296 +
+    (n > 2 ? k.charCodeAt(2) : 0) * 16777216 +
+    (n > 3 ? k.charCodeAt(3) : 0) * 65536 +
+    (n > 4 ? k.charCodeAt(4) : 0) * 256 +
+    (n > 5 ? k.charCodeAt(5) : 0)
+  );
+}
+
+/** Index of the first key >= `key` in a leaf, searching its prefix array. */
+export function leafIndex(l: LeafNode, key: string, kp: number): number {
+  let pfx = l.pfx;
+  if (pfx === null) {
+    const keys = l.keys;
+    pfx = new Float64Array(keys.length);
+    for (let i = 0; i < keys.length; i++) pfx[i] = keyPrefix(keys[i]!);
+    l.pfx = pfx;
+  }
+  const keys = l.keys;
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const p = pfx[mid]!;
+    if (p < kp || (p === kp && keys[mid]! < key)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function buildPrefixes(b: BranchNode): Float64Array {
+  const keys = b.keys;
+  const pfx = new Float64Array(keys.length);
+  for (let i = 0; i < keys.length; i++) pfx[i] = keyPrefix(keys[i]!);
+  b.pfx = pfx;
+  return pfx;
+}
+
+/** Child index of branch `b` that may hold `key` (whose keyPrefix is `kp`). */
+export function branchIndex(b: BranchNode, key: string, kp: number): number {
+  const pfx = b.pfx ?? buildPrefixes(b);
+  const keys = b.keys;
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const p = pfx[mid]!;
+    if (p < kp || (p === kp && keys[mid]! <= key)) lo = mid + 1;
     else hi = mid;
   }
   return lo;

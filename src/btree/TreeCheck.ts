@@ -6,7 +6,7 @@
  */
 import { KeelError } from "../errors.js";
 import { overflowPages } from "../pager/PageLayout.js";
-import { OverflowValue, type Node, type NodeRef } from "./Node.js";
+import { OverflowValue, keyPrefix, type Node, type NodeRef } from "./Node.js";
 import type { TreeReader, TreeState } from "./TreeState.js";
 
 export interface TreeProblem {
@@ -42,6 +42,11 @@ export function checkTree(io: TreeReader, st: TreeState, o: TreeCheckOptions): T
     const page = n.page;
     if (n.bytes > pageSize) add(page, "overfull", `node holds ${n.bytes} bytes, more than a ${pageSize}-byte page`);
     const keys = n.keys;
+    const pfx = n.pfx;
+    if (pfx !== null) {
+      if (pfx.length !== keys.length) add(page, "prefix", `prefix cache holds ${pfx.length} entries for ${keys.length} keys`);
+      else for (let i = 0; i < keys.length; i++) if (pfx[i] !== keyPrefix(keys[i]!)) add(page, "prefix", `prefix cache is stale at key ${i}`);
+    }
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       if (i > 0 && !(keys[i - 1]! < k)) add(page, "order", `keys ${i - 1} and ${i} are out of order`);

@@ -118,7 +118,10 @@ export class SubDatabase {
     if (!e) return undefined;
     const engine = this.root.engine;
     const v = treeGet(engine.pager, e.tree, k);
-    return v === undefined ? undefined : this.decodeValue(engine.readValue(v));
+    if (v === undefined) return undefined;
+    // Binary values come straight from the stored string: one allocation, no scratch copy.
+    if (typeof v === "string" && this.valueEncoding === "binary") return Buffer.from(v, "latin1");
+    return this.decodeValue(engine.readValue(v));
   }
 
   /** Like get, for binary values without decoding: the stored bytes (a copy). */
@@ -127,7 +130,8 @@ export class SubDatabase {
     const e = this.#snapshot().dbs.get(this.name);
     if (!e) return undefined;
     const v = treeGet(this.root.engine.pager, e.tree, k);
-    return v === undefined ? undefined : Buffer.from(this.root.engine.readValue(v));
+    if (v === undefined) return undefined;
+    return typeof v === "string" ? Buffer.from(v, "latin1") : Buffer.from(this.root.engine.readValue(v));
   }
 
   doesExist(key: Key): boolean {
