@@ -13,3 +13,7 @@ export { KeelError, isKeelError, type KeelErrorCode } from "./errors.js";
 export type { FileSystem, FileHandle, OpenMode, FileStat } from "./io/FileSystem.js";
 export { NodeFileSystem } from "./io/NodeFileSystem.js";
 export type { KeyEncodingName, ValueEncodingName } from "./txn/Snapshot.js";
+export { restore, type RestoreOptions, type RestoreResult } from "./maintenance/restore.js";
+export type { SnapshotInfo } from "./maintenance/Snapshots.js";
+export type { CopyResult } from "./maintenance/copyDatabase.js";
+export type { TxLogWatermarks, TxLogRecord } from "./db/Database.js";
