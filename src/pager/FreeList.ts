@@ -103,6 +103,19 @@ export class FreeList {
     return 0;
   }
 
+  /**
+   * Park pages that a failed checkpoint may have made reachable (its meta may be on disk):
+   * out of the reusable set, into pending under `txn`, so they are reused only once no meta slot
+   * can hold that txn. A page is never in both sets, so it can never be handed out twice.
+   */
+  park(txn: number, pages: number[]): void {
+    const set = new Set(pages);
+    this.#ready = this.#ready.filter((p) => !set.has(p));
+    for (const pend of this.#pending) pend.pages = pend.pages.filter((p) => !set.has(p));
+    this.#pending = this.#pending.filter((p) => p.pages.length > 0);
+    for (const p of set) this.free(txn, p, 1);
+  }
+
   /** Give back pages taken by a checkpoint that did not happen. */
   giveBack(pages: number[]): void {
     const s = pages.slice().sort((a, b) => a - b);

@@ -427,7 +427,7 @@ export class Engine implements TxnHost {
       if (!(e instanceof CheckpointError)) throw e;
       if (e.metaAttempted) {
         // The meta may be on disk naming these pages: park them until no slot can hold this txn.
-        for (const p of e.allocated) this.freelist.free(head.txn, p, 1);
+        this.freelist.park(head.txn, e.allocated);
         this.pager.highWater = Math.max(this.pager.highWater, e.highWater);
       }
       throw ioError(e.reason, "checkpoint", this.path);
