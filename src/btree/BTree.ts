@@ -303,7 +303,15 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
     st.branchPages++;
   }
   parent.keys.splice(i, 0, sep);
-  parent.pfx = null;
+  const pp = parent.pfx;
+  if (pp !== null) {
+    // Keep the prefix array in step: copying numbers is far cheaper than re-deriving them.
+    const np = new Float64Array(pp.length + 1);
+    np.set(pp.subarray(0, i), 0);
+    np[i] = keyPrefix(sep);
+    np.set(pp.subarray(i), i + 1);
+    parent.pfx = np;
+  }
   parent.children.splice(i + 1, 0, right);
   parent.childTxn.splice(i + 1, 0, 0);
   parent.bytes += branchEntryBytes(sep);
@@ -313,7 +321,13 @@ function removeChild(parent: BranchNode, i: number): void {
   const sepIdx = i > 0 ? i - 1 : 0;
   parent.bytes -= branchEntryBytes(parent.keys[sepIdx]!);
   parent.keys.splice(sepIdx, 1);
-  parent.pfx = null;
+  const pp = parent.pfx;
+  if (pp !== null) {
+    const np = new Float64Array(pp.length - 1);
+    np.set(pp.subarray(0, sepIdx), 0);
+    np.set(pp.subarray(sepIdx + 1), sepIdx);
+    parent.pfx = np;
+  }
   parent.children.splice(i, 1);
   parent.childTxn.splice(i, 1);
 }
