@@ -89,6 +89,7 @@ function paramsFor(opts) {
     valueSize: 100,
     bulkKeys: Math.max(1000, Math.round(1_000_000 * opts.scale)),
     reads: Math.max(1000, Math.round(2_000_000 * opts.scale)),
+    walRecoveryBytes: Math.max(1e6, Math.round(1e9 * opts.scale)),
     seed: 0x2545f491,
   };
 }

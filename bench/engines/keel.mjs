@@ -34,7 +34,7 @@ export function makeKeelEngine({ name, options, description, durability }) {
     description,
     durability,
     syncApi: false,
-    capabilities: ["put", "get", "bulkLoad", "scan"],
+    capabilities: ["put", "get", "bulkLoad", "scan", ...(options.wal === false ? [] : ["walRecovery"])],
     options,
     async version() {
       try {

@@ -22,6 +22,7 @@ import { concurrentWriters } from "./concurrent-writers.mjs";
 import bulkLoad from "./bulk-load.mjs";
 import pointReads from "./point-reads.mjs";
 import orderedScan from "./ordered-scan.mjs";
+import walRecovery from "./wal-recovery.mjs";
 
 export const workloads = [
   fdatasync,
@@ -30,6 +31,7 @@ export const workloads = [
   bulkLoad,
   pointReads,
   orderedScan,
+  walRecovery,
 ];
 
 export function workloadByName(name) {

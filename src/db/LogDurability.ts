@@ -262,18 +262,31 @@ export function openLog(fs: FileSystem, dir: string, engine: Engine, o: OpenOpti
     const t0 = performance.now();
     let records = 0;
     if (last > applied) {
-      for (const rec of wal.readRecords(applied + 1)) {
-        const w = engine.beginWrite();
-        w.logging = false;
-        try {
+      // No state between two records is ever visible, so records are applied into one
+      // transaction (no copy-on-write between them), committed and checkpointed whenever its
+      // memory passes the dirty-bytes policy: replaying a huge log needs bounded memory, and the
+      // log is durable (recovery synced it), so checkpointing mid-replay keeps the write-ahead rule.
+      const limit = o.checkpointDirtyBytes ?? LOG_DEFAULTS.checkpointDirtyBytes;
+      let w = engine.beginWrite();
+      w.logging = false;
+      let lsn = applied;
+      try {
+        for (const rec of wal.readRecords(applied + 1)) {
           applyLogRecord(w, rec);
-        } catch (e) {
-          engine.abortWrite(w);
-          throw e;
+          lsn = rec.lsn;
+          records++;
+          if (w.dirtyBytes >= limit) {
+            engine.commitWrite(w, lsn);
+            engine.checkpoint();
+            w = engine.beginWrite();
+            w.logging = false;
+          }
         }
-        engine.commitWrite(w, rec.lsn);
-        records++;
+      } catch (e) {
+        engine.abortWrite(w);
+        throw e;
       }
+      engine.commitWrite(w, lsn);
       engine.publish(engine.head);
     }
     return { wal, replay: { fromLsn: applied + 1, toLsn: last, records, ms: performance.now() - t0 } };

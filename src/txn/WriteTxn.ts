@@ -123,8 +123,8 @@ export class WriteTxn implements TreeWriter {
     const v: LeafValue = inline
       ? typeof value === "string" ? value : latin1Slice.call(value, 0, value.length)
       : new OverflowValue(value.length, 0, 0, typeof value === "string" ? Buffer.from(value, "latin1") : Buffer.from(value));
-    if (!inline) this.dirtyBytes += value.length;
-    this.dirtyBytes += this.limits.pageSize / 8;
+    // Memory this change pins until a checkpoint: the entry itself plus a share of the copied path.
+    this.dirtyBytes += key.length + value.length + 64;
     const existed = treePut(this, t, key, v);
     this.modCount++;
     this.opCount++;
@@ -141,7 +141,7 @@ export class WriteTxn implements TreeWriter {
     if (existed) {
       this.modCount++;
       this.opCount++;
-      this.dirtyBytes += this.limits.pageSize / 8;
+      this.dirtyBytes += 64;
       if (this.logging) this.ops.push({ type: "remove", db, key: rawKey ?? Buffer.from(key, "latin1") });
     }
     return existed;
