@@ -12,11 +12,12 @@ export type KeelErrorCode =
   | "READERS_FULL" // maxReaders read snapshots are open
   | "VERSION" // file format version or page size differs: details name both
   | "INVALID_ARGUMENT" // bad input from the caller: details name the argument and the limit
-  | "IO" // an I/O error from the operating system: details.syscall, details.errno
+  | "IO" // an I/O error from the operating system: details.op, details.path, details.errno
   | "ABORTED" // an operation was cancelled through its AbortSignal
   | "NOT_FOUND" // a named thing (sub-database, snapshot, file) does not exist
   | "EXISTS" // a destination that must not exist does
-  | "TXN" // misuse of a transaction (used after it ended, write in a read transaction)
+  | "TXN" // misuse of a transaction (used after it ended, transactionSync while the lock is held)
+  | "READ_ONLY" // a write on a database opened with readOnly: true
   | "INTERNAL"; // a broken internal invariant: a bug, reported with its context
 
 export class KeelError extends Error {

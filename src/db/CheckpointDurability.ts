@@ -45,7 +45,7 @@ export class CheckpointDurability implements Durability {
     const db = this.#db;
     if (db && db.hasCommitListeners) {
       const time = Date.now();
-      for (const w of txns) db.emitCommit({ lsn: 0, txnId: w.txn, time, ops: w.opCount, bytes: w.dirtyBytes });
+      for (const w of txns) db.emitCommit({ lsn: 0, txnId: w.txn, time, ops: w.opCount, bytes: w.opBytes });
     }
   }
 

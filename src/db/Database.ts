@@ -15,7 +15,6 @@ import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { KeelError, invalidArgument } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
-import { FIRST_DATA_PAGE } from "../pager/PageLayout.js";
 import type { Engine } from "../txn/Engine.js";
 import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
 import { DEFAULT_DB } from "../txn/Snapshot.js";
@@ -71,6 +70,11 @@ export interface Stats extends TreeStatsReport {
   cache: { pages: number; capacityPages: number; loads: number; sweeps: number; evictions: number };
   checkpoints: number;
   lastCheckpointAt: number;
+  /**
+   * Set when open found the newest meta page damaged and used the older one: with the log,
+   * replay restored every commit; without it (wal: false), the last commit group was lost.
+   */
+  metaFallback?: { slot: 0 | 1; reason: string; claimedTxn: number } | undefined;
   dbs: Record<string, TreeStatsReport>;
 }
 
@@ -95,8 +99,9 @@ export class Database extends SubDatabase {
   #subs = new Map<string, SubDatabase>();
 
   /** @internal use open() */
-  constructor(engine: Engine, fs: FileSystem, path: string, lock: Lock | null, durability: Durability, keyEncoding: KeyEncodingName, encoding: ValueEncodingName) {
+  constructor(engine: Engine, fs: FileSystem, path: string, lock: Lock | null, durability: Durability, keyEncoding: KeyEncodingName, encoding: ValueEncodingName, readOnly = false) {
     super(null, DEFAULT_DB, keyEncoding, encoding);
+    this.readOnly = readOnly;
     this.engine = engine;
     this.fs = fs;
     this.path = path;
@@ -164,6 +169,13 @@ export class Database extends SubDatabase {
     }
     const cached = this.#subs.get(name);
     if (cached && cached.keyEncoding === keyEncoding && cached.valueEncoding === encoding) return cached;
+    if (cached && !existing) {
+      throw invalidArgument(`sub-database "${name}" is already open with keyEncoding ${cached.keyEncoding} and encoding ${cached.valueEncoding}`, {
+        argument: "encoding",
+        name,
+        stored: { keyEncoding: cached.keyEncoding, encoding: cached.valueEncoding },
+      });
+    }
     const sub = new SubDatabase(this, name, keyEncoding, encoding);
     this.#subs.set(name, sub);
     return sub;
@@ -182,9 +194,17 @@ export class Database extends SubDatabase {
 
   // ---- the write queue ----
 
+  /** Opened with readOnly: true. */
+  readonly readOnly: boolean = false;
+
+  #checkWritable(): void {
+    if (this.readOnly) throw new KeelError("READ_ONLY", `the database at ${this.path} was opened read-only`, { path: this.path });
+  }
+
   /** @internal */
   enqueue(item: QueueItem): Promise<unknown> {
     this.#check();
+    if (item.kind !== "task") this.#checkWritable();
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (!this.#scheduled && !this.#draining) {
@@ -305,6 +325,7 @@ export class Database extends SubDatabase {
   /** @internal transactionSync: commit and make durable before returning. */
   runSync<T>(db: SubDatabase, fn: (tx: Transaction) => T): T {
     this.#check();
+    this.#checkWritable();
     const engine = this.engine;
     if (engine.writing) {
       throw new KeelError("TXN", "transactionSync cannot run while an asynchronous transaction holds the write lock", {});
@@ -412,8 +433,6 @@ export class Database extends SubDatabase {
             kind: rec.kind,
             ops: rec.ops.map((op) => {
               const entry = opts.raw ? undefined : self.engine.head.dbs.get(op.db);
-              const sub = entry ? self.openDB(op.db === "" ? "\u0000default" : op.db) : undefined;
-              void sub;
               const decodeK = (b: Uint8Array) => (entry ? decodeKey(Buffer.from(b).latin1Slice(0, b.length), entry.keyEncoding) : Buffer.from(b));
               const decodeV = (b: Uint8Array) => (entry ? decodeValue(Buffer.from(b), entry.valueEncoding) : Buffer.from(b));
               return {
@@ -562,13 +581,14 @@ export class Database extends SubDatabase {
       branchPages: total.branchPages + cat.branchPages,
       leafPages: total.leafPages + cat.leafPages,
       freePages: engine.freelist.size,
-      totalPages: engine.pager.highWater - FIRST_DATA_PAGE + 2,
+      totalPages: engine.pager.highWater,
       fileBytes,
       readers: engine.readers.active,
       maxReaders: engine.readers.max,
       cache: { pages: cache.count, capacityPages: cache.capacity, loads: cache.loads, sweeps: cache.sweeps, evictions: cache.evictions },
       checkpoints: engine.checkpoints,
       lastCheckpointAt: engine.lastCheckpointAt,
+      metaFallback: engine.report.metaFallback,
       dbs,
     };
   }

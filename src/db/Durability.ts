@@ -2,7 +2,7 @@
  * Durability: how a committed transaction becomes safe, and when readers may see it.
  * One implementation per mode (DESIGN.md section 4):
  *   CheckpointDurability: no log; every group of commits is one checkpoint (LMDB's model).
- *   (LogDurability, in wal/: one log record per commit, periodic checkpoints.)
+ *   LogDurability (db/LogDurability.ts): one log record per commit, periodic checkpoints.
  */
 import type { Snapshot } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";

@@ -145,9 +145,7 @@ export class LogDurability implements Durability {
     if (db && db.hasCommitListeners) {
       const time = Date.now();
       for (const w of txns) {
-        let bytes = 0;
-        for (const op of w.ops) bytes += (op.key?.length ?? 0) + (op.value?.length ?? 0);
-        db.emitCommit({ lsn: w.lsn, txnId: w.txn, time, ops: w.opCount, bytes });
+        db.emitCommit({ lsn: w.lsn, txnId: w.txn, time, ops: w.opCount, bytes: w.opBytes });
       }
     }
     if (this.#logBytesSinceCheckpoint >= this.#o.checkpointLogBytes || e.dirtyBytes >= this.#o.checkpointDirtyBytes) {
@@ -238,7 +236,7 @@ export class LogDurability implements Durability {
  * Open the log next to an open engine and replay what the data file lacks. Recovery =
  * newest valid meta (Engine.open) + every log record after its applied LSN, in order.
  */
-export function openLog(fs: FileSystem, dir: string, engine: Engine, o: OpenOptions): { wal: WriteAheadLog; replay: ReplayReport } {
+export function openLog(fs: FileSystem, dir: string, engine: Engine, o: OpenOptions, mayCheckpoint: boolean): { wal: WriteAheadLog; replay: ReplayReport } {
   const applied = engine.head.lsn;
   const wal = WriteAheadLog.open(fs, dir, {
     durability: o.durability,
@@ -266,7 +264,7 @@ export function openLog(fs: FileSystem, dir: string, engine: Engine, o: OpenOpti
       // transaction (no copy-on-write between them), committed and checkpointed whenever its
       // memory passes the dirty-bytes policy: replaying a huge log needs bounded memory, and the
       // log is durable (recovery synced it), so checkpointing mid-replay keeps the write-ahead rule.
-      const limit = o.checkpointDirtyBytes ?? LOG_DEFAULTS.checkpointDirtyBytes;
+      const limit = mayCheckpoint ? o.checkpointDirtyBytes ?? LOG_DEFAULTS.checkpointDirtyBytes : Infinity;
       let w = engine.beginWrite();
       w.logging = false;
       let lsn = applied;

@@ -156,7 +156,7 @@ export class SubDatabase {
 
   /** Number of entries in a range (walks it), or of the whole sub-database (instant). */
   getCount(opts: RangeOptions = {}): number {
-    if (opts.start === undefined && opts.end === undefined && !opts.limit && !opts.offset) {
+    if (opts.start === undefined && opts.end === undefined && opts.limit === undefined && opts.offset === undefined) {
       return this.#snapshot().dbs.get(this.name)?.tree.entries ?? 0;
     }
     let n = 0;

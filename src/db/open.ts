@@ -61,7 +61,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
     }
     let durability: CheckpointDurability | LogDurability;
     if (wal && !o.readOnly) {
-      const { wal: log, replay } = openLog(fs, path, engine, o);
+      const { wal: log, replay } = openLog(fs, path, engine, o, true);
       durability = new LogDurability(engine, log, o, replay);
       engine.logOps = true;
       // Replay is idempotent, but a checkpoint now means the next open need not repeat it.
@@ -70,13 +70,21 @@ export function openSync(path: string, options?: OpenOptions): Database {
       // Without the log (or read-only): a log left by an earlier wal: true run still holds
       // commits the data file may lack; replay them, and in write mode make them durable.
       if (fs.stat(path + "/wal")) {
-        const { wal: log, replay } = openLog(fs, path, engine, { ...o, durability: "strict" });
+        const { wal: log, replay } = openLog(fs, path, engine, { ...o, durability: "strict" }, !o.readOnly);
         log.closeSync();
         if (replay.records > 0 && !o.readOnly) engine.checkpoint();
       }
       durability = new CheckpointDurability(engine);
     }
-    const db = new Database(engine, fs, path, lock, durability, keyEncoding, encoding);
+    const db = new Database(engine, fs, path, lock, durability, keyEncoding, encoding, !!o.readOnly);
+    const fb = engine.report.metaFallback;
+    if (fb) {
+      process.emitWarning(
+        `KeelDB: the newest meta page of ${path} (page ${fb.slot}, txn ${fb.claimedTxn}) is damaged (${fb.reason}); opened the previous one` +
+          (wal ? " and replayed the log" : ": the last commit group is lost"),
+        { code: "KEEL_META_FALLBACK" },
+      );
+    }
     durability.attach(db);
     db.initFloors();
     if (!existing && !o.readOnly) {

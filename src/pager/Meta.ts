@@ -9,7 +9,7 @@
  *   refused with VERSION naming both versions, never guessed at.
  *
  * Layout after the common 32-byte page header (offsets from the page start):
- *   32 u32 magic "KEEL"     36 u16 format version   38 u16 reserved
+ *   32 u32 magic "KEEL" (big-endian, the only BE field)     36 u16 format version   38 u16 reserved
  *   40 u32 page size        44 u32 high water (first never-allocated page)
  *   48 u32 catalog root     52 u32 catalog root txn 56 u32 catalog depth
  *   60 u32 free list page   64 u32 free list pages  68 u32 free list txn
@@ -51,7 +51,7 @@ export const META_FLAG_WAL = 1;
 export function encodeMeta(m: Meta, slot: 0 | 1): Buffer {
   const buf = Buffer.alloc(m.pageSize);
   writeHeader(buf, { type: PageType.Meta, flags: 0, count: 0, pageNo: slot, txn: m.txn, aux1: 0, aux2: 0 });
-  buf.writeUInt32LE(MAGIC, 32);
+  buf.writeUInt32BE(MAGIC, 32); // big-endian so that a hex dump shows "KEEL"
   buf.writeUInt16LE(m.version, 36);
   buf.writeUInt32LE(m.pageSize, 40);
   buf.writeUInt32LE(m.highWater, 44);
@@ -82,7 +82,7 @@ export type MetaProbe =
 /** Decode the meta at `slot` from a buffer holding at least that page. Never throws. */
 export function probeMeta(buf: Buffer, slot: 0 | 1): MetaProbe {
   if (buf.length < 128) return { ok: false, reason: "short" };
-  if (buf.readUInt32LE(32) !== MAGIC) return { ok: false, reason: "magic" };
+  if (buf.readUInt32BE(32) !== MAGIC) return { ok: false, reason: "magic" };
   const version = buf.readUInt16LE(36);
   const pageSize = buf.readUInt32LE(40);
   if (!isValidPageSize(pageSize) || buf.length < pageSize) return { ok: false, reason: "page-size", version, pageSize };

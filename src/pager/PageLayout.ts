@@ -41,7 +41,7 @@ export const PAGE_TYPE_NAMES: Record<number, string> = {
   5: "freelist",
 };
 
-/** File format version written into every meta page. Bump it with a migration in db/migrations. */
+/** File format version written into every meta page. A new version needs a migration shipped in the package. */
 export const FORMAT_VERSION = 1;
 export const MAGIC = 0x4b45454c; // "KEEL"
 export const MIN_PAGE_SIZE = 1024;

@@ -89,6 +89,7 @@ class Allocator {
     const pages = this.fl.takeMany(k);
     while (pages.length < k) pages.push(this.highWater++);
     for (const p of pages) this.taken.push(p);
+    if (this.highWater > 0xfffffffe) throw new KeelError("FULL", "the database reached the largest page number a file can hold", { highWater: this.highWater });
     return pages;
   }
   run(n: number): number {

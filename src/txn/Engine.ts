@@ -154,7 +154,9 @@ export class Engine implements TxnHost {
     }
     this.head = this.published = this.durable = { txn: meta.txn, lsn: meta.appliedLsn, dbs };
     this.pager.cache.sweeper = () => this.#sweep();
-    this.#nextTxn = meta.txn + 1;
+    // After a fallback, skip the txn ids the damaged meta's checkpoint used: page headers and
+    // parents compare txn ids to catch stale pages, so an id must never name two different writes.
+    this.#nextTxn = Math.max(meta.txn, report.metaFallback?.claimedTxn ?? 0) + 1;
     this.lastCheckpointAt = meta.checkpointAt;
   }
 

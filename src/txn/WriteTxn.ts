@@ -44,6 +44,8 @@ export class WriteTxn implements TreeWriter {
   modCount = 0;
   /** Logical operations applied (counted even when not logging). */
   opCount = 0;
+  /** Key and value bytes written by this transaction. */
+  opBytes = 0;
   /** Nodes and overflow bytes this transaction added to memory (for the checkpoint policy). */
   dirtyBytes = 0;
   #host: TxnHost;
@@ -128,6 +130,7 @@ export class WriteTxn implements TreeWriter {
     const existed = treePut(this, t, key, v);
     this.modCount++;
     this.opCount++;
+    this.opBytes += key.length + value.length;
     if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? Buffer.from(key, "latin1"), value: typeof value === "string" ? Buffer.from(value, "latin1") : value });
     return existed;
   }
