@@ -11,6 +11,7 @@
  * If step 4 fails, every transaction of the group is rolled back and rejected with the coded
  * error (IO, FULL); the database stays open at its last good state.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { KeelError, invalidArgument } from "../errors.js";
@@ -77,6 +78,9 @@ export interface Stats extends TreeStatsReport {
   metaFallback?: { slot: 0 | 1; reason: string; claimedTxn: number } | undefined;
   dbs: Record<string, TreeStatsReport>;
 }
+
+/** The write transaction whose callback (and the async work it started) is running. */
+const inTxn = new AsyncLocalStorage<WriteTxn>();
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return !!v && typeof (v as { then?: unknown }).then === "function";
@@ -205,6 +209,13 @@ export class Database extends SubDatabase {
   enqueue(item: QueueItem): Promise<unknown> {
     this.#check();
     if (item.kind !== "task") this.#checkWritable();
+    const open = inTxn.getStore();
+    if (open && !open.ended && this.engine.writing) {
+      // It would wait for the transaction that is waiting for it: a deadlock. Say so instead.
+      throw new KeelError("TXN", "db.put/remove/transaction called inside a transaction callback would wait forever for that transaction; use tx.put/tx.remove (or tx.for(subDb)) instead", {
+        txn: open.txn,
+      });
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (!this.#scheduled && !this.#draining) {
@@ -299,7 +310,7 @@ export class Database extends SubDatabase {
         continue;
       }
       try {
-        let r = it.fn(new Transaction(it.db, w));
+        let r = inTxn.run(w, () => it.fn(new Transaction(it.db, w)));
         if (isThenable(r)) r = await r;
         this.durability.commit(w);
         txns.push(w);

@@ -26,8 +26,10 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
       if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
       return slice.call(key, 0, key.length);
     }
+    const k = normalize(key);
+    if (roughSize(k) > maxKeySize) throw tooLong(roughSize(k), maxKeySize);
     try {
-      len = writeKey(key as never, scratch, 0);
+      len = writeKey(k as never, scratch, 0);
     } catch (e) {
       throw invalidArgument(`key cannot be encoded with ordered-binary: ${(e as Error).message}`, { argument: "key", keyEncoding: enc });
     }
@@ -42,6 +44,25 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
   }
   if (len > maxKeySize) throw tooLong(len, maxKeySize);
   return scratch.latin1Slice(0, len);
+}
+
+/** -0 and 0 are one key (ordered-binary would encode -0 apart, after +Infinity). */
+function normalize(key: unknown): unknown {
+  if (key === 0) return 0;
+  if (Array.isArray(key)) return key.map(normalize);
+  return key;
+}
+
+/** A lower bound of the encoded size, so a huge key is refused by its limit before encoding. */
+function roughSize(key: unknown): number {
+  if (typeof key === "string") return key.length;
+  if (Array.isArray(key)) {
+    let n = 0;
+    for (const k of key) n += roughSize(k) + 1;
+    return n;
+  }
+  if (key instanceof Uint8Array) return key.length;
+  return 1;
 }
 
 function tooLong(size: number, max: number) {

@@ -170,17 +170,20 @@ export class SubDatabase {
     return new RangeIterable(function () {
       const root = self.root;
       const engine = root.engine;
-      const snap = root.readSnapshot();
-      engine.readers.acquire(snap.txn);
-      const token = { released: false, release: () => {} };
-      token.release = () => {
-        if (!token.released) {
-          token.released = true;
-          engine.readers.release(snap.txn);
-        }
-      };
-      const tree = snap.dbs.get(self.name)?.tree ?? emptyTree();
+      const token = { released: true, release: () => {} };
+      // The generator body runs at the first next(): the snapshot and its reader slot are taken
+      // then, so an iterator ended before it started holds nothing.
       const gen = (function* () {
+        const snap = root.readSnapshot();
+        engine.readers.acquire(snap.txn);
+        token.released = false;
+        token.release = () => {
+          if (!token.released) {
+            token.released = true;
+            engine.readers.release(snap.txn);
+          }
+        };
+        const tree = snap.dbs.get(self.name)?.tree ?? emptyTree();
         try {
           for (const [k, v] of walkRange(() => new TreeCursor(engine.pager, tree), b)) {
             if (root.isClosed) throw new KeelError("CLOSED", "the database was closed during iteration", {});

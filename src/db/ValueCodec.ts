@@ -6,13 +6,23 @@
  * - "json": JSON text.  - "string": UTF-8 text.  - "binary": Buffer/Uint8Array, returned as a copy.
  */
 import { Packr } from "msgpackr";
-import { invalidArgument } from "../errors.js";
+import { KeelError, invalidArgument } from "../errors.js";
 import type { ValueEncodingName } from "../txn/Snapshot.js";
 
 const packr = new Packr({ copyBuffers: true, useRecords: false, moreTypes: true });
 
 export function encodeValue(value: unknown, enc: ValueEncodingName): Buffer | Uint8Array {
   if (value === undefined) throw invalidArgument("value is undefined (use remove to delete a key)", { argument: "value" });
+  try {
+    return encode(value, enc);
+  } catch (e) {
+    if (e instanceof KeelError) throw e;
+    // A cycle, a BigInt under json, a Symbol...: the caller's value, not the database, is at fault.
+    throw invalidArgument(`value cannot be encoded as ${enc}: ${(e as Error)?.message ?? e}`, { argument: "value", encoding: enc });
+  }
+}
+
+function encode(value: unknown, enc: ValueEncodingName): Buffer | Uint8Array {
   switch (enc) {
     case "msgpack":
       return packr.pack(value);

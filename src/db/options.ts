@@ -118,5 +118,11 @@ export function validateOptions(options: unknown): OpenOptions {
     throw invalidArgument("noSync and noMetaSync apply to wal: false; with the log, use durability: relaxed or none", { option: o.noSync ? "noSync" : "noMetaSync" });
   }
   if (o.onPhase !== undefined && typeof o.onPhase !== "function") throw invalidArgument("option onPhase must be a function", { option: "onPhase" });
+  if (o.fs !== undefined) {
+    const f = o.fs as Record<string, unknown> | null;
+    const need = ["open", "stat", "mkdir", "list", "rename", "remove", "removeDir", "syncDir", "readFile"];
+    const missing = f === null || typeof f !== "object" ? need : need.filter((m) => typeof f[m] !== "function");
+    if (missing.length) throw invalidArgument(`option fs must implement the FileSystem interface (missing: ${missing.join(", ")})`, { option: "fs", missing });
+  }
   return o as OpenOptions;
 }

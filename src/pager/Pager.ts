@@ -7,7 +7,7 @@
  * - Reads past the high-water mark are refused as CORRUPT rather than returning zeros.
  * - Writes go out in page-number order, coalesced into runs, and only `sync()` makes them durable.
  */
-import { corrupt, ioError } from "../errors.js";
+import { KeelError, corrupt, ioError } from "../errors.js";
 import type { FileHandle } from "../io/FileSystem.js";
 import { decodeNode } from "../btree/NodeCodec.js";
 import type { Node, OverflowValue } from "../btree/Node.js";
@@ -48,7 +48,10 @@ export class Pager {
     this.maxTxn = maxTxn;
   }
 
+  #closed = false;
+
   #read(page: number, count: number): Buffer {
+    if (this.#closed) throw new KeelError("CLOSED", `${this.path} is closed`, { file: this.path });
     if (page < 2 || page + count > this.highWater) {
       throw corrupt(`page ${page} (+${count - 1}) of ${this.path} is past the end of the database (${this.highWater} pages)`, {
         file: this.path,
@@ -214,6 +217,7 @@ export class Pager {
   }
 
   close(): void {
+    this.#closed = true;
     try {
       this.file.close();
     } catch (e) {

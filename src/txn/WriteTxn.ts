@@ -122,6 +122,8 @@ export class WriteTxn implements TreeWriter {
     }
     const t = this.#ownTree(db);
     const inline = LEAF_ENTRY_OVERHEAD + key.length + value.length <= this.limits.maxInlineEntry;
+    // Copied here, once, for both the tree and the log record: the caller may reuse its buffer
+    // as soon as put returns (the record is only encoded at commit).
     const v: LeafValue = inline
       ? typeof value === "string" ? value : latin1Slice.call(value, 0, value.length)
       : new OverflowValue(value.length, 0, 0, typeof value === "string" ? Buffer.from(value, "latin1") : Buffer.from(value));
@@ -131,14 +133,14 @@ export class WriteTxn implements TreeWriter {
     this.modCount++;
     this.opCount++;
     this.opBytes += key.length + value.length;
-    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? Buffer.from(key, "latin1"), value: typeof value === "string" ? Buffer.from(value, "latin1") : value });
+    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? Buffer.from(key, "latin1"), value: typeof v === "string" ? Buffer.from(v, "latin1") : v.data! });
     return existed;
   }
 
   remove(db: string, key: string, rawKey?: Uint8Array): boolean {
     this.#check();
     const t = this.#tree(db);
-    if (!t || t.root === null) return false;
+    if (!t || t.root === null || treeGet(this, t, key) === undefined) return false; // a miss changes nothing
     const own = this.#ownTree(db);
     const existed = treeRemove(this, own, key);
     if (existed) {

@@ -1,0 +1,224 @@
+/**
+ * Key encodings: ordered-binary (numbers numerically, negative and fractional included; strings by
+ * code point; arrays element-wise; mixed types in the library's type order), binary (bytewise) and
+ * string (UTF-8 bytewise). Checked on the codec and through a database (getKeys order, get).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decodeKey, encodeKey, type Key } from "../../src/db/KeyCodec.js";
+import { KeelError } from "../../src/index.js";
+import { Rng } from "../helpers/rng.js";
+import { memDb, rejectsKeel, throwsKeel } from "./dbUtil.js";
+
+const MAX = 1004; // maxKeySize at 4096-byte pages
+
+function shuffled<T>(a: T[], seed: number): T[] {
+  const rng = new Rng(seed);
+  const out = a.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+const NUMBERS = [-Infinity, -1e300, -(2 ** 53), -1e6, -1000.5, -10, -1.1, -1, -0.5, -1e-300, 0, 1e-300, 0.5, 1, 1.1, 2, 10, 400, 1000.5, 3e10, 2 ** 53, 1e21, 1e300, Infinity];
+
+test("ordered-binary: numbers sort numerically, negatives and fractions included", async () => {
+  const enc = NUMBERS.map((n) => encodeKey(n, "ordered-binary", MAX));
+  for (let i = 1; i < enc.length; i++) assert.ok(enc[i - 1]! < enc[i]!, `${NUMBERS[i - 1]} must sort before ${NUMBERS[i]}`);
+  for (let i = 0; i < NUMBERS.length; i++) assert.equal(decodeKey(enc[i]!, "ordered-binary"), NUMBERS[i]);
+
+  const { db } = memDb({ wal: false });
+  for (const n of shuffled(NUMBERS, 1)) db.put(n, `v${n}`);
+  await db.flushed();
+  assert.deepEqual(db.getKeys().asArray, NUMBERS);
+  for (const n of NUMBERS) assert.equal(db.get(n), `v${n}`);
+  assert.deepEqual(db.getKeys({ start: -1, end: 1 }).asArray, [-1, -0.5, -1e-300, 0, 1e-300, 0.5]);
+  assert.deepEqual(db.getKeys({ start: 1, end: -1, reverse: true }).asArray, [1, 0.5, 1e-300, 0, -1e-300, -0.5]);
+  await db.close();
+});
+
+test("ordered-binary: random integers and doubles come back in numeric order", async () => {
+  const rng = new Rng(5);
+  const set = new Set<number>();
+  while (set.size < 400) {
+    const r = rng.next();
+    set.add(r < 0.3 ? rng.int(2000) - 1000 : r < 0.6 ? (rng.next() - 0.5) * 1e9 : r < 0.8 ? (rng.next() - 0.5) * 2 : Math.round((rng.next() - 0.5) * 2 ** 52));
+  }
+  const nums = [...set];
+  const { db } = memDb({ wal: false });
+  await db.transaction((tx) => {
+    for (const n of nums) tx.put(n, n);
+  });
+  const sorted = nums.slice().sort((a, b) => a - b);
+  assert.deepEqual(db.getKeys().asArray, sorted);
+  assert.deepEqual(
+    db.getRange().asArray.map((e) => e.value),
+    sorted,
+  );
+  await db.close();
+});
+
+test("ordered-binary: -0 is the key 0 (same key, same place, reads back as a number)", async () => {
+  // ordered-binary encodes -0 as bytes that sort after +Infinity and decode as ["\x18", null];
+  // KeyCodec passes -0 through unnormalized.
+  assert.equal(encodeKey(-0, "ordered-binary", MAX), encodeKey(0, "ordered-binary", MAX), "-0 and 0 must be one key");
+  const { db } = memDb({ wal: false });
+  await db.put(-0, "zero");
+  await db.put(1, "one");
+  assert.equal(db.get(0), "zero");
+  assert.deepEqual(db.getKeys().asArray, [0, 1]);
+  await db.close();
+});
+
+test("ordered-binary: strings sort by code point (UTF-8 byte order), not by UTF-16 unit", async () => {
+  const strings = ["", " ", "A", "Z", "a", "aa", "ab", "b", "z", "\u00e9", "\u0101", "\u4e2d", "\uffee", "\u{1F600}", "\u{1F600}a"];
+  const enc = strings.map((s) => encodeKey(s, "ordered-binary", MAX));
+  for (let i = 1; i < enc.length; i++) assert.ok(enc[i - 1]! < enc[i]!, `${JSON.stringify(strings[i - 1])} < ${JSON.stringify(strings[i])}`);
+  const { db } = memDb({ wal: false });
+  for (const s of shuffled(strings, 2)) db.put(s, s.length);
+  await db.flushed();
+  assert.deepEqual(db.getKeys().asArray, strings);
+  for (const s of strings) assert.equal(db.get(s), s.length);
+  await db.close();
+});
+
+test("ordered-binary: arrays sort element-wise, after their prefix, and mixed types keep the type order", async () => {
+  // null < booleans < numbers < strings; an array sorts with its first element, then the rest.
+  const ordered: Key[] = [
+    null,
+    false,
+    true,
+    -5,
+    0,
+    7,
+    "a",
+    ["a", -1],
+    ["a", 0],
+    ["a", 2],
+    ["a", 10],
+    ["a", "a"],
+    ["a", "b"],
+    ["a", "b", 1],
+    "ab",
+    ["ab", 0],
+    "b",
+    ["b", null],
+  ];
+  const enc = ordered.map((k) => encodeKey(k, "ordered-binary", MAX));
+  for (let i = 1; i < enc.length; i++) assert.ok(enc[i - 1]! < enc[i]!, `${JSON.stringify(ordered[i - 1])} < ${JSON.stringify(ordered[i])}`);
+  const { db } = memDb({ wal: false });
+  for (const k of shuffled(ordered, 3)) db.put(k, JSON.stringify(k));
+  await db.flushed();
+  assert.deepEqual(db.getKeys().asArray, ordered);
+  for (const k of ordered) assert.equal(db.get(k), JSON.stringify(k), `get ${JSON.stringify(k)}`);
+  // Range over an array prefix: every ["a", x] and nothing else.
+  assert.deepEqual(db.getKeys({ start: ["a", -Infinity], end: "ab" }).asArray, ordered.slice(7, 14));
+  await db.close();
+});
+
+test("ordered-binary: a key that cannot be encoded is INVALID_ARGUMENT; undefined is refused", async () => {
+  const { db } = memDb({ wal: false });
+  for (const bad of [undefined, { a: 1 }, () => 1] as unknown[]) {
+    await rejectsKeel(db.put(bad as Key, 1), "INVALID_ARGUMENT", String(bad));
+    throwsKeel(() => db.get(bad as Key), "INVALID_ARGUMENT", String(bad));
+  }
+  await db.close();
+});
+
+test("binary keys: stored and ordered bytewise, returned as Buffers", async () => {
+  const rng = new Rng(9);
+  const keys: Buffer[] = [Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 0]), Buffer.from([0, 1]), Buffer.from([1]), Buffer.from([0x7f]), Buffer.from([0x80]), Buffer.from([0xff]), Buffer.from([0xff, 0])];
+  for (let i = 0; i < 200; i++) keys.push(rng.bytes(1 + rng.int(20)));
+  const uniq = [...new Map(keys.map((k) => [k.toString("hex"), k])).values()];
+  const sorted = uniq.slice().sort(Buffer.compare);
+  const { db } = memDb({ wal: false, keyEncoding: "binary" });
+  await db.transaction((tx) => {
+    for (const k of uniq) tx.put(k, k.toString("hex"));
+  });
+  const got = db.getKeys().asArray;
+  assert.ok(got.every((k) => Buffer.isBuffer(k)));
+  assert.deepEqual(
+    got.map((k) => (k as Buffer).toString("hex")),
+    sorted.map((k) => k.toString("hex")),
+  );
+  for (const k of uniq) assert.equal(db.get(new Uint8Array(k)), k.toString("hex"), "a Uint8Array finds the same key");
+  // Range bounds are bytes too.
+  const lo = Buffer.from([0x40]);
+  const hi = Buffer.from([0xc0]);
+  assert.deepEqual(
+    db.getKeys({ start: lo, end: hi }).asArray.map((k) => (k as Buffer).toString("hex")),
+    sorted.filter((k) => Buffer.compare(k, lo) >= 0 && Buffer.compare(k, hi) < 0).map((k) => k.toString("hex")),
+  );
+  // A key given as a Buffer is copied: changing it after put changes nothing.
+  const k = Buffer.from("mutable");
+  const p = db.put(k, "m");
+  k[0] = 0x4d;
+  await p;
+  assert.equal(db.get(Buffer.from("mutable")), "m");
+  assert.equal(db.get(Buffer.from("Mutable")), undefined);
+  // Anything but bytes is refused.
+  for (const bad of ["str", 5, null, ["a"]]) await rejectsKeel(db.put(bad as Key, 1), "INVALID_ARGUMENT", `binary key ${String(bad)}`);
+  await db.close();
+});
+
+test("string keys: UTF-8, ordered bytewise, returned as strings", async () => {
+  const strings = ["", "a", "a\u0000", "a\u0000b", "ab", "b", "\u00e9", "\u4e2d\u6587", "\uffee", "\u{1F600}"];
+  const { db } = memDb({ wal: false, keyEncoding: "string" });
+  for (const s of shuffled(strings, 4)) db.put(s, s);
+  await db.flushed();
+  assert.deepEqual(db.getKeys().asArray, strings);
+  for (const s of strings) assert.equal(db.get(s), s);
+  assert.equal(encodeKey("\u00e9", "string", MAX), Buffer.from("\u00e9", "utf8").toString("latin1"));
+  for (const bad of [1, null, Buffer.from("x")]) await rejectsKeel(db.put(bad as Key, 1), "INVALID_ARGUMENT", `string key ${String(bad)}`);
+  await db.close();
+});
+
+test("keys over maxKeySize are INVALID_ARGUMENT with details.limit, in every key encoding", async () => {
+  const { db } = memDb({ wal: false, keyEncoding: "binary" });
+  const max = db.engine.limits.maxKeySize;
+  assert.equal(max, MAX);
+  await db.put(Buffer.alloc(max, 1), "fits");
+  assert.equal(db.get(Buffer.alloc(max, 1)), "fits");
+  const e = await rejectsKeel(db.put(Buffer.alloc(max + 1, 1), "no"), "INVALID_ARGUMENT");
+  assert.equal(e.details.limit, "maxKeySize");
+  assert.equal(e.details.max, max);
+  throwsKeel(() => db.get(Buffer.alloc(max + 1)), "INVALID_ARGUMENT");
+  await db.close();
+
+  const s = memDb({ wal: false, keyEncoding: "string" }).db;
+  await s.put("x".repeat(max), 1);
+  assert.equal((await rejectsKeel(s.put("x".repeat(max + 1), 1), "INVALID_ARGUMENT")).details.limit, "maxKeySize");
+  // Multi-byte characters count in bytes.
+  assert.equal((await rejectsKeel(s.put("\u00e9".repeat(max / 2 + 1), 1), "INVALID_ARGUMENT")).details.limit, "maxKeySize");
+  assert.equal((await rejectsKeel(s.put("y".repeat(100_000), 1), "INVALID_ARGUMENT")).details.limit, "maxKeySize");
+  await s.close();
+
+  const o = memDb({ wal: false }).db;
+  assert.equal((await rejectsKeel(o.put("z".repeat(max + 1), 1), "INVALID_ARGUMENT")).details.limit, "maxKeySize");
+  assert.equal((await rejectsKeel(o.put(["a", "z".repeat(max)], 1), "INVALID_ARGUMENT")).details.limit, "maxKeySize");
+  assert.equal((await rejectsKeel(o.put(Buffer.alloc(max + 1), 1), "INVALID_ARGUMENT")).details.limit, "maxKeySize");
+  await o.close();
+});
+
+test("ordered-binary: a very long key is INVALID_ARGUMENT with details.limit like any other too-long key", async () => {
+  // A string key past the 70 KiB scratch buffer makes ordered-binary throw "does not fit"; KeyCodec
+  // reports that as a generic encoding failure, without details.limit.
+  const { db } = memDb({ wal: false });
+  for (const k of ["q".repeat(100_000), "\u00e9".repeat(40_000), ["a", "q".repeat(80_000)]] as Key[]) {
+    const e = await rejectsKeel(db.put(k, 1), "INVALID_ARGUMENT");
+    assert.equal(e.details.limit, "maxKeySize", `key of ${JSON.stringify(k).length} chars`);
+  }
+  await db.close();
+});
+
+test("encodeKey/decodeKey round trip the documented key types", () => {
+  const keys: Key[] = [null, true, false, 0, -7.25, 1e100, "", "text", "\u{1F600}", ["a", 1, true, null], [1, 2, 3]];
+  for (const k of keys) assert.deepEqual(decodeKey(encodeKey(k, "ordered-binary", MAX), "ordered-binary"), k, JSON.stringify(k));
+  const b = Buffer.from([0, 255, 7]);
+  const back = decodeKey(encodeKey(b, "binary", MAX), "binary");
+  assert.ok(Buffer.isBuffer(back) && back.equals(b));
+  assert.equal(decodeKey(encodeKey("\u4e2d", "string", MAX), "string"), "\u4e2d");
+  assert.ok(throwsKeel(() => encodeKey(undefined, "ordered-binary", MAX), "INVALID_ARGUMENT") instanceof KeelError);
+});

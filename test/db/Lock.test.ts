@@ -1,0 +1,154 @@
+/**
+ * Lock: one process at a time has a database open. A second open in this process, or from another
+ * live process, is LOCKED naming the holder's pid; a LOCK left by a dead process is taken over.
+ * Uses real files and real child processes.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { KeelError, open } from "../../src/index.js";
+import { isAlive } from "../../src/db/Lock.js";
+import { rejectsKeel, tempDir } from "./dbUtil.js";
+
+const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
+
+function lockPid(dir: string): number {
+  return Number.parseInt(readFileSync(join(dir, "LOCK"), "utf8").split("\n")[0]!, 10);
+}
+
+/** A child script that opens `dir` and prints one JSON line: {ok} or {code, pid}. */
+function openerScript(dir: string, hold: boolean): string {
+  return `
+import { open } from ${JSON.stringify(INDEX)};
+try {
+  const db = await open(${JSON.stringify(dir)}, { wal: false });
+  console.log(JSON.stringify({ ok: true, pid: process.pid }));
+  if (${hold}) { process.stdin.resume(); process.stdin.on("end", async () => { await db.close(); process.exit(0); }); }
+  else await db.close();
+} catch (e) {
+  console.log(JSON.stringify({ code: e.code, pid: e.details ? e.details.pid : undefined, name: e.name }));
+}
+`;
+}
+
+function runOpener(dir: string): { code?: string; pid?: number; ok?: boolean } {
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { encoding: "utf8", timeout: 20000 });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  const line = r.stdout.trim().split("\n").pop()!;
+  return JSON.parse(line);
+}
+
+function deadPid(): number {
+  for (let i = 0; i < 5; i++) {
+    const r = spawnSync(process.execPath, ["-e", ""], { timeout: 20000 });
+    if (r.pid && !isAlive(r.pid)) return r.pid;
+  }
+  throw new Error("could not find a dead pid");
+}
+
+test("a second open in the same process is LOCKED naming this process; close releases the lock", async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir, { wal: false });
+  assert.equal(lockPid(dir), process.pid, "the LOCK names the holder");
+  const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
+  assert.equal(e.details.pid, process.pid);
+  // Read-only opens are refused as well while a writer holds the lock.
+  const r = await rejectsKeel(open(dir, { readOnly: true }), "LOCKED");
+  assert.equal(r.details.pid, process.pid);
+  // The first handle is unaffected.
+  await db.put("k", 1);
+  assert.equal(db.get("k"), 1);
+  await db.close();
+  assert.equal(existsSync(join(dir, "LOCK")), false, "close removed the LOCK");
+  const db2 = await open(dir, { wal: false });
+  assert.equal(db2.get("k"), 1);
+  await db2.close();
+});
+
+test("an open from another live process is LOCKED naming this process's pid", async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir, { wal: false });
+  await db.put("k", "parent");
+  const res = runOpener(dir);
+  assert.equal(res.code, "LOCKED", JSON.stringify(res));
+  assert.equal(res.pid, process.pid);
+  assert.equal(lockPid(dir), process.pid, "the refused child did not touch the LOCK");
+  assert.equal(db.get("k"), "parent");
+  await db.close();
+  // Once closed here, the child can open it.
+  const res2 = runOpener(dir);
+  assert.equal(res2.ok, true, JSON.stringify(res2));
+});
+
+test("a live child holding the database makes our open LOCKED naming the child; after it is killed, the lock is taken over", async (t) => {
+  const dir = tempDir(t);
+  const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, true)], { stdio: ["pipe", "pipe", "inherit"] });
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    child.stdout!.on("data", (d) => {
+      buf += d;
+      if (buf.includes("\n")) resolve(buf.split("\n")[0]!);
+    });
+    child.on("exit", (c) => reject(new Error(`child exited early with ${c}: ${buf}`)));
+  });
+  const ready = JSON.parse(line);
+  assert.equal(ready.ok, true);
+  assert.equal(ready.pid, child.pid);
+  const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
+  assert.equal(e.details.pid, child.pid);
+  // kill -9: the LOCK stays behind, naming a dead process.
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await exited;
+  assert.equal(lockPid(dir), child.pid);
+  const db = await open(dir, { wal: false });
+  assert.equal(lockPid(dir), process.pid, "the LOCK was taken over");
+  await db.close();
+});
+
+test("a LOCK naming a dead pid is taken over", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  const pid = deadPid();
+  writeFileSync(join(dir, "LOCK"), `${pid}\n2020-01-01T00:00:00.000Z\n`);
+  const db = await open(dir, { wal: false });
+  assert.equal(lockPid(dir), process.pid);
+  await db.put("k", 1);
+  await db.close();
+  assert.equal(existsSync(join(dir, "LOCK")), false);
+  // Also with an existing database.
+  writeFileSync(join(dir, "LOCK"), `${deadPid()}\n`);
+  const db2 = await open(dir, { wal: false });
+  assert.equal(db2.get("k"), 1);
+  await db2.close();
+});
+
+test("an empty or unreadable LOCK (its writer died while writing it) is taken over", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  for (const content of ["", "garbage\n", "\n\n"]) {
+    writeFileSync(join(dir, "LOCK"), content);
+    const db = await open(dir, { wal: false });
+    assert.equal(lockPid(dir), process.pid, `LOCK content ${JSON.stringify(content)}`);
+    await db.close();
+  }
+});
+
+test("close does not remove a LOCK that names another process", async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir, { wal: false });
+  // Something else replaced the LOCK (an operator, a bug): our close must not delete theirs.
+  writeFileSync(join(dir, "LOCK"), `${process.ppid}\n`);
+  await db.close();
+  assert.equal(existsSync(join(dir, "LOCK")), true);
+  assert.equal(lockPid(dir), process.ppid);
+  const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
+  assert.equal(e.details.pid, process.ppid);
+  assert.ok(e instanceof KeelError);
+});

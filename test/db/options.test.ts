@@ -1,0 +1,171 @@
+/**
+ * open() options: every unknown key and every bad value is INVALID_ARGUMENT naming the option in
+ * details.option, before anything is created; every known option with a good value is accepted.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { open, openSync, type OpenOptions } from "../../src/index.js";
+import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
+import { validateOptions } from "../../src/db/options.js";
+import { DIR, rejectsKeel, throwsKeel } from "./dbUtil.js";
+
+test("every unknown option is INVALID_ARGUMENT with details.option naming it, and nothing is created", async () => {
+  for (const k of ["pagesize", "PageSize", "foo", "durabilty", "maxReader", "compression", "path", "encryptionKey", "mapSize", "", "constructor"]) {
+    const fs = new CrashFileSystem();
+    const e = await rejectsKeel(open(DIR, { fs, [k]: 1 } as OpenOptions), "INVALID_ARGUMENT", `option ${JSON.stringify(k)}`);
+    assert.equal(e.details.option, k);
+    assert.equal(fs.stat(DIR), undefined, `option ${k}: the directory was created before validation`);
+  }
+});
+
+const BAD: Array<[string, unknown]> = [
+  ["pageSize", 1000],
+  ["pageSize", 512],
+  ["pageSize", 131072],
+  ["pageSize", 4096.5],
+  ["pageSize", "4096"],
+  ["pageSize", NaN],
+  ["pageSize", null],
+  ["cacheSize", -1],
+  ["cacheSize", 1.5],
+  ["cacheSize", "big"],
+  ["cacheSize", Infinity],
+  ["maxReaders", 0],
+  ["maxReaders", -3],
+  ["maxReaders", 2 ** 21],
+  ["maxReaders", true],
+  ["maxValueSize", 0],
+  ["maxValueSize", 2 ** 31],
+  ["maxValueSize", 10.25],
+  ["keyEncoding", "utf8"],
+  ["keyEncoding", 1],
+  ["keyEncoding", null],
+  ["encoding", "cbor"],
+  ["encoding", "MSGPACK"],
+  ["encoding", {}],
+  ["wal", "yes"],
+  ["wal", 1],
+  ["wal", null],
+  ["durability", "fast"],
+  ["durability", true],
+  ["groupCommit", 0],
+  ["groupCommit", 2.5],
+  ["groupCommitMs", -1],
+  ["walSegmentMaxBytes", 1024],
+  ["walSegmentMaxBytes", "1MB"],
+  ["walSegmentMaxMs", 0],
+  ["walRetentionBytes", -1],
+  ["walRetentionMs", -5],
+  ["checkpointLogBytes", 0],
+  ["checkpointDirtyBytes", 0],
+  ["checkpointMs", 0],
+  ["noMetaSync", "true"],
+  ["noSync", 0],
+  ["readOnly", "no"],
+  ["onPhase", "log"],
+  ["onPhase", 42],
+];
+
+test("every bad value is INVALID_ARGUMENT with details.option naming the option", async () => {
+  for (const [k, v] of BAD) {
+    const fs = new CrashFileSystem();
+    const opts = { fs, wal: false, [k]: v } as OpenOptions;
+    const e = await rejectsKeel(open(DIR, opts), "INVALID_ARGUMENT", `${k}: ${String(v)}`);
+    assert.equal(e.details.option, k, `${k}: ${String(v)}`);
+    assert.equal(fs.stat(DIR + "/data.keel"), undefined, `${k}: a database was created`);
+  }
+});
+
+test("a page size in range but not a power of two is INVALID_ARGUMENT naming pageSize, and leaves no lock", () => {
+  const fs = new CrashFileSystem();
+  for (const ps of [3000, 1536, 65535]) {
+    const e = throwsKeel(() => openSync(DIR, { fs, wal: false, pageSize: ps }), "INVALID_ARGUMENT", `pageSize ${ps}`);
+    assert.equal(e.details.option, "pageSize");
+    assert.equal(fs.stat(DIR + "/LOCK"), undefined, "a failed open left its LOCK behind");
+  }
+});
+
+test("noSync and noMetaSync need wal: false (INVALID_ARGUMENT naming the option)", async () => {
+  const fs = new CrashFileSystem();
+  for (const o of [{ noSync: true }, { noMetaSync: true }, { noSync: true, wal: true }, { noMetaSync: true, wal: true }] as OpenOptions[]) {
+    const e = await rejectsKeel(open(DIR, { fs, ...o }), "INVALID_ARGUMENT", JSON.stringify(o));
+    assert.equal(e.details.option, o.noSync ? "noSync" : "noMetaSync");
+  }
+  // Accepted with wal: false; false values are fine with the log.
+  const db = openSync(DIR, { fs, wal: false, noSync: true, noMetaSync: true });
+  await db.close();
+  const db2 = openSync(DIR, { fs, noSync: false, noMetaSync: false });
+  await db2.close();
+});
+
+test("a file system option that is not a FileSystem is INVALID_ARGUMENT naming fs", async () => {
+  // options.ts says a bad value is never silently taken; `fs` is not checked at all, so a wrong
+  // value fails later with an untyped TypeError from deep inside open().
+  for (const v of [42, "memory", {}, { open: 1 }]) {
+    const e = await rejectsKeel(open(DIR, { fs: v } as unknown as OpenOptions), "INVALID_ARGUMENT", `fs: ${JSON.stringify(v)}`);
+    assert.equal(e.details.option, "fs");
+  }
+});
+
+test("options that are not an object, and a bad path, are INVALID_ARGUMENT", async () => {
+  for (const v of [null, 5, "wal", true]) {
+    await rejectsKeel(open(DIR, v as unknown as OpenOptions), "INVALID_ARGUMENT", String(v));
+  }
+  for (const p of ["", 5, null, undefined]) {
+    const e = await rejectsKeel(open(p as unknown as string, { fs: new CrashFileSystem() }), "INVALID_ARGUMENT", `path ${String(p)}`);
+    assert.equal(e.details.argument, "path");
+  }
+});
+
+test("every known option with a good value is accepted", async () => {
+  const fs = new CrashFileSystem();
+  const phases: string[] = [];
+  const all: Required<OpenOptions> = {
+    pageSize: 2048,
+    cacheSize: 1 << 20,
+    maxReaders: 7,
+    maxValueSize: 1 << 20,
+    keyEncoding: "string",
+    encoding: "json",
+    wal: true,
+    durability: "relaxed",
+    groupCommit: 10,
+    groupCommitMs: 5,
+    walSegmentMaxBytes: 1 << 20,
+    walSegmentMaxMs: 60000,
+    walRetentionBytes: 1 << 24,
+    walRetentionMs: 3600000,
+    checkpointLogBytes: 1 << 20,
+    checkpointDirtyBytes: 1 << 20,
+    checkpointMs: 60000,
+    noMetaSync: false,
+    noSync: false,
+    readOnly: false,
+    fs,
+    onPhase: (p) => phases.push(p),
+  };
+  assert.deepEqual(validateOptions(all), all);
+  const db = await open(DIR, all);
+  await db.put("k", { v: 1 });
+  assert.deepEqual(db.get("k"), { v: 1 });
+  const st = db.getStats();
+  assert.equal(st.pageSize, 2048);
+  assert.equal(st.maxReaders, 7);
+  await db.close();
+  // undefined values are the same as absent ones.
+  assert.deepEqual(validateOptions({ pageSize: undefined, wal: undefined }), { pageSize: undefined, wal: undefined });
+  assert.deepEqual(validateOptions(undefined), {});
+  // Boundary values.
+  for (const [k, v] of [
+    ["pageSize", 1024],
+    ["pageSize", 65536],
+    ["maxReaders", 1],
+    ["maxReaders", 1 << 20],
+    ["cacheSize", 0],
+    ["groupCommitMs", 0],
+    ["walSegmentMaxBytes", 64 * 1024],
+    ["maxValueSize", 2 ** 31 - 1],
+  ] as Array<[string, number]>) {
+    assert.doesNotThrow(() => validateOptions({ [k]: v }), `${k}: ${v}`);
+  }
+});

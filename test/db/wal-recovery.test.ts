@@ -1,0 +1,331 @@
+/**
+ * Recovery of the write-ahead log at open (DESIGN.md sections 3, I3, I5, I6).
+ *
+ * - Replay is idempotent: the power is cut at every I/O call of an open that replays the log (in a
+ *   second base with a small checkpointDirtyBytes, so that replay checkpoints part way; in a third,
+ *   repairing a torn tail first), the unsynced state is resolved under the
+ *   "sectors" and "ordered" models, and the next open gives exactly the state an uninterrupted open
+ *   gives, at the same LSN, every time (and again after a clean close).
+ * - A flipped byte in an earlier log record (in the newest segment with valid records after it, or
+ *   in a sealed segment) is CORRUPT at open, naming the segment (details.segment) and the record's
+ *   offset (details.offset); no file is changed or deleted.
+ * - A missing middle segment is CORRUPT (a gap) naming the segment after the hole.
+ * - A torn record at the tail of the newest segment is cut off silently: the database opens at the
+ *   last whole record, and the next commit takes the next LSN.
+ * - A log that ends before the LSN the data file already holds (its newest segments deleted) is
+ *   CORRUPT (reason log-behind-data) and nothing is deleted or changed.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { open, KeelError, type Database, type OpenOptions } from "../../src/index.js";
+import { CrashFileSystem, type CrashModel } from "../../src/io/CrashFileSystem.js";
+import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
+import { canon, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { Rng } from "../helpers/rng.js";
+import { applyWalOp } from "../helpers/walHistory.js";
+import { subHandles, walValue } from "../helpers/walWorkload.js";
+import { appendTornRecord, flipByte, scanSegment, segmentNames } from "../helpers/walFiles.js";
+import { treeBytes } from "../helpers/walUtil.js";
+
+const DIR = "/db";
+
+/** Sequential awaited writes over the four sub-databases; returns the model. */
+async function writeSome(db: Database, rng: Rng, n: number, model: DbState, bigRate = 0.3): Promise<void> {
+  const subs = subHandles(db);
+  const names = [...subs.keys()];
+  for (let i = 0; i < n; i++) {
+    const name = rng.pick(names);
+    const key = `k${rng.int(30)}`;
+    if (rng.bool(0.15)) {
+      await subs.get(name)!.remove(key);
+      applyWalOp(model, { db: name, key });
+    } else if (rng.bool(0.2)) {
+      const ops = Array.from({ length: 1 + rng.int(4) }, (_, j) => ({ db: rng.pick(names), key: `k${rng.int(30)}`, value: walValue(rng, "", `t${i}.${j}`, false) }));
+      for (const o of ops) if (o.db === "bin") o.value = Buffer.from(String(o.value));
+      for (const o of ops) if (o.db === "js") o.value = { v: String(o.value) } as never;
+      await db.transaction((tx) => {
+        for (const o of ops) tx.for(subs.get(o.db)!).put(o.key, o.value);
+      });
+      for (const o of ops) applyWalOp(model, o);
+    } else {
+      const value = walValue(rng, name, `p${i}`, rng.bool(bigRate));
+      await subs.get(name)!.put(key, value);
+      applyWalOp(model, { db: name, key, value });
+    }
+  }
+}
+
+async function openOrFail(dir: string, o: OpenOptions, ctx: string): Promise<Database> {
+  try {
+    return await open(dir, o);
+  } catch (e) {
+    assert.fail(`${ctx}: open failed: ${describeError(e)}`);
+  }
+}
+
+interface Base {
+  label: string;
+  fs: CrashFileSystem;
+  options: OpenOptions;
+  state: DbState;
+  lsn: number;
+}
+
+/** A crashed disk whose data file lags the log: the next open must replay (and maybe repair). */
+async function makeBases(): Promise<Base[]> {
+  const bases: Base[] = [];
+  {
+    const fs = new CrashFileSystem();
+    fs.mkdir(DIR);
+    fs.syncDir("/");
+    const options: OpenOptions = { checkpointLogBytes: 1 << 30, walSegmentMaxBytes: 64 * 1024 };
+    const db = await open(DIR, { ...options, fs });
+    const model = emptyState();
+    await writeSome(db, new Rng(11), 70, model);
+    await db.checkpoint();
+    await writeSome(db, new Rng(12), 60, model);
+    const lsn = db.txlogWatermarks().lastCommittedLsn;
+    // Strict: every commit is synced; the data file holds only the checkpoint in the middle.
+    const crashed = fs.crashedCopy(1, { model: "dropAll" });
+    await db.close();
+    assert.ok(segmentNamesOf(crashed).length >= 2, "the replay base should span several segments");
+    bases.push({ label: "strict, replay across segments", fs: crashed, options, state: model, lsn });
+    // The same disk, replayed with a small dirty-bytes budget: checkpoints in the middle of replay.
+    bases.push({ label: "strict, replay with checkpoints mid-replay", fs: crashed.clone(), options: { ...options, checkpointDirtyBytes: 16 * 1024 }, state: model, lsn });
+  }
+  {
+    // Relaxed: unsynced records, cut by a "sectors" crash into a torn tail that recovery must cut.
+    const fs = new CrashFileSystem();
+    fs.mkdir(DIR);
+    fs.syncDir("/");
+    const options: OpenOptions = { durability: "relaxed", groupCommit: 1000, groupCommitMs: 60_000, checkpointLogBytes: 1 << 30 };
+    const db = await open(DIR, { ...options, fs });
+    const model = emptyState();
+    await writeSome(db, new Rng(21), 40, model, 0.5);
+    await db.sync();
+    await writeSome(db, new Rng(22), 40, model, 0.5);
+    let found: CrashFileSystem | undefined;
+    for (let seed = 1; seed < 200 && !found; seed++) {
+      const c = fs.crashedCopy(seed, { model: "sectors" });
+      const probe = c.clone();
+      removeStaleLock(probe, DIR);
+      let truncated = false;
+      const pdb = await open(DIR, { ...options, fs: probe, onPhase: (p) => void (p === "wal-recovery:before-truncate" && (truncated = true)) });
+      await pdb.close();
+      if (truncated) found = c;
+    }
+    await db.close();
+    assert.ok(found, "no crash seed produced a torn tail");
+    // The state after recovery is whatever prefix survived: take it from an uninterrupted open.
+    const ref = found.clone();
+    removeStaleLock(ref, DIR);
+    const rdb = await open(DIR, { ...options, fs: ref });
+    const state = readState(rdb);
+    const lsn = rdb.txlogWatermarks().lastCommittedLsn;
+    await rdb.close();
+    bases.push({ label: "relaxed, torn tail + replay", fs: found, options, state, lsn });
+  }
+  return bases;
+}
+
+function segmentNamesOf(fs: CrashFileSystem): string[] {
+  return fs.list(`${DIR}/wal`).filter((n) => n.endsWith(".wal"));
+}
+
+test("replay is idempotent: a power cut at any I/O call of the recovering open, then open again, gives the same state", async () => {
+  const bases = await makeBases();
+  for (const base of bases) {
+    // How many calls an uninterrupted recovering open makes (the first open after the crash).
+    const count = base.fs.clone();
+    removeStaleLock(count, DIR);
+    count.resetCounters();
+    const cdb = await openOrFail(DIR, { ...base.options, fs: count }, base.label);
+    const calls = count.calls;
+    assert.equal(canon(readState(cdb)), canon(base.state), `${base.label}: an uninterrupted recovering open gives the expected state`);
+    assert.ok(cdb.txlogWatermarks().replay.records > 0, `${base.label}: the base must need replay`);
+    await cdb.close();
+
+    let cuts = 0;
+    for (let n = 1; n <= calls; n++) {
+      for (const model of ["sectors", "ordered"] as CrashModel[]) {
+        const ctx = `${base.label}: power cut at call ${n}/${calls} of the recovering open, ${model} crash`;
+        const fs = base.fs.clone();
+        removeStaleLock(fs, DIR);
+        fs.resetCounters();
+        fs.crashAfterCalls(n, { performCall: n % 2 === 0 });
+        let interrupted: Database | undefined;
+        try {
+          interrupted = await open(DIR, { ...base.options, fs });
+        } catch {
+          // The power went out inside open: expected.
+        }
+        if (interrupted) {
+          // The cut fell after open's last call: the open finished.
+          await interrupted.close().catch(() => {});
+        } else cuts++;
+        const after = fs.frozen || interrupted === undefined ? fs.crashedCopy(n * 31 + 7, { model }) : fs;
+        for (let again = 0; again < 2; again++) {
+          removeStaleLock(after, DIR);
+          const db = await openOrFail(DIR, { ...base.options, fs: after }, `${ctx} (reopen ${again + 1})`);
+          try {
+            const state = readState(db);
+            if (canon(state) !== canon(base.state)) assert.fail(`${ctx} (reopen ${again + 1}): the state differs:\n  ${diffStates(state, base.state).join("\n  ")}`);
+            assert.equal(db.txlogWatermarks().lastCommittedLsn, base.lsn, `${ctx} (reopen ${again + 1}): the recovered LSN differs`);
+          } finally {
+            await db.close();
+          }
+        }
+      }
+    }
+    assert.ok(cuts > 10, `${base.label}: only ${cuts} cuts fell inside open`);
+    console.log(`${base.label}: ${calls} I/O calls in the recovering open, ${cuts} (cut, crash model) cases inside it, each reopened twice`);
+  }
+});
+
+// ---- damage on the real file system ----------------------------------------------------------
+
+async function realDb(options: OpenOptions, n: number, seed: number): Promise<{ dir: string; root: string; model: DbState; lsn: number }> {
+  const root = mkdtempSync(join(tmpdir(), "keel-wal-recovery-"));
+  const dir = join(root, "db");
+  const db = await open(dir, options);
+  const model = emptyState();
+  await writeSome(db, new Rng(seed), n, model, 0.5);
+  const lsn = db.txlogWatermarks().lastCommittedLsn;
+  await db.close();
+  return { dir, root, model, lsn };
+}
+
+async function expectCorrupt(dir: string, ctx: string): Promise<KeelError> {
+  try {
+    const db = await open(dir);
+    await db.close();
+  } catch (e) {
+    if (e instanceof KeelError && e.code === "CORRUPT") return e;
+    assert.fail(`${ctx}: open failed with something other than KeelError CORRUPT: ${describeError(e)}`);
+  }
+  assert.fail(`${ctx}: open succeeded on a damaged log`);
+}
+
+function sameTree(before: Map<string, Buffer>, after: Map<string, Buffer>, ctx: string): void {
+  assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), `${ctx}: files were created or deleted`);
+  for (const [p, b] of before) assert.ok(after.get(p)!.equals(b), `${ctx}: ${p} was changed`);
+}
+
+test("a flipped byte in an earlier record of the newest segment is CORRUPT with its segment and offset; nothing changes", async () => {
+  const { dir, root } = await realDb({}, 30, 31);
+  try {
+    const names = segmentNames(dir);
+    const seg = scanSegment(dir, names[names.length - 1]!);
+    assert.ok(seg.records.length >= 20);
+    const victim = seg.records[Math.floor(seg.records.length / 2)]!;
+    flipByte(seg.path, victim.offset + 48);
+    const before = treeBytes(dir);
+    const e = await expectCorrupt(dir, "flipped byte in the newest segment");
+    assert.equal(e.details.segment, seg.name, `details.segment: ${describeError(e)}`);
+    assert.equal(e.details.offset, victim.offset, `details.offset: ${describeError(e)}`);
+    sameTree(before, treeBytes(dir), "after the failed open");
+    // A second open says the same (nothing was repaired away).
+    const again = await expectCorrupt(dir, "second open");
+    assert.equal(again.details.offset, victim.offset);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a flipped byte in a sealed segment is CORRUPT with its segment and offset; nothing changes", async () => {
+  const { dir, root } = await realDb({ walSegmentMaxBytes: 64 * 1024 }, 120, 32);
+  try {
+    const names = segmentNames(dir);
+    assert.ok(names.length >= 3, `expected several segments, got ${names.join(", ")}`);
+    for (const [which, name] of [["first", names[0]!], ["middle", names[1]!]] as const) {
+      const seg = scanSegment(dir, name);
+      const victim = seg.records[seg.records.length - 1]!; // even the last record of a sealed segment
+      flipByte(seg.path, victim.offset + 20);
+      const before = treeBytes(dir);
+      const e = await expectCorrupt(dir, `flipped byte in the ${which} (sealed) segment`);
+      assert.equal(e.details.segment, name, `details.segment: ${describeError(e)}`);
+      assert.equal(e.details.offset, victim.offset, `details.offset: ${describeError(e)}`);
+      sameTree(before, treeBytes(dir), `after the failed open (${which} segment)`);
+      flipByte(seg.path, victim.offset + 20); // undo
+    }
+    const db = await open(dir);
+    await db.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a deleted middle segment is CORRUPT (a gap) naming the segment after it; nothing changes", async () => {
+  const { dir, root } = await realDb({ walSegmentMaxBytes: 64 * 1024 }, 120, 33);
+  try {
+    const names = segmentNames(dir);
+    assert.ok(names.length >= 3);
+    unlinkSync(join(dir, "wal", names[1]!));
+    const before = treeBytes(dir);
+    const e = await expectCorrupt(dir, "middle segment deleted");
+    assert.equal(e.details.segment, names[2], `details.segment: ${describeError(e)}`);
+    assert.equal(e.details.offset, 0);
+    sameTree(before, treeBytes(dir), "after the failed open");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a torn record at the tail of the newest segment is cut off silently and the database opens", async () => {
+  const made = await realDb({}, 25, 34);
+  const { dir, root, model } = made;
+  let lsn = made.lsn;
+  try {
+    for (const fraction of [0.1, 0.5, 0.95]) {
+      const torn = appendTornRecord(dir, fraction);
+      const db = await open(dir);
+      try {
+        assert.equal(canon(readState(db)), canon(model), `fraction ${fraction}: the state after cutting the torn tail`);
+        const w = db.txlogWatermarks();
+        assert.equal(w.lastCommittedLsn, lsn, `fraction ${fraction}: the torn record is not a commit`);
+        assert.equal(w.lastDurableLsn, lsn);
+        await db.put("after-torn", fraction);
+        assert.equal(db.txlogWatermarks().lastCommittedLsn, lsn + 1, "the next commit takes the torn record's LSN");
+        const recs = [...db.openTxLog(lsn + 1)];
+        assert.equal(recs.length, 1);
+        assert.deepEqual(
+          recs[0]!.ops.map((o) => [o.type, o.key, o.value]),
+          [["put", "after-torn", fraction]],
+        );
+        await db.remove("after-torn");
+        lsn += 2;
+      } finally {
+        await db.close();
+      }
+      const scan = scanSegment(dir, torn.segment);
+      assert.equal(scan.records[scan.records.length - 1]!.lsn, lsn, "the segment ends with the new commits, the torn bytes are gone");
+      const db2 = await open(dir);
+      assert.equal(canon(readState(db2)), canon(model));
+      assert.equal(db2.txlogWatermarks().lastCommittedLsn, lsn);
+      await db2.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a log that ends before the data file's applied LSN is CORRUPT (log-behind-data); nothing is deleted", async () => {
+  const { dir, root, lsn: applied } = await realDb({ walSegmentMaxBytes: 64 * 1024 }, 120, 35);
+  try {
+    const names = segmentNames(dir);
+    assert.ok(names.length >= 2);
+    const lastSeg = names[names.length - 1]!;
+    unlinkSync(join(dir, "wal", lastSeg));
+    const before = treeBytes(dir);
+    const e = await expectCorrupt(dir, "newest segment deleted after a checkpoint");
+    assert.equal(e.details.reason, "log-behind-data", describeError(e));
+    assert.equal(e.details.appliedLsn, applied, describeError(e));
+    assert.ok((e.details.lastLogLsn as number) < applied, describeError(e));
+    sameTree(before, treeBytes(dir), "after the failed open");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

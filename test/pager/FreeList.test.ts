@@ -1,0 +1,242 @@
+/**
+ * FreeList unit tests: the release rule (I2), allocation order (takeRun first fit, takeMany lowest
+ * first), park/giveBack, and the persisted form (encode/decode, with CORRUPT on damage).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FreeList } from "../../src/pager/FreeList.js";
+import { KeelError } from "../../src/errors.js";
+
+const WHERE = { file: "data.keel", page: 9, highWater: 1000 };
+
+function pages(fl: FreeList): Array<[number, number]> {
+  return [...fl.allPages()].sort((a, b) => a[0] - b[0]);
+}
+
+function corruptReason(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof KeelError, `expected a KeelError, got ${String(e)}`);
+    assert.equal(e.code, "CORRUPT");
+    return String(e.details.reason);
+  }
+  assert.fail("expected CORRUPT");
+}
+
+test("a page freed at txn F becomes reusable only by release(limit) with limit >= F", () => {
+  const fl = new FreeList();
+  fl.free(5, 10);
+  fl.free(7, 20, 3);
+  assert.equal(fl.readyCount, 0);
+  assert.equal(fl.pendingCount, 4);
+  assert.equal(fl.size, 4);
+  assert.deepEqual(fl.takeMany(10), [], "nothing is reusable before release");
+  assert.equal(fl.takeRun(1), 0);
+
+  fl.release(4);
+  assert.equal(fl.readyCount, 0, "limit below every freeing txn releases nothing");
+  fl.release(5);
+  assert.equal(fl.readyCount, 1, "limit == F releases the pages freed at F");
+  assert.equal(fl.pendingCount, 3);
+  fl.release(6);
+  assert.equal(fl.readyCount, 1, "pages freed at 7 stay pending under limit 6");
+  fl.release(100);
+  assert.equal(fl.readyCount, 4);
+  assert.equal(fl.pendingCount, 0);
+  assert.deepEqual(fl.takeMany(10), [10, 20, 21, 22]);
+  assert.equal(fl.size, 0);
+});
+
+test("frees recorded out of txn order are released by their own txn", () => {
+  const fl = new FreeList();
+  fl.free(9, 90);
+  fl.free(3, 30);
+  fl.free(6, 60);
+  fl.free(3, 31);
+  fl.free(9, 91);
+  const pend = pages(fl);
+  assert.deepEqual(pend, [
+    [30, 3],
+    [31, 3],
+    [60, 6],
+    [90, 9],
+    [91, 9],
+  ]);
+  fl.release(3);
+  assert.deepEqual(fl.takeMany(10), [30, 31]);
+  fl.release(8);
+  assert.deepEqual(fl.takeMany(10), [60]);
+  fl.release(9);
+  assert.deepEqual(fl.takeMany(10), [90, 91]);
+});
+
+test("release keeps the ready list sorted and merges with what is already there", () => {
+  const fl = new FreeList([4, 50], []);
+  fl.free(2, 30);
+  fl.free(2, 3);
+  fl.free(2, 60);
+  fl.release(2);
+  assert.deepEqual(fl.takeMany(100), [3, 4, 30, 50, 60]);
+});
+
+test("takeMany hands out the lowest pages first and at most what is ready", () => {
+  const fl = new FreeList([3, 8, 9, 15], []);
+  assert.deepEqual(fl.takeMany(2), [3, 8]);
+  assert.deepEqual(fl.takeMany(0), []);
+  assert.deepEqual(fl.takeMany(5), [9, 15]);
+  assert.deepEqual(fl.takeMany(5), []);
+});
+
+test("takeRun takes the first contiguous run that is long enough (first fit), 0 when none", () => {
+  const fl = new FreeList([2, 3, 5, 6, 7, 10, 11, 12, 13, 20], []);
+  assert.equal(fl.takeRun(3), 5, "the run 2..3 is too short; 5..7 is the first fit");
+  assert.deepEqual(pages(fl).map(([p]) => p), [2, 3, 10, 11, 12, 13, 20]);
+  assert.equal(fl.takeRun(5), 0, "no run of 5");
+  assert.deepEqual(pages(fl).map(([p]) => p), [2, 3, 10, 11, 12, 13, 20], "a failed takeRun takes nothing");
+  assert.equal(fl.takeRun(2), 2);
+  assert.equal(fl.takeRun(4), 10, "a run at the end of a longer one is found");
+  assert.equal(fl.takeRun(1), 20);
+  assert.equal(fl.takeRun(1), 0);
+  assert.equal(fl.takeRun(2), 0, "empty list");
+});
+
+test("takeRun finds a run that ends at the last ready page", () => {
+  const fl = new FreeList([4, 9, 10, 11], []);
+  assert.equal(fl.takeRun(3), 9);
+  assert.deepEqual(fl.takeMany(10), [4]);
+});
+
+test("takeRun agrees with a brute-force first fit on random lists", () => {
+  let seed = 12345;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  for (let trial = 0; trial < 300; trial++) {
+    const set = new Set<number>();
+    const count = rnd(30);
+    for (let i = 0; i < count; i++) set.add(2 + rnd(40));
+    const sorted = [...set].sort((a, b) => a - b);
+    const n = 1 + rnd(5);
+    let expect = 0;
+    for (let i = 0; i + n <= sorted.length && !expect; i++) {
+      if (sorted[i + n - 1]! - sorted[i]! === n - 1) expect = sorted[i]!;
+    }
+    const fl = new FreeList(sorted.slice(), []);
+    assert.equal(fl.takeRun(n), expect, `list ${sorted.join(",")} run ${n}`);
+    const left = fl.takeMany(1000);
+    const want = expect ? sorted.filter((p) => p < expect || p >= expect + n) : sorted;
+    assert.deepEqual(left, want);
+  }
+});
+
+test("park moves pages out of the ready and pending sets under the given txn, once each", () => {
+  const fl = new FreeList([5, 6, 7, 8], [{ txn: 4, pages: [30, 31] }]);
+  fl.park(10, [6, 7, 31, 40]);
+  assert.deepEqual(pages(fl), [
+    [5, 0],
+    [6, 10],
+    [7, 10],
+    [8, 0],
+    [30, 4],
+    [31, 10],
+    [40, 10],
+  ]);
+  assert.deepEqual(fl.takeMany(10), [5, 8], "parked pages are not reusable");
+  fl.release(9);
+  assert.deepEqual(fl.takeMany(10), [30]);
+  fl.release(10);
+  assert.deepEqual(fl.takeMany(10), [6, 7, 31, 40]);
+});
+
+test("giveBack returns taken pages to the ready list in order", () => {
+  const fl = new FreeList([3, 4, 5, 9], []);
+  const run = fl.takeRun(3);
+  assert.equal(run, 3);
+  fl.giveBack([5, 3, 4]);
+  assert.deepEqual(fl.takeMany(10), [3, 4, 5, 9]);
+});
+
+test("clone is independent of the original", () => {
+  const fl = new FreeList([3, 4], [{ txn: 2, pages: [8] }]);
+  const c = fl.clone();
+  c.takeMany(5);
+  c.free(3, 50);
+  c.release(10);
+  assert.deepEqual(pages(fl), [
+    [3, 0],
+    [4, 0],
+    [8, 2],
+  ]);
+});
+
+test("encode/decode round trip keeps every page and its freeing txn", () => {
+  const fl = new FreeList();
+  for (const p of [2, 3, 4, 10, 12, 13]) fl.free(1, p);
+  fl.release(1);
+  fl.free(7, 20, 4);
+  fl.free(7, 30);
+  fl.free(2 ** 33 + 5, 40, 2); // a txn past 32 bits
+  fl.free(9, 25);
+  const buf = fl.encode();
+  assert.equal(buf.length, fl.encodedBytes());
+  assert.equal(buf.length % 16, 0);
+  const back = FreeList.decode(buf, WHERE);
+  assert.deepEqual(pages(back), pages(fl));
+  assert.equal(back.readyCount, fl.readyCount);
+  assert.equal(back.pendingCount, fl.pendingCount);
+  // Runs are coalesced: ready 2..4, 10, 12..13; txn 7: 20..23, 30; txn 9: 25; big txn: 40..41.
+  assert.equal(buf.length, 16 * 7);
+  // The decoded list keeps the release rule.
+  back.release(8);
+  assert.deepEqual(back.takeMany(100), [2, 3, 4, 10, 12, 13, 20, 21, 22, 23, 30]);
+  back.release(2 ** 33 + 5);
+  assert.deepEqual(back.takeMany(100), [25, 40, 41]);
+});
+
+test("an empty list encodes to nothing and decodes to an empty list", () => {
+  const buf = new FreeList().encode();
+  assert.equal(buf.length, 0);
+  assert.equal(FreeList.decode(buf, WHERE).size, 0);
+});
+
+test("decode rejects a page listed twice with CORRUPT (freelist-duplicate)", () => {
+  const a = new FreeList([5, 6, 7], []).encode();
+  const b = new FreeList([], [{ txn: 3, pages: [7, 8] }]).encode();
+  assert.equal(corruptReason(() => FreeList.decode(Buffer.concat([a, b]), WHERE)), "freelist-duplicate");
+  // Within one txn, overlapping runs.
+  const c = new FreeList([], [{ txn: 3, pages: [10, 11] }]).encode();
+  const d = new FreeList([], [{ txn: 4, pages: [11] }]).encode();
+  assert.equal(corruptReason(() => FreeList.decode(Buffer.concat([c, d]), WHERE)), "freelist-duplicate");
+});
+
+test("decode rejects pages outside the file with CORRUPT (freelist-range)", () => {
+  const entry = (start: number, count: number, txn = 0) => {
+    const b = Buffer.alloc(16);
+    b.writeUInt32LE(start, 0);
+    b.writeUInt32LE(count, 4);
+    b.writeUInt32LE(txn, 8);
+    return b;
+  };
+  assert.equal(corruptReason(() => FreeList.decode(entry(0, 1), WHERE)), "freelist-range", "meta page 0");
+  assert.equal(corruptReason(() => FreeList.decode(entry(1, 1), WHERE)), "freelist-range", "meta page 1");
+  assert.equal(corruptReason(() => FreeList.decode(entry(5, 0), WHERE)), "freelist-range", "empty run");
+  assert.equal(corruptReason(() => FreeList.decode(entry(999, 2), WHERE)), "freelist-range", "past high water");
+  assert.equal(corruptReason(() => FreeList.decode(entry(0xfffffff0, 0x20), WHERE)), "freelist-range", "wraps past 2^32");
+  // The last page below high water is fine.
+  assert.equal(FreeList.decode(entry(999, 1), WHERE).size, 1);
+});
+
+test("decode rejects a partial entry with CORRUPT and names the page", () => {
+  const buf = Buffer.concat([new FreeList([5], []).encode(), Buffer.alloc(7)]);
+  try {
+    FreeList.decode(buf, WHERE);
+    assert.fail("expected CORRUPT");
+  } catch (e) {
+    assert.ok(e instanceof KeelError);
+    assert.equal(e.code, "CORRUPT");
+    assert.equal(e.details.page, 9);
+    assert.equal(e.details.reason, "freelist-length");
+  }
+});

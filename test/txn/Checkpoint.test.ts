@@ -1,0 +1,228 @@
+/**
+ * Checkpoint unit tests: the step order (pages, data sync, meta, meta sync), the sync options, the
+ * meta slot choice, and the invariants the sequence keeps, after every checkpoint of a random
+ * workload: I1 (the older meta still names an intact tree: open with the newest meta damaged and
+ * read it all), and exact page accounting (every page below the high-water mark is exactly one of:
+ * meta, tree page, overflow page, free-list run, free-list entry).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { OverflowValue } from "../../src/btree/Node.js";
+import { TreeCursor } from "../../src/btree/TreeCursor.js";
+import type { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
+import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
+import { probeMeta } from "../../src/pager/Meta.js";
+import { DATA_FILE, Engine } from "../../src/txn/Engine.js";
+import { Rng } from "../helpers/rng.js";
+import { DIR, apply, assertModel, bytes, cloneModel, commit, key, memFs, openEngine, readSnapshot, treePages, type DbModel } from "./engineUtil.js";
+
+const DATA = `${DIR}/${DATA_FILE}`;
+
+function onDiskMetas(fs: CrashFileSystem, pageSize = 1024): [number | null, number | null] {
+  const raw = Buffer.from(fs.readFile(DATA)).subarray(0, 2 * pageSize);
+  const p0 = probeMeta(raw, 0);
+  const p1 = probeMeta(raw.subarray(pageSize), 1);
+  return [p0.ok ? p0.meta.txn : null, p1.ok ? p1.meta.txn : null];
+}
+
+function trace(opts: { noSync?: boolean; noMetaSync?: boolean }): string[] {
+  const base = memFs();
+  const events: string[] = [];
+  let on = false;
+  const fault = new FaultFileSystem(base, {
+    onCall: (c) => {
+      if (on && c.path.endsWith(DATA_FILE) && (c.kind === "write" || c.kind === "sync")) events.push(c.kind);
+    },
+  });
+  const e = Engine.open(fault, DIR, { pageSize: 1024, ...opts, onPhase: (p) => on && events.push(p) });
+  commit(e, (w) => apply(w, new Map(), "", Array.from({ length: 100 }, (_, i) => [key(i), bytes(i, i % 10 === 0 ? 3000 : 30)] as [string, Buffer])));
+  on = true;
+  e.checkpoint();
+  on = false;
+  e.close();
+  return events;
+}
+
+test("the sequence: tree pages, data sync, meta, meta sync, in that order", () => {
+  const ev = trace({});
+  const phases = ev.filter((x) => x.startsWith("checkpoint:"));
+  assert.deepEqual(phases, [
+    "checkpoint:before-write",
+    "checkpoint:after-write",
+    "checkpoint:after-data-sync",
+    "checkpoint:before-meta",
+    "checkpoint:after-meta",
+    "checkpoint:after-meta-sync",
+  ]);
+  const i = (p: string) => ev.indexOf(p);
+  const between = (a: string, b: string) => ev.slice(i(a) + 1, i(b));
+  assert.ok(between("checkpoint:before-write", "checkpoint:after-write").every((x) => x === "write"));
+  assert.ok(between("checkpoint:before-write", "checkpoint:after-write").length >= 1);
+  assert.deepEqual(between("checkpoint:after-write", "checkpoint:after-data-sync"), ["sync"]);
+  assert.deepEqual(between("checkpoint:before-meta", "checkpoint:after-meta"), ["write"], "exactly one write: the meta");
+  assert.deepEqual(between("checkpoint:after-meta", "checkpoint:after-meta-sync"), ["sync"]);
+  assert.equal(ev.filter((x) => x === "sync").length, 2);
+});
+
+test("noMetaSync skips the sync after the meta; noSync skips both", () => {
+  const a = trace({ noMetaSync: true });
+  assert.equal(a.filter((x) => x === "sync").length, 1);
+  assert.ok(a.indexOf("sync") < a.indexOf("checkpoint:before-meta"), "the data sync stays before the meta write");
+  const b = trace({ noSync: true });
+  assert.equal(b.filter((x) => x === "sync").length, 0);
+});
+
+test("each checkpoint writes the meta slot that does not hold the newest meta; the other keeps the previous txn", () => {
+  const fs = memFs();
+  const e = openEngine(fs);
+  assert.deepEqual(onDiskMetas(fs), [0, null]);
+  const model: DbModel = new Map();
+  let prev = 0;
+  for (let r = 1; r <= 6; r++) {
+    commit(e, (w) => apply(w, model, "", [[key(r), bytes(r, 10)]]));
+    e.checkpoint();
+    const txn = e.head.txn;
+    const want: [number, number] = r % 2 === 1 ? [prev, txn] : [txn, prev];
+    assert.deepEqual(onDiskMetas(fs), want, `after checkpoint ${r}`);
+    assert.equal(e.newest, r % 2 === 1 ? 1 : 0);
+    prev = txn;
+  }
+  e.close();
+});
+
+test("a checkpoint writes overflow values and hands their memory back (they read from disk after)", () => {
+  const fs = memFs();
+  const e = openEngine(fs);
+  commit(e, (w) => apply(w, new Map(), "", [["big", bytes(9, 6000)]]));
+  const c = new TreeCursor(e.pager, e.head.dbs.get("")!.tree);
+  c.seekGE(null);
+  const v = c.value;
+  assert.ok(v instanceof OverflowValue);
+  assert.equal(v.page, 0);
+  assert.ok(v.data);
+  e.checkpoint();
+  assert.ok(v.page >= 2);
+  assert.equal(v.data, null);
+  assert.ok(Buffer.from(e.readValue(v)).equals(bytes(9, 6000)));
+  e.close();
+});
+
+/**
+ * Open a copy of the file system with the newest meta damaged: the engine must fall back to the
+ * other slot and find that state whole (I1).
+ */
+function openOlder(fs: CrashFileSystem, newest: 0 | 1): Engine {
+  const copy = fs.clone();
+  const f = copy.open(DATA, "rw");
+  const b = Buffer.alloc(1);
+  const off = newest * 1024 + 200;
+  f.read(b, 0, 1, off);
+  b[0]! ^= 0x5a;
+  f.write(b, 0, 1, off);
+  f.close();
+  return Engine.open(copy, DIR);
+}
+
+function accountPages(e: Engine, label: string): void {
+  const owner = new Map<number, string>();
+  const mark = (p: number, n: number, what: string) => {
+    for (let i = 0; i < n; i++) {
+      const q = p + i;
+      assert.ok(q >= 2 && q < e.pager.highWater, `${label}: ${what} page ${q} outside 2..${e.pager.highWater - 1}`);
+      assert.ok(!owner.has(q), `${label}: page ${q} is both ${owner.get(q)} and ${what}`);
+      owner.set(q, what);
+    }
+  };
+  for (const [name, ent] of e.head.dbs) for (const [p, n] of treePages(e, ent.tree)) mark(p, n, `tree "${name}"`);
+  for (const [p, n] of treePages(e, e.catalog)) mark(p, n, "catalog");
+  for (const [p] of e.freelist.allPages()) mark(p, 1, "free");
+  const m = e.durableMeta;
+  mark(m.freelistPage, m.freelistPages, "free-list run");
+  assert.equal(owner.size, e.pager.highWater - 2, `${label}: ${e.pager.highWater - 2 - owner.size} pages leaked (neither used nor free)`);
+}
+
+test("after every checkpoint of a random workload: the older meta's state is intact (I1) and every page is accounted for", () => {
+  const rng = new Rng(2024);
+  const fs = memFs();
+  const e = openEngine(fs);
+  const model: DbModel = new Map();
+  const history: Array<{ txn: number; model: DbModel }> = [{ txn: 0, model: new Map() }];
+  const held: Array<{ txn: number }> = [];
+  const dbs = ["", "a", "b"];
+  for (let r = 0; r < 60; r++) {
+    const groups = 1 + rng.int(3);
+    for (let g = 0; g < groups; g++) {
+      commit(e, (w) => {
+        const db = rng.pick(dbs);
+        const n = 1 + rng.int(60);
+        const ops: Array<[string, Buffer | null]> = [];
+        for (let i = 0; i < n; i++) {
+          const k = key(rng.int(400));
+          ops.push([k, rng.bool(0.3) ? null : bytes(rng.int(1e6), rng.bool(0.08) ? 1000 + rng.int(4000) : rng.int(120))]);
+        }
+        apply(w, model, db, ops);
+        if (rng.bool(0.05) && w.entry("b")) {
+          w.dropDB("b", rng.bool());
+          model.delete("b");
+        }
+      });
+    }
+    // Readers come and go (they bound the release limit).
+    if (rng.bool(0.2)) {
+      e.readers.acquire(e.published.txn);
+      held.push({ txn: e.published.txn });
+    }
+    if (held.length && rng.bool(0.25)) e.readers.release(held.shift()!.txn);
+    e.checkpoint();
+    history.push({ txn: e.head.txn, model: cloneModel(model) });
+    accountPages(e, `checkpoint ${r}`);
+    // I1: the state the other slot names is whole.
+    const older = e.metas[e.newest === 0 ? 1 : 0]!;
+    const o = openOlder(fs, e.newest);
+    try {
+      assert.equal(o.head.txn, older.txn, `checkpoint ${r}: fell back to the older slot`);
+      assert.ok(o.report.metaFallback, "the fallback is reported");
+      const want = history.find((h) => h.txn === older.txn);
+      assert.ok(want, `no model for txn ${older.txn}`);
+      assertModel(readSnapshot(o, o.head, `older meta at ${r}`), want.model, `checkpoint ${r}: state of the older meta (txn ${older.txn})`);
+    } finally {
+      o.close();
+    }
+  }
+  for (const h of held) e.readers.release(h.txn);
+  const free = [...e.freelist.allPages()].sort((a, b) => a[0] - b[0]);
+  e.close();
+  const e2 = openEngine(fs);
+  assert.deepEqual([...e2.freelist.allPages()].sort((a, b) => a[0] - b[0]), free, "the free list is persisted exactly");
+  assertModel(readSnapshot(e2, e2.head, "reopen"), model, "reopened");
+  accountPages(e2, "reopened");
+  e2.close();
+});
+
+test("pages freed by a checkpoint are reused only two checkpoints later (both metas moved past them)", () => {
+  const fs = memFs();
+  const e = openEngine(fs);
+  const model: DbModel = new Map();
+  const rewrite = (r: number) => commit(e, (w) => apply(w, model, "", Array.from({ length: 80 }, (_, i) => [key(i), bytes(r * 100 + i, 50)] as [string, Buffer])));
+  rewrite(0);
+  e.checkpoint();
+  const firstPages = treePages(e, e.head.dbs.get("")!.tree);
+  const firstTxn = e.head.txn;
+  rewrite(1); // frees every page of the first tree, at txn firstTxn + 1
+  e.checkpoint();
+  // The first tree is still what the older meta names: none of its pages may be free for reuse yet.
+  const ready = new Set([...e.freelist.allPages()].filter(([, t]) => t === 0).map(([p]) => p));
+  for (const p of firstPages.keys()) assert.ok(!ready.has(p), `page ${p} of txn ${firstTxn}'s tree is reusable while a meta names it`);
+  const o = openOlder(fs, e.newest);
+  assert.equal(o.head.txn, firstTxn);
+  o.close();
+  rewrite(2);
+  e.checkpoint();
+  rewrite(3);
+  e.checkpoint();
+  // By now both metas are past the txn that freed the first tree: its pages are reusable or reused.
+  const live = new Set<number>([...treePages(e, e.head.dbs.get("")!.tree).keys(), ...[...e.freelist.allPages()].filter(([, t]) => t === 0).map(([p]) => p)]);
+  const back = [...firstPages.keys()].filter((p) => live.has(p));
+  assert.ok(back.length > 0, "no page of the first tree was released for reuse");
+  e.close();
+});
