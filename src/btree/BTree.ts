@@ -34,6 +34,18 @@ function resolve(io: TreeReader, ref: NodeRef, txn: number): Node {
   return typeof ref === "number" ? io.load(ref, txn) : ref;
 }
 
+/**
+ * A path longer than the tree's recorded depth means a damaged (or forged) page points back
+ * up the tree: refuse it instead of descending forever (I6).
+ */
+export function tooDeep(st: TreeState, n: Node): KeelError {
+  return new KeelError("CORRUPT", `tree path passes its recorded depth ${st.depth} at page ${n.page}: a branch points back up the tree`, {
+    page: n.page,
+    reason: "depth",
+    depth: st.depth,
+  });
+}
+
 /** The root node, decoded and kept in the TreeState on first use. */
 export function rootNode(io: TreeReader, st: TreeState): Node | null {
   const r = st.root;
@@ -59,7 +71,9 @@ export function treeGet(io: TreeReader, st: TreeState, key: string): LeafValue |
   let node = rootNode(io, st);
   if (node === null) return undefined;
   const kp = keyPrefix(key);
+  let level = 1;
   while (!node.leaf) {
+    if (++level > st.depth) throw tooDeep(st, node);
     const i = branchIndex(node, key, kp);
     const ref: NodeRef = node.children[i]!;
     if (typeof ref === "number") {
@@ -125,6 +139,7 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
   let node = ownRoot(w, st);
   const kp = keyPrefix(key);
   while (!node.leaf) {
+    if (parents.length + 1 >= st.depth) throw tooDeep(st, node);
     const i = branchIndex(node, key, kp);
     parents.push(node);
     idxs.push(i);
@@ -162,6 +177,7 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
   let node = ownRoot(w, st);
   const kp = keyPrefix(key);
   while (!node.leaf) {
+    if (parents.length + 1 >= st.depth) throw tooDeep(st, node);
     const i = branchIndex(node, key, kp);
     parents.push(node);
     idxs.push(i);

@@ -31,6 +31,10 @@ export function checkTree(io: TreeReader, st: TreeState, o: TreeCheckOptions): T
   const counted = { entries: 0, branch: 0, leaf: 0, overflow: 0 };
   let leafDepth = -1;
   const visit = (ref: NodeRef, txn: number, depth: number, lo: string | null, hi: string | null, isRoot: boolean): void => {
+    if (depth > Math.max(st.depth, 1)) {
+      add(typeof ref === "number" ? ref : ref.page, "depth", `path passes the recorded depth ${st.depth}: a branch points back up the tree`);
+      return;
+    }
     let n: Node;
     try {
       n = typeof ref === "number" ? io.load(ref, txn) : ref;

@@ -7,7 +7,7 @@
  */
 import type { LeafNode, LeafValue, Node, NodeRef, BranchNode } from "./Node.js";
 import { childIndex, lowerBound } from "./Node.js";
-import { childNode } from "./BTree.js";
+import { childNode, tooDeep } from "./BTree.js";
 import type { TreeReader, TreeState } from "./TreeState.js";
 
 export class TreeCursor {
@@ -18,11 +18,15 @@ export class TreeCursor {
   #idx: number[] = [];
   #leaf: LeafNode | null = null;
   #pos = 0;
+  #depth: number;
+  #state: TreeState;
 
   constructor(io: TreeReader, st: TreeState) {
     this.#io = io;
     this.#root = st.root;
     this.#rootTxn = st.rootTxn;
+    this.#depth = st.depth;
+    this.#state = st;
   }
 
   get valid(): boolean {
@@ -49,6 +53,7 @@ export class TreeCursor {
     if (typeof this.#root === "number") this.#root = this.#io.load(this.#root, this.#rootTxn);
     let n = this.#root;
     while (!n.leaf) {
+      if (this.#branches.length + 1 >= this.#depth) throw tooDeep(this.#state, n);
       const i = key !== null ? childIndex(n.keys, key) : toEnd ? n.children.length - 1 : 0;
       this.#branches.push(n);
       this.#idx.push(i);
@@ -102,6 +107,7 @@ export class TreeCursor {
     this.#branches.length = d + 1;
     this.#idx.length = d + 1;
     while (!n.leaf) {
+      if (this.#branches.length + 1 >= this.#depth) throw tooDeep(this.#state, n);
       this.#branches.push(n);
       this.#idx.push(0);
       n = this.#child(n, 0);
@@ -125,6 +131,7 @@ export class TreeCursor {
     this.#branches.length = d + 1;
     this.#idx.length = d + 1;
     while (!n.leaf) {
+      if (this.#branches.length + 1 >= this.#depth) throw tooDeep(this.#state, n);
       this.#branches.push(n);
       this.#idx.push(n.children.length - 1);
       n = this.#child(n, n.children.length - 1);

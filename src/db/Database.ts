@@ -433,27 +433,49 @@ export class Database extends SubDatabase {
   openTxLog(fromLsn: number, toLsn?: number, opts: { raw?: boolean } = {}): Iterable<TxLogRecord> {
     const d = this.#log();
     const to = Math.min(toLsn ?? d.wal.lastDurableLsn, d.wal.lastDurableLsn);
-    const self = this;
-    const records = d.wal.readRecords(fromLsn, to);
+    // Validated now, not at the first next(): INVALID_ARGUMENT for a bad LSN, NOT_FOUND for
+    // records already deleted. (readRecords checks eagerly; iterating is what pins segments.)
+    d.wal.readRecords(fromLsn, to);
+    const head = this.engine.head;
+    type Enc = { keyEncoding: KeyEncodingName; valueEncoding: ValueEncodingName };
+    const parseEnc = (v: Uint8Array | undefined): Enc | undefined => {
+      try {
+        const e = JSON.parse(Buffer.from(v ?? []).toString("utf8")) as Enc;
+        return e.keyEncoding && e.valueEncoding ? e : undefined;
+      } catch {
+        return undefined;
+      }
+    };
     return {
       *[Symbol.iterator]() {
-        for (const rec of records) {
-          yield {
-            lsn: rec.lsn,
-            txTime: rec.txTime,
-            kind: rec.kind,
-            ops: rec.ops.map((op) => {
-              const entry = opts.raw ? undefined : self.engine.head.dbs.get(op.db);
-              const decodeK = (b: Uint8Array) => (entry ? decodeKey(Buffer.from(b).latin1Slice(0, b.length), entry.keyEncoding) : Buffer.from(b));
-              const decodeV = (b: Uint8Array) => (entry ? decodeValue(Buffer.from(b), entry.valueEncoding) : Buffer.from(b));
-              return {
-                db: op.db,
-                type: op.type,
-                key: op.key && op.type !== "createDB" ? decodeK(op.key) : undefined,
-                value: op.value && op.type === "put" ? decodeV(op.value) : undefined,
-              };
-            }),
-          };
+        // Pass 1: the encodings each sub-database had at `fromLsn`. A sub-database first dropped
+        // in the range had the encodings its drop records; one first created in the range did not
+        // exist before; any other kept its current encodings throughout.
+        const enc = new Map<string, Enc | undefined>();
+        const seen = new Set<string>();
+        if (!opts.raw) {
+          for (const rec of d.wal.readRecords(fromLsn, to)) {
+            for (const op of rec.ops) {
+              if (seen.has(op.db)) continue;
+              if (op.type === "dropDB") enc.set(op.db, parseEnc(op.value));
+              else if (op.type === "createDB") enc.set(op.db, undefined);
+              else continue;
+              seen.add(op.db);
+            }
+          }
+          for (const [name, e] of head.dbs) if (!seen.has(name)) enc.set(name, { keyEncoding: e.keyEncoding, valueEncoding: e.valueEncoding });
+        }
+        // Pass 2: decode, following creates and drops as they come.
+        for (const rec of d.wal.readRecords(fromLsn, to)) {
+          const ops = rec.ops.map((op) => {
+            const e = opts.raw ? undefined : enc.get(op.db);
+            if (op.type === "createDB" && !opts.raw) enc.set(op.db, parseEnc(op.value));
+            if (op.type === "dropDB") enc.delete(op.db);
+            const key = op.key && op.type !== "createDB" ? (e ? decodeKey(Buffer.from(op.key).latin1Slice(0, op.key.length), e.keyEncoding) : Buffer.from(op.key)) : undefined;
+            const value = op.value && op.type === "put" ? (e ? decodeValue(Buffer.from(op.value), e.valueEncoding) : Buffer.from(op.value)) : undefined;
+            return { db: op.db, type: op.type, key, value };
+          });
+          yield { lsn: rec.lsn, txTime: rec.txTime, kind: rec.kind, ops };
         }
       },
     };
@@ -496,16 +518,22 @@ export class Database extends SubDatabase {
       d.wal.rotate();
       const s = engine.published;
       engine.readers.acquire(s.txn);
+      // Checkpoints and gc go on during the copy: keep the log the new snapshot will need.
+      d.setFloor("snapshot-pending", s.lsn + 1);
       return s;
     });
     let info: SnapshotInfo;
     try {
       info = await createSnapshot(engine, this.fs, this.path, snap, { onPhase: engine.onPhase, signal: opts.signal });
+    } catch (e) {
+      if (!this.#closed) await this.task(() => d.setFloor("snapshot-pending", undefined)).catch(() => {});
+      throw e;
     } finally {
       engine.readers.release(snap.txn);
     }
     await this.task(() => {
       this.#updateSnapshotFloor();
+      d.setFloor("snapshot-pending", undefined);
       d.gc();
     });
     return info;
@@ -520,7 +548,13 @@ export class Database extends SubDatabase {
   /** @internal The log must keep everything after the oldest kept snapshot. */
   #updateSnapshotFloor(): void {
     if (!(this.durability instanceof LogDurability)) return;
-    const snaps = listSnapshots(this.fs, this.path);
+    let snaps: SnapshotInfo[];
+    try {
+      snaps = listSnapshots(this.fs, this.path);
+    } catch {
+      this.durability.setFloor("snapshot", 0); // damaged snapshot.json: keep all the log
+      return;
+    }
     const oldest = snaps.reduce((m, s) => Math.min(m, s.lsn), Infinity);
     this.durability.setFloor("snapshot", Number.isFinite(oldest) ? oldest + 1 : undefined);
   }

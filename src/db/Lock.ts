@@ -3,17 +3,22 @@
  *
  * Invariant: while a Database is open, <dir>/LOCK exists and names this process. A LOCK naming
  * a process that no longer exists (killed, crashed) is taken over; one naming a live process is
- * refused with KeelError LOCKED carrying that pid.
+ * refused with KeelError LOCKED carrying that pid. Within this process, the set of held locks is
+ * the authority: a LOCK naming our own pid that no open Database holds (left by an open that
+ * failed halfway) is taken over too.
  *
  * Limits, stated plainly: liveness is checked with kill(pid, 0) on this host, so a LOCK on a
  * network file system shared between hosts is not safe, and a recycled pid keeps the lock held
  * until that process ends (the error names the pid so an operator can check it).
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 
 export const LOCK_FILE = "LOCK";
+
+/** Locks this process holds, per storage backend. */
+const held = new WeakMap<FileSystem, Set<string>>();
 
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
@@ -25,32 +30,41 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** The pid a LOCK names; undefined when it is missing or unreadable as a pid. */
 export function readLockPid(fs: FileSystem, dir: string): number | undefined {
+  let text: string;
   try {
-    const text = Buffer.from(fs.readFile(join(dir, LOCK_FILE))).toString("utf8");
-    const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
-    return Number.isFinite(pid) ? pid : undefined;
-  } catch {
-    return undefined;
+    text = Buffer.from(fs.readFile(join(dir, LOCK_FILE))).toString("utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw ioError(e, "read", join(dir, LOCK_FILE));
   }
+  const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
+  return Number.isFinite(pid) ? pid : undefined;
 }
 
 export class Lock {
   readonly path: string;
-  #fs: FileSystem;
+  readonly #fs: FileSystem;
+  readonly #key: string;
   #held = false;
 
-  private constructor(fs: FileSystem, path: string) {
+  private constructor(fs: FileSystem, path: string, key: string) {
     this.#fs = fs;
     this.path = path;
+    this.#key = key;
   }
 
   static acquire(fs: FileSystem, dir: string): Lock {
     const path = join(dir, LOCK_FILE);
-    const lock = new Lock(fs, path);
+    const key = resolve(dir);
+    const mine = held.get(fs) ?? held.set(fs, new Set()).get(fs)!;
+    const lock = new Lock(fs, path, key);
     for (let attempt = 0; attempt < 3; attempt++) {
+      let created = false;
       try {
         const f = fs.open(path, "createExclusive");
+        created = true;
         try {
           const text = Buffer.from(`${process.pid}\n${new Date().toISOString()}\n`);
           f.write(text, 0, text.length, 0);
@@ -58,22 +72,37 @@ export class Lock {
           f.close();
         }
         lock.#held = true;
+        mine.add(key);
         return lock;
       } catch (e) {
+        if (created) {
+          // We made the file but could not finish it: leave no LOCK naming nobody (or us).
+          try {
+            fs.remove(path);
+          } catch {
+            // the write error is the one to report
+          }
+          throw ioError(e, "write", path);
+        }
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(e, "create", path);
       }
       const pid = readLockPid(fs, dir);
-      if (pid !== undefined && (pid === process.pid || isAlive(pid))) {
+      const ours = pid === process.pid && mine.has(key);
+      if (pid !== undefined && (ours || (pid !== process.pid && isAlive(pid)))) {
         throw new KeelError(
           "LOCKED",
-          pid === process.pid
+          ours
             ? `${dir} is already open in this process; share that Database object instead of opening it twice`
             : `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`,
           { dir, pid },
         );
       }
-      // The holder is gone (or the file is empty because it died while writing it): take over.
-      fs.remove(path);
+      // The holder is gone, died while writing the file, or was an open of ours that failed.
+      try {
+        fs.remove(path);
+      } catch (e) {
+        throw ioError(e, "remove", path);
+      }
     }
     throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
   }
@@ -81,6 +110,12 @@ export class Lock {
   release(): void {
     if (!this.#held) return;
     this.#held = false;
-    if (readLockPid(this.#fs, this.path.slice(0, -LOCK_FILE.length - 1)) === process.pid) this.#fs.remove(this.path);
+    held.get(this.#fs)?.delete(this.#key);
+    const dir = this.path.slice(0, -LOCK_FILE.length - 1);
+    try {
+      if (readLockPid(this.#fs, dir) === process.pid) this.#fs.remove(this.path);
+    } catch (e) {
+      throw ioError(e, "remove", this.path);
+    }
   }
 }

@@ -16,6 +16,7 @@ import { Database } from "./Database.js";
 import { Lock } from "./Lock.js";
 import { validateOptions, type OpenOptions } from "./options.js";
 import { LogDurability, openLog } from "./LogDurability.js";
+import { listSnapshots } from "../maintenance/Snapshots.js";
 
 export async function open(path: string, options?: OpenOptions): Promise<Database> {
   return openSync(path, options);
@@ -64,6 +65,14 @@ export function openSync(path: string, options?: OpenOptions): Database {
       const { wal: log, replay } = openLog(fs, path, engine, o, true);
       durability = new LogDurability(engine, log, o, replay);
       engine.logOps = true;
+      // Before any checkpoint (and so any gc): the log that the kept snapshots need is a floor.
+      try {
+        const oldest = listSnapshots(fs, path).reduce((m, s) => Math.min(m, s.lsn), Infinity);
+        if (Number.isFinite(oldest)) durability.setFloor("snapshot", oldest + 1);
+      } catch {
+        // A damaged snapshot.json: keep all the log (floor 0) rather than guess.
+        durability.setFloor("snapshot", 0);
+      }
       // Replay is idempotent, but a checkpoint now means the next open need not repeat it.
       if (replay.records > 0) durability.checkpoint(true);
     } else {
@@ -97,8 +106,12 @@ export function openSync(path: string, options?: OpenOptions): Database {
     } catch {
       // report the open error
     }
-    lock?.release();
-    throw e;
+    try {
+      lock?.release();
+    } catch {
+      // report the open error
+    }
+    throw e instanceof KeelError ? e : ioError(e, "open", path);
   }
 }
 

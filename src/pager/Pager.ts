@@ -49,6 +49,8 @@ export class Pager {
   }
 
   #closed = false;
+  /** Known size of the file: refreshed (one fstat) only when a read reaches past it. */
+  #fileSize = 0;
 
   #read(page: number, count: number): Buffer {
     if (this.#closed) throw new KeelError("CLOSED", `${this.path} is closed`, { file: this.path });
@@ -58,6 +60,23 @@ export class Pager {
         page,
         reason: "out-of-range",
       });
+    }
+    // Check the request against the real file before allocating for it: a damaged meta or
+    // overflow header must not turn into a multi-gigabyte allocation.
+    const end = (page + count) * this.pageSize;
+    if (end > this.#fileSize) {
+      try {
+        this.#fileSize = this.file.size();
+      } catch (e) {
+        throw ioError(e, "fstat", this.path);
+      }
+      if (end > this.#fileSize) {
+        throw corrupt(`page ${page} (+${count - 1}) of ${this.path} lies past the end of the file (${this.#fileSize} bytes)`, {
+          file: this.path,
+          page,
+          reason: "past-eof",
+        });
+      }
     }
     const buf = Buffer.allocUnsafe(count * this.pageSize);
     let n: number;

@@ -185,7 +185,13 @@ export class Engine implements TxnHost {
       throw ioError(e, "open", path);
     }
     try {
-      const { metas, newest, fallback } = Engine.#readMetas(file, path);
+      let read;
+      try {
+        read = Engine.#readMetas(file, path);
+      } catch (e) {
+        throw ioError(e, "read", path);
+      }
+      const { metas, newest, fallback } = read;
       const meta = metas[newest]!;
       if (opts.pageSize !== undefined && opts.pageSize !== meta.pageSize) {
         throw new KeelError("VERSION", `${path} uses ${meta.pageSize}-byte pages, but pageSize ${opts.pageSize} was asked for`, {

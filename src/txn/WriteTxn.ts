@@ -173,6 +173,7 @@ export class WriteTxn implements TreeWriter {
     this.#check();
     const t = this.#tree(db);
     if (!t) return false;
+    const entry = this.dbs.get(db);
     const own = this.#ownTree(db);
     treeFreeAll(this, own);
     Object.assign(own, emptyTree());
@@ -182,7 +183,10 @@ export class WriteTxn implements TreeWriter {
       this.#trees.delete(db);
     }
     this.modCount++;
-    if (this.logging) this.ops.push({ type: drop ? "dropDB" : "clearDB", db });
+    // A drop records the encodings it drops, so that a reader of the log can decode the
+    // sub-database's earlier records even after it is created again with other encodings.
+    const encodings = entry ? Buffer.from(JSON.stringify({ keyEncoding: entry.keyEncoding, valueEncoding: entry.valueEncoding })) : undefined;
+    if (this.logging) this.ops.push(drop && encodings ? { type: "dropDB", db, value: encodings } : { type: drop ? "dropDB" : "clearDB", db });
     return true;
   }
 

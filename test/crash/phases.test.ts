@@ -23,12 +23,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { open, KeelError, type Database, type OpenOptions } from "../../src/index.js";
 import { CrashFileSystem, type CrashModel } from "../../src/io/CrashFileSystem.js";
-import { describeError, removeStaleLock, reopenAndMatch } from "../helpers/crashCheck.js";
+import { describeError, quietExpectedWarnings, removeStaleLock, reopenAndMatch } from "../helpers/crashCheck.js";
 import { canon, checkDb, readState, type Candidate, type DbState } from "../helpers/dbModel.js";
 import { forEachSeed, Rng, seedList, ticks } from "../helpers/rng.js";
-import { applyStep, bulkStep, genStep, keyUniverse, runStep, type Step, type WorkloadOptions } from "../helpers/workload.js";
+import { applyStep, bulkStep, genStep, keyUniverse, runStep, runStepOk, type Step, type WorkloadOptions } from "../helpers/workload.js";
 
-export const PHASES = [
+quietExpectedWarnings();
+
+const PHASES = [
   "checkpoint:before-write",
   "checkpoint:after-write",
   "checkpoint:after-data-sync",
@@ -49,7 +51,7 @@ class KilledAtPhase extends Error {
 }
 
 /** Which of the states "older" (one before old), "old" and "new" a crash at `phase` may leave. */
-export function allowedAt(phase: Phase, model: CrashModel, noMetaSync: boolean): Set<"older" | "old" | "new"> {
+function allowedAt(phase: Phase, model: CrashModel, noMetaSync: boolean): Set<"older" | "old" | "new"> {
   const i = PHASES.indexOf(phase);
   const dataSynced = i >= PHASES.indexOf("checkpoint:after-data-sync");
   const metaWritten = i >= PHASES.indexOf("checkpoint:after-meta");
@@ -106,7 +108,7 @@ async function warmUp(s: Setup, db: Database, n: number, history: DbState[]): Pr
     const acked = history[history.length - 1]!;
     const step = i === 0 && history.length === 1 ? bulkStep(s.rng, s.wo, s.rng.range(30, 160)) : genStep(s.rng, acked, s.wo);
     const before = db.engine.durable.txn;
-    await runStep(db, step);
+    await runStepOk(db, step);
     if (db.engine.durable.txn !== before) history.push(applyStep(acked, step));
   }
 }
@@ -131,11 +133,12 @@ async function crashAtPhase(seed: number, phase: Phase, seen: Map<string, number
     if (kill) throw new KilledAtPhase(p);
   };
   let outcome = "acknowledged";
-  try {
-    await runStep(db, step);
-  } catch (e) {
+  const res = await runStep(db, step);
+  if (res.error !== undefined) {
+    const e = res.error;
     outcome = `rejected (${describeError(e).split("\n")[0]})`;
     if (!fs.frozen) throw new Error(`${s.cfg}: the commit failed before reaching ${phase}: ${describeError(e)}`, { cause: e });
+    assert.ok(!res.committed.some(Boolean), `${s.cfg}: part of a group was acknowledged although the power was cut at ${phase}`);
   }
   s.hook.fn = undefined;
   assert.ok(hit, `${s.cfg}: the commit never reached ${phase}`);
@@ -192,12 +195,9 @@ async function failAtPhase(seed: number, phase: Phase): Promise<void> {
     hit = true;
     throw new KilledAtPhase(p);
   };
-  let err: unknown;
-  try {
-    await runStep(db, step);
-  } catch (e) {
-    err = e;
-  }
+  const res = await runStep(db, step);
+  const err = res.error;
+  assert.ok(!res.committed.some(Boolean), `${s.cfg}: part of a group failing at ${phase} was acknowledged`);
   s.hook.fn = undefined;
   assert.ok(hit, `${s.cfg}: the commit never reached ${phase}`);
   assert.ok(err instanceof KeelError, `${s.cfg}: a commit failing at ${phase} must reject with a KeelError, got ${describeError(err)}`);
@@ -212,12 +212,12 @@ async function failAtPhase(seed: number, phase: Phase): Promise<void> {
   let ackedSinceFailure = 0;
   const more = rng.range(1, 6);
   const crashAt = rng.int(more + 1); // == more: no crash, a clean close instead
-  const verifyCrash = async (where: string, acked: DbState, inflight: DbState | null): Promise<void> => {
+  const verifyCrash = async (where: string, acked: DbState, inflight: DbState[]): Promise<void> => {
     await ticks(3);
     const crashSeed = rng.int(0x7fffffff);
     for (const model of MODELS) {
       const cands: Candidate[] = [{ label: "last acknowledged", state: acked }];
-      if (inflight) cands.push({ label: "in-flight commit", state: inflight });
+      for (const st of inflight) cands.push({ label: "in-flight commit", state: st });
       if (failedStillPossible) cands.push({ label: "the failed commit", state: failed });
       if (options.noMetaSync && history.length >= 2 && model !== "keepAll") cands.push({ label: "one before the last acknowledged", state: history[history.length - 2]! });
       const ctx = `${s.cfg}, failure at ${phase}, then power cut ${where}, crash(${crashSeed}, ${model})`;
@@ -229,24 +229,22 @@ async function failAtPhase(seed: number, phase: Phase): Promise<void> {
   for (let i = 0; i < more; i++) {
     const acked = history[history.length - 1]!;
     const st = genStep(rng, acked, s.wo);
-    const next = applyStep(acked, st);
     if (i === crashAt) fs.crashAfterCalls(1 + rng.int(12), { performCall: rng.bool() });
     const before = db.engine.durable.txn;
-    try {
-      await runStep(db, st);
-    } catch (e) {
-      if (!fs.frozen) throw new Error(`${s.cfg}: step ${i} after a failure at ${phase} failed: ${describeError(e)}`, { cause: e });
-      return verifyCrash(`during step ${i}`, acked, next);
+    const r = await runStep(db, st);
+    if (r.error !== undefined) {
+      if (!fs.frozen) throw new Error(`${s.cfg}: step ${i} after a failure at ${phase} failed: ${describeError(r.error)}`, { cause: r.error });
+      return verifyCrash(`during step ${i}`, acked, [applyStep(acked, st)]);
     }
     if (db.engine.durable.txn !== before) {
-      history.push(next);
+      history.push(applyStep(acked, st));
       // The first commit after the failure writes its meta into the failed one's slot. With
       // noMetaSync that meta is only synced by the data sync of the commit after it, and until
       // then the disk may still hold the failed commit's meta in that slot.
       ackedSinceFailure++;
       if (ackedSinceFailure >= (options.noMetaSync ? 2 : 1)) failedStillPossible = false;
     }
-    if (fs.frozen) return verifyCrash(`after step ${i} was acknowledged`, history[history.length - 1]!, null);
+    if (fs.frozen) return verifyCrash(`after step ${i} was acknowledged`, history[history.length - 1]!, []);
     if (i === crashAt) fs.resetCounters(); // the step made fewer calls than the cut was armed for: disarm
   }
   const last = history[history.length - 1]!;

@@ -28,10 +28,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { open, KeelError, type Database, type OpenOptions } from "../../src/index.js";
 import { CrashFileSystem, type CrashModel } from "../../src/io/CrashFileSystem.js";
-import { describeError, removeStaleLock, reopenAndMatch } from "../helpers/crashCheck.js";
+import { describeError, quietExpectedWarnings, removeStaleLock, reopenAndMatch } from "../helpers/crashCheck.js";
 import { canon, matchState, readState, type Candidate, type DbState } from "../helpers/dbModel.js";
 import { forEachSeed, Rng, seedList, ticks } from "../helpers/rng.js";
-import { applyStep, bulkStep, genStep, keyUniverse, runStep, type WorkloadOptions } from "../helpers/workload.js";
+import { applyStep, bulkStep, genStep, keyUniverse, runStep, runStepOk, type WorkloadOptions } from "../helpers/workload.js";
+
+quietExpectedWarnings();
 
 const DIR = "/db";
 const MODELS: readonly CrashModel[] = ["sectors", "ordered", "keepAll", "dropAll"];
@@ -68,7 +70,7 @@ async function runSeed(seed: number, t: Tally): Promise<void> {
     const nSteps = rng.range(2, 24);
     const crashAt = rng.int(nSteps);
     let lastCalls = 6;
-    let inflight: DbState | null = null;
+    let inflight: DbState[] | null = null;
     let where = "between commits";
     for (let i = 0; i < nSteps; i++) {
       const acked = history[history.length - 1]!;
@@ -101,22 +103,21 @@ async function runSeed(seed: number, t: Tally): Promise<void> {
       }
       const before = fs.calls;
       const txnBefore = db.engine.durable.txn;
-      try {
-        await runStep(db, step);
-      } catch (e) {
-        fs.onCall = undefined;
-        if (!fs.frozen) throw new Error(`cycle ${cycle} step ${i}: a commit failed without a power cut: ${describeError(e)}`, { cause: e });
-        inflight = next;
+      const res = await runStep(db, step);
+      fs.onCall = undefined;
+      if (res.error !== undefined) {
+        if (!fs.frozen) throw new Error(`cycle ${cycle} step ${i}: a commit failed without a power cut: ${describeError(res.error)}`, { cause: res.error });
+        if (res.committed.some(Boolean)) throw new Error(`cycle ${cycle} step ${i}: part of a commit group was acknowledged although the power was cut`);
+        inflight = [next];
         where = `during the commit of step ${i} (${k > 0 ? `call ${k} of it` : `call ${-k} after its first sync`})`;
         break;
       }
-      fs.onCall = undefined;
       lastCalls = Math.max(1, fs.calls - before);
       if (db.engine.durable.txn === txnBefore) {
         // Nothing to commit (every part aborted, or changed nothing): no checkpoint, no new state.
         assert.equal(canon(next), canon(acked), `cycle ${cycle} step ${i}: a step that committed nothing changed the model`);
       } else history.push(next);
-      if (history.length > 3 && !process.env.KEEL_DEBUG_HISTORY) history.shift();
+      if (history.length > 3) history.shift();
       if (fs.frozen) {
         where = `after the acknowledgement of step ${i}`;
         break;
@@ -135,7 +136,7 @@ async function runSeed(seed: number, t: Tally): Promise<void> {
 
     const acked = history[history.length - 1]!;
     const candidates: Candidate[] = [{ label: "last acknowledged", state: acked }];
-    if (inflight) candidates.push({ label: "in-flight commit", state: inflight });
+    for (const st of inflight ?? []) candidates.push({ label: "in-flight commit", state: st });
     const prev = history[history.length - 2];
     const crashSeed = rng.int(0x7fffffff);
     const ctx = (model: CrashModel) => `${cfg}, cycle ${cycle}, power cut ${where}, crash(${crashSeed}, ${model})`;
@@ -143,14 +144,6 @@ async function runSeed(seed: number, t: Tally): Promise<void> {
       if (model === primary) continue;
       // keepAll keeps every write, so even with noMetaSync nothing acknowledged can be lost.
       const c = noMetaSync && prev && model !== "keepAll" ? [...candidates, { label: "one before the last acknowledged", state: prev }] : candidates;
-      if (process.env.KEEL_DEBUG_HISTORY) {
-        const dbg = fs.crashedCopy(crashSeed, { model });
-        removeStaleLock(dbg, DIR);
-        const d = await open(DIR, { ...options, fs: dbg });
-        const st = canon(readState(d));
-        console.log(model, "engine txn", d.getStats().txnId, "matches history index", history.map((h) => canon(h) === st), "inflight", inflight ? canon(inflight) === st : null);
-        await d.close();
-      }
       const copy = fs.crashedCopy(crashSeed, { model });
       const r = await reopenAndMatch(copy, DIR, options, c, universe, ctx(model));
       tally(t, `${model}: ${r.label}`);
@@ -167,7 +160,7 @@ async function runSeed(seed: number, t: Tally): Promise<void> {
   let state = history[history.length - 1]!;
   for (let i = 0; i < 3; i++) {
     const step = genStep(rng, state, wo);
-    await runStep(db, step);
+    await runStepOk(db, step);
     state = applyStep(state, step);
   }
   await db.close();
@@ -218,10 +211,9 @@ async function runNoSyncSeed(seed: number, t: Tally): Promise<void> {
     const step = i === 0 ? bulkStep(rng, wo, rng.range(40, 150)) : genStep(rng, acked, wo);
     const next = applyStep(acked, step);
     if (i === crashAt) fs.crashAfterCalls(1 + rng.int(8), { performCall: rng.bool() });
-    try {
-      await runStep(db, step);
-    } catch (e) {
-      if (!fs.frozen) throw e;
+    const res = await runStep(db, step);
+    if (res.error !== undefined) {
+      if (!fs.frozen) throw res.error;
       history.push({ label: "in flight", state: next });
       break;
     }
@@ -251,7 +243,8 @@ async function runNoSyncSeed(seed: number, t: Tally): Promise<void> {
       }
       throw new Error(`reading after a noSync crash failed with something other than CORRUPT: ${describeError(e)}`, { cause: e });
     }
-    tally(t, matchState(actual, history, "noSync: ") === history[history.length - 1]!.label ? "newest state" : "older state");
+    const label = matchState(actual, history, "noSync: ");
+    tally(t, label === "in flight" ? "in-flight commit" : label === `acked ${history.filter((h) => h.label !== "in flight").length - 1}` ? "newest acknowledged" : "older state");
   } finally {
     await reopened.close().catch(() => {});
   }
@@ -262,4 +255,39 @@ test("noSync power loss: damage is detected (CORRUPT) or the state is exactly on
   const tl: Tally = { crashes: 0, byLabel: {}, midCommit: 0 };
   await forEachSeed("powerloss-nosync", seeds, (seed) => runNoSyncSeed(seed, tl), { file: FILE });
   t.diagnostic(`noSync outcomes: ${JSON.stringify(tl.byLabel)}`);
+});
+
+test("power loss at each I/O call of open() creating a database: the directory opens afterwards, empty", { timeout: 600_000 }, async (t) => {
+  let calls = 0;
+  for (let k = 1; ; k++) {
+    for (const perform of [false, true]) {
+      const fs = new CrashFileSystem();
+      fs.crashAfterCalls(k, { performCall: perform });
+      let db: Database | undefined;
+      try {
+        db = await open("/data/db", { wal: false, pageSize: 1024, fs });
+      } catch (e) {
+        if (!fs.frozen) throw new Error(`call ${k}: open failed without a power cut: ${describeError(e)}`, { cause: e });
+      }
+      if (db && !fs.frozen) {
+        // k is past the last call of open(): done.
+        fs.resetCounters(); // disarm
+        await db.close();
+        t.diagnostic(`open() of a new database makes ${calls} I/O calls; a power cut at each one recovers`);
+        return;
+      }
+      calls = k;
+      for (const model of MODELS) {
+        for (const seed of [k, k + 1000]) {
+          const copy = fs.crashedCopy(seed, { model });
+          const r = await reopenAndMatch(copy, "/data/db", { wal: false, pageSize: 1024 }, [{ label: "empty", state: new Map([["", new Map()]]) }], new Map(), `power cut at call ${k}${perform ? " (performed)" : ""} of open(), crash(${seed}, ${model})`);
+          await r.db.put("after", 1);
+          await r.db.close();
+          const again = await open("/data/db", { wal: false, fs: copy });
+          assert.equal(again.get("after"), 1, `call ${k}, ${model}: a commit after recovering a cut creation`);
+          await again.close();
+        }
+      }
+    }
+  }
 });

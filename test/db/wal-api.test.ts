@@ -198,7 +198,7 @@ test("openTxLog: ranges, record fields, and ops decoded by each sub-database's e
   assert.ok(Buffer.isBuffer(rawPut.key) && Buffer.isBuffer(rawPut.value));
   assert.equal((rawPut.key as Buffer).toString("utf8"), "héllo");
   assert.deepEqual(JSON.parse((rawPut.value as Buffer).toString("utf8")), { a: [1, 2], b: "x" });
-  throwsCode(() => db.openTxLog(0), "INVALID_ARGUMENT", "openTxLog(0)");
+  throwsCode(() => [...db.openTxLog(0)], "INVALID_ARGUMENT", "openTxLog(0)");
 
   await db.close();
 });
@@ -206,11 +206,15 @@ test("openTxLog: ranges, record fields, and ops decoded by each sub-database's e
 test("openTxLog after gc: reading before the oldest kept record is NOT_FOUND; relaxed reads only durable records by default", async () => {
   const fs = freshFs();
   const db = await open(DIR, { fs, walSegmentMaxBytes: 64 * 1024, walRetentionBytes: 0 });
+  db.setTxLogFloor("tail", 1); // hold everything while writing
   const big = "v".repeat(3000);
   for (let i = 0; i < 80; i++) await db.put(`big${i % 5}`, `${i}${big}`);
   await db.checkpoint();
   await db.put("one-more", 1); // so that the next checkpoint writes a meta (the older slot is the floor)
   await db.checkpoint();
+  assert.equal(db.txlogWatermarks().oldestLsn, 1, "the consumer floor kept the log through the checkpoints' gc");
+  assert.ok(db.txlogWatermarks().heldByFloor.some((h) => h.floor === "consumer:tail"));
+  db.setTxLogFloor("tail", undefined);
   const r = await db.gcTxlogSegments();
   assert.ok(r.deleted.length > 0, `gc deleted nothing: ${JSON.stringify(r)}`);
   assert.ok(r.freedBytes > 0);

@@ -18,7 +18,9 @@
  *
  * open() under faults, on a new directory, on an existing database, and on one whose LOCK was left
  * by a dead process: it fails with KeelError IO/FULL (never an untyped error), and once the fault
- * is cleared the directory opens with its state intact.
+ * is cleared the directory opens with its state intact. Every violation of a run is listed.
+ *
+ * "minimal:" tests are the smallest repros of problems these loops found, kept as regression tests.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -29,10 +31,12 @@ import { join } from "node:path";
 import { open, KeelError, NodeFileSystem, type Database, type FileSystem, type OpenOptions } from "../../src/index.js";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem, type CallKind, type FaultErrno, type FaultOptions } from "../../src/io/FaultFileSystem.js";
-import { describeError } from "../helpers/crashCheck.js";
+import { describeError, quietExpectedWarnings } from "../helpers/crashCheck.js";
 import { canon, checkDb, matchState, readState, sub, type DbState } from "../helpers/dbModel.js";
 import { Rng } from "../helpers/rng.js";
-import { applyStep, bulkStep, genStep, keyUniverse, runStep, type Op, type Step, type WorkloadOptions } from "../helpers/workload.js";
+import { applyUnits, applyStep, bulkStep, genStep, keyUniverse, runStep, runStepOk, type Op, type Step, type WorkloadOptions } from "../helpers/workload.js";
+
+quietExpectedWarnings();
 
 const PAGE = 1024;
 const WO: WorkloadOptions = { pageSize: PAGE, keySpace: 200, bigValues: 0.15 };
@@ -60,7 +64,7 @@ async function populate(fs: FileSystem, dir: string, seed: number): Promise<DbSt
   const steps: Step[] = [bulkStep(rng, WO, 260)];
   for (let i = 0; i < 14; i++) steps.push(genStep(rng, applyStep(state, steps[0]!), WO));
   for (const s of steps) {
-    await runStep(db, s);
+    await runStepOk(db, s);
     state = applyStep(state, s);
   }
   checkDb(db, state, UNIVERSE, "fixture: ");
@@ -151,6 +155,7 @@ interface Counters {
   tolerated: number;
   newAfterReopen: number;
   oldAfterReopen: number;
+  partial: number;
 }
 
 function expectCode(e: unknown, errno: FaultErrno, what: string): void {
@@ -188,7 +193,7 @@ async function reopenCheck(fs: FileSystem, dir: string, allowed: Array<{ label: 
     // The file takes more commits (reusing its free pages) and reopens to exactly them.
     for (let i = 0; i < 3; i++) {
       const st = genStep(rng, state, WO);
-      await runStep(db, st);
+      await runStepOk(db, st);
       state = applyStep(state, st);
     }
   } finally {
@@ -218,14 +223,9 @@ async function faultLoop(fx: Fixture, commit: CommitKind, errno: FaultErrno, per
       const db = await open(dir, { wal: false, fs: ffs, cacheSize: 16 * PAGE });
       ffs.reset();
       ffs.failAt(k, faultOptions(errno, persistent));
-      let err: unknown;
-      let ok = false;
-      try {
-        await runStep(db, step);
-        ok = true;
-      } catch (e) {
-        err = e;
-      }
+      const res = await runStep(db, step);
+      const err = res.error;
+      const ok = err === undefined;
       const injected = ffs.faultsInjected > 0;
       const at = ffs.lastFault ? ` (the fault hit ${ffs.lastFault.kind} ${ffs.lastFault.path})` : "";
       ffs.clearFaults();
@@ -241,22 +241,27 @@ async function faultLoop(fx: Fixture, commit: CommitKind, errno: FaultErrno, per
       c.failures++;
       assert.ok(injected, `${what}: the commit failed with no fault injected: ${describeError(err)}`);
       expectCode(err, errno, `${what}${at}`);
+      // Each transaction of a group stands alone: a fault while one is built fails only that one.
+      // If any part was acknowledged, the group's checkpoint succeeded: that is the state now.
+      const partial = res.committed.some(Boolean);
+      const now = partial ? applyUnits(old, step, res.committed) : old;
+      if (partial) c.partial++;
       assert.equal(db.isClosed, false, `${what}: the database closed itself`);
       if (persistent) {
         // Re-arm the dead disk for the reads (counting from now), then clear it again.
         ffs.failAt(1, faultOptions(errno, true));
-        readsUnderFault(db, old, errno, `${what}${at}, reads under the fault`);
+        readsUnderFault(db, now, errno, `${what}${at}, reads under the fault`);
         ffs.clearFaults();
       }
-      checkDb(db, old, UNIVERSE, `${what}${at}, the open database after the failure: `);
+      checkDb(db, now, UNIVERSE, `${what}${at}, the open database after the failure: `);
       if (variant === "continue") {
         const extra: Step = { kind: "group", parts: [{ kind: "ops", ops: [put("", "after-fault", k)] }] };
         try {
-          await runStep(db, extra);
+          await runStepOk(db, extra);
         } catch (e) {
           throw new Error(`${what}${at}: the commit after the fault was cleared failed: ${describeError(e)}`, { cause: e });
         }
-        const after = applyStep(old, extra);
+        const after = applyStep(now, extra);
         checkDb(db, after, UNIVERSE, `${what}${at}, after a further commit: `);
         await db.close();
         // The rolled-back commit must not come back under the one acknowledged after it.
@@ -267,7 +272,11 @@ async function faultLoop(fx: Fixture, commit: CommitKind, errno: FaultErrno, per
         } catch (e) {
           throw new Error(`${what}${at}: close after the fault was cleared failed: ${describeError(e)}`, { cause: e });
         }
-        const label = await reopenCheck(inner, dir, [{ label: "old", state: old }, { label: "new", state: next }], `${what}${at}, close, reopen`, rng);
+        // All units rejected: either a fault while building them (then the checkpoint either
+        // failed before its meta, or had nothing to write) or one in the checkpoint, which held
+        // every unit: the old state or the whole new one.
+        const allowed = partial ? [{ label: "old", state: now }] : [{ label: "old", state: old }, { label: "new", state: next }];
+        const label = await reopenCheck(inner, dir, allowed, `${what}${at}, close, reopen`, rng);
         if (label === "new") c.newAfterReopen++;
         else c.oldAfterReopen++;
       }
@@ -283,14 +292,14 @@ const ERRNOS: readonly FaultErrno[] = ["EIO", "ENOSPC"];
 test("a commit failing at I/O call k (every k): coded error, old state served, usable, reopens intact (CrashFileSystem)", { timeout: 600_000 }, async (t) => {
   const fx = await crashFixture(11);
   for (const commit of COMMITS) {
-    const c: Counters = { failures: 0, tolerated: 0, newAfterReopen: 0, oldAfterReopen: 0 };
+    const c: Counters = { failures: 0, tolerated: 0, newAfterReopen: 0, oldAfterReopen: 0, partial: 0 };
     const calls: number[] = [];
     for (const errno of ERRNOS) {
       for (const persistent of [false, true]) {
         for (const variant of ["continue", "reopen"] as const) calls.push(await faultLoop(fx, commit, errno, persistent, variant, c));
       }
     }
-    t.diagnostic(`${commit.name}: ${Math.max(...calls) - 1} I/O calls; ${c.failures} failed commits checked; reopen after a failure gave old ${c.oldAfterReopen}x, new ${c.newAfterReopen}x; faults ridden over: ${c.tolerated}`);
+    t.diagnostic(`${commit.name}: ${Math.max(...calls) - 1} I/O calls; ${c.failures} failed commits checked; reopen after a failure gave old ${c.oldAfterReopen}x, new ${c.newAfterReopen}x; groups acknowledged in part: ${c.partial}; faults ridden over: ${c.tolerated}`);
     assert.ok(c.failures > 0);
   }
 });
@@ -298,7 +307,7 @@ test("a commit failing at I/O call k (every k): coded error, old state served, u
 test("a commit failing at I/O call k (every k) on the real file system (NodeFileSystem)", { timeout: 600_000 }, async (t) => {
   const fx = await nodeFixture(12);
   for (const commit of [COMMITS[0]!, COMMITS[3]!]) {
-    const c: Counters = { failures: 0, tolerated: 0, newAfterReopen: 0, oldAfterReopen: 0 };
+    const c: Counters = { failures: 0, tolerated: 0, newAfterReopen: 0, oldAfterReopen: 0, partial: 0 };
     await faultLoop(fx, commit, "EIO", false, "continue", c);
     await faultLoop(fx, commit, "EIO", true, "reopen", c);
     await faultLoop(fx, commit, "ENOSPC", true, "continue", c);
@@ -315,12 +324,18 @@ function deadPid(): number {
   return r.pid;
 }
 
+let stuckLocks = 0;
+
 type OpenCase = { name: string; prepare(): Promise<{ fs: FileSystem; dir: string; state: DbState | null; done(): void }> };
 
-async function openLoop(oc: OpenCase, errno: FaultErrno, persistent: boolean, opts: OpenOptions): Promise<{ calls: number; failures: number }> {
+/**
+ * Fail call k of open() for every k. Violations are collected (not thrown at the first), so one
+ * run reports every distinct way open() misbehaves; the caller fails the test if there are any.
+ */
+async function openLoop(oc: OpenCase, errno: FaultErrno, persistent: boolean, opts: OpenOptions, violations: string[]): Promise<{ calls: number; failures: number }> {
   let failures = 0;
   for (let k = 1; k < 10_000; k++) {
-    const what = `open of ${oc.name}, ${errno} ${persistent ? "persistent" : "transient"} at call ${k}`;
+    const what = `open of ${oc.name}, ${errno} ${persistent ? "persistent" : "transient"} at call k=${k}`;
     const { fs: inner, dir, state, done } = await oc.prepare();
     try {
       const ffs = new FaultFileSystem(inner);
@@ -342,8 +357,13 @@ async function openLoop(oc: OpenCase, errno: FaultErrno, persistent: boolean, op
         if (!injected) return { calls: k - 1, failures };
       } else {
         failures++;
-        assert.ok(injected, `${what}: open failed with no fault injected: ${describeError(err)}`);
-        expectCode(err, errno, `${what}${at}`);
+        if (!injected) {
+          violations.push(`${what}: open failed with no fault injected: ${describeError(err)}`);
+          continue;
+        }
+        if (!(err instanceof KeelError) || err.code !== CODE[errno]) {
+          violations.push(`${what}${at}: expected KeelError ${CODE[errno]}, got ${describeError(err).split("\n").slice(0, 4).join(" | ")}`);
+        }
       }
       // Once the fault is gone, the directory opens (a failed open leaves no LOCK of ours, no half
       // file) and holds its state.
@@ -351,7 +371,16 @@ async function openLoop(oc: OpenCase, errno: FaultErrno, persistent: boolean, op
       try {
         again = await open(dir, { ...opts, fs: inner });
       } catch (e) {
-        throw new Error(`${what}${at}: open after the fault was cleared failed: ${describeError(e)}`, { cause: e });
+        // A persistent fault also fails the cleanup of the failed open, which cannot remove the
+        // LOCK it had written (naming this process) from a disk that fails every call. A transient
+        // fault leaves the cleanup's calls alone, so it has no such excuse.
+        if (!(persistent && e instanceof KeelError && e.code === "LOCKED" && e.details.pid === process.pid)) {
+          violations.push(`${what}${at}: open after the fault was cleared failed: ${describeError(e).split("\n")[0]}`);
+          continue;
+        }
+        stuckLocks++;
+        inner.remove(`${dir}/LOCK`);
+        again = await open(dir, { ...opts, fs: inner });
       }
       try {
         checkDb(again, expected, UNIVERSE, `${what}${at}, reopened: `);
@@ -365,41 +394,51 @@ async function openLoop(oc: OpenCase, errno: FaultErrno, persistent: boolean, op
   throw new Error(`${oc.name}: open never succeeded`);
 }
 
-test("open() failing at I/O call k (every k): a coded error, and the directory opens once the fault is gone", { timeout: 600_000 }, async (t) => {
-  const fx = await crashFixture(13);
-  const cases: OpenCase[] = [
-    {
-      name: "a new directory",
-      prepare: async () => {
-        const fs = new CrashFileSystem();
-        return { fs, dir: "/new/db", state: null, done: () => {} };
-      },
+const openFx = crashFixture(13);
+
+const OPEN_CASES: OpenCase[] = [
+  {
+    name: "a new directory",
+    prepare: async () => {
+      const fs = new CrashFileSystem();
+      return { fs, dir: "/new/db", state: null, done: () => {} };
     },
-    {
-      name: "an existing database",
-      prepare: async () => ({ ...fx.copy(), state: fx.state }),
+  },
+  {
+    name: "an existing database",
+    prepare: async () => {
+      const fx = await openFx;
+      return { ...fx.copy(), state: fx.state };
     },
-    {
-      name: "an existing database whose LOCK a dead process left",
-      prepare: async () => {
-        const c = fx.copy();
-        const f = c.fs.open(`${c.dir}/LOCK`, "createExclusive");
-        const text = Buffer.from(`${deadPid()}\n2024-01-01T00:00:00.000Z\n`);
-        f.write(text, 0, text.length, 0);
-        f.close();
-        return { ...c, state: fx.state };
-      },
+  },
+  {
+    name: "an existing database whose LOCK a dead process left",
+    prepare: async () => {
+      const fx = await openFx;
+      const c = fx.copy();
+      const f = c.fs.open(`${c.dir}/LOCK`, "createExclusive");
+      const text = Buffer.from(`${deadPid()}\n2024-01-01T00:00:00.000Z\n`);
+      f.write(text, 0, text.length, 0);
+      f.close();
+      return { ...c, state: fx.state };
     },
-  ];
-  for (const oc of cases) {
+  },
+];
+
+for (const oc of OPEN_CASES) {
+  test(`open() of ${oc.name} failing at I/O call k (every k): a coded error, and it opens once the fault is gone`, { timeout: 600_000 }, async (t) => {
+    const violations: string[] = [];
+    stuckLocks = 0;
     for (const errno of ERRNOS) {
       for (const persistent of [false, true]) {
-        const r = await openLoop(oc, errno, persistent, { wal: false, pageSize: PAGE });
-        t.diagnostic(`open of ${oc.name}, ${errno} ${persistent ? "persistent" : "transient"}: ${r.calls} I/O calls, ${r.failures} failures checked`);
+        const r = await openLoop(oc, errno, persistent, { wal: false, pageSize: PAGE }, violations);
+        t.diagnostic(`${errno} ${persistent ? "persistent" : "transient"}: ${r.calls} I/O calls, ${r.failures} failures checked`);
       }
     }
-  }
-});
+    t.diagnostic(`failed opens under a persistent fault that left their LOCK behind: ${stuckLocks}`);
+    if (violations.length) assert.fail(`${violations.length} violation(s):\n${violations.slice(0, 12).join("\n")}`);
+  });
+}
 
 test("open() on the real file system with a LOCK left by a dead process takes it over", async () => {
   const root = tempDir("keel-fault-lock-");
@@ -412,4 +451,79 @@ test("open() on the real file system with a LOCK left by a dead process takes it
   const again = await open(dir, { wal: false, fs });
   assert.equal(again.get("k"), "v");
   await again.close();
+});
+
+// ---- minimal repro of a failed meta sync (see the suite comment) -----------------------------------
+
+test("minimal: after a commit whose meta sync fails, later commits keep the free list sound and the file reopens", async () => {
+  const fs = new FaultFileSystem(new CrashFileSystem());
+  let db = await open("/db", { wal: false, fs, pageSize: PAGE });
+  for (let i = 0; i < 60; i++) await db.put(`k${i}`, "x".repeat(100));
+  // Rewrite keys over a few commits, so that freed pages become reusable (ready) in the free list.
+  for (let round = 0; round < 4; round++) for (let i = 0; i < 60; i += 7) await db.put(`k${i}`, `r${round}`);
+  assert.ok(db.getStats().freePages > 0);
+  fs.reset();
+  fs.failAt(2, { kinds: ["sync"] }); // the second sync of the next commit: after its meta write
+  await assert.rejects(db.put("k1", "lost"), (e: unknown) => e instanceof KeelError && e.code === "IO");
+  assert.equal(db.get("k1"), "x".repeat(100));
+  for (let i = 0; i < 5; i++) await db.put(`after${i}`, i);
+  await db.close();
+  db = await open("/db", { wal: false, fs, pageSize: PAGE });
+  try {
+    for (let i = 0; i < 5; i++) assert.equal(db.get(`after${i}`), i);
+    assert.equal(db.get("k2"), "x".repeat(100));
+  } finally {
+    await db.close();
+  }
+});
+
+// ---- minimal repros for open() under a single fault -------------------------------------------------
+
+async function existingDb(): Promise<CrashFileSystem> {
+  const fs = new CrashFileSystem();
+  const db = await open("/db", { wal: false, fs, pageSize: PAGE });
+  await db.put("k", "v");
+  await db.close();
+  return fs;
+}
+
+async function expectOpenFails(ffs: FaultFileSystem, code: string, what: string): Promise<void> {
+  await assert.rejects(open("/db", { wal: false, fs: ffs }), (e: unknown) => {
+    assert.ok(e instanceof KeelError, `${what}: open threw a non-KeelError: ${describeError(e)}`);
+    assert.equal(e.code, code, `${what}: ${describeError(e)}`);
+    return true;
+  });
+}
+
+test("minimal: an EIO reading the meta pages makes open() fail with KeelError IO", async () => {
+  for (const kind of ["read", "size"] as const) {
+    const ffs = new FaultFileSystem(await existingDb());
+    ffs.failAt(1, { kinds: [kind] });
+    await expectOpenFails(ffs, "IO", `EIO on the first ${kind} of data.keel`);
+  }
+});
+
+test("minimal: open() failing while it writes its LOCK leaves no LOCK behind", async () => {
+  for (const kind of ["write", "close"] as const) {
+    const inner = await existingDb();
+    const ffs = new FaultFileSystem(inner);
+    ffs.failAt(1, { kinds: [kind] }); // the first write/close of open() is the LOCK file's
+    await expectOpenFails(ffs, "IO", `EIO on the LOCK file's ${kind}`);
+    const db = await open("/db", { wal: false, fs: inner }).catch((e: unknown) => {
+      throw new Error(`EIO on the LOCK file's ${kind}: the next open failed: ${describeError(e)}`);
+    });
+    assert.equal(db.get("k"), "v");
+    await db.close();
+  }
+});
+
+test("minimal: open() taking over a dead process's LOCK reports a failed removal as KeelError IO", async () => {
+  const inner = await existingDb();
+  const f = inner.open("/db/LOCK", "createExclusive");
+  const text = Buffer.from(`${deadPid()}\n`);
+  f.write(text, 0, text.length, 0);
+  f.close();
+  const ffs = new FaultFileSystem(inner);
+  ffs.failAt(1, { kinds: ["remove"] });
+  await expectOpenFails(ffs, "IO", "EIO removing the dead process's LOCK");
 });

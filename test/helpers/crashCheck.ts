@@ -68,3 +68,19 @@ export async function reopenAndMatch(
     throw e;
   }
 }
+
+let quieted = false;
+/**
+ * The engine warns (process.emitWarning) when it opens the older meta because the newest one is
+ * damaged: after a simulated crash or damage that is the expected case, so the crash and fuzz suites
+ * silence those warnings; any other warning is still printed.
+ */
+export function quietExpectedWarnings(codes: readonly string[] = ["KEEL_META_FALLBACK"]): void {
+  if (quieted) return;
+  quieted = true;
+  process.removeAllListeners("warning");
+  process.on("warning", (w: Error & { code?: string }) => {
+    if (w.code !== undefined && codes.includes(w.code)) return;
+    process.stderr.write(`${w.name}${w.code ? ` [${w.code}]` : ""}: ${w.message}\n`);
+  });
+}

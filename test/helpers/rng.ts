@@ -49,7 +49,9 @@ export class Rng {
 
   bytes(n: number): Buffer {
     const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = this.int(256);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) b.writeUInt32LE(Math.floor(this.next() * 0x1_0000_0000), i);
+    for (; i < n; i++) b[i] = this.int(256);
     return b;
   }
 

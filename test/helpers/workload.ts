@@ -121,18 +121,48 @@ function applyOps(s: DbState, ops: readonly Op[]): DbState {
   return s;
 }
 
+function applyPart(s: DbState, p: Part): void {
+  if (p.kind === "ops") applyOps(s, p.ops);
+  else if (p.kind === "txn") {
+    if (!p.abort) applyOps(s, p.ops);
+  } else if (p.kind === "clear") {
+    if (s.has(p.db)) s.set(p.db, new Map());
+  } else s.delete(p.db);
+}
+
+/** The parts of a step, as the transactions the Database runs (a transactionSync is one part). */
+function partsOf(step: Step): Part[] {
+  return step.kind === "sync" ? [{ kind: "txn", ops: step.ops, abort: step.abort, async: false }] : step.parts;
+}
+
+/**
+ * The units of a step that succeed or fail on their own, in issue order: each plain put/remove
+ * call (the Database batches consecutive ones, but a failure while building a batch rejects only
+ * the calls batched so far, and the next calls start a new batch), each transaction, each clear
+ * and dropDB.
+ */
+export function unitsOf(step: Step): Part[] {
+  const out: Part[] = [];
+  for (const p of partsOf(step)) {
+    if (p.kind === "ops") for (const op of p.ops) out.push({ kind: "ops", ops: [op] });
+    else out.push(p);
+  }
+  return out;
+}
+
 /** The state after `step` is committed on top of `state` (aborted parts change nothing). */
 export function applyStep(state: DbState, step: Step): DbState {
   const s = cloneState(state);
-  if (step.kind === "sync") return step.abort ? s : applyOps(s, step.ops);
-  for (const p of step.parts) {
-    if (p.kind === "ops") applyOps(s, p.ops);
-    else if (p.kind === "txn") {
-      if (!p.abort) applyOps(s, p.ops);
-    } else if (p.kind === "clear") {
-      if (s.has(p.db)) s.set(p.db, new Map());
-    } else s.delete(p.db);
-  }
+  for (const p of partsOf(step)) applyPart(s, p);
+  return s;
+}
+
+/** The state after only the units (see unitsOf) with `committed[i]` true are applied, in order. */
+export function applyUnits(state: DbState, step: Step, committed: readonly boolean[]): DbState {
+  const s = cloneState(state);
+  unitsOf(step).forEach((p, i) => {
+    if (committed[i]) applyPart(s, p);
+  });
   return s;
 }
 
@@ -154,18 +184,19 @@ function runTxnOps(db: Database, tx: Transaction, ops: readonly Op[], checkReads
   }
 }
 
-/** Number of non-aborted parts (those that must resolve for the step to be acknowledged). */
-function committing(step: Step): number {
-  if (step.kind === "sync") return step.abort ? 0 : 1;
-  return step.parts.filter((p) => !(p.kind === "txn" && p.abort)).length;
+export interface StepResult {
+  /** Per unit (see unitsOf): whether it was acknowledged. */
+  committed: boolean[];
+  /** The first rejection of a non-aborted unit, if any. */
+  error?: unknown;
 }
 
 /**
- * Issue `step` and settle it. Resolves when every non-aborted part is acknowledged; rejects with
- * the first failure when all of them failed; throws an Error naming the mix if only some did.
- * Aborted parts must reject with AbortMarker.
+ * Issue `step` (every call in the same tick, so that the Database drains it as one group) and
+ * settle every unit. Aborted transactions must reject (an Error is thrown if one resolves).
+ * Never rejects for a failed commit: the result says which units were acknowledged.
  */
-export async function runStep(db: Database, step: Step): Promise<void> {
+export async function runStep(db: Database, step: Step): Promise<StepResult> {
   if (step.kind === "sync") {
     try {
       db.transactionSync((tx) => {
@@ -173,51 +204,49 @@ export async function runStep(db: Database, step: Step): Promise<void> {
         if (step.abort) throw new AbortMarker();
       });
     } catch (e) {
-      if (step.abort && e instanceof AbortMarker) return;
-      throw e;
+      if (step.abort && e instanceof AbortMarker) return { committed: [false] };
+      if (step.abort) return { committed: [false] }; // an I/O error met before it got to abort
+      return { committed: [false], error: e };
     }
     if (step.abort) throw new Error("an aborted transactionSync returned normally");
-    return;
+    return { committed: [true] };
   }
-  const promises: Array<{ part: Part; p: Promise<unknown> }> = [];
-  for (const part of step.parts) {
+  const units: Array<{ unit: Part; p: Promise<unknown> }> = [];
+  for (const unit of unitsOf(step)) {
     let p: Promise<unknown>;
-    if (part.kind === "ops") {
-      p = Promise.all(part.ops.map((op) => (op.type === "put" ? subOf(db, op.db).put(op.key, op.value) : subOf(db, op.db).remove(op.key))));
-    } else if (part.kind === "txn") {
+    if (unit.kind === "ops") {
+      const op = unit.ops[0]!;
+      p = op.type === "put" ? subOf(db, op.db).put(op.key, op.value) : subOf(db, op.db).remove(op.key);
+    } else if (unit.kind === "txn") {
+      const part = unit;
       p = db.transaction(async (tx) => {
         if (part.async) await Promise.resolve();
         runTxnOps(db, tx, part.ops, true);
         if (part.abort) throw new AbortMarker();
       });
-    } else if (part.kind === "clear") p = subOf(db, part.db).clear();
-    else p = db.dropDB(part.db);
-    promises.push({ part, p });
+    } else if (unit.kind === "clear") p = subOf(db, unit.db).clear();
+    else p = db.dropDB(unit.db);
+    units.push({ unit, p });
   }
-  const settled = await Promise.allSettled(promises.map((x) => x.p));
-  let ok = 0;
-  let failed: unknown;
-  let nFailed = 0;
+  const settled = await Promise.allSettled(units.map((x) => x.p));
+  const result: StepResult = { committed: [] };
   settled.forEach((r, i) => {
-    const part = promises[i]!.part;
-    if (part.kind === "txn" && part.abort) {
-      if (r.status === "fulfilled" || !(r.reason instanceof AbortMarker)) {
-        throw new Error(`an aborting transaction settled with ${r.status === "fulfilled" ? "success" : String(r.reason)}`);
-      }
+    const unit = units[i]!.unit;
+    if (unit.kind === "txn" && unit.abort) {
+      // It rejects with AbortMarker, or with an I/O error met before it got to abort.
+      if (r.status === "fulfilled") throw new Error("an aborting transaction resolved");
+      result.committed.push(false);
       return;
     }
-    if (r.status === "fulfilled") ok++;
-    else {
-      nFailed++;
-      failed ??= r.reason;
-    }
+    result.committed.push(r.status === "fulfilled");
+    if (r.status === "rejected") result.error ??= r.reason;
   });
-  if (nFailed === 0) return;
-  if (ok > 0) throw new Error(`a commit group was acknowledged in part: ${ok} part(s) resolved, ${nFailed} rejected (first: ${String(failed)})`);
-  throw failed;
+  return result;
 }
 
-/** True if the step commits nothing (every part aborts or the step is empty). */
-export function isNoop(step: Step): boolean {
-  return committing(step) === 0;
+/** runStep, failing unless every non-aborted part was acknowledged. */
+export async function runStepOk(db: Database, step: Step): Promise<void> {
+  const r = await runStep(db, step);
+  if (r.error !== undefined) throw r.error;
 }
+
