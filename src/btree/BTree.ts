@@ -123,6 +123,23 @@ function dropValue(w: TreeWriter, st: TreeState, v: LeafValue): void {
   }
 }
 
+/**
+ * Copy on write the path from the root to the leaf that holds (or would hold) `key`; the
+ * branches on the way and the child index taken in each are left in `parents` and `idxs`.
+ */
+function ownPath(w: TreeWriter, st: TreeState, key: string, parents: BranchNode[], idxs: number[]): LeafNode {
+  let node = ownRoot(w, st);
+  const kp = keyPrefix(key);
+  while (!node.leaf) {
+    if (parents.length + 1 >= st.depth) throw tooDeep(st, node);
+    const i = branchIndex(node, key, kp);
+    parents.push(node);
+    idxs.push(i);
+    node = ownChild(w, node, i);
+  }
+  return node;
+}
+
 /** Insert or replace. Returns whether the key existed before. */
 export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValue): boolean {
   if (st.root === null) {
@@ -136,16 +153,7 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
   }
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
-  let node = ownRoot(w, st);
-  const kp = keyPrefix(key);
-  while (!node.leaf) {
-    if (parents.length + 1 >= st.depth) throw tooDeep(st, node);
-    const i = branchIndex(node, key, kp);
-    parents.push(node);
-    idxs.push(i);
-    node = ownChild(w, node, i);
-  }
-  const leaf = node;
+  const leaf = ownPath(w, st, key, parents, idxs);
   const i = lowerBound(leaf.keys, key);
   let existed = false;
   if (i < leaf.keys.length && leaf.keys[i] === key) {
@@ -174,16 +182,7 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
   if (treeGet(w, st, key) === undefined) return false; // no copy-on-write for a miss
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
-  let node = ownRoot(w, st);
-  const kp = keyPrefix(key);
-  while (!node.leaf) {
-    if (parents.length + 1 >= st.depth) throw tooDeep(st, node);
-    const i = branchIndex(node, key, kp);
-    parents.push(node);
-    idxs.push(i);
-    node = ownChild(w, node, i);
-  }
-  const leaf = node;
+  const leaf = ownPath(w, st, key, parents, idxs);
   const i = lowerBound(leaf.keys, key);
   const old = leaf.vals[i]!;
   leaf.bytes -= leafEntryBytes(key, old);

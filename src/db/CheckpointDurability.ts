@@ -42,11 +42,7 @@ export class CheckpointDurability implements Durability {
   published(txns: WriteTxn[]): void {
     const e = this.#engine;
     e.publish(e.head);
-    const db = this.#db;
-    if (db && db.hasCommitListeners) {
-      const time = Date.now();
-      for (const w of txns) db.emitCommit({ lsn: 0, txnId: w.txn, time, ops: w.opCount, bytes: w.opBytes });
-    }
+    this.#db?.emitCommits(txns);
   }
 
   syncAll(): void {

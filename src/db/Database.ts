@@ -155,6 +155,13 @@ export class Database extends SubDatabase {
     return this.#events.listenerCount("commit") > 0;
   }
 
+  /** @internal One "commit" event per transaction of a group that just became durable. */
+  emitCommits(txns: WriteTxn[]): void {
+    if (!this.hasCommitListeners) return;
+    const time = Date.now();
+    for (const w of txns) this.emitCommit({ lsn: w.lsn, txnId: w.txn, time, ops: w.opCount, bytes: w.opBytes });
+  }
+
   // ---- sub-databases ----
 
   /** Open (and create on first write) a named sub-database with its own encodings. */

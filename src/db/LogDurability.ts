@@ -148,13 +148,7 @@ export class LogDurability implements Durability {
   published(txns: WriteTxn[]): void {
     const e = this.#engine;
     e.publish(e.head);
-    const db = this.#db;
-    if (db && db.hasCommitListeners) {
-      const time = Date.now();
-      for (const w of txns) {
-        db.emitCommit({ lsn: w.lsn, txnId: w.txn, time, ops: w.opCount, bytes: w.opBytes });
-      }
-    }
+    this.#db?.emitCommits(txns);
     if (this.#logBytesSinceCheckpoint >= this.#o.checkpointLogBytes || e.dirtyBytes >= this.#o.checkpointDirtyBytes) {
       this.#checkpointQuietly();
     }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { open, type Database } from "../../src/index.js";
 import { checkTree } from "../../src/btree/TreeCheck.js";
-import { Rng, seeds } from "./SeededRng.js";
+import { Rng, seedList } from "../helpers/rng.js";
 
 type Model = Map<string, Map<number, unknown>>;
 
@@ -55,10 +55,9 @@ function randomValue(rng: Rng, pageSize: number): unknown {
   return Buffer.alloc(pageSize / 2 + rng.int(pageSize * 3), rng.int(256)); // overflow-sized
 }
 
-const count = Number(process.env.KEEL_SIM_SEEDS ?? 40);
 
 test("random operations match a Map model across close and reopen", async () => {
-  for (const seed of seeds(count, 1000)) {
+  for (const seed of seedList(40, "KEEL_SIM_SEEDS")) {
     const rng = new Rng(seed);
     const fs = new CrashFileSystem();
     const pageSize = rng.pick([1024, 1024, 4096]);
