@@ -249,6 +249,9 @@ export class Database extends SubDatabase {
       const group = this.#queue;
       this.#queue = [];
       await this.#runGroup(group);
+      // Awaiting writers re-enqueue from promise continuations, which would keep this loop in
+      // microtasks forever: give timers, I/O and the log's sync scheduling a turn between groups.
+      if (this.#queue.length) await new Promise<void>((r) => setImmediate(r));
     }
   }
 

@@ -38,11 +38,6 @@ export class Rng {
     return lo + this.int(hi - lo + 1);
   }
 
-  /** One element of a non-empty array. */
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)]!;
-  }
-
   chance(p: number): boolean {
     return this.next() < p;
   }
