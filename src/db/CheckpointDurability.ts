@@ -14,6 +14,9 @@ import type { Durability } from "./Durability.js";
 export class CheckpointDurability implements Durability {
   #engine: Engine;
   #db: Database | null = null;
+  get groupsShareSyncs(): boolean {
+    return !this.#engine.noSync;
+  }
 
   constructor(engine: Engine) {
     this.#engine = engine;

@@ -11,7 +11,6 @@
  * If step 4 fails, every transaction of the group is rolled back and rejected with the coded
  * error (IO, FULL); the database stays open at its last good state.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { KeelError, invalidArgument } from "../errors.js";
@@ -79,9 +78,6 @@ export interface Stats extends TreeStatsReport {
   dbs: Record<string, TreeStatsReport>;
 }
 
-/** The write transaction whose callback (and the async work it started) is running. */
-const inTxn = new AsyncLocalStorage<WriteTxn>();
-
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return !!v && typeof (v as { then?: unknown }).then === "function";
 }
@@ -101,6 +97,8 @@ export class Database extends SubDatabase {
   #closed = false;
   #events = new EventEmitter();
   #subs = new Map<string, SubDatabase>();
+  /** The transaction whose callback is running synchronously right now. */
+  #inCallback: WriteTxn | null = null;
 
   /** @internal use open() */
   constructor(engine: Engine, fs: FileSystem, path: string, lock: Lock | null, durability: Durability, keyEncoding: KeyEncodingName, encoding: ValueEncodingName, readOnly = false) {
@@ -216,9 +214,11 @@ export class Database extends SubDatabase {
   enqueue(item: QueueItem): Promise<unknown> {
     this.#check();
     if (item.kind !== "task") this.#checkWritable();
-    const open = inTxn.getStore();
-    if (open && !open.ended && this.engine.writing) {
+    const open = this.#inCallback;
+    if (open && !open.ended) {
       // It would wait for the transaction that is waiting for it: a deadlock. Say so instead.
+      // (Only the synchronous part of a callback is watched: AsyncLocalStorage would slow every
+      // promise of the whole process on Node 20.)
       throw new KeelError("TXN", "db.put/remove/transaction called inside a transaction callback would wait forever for that transaction; use tx.put/tx.remove (or tx.for(subDb)) instead", {
         txn: open.txn,
       });
@@ -245,13 +245,20 @@ export class Database extends SubDatabase {
   }
 
   async #drain(): Promise<void> {
+    let lastYield = performance.now();
     while (this.#queue.length) {
       const group = this.#queue;
       this.#queue = [];
       await this.#runGroup(group);
       // Awaiting writers re-enqueue from promise continuations, which would keep this loop in
-      // microtasks forever: give timers, I/O and the log's sync scheduling a turn between groups.
-      if (this.#queue.length) await new Promise<void>((r) => setImmediate(r));
+      // microtasks forever: give timers, I/O and the log's sync scheduling a turn. Where a group
+      // pays for a sync, yield after every group, so that every writer's next write (however
+      // deep its await chain) joins the next group and shares its sync; otherwise at least
+      // every millisecond.
+      if (this.#queue.length && (this.durability.groupsShareSyncs || performance.now() - lastYield >= 1)) {
+        await new Promise<void>((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
     }
   }
 
@@ -320,7 +327,13 @@ export class Database extends SubDatabase {
         continue;
       }
       try {
-        let r = inTxn.run(w, () => it.fn(new Transaction(it.db, w)));
+        let r: unknown;
+        this.#inCallback = w;
+        try {
+          r = it.fn(new Transaction(it.db, w));
+        } finally {
+          this.#inCallback = null;
+        }
         if (isThenable(r)) r = await r;
         this.durability.commit(w);
         txns.push(w);

@@ -9,6 +9,8 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Database } from "./Database.js";
 
 export interface Durability {
+  /** True when making a group durable costs a sync (so bigger groups are worth waiting for). */
+  readonly groupsShareSyncs: boolean;
   /** Called once by open() with the Database the durability serves (for commit events). */
   attach(db: Database): void;
   /** Commit `w` to the engine head (and log it). May throw; then nothing of `w` is kept. */

@@ -23,7 +23,7 @@ import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
 import type { LogOp, WriteTxn } from "../txn/WriteTxn.js";
-import { WriteAheadLog, type GcResult, type LogRecord } from "../wal/index.js";
+import { WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
 import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
 import type { DurabilityProfile, OpenOptions } from "./options.js";
@@ -45,11 +45,13 @@ export interface ReplayReport {
 
 /** Apply one log record's ops to a write transaction (replay, restore). */
 export function applyLogRecord(w: WriteTxn, rec: LogRecord): void {
-  for (const op of rec.ops) applyOp(w, op as LogOp, rec.lsn);
+  for (const op of rec.ops) applyOp(w, op, rec.lsn);
 }
 
-function applyOp(w: WriteTxn, op: LogOp, lsn: number): void {
-  const key = op.key ? Buffer.from(op.key.buffer, op.key.byteOffset, op.key.length).latin1Slice(0, op.key.length) : "";
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
+function applyOp(w: WriteTxn, op: StoredLogOp, lsn: number): void {
+  const key = op.key ? latin1Slice.call(op.key, 0, op.key.length) : "";
   switch (op.type) {
     case "createDB": {
       let enc: { keyEncoding?: string; valueEncoding?: string } = {};
@@ -86,6 +88,10 @@ export class LogDurability implements Durability {
   #o: Required<Pick<OpenOptions, "checkpointLogBytes" | "checkpointDirtyBytes" | "checkpointMs" | "walRetentionBytes" | "walRetentionMs">>;
   #logBytesSinceCheckpoint = 0;
   readonly #groupCommit: number;
+
+  get groupsShareSyncs(): boolean {
+    return this.profile === "strict";
+  }
   #timer: NodeJS.Timeout | null = null;
   #floors = new Map<string, number>();
   /** Why segments were kept at the last gc, for txlogWatermarks. */

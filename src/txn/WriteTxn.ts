@@ -19,11 +19,12 @@ import type { DbEntry, KeyEncodingName, Snapshot, ValueEncodingName } from "./Sn
 
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
+/** A logical operation for the log. Key and value bytes may be latin1 strings (no copy). */
 export interface LogOp {
   type: "put" | "remove" | "createDB" | "dropDB" | "clearDB";
   db: string;
-  key?: Uint8Array;
-  value?: Uint8Array;
+  key?: Uint8Array | string;
+  value?: Uint8Array | string;
 }
 
 export interface TxnHost {
@@ -133,7 +134,8 @@ export class WriteTxn implements TreeWriter {
     this.modCount++;
     this.opCount++;
     this.opBytes += key.length + value.length;
-    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? Buffer.from(key, "latin1"), value: typeof v === "string" ? Buffer.from(v, "latin1") : v.data! });
+    // Strings are immutable: the log encodes the very bytes the tree holds, without a copy.
+    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? key, value: typeof v === "string" ? v : v.data! });
     return existed;
   }
 
@@ -147,7 +149,7 @@ export class WriteTxn implements TreeWriter {
       this.modCount++;
       this.opCount++;
       this.dirtyBytes += 64;
-      if (this.logging) this.ops.push({ type: "remove", db, key: rawKey ?? Buffer.from(key, "latin1") });
+      if (this.logging) this.ops.push({ type: "remove", db, key: rawKey ?? key });
     }
     return existed;
   }

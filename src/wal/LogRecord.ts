@@ -29,9 +29,21 @@ export interface LogOp {
   type: LogOpType;
   /** Sub-database name ("" may name the default one: the db layer decides). */
   db: string;
-  /** Already-encoded key bytes; required by put and remove. */
+  /**
+   * Already-encoded key bytes; required by put and remove. When appending, the bytes may also be
+   * given as a latin1 string (one char per byte), as the tree holds them: no copy is made.
+   * Decoded records always carry Uint8Array.
+   */
+  key?: Uint8Array | string;
+  /** Already-encoded value bytes (or a latin1 string of them when appending); required by put. */
+  value?: Uint8Array | string;
+}
+
+const latin1Write = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number) => number;
+
+/** An op as read back from the log: bytes are always Uint8Array. */
+export interface StoredLogOp extends LogOp {
   key?: Uint8Array;
-  /** Already-encoded value bytes; required by put. */
   value?: Uint8Array;
 }
 
@@ -42,7 +54,7 @@ export interface LogRecord {
   txTime: number;
   /** "txn" for a normal commit; other kinds are room for later record types. */
   kind: string;
-  ops: LogOp[];
+  ops: StoredLogOp[];
 }
 
 /** What the db layer hands to `append`: the log assigns the LSN; txTime defaults to now, kind to "txn". */
@@ -71,6 +83,21 @@ const MAX_SAFE_HIGH = Math.floor(Number.MAX_SAFE_INTEGER / TWO32);
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * UTF-8 of record kinds and sub-database names, cached: every commit names them, and there are
+ * few of them. Bounded, so a program that makes names up cannot grow it without limit.
+ */
+const nameCache = new Map<string, Uint8Array>();
+function encodeName(s: string): Uint8Array {
+  let b = nameCache.get(s);
+  if (b === undefined) {
+    b = utf8.encode(s);
+    if (nameCache.size >= 4096) nameCache.clear();
+    nameCache.set(s, b);
+  }
+  return b;
+}
 
 export function alignRecord(n: number): number {
   return Math.ceil(n / RECORD_ALIGN) * RECORD_ALIGN;
@@ -107,7 +134,7 @@ function prepare(rec: { kind: string; ops: LogOp[] }): Prepared {
   if (typeof rec.kind !== "string" || rec.kind.length === 0) {
     throw invalidArgument("record kind must be a non-empty string", { argument: "kind", value: rec.kind });
   }
-  const kind = utf8.encode(rec.kind);
+  const kind = encodeName(rec.kind);
   if (kind.length > MAX_KIND_BYTES) {
     throw invalidArgument(`record kind is longer than ${MAX_KIND_BYTES} UTF-8 bytes`, { argument: "kind", limit: MAX_KIND_BYTES });
   }
@@ -115,18 +142,25 @@ function prepare(rec: { kind: string; ops: LogOp[] }): Prepared {
   if (rec.ops.length > 0xffff_ffff) throw invalidArgument("too many ops in one record", { argument: "ops" });
   let length = RECORD_HEADER_SIZE + kind.length;
   const dbs: Uint8Array[] = [];
+  // A transaction of a million ops names a handful of sub-databases: encode each name once.
+  const names = new Map<string, Uint8Array>();
   for (let i = 0; i < rec.ops.length; i++) {
     const op = rec.ops[i]!;
     if (op === null || typeof op !== "object" || OP_CODES[op.type] === undefined) {
       throw invalidArgument(`op ${i} has an unknown type`, { argument: `ops[${i}].type`, value: op?.type });
     }
     if (typeof op.db !== "string") throw invalidArgument(`op ${i} needs a db name`, { argument: `ops[${i}].db` });
-    const db = utf8.encode(op.db);
+    let db = names.get(op.db);
+    if (db === undefined) names.set(op.db, (db = encodeName(op.db)));
     if (db.length > MAX_DB_NAME_BYTES) {
       throw invalidArgument(`op ${i} db name is longer than ${MAX_DB_NAME_BYTES} UTF-8 bytes`, { argument: `ops[${i}].db`, limit: MAX_DB_NAME_BYTES });
     }
-    if (op.key !== undefined && !(op.key instanceof Uint8Array)) throw invalidArgument(`op ${i} key must be a Uint8Array`, { argument: `ops[${i}].key` });
-    if (op.value !== undefined && !(op.value instanceof Uint8Array)) throw invalidArgument(`op ${i} value must be a Uint8Array`, { argument: `ops[${i}].value` });
+    if (op.key !== undefined && typeof op.key !== "string" && !(op.key instanceof Uint8Array)) {
+      throw invalidArgument(`op ${i} key must be a Uint8Array`, { argument: `ops[${i}].key` });
+    }
+    if (op.value !== undefined && typeof op.value !== "string" && !(op.value instanceof Uint8Array)) {
+      throw invalidArgument(`op ${i} value must be a Uint8Array`, { argument: `ops[${i}].value` });
+    }
     if ((op.type === "put" || op.type === "remove") && op.key === undefined) {
       throw invalidArgument(`op ${i} (${op.type}) needs a key`, { argument: `ops[${i}].key` });
     }
@@ -150,7 +184,7 @@ export function measureLogRecord(rec: { kind: string; ops: LogOp[] }): number {
  * `syncedThrough` is the highest LSN known durable when the record is written; recovery uses it
  * to tell an interrupted append from damage to a record that had been synced.
  */
-export function encodeLogRecord(rec: LogRecord, syncedThrough = 0): Uint8Array {
+export function encodeLogRecord(rec: Omit<LogRecord, "ops"> & { ops: LogOp[] }, syncedThrough = 0): Uint8Array {
   const lsn = checkSafeNonNegative("lsn", rec.lsn);
   if (lsn === 0) throw invalidArgument("lsn must be positive", { argument: "lsn", value: lsn });
   const txTime = checkSafeNonNegative("txTime", rec.txTime);
@@ -179,11 +213,13 @@ export function encodeLogRecord(rec: LogRecord, syncedThrough = 0): Uint8Array {
     out.set(db, at);
     at += db.length;
     if (op.key !== undefined) {
-      out.set(op.key, at);
+      if (typeof op.key === "string") latin1Write.call(out, op.key, at);
+      else out.set(op.key, at);
       at += op.key.length;
     }
     if (op.value !== undefined) {
-      out.set(op.value, at);
+      if (typeof op.value === "string") latin1Write.call(out, op.value, at);
+      else out.set(op.value, at);
       at += op.value.length;
     }
   }
@@ -261,7 +297,7 @@ function parseBody(view: DataView, rec: Uint8Array, length: number): RecordProbe
   let at = RECORD_HEADER_SIZE + kindLen;
   // Each op takes at least OP_HEADER_SIZE bytes: bounds the loop before it starts.
   if (opCount > (length - at) / OP_HEADER_SIZE) return bad(`op count ${opCount} does not fit the record`);
-  const ops: LogOp[] = [];
+  const ops: StoredLogOp[] = [];
   for (let i = 0; i < opCount; i++) {
     if (at + OP_HEADER_SIZE > length) return bad(`op ${i} header runs past the record`);
     const type = OP_TYPES[view.getUint8(at)];
@@ -281,7 +317,7 @@ function parseBody(view: DataView, rec: Uint8Array, length: number): RecordProbe
     const db = decodeUtf8(rec.subarray(at, at + dbLen));
     if (db === undefined) return bad(`op ${i} db name is not UTF-8`);
     at += dbLen;
-    const op: LogOp = { type, db };
+    const op: StoredLogOp = { type, db };
     if (hasKey) {
       op.key = rec.slice(at, at + keyLen);
       at += keyLen;

@@ -6,7 +6,7 @@
 export { WriteAheadLog, READER_FLOOR, type WalWatermarks, type WalRecoverySummary, type GcResult, type RotateResult } from "./WriteAheadLog.js";
 export { type WalOptions, WAL_DEFAULTS } from "./WalOptions.js";
 export { type DurabilityProfile } from "./GroupCommit.js";
-export { type LogRecord, type LogOp, type LogOpType, type NewLogRecord, encodeLogRecord, decodeLogRecord } from "./LogRecord.js";
+export { type LogRecord, type LogOp, type StoredLogOp, type LogOpType, type NewLogRecord, encodeLogRecord, decodeLogRecord } from "./LogRecord.js";
 export { type SegmentInfo } from "./LogSegment.js";
 export { type GcOptions, type HeldSegment } from "./WalRetention.js";
 export { type TornTailRepair } from "./WalRecovery.js";

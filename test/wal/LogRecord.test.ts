@@ -21,7 +21,7 @@ import {
 import { plain, randomOps, Rng } from "./helpers.js";
 
 function sample(rng: Rng, lsn: number): LogRecord {
-  return { lsn, txTime: 1_700_000_000_000 + rng.int(1e6), kind: rng.int(4) === 0 ? "snapshot-marker" : "txn", ops: randomOps(rng, 5, 60) };
+  return { lsn, txTime: 1_700_000_000_000 + rng.int(1e6), kind: rng.int(4) === 0 ? "snapshot-marker" : "txn", ops: randomOps(rng, 5, 60) as LogRecord["ops"] };
 }
 
 /** decode must return a valid record, undefined (end of log), or throw CORRUPT: nothing else. */
