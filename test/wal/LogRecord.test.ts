@@ -83,7 +83,7 @@ test("encode refuses bad input with INVALID_ARGUMENT", () => {
     { lsn: 1, txTime: 1, kind: "txn", ops: [{ type: "put", db: "a", key: new Uint8Array(1) }] },
     { lsn: 1, txTime: 1, kind: "txn", ops: [{ type: "remove", db: "a" }] },
     { lsn: 1, txTime: 1, kind: "txn", ops: [{ type: "nope", db: "a" }] },
-    { lsn: 1, txTime: 1, kind: "txn", ops: [{ type: "put", db: "a", key: "k", value: new Uint8Array(1) }] },
+    { lsn: 1, txTime: 1, kind: "txn", ops: [{ type: "put", db: "a", key: 42, value: new Uint8Array(1) }] },
   ];
   for (const r of bad) {
     assert.throws(() => encodeLogRecord(r as LogRecord), (e: unknown) => e instanceof KeelError && e.code === "INVALID_ARGUMENT");
