@@ -124,10 +124,12 @@ export class LogDurability implements Durability {
       this.#engine.commitWrite(w, 0);
       return;
     }
-    // relaxed: never more than groupCommit records at risk. The WAL's own trigger starts a sync
-    // at that count, but appends can outrun an fsync in flight; block here rather than let the
+    // relaxed: as soon as groupCommit records are covered by no started sync, one starts now
+    // (off the event loop); if one is still running, block on a sync here rather than let the
     // loss window grow past what the setting promises.
-    if (this.profile === "relaxed" && this.wal.lastCommittedLsn - this.wal.lastDurableLsn >= this.#groupCommit) this.wal.syncSync();
+    if (this.profile === "relaxed" && this.wal.lastCommittedLsn - this.wal.coveredLsn >= this.#groupCommit) {
+      if (!this.wal.startSync()) this.wal.syncSync();
+    }
     let lsn: number;
     try {
       lsn = this.wal.append({ ops: w.ops });
@@ -153,6 +155,8 @@ export class LogDurability implements Durability {
 
   published(txns: WriteTxn[]): void {
     const e = this.#engine;
+    // "none": the OS decides when the log reaches the disk, but it must have the records.
+    if (this.profile === "none") this.wal.flush();
     e.publish(e.head);
     this.#db?.emitCommits(txns);
     if (this.#logBytesSinceCheckpoint >= this.#o.checkpointLogBytes || e.dirtyBytes >= this.#o.checkpointDirtyBytes) {

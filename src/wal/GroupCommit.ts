@@ -209,6 +209,25 @@ export class GroupCommit {
     }
   }
 
+  /** The last LSN a started sync covers. */
+  get covered(): number {
+    return this.#covered;
+  }
+
+  /**
+   * Start a sync of everything appended, now rather than on the next turn of the event loop.
+   * Returns false (and starts nothing) when one is already running.
+   */
+  startNow(): boolean {
+    if (this.#failed !== undefined || this.#closed || this.#inflight !== undefined) return false;
+    if (this.#immediate !== undefined) {
+      clearImmediate(this.#immediate);
+      this.#immediate = undefined;
+    }
+    this.#start();
+    return true;
+  }
+
   #startSoon(): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);

@@ -139,6 +139,10 @@ export class LogSegment {
     return seg;
   }
 
+  #pending = new Uint8Array(64 * 1024);
+  #pendingLen = 0;
+  #pendingAt = 0;
+
   get lastLsn(): number {
     return this.#lastLsn;
   }
@@ -220,7 +224,45 @@ export class LogSegment {
     return true;
   }
 
+  /**
+   * Append `bytes` at `offset` (always the current end). Records are gathered in memory and
+   * written in one call: before every sync, seal and read of this segment, when 64 KiB are
+   * waiting, and when the log asks (flush). A record is never durable before a sync, so holding
+   * it until the sync that would make it durable changes no guarantee; it saves one system call
+   * per commit. A failed flush means records with LSNs are missing from the file: the caller
+   * must put the log in its failed state.
+   */
   write(bytes: Uint8Array, offset: number): void {
+    if (this.#pendingLen > 0 && this.#pendingAt + this.#pendingLen !== offset) this.flush();
+    if (this.#pendingLen === 0) this.#pendingAt = offset;
+    if (this.#pendingLen + bytes.length > this.#pending.length) {
+      if (this.#pendingLen > 0) this.flush();
+      if (bytes.length > this.#pending.length) {
+        this.#writeNow(bytes, offset);
+        return;
+      }
+      this.#pendingAt = offset;
+    }
+    this.#pending.set(bytes, this.#pendingLen);
+    this.#pendingLen += bytes.length;
+    if (offset + bytes.length > this.#fileSize) this.#fileSize = offset + bytes.length;
+  }
+
+  /** Bytes appended but not yet handed to the operating system. */
+  get unflushed(): number {
+    return this.#pendingLen;
+  }
+
+  /** Hand every gathered record to the operating system (one write). */
+  flush(): void {
+    if (this.#pendingLen === 0) return;
+    // Kept until the write succeeds: a retry rewrites the same bytes at the same offset, so a
+    // failed (or partial) write never leaves a hole behind later records.
+    this.#writeNow(this.#pending.subarray(0, this.#pendingLen), this.#pendingAt);
+    this.#pendingLen = 0;
+  }
+
+  #writeNow(bytes: Uint8Array, offset: number): void {
     try {
       this.#active().write(bytes, 0, bytes.length, offset);
     } catch (e) {
@@ -230,6 +272,7 @@ export class LogSegment {
   }
 
   syncSync(): void {
+    this.flush();
     try {
       this.#active().sync();
     } catch (e) {
@@ -239,6 +282,7 @@ export class LogSegment {
 
   /** fdatasync on the pool; the handle stays open until this settles, even if the segment is retired meanwhile. */
   async syncAsync(): Promise<void> {
+    this.flush();
     const h = this.#active();
     this.#inflight++;
     try {
@@ -253,6 +297,7 @@ export class LogSegment {
 
   /** Seal: cut the preallocated zeros off and sync, so the file holds exactly its records. */
   seal(): void {
+    this.flush();
     const h = this.#active();
     try {
       if (this.#fileSize !== this.#end) h.truncate(this.#end);
@@ -266,6 +311,11 @@ export class LogSegment {
   /** Stop writing here; the handle closes now or when the running async sync settles. */
   retire(): void {
     if (this.#retired) return;
+    try {
+      this.flush();
+    } catch {
+      // Retiring after a failure: the log is failed already and recovery decides what survived.
+    }
     this.#retired = true;
     if (this.#inflight === 0) this.#closeHandle();
   }

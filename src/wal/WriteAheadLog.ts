@@ -212,7 +212,15 @@ export class WriteAheadLog {
     // the higher it is, the more damage recovery can tell apart from a torn tail.
     const bytes = encodeLogRecord({ lsn, txTime, kind, ops: rec.ops }, this.#gc.durable);
     this.#phase("wal-append:before-write");
-    seg.write(bytes, offset);
+    try {
+      seg.write(bytes, offset);
+    } catch (e) {
+      // Gathered records (with LSNs already given out) may not have reached the file: the log
+      // has a hole in memory's view of it. Refuse writes until reopened; recovery finds the truth.
+      const err = e instanceof KeelError ? e : ioError(e, "write", seg.path);
+      this.#gc.fail(err);
+      throw err;
+    }
     this.#phase("wal-append:after-write");
     seg.noteRecord(lsn, offset, bytes.length, txTime);
     this.#gc.appended(lsn);
@@ -257,8 +265,35 @@ export class WriteAheadLog {
    * while iterating, the segments still needed are kept from gc. Throws NOT_FOUND when fromLsn is
    * older than the oldest record still in the log; iteration throws CORRUPT on damage.
    */
+  /** The last LSN covered by a sync already started (>= lastDurableLsn). */
+  get coveredLsn(): number {
+    return this.#gc.covered;
+  }
+
+  /**
+   * relaxed bound: start a sync now if none runs (true), or report that one runs (false), so
+   * the caller can decide to block with syncSync.
+   */
+  startSync(): boolean {
+    this.#checkWritable();
+    return this.#gc.startNow();
+  }
+
+  /** Hand every appended record to the operating system now (the "none" profile's per-group write). */
+  flush(): void {
+    if (this.#closed || this.#gc.failed !== undefined) return;
+    try {
+      this.#active.flush();
+    } catch (e) {
+      const err = e instanceof KeelError ? e : ioError(e, "write", this.#active.path);
+      this.#gc.fail(err);
+      throw err;
+    }
+  }
+
   readRecords(fromLsn: number, toLsn?: number): Iterable<LogRecord> {
     if (this.#closed) throw closedError();
+    this.flush(); // readers read the files: gathered records must be in them
     if (!Number.isSafeInteger(fromLsn) || fromLsn < 1) throw invalidArgument("fromLsn must be a positive integer", { argument: "fromLsn", value: fromLsn });
     if (toLsn !== undefined && (!Number.isSafeInteger(toLsn) || toLsn < 0)) {
       throw invalidArgument("toLsn must be a non-negative integer", { argument: "toLsn", value: toLsn });
