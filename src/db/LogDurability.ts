@@ -88,6 +88,7 @@ export class LogDurability implements Durability {
   #o: Required<Pick<OpenOptions, "checkpointLogBytes" | "checkpointDirtyBytes" | "checkpointMs" | "walRetentionBytes" | "walRetentionMs">>;
   #logBytesSinceCheckpoint = 0;
   readonly #groupCommit: number;
+  #checkpointQueued = false;
 
   get groupsShareSyncs(): boolean {
     return this.profile === "strict";
@@ -159,8 +160,19 @@ export class LogDurability implements Durability {
     if (this.profile === "none") this.wal.flush();
     e.publish(e.head);
     this.#db?.emitCommits(txns);
-    if (this.#logBytesSinceCheckpoint >= this.#o.checkpointLogBytes || e.dirtyBytes >= this.#o.checkpointDirtyBytes) {
-      this.#checkpointQuietly();
+    if ((this.#logBytesSinceCheckpoint >= this.#o.checkpointLogBytes || e.dirtyBytes >= this.#o.checkpointDirtyBytes) && !this.#checkpointQueued) {
+      // After the group's promises resolve, in queue order: the commit that crossed the
+      // threshold is not made to wait for a checkpoint its durability does not need.
+      this.#checkpointQueued = true;
+      const db = this.#db;
+      let queued: Promise<void> | null = null;
+      try {
+        queued = db ? db.task(() => this.#checkpointQuietly()) : null;
+      } catch {
+        queued = null; // closing: close() checkpoints anyway
+      }
+      if (queued) void queued.catch(() => {}).finally(() => (this.#checkpointQueued = false));
+      else this.#checkpointQueued = false;
     }
   }
 

@@ -212,6 +212,9 @@ export class LogSegment {
    */
   ensureCapacity(needEnd: number, chunk: number): boolean {
     if (needEnd <= this.#fileSize || chunk <= 0) return false;
+    // A record larger than a chunk (a bulk transaction) just extends the file: zero-filling
+    // first would write it twice. Preallocation pays off for the many small appends.
+    if (needEnd - this.#fileSize > chunk) return false;
     const h = this.#active();
     const target = roundUp(needEnd, chunk);
     try {
