@@ -17,3 +17,10 @@ export { restore, type RestoreOptions, type RestoreResult } from "./maintenance/
 export type { SnapshotInfo } from "./maintenance/Snapshots.js";
 export type { CopyResult } from "./maintenance/copyDatabase.js";
 export type { TxLogWatermarks, TxLogRecord } from "./db/Database.js";
+export { verify, type VerifyReport, type VerifyProblem } from "./maintenance/verify.js";
+export { salvage, type SalvageReport } from "./maintenance/salvage.js";
+export { dump, type DumpReport, type DumpOptions } from "./maintenance/dump.js";
+export { load, type LoadReport, type LoadOptions } from "./maintenance/load.js";
+export { dumpToFile, loadFromFile } from "./maintenance/dumpFile.js";
+export { compactTo, type CompactToResult } from "./maintenance/compactTo.js";
+export type { BackupPagesResult } from "./maintenance/backupPages.js";

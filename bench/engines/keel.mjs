@@ -3,6 +3,7 @@
 // makeKeelEngine() is shared by the keel-* adapters, which differ only in their open options.
 import fs from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import path from "node:path";
 import { EngineUnavailable } from "../lib/util.mjs";
 
 const distUrl = process.env.KEEL_MODULE
@@ -34,7 +35,7 @@ export function makeKeelEngine({ name, options, description, durability }) {
     description,
     durability,
     syncApi: false,
-    capabilities: ["put", "get", "bulkLoad", "scan", ...(options.wal === false ? [] : ["walRecovery"])],
+    capabilities: ["put", "get", "bulkLoad", "scan", "backup", ...(options.wal === false ? [] : ["walRecovery"])],
     options,
     async version() {
       try {
@@ -84,6 +85,26 @@ export function makeKeelEngine({ name, options, description, durability }) {
             }
           }
           return { count, bytes };
+        },
+        // backup(dest, { compact }): db.backup; { compact: false } is the page-by-page copy. A build
+        // whose backup() ignores it (compacts anyway: no `compacted: false` in the result) or refuses it
+        // (INVALID_ARGUMENT) throws an error marked `backupUnsupported`, which the backup workloads report as n/a.
+        async backup(dest, { compact }) {
+          let r;
+          try {
+            r = await db.backup(dest, { compact });
+          } catch (e) {
+            if (e && e.code === "INVALID_ARGUMENT") throw Object.assign(new Error(`db.backup(dest, { compact: ${compact} }): ${e.message}`), { backupUnsupported: true });
+            throw e;
+          }
+          if (compact === false && r?.compacted !== false) {
+            fs.rmSync(dest, { recursive: true, force: true });
+            throw Object.assign(new Error("this build's db.backup() ignores { compact: false }"), { backupUnsupported: true });
+          }
+          return r;
+        },
+        dataFiles() {
+          return [path.join(dir, "data.keel")];
         },
         async close() {
           await db.close();

@@ -2,6 +2,8 @@
 // is made visible first and flushed (fsync) right after, outside the write lock. The put promise
 // resolves at commit; we also await that commit's `flushed` promise (separateFlushed: true only
 // changes which promise the JS side hands out), so an awaited put means "durable", as for the others.
+import fs from "node:fs";
+import path from "node:path";
 import { packageVersion } from "../lib/util.mjs";
 
 export default {
@@ -10,7 +12,7 @@ export default {
   description: "lmdb-js, compression off, encoding/keyEncoding binary, default sync (overlappingSync)",
   durability: "put awaited until its commit is flushed (fdatasync); bulk load = transactionSync + await flushed",
   syncApi: false,
-  capabilities: ["put", "get", "bulkLoad", "scan"],
+  capabilities: ["put", "get", "bulkLoad", "scan", "backup"],
   async version() {
     return packageVersion("lmdb");
   },
@@ -47,6 +49,14 @@ export default {
           bytes += key.length + value.length;
         }
         return { count, bytes };
+      },
+      // lmdb-js backup(path, compact): mdb_env_copy2 into the directory dest (data.mdb), off the main thread
+      async backup(dest, { compact }) {
+        fs.mkdirSync(dest, { recursive: true });
+        await db.backup(dest, !!compact);
+      },
+      dataFiles() {
+        return [path.join(dir, "data.mdb")];
       },
       async close() {
         await db.close();

@@ -3,6 +3,7 @@
 // "concurrent" writers serialize (each put is its own transaction; there is no group commit).
 import { createRequire } from "node:module";
 import { packageVersion } from "../lib/util.mjs";
+import fs from "node:fs";
 import path from "node:path";
 
 const require = createRequire(import.meta.url);
@@ -13,7 +14,7 @@ export default {
   description: "better-sqlite3, table (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID, journal_mode=WAL, synchronous=FULL",
   durability: "synchronous API: each put is one autocommit transaction, WAL fsynced before it returns",
   syncApi: true,
-  capabilities: ["put", "get", "bulkLoad", "scan"],
+  capabilities: ["put", "get", "bulkLoad", "scan", "backup"],
   async version() {
     const Database = require("better-sqlite3");
     const db = new Database(":memory:");
@@ -51,6 +52,17 @@ export default {
           bytes += k.length + v.length;
         }
         return { count, bytes };
+      },
+      // backup(dest, { compact }): the online backup API (page by page, yielding between steps), or
+      // VACUUM INTO (a compacted copy, one statement) for compact: true
+      async backup(dest, { compact }) {
+        fs.mkdirSync(dest, { recursive: true });
+        const file = path.join(dest, "db.sqlite");
+        if (compact) db.prepare("VACUUM INTO ?").run(file);
+        else await db.backup(file);
+      },
+      dataFiles() {
+        return ["db.sqlite", "db.sqlite-wal"].map((f) => path.join(dir, f)).filter((f) => fs.existsSync(f));
       },
       async close() {
         db.close();

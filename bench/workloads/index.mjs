@@ -23,6 +23,7 @@ import bulkLoad from "./bulk-load.mjs";
 import pointReads from "./point-reads.mjs";
 import orderedScan from "./ordered-scan.mjs";
 import walRecovery from "./wal-recovery.mjs";
+import backupWorkloads from "./backup.mjs";
 
 export const workloads = [
   fdatasync,
@@ -32,6 +33,7 @@ export const workloads = [
   pointReads,
   orderedScan,
   walRecovery,
+  ...backupWorkloads,
 ];
 
 export function workloadByName(name) {

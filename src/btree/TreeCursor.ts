@@ -1,13 +1,13 @@
 /**
  * TreeCursor: ordered traversal of one tree snapshot, forwards or backwards.
  *
- * The cursor holds the nodes on its path; the caller guarantees the snapshot stays alive
+ * The cursor holds the nodes on its path, and only those; the caller guarantees the snapshot stays alive
  * (a registered reader, or the write transaction that owns the tree) so that pages it has yet
  * to load are not reused (I2).
  */
 import type { LeafNode, LeafValue, Node, NodeRef, BranchNode } from "./Node.js";
 import { childIndex, lowerBound } from "./Node.js";
-import { childNode, tooDeep } from "./BTree.js";
+import { tooDeep } from "./BTree.js";
 import type { TreeReader, TreeState } from "./TreeState.js";
 
 export class TreeCursor {
@@ -41,8 +41,15 @@ export class TreeCursor {
     return this.#leaf!.vals[this.#pos]!;
   }
 
+  /**
+   * A child for the walk. Nodes already held in memory are used; a child that is only a page
+   * number is read but NOT attached to its parent: a full scan must hold only its current path,
+   * not every page it passes (the memory sweep cannot reach nodes attached under an old
+   * snapshot or under a root the cursor loaded itself). Point reads (treeGet) do the caching.
+   */
   #child(b: BranchNode, i: number): Node {
-    return childNode(this.#io, b, i);
+    const ref = b.children[i]!;
+    return typeof ref === "number" ? this.#io.load(ref, b.childTxn[i]!) : ref;
   }
 
   #descend(key: string | null, toEnd: boolean): void {

@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 /**
- * keel: the command-line tool. The commands (stat, copy, dump, verify, serve, ...) arrive with
- * their issues; until then it says so plainly and exits with the documented usage code.
- *
- * Exit codes: 0 ok, 1 problems found, 2 usage error, 3 database in use, 4 not implemented yet.
+ * keel: the KeelDB command-line tool (the package's bin). `keel --help` lists the commands and
+ * the exit codes (exitCodes.ts); each command lives in commands/<name>.ts.
  */
-const [command] = process.argv.slice(2);
+import { main } from "./program.js";
 
-if (command === "serve") {
-  console.log("keel serve: the Redis-compatible server arrives with the server issue; the embedded library (import { open } from \"keeldb\") is ready.");
-  process.exit(0);
-} else if (command === "--version" || command === "-V") {
-  console.log("0.1.0");
-} else {
-  console.error(`keel: ${command ? `unknown command "${command}"` : "no command given"}. Commands arrive with the tooling issue; today: keel serve, keel --version.`);
-  process.exit(2);
+// `keel scan db | head`: the reader went away; that is not an error of ours.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
+
+const status = await main(process.argv.slice(2));
+process.exitCode = status;
+// Flush what is written, then end even if a library left a timer behind.
+await new Promise<void>((r) => process.stdout.write("", () => r()));
+await new Promise<void>((r) => process.stderr.write("", () => r()));
+process.exit(status);

@@ -28,6 +28,7 @@ import { decodeKey, type Key } from "./KeyCodec.js";
 import { decodeValue } from "./ValueCodec.js";
 import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
+import { backupPages, type BackupPagesResult } from "../maintenance/backupPages.js";
 
 export type QueueItem =
   | { kind: "put"; db: SubDatabase; key: string; value: string | Buffer }
@@ -592,13 +593,33 @@ export class Database extends SubDatabase {
   }
 
   /**
-   * A consistent copy of the database at one transaction, compacted (no free pages), made from a
-   * read snapshot while readers and writers go on. The copy opens on its own with no log.
-   * `signal` aborts it and removes the partial copy; `dest` must not exist.
+   * A consistent copy of the database at one transaction, made while readers and writers go on.
+   * The copy opens on its own with no log. Default (compact: true): entries copied in key order
+   * into a fresh file, no free pages. compact: false: the data file copied page by page after a
+   * checkpoint (faster; free pages kept). `signal` aborts it and removes the partial copy;
+   * `dest` must not exist.
    */
-  async backup(dest: string, opts: { signal?: AbortSignal; onProgress?: (p: { entries: number; totalEntries: number }) => void } = {}): Promise<CopyResult> {
+  async backup(
+    dest: string,
+    opts: { compact?: boolean; signal?: AbortSignal; onProgress?: (p: { entries: number; totalEntries: number }) => void } = {},
+  ): Promise<CopyResult | BackupPagesResult> {
     this.#check();
     const engine = this.engine;
+    if (opts.compact === false) {
+      // A page copy of the file as the checkpoint just made leaves it; the pinned snapshot is
+      // the head, which that checkpoint made durable (commits of the current group included).
+      const pin = await this.task(() => {
+        if (!this.readOnly) this.durability.checkpoint(true);
+        const s = engine.head;
+        engine.readers.acquire(s.txn);
+        return { snap: s, meta: engine.durableMeta };
+      });
+      try {
+        return await backupPages(engine, pin.snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: pin.meta });
+      } finally {
+        engine.readers.release(pin.snap.txn);
+      }
+    }
     const snap = await this.task(() => {
       const s = engine.published;
       engine.readers.acquire(s.txn);

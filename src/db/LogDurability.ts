@@ -143,6 +143,10 @@ export class LogDurability implements Durability {
 
   makeDurable(): void {
     if (this.profile === "strict") this.wal.syncSync();
+    // relaxed and none: the group's records reach the OS before it is acknowledged, so a process
+    // crash (kill -9, OOM) loses nothing acknowledged; only power loss may take the unsynced
+    // window. A failure here rejects the group like a failed sync.
+    else this.wal.flush();
   }
 
   makeDurableSync(): void {
@@ -156,8 +160,6 @@ export class LogDurability implements Durability {
 
   published(txns: WriteTxn[]): void {
     const e = this.#engine;
-    // "none": the OS decides when the log reaches the disk, but it must have the records.
-    if (this.profile === "none") this.wal.flush();
     e.publish(e.head);
     this.#db?.emitCommits(txns);
     if ((this.#logBytesSinceCheckpoint >= this.#o.checkpointLogBytes || e.dirtyBytes >= this.#o.checkpointDirtyBytes) && !this.#checkpointQueued) {

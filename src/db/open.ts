@@ -17,6 +17,7 @@ import { Lock } from "./Lock.js";
 import { validateOptions, type OpenOptions } from "./options.js";
 import { LogDurability, openLog } from "./LogDurability.js";
 import { listSnapshots } from "../maintenance/Snapshots.js";
+import { migrateOnOpen } from "./migrations/index.js";
 
 export async function open(path: string, options?: OpenOptions): Promise<Database> {
   return openSync(path, options);
@@ -39,6 +40,14 @@ export function openSync(path: string, options?: OpenOptions): Database {
   if (o.readOnly) checkNotLocked(fs, path);
   let engine: Engine | null = null;
   try {
+    // An older format shipped in this package is migrated here, in-process, with a backup of
+    // the original kept next to the database; a newer one is refused with VERSION.
+    const migrated = migrateOnOpen(fs, path, { readOnly: o.readOnly });
+    if (migrated) {
+      process.emitWarning(`KeelDB: migrated ${path} from format version ${migrated.from} to ${migrated.to}; the original is kept in ${migrated.backupDir}`, {
+        code: "KEEL_MIGRATED",
+      });
+    }
     engine = Engine.open(fs, path, {
       pageSize: o.pageSize,
       cacheBytes: o.cacheSize,

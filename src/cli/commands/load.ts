@@ -1,0 +1,130 @@
+/**
+ * keel load <dir> [-f FILE] [--format jsonl|binary]: read a dump (from FILE or stdin) into the
+ * database. The sub-databases the dump holds must be missing or empty there. When <dir> holds no
+ * database, one is created whose default database has the dump's encodings (read from the dump's
+ * header before anything is written). A load commits in batches: see the error's
+ * details.committedEntries when it fails halfway.
+ */
+import { createReadStream, existsSync, rmSync } from "node:fs";
+import { Option, type Command } from "commander";
+import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
+import { open } from "../../index.js";
+import { load, type LoadReport } from "../../maintenance/load.js";
+import { BINARY_MAGIC } from "../../maintenance/dumpFormat.js";
+import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
+import { LoadSource } from "../../maintenance/loadSource.js";
+import { CliError } from "../CliError.js";
+import { action } from "../context.js";
+import { ExitCode } from "../exitCodes.js";
+import { hasDatabase, openDatabase } from "../database.js";
+
+/**
+ * An input that can be read twice from the start: the header is parsed from the chunks seen so
+ * far, then `replay()` yields those chunks again followed by the rest of the input.
+ */
+class Rewindable {
+  readonly #it: AsyncIterator<unknown>;
+  readonly #seen: unknown[] = [];
+
+  constructor(input: AsyncIterable<unknown>) {
+    this.#it = input[Symbol.asyncIterator]();
+  }
+
+  /** Reads the input, remembering every chunk. */
+  recording(): AsyncIterable<unknown> {
+    const it = this.#it;
+    const seen = this.#seen;
+    return {
+      [Symbol.asyncIterator]: () => ({
+        async next() {
+          const r = await it.next();
+          if (!r.done) seen.push(r.value);
+          return r;
+        },
+        // Stopping the header read must not end the input.
+        async return() {
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+  }
+
+  /** Every chunk from the start, then the rest of the input. */
+  replay(): AsyncIterable<unknown> {
+    const it = this.#it;
+    const seen = this.#seen;
+    return {
+      async *[Symbol.asyncIterator]() {
+        yield* seen;
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return;
+          yield r.value;
+        }
+      },
+    };
+  }
+}
+
+/** The encodings of the dump's default database, read from its header (undefined when it has none). */
+async function defaultEncodings(input: AsyncIterable<unknown>, format: "jsonl" | "binary" | undefined): Promise<{ keyEncoding: KeyEncodingName; encoding: ValueEncodingName } | undefined> {
+  const src = new LoadSource(input, undefined);
+  const first = await src.peek(BINARY_MAGIC.length);
+  const f = format ?? (first.equals(BINARY_MAGIC) ? "binary" : "jsonl");
+  // Limits only bound entry lines, which the header read does not reach.
+  const limits = { maxKeySize: 65536, maxValueSize: 2 ** 31 - 1 };
+  const parser = f === "binary" ? new BinaryParser(src, limits) : new JsonlParser(src, limits);
+  const header = await parser.header();
+  const d = header.dbs.find((x) => x.name === "");
+  return d ? { keyEncoding: d.keyEncoding, encoding: d.encoding } : undefined;
+}
+
+interface LoadCliOptions {
+  file?: string;
+  format?: "jsonl" | "binary";
+}
+
+export function registerLoad(program: Command): void {
+  program
+    .command("load")
+    .description("load a dump (from a file or stdin) into a database; creates the database if there is none")
+    .argument("<dir>", "database directory")
+    .option("-f, --file <file>", "read from this file (default: stdin)")
+    .addOption(new Option("--format <format>", "dump format (default: detected from the first bytes)").choices(["jsonl", "binary"]))
+    .action(
+      action(async (ctx, dir: string, opts: LoadCliOptions) => {
+        if (opts.file !== undefined && !existsSync(opts.file)) throw new CliError(ExitCode.NOT_FOUND, "NOT_FOUND", `no dump file ${opts.file}`, { path: opts.file });
+        const progress = ctx.progress("load");
+        const raw: AsyncIterable<unknown> = opts.file !== undefined ? createReadStream(opts.file) : process.stdin;
+        let input: AsyncIterable<unknown> = raw;
+        const exists = hasDatabase(dir);
+        const dirExisted = existsSync(dir);
+        let db;
+        if (exists) {
+          db = await openDatabase(dir, { readOnly: false });
+        } else {
+          const rw = new Rewindable(raw);
+          const enc = await defaultEncodings(rw.recording(), opts.format);
+          input = rw.replay();
+          db = await open(dir, { keyEncoding: enc?.keyEncoding, encoding: enc?.encoding });
+        }
+        let report: LoadReport;
+        try {
+          report = await load(db, input as NodeJS.ReadableStream, { format: opts.format, signal: ctx.signal, onProgress: progress.update });
+        } catch (e) {
+          await db.close().catch(() => {});
+          // A directory this command created holds nothing but the failed load: remove it.
+          if (!dirExisted) rmSync(dir, { recursive: true, force: true });
+          throw e;
+        }
+        await db.close();
+        progress.stop();
+        await ctx.out.result({ path: dir, created: !exists, ...report }, () =>
+          `loaded ${report.entries} entries into ${dir}${exists ? "" : " (new database)"} from ${opts.file ?? "stdin"} (${report.format}): ` +
+          Object.entries(report.perDb)
+            .map(([n, c]) => `${n === "" ? "(default)" : n} ${c}`)
+            .join(", "),
+        );
+      }),
+    );
+}

@@ -1,0 +1,61 @@
+/**
+ * keel put <dir> <key> <value> [--db NAME] [--key-type T] [--value-type T]: write one entry and
+ * wait until it is durable. A value of "-" is read from stdin. The database must exist unless
+ * --create is given; a sub-database named with --db is created by its first write, with the
+ * encodings --key-encoding and --encoding (defaults: ordered-binary, msgpack).
+ */
+import { Option, type Command } from "commander";
+import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
+import { dbOption, keyTypeOption, valueTypeOption } from "../args.js";
+import { action } from "../context.js";
+import { withDatabase } from "../database.js";
+import { keyJson, parseKey, parseValue, type KeyType, type ValueType } from "../values.js";
+
+export async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+interface PutOptions {
+  db?: string;
+  keyType: KeyType;
+  valueType: ValueType;
+  create?: boolean;
+  keyEncoding?: KeyEncodingName;
+  encoding?: ValueEncodingName;
+}
+
+export function registerPut(program: Command): void {
+  program
+    .command("put")
+    .description("write a key and its value (durable when the command returns)")
+    .argument("<dir>", "database directory")
+    .argument("<key>", "the key")
+    .argument("<value>", 'the value ("-" reads it from stdin)')
+    .addOption(dbOption())
+    .addOption(keyTypeOption())
+    .addOption(valueTypeOption())
+    .option("--create", "create the database if the directory holds none")
+    .addOption(new Option("--key-encoding <enc>", "key encoding of a sub-database this write creates").choices(["ordered-binary", "binary", "string"]))
+    .addOption(new Option("--encoding <enc>", "value encoding of a sub-database this write creates").choices(["msgpack", "json", "string", "binary"]))
+    .action(
+      action(async (ctx, dir: string, keyText: string, valueText: string, opts: PutOptions) => {
+        let raw = valueText;
+        if (raw === "-") {
+          const buf = await readStdin();
+          raw = opts.valueType === "hex" ? buf.toString("utf8").trim() : buf.toString("utf8");
+        }
+        const r = await withDatabase(dir, { readOnly: false, create: !!opts.create }, async (db) => {
+          const named = opts.db !== undefined && opts.db !== "";
+          const exists = named && db.listDBs().includes(opts.db!);
+          const sub = named ? db.openDB(opts.db!, exists ? {} : { keyEncoding: opts.keyEncoding, encoding: opts.encoding }) : db;
+          const key = parseKey(keyText, opts.keyType, sub.keyEncoding);
+          const value = parseValue(raw, opts.valueType, sub.valueEncoding);
+          const existed = await sub.transaction((tx) => tx.put(key, value));
+          return { key: keyJson(key, sub.keyEncoding), db: sub.name, existed };
+        });
+        await ctx.out.result({ ok: true, ...r }, () => (r.existed ? "replaced" : "added"));
+      }),
+    );
+}

@@ -1,0 +1,36 @@
+/**
+ * keel restore <snapshot> <dest> [--to-lsn N] [--wal-dir DIR]: rebuild a database from a snapshot
+ * plus the log after it, up to LSN N (default: the end of the log) (restore()). <snapshot> is a
+ * snapshot directory (<db>/snapshots/current or previous) or a database directory, meaning its
+ * current snapshot. Only reads the source; `dest` must not exist.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { restore } from "../../index.js";
+import { nonNegativeInt } from "../args.js";
+import { action } from "../context.js";
+
+export function resolveSnapshotDir(path: string): string {
+  if (existsSync(join(path, "snapshot.json"))) return path;
+  const current = join(path, "snapshots", "current");
+  if (existsSync(join(current, "snapshot.json"))) return current;
+  return path;
+}
+
+export function registerRestore(program: Command): void {
+  program
+    .command("restore")
+    .description("restore a snapshot plus the log after it into a new database directory")
+    .argument("<snapshot>", "snapshot directory (<db>/snapshots/current|previous), or a database directory for its current snapshot")
+    .argument("<dest>", "new database directory (must not exist)")
+    .option("--to-lsn <lsn>", "restore up to and including this LSN (default: the end of the log)", nonNegativeInt)
+    .option("--wal-dir <dir>", "the log to replay (default: the wal/ of the snapshot's database)")
+    .action(
+      action(async (ctx, snapshot: string, dest: string, opts: { toLsn?: number; walDir?: string }) => {
+        const from = resolveSnapshotDir(snapshot);
+        const r = await restore(from, dest, { toLsn: opts.toLsn, walDir: opts.walDir });
+        await ctx.out.result({ snapshot: from, ...r }, () => `restored ${from} (lsn ${r.snapshotLsn}) + ${r.records} log records to ${r.target}, now at lsn ${r.lsn}`);
+      }),
+    );
+}

@@ -1,0 +1,66 @@
+/**
+ * keel scan <dir> [--db NAME] [--start K] [--end K] [--limit N] [--reverse] [--key-type T]:
+ * print entries in key order (getRange): "key<TAB>value" lines, keys and values printed by the
+ * sub-database's encodings; with --json one document {"entries":[{"key","value"}],"count"},
+ * streamed. --start is inclusive, --end exclusive (with --reverse: from --start down to --end).
+ */
+import type { Command } from "commander";
+import { dbOption, keyTypeOption, nonNegativeInt } from "../args.js";
+import { action } from "../context.js";
+import { subDatabase, withDatabase } from "../database.js";
+import { toJson } from "../output.js";
+import { keyJson, keyText, parseKey, valueJson, valueText, type KeyType } from "../values.js";
+
+interface ScanOptions {
+  db?: string;
+  keyType: KeyType;
+  start?: string;
+  end?: string;
+  limit?: number;
+  reverse?: boolean;
+  keysOnly?: boolean;
+}
+
+export function registerScan(program: Command): void {
+  program
+    .command("scan")
+    .description("print entries in key order")
+    .argument("<dir>", "database directory")
+    .addOption(dbOption())
+    .addOption(keyTypeOption())
+    .option("--start <key>", "first key (inclusive)")
+    .option("--end <key>", "key to stop at (exclusive)")
+    .option("--limit <n>", "at most this many entries", nonNegativeInt)
+    .option("--reverse", "iterate downward")
+    .option("--keys-only", "print keys only")
+    .action(
+      action(async (ctx, dir: string, opts: ScanOptions) => {
+        const out = ctx.out;
+        await withDatabase(dir, { readOnly: true }, async (db) => {
+          const sub = subDatabase(db, opts.db, { mustExist: true });
+          const ke = sub.keyEncoding;
+          const ve = sub.valueEncoding;
+          const range = {
+            start: opts.start === undefined ? undefined : parseKey(opts.start, opts.keyType, ke, "--start"),
+            end: opts.end === undefined ? undefined : parseKey(opts.end, opts.keyType, ke, "--end"),
+            limit: opts.limit,
+            reverse: !!opts.reverse,
+          };
+          if (out.json) await out.write(`{"path":${toJson(dir)},"db":${toJson(sub.name)},"keyEncoding":${toJson(ke)},"encoding":${toJson(ve)},"entries":[`);
+          let count = 0;
+          let batch = "";
+          for (const { key, value } of sub.getRange(range)) {
+            if (out.json) batch += (count ? "," : "") + toJson(opts.keysOnly ? { key: keyJson(key, ke) } : { key: keyJson(key, ke), value: valueJson(value, ve) });
+            else batch += opts.keysOnly ? `${keyText(key, ke)}\n` : `${keyText(key, ke)}\t${valueText(value, ve)}\n`;
+            count++;
+            if (batch.length > 65536) {
+              await out.write(batch);
+              batch = "";
+            }
+          }
+          if (out.json) batch += `],"count":${count}}\n`;
+          if (batch) await out.write(batch);
+        });
+      }),
+    );
+}

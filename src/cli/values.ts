@@ -1,0 +1,110 @@
+/**
+ * values: keys and values typed on the command line, and how stored ones are printed.
+ *
+ * Input: a key is a string by default; --key-type number|json|hex reads it as a number, a JSON
+ * value (e.g. an array key) or hex bytes. A value is a string by default; --value-type json|hex
+ * reads JSON or hex bytes. A string or hex given for a `binary` sub-database becomes its bytes.
+ *
+ * Output, by the sub-database's encodings: values as JSON (msgpack, json), text (string) or hex
+ * (binary); keys as text (a string), JSON (another ordered-binary key) or hex (binary keys).
+ * In --json documents binary keys and values are hex strings, other values are JSON, and bytes
+ * nested in a msgpack value are {"$binary": hex}.
+ */
+import type { Key, KeyEncodingName, ValueEncodingName } from "../index.js";
+import { usage } from "./CliError.js";
+import { toJson } from "./output.js";
+
+export const KEY_TYPES = ["string", "number", "json", "hex"] as const;
+export const VALUE_TYPES = ["string", "json", "hex"] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+export type ValueType = (typeof VALUE_TYPES)[number];
+
+export function parseHex(text: string, what: string): Buffer {
+  const t = text.startsWith("0x") || text.startsWith("0X") ? text.slice(2) : text;
+  if (!/^(?:[0-9a-fA-F]{2})*$/.test(t)) throw usage(`${what} is not hex bytes (an even number of 0-9a-f digits): ${JSON.stringify(text)}`, { argument: what, value: text });
+  return Buffer.from(t, "hex");
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw usage(`${what} is not valid JSON: ${(e as Error).message}`, { argument: what, value: text });
+  }
+}
+
+export function parseKey(text: string, type: KeyType, enc: KeyEncodingName, what = "key"): Key {
+  let key: Key;
+  switch (type) {
+    case "string":
+      key = text;
+      break;
+    case "number": {
+      const n = Number(text);
+      if (text.trim() === "" || !Number.isFinite(n)) throw usage(`${what} is not a finite number: ${JSON.stringify(text)}`, { argument: what, value: text });
+      key = n;
+      break;
+    }
+    case "json":
+      key = parseJson(text, what) as Key;
+      break;
+    case "hex":
+      key = parseHex(text, what);
+      break;
+  }
+  if (enc === "binary" && typeof key === "string") return Buffer.from(key, "utf8");
+  if (enc === "binary" && !(key instanceof Uint8Array)) throw usage(`this sub-database has binary keys: give ${what} as a string or with --key-type hex`, { argument: what, keyEncoding: enc });
+  if (enc === "string" && typeof key !== "string") {
+    if (key instanceof Uint8Array) return Buffer.from(key).toString("utf8");
+    throw usage(`this sub-database has string keys: give ${what} as a string`, { argument: what, keyEncoding: enc });
+  }
+  return key;
+}
+
+export function parseValue(text: string, type: ValueType, enc: ValueEncodingName): unknown {
+  let value: unknown;
+  switch (type) {
+    case "string":
+      value = text;
+      break;
+    case "json":
+      value = parseJson(text, "value");
+      break;
+    case "hex":
+      value = parseHex(text, "value");
+      break;
+  }
+  if (enc === "binary" && typeof value === "string") return Buffer.from(value, "utf8");
+  if (enc === "binary" && !(value instanceof Uint8Array)) throw usage("this sub-database stores binary values: give the value as a string or with --value-type hex", { argument: "value", encoding: enc });
+  if (enc === "string" && typeof value !== "string") {
+    if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8");
+    throw usage("this sub-database stores string values: give the value as a string", { argument: "value", encoding: enc });
+  }
+  return value;
+}
+
+function hex(v: unknown): string {
+  return v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") : String(v);
+}
+
+export function keyText(key: unknown, enc: KeyEncodingName | undefined): string {
+  if (enc === "binary" || key instanceof Uint8Array) return hex(key);
+  if (typeof key === "string") return key;
+  return toJson(key);
+}
+
+export function valueText(value: unknown, enc: ValueEncodingName | undefined): string {
+  if (enc === "binary" || value instanceof Uint8Array) return hex(value);
+  if (enc === "string" && typeof value === "string") return value;
+  return toJson(value);
+}
+
+/** A key as it appears in a --json document. */
+export function keyJson(key: unknown, enc: KeyEncodingName | undefined): unknown {
+  return enc === "binary" && key instanceof Uint8Array ? hex(key) : key;
+}
+
+/** A value as it appears in a --json document. */
+export function valueJson(value: unknown, enc: ValueEncodingName | undefined): unknown {
+  return enc === "binary" && value instanceof Uint8Array ? hex(value) : value;
+}

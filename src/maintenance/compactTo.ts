@@ -1,0 +1,106 @@
+/**
+ * compactTo: compaction of a CLOSED database directory into a new one (DESIGN.md section 5,
+ * `compactTo(src, dest)`; the offline counterpart of `backup(dest, { compact: true })`).
+ *
+ * The sequence, in order:
+ *   1. Refuse a destination that exists (EXISTS) before touching the source.
+ *   2. Open the source read-only (`openSync(src, { readOnly: true })`): LOCKED if a live process has
+ *      it open; VERSION for a format this code does not read (an older format is migrated by a
+ *      read-write open only, never by a read-only one). Log records the data file lacks are
+ *      replayed in memory; nothing is checkpointed into the source.
+ *   3. Copy the resulting state, compacted, with copySnapshot: entries in key order into a fresh
+ *      file under `<dest>.partial-<pid>`, fsynced, renamed, the parent fsynced (I7). The copy keeps
+ *      the source's page size and meta flags; its format version is the source's (the only one
+ *      this code reads and writes); its applied LSN is the source's last replayed LSN.
+ *   4. Close the source.
+ *
+ * Invariants:
+ * - The source is never written, except what log recovery may do to a torn log tail (truncate it
+ *   and sync the newest segment), exactly as a read-only open does.
+ * - An AbortSignal cancels the copy between batches; the partial destination is removed and `dest`
+ *   does not exist afterwards (ABORTED). Any other failure removes it too.
+ */
+import { KeelError, ioError } from "../errors.js";
+import type { FileSystem } from "../io/FileSystem.js";
+import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { openSync } from "../db/open.js";
+import type { Database } from "../db/Database.js";
+import { copySnapshot, type CopyResult } from "./copyDatabase.js";
+
+export interface CompactToOptions {
+  fs?: FileSystem | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((p: { entries: number; totalEntries: number }) => void) | undefined;
+  /** Entries between yields to the event loop (and the abort check). */
+  batch?: number | undefined;
+}
+
+export interface CompactToResult extends CopyResult {
+  /** Size of the source's data.keel. */
+  srcBytes: number;
+  pageSize: number;
+  version: number;
+  flags: number;
+  /** Log records of the source replayed in memory before the copy. */
+  replayedRecords: number;
+}
+
+export async function compactTo(srcDir: string, destDir: string, opts: CompactToOptions = {}): Promise<CompactToResult> {
+  const fs = opts.fs ?? nodeFileSystem;
+  // Step 1.
+  let exists: boolean;
+  try {
+    exists = fs.stat(destDir) !== undefined;
+  } catch (e) {
+    throw ioError(e, "stat", destDir);
+  }
+  if (exists) throw new KeelError("EXISTS", `${destDir} already exists; compaction never overwrites`, { dest: destDir });
+  if (opts.signal?.aborted) throw new KeelError("ABORTED", "the compaction was aborted", { reason: String(opts.signal.reason ?? "") });
+  // Step 2.
+  let db: Database;
+  try {
+    db = openSync(srcDir, { readOnly: true, fs });
+  } catch (e) {
+    throw ioError(e, "open", srcDir); // openSync lets an errno error of its first stat through
+  }
+  try {
+    const engine = db.engine;
+    const meta = engine.durableMeta;
+    const snap = engine.published;
+    let srcBytes: number;
+    try {
+      srcBytes = engine.pager.file.size();
+    } catch (e) {
+      throw ioError(e, "fstat", engine.path);
+    }
+    // Step 3.
+    let res: CopyResult;
+    try {
+      res = await copySnapshot(engine, snap, fs, destDir, { signal: opts.signal, onProgress: opts.onProgress, batch: opts.batch, flags: meta.flags });
+    } catch (e) {
+      // copySnapshot renames before it fsyncs the parent: if that fsync failed, the destination
+      // exists but is not known to be durable. A failed compaction leaves nothing behind.
+      if (!(e instanceof KeelError && e.code === "EXISTS")) {
+        try {
+          if (fs.stat(destDir)) fs.removeDir(destDir);
+        } catch {
+          // report the compaction error
+        }
+      }
+      // copySnapshot lets a few errno errors of its set-up calls through uncoded.
+      throw ioError(e, "compact", destDir);
+    }
+    return {
+      ...res,
+      srcBytes,
+      pageSize: engine.limits.pageSize,
+      version: meta.version,
+      flags: meta.flags,
+      replayedRecords: snap.lsn - meta.appliedLsn,
+    };
+  } finally {
+    // Step 4. The source was opened read-only: a failing close loses nothing, and must neither
+    // fail a finished compaction nor hide the error of a failed one.
+    await db.close().catch(() => {});
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * verify: walks every page of data.keel, every record of the log and every snapshot of a database
+ * directory, and reports each problem with its location (DESIGN.md section 5).
+ *
+ * What is checked (details in verifyDataFile.ts and verifyWal.ts):
+ *   1. data.keel: both meta pages; the catalog and every sub-database tree (checksums, key order,
+ *      separator bounds, depth, statistics, overflow runs); the free-list run; reachability (each page
+ *      below the high-water mark is exactly one of meta, tree, overflow, free-list run, free page);
+ *      the older meta's tree, which open falls back to.
+ *   2. wal/: segment names, headers, gaps, LSN order, every record's checksum and fields; the torn
+ *      tail of the newest segment is a warning (the next open truncates it); and whether the log
+ *      still holds every record after the meta's applied LSN.
+ *   3. snapshots/current and snapshots/previous: snapshot.json parses, and data.keel matches its
+ *      CRC-32 and size.
+ *
+ * Invariants:
+ * - Read-only: no file is written, truncated, created or removed, and the LOCK is not taken (the
+ *   command line refuses a database a live process holds); every file is opened "r".
+ * - Damage never throws: it becomes a problem. Only misuse throws (a missing directory or data
+ *   file: NOT_FOUND), and an aborted signal (ABORTED).
+ * - `ok` is true exactly when no problem has severity "error"; a clean database reports none.
+ */
+import { join } from "node:path";
+import { KeelError, ioError } from "../errors.js";
+import type { FileHandle, FileSystem } from "../io/FileSystem.js";
+import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { DATA_FILE, type Engine } from "../txn/Engine.js";
+import { SNAPSHOTS_DIR, SNAPSHOT_FORMAT, SNAPSHOT_META, fileCrc32 } from "./Snapshots.js";
+import { verifyDataFile, type DataFileOutcome } from "./verifyDataFile.js";
+import {
+  Aborted,
+  ProblemList,
+  Progress,
+  emptyStats,
+  errorText,
+  runAsync,
+  runSync,
+  type VerifyProgress,
+  type VerifyReport,
+  type VerifyStats,
+  type Work,
+} from "./verifyTypes.js";
+import { scanWal } from "./verifyWal.js";
+
+export type { VerifyProblem, VerifyReport, VerifyStats, VerifyProgress, VerifySeverity } from "./verifyTypes.js";
+
+export interface VerifyOptions {
+  fs?: FileSystem | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((p: VerifyProgress) => void) | undefined;
+}
+
+export interface VerifyEngineOptions {
+  /** Also read <dir>/wal (default true). */
+  wal?: boolean | undefined;
+  /** Also check <dir>/snapshots (default true). */
+  snapshots?: boolean | undefined;
+  onProgress?: ((p: VerifyProgress) => void) | undefined;
+}
+
+/** Verify a closed database directory. */
+export async function verify(dir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const fs = opts.fs ?? nodeFileSystem;
+  if (typeof dir !== "string" || dir.length === 0) throw new KeelError("INVALID_ARGUMENT", "dir must be a non-empty string", { argument: "dir" });
+  const st = fs.stat(dir);
+  if (!st || !st.isDirectory) throw new KeelError("NOT_FOUND", `no database directory at ${dir}`, { path: dir });
+  const path = join(dir, DATA_FILE);
+  if (!fs.stat(path)) throw new KeelError("NOT_FOUND", `no database at ${dir} (${DATA_FILE} is missing)`, { path: dir, file: path });
+  let handle: FileHandle;
+  try {
+    handle = fs.open(path, "r");
+  } catch (e) {
+    throw ioError(e, "open", path);
+  }
+  const progress = new Progress(opts.onProgress, opts.signal);
+  try {
+    return await runAsync(verifyWork(fs, dir, handle, path, progress, true, true), opts.signal);
+  } finally {
+    try {
+      handle.close();
+    } catch {
+      // read-only descriptor
+    }
+  }
+}
+
+/**
+ * Verify the files of an open engine, synchronously (so no checkpoint runs meanwhile): the data
+ * file as its newest durable meta names it, and (by default) its log and snapshots. Uncheckpointed
+ * commits are in the log, not in data.keel, and are checked there.
+ */
+export function verifyEngine(engine: Engine, opts: VerifyEngineOptions = {}): VerifyReport {
+  if (engine.closed) throw new KeelError("CLOSED", "the database is closed", { path: engine.path });
+  const progress = new Progress(opts.onProgress, undefined);
+  return runSync(verifyWork(engine.fs, engine.dir, engine.pager.file, engine.path, progress, opts.wal ?? true, opts.snapshots ?? true));
+}
+
+function* verifyWork(fs: FileSystem, dir: string, handle: FileHandle, path: string, progress: Progress, wal: boolean, snapshots: boolean): Work<VerifyReport> {
+  const out = new ProblemList();
+  const stats: VerifyStats = emptyStats();
+  let data: DataFileOutcome = { meta: null, slot: -1, older: null, pageSize: 0 };
+  try {
+    data = yield* verifyDataFile(handle, path, out, stats, progress);
+  } catch (e) {
+    if (e instanceof Aborted) throw e;
+    out.add({ severity: "error", kind: "internal", file: path, message: `the check of ${path} stopped: ${errorText(e)}` });
+  }
+  if (wal) {
+    const walDir = join(dir, "wal");
+    try {
+      const res = yield* scanWal(fs, walDir, out, {}, progress);
+      stats.logRecords = res.records;
+      stats.logSegments = res.segments;
+      checkLogAgainstData(res, data, walDir, out);
+    } catch (e) {
+      if (e instanceof Aborted) throw e;
+      out.add({ severity: "error", kind: "internal", file: walDir, message: `the check of ${walDir} stopped: ${errorText(e)}` });
+    }
+  }
+  if (snapshots) {
+    try {
+      yield* checkSnapshots(fs, dir, out);
+    } catch (e) {
+      if (e instanceof Aborted) throw e;
+      out.add({ severity: "error", kind: "internal", file: join(dir, SNAPSHOTS_DIR), message: `the check of the snapshots stopped: ${errorText(e)}` });
+    }
+  }
+  progress.done = Math.max(progress.done, progress.total);
+  progress.report();
+  const problems = out.finish();
+  return { ok: !problems.some((p) => p.severity === "error"), problems, stats };
+}
+
+/** The log must still hold every record after the meta's applied LSN, and must not end before it. */
+function checkLogAgainstData(res: { segments: number; firstLsn: number | undefined; lastLsn: number | undefined; errors: number }, data: DataFileOutcome, walDir: string, out: ProblemList): void {
+  const meta = data.meta;
+  if (!meta || res.segments === 0 || res.firstLsn === undefined) return;
+  const applied = meta.appliedLsn;
+  if (res.firstLsn > applied + 1) {
+    out.add({
+      severity: "error",
+      kind: "wal-missing",
+      file: walDir,
+      segment: undefined,
+      message: `the log starts at LSN ${res.firstLsn}, but the data file includes only up to LSN ${applied}: records ${applied + 1}..${res.firstLsn - 1} are missing`,
+    });
+  }
+  if (res.errors === 0) {
+    const last = res.lastLsn ?? res.firstLsn - 1;
+    if (last < applied) {
+      out.add({
+        severity: "error",
+        kind: "log-behind-data",
+        file: walDir,
+        message: `the log ends at LSN ${last}, before the LSN the data file includes (${applied}): the log lost records that were checkpointed`,
+      });
+    }
+  }
+  const older = data.older;
+  if (older && older.txn > 0 && older.appliedLsn > 0 && res.firstLsn > older.appliedLsn + 1 && res.firstLsn <= applied + 1) {
+    out.add({
+      severity: "warning",
+      kind: "wal-fallback",
+      file: walDir,
+      message: `the log starts at LSN ${res.firstLsn}; a fallback to the older meta (applied LSN ${older.appliedLsn}) would need records from LSN ${older.appliedLsn + 1}`,
+    });
+  }
+}
+
+function* checkSnapshots(fs: FileSystem, dir: string, out: ProblemList): Work<void> {
+  const root = join(dir, SNAPSHOTS_DIR);
+  const st = fs.stat(root);
+  if (!st || !st.isDirectory) return;
+  for (const name of ["current", "previous"]) {
+    const sdir = join(root, name);
+    if (!fs.stat(sdir)) continue;
+    const metaPath = join(sdir, SNAPSHOT_META);
+    const dataPath = join(sdir, DATA_FILE);
+    const hasMeta = !!fs.stat(metaPath);
+    const dataSt = fs.stat(dataPath);
+    if (!hasMeta || !dataSt) {
+      out.add({ severity: "error", kind: "snapshot-incomplete", file: hasMeta ? dataPath : metaPath, message: `snapshot ${sdir} has no ${hasMeta ? DATA_FILE : SNAPSHOT_META}` });
+      continue;
+    }
+    let m: Record<string, unknown>;
+    try {
+      m = JSON.parse(Buffer.from(fs.readFile(metaPath)).toString("utf8")) as Record<string, unknown>;
+      if (m === null || typeof m !== "object") throw new Error("not an object");
+    } catch (e) {
+      out.add({ severity: "error", kind: "snapshot-meta", file: metaPath, message: `${metaPath} is not valid JSON: ${errorText(e)}` });
+      continue;
+    }
+    if (m.format !== SNAPSHOT_FORMAT || !Number.isSafeInteger(m.lsn) || !Number.isSafeInteger(m.dataCrc32) || !Number.isSafeInteger(m.bytes)) {
+      out.add({ severity: "error", kind: "snapshot-meta", file: metaPath, message: `${metaPath} is not a snapshot description of format ${SNAPSHOT_FORMAT}` });
+      continue;
+    }
+    let crc: number;
+    let bytes: number;
+    try {
+      ({ crc, bytes } = fileCrc32(fs, dataPath));
+    } catch (e) {
+      out.add({ severity: "error", kind: "snapshot-io", file: dataPath, message: `cannot read ${dataPath}: ${errorText(e)}` });
+      continue;
+    }
+    if (crc !== m.dataCrc32 || bytes !== m.bytes) {
+      out.add({
+        severity: "error",
+        kind: "snapshot-checksum",
+        file: dataPath,
+        message: `snapshot ${name} fails its checksum: ${SNAPSHOT_META} records CRC-32 ${m.dataCrc32} over ${m.bytes} bytes, ${DATA_FILE} has CRC-32 ${crc} over ${bytes} bytes`,
+      });
+    }
+    yield;
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * verifyWal: reads every segment of <dir>/wal without changing anything, and reports what log
+ * recovery would find: bad names, gaps between segments, torn or damaged headers, records out of
+ * LSN order, damaged records, and the torn tail of the newest segment. Used by verify (problems)
+ * and by salvage (the records, in order, and where the readable log breaks).
+ *
+ * Invariants:
+ * - Read-only: files are opened "r"; unlike WriteAheadLog.open, a torn tail is reported, never
+ *   truncated, and a torn newest segment is reported, never removed.
+ * - The same rules as recovery (WAL-FORMAT.md, "Torn tail or corruption"): a bad spot in a sealed
+ *   segment, or in the newest one when a later valid record had seen it durable (syncedThrough), is
+ *   an error; otherwise the newest segment's bad tail is an interrupted append, a warning.
+ * - Records are handed to `onRecord` in file order, each validated; every break in the sequence is
+ *   handed to `onBreak` at the point where it occurs, so a caller can stop at the first one.
+ */
+import { join } from "node:path";
+import type { FileHandle, FileSystem } from "../io/FileSystem.js";
+import { RECORD_MAGIC, type LogRecord } from "../wal/LogRecord.js";
+import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "../wal/SegmentHeader.js";
+import { parseSegmentName, looksLikeSegment } from "../wal/SegmentName.js";
+import { SegmentReader } from "../wal/SegmentReader.js";
+import { Aborted, errorText, type ProblemList, type Progress, type VerifySeverity, type Work } from "./verifyTypes.js";
+
+export interface WalBreak {
+  kind: string;
+  severity: VerifySeverity;
+  segment: string;
+  offset: number;
+  /** The LSN that should have come next at the break (undefined when not known). */
+  expectedLsn: number | undefined;
+  /** A torn tail of the newest segment (an interrupted append), as opposed to damage or a gap. */
+  torn: boolean;
+  message: string;
+}
+
+export interface WalScanHooks {
+  onRecord?: (rec: LogRecord, segment: string, offset: number) => void;
+  onBreak?: (b: WalBreak) => void;
+}
+
+export interface WalScanResult {
+  exists: boolean;
+  segments: number;
+  records: number;
+  /** First LSN of the first segment whose name parses. */
+  firstLsn: number | undefined;
+  /** LSN of the last valid record read in order. */
+  lastLsn: number | undefined;
+  /** Number of error-severity problems found in the log. */
+  errors: number;
+  breaks: WalBreak[];
+}
+
+const SCAN_CHUNK = 1 << 20;
+
+interface Evidence {
+  nonZero: boolean;
+  laterValid: number;
+  proof: { offset: number; lsn: number } | undefined;
+  maxLsn: number | undefined;
+}
+
+/** Look at every aligned offset in [from, fileEnd) for valid records (as recovery does), without stopping at a proof. */
+function scanAfter(reader: SegmentReader, from: number, expectedLsn: number): Evidence {
+  const ev: Evidence = { nonZero: false, laterValid: 0, proof: undefined, maxLsn: undefined };
+  const fileEnd = reader.fileEnd;
+  let pos = from;
+  while (pos < fileEnd) {
+    const w = reader.window(pos, Math.min(SCAN_CHUNK, fileEnd - pos));
+    if (w.available === 0) break;
+    const view = new DataView(w.bytes.buffer, w.bytes.byteOffset + w.at, w.available);
+    let k = 0;
+    let candidate = -1;
+    for (; k + 8 <= w.available; k += 8) {
+      const a = view.getUint32(k, true);
+      if ((a | view.getUint32(k + 4, true)) === 0) continue;
+      ev.nonZero = true;
+      if (a === RECORD_MAGIC) {
+        candidate = pos + k;
+        break;
+      }
+    }
+    if (candidate < 0) {
+      for (; k < w.available; k++) if (w.bytes[w.at + k] !== 0) ev.nonZero = true;
+      pos += w.available;
+      continue;
+    }
+    const p = reader.probe(candidate);
+    if (p.status === "ok") {
+      if (p.record.lsn >= expectedLsn) {
+        ev.laterValid++;
+        ev.maxLsn = Math.max(ev.maxLsn ?? 0, p.record.lsn);
+        if (p.syncedThrough >= expectedLsn && ev.proof === undefined) ev.proof = { offset: candidate, lsn: p.record.lsn };
+      }
+      pos = candidate + p.size;
+    } else {
+      pos = candidate + 8;
+    }
+  }
+  return ev;
+}
+
+function closeQuietly(h: FileHandle): void {
+  try {
+    h.close();
+  } catch {
+    // read-only handle
+  }
+}
+
+/**
+ * Scan the log in `walDir`. Problems go to `out`; records and breaks to `hooks`, in log order.
+ * Never throws on damage (I/O errors reading a segment become problems too).
+ */
+export function* scanWal(fs: FileSystem, walDir: string, out: ProblemList | null, hooks: WalScanHooks = {}, progress?: Progress): Work<WalScanResult> {
+  const res: WalScanResult = { exists: false, segments: 0, records: 0, firstLsn: undefined, lastLsn: undefined, errors: 0, breaks: [] };
+  const problem = (severity: VerifySeverity, kind: string, file: string, message: string, segment?: string, offset?: number) => {
+    if (severity === "error") res.errors++;
+    out?.add({ severity, kind, file, message, segment, offset });
+  };
+  const brk = (b: WalBreak, file: string) => {
+    res.breaks.push(b);
+    problem(b.severity, b.kind, file, b.message, b.segment, b.offset);
+    hooks.onBreak?.(b);
+  };
+  const st = fs.stat(walDir);
+  if (!st) return res;
+  res.exists = true;
+  if (!st.isDirectory) {
+    problem("error", "wal-not-directory", walDir, `${walDir} is not a directory`);
+    return res;
+  }
+  let names: string[];
+  try {
+    names = fs.list(walDir).filter(looksLikeSegment);
+  } catch (e) {
+    problem("error", "wal-io", walDir, `cannot list ${walDir}: ${errorText(e)}`);
+    return res;
+  }
+  const parsed: Array<{ name: string; lsn: number }> = [];
+  for (const name of names) {
+    const lsn = parseSegmentName(name);
+    if (lsn === undefined) problem("error", "wal-name", join(walDir, name), `${name} in ${walDir} is not a valid segment name (20 digits naming its first LSN, then .wal)`, name, 0);
+    else parsed.push({ name, lsn });
+  }
+  parsed.sort((a, b) => a.lsn - b.lsn);
+  res.segments = names.length;
+  res.firstLsn = parsed[0]?.lsn;
+
+  // The last LSN of the previous segment, when it is known.
+  let prevLast: number | undefined;
+  for (let i = 0; i < parsed.length; i++) {
+    const { name, lsn: nameLsn } = parsed[i]!;
+    const newest = i === parsed.length - 1;
+    const path = join(walDir, name);
+    if (prevLast !== undefined && nameLsn !== prevLast + 1) {
+      brk(
+        {
+          kind: "wal-gap",
+          severity: "error",
+          segment: name,
+          offset: 0,
+          expectedLsn: prevLast + 1,
+          torn: false,
+          message:
+            nameLsn > prevLast + 1
+              ? `log gap: segment ${name} starts at LSN ${nameLsn} but the previous segment ends at LSN ${prevLast}: LSNs ${prevLast + 1}..${nameLsn - 1} are missing`
+              : `segment ${name} starts at LSN ${nameLsn}, inside the previous segment (which ends at LSN ${prevLast})`,
+        },
+        path,
+      );
+    }
+    let h: FileHandle;
+    try {
+      h = fs.open(path, "r");
+    } catch (e) {
+      brk({ kind: "wal-io", severity: "error", segment: name, offset: 0, expectedLsn: prevLast === undefined ? undefined : prevLast + 1, torn: false, message: `cannot open segment ${name}: ${errorText(e)}` }, path);
+      prevLast = undefined;
+      continue;
+    }
+    try {
+      const r = yield* scanSegment(h, name, path, nameLsn, newest, res, brk, hooks, progress);
+      prevLast = r;
+    } catch (e) {
+      if (e instanceof Aborted) throw e;
+      brk({ kind: "wal-io", severity: "error", segment: name, offset: 0, expectedLsn: undefined, torn: false, message: `cannot read segment ${name}: ${errorText(e)}` }, path);
+      prevLast = undefined;
+    } finally {
+      closeQuietly(h);
+    }
+  }
+  return res;
+}
+
+/** Returns the last LSN of the segment when it is known. */
+function* scanSegment(
+  h: FileHandle,
+  name: string,
+  path: string,
+  nameLsn: number,
+  newest: boolean,
+  res: WalScanResult,
+  brk: (b: WalBreak, file: string) => void,
+  hooks: WalScanHooks,
+  progress: Progress | undefined,
+): Work<number | undefined> {
+  const size = h.size();
+  const reader = new SegmentReader(h, size);
+  const head = reader.window(0, SEGMENT_HEADER_SIZE);
+  let hp;
+  try {
+    hp = probeSegmentHeader(head.bytes.slice(head.at, head.at + head.available), name);
+  } catch (e) {
+    brk({ kind: "wal-version", severity: "error", segment: name, offset: 0, expectedLsn: nameLsn, torn: false, message: errorText(e) }, path);
+    return undefined;
+  }
+  if (hp.status === "torn") {
+    const ev = scanAfter(reader, SEGMENT_HEADER_SIZE, 0);
+    if (newest && ev.laterValid === 0) {
+      brk(
+        {
+          kind: "wal-torn-segment",
+          severity: "warning",
+          segment: name,
+          offset: 0,
+          expectedLsn: nameLsn,
+          torn: true,
+          message: `the newest segment ${name} has a torn header (${hp.reason}) and holds no record: an interrupted roll, which the next open removes`,
+        },
+        path,
+      );
+      return undefined;
+    }
+    brk(
+      {
+        kind: "wal-header",
+        severity: "error",
+        segment: name,
+        offset: 0,
+        expectedLsn: nameLsn,
+        torn: false,
+        message: `segment ${name} has a damaged header (${hp.reason})${ev.laterValid ? ` but holds ${ev.laterValid} valid records` : ""}`,
+      },
+      path,
+    );
+    return ev.maxLsn;
+  }
+  if (hp.header.firstLsn !== nameLsn) {
+    brk(
+      {
+        kind: "wal-header",
+        severity: "error",
+        segment: name,
+        offset: 8,
+        expectedLsn: nameLsn,
+        torn: false,
+        message: `segment ${name} header says its first LSN is ${hp.header.firstLsn}, its name says ${nameLsn}`,
+      },
+      path,
+    );
+  }
+  let pos = SEGMENT_HEADER_SIZE;
+  let expected = nameLsn;
+  let badReason: string | undefined;
+  let n = 0;
+  for (;;) {
+    const p = reader.probe(pos);
+    if (p.status === "end") break;
+    if (p.status === "bad") {
+      badReason = p.reason;
+      break;
+    }
+    if (p.record.lsn !== expected) {
+      brk(
+        {
+          kind: "wal-lsn",
+          severity: "error",
+          segment: name,
+          offset: pos,
+          expectedLsn: expected,
+          torn: false,
+          message: `segment ${name} holds LSN ${p.record.lsn} at offset ${pos} where LSN ${expected} belongs`,
+        },
+        path,
+      );
+      expected = p.record.lsn;
+    }
+    res.records++;
+    res.lastLsn = p.record.lsn;
+    hooks.onRecord?.(p.record, name, pos);
+    pos += p.size;
+    expected++;
+    if (++n % 256 === 0) {
+      progress?.step(0);
+      yield;
+    }
+  }
+  if (pos >= size) return expected - 1;
+  const ev = scanAfter(reader, pos + 8, expected);
+  if (badReason === undefined && !ev.nonZero) return expected - 1; // clean end of the log, zeros after it
+  const reason = badReason ?? "non-zero bytes after the end of the log";
+  const later = ev.laterValid ? `; ${ev.laterValid} valid records follow it (up to LSN ${ev.maxLsn})` : "";
+  if (!newest) {
+    brk(
+      {
+        kind: "wal-damaged",
+        severity: "error",
+        segment: name,
+        offset: pos,
+        expectedLsn: expected,
+        torn: false,
+        message: `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`,
+      },
+      path,
+    );
+    return ev.maxLsn !== undefined ? ev.maxLsn : undefined;
+  }
+  if (ev.proof !== undefined) {
+    brk(
+      {
+        kind: "wal-damaged",
+        severity: "error",
+        segment: name,
+        offset: pos,
+        expectedLsn: expected,
+        torn: false,
+        message: `segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs (${reason}): the valid record of LSN ${ev.proof.lsn} at offset ${ev.proof.offset} was written after LSN ${expected} had been synced${later}`,
+      },
+      path,
+    );
+    return ev.maxLsn;
+  }
+  brk(
+    {
+      kind: "wal-torn-tail",
+      severity: "warning",
+      segment: name,
+      offset: pos,
+      expectedLsn: expected,
+      torn: true,
+      message: `the newest segment ${name} ends with a torn record at offset ${pos} (${reason}; ${size - pos} bytes${ev.laterValid ? `, ${ev.laterValid} unsynced records after it` : ""}): an interrupted append, which the next open truncates`,
+    },
+    path,
+  );
+  return expected - 1;
+}

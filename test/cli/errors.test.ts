@@ -1,0 +1,85 @@
+/**
+ * keel against a database in use (exit 3, naming the holder's pid), a damaged one (exit 5 on read,
+ * exit 1 from verify), and keel doctor (OK/WARN lines, --strict, --json).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { open } from "../../src/index.js";
+import { damagePages, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
+
+test("a database held open by another process: exit 3 naming its pid, for reads, writes and verify", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir);
+  const db = await open(dir); // this test process holds the LOCK
+  try {
+    const expected = `database ${dir} is in use by process ${process.pid}; stop it or use \`keel\` commands against the server instead`;
+    const runs = [["get", dir, "user:01"], ["put", dir, "k", "v"], ["stat", dir], ["verify", dir], ["txlog", dir], ["dump", dir, "-f", join(dir, "..", "d")], ["salvage", dir, join(dir, "..", "s")], ["compact", dir, join(dir, "..", "c")]];
+    const results = await Promise.all(runs.map((args) => keelExpect(args, 3)));
+    results.forEach((r, i) => assert.ok(r.stderr.includes(expected), `${runs[i]![0]}: ${r.stderr}`));
+    const doc = await keelJson<{ error: { code: string; message: string; details: { pid: number } } }>(["scan", dir], 3);
+    assert.equal(doc.error.code, "LOCKED");
+    assert.equal(doc.error.details.pid, process.pid);
+    assert.equal(doc.error.message, expected);
+    // doctor reports the holder instead of failing.
+    const d = await keelExpect(["doctor", dir], 0);
+    assert.match(d.stdout, new RegExp(`^WARN +lock +.*held by live process ${process.pid}`, "m"));
+  } finally {
+    await db.close();
+  }
+  await keelExpect(["get", dir, "user:01"], 0);
+});
+
+test("a damaged page: get exits 5 with CORRUPT and where; verify exits 1 listing the pages", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir, { wal: false });
+  damagePages(dir);
+  const r = await keelExpect(["get", dir, "user:01"], 5);
+  assert.match(r.stderr, /CORRUPT/);
+  assert.match(r.stderr, /page=\d+/);
+  const doc = await keelJson<{ error: { code: string; details: { page: number; file: string } } }>(["get", dir, "user:01"], 5);
+  assert.equal(doc.error.code, "CORRUPT");
+  assert.equal(typeof doc.error.details.page, "number");
+  const v = await keelExpect(["verify", dir], 1);
+  assert.match(v.stdout, /^ERROR +checksum +.*data\.keel page \d+/m);
+  const vj = await keelJson<{ ok: boolean; problems: Array<{ severity: string; page?: number; file: string }> }>(["verify", dir], 1);
+  assert.equal(vj.ok, false);
+  assert.ok(vj.problems.some((p) => p.severity === "error" && typeof p.page === "number"));
+  // doctor says it cannot open it and exits with the error's status.
+  const d = await keelExpect(["doctor", dir], 5);
+  assert.match(d.stdout, /^WARN +open +.*CORRUPT/m);
+});
+
+test("doctor: machine checks without a directory; OK/WARN lines; free pages suggest keel compact; --strict; --json", async (t) => {
+  const machine = await keelExpect(["doctor"], 0);
+  const lines = machine.stdout.trim().split("\n").filter((l) => l && !/warning|all checks OK/.test(l));
+  assert.ok(lines.length >= 2);
+  for (const l of lines) assert.match(l, /^(OK|WARN) /);
+  assert.match(machine.stdout, /swappiness/);
+  assert.match(machine.stdout, /huge pages/);
+
+  const dir = join(tempDir(t), "db");
+  const db = await open(dir, { wal: false });
+  await db.transaction((tx) => {
+    for (let i = 0; i < 3000; i++) tx.put(i, "v".repeat(200));
+  });
+  await db.clear();
+  await db.close();
+  const r = await keelExpect(["doctor", dir], 0);
+  assert.match(r.stdout, new RegExp(`^WARN +free pages +.*\`keel compact ${dir} ${dir}\\.compacted\``, "m"));
+  assert.match(r.stdout, /^OK +durability +the write-ahead log is off .*cannot be checked here/m);
+  assert.match(r.stdout, /^(OK|WARN) +filesystem /m);
+  assert.match(r.stdout, /^(OK|WARN) +disk space /m);
+  await keelExpect(["doctor", dir, "--strict"], 1);
+  const doc = await keelJson<{ ok: boolean; warnings: number; checks: Array<{ name: string; status: string; message: string }> }>(["doctor", dir]);
+  assert.equal(doc.ok, false);
+  assert.ok(doc.warnings >= 1);
+  assert.equal(doc.checks.find((c) => c.name === "free pages")?.status, "WARN");
+
+  const walDir = join(tempDir(t), "wal-db");
+  await makeDb(walDir);
+  const w = await keelJson<{ checks: Array<{ name: string; status: string; message: string }> }>(["doctor", walDir]);
+  const log = w.checks.find((c) => c.name === "log backlog");
+  assert.equal(log?.status, "OK", log?.message);
+  assert.match(w.checks.find((c) => c.name === "durability")!.message, /write-ahead log is on/);
+});

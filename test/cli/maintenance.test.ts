@@ -1,0 +1,189 @@
+/**
+ * keel stat / list / copy / compact / dump / load / verify / snapshot / snapshots / restore /
+ * txlog / watermarks / gc: each command's happy path against real databases, in text and --json.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { open } from "../../src/index.js";
+import { damagePages, keel, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
+
+test("stat and list, text and --json", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir);
+  const r = await keelExpect(["stat", dir], 0);
+  assert.match(r.stdout, /^database +.*db$/m);
+  assert.match(r.stdout, /^entries +54$/m);
+  assert.match(r.stdout, /^page size +4096 bytes$/m);
+  const s = await keelJson<{ entries: number; pageSize: number; freePages: number; dbs?: unknown }>(["stat", dir]);
+  assert.equal(s.entries, 54);
+  assert.equal(s.pageSize, 4096);
+  assert.equal(s.dbs, undefined, "per sub-database only with --all");
+  const all = await keelJson<{ dbs: Record<string, { entries: number; keyEncoding: string; encoding: string }> }>(["stat", dir, "--all"]);
+  assert.equal(all.dbs["strs"]?.entries, 2);
+  assert.equal(all.dbs[""]?.entries, 51);
+  assert.match((await keelExpect(["stat", dir, "--all"], 0)).stdout, /^strs +string +string +2 /m);
+
+  const list = await keelExpect(["list", dir], 0);
+  assert.deepEqual(
+    list.stdout.trim().split("\n").map((l) => l.split(/\s+/)),
+    [
+      ["name", "keys", "values", "entries"],
+      ["(default)", "ordered-binary", "msgpack", "51"],
+      ["bin", "binary", "binary", "1"],
+      ["strs", "string", "string", "2"],
+    ],
+  );
+  const l = await keelJson<{ dbs: Array<{ name: string; keyEncoding: string; encoding: string; entries: number }> }>(["list", dir]);
+  assert.deepEqual(l.dbs.map((d) => d.name), ["", "bin", "strs"]);
+});
+
+test("copy (and --compact) makes a database that opens on its own; an existing destination is exit 2", async (t) => {
+  const root = tempDir(t);
+  const dir = join(root, "db");
+  await makeDb(dir);
+  const r = await keelExpect(["copy", dir, join(root, "copy1")], 0);
+  assert.match(r.stdout, /^copied 54 entries/);
+  const doc = await keelJson<{ entries: number; dest: string; compact: boolean }>(["copy", dir, join(root, "copy2"), "--compact"]);
+  assert.equal(doc.entries, 54);
+  assert.equal(doc.compact, true);
+  const gets = await Promise.all(["copy1", "copy2"].map((c) => keelExpect(["get", join(root, c), "a", "--db", "strs"], 0)));
+  for (const g of gets) assert.equal(g.stdout, "hello\n");
+  const exists = await keelJson<{ error: { code: string } }>(["copy", dir, join(root, "copy1")], 2);
+  assert.equal(exists.error.code, "EXISTS");
+});
+
+test("compact rewrites a stopped database without free pages", async (t) => {
+  const root = tempDir(t);
+  const dir = join(root, "db");
+  const db = await open(dir, { wal: false });
+  await db.transaction((tx) => {
+    for (let i = 0; i < 2000; i++) tx.put(i, "x".repeat(100));
+  });
+  await db.transaction((tx) => {
+    for (let i = 0; i < 1900; i++) tx.remove(i);
+  });
+  await db.close();
+  const before = await keelJson<{ freePages: number }>(["stat", dir]);
+  assert.ok(before.freePages > 0);
+  const r = await keelJson<{ entries: number; dest: string }>(["compact", dir, join(root, "small")]);
+  assert.equal(r.entries, 100);
+  const after = await keelJson<{ freePages: number; entries: number }>(["stat", join(root, "small")]);
+  assert.equal(after.freePages, 0);
+  assert.equal(after.entries, 100);
+});
+
+test("dump and load round-trip through a file and through a pipe, jsonl and binary", async (t) => {
+  const root = tempDir(t);
+  const dir = join(root, "db");
+  const src = await open(dir, { keyEncoding: "string", encoding: "json" });
+  for (let i = 0; i < 30; i++) await src.put(`k${i}`, { i });
+  await src.openDB("other", { encoding: "string" }).put("x", "y");
+  await src.close();
+  const file = join(root, "d.jsonl");
+  const d = await keelJson<{ entries: number; file: string; format: string }>(["dump", dir, "-f", file]);
+  assert.deepEqual([d.entries, d.file, d.format], [31, file, "jsonl"]);
+  assert.match(readFileSync(file, "utf8").split("\n")[0]!, /"keeldb":"dump"/);
+  await keelExpect(["dump", dir, "-f", file], 2); // a dump never overwrites
+
+  // Into a new directory: the default database gets the dump's encodings.
+  const l = await keelJson<{ entries: number; created: boolean }>(["load", join(root, "from-file"), "-f", file]);
+  assert.deepEqual([l.entries, l.created], [31, true]);
+  assert.equal((await keelExpect(["get", join(root, "from-file"), "k7"], 0)).stdout, '{"i":7}\n');
+
+  // Binary, through a pipe, one sub-database.
+  const bin = await keelExpect(["dump", dir, "--format", "binary", "--db", "other"], 0);
+  assert.equal(bin.stdoutBytes.subarray(0, 8).toString("latin1"), "KEELDUMP");
+  const lb = await keelExpect(["load", join(root, "from-pipe")], 0, { input: bin.stdoutBytes });
+  assert.match(lb.stdout, /loaded 1 entries/);
+  assert.equal((await keelExpect(["get", join(root, "from-pipe"), "x", "--db", "other"], 0)).stdout, "y\n");
+
+  // Loading into sub-databases that are not empty is refused (exit 2), and says why.
+  const again = await keelExpect(["load", join(root, "from-file"), "-f", file], 2);
+  assert.match(again.stderr, /not empty/);
+  // A damaged dump is CORRUPT (exit 5) and leaves no new database behind.
+  const text = readFileSync(file, "utf8").replace('"k":"', '"k":"!');
+  await keelExpect(["load", join(root, "bad")], 5, { input: text });
+  assert.equal(existsSync(join(root, "bad")), false);
+});
+
+test("verify a healthy database: exit 0, and the report as JSON", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir);
+  const r = await keelExpect(["verify", dir], 0);
+  assert.match(r.stdout, /no problems found/);
+  const doc = await keelJson<{ ok: boolean; problems: unknown[]; stats: { entries: number } }>(["verify", dir]);
+  assert.equal(doc.ok, true);
+  assert.deepEqual(doc.problems, []);
+  assert.equal(doc.stats.entries, 54);
+});
+
+test("snapshot, snapshots, restore to an LSN, txlog, watermarks, gc", async (t) => {
+  const root = tempDir(t);
+  const dir = join(root, "db");
+  await makeDb(dir);
+  const none = await keelJson<{ snapshots: unknown[] }>(["snapshots", dir]);
+  assert.deepEqual(none.snapshots, []);
+  const snap = await keelJson<{ name: string; lsn: number; entries: number }>(["snapshot", dir]);
+  assert.equal(snap.name, "current");
+  assert.equal(snap.entries, 54);
+  const list = await keelExpect(["snapshots", dir], 0);
+  assert.match(list.stdout, /^current +\d+/m);
+  await keelExpect(["put", dir, "after", "1"], 0);
+  await keelExpect(["put", dir, "after2", "2"], 0);
+
+  const w = await keelJson<{ lastCommittedLsn: number; lastDurableLsn: number; lag: { durable: number } }>(["watermarks", dir]);
+  assert.equal(w.lastDurableLsn, snap.lsn + 2);
+  assert.equal(w.lag.durable, 0);
+  assert.match((await keelExpect(["watermarks", dir], 0)).stdout, /^last durable lsn +\d+$/m);
+
+  // txlog: the two puts after the snapshot.
+  const tl = await keelJson<{ records: Array<{ lsn: number; ops: Array<{ type: string; key: unknown; value: unknown }> }>; count: number }>(["txlog", dir, "--from", String(snap.lsn + 1)]);
+  assert.equal(tl.count, 2);
+  assert.deepEqual(tl.records[0]!.ops[0], { db: "", type: "put", key: "after", value: "1" });
+  const text = await keelExpect(["txlog", dir, "--from", String(snap.lsn + 2), "--to", String(snap.lsn + 2)], 0);
+  assert.match(text.stdout, new RegExp(`^lsn ${snap.lsn + 2} `, "m"));
+  assert.match(text.stdout, /put +\(default\) +after2 = "2"/);
+  await keelExpect(["txlog", dir, "--from", "5", "--to", "3"], 2);
+
+  // restore from the database directory (its current snapshot) up to the first put only.
+  const restored = join(root, "restored");
+  const rr = await keelJson<{ lsn: number; records: number }>(["restore", dir, restored, "--to-lsn", String(snap.lsn + 1)]);
+  assert.deepEqual([rr.lsn, rr.records], [snap.lsn + 1, 1]);
+  await keelExpect(["get", restored, "after"], 0);
+  await keelExpect(["get", restored, "after2"], 4);
+  await keelExpect(["restore", join(dir, "snapshots", "current"), join(root, "r2")], 0);
+  await keelExpect(["get", join(root, "r2"), "after2"], 0);
+
+  const gc = await keelJson<{ deleted: string[]; freedBytes: number }>(["gc", dir, "--keep-from", "1"]);
+  assert.ok(Array.isArray(gc.deleted));
+  assert.match((await keelExpect(["gc", dir], 0)).stdout, /deleted/);
+});
+
+test("commands that only read leave a closed database's files as they were", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir, { wal: false });
+  const before = readFileSync(join(dir, "data.keel"));
+  const runs = [["stat", dir], ["list", dir], ["get", dir, "user:01"], ["scan", dir], ["snapshots", dir], ["verify", dir]];
+  const results = await Promise.all(runs.map((args) => keel(args)));
+  results.forEach((r, i) => assert.equal(r.status, 0, `${runs[i]!.join(" ")}: ${r.stderr}`));
+  assert.ok(readFileSync(join(dir, "data.keel")).equals(before));
+  assert.equal(existsSync(join(dir, "LOCK")), false);
+});
+
+test("salvage rebuilds a healthy database whole, and a damaged one into a database that opens", async (t) => {
+  const root = tempDir(t);
+  const dir = join(root, "db");
+  await makeDb(dir, { wal: false });
+  const whole = await keelJson<{ entries: number; perDb: Record<string, number>; badPages: number[] }>(["salvage", dir, join(root, "whole")]);
+  assert.equal(whole.entries, 54);
+  assert.deepEqual(whole.badPages, []);
+  assert.equal((await keelExpect(["get", join(root, "whole"), "a", "--db", "strs"], 0)).stdout, "hello\n");
+  damagePages(dir, 3);
+  const r = await keelExpect(["salvage", dir, join(root, "saved")], 0);
+  assert.match(r.stdout, /^salvaged .* into .*saved: \d+ entries/);
+  assert.match(r.stdout, /bad pages +[1-9]/);
+  await keelExpect(["stat", join(root, "saved")], 0);
+  await keelExpect(["salvage", dir, join(root, "saved")], 2); // the destination exists
+});

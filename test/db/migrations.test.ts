@@ -1,0 +1,496 @@
+/**
+ * Upgrades of older data-file formats (DESIGN.md section 5: migrated on open by shipped code, with a
+ * backup kept; section 2: a newer version is refused naming both versions; I7).
+ *
+ * Version 0 is a real earlier layout: that of version 1 with the meta magic stored little-endian.
+ * The fixtures are made here, independently of the migration code: a database written by the
+ * current code (with snapshots and log), whose valid meta pages are rewritten to the version-0
+ * layout (and each snapshot.json given the CRC of its rewritten data file, as a version-0 snapshot
+ * had). Both values of the version field that such a meta can hold (0, and 1 as the code of that
+ * time wrote) are covered.
+ *
+ * - detectVersion: 1 for a current database, 0 for either version-0 variant, undefined for no or
+ *   unrecognisable data.keel, the newer version for a newer file (which open and migrateOnOpen
+ *   refuse with VERSION naming both versions). A read-only open never migrates (VERSION, nothing
+ *   written).
+ * - runMigrations: the backup `<parent>/<name>.backup-v0-<timestamp>` holds the original bytes of
+ *   every file (not LOCK); data.keel changes in its two meta pages only; the database opens with
+ *   the current code with every key equal; snapshots still pass their checksum and restore; log
+ *   records not yet checkpointed are still replayed; migrating again changes nothing.
+ * - The registry is a chain ending at FORMAT_VERSION; a missing step is VERSION.
+ * - Power loss at every I/O call of runMigrations, several seeds each: data.keel (and each snapshot
+ *   data file) is the original or the migrated one, a backup under its final name is complete, and
+ *   the next open (migrating again if needed) holds every key and leaves no partial directory.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KeelError, openSync, restore, type Database } from "../../src/index.js";
+import { CrashFileSystem, isSimulatedCrash } from "../../src/io/CrashFileSystem.js";
+import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
+import type { FileSystem } from "../../src/io/FileSystem.js";
+import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
+import { detectVersion, migrateOnOpen, migrations, planMigrations, runMigrations, type Migration } from "../../src/db/migrations/index.js";
+import { v0ToV1 } from "../../src/db/migrations/v0ToV1.js";
+import { checkSnapshot, fileCrc32, listSnapshots } from "../../src/maintenance/Snapshots.js";
+import { probeMeta } from "../../src/pager/Meta.js";
+import { seal } from "../../src/pager/PageCodec.js";
+import { FORMAT_VERSION, MAGIC } from "../../src/pager/PageLayout.js";
+import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
+import { canon, cloneState, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { Rng, seedList } from "../helpers/rng.js";
+import { rejectsKeel, throwsKeel } from "./dbUtil.js";
+
+const DIR = "/db";
+/** Crash seeds per power-cut point (KEEL_MIGRATION_SEEDS raises the count). */
+const SEEDS = seedList(2, "KEEL_MIGRATION_SEEDS");
+const NOW = Date.UTC(2025, 5, 11, 10, 15, 30, 123);
+const STAMP = "20250611T101530.123Z";
+
+function assertSame(actual: DbState, expected: DbState, what: string): void {
+  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
+}
+
+function readAll(fs: FileSystem, path: string): Buffer {
+  const f = fs.open(path, "r");
+  try {
+    const b = Buffer.alloc(f.size());
+    f.read(b, 0, b.length, 0);
+    return b;
+  } finally {
+    f.close();
+  }
+}
+
+/** Every file under `dir`, by relative path. */
+function filesOf(fs: FileSystem, dir: string, skip: (rel: string) => boolean = () => false): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string, rel: string) => {
+    for (const name of fs.list(d)) {
+      const p = `${d}/${name}`;
+      const r = `${rel}${name}`;
+      if (skip(r)) continue;
+      if (fs.stat(p)!.isDirectory) walk(p, `${r}/`);
+      else out.set(r, readAll(fs, p));
+    }
+  };
+  walk(dir, "");
+  return out;
+}
+
+/** A closed database's directory may hold a stale LOCK (its removal not yet durable): never backed up. */
+const noLock = (rel: string) => rel === "LOCK";
+
+function sameFiles(actual: Map<string, Buffer>, expected: Map<string, Buffer>, what: string): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), `${what}: same files`);
+  for (const [k, v] of expected) assert.ok(actual.get(k)!.equals(v), `${what}: ${k} has the same bytes`);
+}
+
+// ---- the version-0 fixture, written without the migration code ----
+
+/** Rewrite the valid metas of a data file to the version-0 layout (little-endian magic). */
+function downgradeDataFile(fs: FileSystem, path: string, versionField: 0 | 1): void {
+  const f = fs.open(path, "rw");
+  try {
+    const head = Buffer.alloc(Math.min(f.size(), 2 * 65536));
+    f.read(head, 0, head.length, 0);
+    const p0 = probeMeta(head, 0);
+    let ps = p0.ok ? p0.meta.pageSize : 0;
+    if (!ps) for (let s = 1024; s <= 65536 && !ps; s *= 2) if (probeMeta(head.subarray(s), 1).ok) ps = s;
+    assert.ok(ps, `${path}: a valid meta to downgrade`);
+    let n = 0;
+    for (const slot of [0, 1] as const) {
+      const page = Buffer.from(head.subarray(slot * ps, (slot + 1) * ps));
+      if (!probeMeta(page, slot).ok) continue;
+      page.writeUInt32LE(MAGIC, 32);
+      page.writeUInt16LE(versionField, 36);
+      seal(page);
+      f.write(page, 0, ps, slot * ps);
+      n++;
+    }
+    assert.ok(n > 0);
+    f.sync();
+  } finally {
+    f.close();
+  }
+}
+
+function downgradeDir(fs: FileSystem, dir: string, versionField: 0 | 1): void {
+  downgradeDataFile(fs, `${dir}/data.keel`, versionField);
+  for (const name of ["current", "previous"]) {
+    const s = `${dir}/snapshots/${name}`;
+    if (!fs.stat(`${s}/data.keel`)) continue;
+    downgradeDataFile(fs, `${s}/data.keel`, versionField);
+    const json = JSON.parse(Buffer.from(fs.readFile(`${s}/snapshot.json`)).toString("utf8")) as Record<string, unknown>;
+    const { crc, bytes } = fileCrc32(fs, `${s}/data.keel`);
+    json.dataCrc32 = crc;
+    json.bytes = bytes;
+    const text = Buffer.from(JSON.stringify(json, null, 2) + "\n");
+    fs.remove(`${s}/snapshot.json`);
+    const h = fs.open(`${s}/snapshot.json`, "createExclusive");
+    h.write(text, 0, text.length, 0);
+    h.sync();
+    h.close();
+    fs.syncDir(s);
+  }
+}
+
+interface Fixture {
+  fs: CrashFileSystem;
+  /** Final content, and the content at each snapshot's LSN. */
+  model: DbState;
+  snapshots: Map<string, { lsn: number; state: DbState }>;
+}
+
+async function writeSome(db: Database, rng: Rng, model: DbState, n: number, tag: string): Promise<void> {
+  const subs: Array<[string, Database | ReturnType<Database["openDB"]>]> = [
+    ["", db],
+    ["users", db.openDB("users")],
+    ["bin", db.openDB("bin", { encoding: "binary" })],
+  ];
+  for (const [name] of subs) if (!model.has(name)) model.set(name, new Map());
+  for (let i = 0; i < n; i++) {
+    const [name, sub] = rng.pick(subs);
+    const key = `k${rng.int(80)}`;
+    if (rng.bool(0.15)) {
+      await sub.remove(key);
+      model.get(name)!.delete(key);
+    } else {
+      const big = rng.bool(0.08);
+      const v = name === "bin" ? Buffer.alloc(big ? 6000 : 30, `${tag}${i}`) : { tag: `${tag}${i}`, pad: big ? "z".repeat(5000) : "" };
+      await sub.put(key, v);
+      model.get(name)!.set(key, v);
+    }
+  }
+}
+
+/** A version-0 database at DIR with snapshots current and previous and a log; `killed`: its last
+ * commits are only in the log (the process was killed before a checkpoint). */
+async function fixture(versionField: 0 | 1, killed = false): Promise<Fixture> {
+  let fs = new CrashFileSystem();
+  const db = openSync(DIR, { fs, walSegmentMaxBytes: 64 * 1024, checkpointLogBytes: 1 << 30, checkpointDirtyBytes: 1 << 30, checkpointMs: 3_600_000 });
+  const rng = new Rng(versionField * 10 + (killed ? 1 : 0) + 1);
+  const model = emptyState();
+  const snapshots = new Map<string, { lsn: number; state: DbState }>();
+  await writeSome(db, rng, model, 120, "a");
+  const s1 = await db.createSnapshot();
+  const m1 = cloneState(model);
+  await writeSome(db, rng, model, 120, "b");
+  const s2 = await db.createSnapshot();
+  snapshots.set("previous", { lsn: s1.lsn, state: m1 });
+  snapshots.set("current", { lsn: s2.lsn, state: cloneState(model) });
+  await writeSome(db, rng, model, 80, "c");
+  if (killed) {
+    assert.ok(db.txlogWatermarks().lastCommittedLsn > db.txlogWatermarks().lastAppliedLsn);
+    fs = fs.crashedCopy(1, { model: "keepAll" });
+    removeStaleLock(fs, DIR);
+    await db.close().catch(() => {});
+  } else {
+    await db.close();
+  }
+  downgradeDir(fs, DIR, versionField);
+  return { fs: fs.snapshotDurable(), model, snapshots };
+}
+
+function stateOf(fs: FileSystem, dir: string): DbState {
+  const db = openSync(dir, { fs, walSegmentMaxBytes: 64 * 1024 });
+  try {
+    return readState(db);
+  } finally {
+    void db.close();
+  }
+}
+
+/** Snapshots pass their checksum and restore to their LSN. */
+async function checkSnapshots(fs: FileSystem, fx: Fixture, what: string): Promise<void> {
+  const list = listSnapshots(fs, DIR);
+  assert.deepEqual(list.map((s) => s.name), ["current", "previous"], `${what}: both snapshots listed`);
+  for (const s of list) {
+    checkSnapshot(fs, s);
+    const target = `/restored-${s.name}`;
+    fs.removeDir(target);
+    await restore(s.path, target, { fs, toLsn: fx.snapshots.get(s.name)!.lsn });
+    assertSame(stateOf(fs, target), fx.snapshots.get(s.name)!.state, `${what}: restore of ${s.name}`);
+    fs.removeDir(target);
+  }
+}
+
+// ---- detection ----
+
+test("detectVersion: current, both version-0 variants, nothing, garbage, and a newer version (VERSION naming both)", async () => {
+  const fs = new CrashFileSystem();
+  assert.equal(detectVersion(fs, DIR), undefined, "no directory");
+  const db = openSync(DIR, { fs });
+  await db.put("a", 1);
+  await db.close();
+  assert.equal(detectVersion(fs, DIR), FORMAT_VERSION);
+  for (const field of [0, 1] as const) {
+    const c = fs.clone();
+    downgradeDataFile(c, `${DIR}/data.keel`, field);
+    assert.equal(detectVersion(c, DIR), 0, `version field ${field}`);
+  }
+  // Garbage: no valid meta of any layout.
+  const g = new CrashFileSystem();
+  g.mkdir(DIR);
+  const h = g.open(`${DIR}/data.keel`, "createExclusive");
+  h.write(Buffer.alloc(8192, 7), 0, 8192, 0);
+  h.close();
+  assert.equal(detectVersion(g, DIR), undefined);
+
+  // A newer version: valid checksum, big-endian magic, version 2.
+  const n = fs.clone();
+  const f = n.open(`${DIR}/data.keel`, "rw");
+  const page = Buffer.alloc(4096);
+  for (const slot of [0, 1] as const) {
+    f.read(page, 0, 4096, slot * 4096);
+    if (!probeMeta(page, slot).ok) continue;
+    page.writeUInt16LE(FORMAT_VERSION + 1, 36);
+    seal(page);
+    f.write(page, 0, 4096, slot * 4096);
+  }
+  f.close();
+  assert.equal(detectVersion(n, DIR), FORMAT_VERSION + 1);
+  const e1 = throwsKeel(() => migrateOnOpen(n, DIR), "VERSION", "migrateOnOpen of a newer file");
+  assert.equal(e1.details.found, FORMAT_VERSION + 1);
+  assert.equal(e1.details.supported, FORMAT_VERSION);
+  assert.match(e1.message, new RegExp(`version ${FORMAT_VERSION + 1}.*version ${FORMAT_VERSION}`));
+  const e2 = throwsKeel(() => openSync(DIR, { fs: n }), "VERSION", "open of a newer file");
+  assert.equal(e2.details.found, FORMAT_VERSION + 1);
+  assert.equal(e2.details.supported, FORMAT_VERSION);
+  throwsKeel(() => planMigrations(FORMAT_VERSION + 1), "VERSION", "plan from a newer version");
+  assert.ok(!n.paths().some((p) => p.includes(".backup-")), "a newer file is never backed up or touched");
+});
+
+test("a read-only open never migrates: VERSION, nothing written", async () => {
+  const fx = await fixture(0);
+  const before = filesOf(fx.fs, DIR, noLock);
+  const e = throwsKeel(() => migrateOnOpen(fx.fs, DIR, { readOnly: true }), "VERSION", "read-only");
+  assert.equal(e.details.found, 0);
+  assert.equal(e.details.migratable, true);
+  sameFiles(filesOf(fx.fs, DIR, noLock), before, "read-only");
+  assert.deepEqual(fx.fs.list("/"), ["db"]);
+});
+
+// ---- the registry ----
+
+test("migrations: a chain from 0 to FORMAT_VERSION; a missing step is VERSION", () => {
+  let v = 0;
+  for (const m of migrations) {
+    assert.equal(m.from, v, "in order, no gap");
+    assert.equal(m.to, m.from + 1);
+    assert.ok(m.describe.length > 0);
+    v = m.to;
+  }
+  assert.equal(v, FORMAT_VERSION, "the chain ends at the current version");
+  assert.deepEqual(planMigrations(0), migrations);
+  assert.deepEqual(planMigrations(FORMAT_VERSION), []);
+  const gap: Migration[] = [];
+  const e = throwsKeel(() => planMigrations(0, "x/data.keel", gap), "VERSION", "missing step");
+  assert.equal(e.details.missingFrom, 0);
+  throwsKeel(() => planMigrations(-1), "INVALID_ARGUMENT", "negative version");
+  const fs = new CrashFileSystem();
+  throwsKeel(() => runMigrations(fs, DIR, FORMAT_VERSION), "INVALID_ARGUMENT", "nothing to migrate");
+});
+
+// ---- migrating ----
+
+for (const field of [0, 1] as const) {
+  test(`runMigrations 0 -> 1 (version field ${field}): backup of the original, metas rewritten, every key equal, snapshots still restore`, async () => {
+    const fx = await fixture(field);
+    const fs = fx.fs;
+    const original = filesOf(fs, DIR, noLock);
+    const res = runMigrations(fs, DIR, 0, { now: () => NOW });
+    assert.equal(res.from, 0);
+    assert.equal(res.to, FORMAT_VERSION);
+    assert.equal(res.backupDir, `/db.backup-v0-${STAMP}`);
+    assert.deepEqual(res.applied.map((a) => [a.from, a.to]), [[0, 1]]);
+    assert.deepEqual(fs.list("/").sort(), ["db", `db.backup-v0-${STAMP}`]);
+    sameFiles(filesOf(fs, res.backupDir), original, "backup");
+    // data.keel: the two meta pages change, nothing else.
+    const before = original.get("data.keel")!;
+    const after = readAll(fs, `${DIR}/data.keel`);
+    assert.equal(after.length, before.length);
+    const ps = before.readUInt32LE(40);
+    assert.ok(after.subarray(2 * ps).equals(before.subarray(2 * ps)), "pages past the metas unchanged");
+    assert.equal(after.subarray(32, 36).toString("latin1"), "KEEL", "magic reads KEEL");
+    assert.equal(detectVersion(fs, DIR), FORMAT_VERSION);
+    // The log is not touched.
+    for (const [k, v] of original) if (k.startsWith("wal/")) assert.ok(readAll(fs, `${DIR}/${k}`).equals(v), `${k} unchanged`);
+    assertSame(stateOf(fs, DIR), fx.model, "migrated database");
+    await checkSnapshots(fs, fx, "migrated");
+    // Again: nothing changes.
+    const migrated = filesOf(fs, DIR, noLock);
+    v0ToV1.migrate(fs, DIR);
+    sameFiles(filesOf(fs, DIR, noLock), migrated, "second run");
+    assert.equal(migrateOnOpen(fs, DIR), undefined, "a current database is not migrated");
+  });
+}
+
+test("runMigrations: commits only in the log (process killed) are replayed after the migration", async () => {
+  const fx = await fixture(1, true);
+  const res = migrateOnOpen(fx.fs, DIR, { now: () => NOW });
+  assert.ok(res);
+  assert.equal(res.from, 0);
+  const db = openSync(DIR, { fs: fx.fs });
+  try {
+    assert.ok(db.txlogWatermarks().replay.records > 0, "records replayed");
+    assertSame(readState(db), fx.model, "after migration and replay");
+  } finally {
+    await db.close();
+  }
+});
+
+test("runMigrations on the real file system: the backup is a sibling directory", async () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-migrate-"));
+  try {
+    const dir = join(root, "data");
+    const db = openSync(dir, {});
+    await db.put("k", { v: 1 });
+    await db.close();
+    downgradeDataFile(nodeFileSystem, join(dir, "data.keel"), 0);
+    const original = readFileSync(join(dir, "data.keel"));
+    assert.equal(detectVersion(nodeFileSystem, dir), 0);
+    const res = migrateOnOpen(nodeFileSystem, dir);
+    assert.ok(res);
+    assert.equal(res.backupDir.startsWith(join(root, "data.backup-v0-")), true, res.backupDir);
+    assert.ok(readFileSync(join(res.backupDir, "data.keel")).equals(original));
+    assert.deepEqual(readdirSync(root).filter((n) => n.includes(".partial-")), []);
+    const again = openSync(dir, {});
+    try {
+      assert.deepEqual(again.get("k"), { v: 1 });
+    } finally {
+      await again.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("runMigrations with a relative directory: the backup is its sibling, on the same FileSystem", async () => {
+  const fs = new CrashFileSystem();
+  const db = openSync("rel", { fs });
+  await db.put("k", 1);
+  await db.close();
+  downgradeDataFile(fs, "/rel/data.keel", 0);
+  const res = runMigrations(fs, "rel/", 0, { now: () => NOW });
+  assert.equal(res.backupDir, `rel.backup-v0-${STAMP}`);
+  assert.ok(fs.stat(`/rel.backup-v0-${STAMP}/data.keel`));
+  assert.equal(detectVersion(fs, "rel"), FORMAT_VERSION);
+  throwsKeel(() => runMigrations(fs, "/", 0), "INVALID_ARGUMENT", "root directory");
+});
+
+test("open() migrates a version-0 database", async () => {
+  const fx = await fixture(0);
+  const db: Database = openSync(DIR, { fs: fx.fs });
+  try {
+    assertSame(readState(db), fx.model, "opened");
+  } finally {
+    await db.close();
+  }
+  assert.ok(fx.fs.list("/").some((n) => n.startsWith("db.backup-v0-")), "backup kept");
+  await rejectsKeel(Promise.resolve().then(() => openSync(DIR, { fs: fx.fs, pageSize: 1024 })), "VERSION", "page size still checked");
+});
+
+// ---- faults ----
+
+test("runMigrations: failing the N-th I/O call, for every N, is a coded error; the next open finishes the job", async () => {
+  const fx = await fixture(0);
+  const original = filesOf(fx.fs, DIR, noLock);
+  let succeeded = false;
+  for (let n = 1; n < 1000 && !succeeded; n++) {
+    const inner = fx.fs.clone();
+    const ffs = new FaultFileSystem(inner);
+    ffs.failAt(n, { errno: n % 2 ? "EIO" : "ENOSPC" });
+    try {
+      runMigrations(ffs, DIR, 0, { now: () => NOW });
+      if (ffs.faultsInjected === 0) succeeded = true;
+      else {
+        const f = ffs.lastFault!;
+        assert.ok(f.kind === "remove" || f.kind === "removeDir", `call ${n}: a fault (${f.kind} ${f.path}) went unreported`);
+      }
+    } catch (e) {
+      assert.ok(e instanceof KeelError && (e.code === "IO" || e.code === "FULL"), `call ${n}: ${describeError(e)}`);
+    }
+    const data = readAll(inner, `${DIR}/data.keel`);
+    const isOriginal = data.equals(original.get("data.keel")!);
+    for (const name of inner.list("/")) {
+      if (name.startsWith("db.backup-") && !name.includes(".partial-")) sameFiles(filesOf(inner, `/${name}`), original, `call ${n}: backup`);
+    }
+    assert.equal(migrateOnOpen(inner, DIR, { now: () => NOW + 1 }) !== undefined, isOriginal, `call ${n}: migrates again exactly when needed`);
+    if (n % 4 === 0 || succeeded) {
+      assertSame(stateOf(inner, DIR), fx.model, `call ${n}: reopened`);
+      for (const s of listSnapshots(inner, DIR)) checkSnapshot(inner, s);
+    }
+    assert.deepEqual(inner.paths().filter((p) => p.includes(".partial-") || p.endsWith(".migrating")), [], `call ${n}: no leftovers`);
+  }
+  assert.ok(succeeded);
+});
+
+// ---- power loss ----
+
+test("runMigrations: power loss at every I/O call leaves the original or the migrated database, and never a half backup", async () => {
+  const fx = await fixture(0);
+  const base = fx.fs;
+  const original = filesOf(base, DIR, noLock);
+  const ref = base.clone();
+  ref.resetCounters();
+  runMigrations(ref, DIR, 0, { now: () => NOW });
+  const total = ref.calls;
+  const migrated = filesOf(ref, DIR, noLock);
+  const dataFiles = ["data.keel", "snapshots/current/data.keel", "snapshots/previous/data.keel"];
+  for (const k of dataFiles) assert.ok(!migrated.get(k)!.equals(original.get(k)!), `${k} is changed by the migration`);
+  let outcomes = { original: 0, migrated: 0, backups: 0 };
+  for (let k = 1; k <= total; k++) {
+    const fs = base.clone();
+    fs.crashAfterCalls(k);
+    try {
+      runMigrations(fs, DIR, 0, { now: () => NOW });
+      assert.fail(`call ${k}: the power cut did not stop the migration`);
+    } catch (e) {
+      assert.ok(isSimulatedCrash(e), `call ${k}: ${describeError(e)}`);
+    }
+    for (const seed of SEEDS) {
+      const what = `call ${k}/${total} seed ${seed}`;
+      const a = seed === SEEDS.at(-1) ? (fs.crash(seed), fs) : fs.crashedCopy(seed);
+      const data = readAll(a, `${DIR}/data.keel`);
+      const isOriginal = data.equals(original.get("data.keel")!);
+      assert.ok(isOriginal || data.equals(migrated.get("data.keel")!), `${what}: data.keel is the original or the migrated one`);
+      outcomes[isOriginal ? "original" : "migrated"]++;
+      for (const f of dataFiles.slice(1)) {
+        const b = readAll(a, `${DIR}/${f}`);
+        assert.ok(b.equals(original.get(f)!) || b.equals(migrated.get(f)!), `${what}: ${f}`);
+      }
+      for (const name of a.list("/")) {
+        if (!name.startsWith("db.backup-") || name.includes(".partial-")) continue;
+        sameFiles(filesOf(a, `/${name}`), original, `${what}: backup ${name}`);
+        outcomes.backups++;
+      }
+      // The next open migrates again if needed, then everything is there.
+      let r;
+      try {
+        r = migrateOnOpen(a, DIR, { now: () => NOW + 1 });
+      } catch (e) {
+        assert.fail(`${what}: migrating again failed: ${describeError(e)}`);
+      }
+      assert.equal(r !== undefined, isOriginal, `${what}: migrates again exactly when data.keel is the original`);
+      assertSame(stateOf(a, DIR), fx.model, `${what}: reopened`);
+      for (const s of listSnapshots(a, DIR)) checkSnapshot(a, s);
+      assert.deepEqual(a.paths().filter((p) => p.includes(".partial-") || p.endsWith(".migrating")), [], `${what}: no leftovers`);
+      assert.ok(a.list("/").some((n) => n.startsWith("db.backup-v0-") && !n.includes(".partial-")), `${what}: a backup exists`);
+    }
+  }
+  assert.ok(outcomes.original > 0 && outcomes.migrated > 0 && outcomes.backups > 0, JSON.stringify(outcomes));
+  // Restore still works from a crashed-then-finished migration (the last crash point).
+  const last = base.clone();
+  last.crashAfterCalls(total);
+  try {
+    runMigrations(last, DIR, 0, { now: () => NOW });
+  } catch {
+    // expected
+  }
+  const done = last.crashedCopy(7);
+  migrateOnOpen(done, DIR, { now: () => NOW + 1 });
+  await checkSnapshots(done, fx, "after the last crash point");
+});
