@@ -140,6 +140,13 @@ export class GroupCommit {
     if (this.#failed !== undefined) throw this.#failed;
     const target = this.#committed;
     if (target <= this.#durable) return;
+    // This sync covers everything appended: a planned asynchronous one for the same records
+    // would be a second fdatasync per commit for nothing.
+    if (target > this.#covered) this.#covered = target;
+    if (this.#immediate !== undefined) {
+      clearImmediate(this.#immediate);
+      this.#immediate = undefined;
+    }
     try {
       this.#o.syncSync();
     } catch (e) {
