@@ -17,7 +17,7 @@
  * - Consistency: one snapshot, held from step 1 to step 5.
  * - Bounded memory: output is built in chunks of about 64 KiB and written with backpressure
  *   (when `out.write` returns false, the dump waits for 'drain'); only the entry being written
- *   and the cursor's path of nodes are held (DumpCursor keeps no node it loads), whatever the
+ *   and the cursor's path of nodes are held (TreeCursor keeps no node it loads), whatever the
  *   database's size and however far writers move on meanwhile.
  * - Writers are not blocked: the dump yields to the event loop at least every few milliseconds.
  * - Determinism: equal content gives equal bytes. With `reproducible: true` (no lsn, txn, createdAt)
@@ -32,7 +32,7 @@ import { decodeKey } from "../db/KeyCodec.js";
 import type { DbEntry, Snapshot } from "../txn/Snapshot.js";
 import { crc32 } from "../util/crc32.js";
 import { BINARY_MAGIC, DUMP_VERSION, REC_DB, REC_END, REC_ENTRY, compareNames, headerText, type DumpDbHeader, type DumpFormat, type DumpHeader } from "./dumpFormat.js";
-import { DumpCursor } from "./dumpCursor.js";
+import { TreeCursor } from "../btree/TreeCursor.js";
 import { DumpSink } from "./dumpSink.js";
 
 export interface DumpProgress {
@@ -107,9 +107,9 @@ export async function dump(db: Database, out: NodeJS.WritableStream, opts: DumpO
     for (const e of selected) {
       writer.section(e);
       let n = 0;
-      // A cursor that holds only its path (see DumpCursor for why not TreeCursor).
-      const cur = new DumpCursor(engine.pager, e.tree);
-      for (cur.first(); cur.valid; cur.next()) {
+      // TreeCursor holds only its path: a dump larger than memory stays in bounded memory.
+      const cur = new TreeCursor(engine.pager, e.tree);
+      for (cur.seekGE(null); cur.valid; cur.next()) {
         // readValue may return a scratch buffer that the next read reuses: the writer copies
         // (or encodes) it before anything else reads.
         writer.entry(e, cur.key, engine.readValue(cur.value));
