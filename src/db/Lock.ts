@@ -107,6 +107,26 @@ export class Lock {
     throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
   }
 
+  /**
+   * For a read-only open: refuse (LOCKED) if a live process, or an open Database of this one,
+   * holds the lock; otherwise go on without creating or removing anything, so that any number
+   * of read-only opens can run side by side (a stale LOCK is left for the next writer to take).
+   */
+  static check(fs: FileSystem, dir: string): void {
+    const pid = readLockPid(fs, dir);
+    if (pid === undefined) return;
+    const ours = pid === process.pid && (held.get(fs)?.has(resolve(dir)) ?? false);
+    if (ours || (pid !== process.pid && isAlive(pid))) {
+      throw new KeelError(
+        "LOCKED",
+        ours
+          ? `${dir} is already open for writing in this process; read through that Database object`
+          : `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`,
+        { dir, pid },
+      );
+    }
+  }
+
   release(): void {
     if (!this.#held) return;
     this.#held = false;

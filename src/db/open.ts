@@ -37,7 +37,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
     }
   } else if (!fs.stat(path)) throw new KeelError("NOT_FOUND", `no database at ${path}`, { path });
   const lock = o.readOnly ? null : Lock.acquire(fs, path);
-  if (o.readOnly) checkNotLocked(fs, path);
+  if (o.readOnly) Lock.check(fs, path);
   let engine: Engine | null = null;
   try {
     // An older format shipped in this package is migrated here, in-process, with a backup of
@@ -141,9 +141,3 @@ function withCrashHook(o: OpenOptions): OpenOptions {
   };
 }
 
-function checkNotLocked(fs: FileSystem, path: string): void {
-  // A read-only open of a database another process writes would read a state that its log
-  // has moved past; refuse, as a writer would be refused.
-  const l = Lock.acquire(fs, path);
-  l.release();
-}
