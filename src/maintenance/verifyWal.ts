@@ -15,7 +15,8 @@
  */
 import { join } from "node:path";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { RECORD_MAGIC, type LogRecord } from "../wal/LogRecord.js";
+import type { LogRecord } from "../wal/LogRecord.js";
+import { scanAfter } from "../wal/WalRecovery.js";
 import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "../wal/SegmentHeader.js";
 import { parseSegmentName, looksLikeSegment } from "../wal/SegmentName.js";
 import { SegmentReader } from "../wal/SegmentReader.js";
@@ -51,54 +52,6 @@ export interface WalScanResult {
   breaks: WalBreak[];
 }
 
-const SCAN_CHUNK = 1 << 20;
-
-interface Evidence {
-  nonZero: boolean;
-  laterValid: number;
-  proof: { offset: number; lsn: number } | undefined;
-  maxLsn: number | undefined;
-}
-
-/** Look at every aligned offset in [from, fileEnd) for valid records (as recovery does), without stopping at a proof. */
-function scanAfter(reader: SegmentReader, from: number, expectedLsn: number): Evidence {
-  const ev: Evidence = { nonZero: false, laterValid: 0, proof: undefined, maxLsn: undefined };
-  const fileEnd = reader.fileEnd;
-  let pos = from;
-  while (pos < fileEnd) {
-    const w = reader.window(pos, Math.min(SCAN_CHUNK, fileEnd - pos));
-    if (w.available === 0) break;
-    const view = new DataView(w.bytes.buffer, w.bytes.byteOffset + w.at, w.available);
-    let k = 0;
-    let candidate = -1;
-    for (; k + 8 <= w.available; k += 8) {
-      const a = view.getUint32(k, true);
-      if ((a | view.getUint32(k + 4, true)) === 0) continue;
-      ev.nonZero = true;
-      if (a === RECORD_MAGIC) {
-        candidate = pos + k;
-        break;
-      }
-    }
-    if (candidate < 0) {
-      for (; k < w.available; k++) if (w.bytes[w.at + k] !== 0) ev.nonZero = true;
-      pos += w.available;
-      continue;
-    }
-    const p = reader.probe(candidate);
-    if (p.status === "ok") {
-      if (p.record.lsn >= expectedLsn) {
-        ev.laterValid++;
-        ev.maxLsn = Math.max(ev.maxLsn ?? 0, p.record.lsn);
-        if (p.syncedThrough >= expectedLsn && ev.proof === undefined) ev.proof = { offset: candidate, lsn: p.record.lsn };
-      }
-      pos = candidate + p.size;
-    } else {
-      pos = candidate + 8;
-    }
-  }
-  return ev;
-}
 
 function closeQuietly(h: FileHandle): void {
   try {
@@ -215,7 +168,7 @@ function* scanSegment(
     return undefined;
   }
   if (hp.status === "torn") {
-    const ev = scanAfter(reader, SEGMENT_HEADER_SIZE, 0);
+    const ev = scanAfter(reader, SEGMENT_HEADER_SIZE, 0, false);
     if (newest && ev.laterValid === 0) {
       brk(
         {
@@ -296,7 +249,7 @@ function* scanSegment(
     }
   }
   if (pos >= size) return expected - 1;
-  const ev = scanAfter(reader, pos + 8, expected);
+  const ev = scanAfter(reader, pos + 8, expected, false);
   if (badReason === undefined && !ev.nonZero) return expected - 1; // clean end of the log, zeros after it
   const reason = badReason ?? "non-zero bytes after the end of the log";
   const later = ev.laterValid ? `; ${ev.laterValid} valid records follow it (up to LSN ${ev.maxLsn})` : "";

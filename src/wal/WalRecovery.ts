@@ -67,18 +67,24 @@ export interface RecoveryReport {
 
 const SCAN_CHUNK = 1 << 20;
 
-interface Evidence {
+export interface Evidence {
   /** Any non-zero byte after the bad spot. */
   nonZero: boolean;
   /** Complete, valid records found after the bad spot with LSN >= the expected one. */
   laterValid: number;
   /** The first later valid record proving the bad spot had been synced. */
   proof: { offset: number; lsn: number; syncedThrough: number } | undefined;
+  /** The highest LSN among those later valid records. */
+  maxLsn: number | undefined;
 }
 
-/** Look at every aligned offset in [from, fileEnd) for valid records (skipping over the ones found). */
-function scanAfter(reader: SegmentReader, from: number, expectedLsn: number): Evidence {
-  const ev: Evidence = { nonZero: false, laterValid: 0, proof: undefined };
+/**
+ * Look at every aligned offset in [from, fileEnd) for valid records (skipping over the ones
+ * found). Recovery stops at the first proof of damage; verify (`stopAtProof: false`) scans on to
+ * count everything that follows.
+ */
+export function scanAfter(reader: SegmentReader, from: number, expectedLsn: number, stopAtProof = true): Evidence {
+  const ev: Evidence = { nonZero: false, laterValid: 0, proof: undefined, maxLsn: undefined };
   const fileEnd = reader.fileEnd;
   let pos = from;
   while (pos < fileEnd) {
@@ -106,9 +112,10 @@ function scanAfter(reader: SegmentReader, from: number, expectedLsn: number): Ev
     if (p.status === "ok") {
       if (p.record.lsn >= expectedLsn) {
         ev.laterValid++;
+        ev.maxLsn = Math.max(ev.maxLsn ?? 0, p.record.lsn);
         if (p.syncedThrough >= expectedLsn && ev.proof === undefined) {
           ev.proof = { offset: candidate, lsn: p.record.lsn, syncedThrough: p.syncedThrough };
-          return ev;
+          if (stopAtProof) return ev;
         }
       }
       pos = candidate + p.size;
