@@ -91,28 +91,33 @@ export function probeMeta(buf: Buffer, slot: 0 | 1): MetaProbe {
   if (version !== FORMAT_VERSION) return { ok: false, reason: "version", version, pageSize };
   const h = readHeader(page);
   if (h.type !== PageType.Meta || h.pageNo !== slot) return { ok: false, reason: "page-number", version, pageSize };
+  return { ok: true, meta: { ...readMetaFields(page, pageSize), txn: h.txn } };
+}
+
+/**
+ * Every field of a meta page, read without any check. probeMeta uses it after its checks; salvage
+ * uses it for hints from a meta whose checksum failed (every page they lead to is still verified).
+ */
+export function readMetaFields(page: Buffer, pageSize: number): Meta {
   return {
-    ok: true,
-    meta: {
-      version,
-      pageSize,
-      txn: h.txn,
-      highWater: page.readUInt32LE(44),
-      catalogRoot: page.readUInt32LE(48),
-      catalogRootTxn: page.readUInt32LE(52),
-      catalogDepth: page.readUInt32LE(56),
-      freelistPage: page.readUInt32LE(60),
-      freelistPages: page.readUInt32LE(64),
-      freelistTxn: page.readUInt32LE(68),
-      flags: page.readUInt32LE(72),
-      appliedLsn: page.readUInt32LE(80) + page.readUInt32LE(84) * TWO32,
-      createdAt: page.readDoubleLE(88),
-      checkpointAt: page.readDoubleLE(96),
-      catalogEntries: page.readUInt32LE(104),
-      catalogBranchPages: page.readUInt32LE(108),
-      catalogLeafPages: page.readUInt32LE(112),
-      catalogOverflowPages: page.readUInt32LE(116),
-    },
+    version: page.readUInt16LE(36),
+    pageSize,
+    txn: page.readUInt32LE(8) + page.readUInt32LE(12) * TWO32,
+    highWater: page.readUInt32LE(44),
+    catalogRoot: page.readUInt32LE(48),
+    catalogRootTxn: page.readUInt32LE(52),
+    catalogDepth: page.readUInt32LE(56),
+    freelistPage: page.readUInt32LE(60),
+    freelistPages: page.readUInt32LE(64),
+    freelistTxn: page.readUInt32LE(68),
+    flags: page.readUInt32LE(72),
+    appliedLsn: page.readUInt32LE(80) + page.readUInt32LE(84) * TWO32,
+    createdAt: page.readDoubleLE(88),
+    checkpointAt: page.readDoubleLE(96),
+    catalogEntries: page.readUInt32LE(104),
+    catalogBranchPages: page.readUInt32LE(108),
+    catalogLeafPages: page.readUInt32LE(112),
+    catalogOverflowPages: page.readUInt32LE(116),
   };
 }
 

@@ -17,7 +17,8 @@ import { OverflowValue, type BranchNode, type LeafValue, type Node } from "../bt
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { emptyTree, type TreeState } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
-import { encodeMeta, probeMeta, versionError, type Meta, type MetaProbe } from "../pager/Meta.js";
+import { encodeMeta, versionError, type Meta } from "../pager/Meta.js";
+import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
 import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
@@ -250,22 +251,8 @@ export class Engine implements TxnHost {
   }
 
   static #readMetas(file: FileHandle, path: string): { metas: [Meta | null, Meta | null]; newest: 0 | 1; fallback: OpenReport["metaFallback"] } {
-    const size = file.size();
-    const head = Buffer.alloc(Math.min(size, 2 * 65536));
-    file.read(head, 0, head.length, 0);
-    const p0 = probeMeta(head, 0);
-    let pageSize = p0.ok ? p0.meta.pageSize : "pageSize" in p0 && p0.pageSize && isValidPageSize(p0.pageSize) ? p0.pageSize : 0;
-    let p1: MetaProbe = { ok: false, reason: "short" };
-    if (pageSize) p1 = probeMeta(head.subarray(pageSize), 1);
-    else {
-      for (let ps = 1024; ps <= 65536 && !p1.ok; ps *= 2) {
-        const probe = probeMeta(head.subarray(ps), 1);
-        if (probe.ok || probe.reason === "version") {
-          p1 = probe;
-          pageSize = ps;
-        }
-      }
-    }
+    const slots = readMetaSlots(file);
+    const [p0, p1] = slots.probes;
     for (const p of [p0, p1]) if (!p.ok && p.reason === "version") throw versionError(path, p.version, p.pageSize);
     const m0 = p0.ok ? p0.meta : null;
     const m1 = p1.ok ? p1.meta : null;
@@ -284,8 +271,7 @@ export class Engine implements TxnHost {
     const bad: 0 | 1 = newest === 0 ? 1 : 0;
     const badProbe = bad === 0 ? p0 : p1;
     if (!badProbe.ok && badProbe.reason === "checksum") {
-      const off = bad * pageSize;
-      const claimed = head.length >= off + 16 ? head.readUInt32LE(off + 8) + head.readUInt32LE(off + 12) * 0x100000000 : 0;
+      const claimed = claimedTxn(slots.raw[bad]);
       if (claimed > (newest === 0 ? m0 : m1)!.txn) fallback = { slot: bad, reason: "checksum", claimedTxn: claimed };
     }
     return { metas: [m0, m1], newest, fallback };
