@@ -1,15 +1,8 @@
 /**
  * Database: an open KeelDB directory. It is also the default sub-database.
  *
- * The write path, in order:
- *   1. put/remove/transaction calls are queued (validated first: bad input never enters).
- *   2. On the next turn of the event loop the queue is drained as one group: consecutive
- *      put/remove calls form one transaction, each transaction() callback its own.
- *   3. Each transaction commits to the engine's head (and, with a log, appends one record).
- *   4. The group is made durable once (one checkpoint, or one log sync): group commit.
- *   5. Then the group is published to readers and every promise of the group resolves.
- * If step 4 fails, every transaction of the group is rolled back and rejected with the coded
- * error (IO, FULL); the database stays open at its last good state.
+ * It checks every call (open, writable, arguments) and hands writes to its WriteQueue, which
+ * runs the write path as numbered steps (group commit). Reads see the published snapshot.
  */
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
@@ -21,7 +14,10 @@ import { DEFAULT_DB } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
-import { Transaction } from "./Transaction.js";
+import type { Transaction } from "./Transaction.js";
+import { WriteQueue, type QueueItem } from "./WriteQueue.js";
+
+export type { QueueItem } from "./WriteQueue.js";
 import type { Durability } from "./Durability.js";
 import { LogDurability, type ReplayReport } from "./LogDurability.js";
 import { decodeKey, type Key } from "./KeyCodec.js";
@@ -29,19 +25,6 @@ import { decodeValue } from "./ValueCodec.js";
 import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
 import { backupPages, type BackupPagesResult } from "../maintenance/backupPages.js";
-
-export type QueueItem =
-  | { kind: "put"; db: SubDatabase; key: string; value: string | Buffer }
-  | { kind: "remove"; db: SubDatabase; key: string }
-  | { kind: "txn"; db: SubDatabase; fn: (tx: Transaction) => unknown }
-  /** Maintenance that must run between transactions (checkpoint, snapshot preparation). */
-  | { kind: "task"; fn: () => unknown };
-
-interface Pending {
-  item: QueueItem;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
 
 export interface SubDatabaseOptions {
   keyEncoding?: KeyEncodingName | undefined;
@@ -79,9 +62,6 @@ export interface Stats extends TreeStatsReport {
   dbs: Record<string, TreeStatsReport>;
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return !!v && typeof (v as { then?: unknown }).then === "function";
-}
 
 export class Database extends SubDatabase {
   /** @internal */
@@ -92,14 +72,10 @@ export class Database extends SubDatabase {
   /** @internal */
   durability: Durability;
   #lock: Lock | null;
-  #queue: Pending[] = [];
-  #scheduled = false;
-  #draining: Promise<void> | null = null;
   #closed = false;
   #events = new EventEmitter();
   #subs = new Map<string, SubDatabase>();
-  /** The transaction whose callback is running synchronously right now. */
-  #inCallback: WriteTxn | null = null;
+  readonly #writes: WriteQueue = new WriteQueue(this);
 
   /** @internal use open() */
   constructor(engine: Engine, fs: FileSystem, path: string, lock: Lock | null, durability: Durability, keyEncoding: KeyEncodingName, encoding: ValueEncodingName, readOnly = false) {
@@ -215,183 +191,19 @@ export class Database extends SubDatabase {
   enqueue(item: QueueItem): Promise<unknown> {
     this.#check();
     if (item.kind !== "task") this.#checkWritable();
-    const open = this.#inCallback;
-    if (open && !open.ended) {
-      // It would wait for the transaction that is waiting for it: a deadlock. Say so instead.
-      // (Only the synchronous part of a callback is watched: AsyncLocalStorage would slow every
-      // promise of the whole process on Node 20.)
-      throw new KeelError("TXN", "db.put/remove/transaction called inside a transaction callback would wait forever for that transaction; use tx.put/tx.remove (or tx.for(subDb)) instead", {
-        txn: open.txn,
-      });
-    }
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
-      if (!this.#scheduled && !this.#draining) {
-        this.#scheduled = true;
-        setImmediate(() => this.#startDrain());
-      }
-    });
-  }
-
-  #startDrain(): void {
-    this.#scheduled = false;
-    if (this.#draining) return;
-    this.#draining = this.#drain().finally(() => {
-      this.#draining = null;
-      if (this.#queue.length && !this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#startDrain());
-      }
-    });
-  }
-
-  async #drain(): Promise<void> {
-    let lastYield = performance.now();
-    while (this.#queue.length) {
-      const group = this.#queue;
-      this.#queue = [];
-      await this.#runGroup(group);
-      // Awaiting writers re-enqueue from promise continuations, which would keep this loop in
-      // microtasks forever: give timers, I/O and the log's sync scheduling a turn. Where a group
-      // pays for a sync, yield after every group, so that every writer's next write (however
-      // deep its await chain) joins the next group and shares its sync; otherwise at least
-      // every millisecond.
-      if (this.#queue.length && (this.durability.groupsShareSyncs || performance.now() - lastYield >= 1)) {
-        await new Promise<void>((r) => setImmediate(r));
-        lastYield = performance.now();
-      }
-    }
-  }
-
-  async #runGroup(group: Pending[]): Promise<void> {
-    const engine = this.engine;
-    const base = engine.head;
-    const done: Array<[Pending, unknown]> = [];
-    const txns: WriteTxn[] = [];
-    let batch: WriteTxn | null = null;
-    let batchItems: Array<[Pending, unknown]> = [];
-    const commitBatch = (): boolean => {
-      if (!batch) return true;
-      const w = batch;
-      batch = null;
-      try {
-        this.durability.commit(w);
-        txns.push(w);
-        done.push(...batchItems);
-      } catch (e) {
-        engine.abortWrite(w);
-        for (const [p] of batchItems) p.reject(e);
-      }
-      batchItems = [];
-      return true;
-    };
-    for (const p of group) {
-      const it = p.item;
-      if (this.#closed) {
-        p.reject(new KeelError("CLOSED", `the database at ${this.path} is closed`, { path: this.path }));
-        continue;
-      }
-      if (it.kind === "put" || it.kind === "remove") {
-        try {
-          if (!batch) batch = engine.beginWrite();
-          let r: unknown;
-          if (it.kind === "put") {
-            it.db.ensureExists(batch);
-            batch.put(it.db.name, it.key, it.value);
-            r = true;
-          } else r = batch.remove(it.db.name, it.key);
-          batchItems.push([p, r]);
-        } catch (e) {
-          // A failure inside a tree operation may leave the batch half-applied: drop all of it.
-          if (batch) engine.abortWrite(batch);
-          batch = null;
-          for (const [q] of batchItems) q.reject(e);
-          batchItems = [];
-          p.reject(e);
-        }
-        continue;
-      }
-      commitBatch();
-      if (it.kind === "task") {
-        try {
-          done.push([p, it.fn()]);
-        } catch (e) {
-          p.reject(e);
-        }
-        continue;
-      }
-      let w: WriteTxn;
-      try {
-        w = engine.beginWrite();
-      } catch (e) {
-        p.reject(e);
-        continue;
-      }
-      try {
-        let r: unknown;
-        this.#inCallback = w;
-        try {
-          r = it.fn(new Transaction(it.db, w));
-        } finally {
-          this.#inCallback = null;
-        }
-        if (isThenable(r)) r = await r;
-        this.durability.commit(w);
-        txns.push(w);
-        done.push([p, r]);
-      } catch (e) {
-        engine.abortWrite(w);
-        p.reject(e);
-      }
-    }
-    commitBatch();
-    if (done.length === 0) return;
-    try {
-      await this.durability.makeDurable();
-    } catch (e) {
-      this.durability.rollback(base);
-      for (const [p] of done) p.reject(e);
-      return;
-    }
-    this.durability.published(txns);
-    for (const [p, r] of done) p.resolve(r);
+    return this.#writes.enqueue(item);
   }
 
   /** @internal transactionSync: commit and make durable before returning. */
   runSync<T>(db: SubDatabase, fn: (tx: Transaction) => T): T {
     this.#check();
     this.#checkWritable();
-    const engine = this.engine;
-    if (engine.writing) {
-      throw new KeelError("TXN", "transactionSync cannot run while an asynchronous transaction holds the write lock", {});
-    }
-    const base = engine.head;
-    const w = engine.beginWrite();
-    let r: T;
-    try {
-      r = fn(new Transaction(db, w));
-      if (isThenable(r)) throw invalidArgument("a transactionSync callback must be synchronous; use transaction() for async work", { argument: "fn" });
-      this.durability.commit(w);
-    } catch (e) {
-      engine.abortWrite(w);
-      throw e;
-    }
-    try {
-      this.durability.makeDurableSync();
-    } catch (e) {
-      this.durability.rollback(base);
-      throw e;
-    }
-    this.durability.published([w]);
-    return r;
+    return this.#writes.runSync(db, fn);
   }
 
   /** Resolves when every write queued so far has settled. */
-  async flushed(): Promise<void> {
-    while (this.#queue.length || this.#draining || this.#scheduled) {
-      if (this.#draining) await this.#draining.catch(() => {});
-      else await new Promise((r) => setImmediate(r));
-    }
+  flushed(): Promise<void> {
+    return this.#writes.flushed();
   }
 
   // ---- durability and maintenance ----
