@@ -38,17 +38,15 @@ import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import type { LeafNode } from "../btree/Node.js";
-import { applyLogRecord } from "../db/LogDurability.js";
 import { DEFAULT_PAGE_SIZE } from "../pager/PageLayout.js";
-import { decodeCatalogRecord } from "../txn/CatalogRecord.js";
 import { DATA_FILE, Engine } from "../txn/Engine.js";
-import { DEFAULT_DB, type KeyEncodingName, type ValueEncodingName } from "../txn/Snapshot.js";
+import { DEFAULT_DB } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
-import type { LogRecord } from "../wal/LogRecord.js";
-import { inferPageSize, readFreePages, readLeafPage, readRunValue, runMatches, scanPages, type PageScan, type ScannedLeaf } from "./salvageScan.js";
+import { inferPageSize, readFreePages, readLeafPage, readRunValue, runMatches, scanPages, type PageScan } from "./salvageScan.js";
 import { claimedTxn, readMetaSlots, unsafeMetaFields, type MetaSlots } from "./verifyMeta.js";
 import { Aborted, Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
-import { scanWal, type WalBreak } from "./verifyWal.js";
+import { CATALOG, findInterval, sortedHas, walkSource, type DbInfo, type Interval, type Source, type Vouch } from "./salvageTrees.js";
+import { planReplay } from "./salvageReplay.js";
 
 export const ORPHANS_DB = "salvaged-orphans";
 
@@ -88,28 +86,7 @@ export interface SalvageReport {
   missingEntries: number;
 }
 
-const TWO32 = 0x100000000;
-const CATALOG = "\u0000catalog";
 const DROPPED = "\u0000dropped";
-
-interface Source {
-  label: string;
-  txn: number;
-  catalogRoot: number;
-  catalogRootTxn: number;
-}
-
-interface Interval {
-  lo: string | null;
-  hi: string | null;
-  /** Leaf page that vouches for the range; 0 for an empty tree. */
-  page: number;
-}
-
-interface Vouch {
-  txn: number;
-  intervals: Interval[];
-}
 
 interface Candidate {
   txn: number;
@@ -123,14 +100,6 @@ interface Candidate {
 interface Slot {
   best: Candidate;
   readable: Candidate | undefined;
-}
-
-interface DbInfo {
-  keyEncoding: KeyEncodingName;
-  valueEncoding: ValueEncodingName;
-  /** Entries its catalog record counted, and the txn of that catalog (undefined for the orphans). */
-  entries?: number;
-  txn?: number;
 }
 
 /** Salvage `srcDir` into a new database at `destDir` (which must not exist). */
@@ -529,208 +498,3 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
 }
 
 /** Walk one meta's catalog and trees over the scanned pages; record owners and vouched ranges. */
-function walkSource(
-  scan: PageScan,
-  handle: FileHandle,
-  file: string,
-  src: Source,
-  leafOwner: Map<number, string>,
-  vouches: Map<string, Vouch[]>,
-): { complete: boolean; catalogPages: number; dbs: Map<string, DbInfo>; leavesOf: Map<string, number[]> } {
-  const dbs = new Map<string, DbInfo>();
-  const leavesOf = new Map<string, number[]>();
-  let catalogPages = 0;
-  const walk = (root: number, rootTxn: number, onLeaf: (page: number, leaf: ScannedLeaf, lo: string | null, hi: string | null) => void, onBranch?: () => void): boolean => {
-    const path = new Set<number>();
-    const visit = (page: number, txn: number, lo: string | null, hi: string | null, depth: number): boolean => {
-      if (depth > 64 || path.has(page)) return false;
-      const leaf = scan.leaves.get(page);
-      const br = leaf ? undefined : scan.branches.get(page);
-      const node = leaf ?? br;
-      if (!node) return false;
-      if (txn !== 0 && node.txn % TWO32 !== txn % TWO32) return false; // a stale or reused page
-      if (leaf) {
-        onLeaf(page, leaf, lo, hi);
-        return true;
-      }
-      onBranch?.();
-      path.add(page);
-      let ok = true;
-      for (let i = 0; i < br!.children.length; i++) {
-        ok = visit(br!.children[i]!, br!.childTxn[i]!, i === 0 ? lo : br!.keys[i - 1]!, i < br!.keys.length ? br!.keys[i]! : hi, depth + 1) && ok;
-      }
-      path.delete(page);
-      return ok;
-    };
-    return visit(root, rootTxn, null, null, 1);
-  };
-  if (!src.catalogRoot) return { complete: true, catalogPages: 0, dbs, leavesOf };
-  const records: Array<[string, string]> = [];
-  let complete = walk(
-    src.catalogRoot,
-    src.catalogRootTxn,
-    (page) => {
-      catalogPages++;
-      if (!leafOwner.has(page)) leafOwner.set(page, CATALOG);
-      const node = readLeafPage(handle, file, scan, page);
-      if (!node) return;
-      for (let i = 0; i < node.keys.length; i++) {
-        const v = node.vals[i]!;
-        if (typeof v === "string") records.push([node.keys[i]!, v]);
-      }
-    },
-    () => catalogPages++,
-  );
-  for (const [key, val] of records) {
-    const name = Buffer.from(key, "latin1").toString("utf8");
-    let rec;
-    try {
-      rec = decodeCatalogRecord(Buffer.from(val, "latin1"), { file, name });
-    } catch {
-      complete = false;
-      continue;
-    }
-    dbs.set(name, { keyEncoding: rec.keyEncoding, valueEncoding: rec.valueEncoding, entries: rec.entries, txn: src.txn });
-    const intervals: Interval[] = [];
-    const mine: number[] = [];
-    if (rec.root === 0) intervals.push({ lo: null, hi: null, page: 0 });
-    else {
-      walk(rec.root, rec.rootTxn, (page, _leaf, lo, hi) => {
-        intervals.push({ lo, hi, page });
-        mine.push(page);
-        if (!leafOwner.has(page)) leafOwner.set(page, name);
-      });
-    }
-    leavesOf.set(name, mine);
-    let list = vouches.get(name);
-    if (!list) vouches.set(name, (list = []));
-    list.push({ txn: src.txn, intervals });
-    list.sort((a, b) => b.txn - a.txn);
-  }
-  return { complete, catalogPages, dbs, leavesOf };
-}
-
-/** The interval of a walk's in-order list that holds `key` (intervals are disjoint and sorted). */
-function findInterval(intervals: Interval[], key: string): Interval | undefined {
-  let lo = 0;
-  let hi = intervals.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const l = intervals[mid]!.lo;
-    if (l === null || l <= key) lo = mid + 1;
-    else hi = mid;
-  }
-  const iv = intervals[lo - 1];
-  if (!iv) return undefined;
-  if (iv.lo !== null && key < iv.lo) return undefined;
-  if (iv.hi !== null && key >= iv.hi) return undefined;
-  return iv;
-}
-
-function sortedHas(keys: string[], key: string): boolean {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return keys[lo] === key;
-}
-
-interface ReplayOutcome {
-  exists: boolean;
-  records: number;
-  /** The first needed record was found (or nothing was needed). */
-  reachedStart: boolean;
-  lostLogFrom: number | undefined;
-  notes: string[];
-}
-
-/**
- * Read the log in order and (with an engine) apply each record from the first one at or after
- * `earliest` on, one write transaction per record, stopping at the first gap or damage. The replay
- * must start at or before `required` (the newest meta's applied LSN + 1), or the records in between
- * are lost. Without an engine, only find out where that replay would stop. With neither bound (no
- * valid meta), the replay starts at the oldest record left.
- */
-function* planReplay(fs: FileSystem, walDir: string, earliest: number | undefined, required: number | undefined, engine: Engine | null, progress: Progress): Work<ReplayOutcome> {
-  const o: ReplayOutcome = { exists: false, records: 0, reachedStart: false, lostLogFrom: undefined, notes: [] };
-  let next: number | undefined;
-  let stopped = false;
-  let sinceCheckpoint = 0;
-  const stop = (lsn: number | undefined, note: string) => {
-    stopped = true;
-    if (lsn !== undefined) o.lostLogFrom = lsn;
-    o.notes.push(note);
-  };
-  const onRecord = (rec: LogRecord, segment: string, offset: number) => {
-    if (stopped) return;
-    if (earliest !== undefined && rec.lsn < earliest) return; // older than every tree salvaged
-    if (next === undefined) {
-      if (required !== undefined && rec.lsn > required) {
-        stop(required, `the log has no record ${required} (the oldest one left after it is ${rec.lsn}, in segment ${segment}); nothing was replayed`);
-        return;
-      }
-      next = rec.lsn;
-    }
-    if (rec.lsn < next) return;
-    if (rec.lsn > next) {
-      stop(next, `the log has no record ${next} (the next one found is ${rec.lsn}, in segment ${segment}); replay stopped there`);
-      return;
-    }
-    o.reachedStart = true;
-    if (engine) {
-      const w = engine.beginWrite();
-      w.logging = false;
-      try {
-        applyLogRecord(w, rec);
-      } catch (e) {
-        engine.abortWrite(w);
-        if (e instanceof Aborted) throw e;
-        stop(rec.lsn, `log record ${rec.lsn} (segment ${segment}, offset ${offset}) could not be applied: ${errorText(e)}; replay stopped there`);
-        return;
-      }
-      engine.commitWrite(w, rec.lsn);
-      if (++sinceCheckpoint >= 10_000 || engine.dirtyBytes > 64 * 1024 * 1024) {
-        engine.publish(engine.head);
-        engine.checkpoint();
-        sinceCheckpoint = 0;
-      }
-      progress.step(0);
-    }
-    o.records++;
-    next = rec.lsn + 1;
-  };
-  const onBreak = (b: WalBreak) => {
-    if (stopped) return;
-    const E = b.expectedLsn;
-    if (next === undefined) {
-      // Not started yet: a break below what replay needs does not matter.
-      if (E !== undefined && ((earliest !== undefined && E < earliest) || (required !== undefined && E < required))) return;
-    } else if (E !== undefined && E < next) return;
-    if (b.torn) {
-      stopped = true;
-      o.notes.push(
-        b.kind === "wal-torn-segment"
-          ? `the newest log segment ${b.segment} has a torn header and no record (an interrupted roll: nothing is lost)`
-          : `the log ends with a torn record in segment ${b.segment} at offset ${b.offset} (an interrupted append: nothing acknowledged is lost)`,
-      );
-      return;
-    }
-    stop(E ?? next ?? required, `replay stopped at ${b.kind} in segment ${b.segment}, offset ${b.offset}: ${b.message}`);
-  };
-  const res = yield* scanWal(fs, walDir, null, { onRecord, onBreak }, progress);
-  o.exists = res.exists && res.segments > 0;
-  if (!o.reachedStart && o.lostLogFrom === undefined) {
-    // No record was needed: complete when the log simply ends before `required`.
-    const last = res.lastLsn ?? (res.firstLsn !== undefined ? res.firstLsn - 1 : undefined);
-    if (required === undefined) o.reachedStart = true;
-    else if (o.exists && res.firstLsn !== undefined && res.firstLsn > required) {
-      o.lostLogFrom = required;
-      o.notes.push(`the log starts at LSN ${res.firstLsn}: records ${required}..${res.firstLsn - 1} are gone`);
-    } else o.reachedStart = last !== undefined && last <= required - 1;
-  }
-  if (engine && o.records) engine.publish(engine.head);
-  return o;
-}
