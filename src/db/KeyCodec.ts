@@ -7,6 +7,7 @@
  * - "binary": Buffer/Uint8Array keys as raw bytes, ordered bytewise.
  * - "string": strings as UTF-8, ordered bytewise.
  */
+import { latin1Of } from "../util/latin1.js";
 import { readKey, writeKey } from "ordered-binary";
 import "../util/latin1.js";
 import { invalidArgument } from "../errors.js";
@@ -16,7 +17,6 @@ export type Key = string | number | boolean | null | Uint8Array | Key[];
 
 const scratch = Buffer.allocUnsafeSlow(70 * 1024);
 /** latin1Slice works on any Uint8Array: no Buffer view needs to be made for a binary key. */
-const slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number): string {
   let len: number;
@@ -24,7 +24,7 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
     if (key === undefined) throw invalidArgument("key is undefined", { argument: "key" });
     if (key instanceof Uint8Array) {
       if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
-      return slice.call(key, 0, key.length);
+      return latin1Of(key);
     }
     const k = normalize(key);
     if (roughSize(k) > maxKeySize) throw tooLong(roughSize(k), maxKeySize);
@@ -36,7 +36,7 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
   } else if (enc === "binary") {
     if (!(key instanceof Uint8Array)) throw invalidArgument('keyEncoding "binary" takes Buffer or Uint8Array keys', { argument: "key", keyEncoding: enc });
     if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
-    return slice.call(key, 0, key.length);
+    return latin1Of(key);
   } else {
     if (typeof key !== "string") throw invalidArgument('keyEncoding "string" takes string keys', { argument: "key", keyEncoding: enc });
     if (key.length * 3 > scratch.length) throw tooLong(Buffer.byteLength(key), maxKeySize);

@@ -18,6 +18,7 @@
  * checkpoint), "snapshot-pending" = 1 + the LSN of a snapshot being copied, "keep" = an explicit
  * keep point, and named consumer floors.
  */
+import { latin1Of } from "../util/latin1.js";
 import { KeelError, corrupt } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";
@@ -48,10 +49,9 @@ export function applyLogRecord(w: WriteTxn, rec: LogRecord): void {
   for (const op of rec.ops) applyOp(w, op, rec.lsn);
 }
 
-const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 function applyOp(w: WriteTxn, op: StoredLogOp, lsn: number): void {
-  const key = op.key ? latin1Slice.call(op.key, 0, op.key.length) : "";
+  const key = op.key ? latin1Of(op.key) : "";
   switch (op.type) {
     case "createDB": {
       let enc: { keyEncoding?: string; valueEncoding?: string } = {};
@@ -87,7 +87,6 @@ export class LogDurability implements Durability {
   #db: Database | null = null;
   #o: Required<Pick<OpenOptions, "checkpointLogBytes" | "checkpointDirtyBytes" | "checkpointMs" | "walRetentionBytes" | "walRetentionMs">>;
   #logBytesSinceCheckpoint = 0;
-  readonly #groupCommit: number;
   #checkpointQueued = false;
 
   get groupsShareSyncs(): boolean {
@@ -104,7 +103,6 @@ export class LogDurability implements Durability {
     this.wal = wal;
     this.replay = replay;
     this.profile = o.durability ?? "strict";
-    this.#groupCommit = o.groupCommit ?? 100;
     this.#o = {
       checkpointLogBytes: o.checkpointLogBytes ?? LOG_DEFAULTS.checkpointLogBytes,
       checkpointDirtyBytes: o.checkpointDirtyBytes ?? LOG_DEFAULTS.checkpointDirtyBytes,
@@ -124,12 +122,6 @@ export class LogDurability implements Durability {
     if (w.ops.length === 0) {
       this.#engine.commitWrite(w, 0);
       return;
-    }
-    // relaxed: as soon as groupCommit records are covered by no started sync, one starts now
-    // (off the event loop); if one is still running, block on a sync here rather than let the
-    // loss window grow past what the setting promises.
-    if (this.profile === "relaxed" && this.wal.lastCommittedLsn - this.wal.coveredLsn >= this.#groupCommit) {
-      if (!this.wal.startSync()) this.wal.syncSync();
     }
     let lsn: number;
     try {

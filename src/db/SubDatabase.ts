@@ -6,6 +6,7 @@
  * Writes are queued to the owning Database, which groups them into transactions and resolves
  * each promise once its transaction is as durable as the settings promise.
  */
+import { latin1Of } from "../util/latin1.js";
 import { treeGet } from "../btree/BTree.js";
 import type { LeafValue } from "../btree/Node.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
@@ -35,9 +36,8 @@ export interface Entry {
   value: unknown;
 }
 
-const slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 function latin1(v: Uint8Array): string {
-  return slice.call(v, 0, v.length);
+  return latin1Of(v);
 }
 
 const releaser = new FinalizationRegistry<{ release: () => void }>((t) => t.release());

@@ -41,6 +41,7 @@
  *   checkpointLogBytes bound them); with wal: false every batch is a checkpoint.
  * - Exactness: keys and values are written as the dump's bytes, never decoded and re-encoded.
  */
+import { latin1Of } from "../util/latin1.js";
 import { KeelError, invalidArgument } from "../errors.js";
 import type { Database } from "../db/Database.js";
 import type { Key } from "../db/KeyCodec.js";
@@ -80,7 +81,6 @@ const DEFAULT_BATCH_BYTES = 64 * 1024 * 1024;
 /** Memory an entry costs beyond its bytes, for the batchBytes bound. */
 const ENTRY_OVERHEAD = 64;
 
-const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 /**
  * A sub-database handle whose "encoding" is the identity: keys and values given to it are already
@@ -95,7 +95,7 @@ class RawSubDatabase extends SubDatabase {
 
   override encodeKey(key: Key): string {
     const k = key as Uint8Array;
-    return latin1Slice.call(k, 0, k.length);
+    return latin1Of(k);
   }
 
   override encodeValue(v: unknown): Buffer | Uint8Array {

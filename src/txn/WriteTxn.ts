@@ -9,6 +9,7 @@
  * - `ops` is the logical redo of the transaction (sub-database, type, encoded key and value),
  *   which the write-ahead log stores and replay re-applies.
  */
+import { latin1Of } from "../util/latin1.js";
 import { KeelError, invalidArgument } from "../errors.js";
 import { treeFreeAll, treeGet, treePut, treeRemove } from "../btree/BTree.js";
 import { OverflowValue, type LeafValue, type Node } from "../btree/Node.js";
@@ -17,7 +18,6 @@ import { copyTree, emptyTree, type TreeState, type TreeWriter } from "../btree/T
 import { LEAF_ENTRY_OVERHEAD, type PageLimits } from "../pager/PageLayout.js";
 import type { DbEntry, KeyEncodingName, Snapshot, ValueEncodingName } from "./Snapshot.js";
 
-const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 /** A logical operation for the log. Key and value bytes may be latin1 strings (no copy). */
 export interface LogOp {
@@ -126,7 +126,7 @@ export class WriteTxn implements TreeWriter {
     // Copied here, once, for both the tree and the log record: the caller may reuse its buffer
     // as soon as put returns (the record is only encoded at commit).
     const v: LeafValue = inline
-      ? typeof value === "string" ? value : latin1Slice.call(value, 0, value.length)
+      ? typeof value === "string" ? value : latin1Of(value)
       : new OverflowValue(value.length, 0, 0, typeof value === "string" ? Buffer.from(value, "latin1") : Buffer.from(value));
     // Memory this change pins until a checkpoint: the entry itself plus a share of the copied path.
     this.dirtyBytes += key.length + value.length + 64;

@@ -20,3 +20,16 @@ if (typeof (Buffer.prototype as { latin1Slice?: unknown }).latin1Slice !== "func
 }
 
 export {};
+
+const sliceImpl = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+const writeImpl = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number) => number;
+
+/** The bytes [start, end) of any Uint8Array as a latin1 string (no Buffer view is made). */
+export function latin1Of(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  return sliceImpl.call(bytes, start, end);
+}
+
+/** Write a latin1 string's bytes into any Uint8Array at `offset`; returns the count. */
+export function writeLatin1(target: Uint8Array, s: string, offset: number): number {
+  return writeImpl.call(target, s, offset);
+}

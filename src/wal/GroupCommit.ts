@@ -101,6 +101,17 @@ export class GroupCommit {
     this.#plan();
   }
 
+  /**
+   * relaxed, before each append: when groupCommit records are covered by no started sync, start
+   * one now (off the event loop); if one is still running, sync here, blocking, so that appends
+   * outrunning the disk never grow the loss window past the setting (I4).
+   */
+  beforeAppend(): void {
+    if (this.#o.profile !== "relaxed" || this.#failed !== undefined) return;
+    if (this.#committed - this.#covered < this.#o.groupCommit) return;
+    if (!this.startNow()) this.syncSync();
+  }
+
   /** A synchronous sync outside the scheduler (roll, preallocation) made everything <= lsn durable. */
   synced(lsn: number): void {
     this.#syncs++;

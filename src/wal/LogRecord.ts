@@ -20,6 +20,7 @@
  *   db (UTF-8) | key | value
  * then zero padding to a multiple of 8. All integers little-endian.
  */
+import { writeLatin1 } from "../util/latin1.js";
 import { corrupt, invalidArgument, KeelError } from "../errors.js";
 import { crc32 } from "./Crc32.js";
 
@@ -39,7 +40,6 @@ export interface LogOp {
   value?: Uint8Array | string;
 }
 
-const latin1Write = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number) => number;
 
 /** An op as read back from the log: bytes are always Uint8Array. */
 export interface StoredLogOp extends LogOp {
@@ -213,12 +213,12 @@ export function encodeLogRecord(rec: Omit<LogRecord, "ops"> & { ops: LogOp[] }, 
     out.set(db, at);
     at += db.length;
     if (op.key !== undefined) {
-      if (typeof op.key === "string") latin1Write.call(out, op.key, at);
+      if (typeof op.key === "string") writeLatin1(out, op.key, at);
       else out.set(op.key, at);
       at += op.key.length;
     }
     if (op.value !== undefined) {
-      if (typeof op.value === "string") latin1Write.call(out, op.value, at);
+      if (typeof op.value === "string") writeLatin1(out, op.value, at);
       else out.set(op.value, at);
       at += op.value.length;
     }

@@ -194,6 +194,7 @@ export class WriteAheadLog {
   append(rec: NewLogRecord): number {
     this.#checkWritable();
     if (rec === null || typeof rec !== "object") throw invalidArgument("append needs a record object", { argument: "record" });
+    this.#gc.beforeAppend();
     const txTime = rec.txTime ?? this.#o.now();
     const kind = rec.kind ?? "txn";
     const size = measureLogRecord({ kind, ops: rec.ops });
@@ -265,20 +266,6 @@ export class WriteAheadLog {
    * while iterating, the segments still needed are kept from gc. Throws NOT_FOUND when fromLsn is
    * older than the oldest record still in the log; iteration throws CORRUPT on damage.
    */
-  /** The last LSN covered by a sync already started (>= lastDurableLsn). */
-  get coveredLsn(): number {
-    return this.#gc.covered;
-  }
-
-  /**
-   * relaxed bound: start a sync now if none runs (true), or report that one runs (false), so
-   * the caller can decide to block with syncSync.
-   */
-  startSync(): boolean {
-    this.#checkWritable();
-    return this.#gc.startNow();
-  }
-
   /** Hand every appended record to the operating system now (the "none" profile's per-group write). */
   flush(): void {
     if (this.#closed || this.#gc.failed !== undefined) return;
