@@ -156,13 +156,7 @@ export function keyPrefix(k: string): number {
 
 /** Index of the first key >= `key` in a leaf, searching its prefix array. */
 export function leafIndex(l: LeafNode, key: string, kp: number): number {
-  let pfx = l.pfx;
-  if (pfx === null) {
-    const keys = l.keys;
-    pfx = new Float64Array(keys.length);
-    for (let i = 0; i < keys.length; i++) pfx[i] = keyPrefix(keys[i]!);
-    l.pfx = pfx;
-  }
+  const pfx = l.pfx ?? (l.pfx = prefixesOf(l.keys));
   const keys = l.keys;
   let lo = 0;
   let hi = keys.length;
@@ -175,17 +169,15 @@ export function leafIndex(l: LeafNode, key: string, kp: number): number {
   return lo;
 }
 
-function buildPrefixes(b: BranchNode): Float64Array {
-  const keys = b.keys;
+function prefixesOf(keys: string[]): Float64Array {
   const pfx = new Float64Array(keys.length);
   for (let i = 0; i < keys.length; i++) pfx[i] = keyPrefix(keys[i]!);
-  b.pfx = pfx;
   return pfx;
 }
 
 /** Child index of branch `b` that may hold `key` (whose keyPrefix is `kp`). */
 export function branchIndex(b: BranchNode, key: string, kp: number): number {
-  const pfx = b.pfx ?? buildPrefixes(b);
+  const pfx = b.pfx ?? (b.pfx = prefixesOf(b.keys));
   const keys = b.keys;
   let lo = 0;
   let hi = keys.length;
