@@ -22,6 +22,9 @@ import {
   branchIndex,
   keyPrefix,
   leafIndex,
+  pfxInsert,
+  pfxRemove,
+  pfxSlice,
   leafEntryBytes,
   lowerBound,
   type LeafValue,
@@ -154,9 +157,11 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
   const leaf = ownPath(w, st, key, parents, idxs);
-  const i = lowerBound(leaf.keys, key);
+  const kp = keyPrefix(key);
+  const i = leafIndex(leaf, key, kp);
   let existed = false;
-  if (i < leaf.keys.length && leaf.keys[i] === key) {
+  // Compare prefixes first: a random insert then never touches the (cold) neighbouring key string.
+  if (i < leaf.keys.length && leaf.pfx![i] === kp && leaf.keys[i] === key) {
     const old = leaf.vals[i]!;
     leaf.bytes += leafEntryBytes(key, val) - leafEntryBytes(key, old);
     leaf.vals[i] = val;
@@ -164,7 +169,7 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
     existed = true;
   } else {
     leaf.keys.splice(i, 0, key);
-    leaf.pfx = null;
+    pfxInsert(leaf, i, kp, leaf.keys.length - 1); // leafIndex above built the array if it was missing
     leaf.vals.splice(i, 0, val);
     leaf.bytes += leafEntryBytes(key, val);
     st.entries++;
@@ -183,11 +188,11 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
   const leaf = ownPath(w, st, key, parents, idxs);
-  const i = lowerBound(leaf.keys, key);
+  const i = leafIndex(leaf, key, keyPrefix(key));
   const old = leaf.vals[i]!;
   leaf.bytes -= leafEntryBytes(key, old);
   leaf.keys.splice(i, 1);
-  leaf.pfx = null;
+  pfxRemove(leaf, i, leaf.keys.length + 1);
   leaf.vals.splice(i, 1);
   st.entries--;
   dropValue(w, st, old);
@@ -299,8 +304,12 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
   if (child.leaf) {
     const s = leafSplitPoint(child.keys, child.vals, pageSize, appended);
     right = new LeafNode(child.keys.slice(s), child.vals.slice(s), w.txn);
-    child.keys.length = s;
-    child.pfx = null;
+    const cp = child.pfx;
+    if (cp !== null) {
+      right.pfx = pfxSlice(cp, s, child.keys.length);
+      right.pfxOwn = true;
+    }
+    child.keys.length = s; // child's array keeps its first s entries, still right
     child.vals.length = s;
     child.bytes -= right.bytes - PAGE_HEADER;
     sep = shortestSeparator(child.keys[s - 1]!, (right as LeafNode).keys[0]!);
@@ -318,15 +327,8 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
     st.branchPages++;
   }
   parent.keys.splice(i, 0, sep);
-  const pp = parent.pfx;
-  if (pp !== null) {
-    // Keep the prefix array in step: copying numbers is far cheaper than re-deriving them.
-    const np = new Float64Array(pp.length + 1);
-    np.set(pp.subarray(0, i), 0);
-    np[i] = keyPrefix(sep);
-    np.set(pp.subarray(i), i + 1);
-    parent.pfx = np;
-  }
+  // Keep the prefix array in step: copying numbers is far cheaper than re-deriving them.
+  if (parent.pfx !== null) pfxInsert(parent, i, keyPrefix(sep), parent.keys.length - 1);
   parent.children.splice(i + 1, 0, right);
   parent.childTxn.splice(i + 1, 0, 0);
   parent.bytes += branchEntryBytes(sep);
@@ -336,13 +338,7 @@ function removeChild(parent: BranchNode, i: number): void {
   const sepIdx = i > 0 ? i - 1 : 0;
   parent.bytes -= branchEntryBytes(parent.keys[sepIdx]!);
   parent.keys.splice(sepIdx, 1);
-  const pp = parent.pfx;
-  if (pp !== null) {
-    const np = new Float64Array(pp.length - 1);
-    np.set(pp.subarray(0, sepIdx), 0);
-    np.set(pp.subarray(sepIdx + 1), sepIdx);
-    parent.pfx = np;
-  }
+  if (parent.pfx !== null) pfxRemove(parent, sepIdx, parent.keys.length + 1);
   parent.children.splice(i, 1);
   parent.childTxn.splice(i, 1);
 }

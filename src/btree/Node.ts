@@ -45,8 +45,16 @@ export class LeafNode {
   readonly leaf = true;
   keys: string[];
   vals: LeafValue[];
-  /** Key prefixes for reads (see BranchNode.pfx); null after any change to `keys`. */
+  /**
+   * Key prefixes (see BranchNode.pfx). Writers keep it in step with `keys` on insert, remove and
+   * split (a new array each time: arrays are shared with clones and never written in place), so a
+   * random insert searches contiguous numbers instead of chasing one cold heap string per probe.
+   * null after other changes; rebuilt on the next search. It may be longer than `keys`: only the
+   * first keys.length entries mean anything.
+   */
   pfx: Float64Array | null = null;
+  /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
+  pfxOwn = false;
   bytes: number;
   txn: number;
   page = 0;
@@ -84,6 +92,8 @@ export class BranchNode {
    * on a tie, instead of chasing one heap string per probe.
    */
   pfx: Float64Array | null = null;
+  /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
+  pfxOwn = false;
   bytes: number;
   txn: number;
   page = 0;
@@ -102,7 +112,7 @@ export class BranchNode {
 
   clone(txn: number): BranchNode {
     const c = new BranchNode(this.keys.slice(), this.children.slice(), this.childTxn.slice(), txn, this.bytes);
-    c.pfx = this.pfx; // same keys; a change to the copy drops its pfx instead of writing into this one
+    c.pfx = this.pfx; // shared (pfxOwn stays false): a change to the copy replaces it, never writes into it
     return c;
   }
 }
@@ -156,7 +166,7 @@ export function keyPrefix(k: string): number {
 
 /** Index of the first key >= `key` in a leaf, searching its prefix array. */
 export function leafIndex(l: LeafNode, key: string, kp: number): number {
-  const pfx = l.pfx ?? (l.pfx = prefixesOf(l.keys));
+  const pfx = l.pfx ?? ownPrefixes(l);
   const keys = l.keys;
   let lo = 0;
   let hi = keys.length;
@@ -169,15 +179,61 @@ export function leafIndex(l: LeafNode, key: string, kp: number): number {
   return lo;
 }
 
+function ownPrefixes(n: Node): Float64Array {
+  n.pfxOwn = true;
+  return (n.pfx = prefixesOf(n.keys));
+}
+
 function prefixesOf(keys: string[]): Float64Array {
   const pfx = new Float64Array(keys.length);
   for (let i = 0; i < keys.length; i++) pfx[i] = keyPrefix(keys[i]!);
   return pfx;
 }
 
+/**
+ * Insert prefix `kp` at index `i` of `n`'s prefix array, which held `count` entries. The node's own
+ * array is shifted in place while it has room; a shared or full one is replaced by a new array with
+ * slack (typed arrays are costly to allocate, so not one per insert).
+ */
+export function pfxInsert(n: Node, i: number, kp: number, count: number): void {
+  const pfx = n.pfx!;
+  if (n.pfxOwn && pfx.length > count) {
+    pfx.copyWithin(i + 1, i, count);
+    pfx[i] = kp;
+    return;
+  }
+  const np = new Float64Array(count + 1 + (count >> 1) + 8);
+  np.set(pfx.subarray(0, i), 0);
+  np[i] = kp;
+  np.set(pfx.subarray(i, count), i + 1);
+  n.pfx = np;
+  n.pfxOwn = true;
+}
+
+/** Remove entry `i` of `n`'s prefix array, which held `count` entries. */
+export function pfxRemove(n: Node, i: number, count: number): void {
+  const pfx = n.pfx!;
+  if (n.pfxOwn) {
+    pfx.copyWithin(i, i + 1, count);
+    return;
+  }
+  const np = new Float64Array(count + 8);
+  np.set(pfx.subarray(0, i), 0);
+  np.set(pfx.subarray(i + 1, count), i);
+  n.pfx = np;
+  n.pfxOwn = true;
+}
+
+/** A node's own copy of entries [from, to) of a prefix array, with room to grow. */
+export function pfxSlice(pfx: Float64Array, from: number, to: number): Float64Array {
+  const np = new Float64Array(to - from + ((to - from) >> 1) + 8);
+  np.set(pfx.subarray(from, to), 0);
+  return np;
+}
+
 /** Child index of branch `b` that may hold `key` (whose keyPrefix is `kp`). */
 export function branchIndex(b: BranchNode, key: string, kp: number): number {
-  const pfx = b.pfx ?? (b.pfx = prefixesOf(b.keys));
+  const pfx = b.pfx ?? ownPrefixes(b);
   const keys = b.keys;
   let lo = 0;
   let hi = keys.length;

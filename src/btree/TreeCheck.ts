@@ -48,7 +48,7 @@ export function checkTree(io: TreeReader, st: TreeState, o: TreeCheckOptions): T
     const keys = n.keys;
     const pfx = n.pfx;
     if (pfx !== null) {
-      if (pfx.length !== keys.length) add(page, "prefix", `prefix cache holds ${pfx.length} entries for ${keys.length} keys`);
+      if (pfx.length < keys.length) add(page, "prefix", `prefix cache holds ${pfx.length} entries for ${keys.length} keys`);
       else for (let i = 0; i < keys.length; i++) if (pfx[i] !== keyPrefix(keys[i]!)) add(page, "prefix", `prefix cache is stale at key ${i}`);
     }
     for (let i = 0; i < keys.length; i++) {
