@@ -76,8 +76,10 @@ export interface BackupPagesOptions {
   onProgress?: ((p: BackupProgress) => void) | undefined;
   /** Bytes per read/write (rounded down to whole pages, at least one page). Default 1 MiB. */
   chunkBytes?: number | undefined;
-  /** Work between yields to the event loop, in ms (default 3; 0 = yield after every chunk). */
+  /** Work between yields to the event loop, in ms (default 2; 0 = yield after every chunk). */
   sliceMs?: number | undefined;
+  /** Share of the event loop the job takes while writers are committing (default 0.1; 1 = no stepping back). */
+  share?: number | undefined;
   /**
    * The meta that names `snap`, taken in the same queue task as the pin (`engine.durableMeta`).
    * Without it, `engine.metas` is searched, which works as long as at most one more checkpoint ran
@@ -86,7 +88,7 @@ export interface BackupPagesOptions {
   meta?: Meta | undefined;
   /** Step 4: records to apply after the copied pages (none: the copy is `snap` itself). */
   log?: BackupLogTail | undefined;
-  /** Dirty bytes of the copy's write transaction that trigger a checkpoint of the copy (default 4 MiB). */
+  /** Dirty bytes of the copy's write transaction that trigger a checkpoint of the copy (default 64 KiB of entries, a few hundred leaves: each checkpoint of the copy is one unsliced unit of work). */
   applyCheckpointBytes?: number | undefined;
 }
 
@@ -106,7 +108,7 @@ export interface BackupPagesResult {
 }
 
 export const DEFAULT_BACKUP_CHUNK = 1 << 20;
-const DEFAULT_APPLY_CHECKPOINT_BYTES = 4 << 20;
+const DEFAULT_APPLY_CHECKPOINT_BYTES = 64 << 10;
 
 /** The meta that names `snap` (txn and applied LSN), or undefined. */
 export function metaOfSnapshot(engine: Engine, snap: Snapshot): Meta | undefined {
@@ -128,7 +130,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     throw invalidArgument("chunkBytes must be a positive integer", { argument: "chunkBytes", value: o.chunkBytes });
   }
   const log = o.log && o.log.toLsn > snap.lsn ? o.log : undefined;
-  const slicer = new TimeSlicer({ signal: o.signal, isClosed: () => engine.closed, budgetMs: o.sliceMs, what: "the backup" });
+  const slicer = new TimeSlicer({ signal: o.signal, isClosed: () => engine.closed, budgetMs: o.sliceMs, what: "the backup", activity: () => engine.head.txn, share: o.share });
   slicer.check();
   const ps = meta.pageSize;
   const totalPages = meta.highWater;

@@ -40,8 +40,10 @@ export interface CopyOptions {
   batch?: number | undefined;
   /** Meta flags for the copy. */
   flags?: number | undefined;
-  /** Work between yields to the event loop, in ms (default 3; 0 = yield at every check). */
+  /** Work between yields to the event loop, in ms (default 2; 0 = yield at every check). */
   sliceMs?: number | undefined;
+  /** Share of the event loop the job takes while writers are committing (default 0.1; 1 = no stepping back). */
+  share?: number | undefined;
   /** Fraction of a page's usable bytes that leaves and branches are filled to (0.5..1; default 0.9). */
   fill?: number | undefined;
 }
@@ -57,7 +59,7 @@ export interface CopyResult {
 
 export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, dest: string, o: CopyOptions = {}): Promise<CopyResult> {
   const t0 = performance.now();
-  const slicer = new TimeSlicer({ signal: o.signal, isClosed: () => src.closed, budgetMs: o.sliceMs, what: "the copy" });
+  const slicer = new TimeSlicer({ signal: o.signal, isClosed: () => src.closed, budgetMs: o.sliceMs, what: "the copy", activity: () => src.head.txn, share: o.share });
   slicer.check();
   // Step 1.
   const out = PartialOutput.create(fs, dest, "a copy");
