@@ -3,10 +3,12 @@
  * sequential pass (the compacting copy of `backup()`, `compact()` and `compactTo()`).
  *
  * The sequence, for each sub-database in turn, then for the catalog:
- *   1. Scan the source tree in key order (TreeCursor over a pinned snapshot). Pack entries into
- *      leaves filled up to `fill` of the usable page bytes; write each leaf as soon as it is full,
- *      at the next page number. An overflow value is copied to a run of its own, written before the
- *      leaf that refers to it.
+ *   1. Walk the source tree in key order (a pinned snapshot). A leaf on disk is read with one pread,
+ *      verified (checksum, page number, type, the txn its parent recorded) and its entries copied as
+ *      bytes, with bounds, flags and key order checked; a node held in memory (not yet checkpointed)
+ *      is encoded from its strings. Entries are packed into leaves filled up to `fill` of the usable
+ *      page bytes; each leaf is written as soon as it is full, at the next page number. An overflow
+ *      value is copied to a run of its own, written before the leaf that refers to it.
  *   2. Over the leaves' first keys, build the branch levels the same way (a separator is the first
  *      key of the child on its right), until one node is left: the root.
  *   3. The catalog tree (name -> catalog record with root and statistics) is built by the same code.
@@ -23,21 +25,31 @@
  * - Work is cut into slices (TimeSlicer): the caller's event loop turns between them. The source
  *   snapshot must stay registered as a reader for the whole run (I2).
  */
-import { ioError } from "../errors.js";
+import { corrupt, ioError } from "../errors.js";
 import type { FileHandle } from "../io/FileSystem.js";
-import { BranchNode, LeafNode, OverflowValue, branchEntryBytes, leafEntryBytes, type LeafValue } from "../btree/Node.js";
-import { encodeBranch, encodeLeaf } from "../btree/NodeCodec.js";
-import { TreeCursor } from "../btree/TreeCursor.js";
+import { BranchNode, OverflowValue, branchEntryBytes, type NodeRef } from "../btree/Node.js";
+import { encodeBranch } from "../btree/NodeCodec.js";
 import { emptyTree, type TreeState } from "../btree/TreeState.js";
-import { seal, writeHeader } from "../pager/PageCodec.js";
-import { BRANCH_FIRST_BYTES, FIRST_DATA_PAGE, PAGE_HEADER, PageType, overflowPages, type PageLimits } from "../pager/PageLayout.js";
+import { seal, verifyPage, writeHeader } from "../pager/PageCodec.js";
+import {
+  BRANCH_FIRST_BYTES,
+  FIRST_DATA_PAGE,
+  LEAF_ENTRY_OVERHEAD,
+  LEAF_FLAG_OVERFLOW,
+  OVERFLOW_REF_BYTES,
+  PAGE_HEADER,
+  PageType,
+  overflowPages,
+  type PageLimits,
+} from "../pager/PageLayout.js";
 import { encodeCatalogRecord, recordFromTree } from "../txn/CatalogRecord.js";
 import { catalogKey } from "../txn/Checkpoint.js";
 import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
 import type { TimeSlicer } from "./TimeSlicer.js";
 
-export const DEFAULT_FILL = 0.9;
+export const DEFAULT_FILL = 1;
+const TWO32 = 0x100000000;
 
 /** Appends pages at increasing page numbers through one chunk buffer (sequential writes only). */
 class PageAppender {
@@ -100,7 +112,7 @@ class PageAppender {
   }
 }
 
-/** One tree under construction: leaves first, then branch levels. */
+/** One tree under construction: leaves first (built as bytes), then branch levels. */
 class TreeBuilder {
   readonly stats: TreeState = emptyTree();
   #app: PageAppender;
@@ -108,12 +120,17 @@ class TreeBuilder {
   #ps: number;
   #limit: number;
   #branchLimit: number;
-  #keys: string[] = [];
-  #vals: LeafValue[] = [];
-  #bytes = PAGE_HEADER;
+  /** The leaf being filled, as page bytes (header written at emit time). */
+  #leaf: Buffer;
+  #off = PAGE_HEADER;
+  #count = 0;
+  /** Last key added (bytes in #lastKey[0..#lastLen)), for the order check of raw entries. */
+  #lastKey: Buffer;
+  #lastLen = -1;
   /** First key and page of every node of the level being built (leaves, then each branch level). */
   #childKeys: string[] = [];
   #childPages: number[] = [];
+  #firstKey = "";
 
   constructor(app: PageAppender, limits: PageLimits, txn: number, fill: number) {
     this.#app = app;
@@ -122,46 +139,118 @@ class TreeBuilder {
     this.#limit = PAGE_HEADER + Math.max(limits.maxInlineEntry, Math.floor(limits.usable * fill));
     // fill >= 0.5 and maxKeySize (a quarter of a branch) leave room for 2 separators at least.
     this.#branchLimit = PAGE_HEADER + Math.floor(limits.usable * fill);
+    this.#leaf = Buffer.alloc(limits.pageSize);
+    this.#lastKey = Buffer.alloc(limits.pageSize);
   }
 
-  /** Add the next entry (keys strictly increasing). `overflow` is the bytes of a value stored out of line. */
-  add(key: string, inline: string | null, overflow: Buffer | null): void {
-    let v: LeafValue;
-    if (inline !== null) v = inline;
-    else {
-      const data = overflow!;
-      const count = overflowPages(data.length, this.#ps);
-      const { page, view } = this.#app.take(count);
-      writeHeader(view, { type: PageType.Overflow, flags: 0, count: 0, pageNo: page, txn: this.#txn, aux1: count, aux2: data.length });
-      view.set(data, PAGE_HEADER);
-      seal(view);
-      this.stats.overflowPages += count;
-      v = new OverflowValue(data.length, page, this.#txn, null);
-    }
-    const eb = leafEntryBytes(key, v);
-    if (this.#keys.length > 0 && this.#bytes + eb > this.#limit) this.#emitLeaf();
-    this.#keys.push(key);
-    this.#vals.push(v);
-    this.#bytes += eb;
+  /** Room for an entry of `bytes`; the key that starts a new leaf is its separator. */
+  #room(bytes: number): void {
+    if (this.#count > 0 && this.#off + bytes > this.#limit) this.#emitLeaf();
+  }
+
+  #startEntry(keyStart: number, keyLen: number): void {
+    if (this.#count === 0) this.#firstKey = this.#leaf.latin1Slice(keyStart, keyStart + keyLen);
+    this.#count++;
     this.stats.entries++;
   }
 
-  #emitLeaf(): void {
-    const node = new LeafNode(this.#keys, this.#vals, this.#txn, this.#bytes);
-    const { page, view } = this.#app.take(1);
-    const txn = this.#txn;
-    encodeLeaf(node, view, page, txn, (o) => [o.page, txn]);
-    this.#childKeys.push(this.#keys[0]!);
-    this.#childPages.push(page);
-    this.stats.leafPages++;
-    this.#keys = [];
-    this.#vals = [];
-    this.#bytes = PAGE_HEADER;
+  /** A value stored out of line: copy its run to the next pages; returns its page. */
+  #copyRun(data: Buffer): number {
+    const count = overflowPages(data.length, this.#ps);
+    const { page, view } = this.#app.take(count);
+    writeHeader(view, { type: PageType.Overflow, flags: 0, count: 0, pageNo: page, txn: this.#txn, aux1: count, aux2: data.length });
+    view.set(data, PAGE_HEADER);
+    seal(view);
+    this.stats.overflowPages += count;
+    return page;
   }
 
-  /** Steps 2: the branch levels, sliced. Returns the finished tree's statistics and root. */
+  /** Add an entry held as strings (a node in memory). Keys strictly increasing. */
+  addDecoded(key: string, inline: string | null, overflow: Buffer | null): void {
+    const kl = key.length;
+    const bytes = LEAF_ENTRY_OVERHEAD + kl + (inline !== null ? inline.length : OVERFLOW_REF_BYTES);
+    const page = inline === null ? this.#copyRun(overflow!) : 0;
+    this.#room(bytes);
+    const b = this.#leaf;
+    let off = this.#off;
+    b.writeUInt16LE(kl, off);
+    b[off + 2] = inline === null ? LEAF_FLAG_OVERFLOW : 0;
+    b.writeUInt32LE(inline === null ? overflow!.length : inline.length, off + 3);
+    off += 7;
+    b.latin1Write(key, off);
+    this.#startEntry(off, kl);
+    off += kl;
+    if (inline === null) {
+      b.writeUInt32LE(page, off);
+      b.writeUInt32LE(this.#txn % TWO32, off + 4);
+      off += 8;
+    } else off += b.latin1Write(inline, off);
+    this.#off = off;
+  }
+
+  /**
+   * Add every entry of a verified leaf page as bytes (no decoding into strings). Overflow runs are
+   * read (verified) through `readRun` and copied. Bounds, flags and key order are checked.
+   */
+  addRawLeaf(src: Buffer, count: number, where: { file: string; page: number }, readRun: (length: number, page: number, txn: number) => Buffer): void {
+    const end = src.length;
+    let off = PAGE_HEADER;
+    for (let i = 0; i < count; i++) {
+      if (off + 7 > end) badLeaf(where, "entry header past page end", off);
+      const kl = src.readUInt16LE(off);
+      const flags = src[off + 2]!;
+      const vl = src.readUInt32LE(off + 3);
+      const k0 = off + 7;
+      if (k0 + kl > end) badLeaf(where, "key past page end", off);
+      if (this.#lastLen >= 0 && src.compare(this.#lastKey, 0, this.#lastLen, k0, k0 + kl) <= 0) badLeaf(where, "keys out of order", off);
+      src.copy(this.#lastKey, 0, k0, k0 + kl);
+      this.#lastLen = kl;
+      if (flags === LEAF_FLAG_OVERFLOW) {
+        if (k0 + kl + 8 > end) badLeaf(where, "overflow reference past page end", off);
+        const data = readRun(vl, src.readUInt32LE(k0 + kl), src.readUInt32LE(k0 + kl + 4));
+        const page = this.#copyRun(data);
+        const bytes = LEAF_ENTRY_OVERHEAD + kl + OVERFLOW_REF_BYTES;
+        this.#room(bytes);
+        const o = this.#off;
+        src.copy(this.#leaf, o, off, k0 + kl);
+        this.#leaf.writeUInt32LE(page, o + 7 + kl);
+        this.#leaf.writeUInt32LE(this.#txn % TWO32, o + 11 + kl);
+        this.#startEntry(o + 7, kl);
+        this.#off = o + bytes;
+        off = k0 + kl + 8;
+      } else if (flags === 0) {
+        if (k0 + kl + vl > end) badLeaf(where, "value past page end", off);
+        const bytes = LEAF_ENTRY_OVERHEAD + kl + vl;
+        this.#room(bytes);
+        const o = this.#off;
+        src.copy(this.#leaf, o, off, off + bytes);
+        this.#startEntry(o + 7, kl);
+        this.#off = o + bytes;
+        off += bytes;
+      } else badLeaf(where, `unknown entry flags ${flags}`, off);
+    }
+  }
+
+  /** Keys of decoded entries count for the order check of raw ones that follow. */
+  noteDecodedKey(key: string): void {
+    this.#lastLen = this.#lastKey.latin1Write(key, 0);
+  }
+
+  #emitLeaf(): void {
+    const { page, view } = this.#app.take(1);
+    this.#leaf.copy(view, 0, 0, this.#off);
+    writeHeader(view, { type: PageType.Leaf, flags: 0, count: this.#count, pageNo: page, txn: this.#txn, aux1: 0, aux2: 0 });
+    seal(view);
+    this.#childKeys.push(this.#firstKey);
+    this.#childPages.push(page);
+    this.stats.leafPages++;
+    this.#off = PAGE_HEADER;
+    this.#count = 0;
+  }
+
+  /** Step 2: the branch levels, sliced. Returns the finished tree's statistics and root. */
   async finish(slicer: TimeSlicer): Promise<TreeState> {
-    if (this.#keys.length > 0) this.#emitLeaf();
+    if (this.#count > 0) this.#emitLeaf();
     const st = this.stats;
     if (this.#childPages.length === 0) return st;
     st.depth = 1;
@@ -171,7 +260,7 @@ class TreeBuilder {
     while (pages.length > 1) {
       const upKeys: string[] = [];
       const upPages: number[] = [];
-      // Greedy packing, then the last node takes children from its left neighbour if it has one.
+      // Greedy packing, then the last node takes a child from its left neighbour if it has one.
       const groups: Array<[number, number]> = [];
       let start = 0;
       let bytes = PAGE_HEADER + BRANCH_FIRST_BYTES;
@@ -186,14 +275,12 @@ class TreeBuilder {
       groups.push([start, pages.length]);
       const last = groups[groups.length - 1]!;
       if (last[1] - last[0] < 2 && groups.length > 1) {
-        const prev = groups[groups.length - 2]!;
-        prev[1]--;
+        groups[groups.length - 2]![1]--;
         last[0]--;
       }
       for (const [a, b] of groups) {
-        const sep = keys.slice(a + 1, b);
         const kids = pages.slice(a, b);
-        const node = new BranchNode(sep, kids, kids.map(() => txn), txn);
+        const node = new BranchNode(keys.slice(a + 1, b), kids, kids.map(() => txn), txn);
         const { page, view } = this.#app.take(1);
         encodeBranch(node, view, page, txn, kids, node.childTxn);
         upKeys.push(keys[a]!);
@@ -211,11 +298,131 @@ class TreeBuilder {
   }
 }
 
+function badLeaf(where: { file: string; page: number }, what: string, offset: number): never {
+  throw corrupt(`leaf page ${where.page} of ${where.file} is malformed: ${what} at offset ${offset}`, { file: where.file, page: where.page, offset, reason: what });
+}
+
 export interface CompactWriteResult {
   highWater: number;
   catalog: TreeState;
   entries: number;
   bytes: number;
+}
+
+const TREE_TYPES = [PageType.Branch, PageType.Leaf];
+/** Most pages read with one pread when a branch's children are consecutive. */
+const MAX_RUN = 64;
+
+/**
+ * Walks one source tree in key order: nodes held in memory (not yet checkpointed, or cached) are
+ * read as they are; a child held as a page number is read from the file (one pread into a reused
+ * buffer), verified (checksum, page number, type, the txn its parent recorded) and, for a leaf,
+ * copied entry by entry as bytes.
+ */
+class SourceWalker {
+  #src: Engine;
+  #file: FileHandle;
+  #slicer: TimeSlicer;
+  #onLeaf: () => void;
+  constructor(src: Engine, file: FileHandle, slicer: TimeSlicer, onLeaf: () => void) {
+    this.#src = src;
+    this.#file = file;
+    this.#slicer = slicer;
+    this.#onLeaf = onLeaf;
+  }
+
+  readonly readRun = (length: number, page: number, txn: number): Buffer => this.#src.pager.readOverflow(new OverflowValue(length, page, txn, null));
+
+  async walk(ref: NodeRef, txn: number, b: TreeBuilder, depth: number): Promise<void> {
+    if (depth > 64) throw corrupt(`a tree of ${this.#src.path} is deeper than 64 levels at page ${typeof ref === "number" ? ref : ref.page}`, { file: this.#src.path, reason: "depth" });
+    if (typeof ref !== "number") {
+      if (ref.leaf) {
+        for (let i = 0; i < ref.keys.length; i++) {
+          const k = ref.keys[i]!;
+          const v = ref.vals[i]!;
+          if (typeof v === "string") b.addDecoded(k, v, null);
+          else b.addDecoded(k, null, this.#src.pager.readOverflow(v));
+          b.noteDecodedKey(k);
+        }
+        this.#onLeaf();
+      } else {
+        // Children held as page numbers go in groups (one pread per run of consecutive pages).
+        const kids = ref.children;
+        for (let i = 0; i < kids.length; ) {
+          const c = kids[i]!;
+          if (typeof c !== "number") {
+            await this.walk(c, ref.childTxn[i]!, b, depth + 1);
+            i++;
+            continue;
+          }
+          let j = i + 1;
+          while (j < kids.length && typeof kids[j] === "number") j++;
+          await this.#walkPages(kids.slice(i, j) as number[], ref.childTxn.slice(i, j), b, depth + 1);
+          i = j;
+        }
+      }
+      if (this.#slicer.due()) await this.#slicer.pause();
+      return;
+    }
+    await this.#walkPages([ref], [txn], b, depth);
+  }
+
+  /**
+   * Children held as page numbers, in order. Runs of consecutive page numbers (a checkpoint writes
+   * the children of a branch next to each other) are read with one pread of up to 64 pages.
+   */
+  async #walkPages(pages: number[], txns: number[], b: TreeBuilder, depth: number): Promise<void> {
+    const ps = this.#src.limits.pageSize;
+    const highWater = this.#src.pager.highWater;
+    const path = this.#src.path;
+    for (let i = 0; i < pages.length; ) {
+      let j = i + 1;
+      while (j < pages.length && j - i < MAX_RUN && pages[j] === pages[j - 1]! + 1) j++;
+      const first = pages[i]!;
+      const n = j - i;
+      if (first < 2 || first + n > highWater) throw corrupt(`child page ${first} of ${path} is out of range (${highWater} pages)`, { file: path, page: first, reason: "out-of-range" });
+      const buf = Buffer.allocUnsafe(n * ps);
+      let got: number;
+      try {
+        got = this.#file.read(buf, 0, n * ps, first * ps);
+      } catch (e) {
+        throw ioError(e, "read", path);
+      }
+      if (got < n * ps) throw corrupt(`page ${first + Math.floor(got / ps)} of ${path} is cut short`, { file: path, page: first + Math.floor(got / ps), reason: "short-read" });
+      for (let k = 0; k < n; k++) await this.#walkPage(buf.subarray(k * ps, (k + 1) * ps), first + k, txns[i + k]!, b, depth);
+      i = j;
+    }
+  }
+
+  async #walkPage(buf: Buffer, ref: number, txn: number, b: TreeBuilder, depth: number): Promise<void> {
+    const ps = this.#src.limits.pageSize;
+    const path = this.#src.path;
+    const h = verifyPage(buf, { pageNo: ref, types: TREE_TYPES, txn, maxTxn: this.#src.pager.maxTxn, file: path });
+    if (h.type === PageType.Leaf) {
+      b.addRawLeaf(buf, h.count, { file: path, page: ref }, this.readRun);
+      this.#onLeaf();
+      if (this.#slicer.due()) await this.#slicer.pause();
+      return;
+    }
+    if (depth > 64) throw corrupt(`a tree of ${path} is deeper than 64 levels at page ${ref}`, { file: path, page: ref, reason: "depth" });
+    // A branch: its children's (page, txn) pairs.
+    const count = h.count;
+    if (count < 1) throw corrupt(`branch page ${ref} of ${path} has no children`, { file: path, page: ref, reason: "branch without children" });
+    const kids = new Array<number>(count);
+    const kidTxn = new Array<number>(count);
+    let off = PAGE_HEADER;
+    for (let i = 0; i < count; i++) {
+      if (i > 0) {
+        if (off + 2 > ps) throw corrupt(`branch page ${ref} of ${path} is malformed at offset ${off}`, { file: path, page: ref, offset: off, reason: "separator past page end" });
+        off += 2 + buf.readUInt16LE(off);
+      }
+      if (off + 8 > ps) throw corrupt(`branch page ${ref} of ${path} is malformed at offset ${off}`, { file: path, page: ref, offset: off, reason: "child past page end" });
+      kids[i] = buf.readUInt32LE(off);
+      kidTxn[i] = buf.readUInt32LE(off + 4);
+      off += 8;
+    }
+    await this.#walkPages(kids, kidTxn, b, depth + 1);
+  }
 }
 
 /**
@@ -236,27 +443,43 @@ export async function writeCompactTrees(
   const app = new PageAppender(out, outPath, limits.pageSize, o.chunkBytes ?? 4 << 20);
   const records: Array<[string, string]> = [];
   let copied = 0;
-  for (const e of snap.dbs.values()) {
-    const b = new TreeBuilder(app, limits, txn, fill);
-    const cur = new TreeCursor(src.pager, e.tree);
-    let n = 0;
-    for (cur.seekGE(null); cur.valid; cur.next()) {
-      const v = cur.value;
-      if (typeof v === "string") b.add(cur.key, v, null);
-      else b.add(cur.key, null, src.pager.readOverflow(v));
-      copied++;
-      if ((++n & 63) === 0 && slicer.due()) {
-        o.onEntries?.(copied);
-        await slicer.pause();
+  let leaves = 0;
+  let file: FileHandle;
+  try {
+    file = src.fs.open(src.path, "r");
+  } catch (e) {
+    throw ioError(e, "open", src.path);
+  }
+  try {
+    for (const e of snap.dbs.values()) {
+      const b = new TreeBuilder(app, limits, txn, fill);
+      const before = b.stats.entries;
+      const walker = new SourceWalker(src, file, slicer, () => {
+        if ((++leaves & 255) === 0 || slicer.due()) o.onEntries?.(copied + b.stats.entries - before);
+      });
+      if (e.tree.root !== null) await walker.walk(e.tree.root, e.tree.rootTxn, b, 1);
+      const t = await b.finish(slicer);
+      if (t.entries !== e.tree.entries) {
+        throw corrupt(`sub-database "${e.name}" of ${src.path} holds ${t.entries} entries where its catalog record says ${e.tree.entries}`, {
+          file: src.path,
+          name: e.name,
+          reason: "entry-count",
+        });
       }
+      copied += t.entries;
+      const rec = encodeCatalogRecord(recordFromTree(t, typeof t.root === "number" ? t.root : 0, t.root === null ? 0 : t.rootTxn, e.keyEncoding, e.valueEncoding));
+      records.push([catalogKey(e.name), rec.latin1Slice(0, rec.length)]);
     }
-    const t = await b.finish(slicer);
-    const rec = encodeCatalogRecord(recordFromTree(t, typeof t.root === "number" ? t.root : 0, t.root === null ? 0 : t.rootTxn, e.keyEncoding, e.valueEncoding));
-    records.push([catalogKey(e.name), rec.latin1Slice(0, rec.length)]);
+  } finally {
+    try {
+      file.close();
+    } catch {
+      // read-only handle
+    }
   }
   records.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const cb = new TreeBuilder(app, limits, txn, fill);
-  for (const [k, v] of records) cb.add(k, v, null);
+  for (const [k, v] of records) cb.addDecoded(k, v, null);
   const catalog = await cb.finish(slicer);
   app.flush();
   o.onEntries?.(copied);
