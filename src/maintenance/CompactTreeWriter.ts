@@ -335,36 +335,47 @@ class SourceWalker {
 
   async walk(ref: NodeRef, txn: number, b: TreeBuilder, depth: number): Promise<void> {
     if (depth > 64) throw corrupt(`a tree of ${this.#src.path} is deeper than 64 levels at page ${typeof ref === "number" ? ref : ref.page}`, { file: this.#src.path, reason: "depth" });
-    if (typeof ref !== "number") {
-      if (ref.leaf) {
-        for (let i = 0; i < ref.keys.length; i++) {
-          const k = ref.keys[i]!;
-          const v = ref.vals[i]!;
-          if (typeof v === "string") b.addDecoded(k, v, null);
-          else b.addDecoded(k, null, this.#src.pager.readOverflow(v));
-          b.noteDecodedKey(k);
-        }
-        this.#onLeaf();
-      } else {
-        // Children held as page numbers go in groups (one pread per run of consecutive pages).
-        const kids = ref.children;
-        for (let i = 0; i < kids.length; ) {
-          const c = kids[i]!;
-          if (typeof c !== "number") {
-            await this.walk(c, ref.childTxn[i]!, b, depth + 1);
-            i++;
-            continue;
-          }
-          let j = i + 1;
-          while (j < kids.length && typeof kids[j] === "number") j++;
-          await this.#walkPages(kids.slice(i, j) as number[], ref.childTxn.slice(i, j), b, depth + 1);
-          i = j;
-        }
+    // A node a checkpoint has written (page !== 0) is read from its page like a page number: its
+    // bytes are copied without decoding. Only nodes no checkpoint has written yet are encoded here.
+    if (typeof ref === "number" || ref.page !== 0) {
+      await this.#walkPages([typeof ref === "number" ? ref : ref.page], [typeof ref === "number" ? txn : ref.pageTxn], b, depth);
+      return;
+    }
+    if (ref.leaf) {
+      for (let i = 0; i < ref.keys.length; i++) {
+        const k = ref.keys[i]!;
+        const v = ref.vals[i]!;
+        if (typeof v === "string") b.addDecoded(k, v, null);
+        else b.addDecoded(k, null, this.#src.pager.readOverflow(v));
+        b.noteDecodedKey(k);
       }
+      this.#onLeaf();
       if (this.#slicer.due()) await this.#slicer.pause();
       return;
     }
-    await this.#walkPages([ref], [txn], b, depth);
+    // Children on disk go in groups (one pread per run of consecutive pages).
+    const kids = ref.children;
+    for (let i = 0; i < kids.length; ) {
+      const c = kids[i]!;
+      if (typeof c !== "number" && c.page === 0) {
+        await this.walk(c, ref.childTxn[i]!, b, depth + 1);
+        i++;
+        continue;
+      }
+      const pages: number[] = [];
+      const txns: number[] = [];
+      for (; i < kids.length; i++) {
+        const k = kids[i]!;
+        if (typeof k === "number") {
+          pages.push(k);
+          txns.push(ref.childTxn[i]!);
+        } else if (k.page !== 0) {
+          pages.push(k.page);
+          txns.push(k.pageTxn);
+        } else break;
+      }
+      await this.#walkPages(pages, txns, b, depth + 1);
+    }
   }
 
   /**

@@ -228,7 +228,8 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
           lsn = rec.lsn;
           records++;
           if (w.dirtyBytes >= limit) {
-            c.commitWrite(w, lsn);
+            // No reader of the copy: publishing lets its checkpoints reuse the pages just freed.
+            c.publish(c.commitWrite(w, lsn));
             c.checkpoint();
             w = c.beginWrite();
             w.logging = false;
@@ -246,7 +247,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       if (lsn !== log.toLsn) {
         throw corrupt(`the log of ${engine.path} ended at LSN ${lsn} while the backup needed up to ${log.toLsn}`, { lastLsn: lsn, toLsn: log.toLsn, reason: "log-short" });
       }
-      c.commitWrite(w, lsn);
+      c.publish(c.commitWrite(w, lsn));
       c.checkpoint();
       slicer.check();
       // Both slots name the backup's LSN (the older one would need the log the copy does not have).

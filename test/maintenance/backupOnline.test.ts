@@ -320,3 +320,35 @@ test("power loss at every I/O call of a backup with a log tail: no backup or a c
   }
   assert.ok(complete > 0, "some crashes come after the rename was made durable");
 });
+
+test("compacting copy of a source with a damaged leaf: CORRUPT naming the page, no destination (I6)", async () => {
+  const { compactTo } = await import("../../src/maintenance/compactTo.js");
+  const fs = new CrashFileSystem();
+  {
+    const db = openSync(DIR, { fs, wal: false });
+    await db.transaction((tx) => {
+      for (let i = 0; i < 3000; i++) tx.put(`key${String(i).padStart(5, "0")}`, { i, pad: "p".repeat(40) });
+    });
+    await db.close();
+  }
+  // The root of the default database is a branch: damage its first child (a leaf), which open does not read.
+  const probe = openSync(DIR, { fs, readOnly: true, wal: false });
+  const tree = probe.engine.durable.dbs.get("")!.tree;
+  const ps = probe.engine.limits.pageSize;
+  await probe.close();
+  assert.equal(typeof tree.root, "number");
+  assert.ok(tree.depth >= 2);
+  const f = fs.open(`${DIR}/data.keel`, "rw");
+  const page = Buffer.alloc(ps);
+  f.read(page, 0, ps, (tree.root as number) * ps);
+  const leaf = page.readUInt32LE(32);
+  const b = Buffer.alloc(1);
+  f.read(b, 0, 1, leaf * ps + 200);
+  b[0] = b[0]! ^ 0xff;
+  f.write(b, 0, 1, leaf * ps + 200);
+  f.close();
+  const e = await rejectsKeel(compactTo(DIR, DEST, { fs }), "CORRUPT", "damaged leaf");
+  assert.equal(e.details.page, leaf);
+  assert.equal(fs.stat(DEST), undefined);
+  assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
+});
