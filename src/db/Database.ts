@@ -430,25 +430,35 @@ export class Database extends SubDatabase {
       // already, or is by this task (the group would do it next anyway).
       const d = this.durability;
       const floor = `backup:${++backupSeq}`;
+      let pinned: Snapshot | null = null;
+      const unpin = () => {
+        if (pinned) engine.readers.release(pinned.txn);
+        pinned = null;
+        if (d instanceof LogDurability) d.setFloor(floor, undefined);
+      };
       const pin = await this.task(() => {
         if (d instanceof LogDurability) {
           const s = engine.durable;
           const head = engine.head;
-          engine.readers.acquire(s.txn);
-          d.setFloor(floor, s.lsn + 1);
           const records = head.lsn > s.lsn ? d.wal.readRecords(s.lsn + 1, head.lsn) : [];
+          engine.readers.acquire(s.txn);
+          pinned = s;
+          d.setFloor(floor, s.lsn + 1);
           return { snap: s, meta: engine.durableMeta, log: { records, toLsn: head.lsn, toTxn: head.txn } };
         }
         if (!this.readOnly && engine.needsCheckpoint) d.checkpoint(true);
         const s = engine.head;
         engine.readers.acquire(s.txn);
+        pinned = s;
         return { snap: s, meta: engine.durableMeta, log: undefined };
+      }).catch((e: unknown) => {
+        unpin(); // the group of the task failed: nothing stays pinned
+        throw e;
       });
       try {
         return await backupPages(engine, pin.snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: pin.meta, log: pin.log });
       } finally {
-        engine.readers.release(pin.snap.txn);
-        if (d instanceof LogDurability) d.setFloor(floor, undefined);
+        unpin();
       }
     }
     const snap = await this.task(() => {

@@ -72,8 +72,8 @@ class PageAppender {
     this.#chunk = Buffer.allocUnsafeSlow(Math.max(1, Math.floor(chunkBytes / pageSize)) * pageSize);
   }
 
-  /** A zeroed view of `count` pages at the next page number, to fill before the next call. */
-  take(count: number): { page: number; view: Buffer } {
+  /** A view of `count` pages at the next page number (zeroed unless `zero` is false: the caller then writes every byte), to fill before the next call. */
+  take(count: number, zero = true): { page: number; view: Buffer } {
     if (this.#big) this.flush();
     const len = count * this.#ps;
     if (len > this.#chunk.length) {
@@ -88,7 +88,7 @@ class PageAppender {
     const page = this.next;
     this.next += count;
     const view = this.#chunk.subarray(this.#used, this.#used + len);
-    view.fill(0);
+    if (zero) view.fill(0);
     this.#used += len;
     return { page, view };
   }
@@ -194,6 +194,21 @@ class TreeBuilder {
    */
   addRawLeaf(src: Buffer, count: number, where: { file: string; page: number }, readRun: (length: number, page: number, txn: number) => Buffer): void {
     const end = src.length;
+    // Inline entries that go to the same output leaf are copied in one run.
+    let runStart = 0;
+    let runBytes = 0;
+    let runCount = 0;
+    const flushRun = () => {
+      if (runCount === 0) return;
+      src.copy(this.#leaf, this.#off, runStart, runStart + runBytes);
+      this.#off += runBytes;
+      this.#count += runCount;
+      this.stats.entries += runCount;
+      runBytes = 0;
+      runCount = 0;
+    };
+    let prevK0 = -1;
+    let prevKl = 0;
     let off = PAGE_HEADER;
     for (let i = 0; i < count; i++) {
       if (off + 7 > end) badLeaf(where, "entry header past page end", off);
@@ -202,11 +217,13 @@ class TreeBuilder {
       const vl = src.readUInt32LE(off + 3);
       const k0 = off + 7;
       if (k0 + kl > end) badLeaf(where, "key past page end", off);
-      if (this.#lastLen >= 0 && src.compare(this.#lastKey, 0, this.#lastLen, k0, k0 + kl) <= 0) badLeaf(where, "keys out of order", off);
-      src.copy(this.#lastKey, 0, k0, k0 + kl);
-      this.#lastLen = kl;
+      const ordered = prevK0 >= 0 ? keyAfter(src, k0, kl, src, prevK0, prevKl) : this.#lastLen < 0 || keyAfter(src, k0, kl, this.#lastKey, 0, this.#lastLen);
+      if (!ordered) badLeaf(where, "keys out of order", off);
+      prevK0 = k0;
+      prevKl = kl;
       if (flags === LEAF_FLAG_OVERFLOW) {
         if (k0 + kl + 8 > end) badLeaf(where, "overflow reference past page end", off);
+        flushRun();
         const data = readRun(vl, src.readUInt32LE(k0 + kl), src.readUInt32LE(k0 + kl + 4));
         const page = this.#copyRun(data);
         const bytes = LEAF_ENTRY_OVERHEAD + kl + OVERFLOW_REF_BYTES;
@@ -219,15 +236,23 @@ class TreeBuilder {
         this.#off = o + bytes;
         off = k0 + kl + 8;
       } else if (flags === 0) {
-        if (k0 + kl + vl > end) badLeaf(where, "value past page end", off);
         const bytes = LEAF_ENTRY_OVERHEAD + kl + vl;
-        this.#room(bytes);
-        const o = this.#off;
-        src.copy(this.#leaf, o, off, off + bytes);
-        this.#startEntry(o + 7, kl);
-        this.#off = o + bytes;
+        if (off + bytes > end) badLeaf(where, "value past page end", off);
+        if (this.#count + runCount > 0 && this.#off + runBytes + bytes > this.#limit) {
+          flushRun();
+          this.#emitLeaf();
+        }
+        if (this.#count + runCount === 0) this.#firstKey = src.latin1Slice(k0, k0 + kl);
+        if (runCount === 0) runStart = off;
+        runBytes += bytes;
+        runCount++;
         off += bytes;
       } else badLeaf(where, `unknown entry flags ${flags}`, off);
+    }
+    flushRun();
+    if (prevK0 >= 0) {
+      src.copy(this.#lastKey, 0, prevK0, prevK0 + prevKl);
+      this.#lastLen = prevKl;
     }
   }
 
@@ -237,8 +262,9 @@ class TreeBuilder {
   }
 
   #emitLeaf(): void {
-    const { page, view } = this.#app.take(1);
+    const { page, view } = this.#app.take(1, false);
     this.#leaf.copy(view, 0, 0, this.#off);
+    view.fill(0, this.#off);
     writeHeader(view, { type: PageType.Leaf, flags: 0, count: this.#count, pageNo: page, txn: this.#txn, aux1: 0, aux2: 0 });
     seal(view);
     this.#childKeys.push(this.#firstKey);
@@ -298,6 +324,16 @@ class TreeBuilder {
   }
 }
 
+/** Whether key a[aOff, aOff+aLen) sorts strictly after b[bOff, bOff+bLen) (bytewise). */
+function keyAfter(a: Buffer, aOff: number, aLen: number, b: Buffer, bOff: number, bLen: number): boolean {
+  if (aLen >= 4 && bLen >= 4) {
+    const x = a.readUInt32BE(aOff);
+    const y = b.readUInt32BE(bOff);
+    if (x !== y) return x > y;
+  }
+  return a.compare(b, bOff, bOff + bLen, aOff, aOff + aLen) > 0;
+}
+
 function badLeaf(where: { file: string; page: number }, what: string, offset: number): never {
   throw corrupt(`leaf page ${where.page} of ${where.file} is malformed: ${what} at offset ${offset}`, { file: where.file, page: where.page, offset, reason: what });
 }
@@ -322,6 +358,7 @@ const MAX_RUN = 64;
 class SourceWalker {
   #src: Engine;
   #file: FileHandle;
+  #bufs: Buffer[] = [];
   #slicer: TimeSlicer;
   #onLeaf: () => void;
   constructor(src: Engine, file: FileHandle, slicer: TimeSlicer, onLeaf: () => void) {
@@ -392,7 +429,9 @@ class SourceWalker {
       const first = pages[i]!;
       const n = j - i;
       if (first < 2 || first + n > highWater) throw corrupt(`child page ${first} of ${path} is out of range (${highWater} pages)`, { file: path, page: first, reason: "out-of-range" });
-      const buf = Buffer.allocUnsafe(n * ps);
+      // One buffer per tree level, reused: a level's group is done before its next one is read,
+      // and deeper levels use their own (no per-group allocation for the GC to chase).
+      const buf = (this.#bufs[depth] ??= Buffer.allocUnsafeSlow(MAX_RUN * ps)).subarray(0, n * ps);
       let got: number;
       try {
         got = this.#file.read(buf, 0, n * ps, first * ps);
