@@ -33,6 +33,8 @@ export class TimeSlicer {
   /** Yields so far, and how many of them stepped back for writers (for tests and reports). */
   slices = 0;
   backoffs = 0;
+  /** Whether the last pause stepped back for writers. */
+  writersActive = false;
 
   constructor(o: {
     signal?: AbortSignal | undefined;
@@ -71,6 +73,7 @@ export class TimeSlicer {
     const busy = a !== undefined && a !== this.#lastActivity;
     // Commits during a sleep count at the next pause: the job keeps stepping back while they go on.
     if (a !== undefined) this.#lastActivity = a;
+    this.writersActive = busy;
     if (busy && this.#share < 1) {
       this.backoffs++;
       const ms = Math.max(1, Math.round((worked * (1 - this.#share)) / this.#share));

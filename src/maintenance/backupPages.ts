@@ -12,7 +12,10 @@
  *      once more for the duration of the copy.
  *   2. Create `<dest>.partial-<pid>/data.keel` and copy the pages [2, high water) of that meta from
  *      the live file in large sequential chunks (1 MiB), in time slices (TimeSlicer: a few ms of
- *      work, then a turn of the event loop) so that writers go on.
+ *      work, then a turn of the event loop; stepping back while writers commit) so that writers go
+ *      on. While writers commit, the copy is also fdatasynced (off the event loop) every 8 MiB, so
+ *      that its write-back reaches the disk in small steps, not in one burst their syncs would
+ *      queue behind; with no writer, there is one fdatasync, at the end.
  *   3. Write that meta into BOTH meta slots of the copy (same txn: allowed in a copy only, where no
  *      checkpoint ever wrote either slot; the second one is a spare against damage of the first).
  *   4. Log tail (when there is one): open the copy as an engine of its own (no sync), apply the
@@ -109,6 +112,8 @@ export interface BackupPagesResult {
 
 export const DEFAULT_BACKUP_CHUNK = 1 << 20;
 const DEFAULT_APPLY_CHECKPOINT_BYTES = 64 << 10;
+/** While writers commit, the copy is synced every this many bytes (see step 2). */
+const SYNC_WHEN_BUSY = 8 << 20;
 
 /** The meta that names `snap` (txn and applied LSN), or undefined. */
 export function metaOfSnapshot(engine: Engine, snap: Snapshot): Meta | undefined {
@@ -163,6 +168,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
         totalEntries,
         ...(log ? { records: records ?? 0, totalRecords } : {}),
       });
+    let unsynced = 0;
     for (let page = 2; page < totalPages; ) {
       const n = Math.min(chunkPages, totalPages - page);
       const len = n * ps;
@@ -185,8 +191,20 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
         throw ioError(e, "write", out.path);
       }
       page += n;
+      unsynced += len;
       progress(page);
       if (slicer.budgetMs === 0 || slicer.due()) await slicer.pause();
+      if (slicer.writersActive && unsynced >= SYNC_WHEN_BUSY) {
+        // Writers are committing: write the copy back in small steps (off the event loop) rather
+        // than in one burst at the end, during which every one of their syncs would queue behind it.
+        unsynced = 0;
+        try {
+          await dst.syncAsync();
+        } catch (e) {
+          throw ioError(e, "fdatasync", out.path);
+        }
+        slicer.check();
+      }
     }
     slicer.check();
     try {
