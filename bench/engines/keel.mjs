@@ -35,7 +35,7 @@ export function makeKeelEngine({ name, options, description, durability }) {
     description,
     durability,
     syncApi: false,
-    capabilities: ["put", "get", "bulkLoad", "scan", "backup", ...(options.wal === false ? [] : ["walRecovery"])],
+    capabilities: ["put", "get", "bulkLoad", "scan", "backup", "dumpLoad", ...(options.wal === false ? [] : ["walRecovery"])],
     options,
     async version() {
       try {
@@ -102,6 +102,21 @@ export function makeKeelEngine({ name, options, description, durability }) {
             throw Object.assign(new Error("this build's db.backup() ignores { compact: false }"), { backupUnsupported: true });
           }
           return r;
+        },
+        // dump(file, format): dumpToFile (temp name, fsync, rename); loadInto(dir, file, format): a fresh
+        // database with the same options, loadFromFile timed until its last batch is durable, then closed.
+        async dump(file, format) {
+          return keel.dumpToFile(db, file, { format });
+        },
+        async loadInto(dir2, file, format) {
+          const db2 = await keel.open(dir2, { ...options, encoding: "binary", keyEncoding: "binary" });
+          try {
+            const t0 = performance.now();
+            const report = await keel.loadFromFile(db2, file, { format });
+            return { report, seconds: (performance.now() - t0) / 1000 };
+          } finally {
+            await db2.close();
+          }
         },
         dataFiles() {
           return [path.join(dir, "data.keel")];

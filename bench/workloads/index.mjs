@@ -24,6 +24,7 @@ import pointReads from "./point-reads.mjs";
 import orderedScan from "./ordered-scan.mjs";
 import walRecovery from "./wal-recovery.mjs";
 import backupWorkloads from "./backup.mjs";
+import dumpLoadWorkloads from "./dump-load.mjs";
 
 export const workloads = [
   fdatasync,
@@ -34,6 +35,7 @@ export const workloads = [
   orderedScan,
   walRecovery,
   ...backupWorkloads,
+  ...dumpLoadWorkloads,
 ];
 
 export function workloadByName(name) {

@@ -63,6 +63,9 @@ export interface Stats extends TreeStatsReport {
 }
 
 
+/** Names the log floor of each running page backup. */
+let backupSeq = 0;
+
 export class Database extends SubDatabase {
   /** @internal */
   readonly engine: Engine;
@@ -405,10 +408,12 @@ export class Database extends SubDatabase {
   }
 
   /**
-   * A consistent copy of the database at one transaction, made while readers and writers go on.
-   * The copy opens on its own with no log. Default (compact: true): entries copied in key order
-   * into a fresh file, no free pages. compact: false: the data file copied page by page after a
-   * checkpoint (faster; free pages kept). `signal` aborts it and removes the partial copy;
+   * A consistent copy of the database at one LSN (the last commit queued before the call), made
+   * while readers and writers go on; it never checkpoints the source and never holds the writer.
+   * The copy opens on its own with no log. Default (compact: true): entries written bottom-up in
+   * key order into a fresh file, no free pages. compact: false: the data file as the last
+   * checkpoint left it, page by page, then the committed log records after that checkpoint applied
+   * to the copy (faster; free pages kept). `signal` aborts it and removes the partial copy;
    * `dest` must not exist.
    */
   async backup(
@@ -418,18 +423,42 @@ export class Database extends SubDatabase {
     this.#check();
     const engine = this.engine;
     if (opts.compact === false) {
-      // A page copy of the file as the checkpoint just made leaves it; the pinned snapshot is
-      // the head, which that checkpoint made durable (commits of the current group included).
+      // One queue task: the durable meta and its snapshot are pinned (a reader keeps their pages,
+      // I2), and with the log, the records after it up to the head (the commits queued before this
+      // call) are captured and kept from gc by a floor. The task's promise resolves once those
+      // commits are durable. Without the log every group checkpoints, so the head is checkpointed
+      // already, or is by this task (the group would do it next anyway).
+      const d = this.durability;
+      const floor = `backup:${++backupSeq}`;
+      let pinned: Snapshot | null = null;
+      const unpin = () => {
+        if (pinned) engine.readers.release(pinned.txn);
+        pinned = null;
+        if (d instanceof LogDurability) d.setFloor(floor, undefined);
+      };
       const pin = await this.task(() => {
-        if (!this.readOnly) this.durability.checkpoint(true);
+        if (d instanceof LogDurability) {
+          const s = engine.durable;
+          const head = engine.head;
+          const records = head.lsn > s.lsn ? d.wal.readRecords(s.lsn + 1, head.lsn) : [];
+          engine.readers.acquire(s.txn);
+          pinned = s;
+          d.setFloor(floor, s.lsn + 1);
+          return { snap: s, meta: engine.durableMeta, log: { records, toLsn: head.lsn, toTxn: head.txn } };
+        }
+        if (!this.readOnly && engine.needsCheckpoint) d.checkpoint(true);
         const s = engine.head;
         engine.readers.acquire(s.txn);
-        return { snap: s, meta: engine.durableMeta };
+        pinned = s;
+        return { snap: s, meta: engine.durableMeta, log: undefined };
+      }).catch((e: unknown) => {
+        unpin(); // the group of the task failed: nothing stays pinned
+        throw e;
       });
       try {
-        return await backupPages(engine, pin.snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: pin.meta });
+        return await backupPages(engine, pin.snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: pin.meta, log: pin.log });
       } finally {
-        engine.readers.release(pin.snap.txn);
+        unpin();
       }
     }
     const snap = await this.task(() => {

@@ -1,17 +1,29 @@
 /**
- * backupPages: a non-compacting online backup. It copies data.keel page by page, as it stands at one
- * checkpoint, while readers and writers go on (DESIGN.md section 5, `backup(dest, { compact: false })`).
+ * backupPages: the non-compacting online backup (DESIGN.md section 5, `backup(dest, { compact: false })`).
+ * It copies data.keel page by page as the last checkpoint left it, then applies the committed log
+ * records after that checkpoint, up to the backup's LSN, to the copy. It never checkpoints the
+ * source and never holds its writer.
  *
  * The sequence, in order:
- *   1. Find the meta that names `snap` (the caller checkpointed it in the same queue task, so it is
- *      the durable meta, or the older slot if one more checkpoint ran since). Register `snap` as a
- *      reader for the whole copy.
+ *   1. The caller, in one write-queue task: takes the durable meta and its snapshot (`snap`,
+ *      engine.durable), registers it as a reader, sets a log floor at its applied LSN + 1, and
+ *      captures the log records after it up to the head's LSN (`log`: read lazily later; with
+ *      wal: false, or nothing after the checkpoint, there are none). Here `snap` is registered
+ *      once more for the duration of the copy.
  *   2. Create `<dest>.partial-<pid>/data.keel` and copy the pages [2, high water) of that meta from
- *      the live file, in large sequential chunks (1 MiB by default), yielding to the event loop
- *      between chunks so that writers go on.
+ *      the live file in large sequential chunks (1 MiB), in time slices (TimeSlicer: a few ms of
+ *      work, then a turn of the event loop; stepping back while writers commit) so that writers go
+ *      on. While writers commit, the copy is also fdatasynced (off the event loop) every 8 MiB, so
+ *      that its write-back reaches the disk in small steps, not in one burst their syncs would
+ *      queue behind; with no writer, there is one fdatasync, at the end.
  *   3. Write that meta into BOTH meta slots of the copy (same txn: allowed in a copy only, where no
  *      checkpoint ever wrote either slot; the second one is a spare against damage of the first).
- *   4. fdatasync the copy, fsync the partial directory, rename it to `dest`, fsync the parent.
+ *   4. Log tail (when there is one): open the copy as an engine of its own (no sync), apply the
+ *      records in LSN order into write transactions, committed and checkpointed into the copy
+ *      every few MiB of dirty pages, in time slices; the last commit carries the backup's LSN. Then
+ *      write the final meta into the other slot too, so both slots name the backup's LSN.
+ *   5. One fdatasync of the copy (off the event loop), fsync the partial directory, rename it to
+ *      `dest`, fsync the parent (PartialOutput).
  *
  * Invariants:
  * - Consistency (I1, I2): while `snap` is a registered reader, every checkpoint's release limit is
@@ -19,19 +31,27 @@
  *   free-list run) is reused or overwritten during the copy. Pages below its high water that a later
  *   checkpoint rewrites were free in that meta's state: they are free in the copy too (listed in the
  *   copied free list, or unreachable), so their bytes do not matter. Pages past the high water are not
- *   copied. The copy therefore opens at exactly `snap` (same txn, same applied LSN) with no log.
+ *   copied. After step 3 the copy is exactly `snap`.
+ * - Step 4 replays committed records (I3: a contiguous prefix, each validated by its checksum)
+ *   from snap's LSN + 1 to the backup's LSN, exactly as recovery would; the floor of step 1 keeps
+ *   their segments from gc. The copy therefore equals the source's state at the backup LSN, entry by
+ *   entry in every sub-database, and opens at that LSN with no log.
  * - The live meta pages (0 and 1) are never copied: step 3 writes them from the decoded meta.
  * - Atomic output (I7): nothing appears at `dest` until it is complete and durable; on failure or
  *   abort the partial directory is removed. `dest` must not exist (EXISTS).
  * - Reads go through their own read-only handle; if the source engine closes meanwhile, the copy
  *   stops with CLOSED (another process could then reuse the pages).
  */
-import { dirname, join } from "node:path";
 import { KeelError, corrupt, invalidArgument, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { encodeMeta, type Meta } from "../pager/Meta.js";
-import { DATA_FILE, type Engine } from "../txn/Engine.js";
+import { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
+import type { WriteTxn } from "../txn/WriteTxn.js";
+import { applyLogRecord } from "../db/LogDurability.js";
+import type { LogRecord } from "../wal/index.js";
+import { PartialOutput } from "./PartialOutput.js";
+import { TimeSlicer } from "./TimeSlicer.js";
 
 export interface BackupProgress {
   /** Bytes of data.keel copied so far, and the total (high water x page size). */
@@ -40,6 +60,18 @@ export interface BackupProgress {
   /** Entries of the snapshot, and an estimate of those copied (proportional to the bytes). */
   entries: number;
   totalEntries: number;
+  /** Log records applied to the copy so far, and how many there are (step 4). */
+  records?: number;
+  totalRecords?: number;
+}
+
+/** The committed log records after the pinned meta's applied LSN, up to the backup's LSN. */
+export interface BackupLogTail {
+  /** Records snap.lsn + 1 .. toLsn, in order (read lazily: WriteAheadLog.readRecords). */
+  records: Iterable<LogRecord>;
+  toLsn: number;
+  /** The source's txn at toLsn (reported as the backup's txn). */
+  toTxn: number;
 }
 
 export interface BackupPagesOptions {
@@ -47,33 +79,41 @@ export interface BackupPagesOptions {
   onProgress?: ((p: BackupProgress) => void) | undefined;
   /** Bytes per read/write (rounded down to whole pages, at least one page). Default 1 MiB. */
   chunkBytes?: number | undefined;
+  /** Work between yields to the event loop, in ms (default 2; 0 = yield after every chunk). */
+  sliceMs?: number | undefined;
+  /** Share of the event loop the job takes while writers are committing (default 0.1; 1 = no stepping back). */
+  share?: number | undefined;
   /**
-   * The meta that names `snap`, taken in the same queue task as the checkpoint
-   * (`engine.durableMeta`). Without it, `engine.metas` is searched, which works as long as at most
-   * one more checkpoint ran before this call.
+   * The meta that names `snap`, taken in the same queue task as the pin (`engine.durableMeta`).
+   * Without it, `engine.metas` is searched, which works as long as at most one more checkpoint ran
+   * before this call.
    */
   meta?: Meta | undefined;
+  /** Step 4: records to apply after the copied pages (none: the copy is `snap` itself). */
+  log?: BackupLogTail | undefined;
+  /** Dirty bytes of the copy's write transaction that trigger a checkpoint of the copy (default 64 KiB of entries, a few hundred leaves: each checkpoint of the copy is one unsliced unit of work). */
+  applyCheckpointBytes?: number | undefined;
 }
 
 export interface BackupPagesResult {
   dest: string;
+  /** The source's txn and LSN the copy equals. */
   txn: number;
   lsn: number;
   entries: number;
   /** Size of the copy's data.keel. */
   bytes: number;
   pages: number;
+  /** Log records applied to the copy after its pages (step 4). */
+  logRecords: number;
   ms: number;
   compacted: false;
 }
 
 export const DEFAULT_BACKUP_CHUNK = 1 << 20;
-
-const tick = () => new Promise<void>((r) => setImmediate(r));
-
-function checkAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new KeelError("ABORTED", "the backup was aborted", { reason: String(signal.reason ?? "") });
-}
+const DEFAULT_APPLY_CHECKPOINT_BYTES = 64 << 10;
+/** While writers commit, the copy is synced every this many bytes (see step 2). */
+const SYNC_WHEN_BUSY = 8 << 20;
 
 /** The meta that names `snap` (txn and applied LSN), or undefined. */
 export function metaOfSnapshot(engine: Engine, snap: Snapshot): Meta | undefined {
@@ -83,58 +123,52 @@ export function metaOfSnapshot(engine: Engine, snap: Snapshot): Meta | undefined
 
 export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem, dest: string, o: BackupPagesOptions = {}): Promise<BackupPagesResult> {
   const t0 = performance.now();
-  // Step 1: the meta of the snapshot, and the reader that pins its pages.
   if (engine.closed) throw new KeelError("CLOSED", "the database is closed", { path: engine.path });
   const meta = o.meta ?? metaOfSnapshot(engine, snap);
   if (!meta || meta.txn !== snap.txn || meta.appliedLsn !== snap.lsn) {
     throw invalidArgument(
-      `a page-by-page backup needs a checkpointed snapshot: txn ${snap.txn} (LSN ${snap.lsn}) is not what a meta page of ${engine.path} names; checkpoint in the same task first`,
+      `a page-by-page backup needs a checkpointed snapshot: txn ${snap.txn} (LSN ${snap.lsn}) is not what a meta page of ${engine.path} names; pin engine.durable with engine.durableMeta in the same task`,
       { argument: "snap", txn: snap.txn, lsn: snap.lsn, durableTxn: engine.durable.txn },
     );
   }
   if (o.chunkBytes !== undefined && (!Number.isSafeInteger(o.chunkBytes) || o.chunkBytes <= 0)) {
     throw invalidArgument("chunkBytes must be a positive integer", { argument: "chunkBytes", value: o.chunkBytes });
   }
-  checkAborted(o.signal);
-  let exists: boolean;
-  try {
-    exists = fs.stat(dest) !== undefined;
-  } catch (e) {
-    throw ioError(e, "stat", dest);
-  }
-  if (exists) throw new KeelError("EXISTS", `${dest} already exists; a backup never overwrites`, { dest });
+  const log = o.log && o.log.toLsn > snap.lsn ? o.log : undefined;
+  const slicer = new TimeSlicer({ signal: o.signal, isClosed: () => engine.closed, budgetMs: o.sliceMs, what: "the backup", activity: () => engine.head.txn, share: o.share });
+  slicer.check();
   const ps = meta.pageSize;
   const totalPages = meta.highWater;
   const totalBytes = totalPages * ps;
   let totalEntries = 0;
   for (const e of snap.dbs.values()) totalEntries += e.tree.entries;
   const chunkPages = Math.max(1, Math.floor((o.chunkBytes ?? DEFAULT_BACKUP_CHUNK) / ps));
-  const parent = dirname(dest);
-  const tmp = `${dest}.partial-${process.pid}`;
-  const outPath = join(tmp, DATA_FILE);
+  const totalRecords = log ? log.toLsn - snap.lsn : 0;
 
+  // Step 1 (the caller pinned it; this pin lasts as long as the copy reads the source).
   engine.readers.acquire(snap.txn);
+  let out: PartialOutput | null = null;
   let src: FileHandle | null = null;
-  let out: FileHandle | null = null;
+  let copy: Engine | null = null;
   try {
+    out = PartialOutput.create(fs, dest, "a backup");
     try {
-      fs.mkdir(parent);
-      fs.removeDir(tmp);
-      fs.mkdir(tmp);
-      out = fs.open(outPath, "createExclusive");
       src = fs.open(engine.path, "r");
     } catch (e) {
-      throw ioError(e, "create", tmp);
+      throw ioError(e, "open", engine.path);
     }
-    // Step 2: the pages, in big sequential chunks.
+    const dst = out.handle();
+    // Step 2: the pages, in big sequential chunks, in time slices.
     const buf = Buffer.allocUnsafeSlow(chunkPages * ps);
-    const progress = (page: number) =>
+    const progress = (page: number, records?: number) =>
       o.onProgress?.({
         bytes: page * ps,
         totalBytes,
         entries: totalBytes ? Math.round((totalEntries * page * ps) / totalBytes) : totalEntries,
         totalEntries,
+        ...(log ? { records: records ?? 0, totalRecords } : {}),
       });
+    let unsynced = 0;
     for (let page = 2; page < totalPages; ) {
       const n = Math.min(chunkPages, totalPages - page);
       const len = n * ps;
@@ -152,67 +186,121 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
         });
       }
       try {
-        out.write(buf, 0, len, page * ps);
+        dst.write(buf, 0, len, page * ps);
       } catch (e) {
-        throw ioError(e, "write", outPath);
+        throw ioError(e, "write", out.path);
       }
       page += n;
+      unsynced += len;
       progress(page);
-      await tick();
-      checkAborted(o.signal);
-      if (engine.closed) throw new KeelError("CLOSED", "the source database was closed during the backup", { path: engine.path });
+      if (slicer.budgetMs === 0 || slicer.due()) await slicer.pause();
+      if (slicer.writersActive && unsynced >= SYNC_WHEN_BUSY) {
+        // Writers are committing: write the copy back in small steps (off the event loop) rather
+        // than in one burst at the end, during which every one of their syncs would queue behind it.
+        unsynced = 0;
+        try {
+          await dst.syncAsync();
+        } catch (e) {
+          throw ioError(e, "fdatasync", out.path);
+        }
+        slicer.check();
+      }
     }
+    slicer.check();
+    try {
+      src.close();
+    } catch {
+      // nothing to do: read-only handle
+    }
+    src = null;
     // Step 3: the meta, into both slots.
     try {
-      out.write(encodeMeta(meta, 0), 0, ps, 0);
-      out.write(encodeMeta(meta, 1), 0, ps, ps);
+      dst.write(encodeMeta(meta, 0), 0, ps, 0);
+      dst.write(encodeMeta(meta, 1), 0, ps, ps);
     } catch (e) {
-      throw ioError(e, "write", outPath);
+      throw ioError(e, "write", out.path);
     }
-    // Step 4: durable, then visible.
-    try {
-      await out.syncAsync();
-    } catch (e) {
-      throw ioError(e, "fdatasync", outPath);
-    }
-    checkAborted(o.signal);
-    const o2 = out;
-    out = null;
-    try {
-      o2.close();
-    } catch (e) {
-      throw ioError(e, "close", outPath);
-    }
-    let renamed = false;
-    try {
-      fs.syncDir(tmp);
-      fs.rename(tmp, dest);
-      renamed = true;
-      fs.syncDir(parent);
-    } catch (e) {
-      // Not known to be durable: a failed backup leaves nothing behind, under either name.
-      if (renamed) {
-        try {
-          fs.removeDir(dest);
-        } catch {
-          // report the sync error
-        }
+    let entries = totalEntries;
+    let pages = totalPages;
+    let records = 0;
+    // Step 4: the log tail, applied to the copy.
+    if (log) {
+      out.file = null;
+      try {
+        dst.close();
+      } catch (e) {
+        throw ioError(e, "close", out.path);
       }
-      throw ioError(e, "rename", dest);
+      copy = Engine.open(fs, out.dir, { noSync: true, cacheBytes: 32 << 20 });
+      const limit = o.applyCheckpointBytes ?? DEFAULT_APPLY_CHECKPOINT_BYTES;
+      const c = copy;
+      let w: WriteTxn = c.beginWrite();
+      w.logging = false;
+      let lsn = snap.lsn;
+      try {
+        for (const rec of log.records) {
+          if (rec.lsn !== lsn + 1) {
+            throw corrupt(`the log gave LSN ${rec.lsn} where ${lsn + 1} belongs while backing up ${engine.path}`, { expectedLsn: lsn + 1, foundLsn: rec.lsn, reason: "lsn-gap" });
+          }
+          applyLogRecord(w, rec);
+          lsn = rec.lsn;
+          records++;
+          if (w.dirtyBytes >= limit) {
+            // No reader of the copy: publishing lets its checkpoints reuse the pages just freed.
+            c.publish(c.commitWrite(w, lsn));
+            c.checkpoint();
+            w = c.beginWrite();
+            w.logging = false;
+          }
+          if (lsn >= log.toLsn) break;
+          if (slicer.budgetMs === 0 || slicer.due()) {
+            progress(totalPages, records);
+            await slicer.pause();
+          }
+        }
+      } catch (e) {
+        c.abortWrite(w);
+        throw e;
+      }
+      if (lsn !== log.toLsn) {
+        throw corrupt(`the log of ${engine.path} ended at LSN ${lsn} while the backup needed up to ${log.toLsn}`, { lastLsn: lsn, toLsn: log.toLsn, reason: "log-short" });
+      }
+      c.publish(c.commitWrite(w, lsn));
+      c.checkpoint();
+      slicer.check();
+      // Both slots name the backup's LSN (the older one would need the log the copy does not have).
+      const final = c.durableMeta;
+      const other: 0 | 1 = c.newest === 0 ? 1 : 0;
+      c.pager.writeMetaPage(other, encodeMeta(final, other));
+      entries = 0;
+      for (const e of c.head.dbs.values()) entries += e.tree.entries;
+      pages = final.highWater;
+      copy = null;
+      c.close();
     }
-    progress(totalPages);
-    return { dest, txn: snap.txn, lsn: snap.lsn, entries: totalEntries, bytes: totalBytes, pages: totalPages, ms: performance.now() - t0, compacted: false };
+    // Step 5: durable, then visible.
+    await out.syncData();
+    slicer.check();
+    out.publish();
+    progress(totalPages, records);
+    return {
+      dest,
+      txn: log ? log.toTxn : snap.txn,
+      lsn: log ? log.toLsn : snap.lsn,
+      entries,
+      bytes: pages * ps,
+      pages,
+      logRecords: records,
+      ms: performance.now() - t0,
+      compacted: false,
+    };
   } catch (e) {
     try {
-      out?.close();
+      copy?.close();
     } catch {
       // the backup error is the one to report
     }
-    try {
-      fs.removeDir(tmp);
-    } catch {
-      // the backup error is the one to report
-    }
+    out?.discard();
     throw e;
   } finally {
     try {

@@ -1,32 +1,51 @@
 /**
  * copyDatabase: a consistent, compacted copy of one snapshot of an open engine into a new
- * directory, made while writers go on (DESIGN.md section 5).
+ * directory, made while writers go on (DESIGN.md section 5; `backup(dest)`, `compactTo`).
+ *
+ * The sequence, in order:
+ *   1. Refuse an existing `dest` (EXISTS); create `<dest>.partial-<pid>/data.keel` (PartialOutput).
+ *   2. Register `snap` as a reader for the whole copy (I2: no page it reaches is reused).
+ *   3. Write every sub-database bottom-up from a key-order scan, then the catalog
+ *      (CompactTreeWriter): leaves filled to `fill`, then the branch levels, all in one sequential
+ *      pass from page 2, cut into time slices so that the event loop (writers, readers) runs
+ *      between them.
+ *   4. Write the meta (txn = the snapshot's txn, applied LSN = its LSN, no free list) into both
+ *      slots.
+ *   5. One fdatasync of data.keel (off the event loop), fsync the partial directory, rename it to
+ *      `dest`, fsync the parent (I7).
  *
  * Invariants:
- * - Consistency: every entry comes from one read snapshot, registered as a reader for the whole
- *   copy, so no page it reaches is reused meanwhile (I2); the copy's meta records that snapshot's
- *   txn and LSN.
- * - Compaction: entries are inserted in key order into a fresh file, so pages come out full and
- *   no free page is carried over.
- * - Atomic output (I7): everything is written under `<dest>.partial-<pid>`, fsynced, renamed to
- *   `dest`, and the parent directory fsynced. On failure or abort the partial directory is
- *   removed; `dest` either does not exist or is complete.
- * - Writers are not blocked: the copy yields to the event loop every `batch` entries.
+ * - Consistency: every entry comes from one read snapshot, so the copy equals that snapshot entry
+ *   by entry, in every sub-database, and opens at its LSN with no log.
+ * - Compaction: no free page, every page written once; high water = pages written.
+ * - Atomic output (I7): on failure or abort (signal: ABORTED) the partial directory is removed and
+ *   `dest` does not exist.
+ * - The writer is never held: the copy runs outside the write queue, in slices of `sliceMs`.
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
-import { TreeCursor } from "../btree/TreeCursor.js";
-import { Engine, DATA_FILE } from "../txn/Engine.js";
+import { encodeMeta, type Meta } from "../pager/Meta.js";
+import { FORMAT_VERSION } from "../pager/PageLayout.js";
+import { DATA_FILE, type Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
+import { writeCompactTrees } from "./CompactTreeWriter.js";
+import { PartialOutput } from "./PartialOutput.js";
+import { TimeSlicer } from "./TimeSlicer.js";
 
 export interface CopyOptions {
   signal?: AbortSignal | undefined;
   onProgress?: ((p: { entries: number; totalEntries: number }) => void) | undefined;
-  /** Entries between yields to the event loop (and between intermediate checkpoints). */
+  /** @deprecated ignored: the copy is cut by time (sliceMs), not by entry count. */
   batch?: number | undefined;
   /** Meta flags for the copy. */
   flags?: number | undefined;
+  /** Work between yields to the event loop, in ms (default 2; 0 = yield at every check). */
+  sliceMs?: number | undefined;
+  /** Share of the event loop the job takes while writers are committing (default 0.1; 1 = no stepping back). */
+  share?: number | undefined;
+  /** Fraction of a page's usable bytes that leaves and branches are filled to (0.5..1; default 0.9). */
+  fill?: number | undefined;
 }
 
 export interface CopyResult {
@@ -38,77 +57,64 @@ export interface CopyResult {
   ms: number;
 }
 
-const tick = () => new Promise<void>((r) => setImmediate(r));
-
-function aborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new KeelError("ABORTED", "the copy was aborted", { reason: String(signal.reason ?? "") });
-}
-
 export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, dest: string, o: CopyOptions = {}): Promise<CopyResult> {
   const t0 = performance.now();
-  if (fs.stat(dest)) throw new KeelError("EXISTS", `${dest} already exists; a copy never overwrites`, { dest });
-  const parent = dirname(dest);
-  fs.mkdir(parent);
-  const tmp = `${dest}.partial-${process.pid}`;
-  fs.removeDir(tmp);
-  fs.mkdir(tmp);
+  const slicer = new TimeSlicer({ signal: o.signal, isClosed: () => src.closed, budgetMs: o.sliceMs, what: "the copy", activity: () => src.head.txn, share: o.share });
+  slicer.check();
+  // Step 1.
+  const out = PartialOutput.create(fs, dest, "a copy");
+  // Step 2.
   src.readers.acquire(snap.txn);
-  let out: Engine | null = null;
   try {
-    out = Engine.open(fs, tmp, { pageSize: src.limits.pageSize, noSync: true, flags: o.flags ?? src.flags, cacheBytes: 64 * 1024 * 1024 });
-    const batch = o.batch ?? 20_000;
     let total = 0;
     for (const e of snap.dbs.values()) total += e.tree.entries;
-    let copied = 0;
-    let w = out.beginWrite();
-    w.logging = false;
-    let inBatch = 0;
-    for (const e of snap.dbs.values()) {
-      w.createDB(e.name, e.keyEncoding, e.valueEncoding);
-      const cur = new TreeCursor(src.pager, e.tree);
-      for (cur.seekGE(null); cur.valid; cur.next()) {
-        const v = cur.value;
-        w.put(e.name, cur.key, typeof v === "string" ? v : Buffer.from(src.readValue(v)));
-        copied++;
-        if (++inBatch >= batch) {
-          out.commitWrite(w, 0);
-          out.checkpoint();
-          inBatch = 0;
-          o.onProgress?.({ entries: copied, totalEntries: total });
-          await tick();
-          aborted(o.signal);
-          if (src.closed) throw new KeelError("CLOSED", "the source database was closed during the copy", {});
-          w = out.beginWrite();
-          w.logging = false;
-        }
-      }
-    }
-    aborted(o.signal);
-    // The last commit carries the snapshot's txn position as its LSN, so the copy knows where
-    // the source's log continues from.
-    out.commitWrite(w, snap.lsn || 0);
-    out.checkpoint();
-    out.sync();
-    const bytes = out.pager.highWater * out.limits.pageSize;
-    out.close();
-    out = null;
+    const ps = src.limits.pageSize;
+    const txn = Math.max(1, snap.txn);
+    // Step 3.
+    const res = await writeCompactTrees(src, snap, out.handle(), out.path, txn, slicer, {
+      fill: o.fill,
+      onEntries: (n) => o.onProgress?.({ entries: n, totalEntries: total }),
+    });
+    slicer.check();
+    // Step 4.
+    const now = Date.now();
+    const c = res.catalog;
+    const meta: Meta = {
+      version: FORMAT_VERSION,
+      pageSize: ps,
+      txn,
+      appliedLsn: snap.lsn,
+      highWater: res.highWater,
+      catalogRoot: typeof c.root === "number" ? c.root : 0,
+      catalogRootTxn: c.root === null ? 0 : c.rootTxn,
+      catalogDepth: c.depth,
+      catalogEntries: c.entries,
+      catalogBranchPages: c.branchPages,
+      catalogLeafPages: c.leafPages,
+      catalogOverflowPages: c.overflowPages,
+      freelistPage: 0,
+      freelistPages: 0,
+      freelistTxn: 0,
+      flags: o.flags ?? src.flags,
+      createdAt: now,
+      checkpointAt: now,
+    };
+    const f = out.handle();
     try {
-      fs.syncDir(tmp);
-      fs.rename(tmp, dest);
-      fs.syncDir(parent);
+      f.write(encodeMeta(meta, 0), 0, ps, 0);
+      f.write(encodeMeta(meta, 1), 0, ps, ps);
     } catch (e) {
-      throw ioError(e, "rename", dest);
+      throw ioError(e, "write", out.path);
     }
-    o.onProgress?.({ entries: copied, totalEntries: total });
-    return { dest, txn: snap.txn, lsn: snap.lsn, entries: copied, bytes, ms: performance.now() - t0 };
+    // Step 5.
+    await out.syncData();
+    slicer.check();
+    out.publish();
+    o.onProgress?.({ entries: res.entries, totalEntries: total });
+    return { dest, txn: snap.txn, lsn: snap.lsn, entries: res.entries, bytes: res.highWater * ps, ms: performance.now() - t0 };
   } catch (e) {
-    try {
-      out?.close();
-    } catch {
-      // the copy error is the one to report
-    }
-    fs.removeDir(tmp);
-    throw e;
+    out.discard();
+    throw e instanceof KeelError ? e : ioError(e, "copy", dest);
   } finally {
     src.readers.release(snap.txn);
   }

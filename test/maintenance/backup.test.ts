@@ -202,6 +202,7 @@ for (const wal of [false, true]) {
       res = await backupPages(db.engine, p.snap, fs, DEST, {
         meta,
         chunkBytes: 1, // one page per chunk: a yield to the writers after every page
+        sliceMs: 0,
         onProgress: (pr) => {
           progressCalls++;
           assert.ok(pr.bytes >= lastProgress && pr.bytes <= pr.totalBytes);
@@ -269,7 +270,7 @@ test("backupPages: abort removes the partial copy; EXISTS; INVALID_ARGUMENT for 
   const readers = db.engine.readers.active;
 
   const ac = new AbortController();
-  await rejectsKeel(backup(db, fs, DEST, { chunkBytes: 4096, onProgress: () => ac.abort("test") , signal: ac.signal }), "ABORTED", "abort");
+  await rejectsKeel(backup(db, fs, DEST, { chunkBytes: 4096, sliceMs: 0, onProgress: () => ac.abort("test"), signal: ac.signal }), "ABORTED", "abort");
   assert.equal(fs.stat(DEST), undefined);
   assert.deepEqual(leftovers(fs), []);
   assert.equal(db.engine.readers.active, readers);
@@ -293,7 +294,7 @@ test("backupPages: abort removes the partial copy; EXISTS; INVALID_ARGUMENT for 
 
   // The source closes during the copy.
   const p = await pin(db);
-  const run = backupPages(db.engine, p.snap, fs, DEST, { meta: p.meta, chunkBytes: 4096 });
+  const run = backupPages(db.engine, p.snap, fs, DEST, { meta: p.meta, chunkBytes: 4096, sliceMs: 0 });
   await new Promise((r) => setImmediate(r));
   db.engine.readers.release(p.snap.txn);
   await db.close();

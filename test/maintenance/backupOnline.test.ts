@@ -1,0 +1,354 @@
+/**
+ * db.backup() while writers go on (DESIGN.md section 5, I2, I3, I7): the paths that never
+ * checkpoint the source.
+ *
+ * - compact: false with the log: the pages of the last durable meta, then the committed log records
+ *   after it up to the backup's LSN applied to the copy. With checkpoints pushed out of reach, every
+ *   write of the run lands after the last checkpoint, so the log-apply path carries the copy:
+ *   puts (inline and overflow values), removes, clears, a sub-database created and one dropped.
+ *   The copy equals the source's state at the copy's LSN, entry by entry in every sub-database,
+ *   opens alone (no log) at that LSN, and passes verify. The source is never checkpointed by it.
+ * - compact: true: bottom-up copy of the published snapshot; equals the source at its LSN, fewer
+ *   pages than the source, passes verify, and takes writes after reopening.
+ * - Abort in the middle of the log-apply phase and in the middle of a compaction: ABORTED, no
+ *   destination, no partial directory, the pinning reader and the log floor released.
+ * - Power loss at every I/O call of a backup with a log tail: the destination is absent or
+ *   complete (equal to the state at its LSN), the source reopens at its own state.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openSync, type Database } from "../../src/index.js";
+import { CrashFileSystem, isSimulatedCrash } from "../../src/io/CrashFileSystem.js";
+import type { FileSystem } from "../../src/io/FileSystem.js";
+import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
+import { backupPages, type BackupPagesResult } from "../../src/maintenance/backupPages.js";
+import { copySnapshot } from "../../src/maintenance/copyDatabase.js";
+import { verify } from "../../src/maintenance/verify.js";
+import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
+import { canon, cloneState, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { Rng } from "../helpers/rng.js";
+import { rejectsKeel } from "../db/dbUtil.js";
+
+const DIR = "/db";
+const DEST = "/backups/b1";
+/** Checkpoints out of reach: every write after open stays in the log only. */
+const NO_CHECKPOINTS = { checkpointLogBytes: 1 << 30, checkpointDirtyBytes: 1 << 30, checkpointMs: 3_600_000 };
+
+function subOf(db: Database, name: string) {
+  return name === "" ? db : db.openDB(name, name === "bin" ? { encoding: "binary" } : {});
+}
+
+/** One awaited random write (put, overflow put, remove, clear, create, drop); updates the model. */
+async function writeOne(db: Database, rng: Rng, model: DbState, tag: string): Promise<void> {
+  const names = ["", "users", "bin", "extra"];
+  const name = rng.pick(names);
+  const key = `k${rng.int(60)}`;
+  const m = model.get(name) ?? new Map<string, unknown>();
+  model.set(name, m);
+  const r = rng.next();
+  if (r < 0.15) {
+    await subOf(db, name).remove(key);
+    m.delete(key);
+  } else if (r < 0.17 && name !== "") {
+    await subOf(db, name).clear();
+    m.clear();
+  } else if (r < 0.18 && name === "extra") {
+    await db.dropDB("extra");
+    model.delete("extra");
+  } else {
+    const big = rng.int(10) === 0;
+    const v = name === "bin" ? Buffer.alloc(big ? 9000 : 40, tag) : big ? { tag, pad: "x".repeat(6000) } : { tag, n: rng.int(1000) };
+    await subOf(db, name).put(key, v);
+    m.set(key, v);
+  }
+}
+
+function stateOf(db: Database, model: DbState): DbState {
+  const out = cloneState(model);
+  for (const [name, m] of [...out]) if (m.size === 0 && !db.listDBs().includes(name) && name !== "") out.delete(name);
+  for (const name of db.listDBs()) if (!out.has(name)) out.set(name, new Map());
+  return out;
+}
+
+function assertSame(actual: DbState, expected: DbState, what: string): void {
+  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
+}
+
+function openState(fs: FileSystem, dir: string, wal = false): { state: DbState; lsn: number } {
+  const db = openSync(dir, { fs, readOnly: true, wal });
+  try {
+    return { state: readState(db), lsn: db.engine.durable.lsn };
+  } finally {
+    void db.close();
+  }
+}
+
+/**
+ * A single awaited writer: after each write, the LSN it got (no other writer, so the last committed
+ * LSN) and the canonical state at that LSN.
+ */
+function startWriter(db: Database, rng: Rng, model: DbState, states: Map<number, string>) {
+  let stop = false;
+  let writes = 0;
+  const done = (async () => {
+    while (!stop) {
+      await writeOne(db, rng, model, `w${writes++}`);
+      states.set(db.txlogWatermarks().lastCommittedLsn, canon(stateOf(db, model)));
+    }
+  })();
+  return {
+    async stop(): Promise<number> {
+      stop = true;
+      await done;
+      return writes;
+    },
+  };
+}
+
+async function filled(fs: FileSystem, opts: object, n: number, seed: number) {
+  const db = openSync(DIR, { fs, ...opts });
+  const model = emptyState();
+  for (const name of ["users", "bin", "extra"]) subOf(db, name);
+  const rng = new Rng(seed);
+  for (let i = 0; i < n; i++) await writeOne(db, rng, model, `a${i}`);
+  return { db, model };
+}
+
+test("backup({ compact: false }) with the log: pages of the last checkpoint + the log after it, equal to the source at the copy's LSN", async () => {
+  const fs = new CrashFileSystem();
+  // A first part checkpointed, the rest only in the log.
+  const { db, model } = await filled(fs, NO_CHECKPOINTS, 150, 1);
+  await db.checkpoint();
+  const rng = new Rng(2);
+  for (let i = 0; i < 150; i++) await writeOne(db, rng, model, `b${i}`);
+  const checkpoints = db.engine.checkpoints;
+  const durableLsn = db.engine.durable.lsn;
+  const states = new Map<number, string>([[db.txlogWatermarks().lastCommittedLsn, canon(stateOf(db, model))]]);
+  const writer = startWriter(db, new Rng(3), model, states);
+  const results: BackupPagesResult[] = [];
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 2));
+    results.push((await db.backup(`${DEST}-${i}`, { compact: false })) as BackupPagesResult);
+  }
+  const writes = await writer.stop();
+  assert.ok(writes > 3, `the writer went on during the backups (${writes} writes)`);
+  assert.equal(db.engine.checkpoints, checkpoints, "a backup never checkpoints the source");
+  assert.equal(db.engine.readers.active, 0, "pinning readers released");
+  assert.deepEqual(Object.keys(db.txlogWatermarks().floors).filter((f) => f.startsWith("backup")), [], "log floors released");
+  await db.close();
+  for (const [i, res] of results.entries()) {
+    assert.equal(res.compacted, false);
+    assert.ok(res.logRecords >= 100, `backup ${i} applied the log after the checkpoint (${res.logRecords} records)`);
+    assert.equal(res.lsn - res.logRecords, durableLsn, `backup ${i} started from the durable meta's LSN`);
+    const expected = states.get(res.lsn);
+    assert.ok(expected, `backup ${i}: LSN ${res.lsn} is one the writer saw`);
+    const got = openState(fs, `${DEST}-${i}`);
+    assert.equal(canon(got.state), expected, `backup ${i} equals the source at LSN ${res.lsn}`);
+    assert.equal(got.lsn, res.lsn, "the copy opens at its LSN, with no log");
+    const report = await verify(`${DEST}-${i}`, { fs });
+    assert.ok(report.ok, `backup ${i} verifies: ${JSON.stringify(report.problems.slice(0, 3))}`);
+    assert.deepEqual(fs.list(`${DEST}-${i}`), ["data.keel"]);
+  }
+  assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
+});
+
+test("backup() compacting: bottom-up copy equal to the source at its LSN, no free pages, verifies, takes writes", async () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-backup-online-"));
+  try {
+    const fs = nodeFileSystem;
+    const src = join(root, "src");
+    const db = openSync(src, { pageSize: 1024 }); // small pages: several branch levels
+    const model = emptyState();
+    const rng = new Rng(5);
+    for (const name of ["users", "bin", "extra"]) subOf(db, name);
+    // Enough entries for several leaves and branch levels.
+    await db.transaction((tx) => {
+      for (let i = 0; i < 20000; i++) tx.put(`key-${String(i).padStart(6, "0")}`, { i });
+    });
+    const m0 = new Map<string, unknown>();
+    for (let i = 0; i < 20000; i++) m0.set(`key-${String(i).padStart(6, "0")}`, { i });
+    model.set("", m0);
+    for (let i = 0; i < 200; i++) await writeOne(db, rng, model, `a${i}`);
+    const states = new Map<number, string>([[db.txlogWatermarks().lastCommittedLsn, canon(stateOf(db, model))]]);
+    const writer = startWriter(db, new Rng(6), model, states);
+    const res = await db.backup(join(root, "copy"));
+    await writer.stop();
+    await db.close();
+    const expected = states.get(res.lsn);
+    assert.ok(expected, `LSN ${res.lsn} is one the writer saw`);
+    const copy = openSync(join(root, "copy"), {});
+    try {
+      assert.equal(canon(readState(copy)), expected, "copy equals the source at its LSN");
+      const st = copy.getStats();
+      assert.equal(st.freePages, 0);
+      assert.equal(st.totalPages, 2 + st.branchPages + st.leafPages + st.overflowPages, "every page written is in use");
+      assert.ok(st.depth >= 3, `several branch levels (depth ${st.depth})`);
+      assert.equal(copy.txlogWatermarks().lastAppliedLsn, res.lsn);
+      await copy.put("after", 1);
+    } finally {
+      await copy.close();
+    }
+    const report = await verify(join(root, "copy"));
+    assert.ok(report.ok, JSON.stringify(report.problems.slice(0, 3)));
+    const again = openSync(join(root, "copy"), { readOnly: true });
+    try {
+      assert.equal(again.get("after"), 1);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("abort in the middle of the log-apply phase and of a compaction leaves no destination", async () => {
+  const fs = new CrashFileSystem();
+  const { db } = await filled(fs, NO_CHECKPOINTS, 50, 7);
+  await db.checkpoint();
+  const rng = new Rng(8);
+  const model = emptyState();
+  for (let i = 0; i < 300; i++) await writeOne(db, rng, model, `b${i}`);
+  const engine = db.engine;
+
+  // Log-apply phase: abort once records are being applied.
+  const ac = new AbortController();
+  const pin = await db.task(() => {
+    const s = engine.durable;
+    engine.readers.acquire(s.txn);
+    const d = db.durability as unknown as { wal: { readRecords(a: number, b: number): Iterable<never> } };
+    return { snap: s, meta: engine.durableMeta, log: { records: d.wal.readRecords(s.lsn + 1, engine.head.lsn), toLsn: engine.head.lsn, toTxn: engine.head.txn } };
+  });
+  let sawRecords = 0;
+  try {
+    await rejectsKeel(
+      backupPages(engine, pin.snap, fs, DEST, {
+        meta: pin.meta,
+        log: pin.log,
+        sliceMs: 0,
+        onProgress: (p) => {
+          sawRecords = Math.max(sawRecords, p.records ?? 0);
+          if ((p.records ?? 0) > 0) ac.abort("test");
+        },
+        signal: ac.signal,
+      }),
+      "ABORTED",
+      "abort while applying the log",
+    );
+  } finally {
+    engine.readers.release(pin.snap.txn);
+  }
+  assert.ok(sawRecords > 0, "the abort came during the log-apply phase");
+  assert.equal(fs.stat(DEST), undefined);
+  assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
+
+  // Compaction: abort after the first slice of entries.
+  await db.transaction((tx) => {
+    for (let i = 0; i < 3000; i++) tx.put(`bulk${i}`, i);
+  });
+  const ac2 = new AbortController();
+  const snap = engine.published;
+  await rejectsKeel(
+    copySnapshot(engine, snap, fs, DEST, { sliceMs: 0, signal: ac2.signal, onProgress: (p) => p.entries > 0 && p.entries < p.totalEntries && ac2.abort("test") }),
+    "ABORTED",
+    "abort in the middle of a compaction",
+  );
+  assert.ok(ac2.signal.aborted);
+  assert.equal(fs.stat(DEST), undefined);
+  assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
+  assert.equal(engine.readers.active, 0);
+
+  // db.backup with an aborted signal: nothing, and the floor is released.
+  const pre = new AbortController();
+  pre.abort();
+  await rejectsKeel(db.backup(DEST, { compact: false, signal: pre.signal }), "ABORTED", "pre-aborted page backup");
+  await rejectsKeel(db.backup(DEST, { signal: pre.signal }), "ABORTED", "pre-aborted compacting backup");
+  assert.deepEqual(Object.keys(db.txlogWatermarks().floors).filter((f) => f.startsWith("backup")), []);
+  assert.equal(fs.stat(DEST), undefined);
+  await db.close();
+});
+
+test("power loss at every I/O call of a backup with a log tail: no backup or a complete one", async () => {
+  const base = new CrashFileSystem();
+  {
+    const { db } = await filled(base, NO_CHECKPOINTS, 60, 9);
+    await db.close();
+  }
+  const durable = base.snapshotDurable();
+  // Open (recovery checkpoints what it replays), then writes that only the log holds.
+  const prepare = async (fs: CrashFileSystem) => {
+    const db = openSync(DIR, { fs, ...NO_CHECKPOINTS });
+    const model = readState(db);
+    const rng = new Rng(10);
+    for (let i = 0; i < 40; i++) await writeOne(db, rng, model, `b${i}`);
+    assert.ok(db.engine.head.lsn > db.engine.durable.lsn, "a log tail after the checkpoint");
+    return { db, expected: stateOf(db, model) };
+  };
+  let total: number;
+  let expected: DbState;
+  {
+    const fs = durable.clone();
+    const p = await prepare(fs);
+    expected = p.expected;
+    const c0 = fs.calls;
+    const res = (await p.db.backup(DEST, { compact: false })) as BackupPagesResult;
+    assert.ok(res.logRecords > 0);
+    total = fs.calls - c0;
+    await p.db.close();
+  }
+  let complete = 0;
+  for (let k = 1; k <= total; k++) {
+    const fs = durable.clone();
+    const { db } = await prepare(fs);
+    fs.crashAfterCalls(k);
+    try {
+      await db.backup(DEST, { compact: false });
+    } catch (e) {
+      assert.ok(isSimulatedCrash(e), `call ${k}: ${describeError(e)}`);
+    }
+    for (const seed of [1, 2]) {
+      const after = fs.crashedCopy(seed);
+      removeStaleLock(after, DIR);
+      if (after.stat(DEST)) {
+        complete++;
+        assertSame(openState(after, DEST).state, expected, `call ${k} seed ${seed}: backup`);
+      }
+      assertSame(openState(after, DIR, true).state, expected, `call ${k} seed ${seed}: source`);
+    }
+  }
+  assert.ok(complete > 0, "some crashes come after the rename was made durable");
+});
+
+test("compacting copy of a source with a damaged leaf: CORRUPT naming the page, no destination (I6)", async () => {
+  const { compactTo } = await import("../../src/maintenance/compactTo.js");
+  const fs = new CrashFileSystem();
+  {
+    const db = openSync(DIR, { fs, wal: false });
+    await db.transaction((tx) => {
+      for (let i = 0; i < 3000; i++) tx.put(`key${String(i).padStart(5, "0")}`, { i, pad: "p".repeat(40) });
+    });
+    await db.close();
+  }
+  // The root of the default database is a branch: damage its first child (a leaf), which open does not read.
+  const probe = openSync(DIR, { fs, readOnly: true, wal: false });
+  const tree = probe.engine.durable.dbs.get("")!.tree;
+  const ps = probe.engine.limits.pageSize;
+  await probe.close();
+  assert.equal(typeof tree.root, "number");
+  assert.ok(tree.depth >= 2);
+  const f = fs.open(`${DIR}/data.keel`, "rw");
+  const page = Buffer.alloc(ps);
+  f.read(page, 0, ps, (tree.root as number) * ps);
+  const leaf = page.readUInt32LE(32);
+  const b = Buffer.alloc(1);
+  f.read(b, 0, 1, leaf * ps + 200);
+  b[0] = b[0]! ^ 0xff;
+  f.write(b, 0, 1, leaf * ps + 200);
+  f.close();
+  const e = await rejectsKeel(compactTo(DIR, DEST, { fs }), "CORRUPT", "damaged leaf");
+  assert.equal(e.details.page, leaf);
+  assert.equal(fs.stat(DEST), undefined);
+  assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
+});
