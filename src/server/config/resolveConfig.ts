@@ -46,6 +46,11 @@ export const DEFAULTS = {
   httpPort: 7879,
   logLevel: "info",
   health: { minFreeBytes: 64 * 1024 * 1024, maxDurableLag: 100_000, maxAppliedLag: 0 } as HealthSettings,
+  /**
+   * The server keeps less log for point-in-time restore than the embedded default (8 GiB, 7 days),
+   * so that BGREWRITEAOF and the automatic rewrite actually shrink the log of a busy server.
+   */
+  engine: { walRetentionBytes: 1024 ** 3, walRetentionMs: 86_400_000 } as EngineSettings,
 } as const;
 
 /** Top-level keys of the file. */
@@ -166,7 +171,7 @@ export function resolveConfig(text: string | null, file: string | null, flags: C
   let logLevel: string = has("log_level") ? enumValue(ref("log_level"), t.log_level, LOG_LEVELS) : DEFAULTS.logLevel;
 
   // [engine]
-  const engine: EngineSettings = {};
+  const engine: EngineSettings = { ...DEFAULTS.engine };
   if (has("engine")) {
     if (!isTable(t.engine)) throw badValue(ref("engine"), t.engine, "must be a table ([engine])");
     for (const [k, v] of Object.entries(t.engine)) {

@@ -39,7 +39,7 @@ test("no file: the defaults (dir ./keel-data, 127.0.0.1:7878, appendfsync always
   assert.equal(c.server.databases, 16);
   assert.deepEqual(c.server.saveRules, DEFAULTS.saveRules);
   assert.equal(c.server.restoreFrom, null);
-  assert.deepEqual(c.engine, {});
+  assert.deepEqual(c.engine, { walRetentionBytes: 1024 ** 3, walRetentionMs: 86_400_000 });
   assert.equal(c.configFile, null);
 });
 
@@ -92,7 +92,7 @@ max_applied_lag = 20
   assert.equal(s.httpBind, "::1");
   assert.equal(s.httpPort, 0);
   assert.equal(s.logLevel, "warn");
-  assert.deepEqual(c.engine, { cacheSize: 16 * 1024 * 1024, pageSize: 8192, walRetentionBytes: 0, checkpointMs: 1000 });
+  assert.deepEqual(c.engine, { cacheSize: 16 * 1024 * 1024, pageSize: 8192, walRetentionBytes: 0, walRetentionMs: 86_400_000, checkpointMs: 1000 });
   assert.deepEqual(c.health, { minFreeBytes: 1024 ** 3, maxDurableLag: 10, maxAppliedLag: 20 });
   assert.equal(c.configFile, "/etc/keel/keel.toml");
 });
@@ -207,4 +207,5 @@ test("the sample keel.toml documents every key and parses to the defaults", () =
   assert.deepEqual({ ...c.server, dir: "" }, { ...d.server, dir: "" });
   assert.equal(c.server.dir, d.server.dir);
   assert.deepEqual(c.health, d.health);
+  assert.deepEqual(c.engine, { ...d.engine, cacheSize: 256 * 1024 ** 2, maxReaders: 126, maxValueSize: 256 * 1024 ** 2, pageSize: 4096, walSegmentMaxBytes: 64 * 1024 ** 2, walSegmentMaxMs: 3_600_000, checkpointLogBytes: 64 * 1024 ** 2, checkpointDirtyBytes: 128 * 1024 ** 2, checkpointMs: 60_000 }, "the sample's [engine] values are the defaults");
 });
