@@ -32,6 +32,8 @@ const MAX_OUTPUT = 32 * 1024 * 1024;
 
 interface Slot {
   reply: Reply | null;
+  /** The protocol of the connection when the request was parsed (HELLO changes it in between). */
+  readonly proto: 2 | 3;
   /** Close the connection once this reply is written. */
   close?: boolean;
 }
@@ -145,7 +147,7 @@ export class Connection {
     if (perr && !this.#stopped) {
       this.#host.protocolError();
       this.#stopped = true;
-      this.#slots.push({ reply: err(`ERR ${perr.message}`), close: true });
+      this.#slots.push({ reply: err(`ERR ${perr.message}`), proto: this.client.proto, close: true });
     }
     this.#flush();
     if (!this.#stopped && (this.#inflight() > MAX_INFLIGHT || this.#socket.writableLength > MAX_OUTPUT)) {
@@ -162,7 +164,7 @@ export class Connection {
   }
 
   #push(reply: Reply | null): Slot {
-    const s: Slot = { reply };
+    const s: Slot = { reply, proto: this.client.proto };
     this.#slots.push(s);
     return s;
   }
@@ -192,6 +194,7 @@ export class Connection {
     while (this.#head < this.#slots.length) {
       const s = this.#slots[this.#head]!;
       if (s.reply === null) break;
+      this.#writer.proto = s.proto;
       this.#writer.add(s.reply);
       this.#head++;
       if (s.close) {
@@ -320,7 +323,7 @@ export class Connection {
     switch (name) {
       case "quit":
         this.#stopped = true;
-        this.#slots.push({ reply: OK, close: true });
+        this.#slots.push({ reply: OK, proto: this.client.proto, close: true });
         return;
       case "multi":
         if (this.#multi) return void this.#push(err("ERR MULTI calls can not be nested"));
@@ -341,12 +344,13 @@ export class Connection {
       case "shutdown":
         return this.#shutdownCommand(args);
     }
+    if (!cmd.immediate && this.#pendingWrites > 0) {
+      // INFO, SAVE, BACKUP... after this connection's writes: they must see (and save) them.
+      return this.#later(this.#lastWrite.then(() => cmd.conn!(this.#ctx, args)));
+    }
     const r = cmd.conn!(this.#ctx, args);
     if (r instanceof Promise) this.#later(r);
-    else {
-      this.#push(r);
-      if (name === "hello") this.#writer.proto = this.client.proto;
-    }
+    else this.#push(r);
   }
 
   #shutdownCommand(args: Buffer[]): void {

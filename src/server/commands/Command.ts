@@ -27,6 +27,11 @@ export interface Command {
   readonly noauth?: boolean;
   /** Allowed inside MULTI without queuing (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET). */
   readonly txControl?: boolean;
+  /**
+   * Runs as soon as it is parsed even while this connection's writes are pending (it changes or
+   * reads connection state only). Other conn commands (INFO, SAVE, CONFIG...) wait for them.
+   */
+  readonly immediate?: boolean;
   /** Refused inside MULTI (asynchronous administration: SAVE, BACKUP, SHUTDOWN). */
   readonly noMulti?: boolean;
   readonly run?: (v: KeyView, args: Buffer[], ctx: CommandContext) => Reply;

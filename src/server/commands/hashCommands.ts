@@ -5,7 +5,7 @@
 import type { KeyView } from "../keyspace/KeyView.js";
 import { arr, bulk, bulkOrNull, int, map, NULL, OK, type Reply } from "../resp/Reply.js";
 import { RespError } from "../resp/RespError.js";
-import { floatArg, formatFloat, int64Arg, INT64_MAX, INT64_MIN, toFloat, toInt64 } from "./args.js";
+import { addFloats, floatArg, int64Arg, INT64_MAX, INT64_MIN, toFloat, toInt64 } from "./args.js";
 import type { Command } from "./Command.js";
 import { readCmd, writeCmd } from "./define.js";
 
@@ -34,17 +34,16 @@ function hincrby(v: KeyView, args: Buffer[]): Reply {
 
 function hincrbyfloat(v: KeyView, args: Buffer[]): Reply {
   const [key, field] = [args[1]!, args[2]!];
-  const by = floatArg(args[3]!);
+  const byArg = args[3]!;
+  floatArg(byArg);
   const cur = v.hget(key, field);
-  let n = 0;
   if (cur !== undefined) {
     const p = toFloat(cur);
     if (p === null || Number.isNaN(p)) throw new RespError("ERR hash value is not a float");
-    n = p;
   }
-  const r = n + by;
-  if (!Number.isFinite(r)) throw new RespError("ERR increment would produce NaN or Infinity");
-  const s = Buffer.from(formatFloat(r));
+  const sum = addFloats(cur === undefined ? "0" : cur.toString("latin1"), byArg.toString("latin1"));
+  if (sum === null) throw new RespError("ERR increment would produce NaN or Infinity");
+  const s = Buffer.from(sum);
   v.hset(key, [[field, s]]);
   return bulk(s);
 }

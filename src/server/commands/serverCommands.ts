@@ -242,12 +242,12 @@ function ping(ctx: CommandContext, args: Buffer[]): Reply {
 }
 
 export const serverCommands: Command[] = [
-  connCmd("ping", -1, ping, ["fast", "stale"]),
-  connCmd("echo", 2, (_c, args) => bulk(args[1]!), ["fast"]),
-  connCmd("hello", -1, hello, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true }),
-  connCmd("auth", -2, auth, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true }),
-  connCmd("select", 2, select, ["loading", "stale", "fast"]),
-  connCmd("client", -2, client, ["admin", "noscript", "loading", "stale"]),
+  connCmd("ping", -1, ping, ["fast", "stale"], { immediate: true }),
+  connCmd("echo", 2, (_c, args) => bulk(args[1]!), ["fast"], { immediate: true }),
+  connCmd("hello", -1, hello, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true, immediate: true }),
+  connCmd("auth", -2, auth, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true, immediate: true }),
+  connCmd("select", 2, select, ["loading", "stale", "fast"], { immediate: true }),
+  connCmd("client", -2, client, ["admin", "noscript", "loading", "stale"], { immediate: true }),
   connCmd("config", -2, config, ["admin", "noscript", "loading", "stale"]),
   connCmd("command", -1, command, ["loading", "stale"]),
   connCmd("info", -1, info, ["loading", "stale"]),

@@ -6,7 +6,7 @@
 import type { KeyView } from "../keyspace/KeyView.js";
 import { arr, bulk, bulkOrNull, int, NULL, OK, type Reply } from "../resp/Reply.js";
 import { RespError, SYNTAX, WRONGTYPE } from "../resp/RespError.js";
-import { floatArg, formatFloat, int64Arg, INT64_MAX, INT64_MIN, intArg, toFloat, toInt64, upper } from "./args.js";
+import { addFloats, floatArg, int64Arg, INT64_MAX, INT64_MIN, intArg, toFloat, toInt64, upper } from "./args.js";
 import type { Command } from "./Command.js";
 import type { CommandContext } from "./CommandContext.js";
 import { expireOption, type ExpireUnit } from "./expireArgs.js";
@@ -123,17 +123,16 @@ function incrBy(v: KeyView, key: Buffer, by: bigint, decr = false): Reply {
 
 function incrbyfloat(v: KeyView, args: Buffer[]): Reply {
   const key = a(args, 1);
-  const by = floatArg(a(args, 2));
+  const byArg = a(args, 2);
+  floatArg(byArg);
   const cur = v.getString(key);
-  let n = 0;
   if (cur !== undefined) {
     const p = toFloat(cur);
     if (p === null || Number.isNaN(p)) throw new RespError("ERR value is not a valid float");
-    n = p;
   }
-  const r = n + by;
-  if (!Number.isFinite(r)) throw new RespError("ERR increment would produce NaN or Infinity");
-  const s = Buffer.from(formatFloat(r));
+  const sum = addFloats(cur === undefined ? "0" : cur.toString("latin1"), byArg.toString("latin1"));
+  if (sum === null) throw new RespError("ERR increment would produce NaN or Infinity");
+  const s = Buffer.from(sum);
   v.setString(key, s, Math.max(0, v.expireAtOf(key)));
   return bulk(s);
 }
