@@ -131,6 +131,18 @@ export class Connection {
   }
 
   #onData(chunk: Buffer): void {
+    try {
+      this.#consume(chunk);
+    } catch (e) {
+      // A bug must cost this connection, never the server: answer what we can, then close.
+      this.#host.options.logger.error({ err: e, client: this.client.id }, "RESP connection failed");
+      this.#stopped = true;
+      this.#slots.push({ reply: errorReply(e), proto: this.client.proto, close: true });
+      this.#flush();
+    }
+  }
+
+  #consume(chunk: Buffer): void {
     if (this.#stopped) return;
     const cmds: Buffer[][] = [];
     let perr: ProtocolError | null = null;

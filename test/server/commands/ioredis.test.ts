@@ -315,6 +315,11 @@ describe("ioredis against the KeelDB server", () => {
     assert.ok((await r.getBuffer("bigval"))!.equals(big));
     await r.hset("binh", key, val);
     assert.ok((await r.hgetBuffer("binh", key))!.equals(val));
+    const long = "k".repeat(2000);
+    await assert.rejects(r.set(long, "v"), (e: Error) => e.message.startsWith("ERR key too long for KeelDB"));
+    assert.equal(await r.get(long), null);
+    assert.equal(await r.exists(long), 0);
+    await assert.rejects(r.hset("hk", "f".repeat(2000), "v"), (e: Error) => e.message.startsWith("ERR key too long for KeelDB"));
     await r.set("empty", "");
     assert.equal(await r.get("empty"), "");
     assert.equal(await r.strlen("empty"), 0);
