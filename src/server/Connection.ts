@@ -395,8 +395,16 @@ export class Connection {
     this.client.watching = this.#watched.length;
     // A write already applied but not yet published has not bumped the version we recorded, so the
     // client must not read before it is published: reply once every write now in flight has settled.
-    if (this.#host.inflightWrites > 0) this.#later(ks.db.flushed().then(() => OK));
-    else this.#push(OK);
+    // Pipelined reads after the WATCH wait too (it counts as a pending write of this connection).
+    if (this.#host.inflightWrites > 0) {
+      this.#pendingWrites++;
+      const settled = ks.db.flushed().then(
+        () => OK,
+        (e) => errorReply(e),
+      );
+      this.#lastWrite = settled.finally(() => this.#pendingWrites--);
+      this.#later(settled);
+    } else this.#push(OK);
   }
 
   #unwatchAll(): void {

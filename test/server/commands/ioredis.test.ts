@@ -259,6 +259,17 @@ describe("ioredis against the KeelDB server", () => {
     }
   });
 
+  test("SELECT inside MULTI and pipelined after writes: each command keeps the db it was sent for", async () => {
+    const raw = await rawConnect(ts.port);
+    try {
+      raw.send("SET sel a\r\nSELECT 5\r\nSET sel b\r\nMULTI\r\nSELECT 6\r\nSET sel c\r\nEXEC\r\nGET sel\r\nSELECT 0\r\nGET sel\r\nSELECT 5\r\nGET sel\r\n");
+      const out = await raw.until((s) => s.split("\r\n").length >= 16);
+      assert.equal(out, "+OK\r\n+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n$1\r\nc\r\n+OK\r\n$1\r\na\r\n+OK\r\n$1\r\nb\r\n");
+    } finally {
+      raw.close();
+    }
+  });
+
   test("WATCH: EXEC aborts when a watched key changed, runs when it did not", async () => {
     const other = client(ts.port);
     try {
