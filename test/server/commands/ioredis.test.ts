@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { walSyncChannel } from "../../../src/util/instrumentation.js";
 import { startTestServer, type TestServer } from "../../helpers/respServer.js";
 import { rawConnect } from "../e2e/rawClient.js";
 
@@ -219,11 +220,18 @@ describe("ioredis against the KeelDB server", () => {
       assert.deepEqual(res[i * 3 + 2], [null, i + 1]);
     }
     const before = ts.db.txlogWatermarks().lastDurableLsn;
-    const p2 = r.pipeline();
-    for (let i = 0; i < 200; i++) p2.set(`q:${i}`, "x");
-    await p2.exec();
-    const syncsNeeded = ts.db.txlogWatermarks().lastDurableLsn - before;
-    assert.equal(syncsNeeded, 200, "each write is its own log record");
+    let syncs = 0;
+    const onSync = () => void syncs++;
+    walSyncChannel.subscribe(onSync);
+    try {
+      const p2 = r.pipeline();
+      for (let i = 0; i < 200; i++) p2.set(`q:${i}`, "x");
+      await p2.exec();
+    } finally {
+      walSyncChannel.unsubscribe(onSync);
+    }
+    assert.equal(ts.db.txlogWatermarks().lastDurableLsn - before, 200, "each write is its own log record");
+    assert.ok(syncs >= 1 && syncs <= 10, `200 pipelined writes share syncs (group commit): ${syncs} syncs`);
   });
 
   test("many clients at once: concurrent INCRs are serialized", async () => {
