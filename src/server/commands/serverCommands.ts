@@ -254,9 +254,9 @@ export const serverCommands: Command[] = [
   connCmd("time", 1, time, ["loading", "stale", "fast"]),
   connCmd("lastsave", 1, (ctx) => int(ctx.server.options.persistence.lastSave()), ["loading", "stale", "fast"]),
   connCmd("save", 1, save, ["admin", "noscript"], { noMulti: true }),
-  connCmd("bgsave", -1, bgsave, ["admin", "noscript"]),
+  connCmd("bgsave", -1, bgsave, ["admin", "noscript"], { noMulti: true }),
   connCmd("backup", 2, backup, ["admin", "noscript"], { noMulti: true }),
-  connCmd("bgrewriteaof", 1, bgrewriteaof, ["admin", "noscript"]),
+  connCmd("bgrewriteaof", 1, bgrewriteaof, ["admin", "noscript"], { noMulti: true }),
 ];
 
 export { globMatch };

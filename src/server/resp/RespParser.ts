@@ -27,6 +27,7 @@ export interface ParserLimits {
 /** Longest header line ("*<n>", "$<n>") or inline command, as in Redis (PROTO_INLINE_MAX_SIZE). */
 export const MAX_LINE = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
+const ARG_OVERHEAD = 64;
 const CR = 13;
 const LF = 10;
 
@@ -132,7 +133,8 @@ export class RespParser {
         const end = this.#pos + this.#bulkLen;
         if (buf[end] !== CR || buf[end + 1] !== LF) throw new ProtocolError("Protocol error: bulk string not terminated by CRLF");
         this.#args.push(buf.subarray(this.#pos, end));
-        this.#argBytes += this.#bulkLen;
+        // Each argument also costs a Buffer view: counted, so a million empty arguments are bounded too.
+        this.#argBytes += this.#bulkLen + ARG_OVERHEAD;
         this.#pos = end + 2;
         this.#bulkLen = -1;
         this.#argsLeft--;

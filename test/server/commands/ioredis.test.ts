@@ -12,6 +12,7 @@ import { Redis } from "ioredis";
 import { walSyncChannel } from "../../../src/util/instrumentation.js";
 import { startTestServer, type TestServer } from "../../helpers/respServer.js";
 import { rawConnect } from "../e2e/rawClient.js";
+import { ReplyReader } from "../e2e/replyReader.js";
 
 function client(port: number, extra: Record<string, unknown> = {}): Redis {
   return new Redis({ port, host: "127.0.0.1", maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: true, ...extra });
@@ -299,6 +300,38 @@ describe("ioredis against the KeelDB server", () => {
       assert.deepEqual(await r.multi().get("w2").exec(), [[null, "x"]]);
     } finally {
       other.disconnect();
+    }
+  });
+
+  test("WATCH under concurrent writes: a successful EXEC implies the pipelined GET saw the last write", async () => {
+    const writer = client(ts.port);
+    const watcher = await ReplyReader.open(ts.port);
+    try {
+      let ran = 0;
+      let before: string | null = null;
+      const bulkOf = (v: string | null) => (v === null ? "$-1\r\n" : `$${v.length}\r\n${v}\r\n`);
+      for (let round = 0; round < 10; round++) {
+        const burst = writer.pipeline();
+        for (let i = 0; i < 50; i++) burst.set("race", `${round}:${i}`);
+        const burstDone = burst.exec();
+        watcher.socket.write("WATCH race\r\nGET race\r\nMULTI\r\nSET race mine\r\nEXEC\r\n");
+        const replies = [];
+        for (let i = 0; i < 5; i++) replies.push(await watcher.next());
+        await burstDone;
+        const after = await r.get("race");
+        if (replies[4] !== "*-1\r\n") {
+          // EXEC ran, so no write of the burst fell between WATCH and EXEC: the burst came entirely
+          // before (GET saw its last value, EXEC's value won) or entirely after (GET saw the old value).
+          ran++;
+          const allBefore = replies[1] === bulkOf(`${round}:49`) && after === "mine";
+          const allAfter = replies[1] === bulkOf(before) && after === `${round}:49`;
+          assert.ok(allBefore || allAfter, `round ${round}: EXEC ran; GET saw ${replies[1]}, final ${after}`);
+        }
+        before = after;
+      }
+    } finally {
+      writer.disconnect();
+      watcher.close();
     }
   });
 
