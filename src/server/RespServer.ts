@@ -65,7 +65,11 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
 
   net.on("connection", (socket: Socket) => {
     totalConnections++;
-    if (closing || conns.size >= options.config.maxclients) {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    if (conns.size >= options.config.maxclients) {
       rejected++;
       socket.on("error", () => socket.destroy());
       socket.end("-ERR max number of clients reached\r\n");

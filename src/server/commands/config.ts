@@ -7,7 +7,7 @@
  * Invariant: CONFIG SET validates every pair before applying any, so a failed CONFIG SET changes
  * nothing (as in Redis 7).
  */
-import { globMatch } from "../keyspace/glob.js";
+import { globMatch } from "../keyspace/globMatch.js";
 import { bulk, map, type Reply } from "../resp/Reply.js";
 import { RespError } from "../resp/RespError.js";
 import type { SaveRule, ServerConfig } from "../ServerContext.js";

@@ -3,7 +3,7 @@
  * HVALS HSTRLEN. HGETALL answers a map under RESP3, a flat array under RESP2.
  */
 import type { KeyView } from "../keyspace/KeyView.js";
-import { arr, bulk, bulkOrNull, int, map, NULL, OK, type Reply } from "../resp/Reply.js";
+import { arr, bulk, bulkOrNull, int, map, OK, type Reply } from "../resp/Reply.js";
 import { RespError } from "../resp/RespError.js";
 import { addFloats, floatArg, int64Arg, INT64_MAX, INT64_MIN, toFloat, toInt64 } from "./args.js";
 import type { Command } from "./Command.js";
@@ -94,4 +94,3 @@ export const hashCommands: Command[] = [
   readCmd("hvals", 2, (v, args) => arr(v.hgetall(args[1]!).map((e) => bulk(e.value))), [1, 1, 1]),
 ];
 
-export { NULL };

@@ -3,7 +3,7 @@
  * PERSIST TYPE RENAME RENAMENX SCAN KEYS DBSIZE FLUSHDB FLUSHALL.
  */
 import type { KeyView } from "../keyspace/KeyView.js";
-import { globMatch } from "../keyspace/glob.js";
+import { globMatch } from "../keyspace/globMatch.js";
 import { arr, bulk, int, OK, simple, type Reply } from "../resp/Reply.js";
 import { RespError, SYNTAX } from "../resp/RespError.js";
 import { intArg, upper } from "./args.js";

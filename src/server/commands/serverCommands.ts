@@ -7,7 +7,6 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isKeelError } from "../../errors.js";
-import { globMatch } from "../keyspace/glob.js";
 import { arr, bulk, int, map, NULL, OK, simple, strMap, type Reply } from "../resp/Reply.js";
 import { RespError, SYNTAX } from "../resp/RespError.js";
 import type { Command } from "./Command.js";
@@ -198,8 +197,9 @@ function time(): Reply {
   return arr([bulk(String(us / 1000000n)), bulk(String(us % 1000000n))]);
 }
 
+/** A failed persistence job as an error reply, the way Connection.errorReply words engine errors. */
 function keelErr(e: unknown): never {
-  if (isKeelError(e)) throw new RespError(`ERR ${e.code}: ${e.message}`);
+  if (isKeelError(e)) throw new RespError(`ERR KeelDB ${e.code}: ${e.message}`);
   throw e;
 }
 
@@ -259,4 +259,3 @@ export const serverCommands: Command[] = [
   connCmd("bgrewriteaof", 1, bgrewriteaof, ["admin", "noscript"], { noMulti: true }),
 ];
 
-export { globMatch };

@@ -5,7 +5,7 @@
  */
 import type { KeyView } from "../keyspace/KeyView.js";
 import { arr, bulk, bulkOrNull, int, NULL, OK, type Reply } from "../resp/Reply.js";
-import { RespError, SYNTAX, WRONGTYPE } from "../resp/RespError.js";
+import { RespError, SYNTAX } from "../resp/RespError.js";
 import { addFloats, floatArg, int64Arg, INT64_MAX, INT64_MIN, intArg, toFloat, toInt64, upper } from "./args.js";
 import type { Command } from "./Command.js";
 import type { CommandContext } from "./CommandContext.js";
@@ -107,7 +107,7 @@ function mset(v: KeyView, args: Buffer[], name: string): Reply {
   return name === "msetnx" ? int(1) : OK;
 }
 
-function incrBy(v: KeyView, key: Buffer, by: bigint, decr = false): Reply {
+function incrBy(v: KeyView, key: Buffer, by: bigint): Reply {
   const cur = v.getString(key);
   let n = 0n;
   if (cur !== undefined) {
@@ -116,7 +116,7 @@ function incrBy(v: KeyView, key: Buffer, by: bigint, decr = false): Reply {
     n = p;
   }
   const r = n + by;
-  if (r > INT64_MAX || r < INT64_MIN) throw new RespError(decr ? "ERR increment or decrement would overflow" : "ERR increment or decrement would overflow");
+  if (r > INT64_MAX || r < INT64_MIN) throw new RespError("ERR increment or decrement would overflow");
   v.setString(key, Buffer.from(r.toString()), Math.max(0, v.expireAtOf(key)));
   return int(r);
 }
@@ -199,7 +199,7 @@ export const stringCommands: Command[] = [
   writeCmd("mset", -3, (v, args) => mset(v, args, "mset"), [1, -1, 2]),
   writeCmd("msetnx", -3, (v, args) => mset(v, args, "msetnx"), [1, -1, 2]),
   writeCmd("incr", 2, (v, args) => incrBy(v, a(args, 1), 1n), [1, 1, 1], ["fast"]),
-  writeCmd("decr", 2, (v, args) => incrBy(v, a(args, 1), -1n, true), [1, 1, 1], ["fast"]),
+  writeCmd("decr", 2, (v, args) => incrBy(v, a(args, 1), -1n), [1, 1, 1], ["fast"]),
   writeCmd("incrby", 3, (v, args) => incrBy(v, a(args, 1), int64Arg(a(args, 2))), [1, 1, 1], ["fast"]),
   writeCmd(
     "decrby",
@@ -207,7 +207,7 @@ export const stringCommands: Command[] = [
     (v, args) => {
       const by = int64Arg(a(args, 2));
       if (by === INT64_MIN) throw new RespError("ERR decrement would overflow");
-      return incrBy(v, a(args, 1), -by, true);
+      return incrBy(v, a(args, 1), -by);
     },
     [1, 1, 1],
     ["fast"],
@@ -220,4 +220,3 @@ export const stringCommands: Command[] = [
   writeCmd("setrange", 4, setrange, [1, 1, 1]),
 ];
 
-export { WRONGTYPE };

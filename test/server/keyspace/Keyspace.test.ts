@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { open, type Database } from "../../../src/index.js";
-import { globMatch } from "../../../src/server/keyspace/glob.js";
+import { globMatch } from "../../../src/server/keyspace/globMatch.js";
 import { Keyspace } from "../../../src/server/keyspace/Keyspace.js";
 import type { KeyView } from "../../../src/server/keyspace/KeyView.js";
 import { TxStore } from "../../../src/server/keyspace/Store.js";
