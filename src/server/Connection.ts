@@ -7,8 +7,10 @@
  *   completions) leave in one corked write.
  * - A write command starts its db.transaction in the same tick it is parsed, so consecutive writes
  *   (of this and other connections) share one group commit; its reply waits for the commit to be
- *   durable. A read waits for this connection's earlier writes (read-your-writes) and otherwise runs
- *   at once.
+ *   durable. A read issued while this connection has writes pending runs in the write queue behind
+ *   them (an empty transaction: no log record), so it sees exactly the writes sent before it and
+ *   none sent after it, even those committed in the same group; otherwise it runs at once on the
+ *   published state.
  * - The logical db, and everything else a deferred command needs, is captured when it is parsed, so
  *   later pipelined commands (SELECT) cannot change what an earlier one does.
  * - Bounded memory: the parser bounds one request; reading pauses while more than MAX_INFLIGHT
@@ -295,9 +297,9 @@ export class Connection {
 
   #read(cmd: Command, args: Buffer[]): void {
     const db = this.client.db;
-    const run = (): Reply => cmd.run!(this.#host.keyspace.read(db), args, this.#ctx);
-    if (this.#pendingWrites === 0) this.#push(run());
-    else this.#later(this.#lastWrite.then(run));
+    const ks = this.#host.keyspace;
+    if (this.#pendingWrites === 0) return void this.#push(cmd.run!(ks.read(db), args, this.#ctx));
+    this.#later(ks.db.transaction((tx) => cmd.run!(ks.write(db, new TxStore(tx, true)), args, this.#ctx)).catch(errorReply));
   }
 
   #write(cmd: Command, args: Buffer[]): void {

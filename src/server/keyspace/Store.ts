@@ -1,10 +1,11 @@
 /**
- * Store: the byte-level access the keyspace needs, over either a write transaction (TxStore, used by
- * every write command and by EXEC) or the published state (ReadStore, used by plain reads).
+ * Store: the byte-level access the keyspace needs, over either a transaction (TxStore: every write
+ * command, EXEC, and reads that must see the connection's queued writes) or the published state
+ * (ReadStore: plain reads).
  *
  * Invariants: keys and values are raw Buffers (sub-databases opened with keyEncoding and encoding
- * "binary"); ReadStore never writes (a write through it is an INTERNAL error, a bug); a TxStore is
- * used only inside its transaction callback.
+ * "binary"); ReadStore and a read-only TxStore never write (a write through them is an INTERNAL
+ * error, a bug); a TxStore is used only inside its transaction callback.
  */
 import { KeelError } from "../../errors.js";
 import type { SubDatabase } from "../../db/SubDatabase.js";
@@ -26,13 +27,19 @@ export interface Store {
   range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV>;
 }
 
+function readOnlyWrite(): never {
+  throw new KeelError("INTERNAL", "write through a read-only keyspace view", {});
+}
+
 export class TxStore implements Store {
-  readonly writable = true;
+  readonly writable: boolean;
   readonly #tx: Transaction;
   readonly #fors = new Map<SubDatabase, Transaction>();
 
-  constructor(tx: Transaction) {
+  /** readOnly: a read that runs in the write queue to see exactly the writes queued before it. */
+  constructor(tx: Transaction, readOnly = false) {
     this.#tx = tx;
+    this.writable = !readOnly;
   }
 
   #for(sub: SubDatabase): Transaction {
@@ -48,12 +55,15 @@ export class TxStore implements Store {
     return this.#for(sub).get(key) as Buffer | undefined;
   }
   put(sub: SubDatabase, key: Buffer, value: Buffer): boolean {
+    if (!this.writable) readOnlyWrite();
     return this.#for(sub).put(key, value);
   }
   remove(sub: SubDatabase, key: Buffer): boolean {
+    if (!this.writable) readOnlyWrite();
     return this.#for(sub).remove(key);
   }
   clear(sub: SubDatabase): void {
+    if (!this.writable) readOnlyWrite();
     this.#for(sub).clear();
   }
   *range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV> {
@@ -67,13 +77,13 @@ export class ReadStore implements Store {
     return sub.getBinary(key);
   }
   put(): boolean {
-    throw new KeelError("INTERNAL", "write through a read-only keyspace view", {});
+    return readOnlyWrite();
   }
   remove(): boolean {
-    throw new KeelError("INTERNAL", "write through a read-only keyspace view", {});
+    return readOnlyWrite();
   }
   clear(): void {
-    throw new KeelError("INTERNAL", "write through a read-only keyspace view", {});
+    readOnlyWrite();
   }
   *range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV> {
     for (const e of sub.getRange({ start, end, limit })) yield { key: e.key as Buffer, value: e.value as Buffer };

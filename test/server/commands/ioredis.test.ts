@@ -220,6 +220,10 @@ describe("ioredis against the KeelDB server", () => {
       assert.deepEqual(res[i * 3 + 1], [null, String(i)]);
       assert.deepEqual(res[i * 3 + 2], [null, i + 1]);
     }
+    // Later writes of the pipeline commit in the same group as earlier ones: each read must still
+    // see the state at its own position.
+    const seq = await r.pipeline().set("", "v").get("").expire("", 100).ttl("").del("").hset("", "f", "v").get("").type("").exec();
+    assert.deepEqual(seq!.map(([e, v]) => (e ? (e as Error).message : v)), ["OK", "v", 1, 100, 1, 1, "WRONGTYPE Operation against a key holding the wrong kind of value", "hash"]);
     const before = ts.db.txlogWatermarks().lastDurableLsn;
     let syncs = 0;
     const onSync = () => void syncs++;
