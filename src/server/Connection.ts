@@ -299,7 +299,7 @@ export class Connection {
     const db = this.client.db;
     const ks = this.#host.keyspace;
     if (this.#pendingWrites === 0) return void this.#push(cmd.run!(ks.read(db), args, this.#ctx));
-    this.#later(ks.db.transaction((tx) => cmd.run!(ks.write(db, new TxStore(tx, true)), args, this.#ctx)).catch(errorReply));
+    this.#later(ks.transaction((tx) => cmd.run!(ks.write(db, new TxStore(tx, true)), args, this.#ctx)).catch(errorReply));
   }
 
   #write(cmd: Command, args: Buffer[]): void {
@@ -317,7 +317,7 @@ export class Connection {
   #transaction(fn: (store: TxStore) => { reply: Reply; dirty: number }): Promise<Reply> {
     this.#pendingWrites++;
     this.#host.inflightWrites++;
-    const p = this.#host.keyspace.db.transaction((tx) => fn(new TxStore(tx)));
+    const p = this.#host.keyspace.transaction((tx) => fn(new TxStore(tx)));
     const done = p.then(
       ({ reply, dirty }) => {
         if (dirty > 0) this.#host.options.persistence.noteChanges(dirty);

@@ -11,7 +11,7 @@
  */
 import { RespError, WRONGTYPE } from "../resp/RespError.js";
 import type { Keyspace, LogicalDb } from "./Keyspace.js";
-import type { KV, Store } from "./Store.js";
+import { TxStore, type KV, type Store } from "./Store.js";
 import { encodeHash, encodeString, expiryKey, fieldPrefix, hashCount, HEADER, prefixEnd, readExpireAt, T_HASH, T_STRING, withExpireAt } from "./ValueHeader.js";
 
 const EMPTY = Buffer.alloc(0);
@@ -83,7 +83,7 @@ export class KeyView {
     this.checkKey(key);
     const old = this.stored(key);
     if (old !== undefined) this.#dropSide(key, old);
-    this.store.put(this.ldb.keys, key, encodeString(value, expireAt));
+    this.#putKey(key, encodeString(value, expireAt));
     if (expireAt !== 0) this.store.put(this.ldb.ttl, expiryKey(expireAt, key), EMPTY);
     this.touch(key);
   }
@@ -107,7 +107,7 @@ export class KeyView {
     }
     const old = readExpireAt(v);
     if (old !== 0) this.store.remove(this.ldb.ttl, expiryKey(old, key));
-    this.store.put(this.ldb.keys, key, withExpireAt(v, expireAt));
+    this.#putKey(key, withExpireAt(v, expireAt));
     if (expireAt !== 0) this.store.put(this.ldb.ttl, expiryKey(expireAt, key), EMPTY);
     this.touch(key);
     return true;
@@ -143,7 +143,7 @@ export class KeyView {
     let added = 0;
     for (const [f, val] of pairs) if (!this.store.put(this.ldb.hash, Buffer.concat([prefix, f]), val)) added++;
     count += added;
-    if (h === undefined || added > 0) this.store.put(this.ldb.keys, key, encodeHash(count, expireAt));
+    if (h === undefined || added > 0) this.#putKey(key, encodeHash(count, expireAt));
     this.touch(key);
     return added;
   }
@@ -159,7 +159,7 @@ export class KeyView {
     const count = hashCount(h) - removed;
     if (count <= 0) this.#purge(key, h);
     else {
-      this.store.put(this.ldb.keys, key, encodeHash(count, readExpireAt(h)));
+      this.#putKey(key, encodeHash(count, readExpireAt(h)));
       this.touch(key);
     }
     return removed;
@@ -199,7 +199,7 @@ export class KeyView {
     this.del(dst);
     const prefix = fieldPrefix(dst);
     for (const f of fields) this.store.put(this.ldb.hash, Buffer.concat([prefix, f.key]), f.value);
-    this.store.put(this.ldb.keys, dst, encodeHash(fields.length, at));
+    this.#putKey(dst, encodeHash(fields.length, at));
     if (at !== 0) this.store.put(this.ldb.ttl, expiryKey(at, dst), EMPTY);
     this.touch(dst);
     return true;
@@ -218,12 +218,18 @@ export class KeyView {
     return { keys, last };
   }
 
+  /** Keys in this db (expired ones not yet deleted included, as Redis counts them). */
   dbsize(): number {
-    return this.ldb.keys.getCount();
+    return this.store instanceof TxStore ? this.ks.keyCountInTransaction(this.ldb.index) : this.ldb.keys.getCount();
+  }
+
+  #putKey(key: Buffer, value: Buffer): void {
+    if (!this.store.put(this.ldb.keys, key, value)) this.ks.countKeys(this.ldb.index, 1);
   }
 
   flush(): void {
     this.store.clear(this.ldb.keys);
+    this.ks.countKeys(this.ldb.index, -this.ks.keyCountInTransaction(this.ldb.index));
     this.store.clear(this.ldb.hash);
     this.store.clear(this.ldb.ttl);
     this.ks.touchAll(this.ldb.index);
@@ -233,7 +239,7 @@ export class KeyView {
   /** Remove a stored value and everything beside it (hash fields, expiry index entry). */
   #purge(key: Buffer, v: Buffer): void {
     this.#dropSide(key, v);
-    this.store.remove(this.ldb.keys, key);
+    if (this.store.remove(this.ldb.keys, key)) this.ks.countKeys(this.ldb.index, -1);
     this.touch(key);
   }
 

@@ -14,10 +14,18 @@
  *   the version inside its transaction callback, that is in commit order, so EXEC (itself a
  *   transaction callback) sees every write serialized before it. A bump by a write that then fails
  *   only aborts an EXEC needlessly, never lets one through wrongly.
+ * - Key counts inside transactions: `#heads[i]` is the number of keys of db i in the engine's head
+ *   state (every commit executed so far, published or not). Transaction callbacks run one at a
+ *   time, so the callback running now accumulates its changes in `#open`, added to the heads only
+ *   if the callback returns (a throw discards the transaction and its count). A failed commit
+ *   after that fails the log for good (no later write commits), so the heads never serve a wrong
+ *   count to a later transaction. Outside transactions the published count is used.
  * - The sweeper deletes at most SWEEP_BATCH expired keys per tick per db, in one transaction, and
  *   runs one sweep at a time.
  */
 import type { Database } from "../../db/Database.js";
+import type { Transaction } from "../../db/Transaction.js";
+import { KeelError } from "../../errors.js";
 import type { SubDatabase } from "../../db/SubDatabase.js";
 import { KeyView } from "./KeyView.js";
 import { ReadStore, TxStore, type Store } from "./Store.js";
@@ -46,6 +54,8 @@ export class Keyspace {
   /** Largest key the keyspace accepts (the hash field prefix and the expiry prefix must fit too). */
   readonly maxKeyLen: number;
   expiredKeys = 0;
+  readonly #heads: number[];
+  #open: number[] | null = null;
 
   constructor(
     readonly db: Database,
@@ -57,6 +67,7 @@ export class Keyspace {
       list.push({ index: i, keys: db.openDB(`resp:${i}:keys`, o), hash: db.openDB(`resp:${i}:hash`, o), ttl: db.openDB(`resp:${i}:ttl`, o) });
     }
     this.dbs = list;
+    this.#heads = list.map((d) => d.keys.getCount());
     const pageSize = db.getStats().pageSize;
     this.maxKeyLen = Math.floor((pageSize - 40) / 4) - 10 - 8;
   }
@@ -75,6 +86,37 @@ export class Keyspace {
   /** A view inside a write transaction. */
   write(index: number, store: Store, now = Date.now()): KeyView {
     return new KeyView(this, this.ldb(index), store, now);
+  }
+
+  // ---- transactions ----
+
+  /** Run a transaction callback body, keeping the key counts of the head state (see top). */
+  inTransaction<T>(fn: () => T): T {
+    if (this.#open) throw new KeelError("INTERNAL", "nested keyspace transaction", {});
+    const open = new Array<number>(this.dbs.length).fill(0);
+    this.#open = open;
+    try {
+      const r = fn();
+      for (let i = 0; i < open.length; i++) this.#heads[i]! += open[i]!;
+      return r;
+    } finally {
+      this.#open = null;
+    }
+  }
+
+  /** A key of db `index` was created (+1) or deleted (-1) by the running transaction. */
+  countKeys(index: number, delta: number): void {
+    if (!this.#open) throw new KeelError("INTERNAL", "key count changed outside a keyspace transaction", {});
+    this.#open[index]! += delta;
+  }
+
+  keyCountInTransaction(index: number): number {
+    return this.#heads[index]! + (this.#open?.[index] ?? 0);
+  }
+
+  /** db.transaction with the key counts kept: every keyspace transaction goes through here. */
+  transaction<T>(fn: (tx: Transaction) => T): Promise<T> {
+    return this.db.transaction((tx) => this.inTransaction(() => fn(tx)));
   }
 
   // ---- WATCH ----
@@ -156,7 +198,7 @@ export class Keyspace {
       const due: Buffer[] = [];
       for (const e of d.ttl.getRange({ end, limit: SWEEP_BATCH })) due.push(e.key as Buffer);
       if (due.length === 0) continue;
-      total += await this.db.transaction((tx) => {
+      total += await this.transaction((tx) => {
         const view = this.write(d.index, new TxStore(tx), now);
         let n = 0;
         for (const ik of due) {

@@ -224,6 +224,11 @@ describe("ioredis against the KeelDB server", () => {
     // see the state at its own position.
     const seq = await r.pipeline().set("", "v").get("").expire("", 100).ttl("").del("").hset("", "f", "v").get("").type("").exec();
     assert.deepEqual(seq!.map(([e, v]) => (e ? (e as Error).message : v)), ["OK", "v", 1, 100, 1, 1, "WRONGTYPE Operation against a key holding the wrong kind of value", "hash"]);
+    const base = await r.dbsize();
+    const counts = await r.pipeline().set("cnt:a", "1").dbsize().hset("cnt:h", "f", "v").dbsize().del("cnt:a", "cnt:h").dbsize().exec();
+    assert.deepEqual(counts!.map(([, v]) => v), ["OK", base + 1, 1, base + 2, 2, base]);
+    const inMulti = await r.multi().set("cnt:b", "1").dbsize().del("cnt:b").dbsize().exec();
+    assert.deepEqual(inMulti!.map(([, v]) => v), ["OK", base + 1, 1, base]);
     const before = ts.db.txlogWatermarks().lastDurableLsn;
     let syncs = 0;
     const onSync = () => void syncs++;

@@ -16,7 +16,7 @@ import { tempDir } from "../../db/dbUtil.js";
 const b = (s: string) => Buffer.from(s);
 
 function write<T>(ks: Keyspace, fn: (v: KeyView) => T, now = Date.now(), index = 0): Promise<T> {
-  return ks.db.transaction((tx) => fn(ks.write(index, new TxStore(tx), now)));
+  return ks.transaction((tx) => fn(ks.write(index, new TxStore(tx), now)));
 }
 
 async function withKs(t: { after: (fn: () => void) => void }, fn: (ks: Keyspace, db: Database, dir: string) => Promise<void>): Promise<void> {
@@ -132,6 +132,36 @@ test("expiry is absolute and survives close and reopen", async (t) => {
   assert.equal(ks.read(1).expireAtOf(b("k")), at);
   assert.equal(ks.read(1, at).getString(b("k")), undefined);
   await db.close();
+});
+
+test("key counts inside transactions follow every create and delete; a throwing callback counts nothing", async (t) => {
+  await withKs(t, async (ks) => {
+    const now = Date.now();
+    const inTx = () => ks.keyCountInTransaction(0);
+    await write(ks, (w) => {
+      w.setString(b("a"), b("1"), 0);
+      w.setString(b("a"), b("2"), 0);
+      w.hset(b("h"), [[b("f"), b("v")]]);
+      w.setString(b("e"), b("x"), now + 10);
+      assert.equal(w.dbsize(), 3);
+    });
+    await write(ks, (w) => w.rename(b("a"), b("a2")));
+    await write(ks, (w) => w.rename(b("h"), b("a2")));
+    assert.equal(inTx(), 2);
+    await assert.rejects(
+      write(ks, (w) => {
+        w.setString(b("z"), b("1"), 0);
+        throw new Error("abort");
+      }),
+    );
+    assert.equal(inTx(), 2, "the aborted transaction's key is not counted");
+    assert.equal(await ks.sweepOnce(now + 100), 1);
+    assert.equal(inTx(), 1);
+    assert.equal(ks.ldb(0).keys.getCount(), 1);
+    await write(ks, (w) => w.flush());
+    assert.equal(inTx(), 0);
+    assert.equal(ks.ldb(0).keys.getCount(), 0);
+  });
 });
 
 test("WATCH versions: bumped by writes and by flush, only for watched keys", async (t) => {
