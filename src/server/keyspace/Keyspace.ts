@@ -17,9 +17,11 @@
  * - Key counts inside transactions: `#heads[i]` is the number of keys of db i in the engine's head
  *   state (every commit executed so far, published or not). Transaction callbacks run one at a
  *   time, so the callback running now accumulates its changes in `#open`, added to the heads only
- *   if the callback returns (a throw discards the transaction and its count). A failed commit
- *   after that fails the log for good (no later write commits), so the heads never serve a wrong
- *   count to a later transaction. Outside transactions the published count is used.
+ *   if the callback returns (a throw discards the transaction and its count). A commit that fails
+ *   after its callback returned (a failed log, an oversized record) leaves the heads off until the
+ *   keyspace's transactions drain: whenever none is in flight, the heads are reset from the
+ *   published counts, which then equal the head state. Outside transactions the published count
+ *   is used.
  * - The sweeper deletes at most SWEEP_BATCH expired keys per tick per db, in one transaction, and
  *   runs one sweep at a time.
  */
@@ -56,6 +58,7 @@ export class Keyspace {
   expiredKeys = 0;
   readonly #heads: number[];
   #open: number[] | null = null;
+  #inflight = 0;
 
   constructor(
     readonly db: Database,
@@ -116,7 +119,13 @@ export class Keyspace {
 
   /** db.transaction with the key counts kept: every keyspace transaction goes through here. */
   transaction<T>(fn: (tx: Transaction) => T): Promise<T> {
-    return this.db.transaction((tx) => this.inTransaction(() => fn(tx)));
+    this.#inflight++;
+    const p = this.db.transaction((tx) => this.inTransaction(() => fn(tx)));
+    const settled = () => {
+      if (--this.#inflight === 0 && !this.db.isClosed) for (const d of this.dbs) this.#heads[d.index] = d.keys.getCount();
+    };
+    p.then(settled, settled);
+    return p;
   }
 
   // ---- WATCH ----
