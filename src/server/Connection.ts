@@ -253,11 +253,10 @@ export class Connection {
     this.client.lastCommandAt = Date.now();
     if (!cmd) {
       if (this.#multi) this.#multi.failed = true;
-      const rest = args
-        .slice(1)
-        .map((a) => `'${a.toString().slice(0, 128)}' `)
-        .join("");
-      this.#push(err(`ERR unknown command '${args[0]!.toString().slice(0, 128)}', with args beginning with: ${rest}`));
+      // Redis's wording: the arguments quoted until their text reaches 128 chars.
+      let rest = "";
+      for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args[i]!.toString("latin1").slice(0, 128 - rest.length)}' `;
+      this.#push(err(`ERR unknown command '${args[0]!.toString("latin1").slice(0, 128)}', with args beginning with: ${rest}`));
       return;
     }
     this.client.lastCommand = name;

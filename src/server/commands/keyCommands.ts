@@ -38,7 +38,7 @@ function expireGeneric(name: string, seconds: boolean, relative: boolean) {
       else if (o === "XX") xx = true;
       else if (o === "GT") gt = true;
       else if (o === "LT") lt = true;
-      else throw new RespError(`ERR Unsupported option ${args[i]!.toString()}`);
+      else throw new RespError(`ERR Unsupported option ${args[i]!.toString("latin1")}`);
     }
     if (nx && (xx || gt || lt)) throw new RespError("ERR NX and XX, GT or LT options at the same time are not compatible");
     if (gt && lt) throw new RespError("ERR GT and LT options at the same time are not compatible");

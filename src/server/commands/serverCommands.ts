@@ -61,7 +61,7 @@ function hello(ctx: CommandContext, args: Buffer[]): Reply {
       i += 2;
     } else if (o === "SETNAME" && i + 1 < args.length) {
       name = validName(args[++i]!);
-    } else throw new RespError(`ERR Syntax error in HELLO option '${args[i]!.toString()}'`);
+    } else throw new RespError(`ERR Syntax error in HELLO option '${args[i]!.toString("latin1")}'`);
   }
   if (!ctx.client.authenticated) {
     throw new RespError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
@@ -136,7 +136,7 @@ function client(ctx: CommandContext, args: Buffer[]): Reply {
     case "REPLY":
       return OK;
     default:
-      throw new RespError(`ERR unknown subcommand '${args[1]!.toString()}'. Try CLIENT HELP.`);
+      throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CLIENT HELP.`);
   }
 }
 
@@ -153,7 +153,7 @@ function config(ctx: CommandContext, args: Buffer[]): Reply {
   }
   if (sub === "RESETSTAT") return OK;
   if (sub === "REWRITE") throw new RespError("ERR CONFIG REWRITE is not supported by KeelDB: edit the TOML configuration file");
-  throw new RespError(`ERR unknown subcommand '${args[1]!.toString()}'. Try CONFIG HELP.`);
+  throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CONFIG HELP.`);
 }
 
 function commandInfo(c: Command): Reply {
@@ -188,7 +188,7 @@ function command(ctx: CommandContext, args: Buffer[]): Reply {
       // No documentation is served: redis-cli then falls back to its built-in hints.
       return map([]);
     default:
-      throw new RespError(`ERR unknown subcommand '${args[1]!.toString()}'. Try COMMAND HELP.`);
+      throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try COMMAND HELP.`);
   }
 }
 

@@ -2,8 +2,11 @@
  * Reply: what a command answers, independent of the protocol version. RespWriter turns it into
  * RESP2 or RESP3 bytes; commands never build wire bytes themselves.
  *
- * Invariant: an `err` text starts with its Redis error code (ERR, WRONGTYPE, NOAUTH, ...) and holds
- * no CR or LF, so it is always one valid simple-error line.
+ * Invariant: an `err` text starts with its Redis error code (ERR, WRONGTYPE, NOAUTH, ...) and is one
+ * valid simple-error line: each CR or LF becomes a space (as Redis does), and it holds only chars
+ * 0-255, because the writer sends simple strings as latin1 (a char above 255 would be cut to its low
+ * byte, and U+010D would become a raw CR). User bytes quoted in an error are decoded as latin1, so
+ * they go back to the client unchanged.
  */
 export type Reply =
   | { readonly t: "simple"; readonly s: string }
@@ -30,7 +33,7 @@ export function simple(s: string): Reply {
   return { t: "simple", s };
 }
 export function err(s: string): Reply {
-  return { t: "err", s: s.replace(/[\r\n]+/g, " ") };
+  return { t: "err", s: s.replace(/[\r\n]/g, " ").replace(/[^\x00-\xff]/g, "?") };
 }
 export function int(n: number | bigint): Reply {
   return { t: "int", n };

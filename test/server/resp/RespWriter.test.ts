@@ -24,7 +24,8 @@ test("RESP3 encodings", () => {
 });
 
 test("error text never carries CR or LF", () => {
-  assert.equal(encode(2, err("ERR a\r\nb")), "-ERR a b\r\n");
+  assert.equal(encode(2, err("ERR a\r\nb")), "-ERR a  b\r\n");
+  assert.equal(encode(2, err("ERR \u010d\u010a")), "-ERR ??\r\n", "no char whose low byte is CR or LF");
 });
 
 test("large bulks are passed through as buffers; one cork/uncork per flush", () => {
