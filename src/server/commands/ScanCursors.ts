@@ -6,7 +6,7 @@
  * Invariant: at most MAX cursors are remembered (oldest dropped first), so memory stays bounded; a
  * forgotten or never-issued cursor is "ERR invalid cursor", never a silent restart.
  */
-const MAX = 100_000;
+const MAX = 10_000;
 
 export class ScanCursors {
   #next = 1;
