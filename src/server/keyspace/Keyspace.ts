@@ -22,8 +22,9 @@
  *   keyspace's transactions drain: whenever none is in flight, the heads are reset from the
  *   published counts, which then equal the head state. Outside transactions the published count
  *   is used.
- * - The sweeper deletes at most SWEEP_BATCH expired keys per tick per db, in one transaction, and
- *   runs one sweep at a time.
+ * - A sweep deletes at most SWEEP_BATCH expired keys per db, in one transaction per db; one sweep
+ *   runs at a time. A tick repeats sweeps while one comes back full, for at most SWEEPS_PER_TICK
+ *   sweeps and SWEEP_TICK_MS, so a backlog drains without starving clients.
  */
 import type { Database } from "../../db/Database.js";
 import type { Transaction } from "../../db/Transaction.js";
@@ -46,6 +47,8 @@ interface WatchEntry {
 }
 
 const SWEEP_BATCH = 200;
+const SWEEPS_PER_TICK = 10;
+const SWEEP_TICK_MS = 25;
 const READ_STORE = new ReadStore();
 
 export class Keyspace {
@@ -184,8 +187,8 @@ export class Keyspace {
     if (this.#sweepTimer) return;
     this.#sweepTimer = setInterval(() => {
       if (!this.#sweeping && !this.db.isClosed) {
-        this.#sweeping = this.sweepOnce()
-          .then(() => undefined, () => undefined)
+        this.#sweeping = this.#tick()
+          .catch(() => undefined)
           .finally(() => (this.#sweeping = null));
       }
     }, intervalMs);
@@ -196,6 +199,13 @@ export class Keyspace {
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     this.#sweepTimer = null;
     await this.#sweeping;
+  }
+
+  async #tick(): Promise<void> {
+    const t0 = Date.now();
+    for (let i = 0; i < SWEEPS_PER_TICK && this.#sweepTimer && !this.db.isClosed; i++) {
+      if ((await this.sweepOnce()) < SWEEP_BATCH || Date.now() - t0 >= SWEEP_TICK_MS) return;
+    }
   }
 
   /** Delete up to SWEEP_BATCH expired keys of each logical db; resolves to how many were deleted. */
