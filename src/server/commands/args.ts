@@ -4,6 +4,7 @@
  * NaN.
  */
 import { NOT_FLOAT, NOT_INTEGER, RespError } from "../resp/RespError.js";
+import { addLd, formatLd, ldIsHuge, parseLd } from "./longDouble.js";
 
 const INT_RE = /^(0|-?[1-9][0-9]*)$/;
 const FLOAT_RE = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
@@ -48,55 +49,20 @@ export function floatArg(b: Buffer, message = NOT_FLOAT): number {
   return n;
 }
 
-/** A decimal number as an exact fraction m / 10^scale, or null when it is not a plain decimal. */
-function parseDecimal(s: string): { m: bigint; scale: number } | null {
-  const d = /^([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,4}))?$/.exec(s);
-  if (!d) return null;
-  const [, sign, int = "", frac = "", exp = "0"] = d;
-  if (int === "" && frac === "") return null;
-  const e = Number(exp);
-  if (Math.abs(e) > 400) return null;
-  let m = BigInt(int + frac);
-  if (sign === "-") m = -m;
-  let scale = frac.length - e;
-  if (scale < 0) {
-    m *= 10n ** BigInt(-scale);
-    scale = 0;
-  }
-  return { m, scale };
-}
-
 /**
- * a + b as INCRBYFLOAT prints it. Redis adds in long double and prints with "%.17Lf" minus trailing
- * zeros; adding the decimal texts exactly and rounding to 17 places gives the same digits for
- * ordinary inputs (a double sum would print 10.1 - 9.5 as 0.5999999999999996). Falls back to double
- * arithmetic for inputs that are not plain decimals (inf). null: the result is not finite.
+ * a + b as INCRBYFLOAT answers it: long double arithmetic and printing, emulated exactly (see
+ * longDouble.ts). Inputs that are not plain decimals (inf) fall back to doubles. null: the result
+ * is not finite.
  */
 export function addFloats(a: string, b: string): string | null {
-  const x = parseDecimal(a);
-  const y = parseDecimal(b);
+  const x = parseLd(a);
+  const y = parseLd(b);
   if (x === null || y === null) {
     const r = Number(a) + Number(b);
     return Number.isFinite(r) ? formatFloat(r) : null;
   }
-  const scale = Math.max(x.scale, y.scale);
-  let m = x.m * 10n ** BigInt(scale - x.scale) + y.m * 10n ** BigInt(scale - y.scale);
-  let sc = scale;
-  if (sc > 17) {
-    const div = 10n ** BigInt(sc - 17);
-    const q = m / div;
-    const rem = m % div;
-    const twice = (rem < 0n ? -rem : rem) * 2n;
-    m = twice >= div ? q + (m < 0n ? -1n : 1n) : q;
-    sc = 17;
-  }
-  const neg = m < 0n;
-  let digits = (neg ? -m : m).toString().padStart(sc + 1, "0");
-  let out = sc === 0 ? digits : `${digits.slice(0, digits.length - sc)}.${digits.slice(digits.length - sc)}`;
-  if (sc > 0) out = out.replace(/0+$/, "").replace(/\.$/, "");
-  digits = out;
-  const text = neg && digits !== "0" ? `-${digits}` : digits;
-  return Number.isFinite(Number(text)) ? text : null;
+  const sum = addLd(x, y);
+  return ldIsHuge(sum) ? null : formatLd(sum);
 }
 
 /** A double as Redis prints INCRBYFLOAT results: plain decimal, no exponent, no trailing zeros. */

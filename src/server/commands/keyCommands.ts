@@ -27,7 +27,6 @@ function exists(v: KeyView, args: Buffer[]): Reply {
 function expireGeneric(name: string, seconds: boolean, relative: boolean) {
   return (v: KeyView, args: Buffer[]): Reply => {
     const key = args[1]!;
-    const at = expireCommandArg(args[2]!, seconds, relative, name, v.now);
     let nx = false,
       xx = false,
       gt = false,
@@ -42,6 +41,8 @@ function expireGeneric(name: string, seconds: boolean, relative: boolean) {
     }
     if (nx && (xx || gt || lt)) throw new RespError("ERR NX and XX, GT or LT options at the same time are not compatible");
     if (gt && lt) throw new RespError("ERR GT and LT options at the same time are not compatible");
+    // Options are checked before the time, as Redis does (so the error for both is the option's).
+    const at = expireCommandArg(args[2]!, seconds, relative, name, v.now);
     const cur = v.expireAtOf(key);
     if (cur === -2) return int(0);
     // For GT and LT a key without expiry has an infinite TTL.

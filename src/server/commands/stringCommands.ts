@@ -74,16 +74,19 @@ function getdel(v: KeyView, args: Buffer[]): Reply {
 
 function getex(v: KeyView, args: Buffer[]): Reply {
   const key = a(args, 1);
-  let expireAt: number | null = null;
+  let persist = false;
+  let unit: ExpireUnit | null = null;
   if (args.length > 2) {
     const o = upper(args[2]);
-    if (o === "PERSIST" && args.length === 3) expireAt = 0;
-    else if ((o === "EX" || o === "PX" || o === "EXAT" || o === "PXAT") && args.length === 4) expireAt = expireOption(o, a(args, 3), "getex", v.now);
+    if (o === "PERSIST" && args.length === 3) persist = true;
+    else if ((o === "EX" || o === "PX" || o === "EXAT" || o === "PXAT") && args.length === 4) unit = o;
     else throw new RespError(SYNTAX);
   }
+  // As in Redis: the syntax first, then the key (nil, WRONGTYPE), then the time's validity.
   const val = v.getString(key);
   if (val === undefined) return NULL;
   const copy = Buffer.from(val);
+  const expireAt = persist ? 0 : unit !== null ? expireOption(unit, a(args, 3), "getex", v.now) : null;
   if (expireAt !== null && (expireAt !== 0 || v.expireAtOf(key) > 0)) v.setExpireAt(key, expireAt);
   return bulk(copy);
 }
@@ -124,12 +127,13 @@ function incrBy(v: KeyView, key: Buffer, by: bigint): Reply {
 function incrbyfloat(v: KeyView, args: Buffer[]): Reply {
   const key = a(args, 1);
   const byArg = a(args, 2);
-  floatArg(byArg);
+  // Redis's order here: the type, the current value, then the increment.
   const cur = v.getString(key);
   if (cur !== undefined) {
     const p = toFloat(cur);
     if (p === null || Number.isNaN(p)) throw new RespError("ERR value is not a valid float");
   }
+  floatArg(byArg);
   const sum = addFloats(cur === undefined ? "0" : cur.toString("latin1"), byArg.toString("latin1"));
   if (sum === null) throw new RespError("ERR increment would produce NaN or Infinity");
   const s = Buffer.from(sum);

@@ -5,17 +5,12 @@
  * Skipped, saying why, when /usr/bin/redis-server is missing.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, rmSync } from "node:fs";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { startTestServer } from "../../helpers/respServer.js";
 import { ReplyReader } from "./replyReader.js";
+import { REDIS, startRedis } from "./redisServer.js";
 
-const REDIS = "/usr/bin/redis-server";
 
 const SCRIPT = `
 PING
@@ -62,6 +57,9 @@ INCRBYFLOAT f -9.5
 INCRBYFLOAT f 0.4
 INCRBYFLOAT f 5e2
 INCRBYFLOAT f -500.5
+INCRBYFLOAT f 0.6
+INCRBYFLOAT f 1e3
+INCRBYFLOAT f 1.23456789012345678901
 INCRBYFLOAT f abc
 INCRBYFLOAT k 1
 SET max 9223372036854775807
@@ -283,34 +281,6 @@ function parseScript(text: string): string[][] {
 /** Lines starting with "!" are sent to both servers but their replies are not compared (HELLO: versions and ids differ). */
 function uncompared(cmd: string[]): boolean {
   return cmd[0]!.startsWith("!");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis(): Promise<{ port: number; proc: ChildProcess; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), "keel-redis-"));
-  const port = await freePort();
-  const proc = spawn(REDIS, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
-  for (let i = 0; i < 100; i++) {
-    try {
-      const r = await ReplyReader.open(port);
-      r.close();
-      return { port, proc, dir };
-    } catch {
-      await sleep(50);
-    }
-  }
-  proc.kill("SIGKILL");
-  throw new Error("redis-server did not start");
 }
 
 test("replies match a real redis-server command by command", { skip: existsSync(REDIS) ? false : `${REDIS} is missing (CI installs redis-server)` }, async () => {
