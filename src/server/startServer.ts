@@ -33,14 +33,7 @@ import { ServerMetrics } from "./metrics/ServerMetrics.js";
 import { KeelPersistence } from "./persistence/KeelPersistence.js";
 import { restoreFromDump } from "./persistence/restoreFromDump.js";
 import type { RespServer, RespServerOptions, ShutdownMode } from "./ServerContext.js";
-
-// The RESP half lives in ./RespServer.js (the other side of ServerContext.ts). Loaded by a
-// variable specifier so that this file builds while that one is being written.
-const RESP_MODULE = "./RespServer.js";
-async function startRespServer(o: RespServerOptions): Promise<RespServer> {
-  const mod = (await import(RESP_MODULE)) as { startRespServer: (o: RespServerOptions) => Promise<RespServer> };
-  return mod.startRespServer(o);
-}
+import { startRespServer } from "./RespServer.js";
 
 export interface RunningServer {
   readonly db: Database;
