@@ -4,8 +4,8 @@
  *
  * Start-up, in order (a failure at any step undoes the steps before it and rejects):
  *   1. restore_from: an EMPTY data directory is loaded from the dump first (all or nothing);
- *      a missing or damaged dump rejects (the directory stays empty); a non-empty directory
- *      ignores restore_from (logged).
+ *      a missing or damaged dump rejects (the directory stays empty); a directory holding a
+ *      database ignores restore_from (logged); one holding anything else is refused.
  *   2. open the database with the durability appendfsync maps to (config/loadConfig.ts).
  *   3. persistence (save rules, rewrite rule), metrics, the RESP server, the HTTP listener.
  *   4. log the "ready" line: dir, bind, port, http port, appendfsync and durability.
@@ -71,7 +71,7 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
   if (s.restoreFrom !== null) {
     const r = await restoreFromDump(s.dir, s.restoreFrom, options);
     if (r.kind === "restored") logger.info({ event: "restore", file: s.restoreFrom, dir: s.dir, entries: r.report.entries, format: r.report.format, ms: Math.round(r.ms) }, "data directory restored from dump");
-    else logger.info({ event: "restore-skipped", file: s.restoreFrom, dir: s.dir, reason: r.reason }, "restore_from ignored: the data directory is not empty");
+    else logger.info({ event: "restore-skipped", file: s.restoreFrom, dir: s.dir, reason: r.reason }, "restore_from ignored: the data directory already holds a database");
   }
 
   // 2. the database

@@ -3,8 +3,11 @@
  * into an EMPTY data directory before the server serves anything.
  *
  * Invariants:
- * - Only a missing or empty data directory is restored into; a directory holding anything is left
- *   alone (the caller logs that restore_from was ignored). Existing data is never overwritten.
+ * - Only a missing or empty data directory is restored into; a directory holding a database
+ *   (data.keel) is left alone (the caller logs that restore_from was ignored). Existing data is
+ *   never overwritten. A directory that holds other things but no database (a fresh volume with
+ *   lost+found, a wrong path) is refused (EXISTS): starting there would serve an empty database
+ *   in place of the dump the operator asked for.
  * - All or nothing: the dump is loaded into `<dir>.restore-partial-<pid>`, closed (checkpointed and
  *   synced), then renamed onto `<dir>` and the parent directory fsynced. A missing, unreadable or
  *   damaged dump (CORRUPT with its line/offset) throws before the rename and the partial directory
@@ -14,7 +17,7 @@
  *   reason) and code.
  */
 import { createReadStream, existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { KeelError } from "../../errors.js";
 import { open } from "../../db/open.js";
 import type { OpenOptions } from "../../db/options.js";
@@ -25,7 +28,7 @@ import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import type { LoadReport } from "../../maintenance/load.js";
 
-export type RestoreOutcome = { kind: "restored"; report: LoadReport; ms: number } | { kind: "skipped"; reason: "not-empty" };
+export type RestoreOutcome = { kind: "restored"; report: LoadReport; ms: number } | { kind: "skipped"; reason: "has-database" };
 
 /** True when `dir` does not exist or holds no entry at all. */
 export function isEmptyDir(dir: string): boolean {
@@ -70,7 +73,15 @@ async function headerEncodings(file: string): Promise<Pick<OpenOptions, "keyEnco
 
 /** Restore `file` into `dir` if `dir` is empty; see the invariants above. */
 export async function restoreFromDump(dir: string, file: string, options: OpenOptions): Promise<RestoreOutcome> {
-  if (!isEmptyDir(dir)) return { kind: "skipped", reason: "not-empty" };
+  if (!isEmptyDir(dir)) {
+    if (existsSync(join(dir, "data.keel"))) return { kind: "skipped", reason: "has-database" };
+    const entries = statSync(dir).isDirectory() ? readdirSync(dir).slice(0, 10) : [];
+    throw new KeelError(
+      "EXISTS",
+      `restore_from ${file}: the data directory ${dir} is neither empty nor a KeelDB database (it holds ${entries.length ? entries.join(", ") : "a file"}); refusing to start without the dump's data: point dir at an empty directory, or unset restore_from`,
+      { file, dir, entries, key: "dir" },
+    );
+  }
   const t0 = performance.now();
   let st;
   try {

@@ -54,7 +54,7 @@ for (const format of ["jsonl", "binary"] as const) {
   });
 }
 
-test("a directory that holds anything is left alone (restore_from ignored)", async (t) => {
+test("a directory that holds a database is left alone (restore_from ignored)", async (t) => {
   const root = tmp(t);
   const file = await makeDump(root, "jsonl", 10);
   const dir = join(root, "data");
@@ -62,7 +62,7 @@ test("a directory that holds anything is left alone (restore_from ignored)", asy
   await db.put("mine", 1);
   await db.close();
   const r = await restoreFromDump(dir, file, {});
-  assert.deepEqual(r, { kind: "skipped", reason: "not-empty" });
+  assert.deepEqual(r, { kind: "skipped", reason: "has-database" });
   const again = await open(dir);
   assert.equal(again.getCount(), 1);
   await again.close();
@@ -102,3 +102,12 @@ for (const format of ["jsonl", "binary"] as const) {
     assert.deepEqual(readdirSync(root).filter((n) => n.includes("partial")), [], "no partial directory left");
   });
 }
+
+test("a directory that holds something but no database (lost+found of a fresh volume) is refused, not started empty", async (t) => {
+  const root = tmp(t);
+  const file = await makeDump(root, "jsonl", 10);
+  const dir = join(root, "data");
+  mkdirSync(join(dir, "lost+found"), { recursive: true });
+  await assert.rejects(restoreFromDump(dir, file, {}), (e: unknown) => e instanceof KeelError && e.code === "EXISTS" && e.details.dir === dir && e.message.includes("lost+found"));
+  assert.deepEqual(readdirSync(dir), ["lost+found"]);
+});
