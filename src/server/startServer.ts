@@ -157,9 +157,10 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
     throw e;
   }
 
-  // 4. ready
+  // 4. ready: printed at every log level but "silent" (it names the bound port: --port 0).
   const w = db.txlogWatermarks();
-  logger.info(
+  const announce = logger.level === "silent" || logger.isLevelEnabled("info") ? logger : logger.child({}, { level: "info" });
+  announce.info(
     {
       event: "ready",
       dir: s.dir,

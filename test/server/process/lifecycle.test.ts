@@ -138,7 +138,7 @@ test("a second signal during shutdown exits promptly; nothing acknowledged is lo
   await exited(again);
 });
 
-test("refused starts: bad configuration exits 2 naming the key; a locked directory exits 3", async (t) => {
+test("refused starts: bad configuration exits 2 naming the key; a locked directory exits 3; a port in use exits 6", async (t) => {
   const root = tmp(t);
   const conf = join(root, "keel.toml");
   writeFileSync(conf, `dir = "data"\nappendfsync = "sometimes"\n`);
@@ -155,7 +155,11 @@ test("refused starts: bad configuration exits 2 naming the key; a locked directo
   assert.equal(missing.code, 4);
 
   const dir = join(root, "held");
-  const s = guard(t, await startServe(["--dir", dir, "--http-port", "0"]));
+  // The ready line (with the bound port) is printed whatever the log level, "silent" aside.
+  const s = guard(t, await startServe(["--dir", dir, "--http-port", "0", "--log-level", "error"]));
+  const busy = await runServe(["--dir", join(root, "other"), "--port", String(s.port), "--http-port", "0"]);
+  assert.equal(busy.code, 6, `port in use: exit 6\n${busy.stderr}`);
+  assert.match(busy.stderr, /EADDRINUSE/);
   const second = await runServe(["--dir", dir, "--port", "0", "--http-port", "0"]);
   assert.equal(second.code, 3, second.stderr);
   assert.match(second.stderr, new RegExp(String(s.child.pid)));
