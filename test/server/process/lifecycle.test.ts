@@ -239,3 +239,51 @@ test("restore_from a corrupt dump refuses to start (exit 5, naming the file and 
   assert.ok(m.stderr.includes(join(root, "gone.dump")), m.stderr);
   assert.deepEqual(readdirSync(target), []);
 });
+
+test("over RESP: BGSAVE, SAVE, BACKUP and BGREWRITEAOF; the snapshot and the backup serve the data at their LSN", async (t) => {
+  const root = tmp(t);
+  const dir = join(root, "data");
+  const s = guard(t, await startServe(["--dir", dir, "--http-port", "0"]));
+  const r = client(s.port);
+  const first = new Map<string, string>();
+  for (let i = 0; i < 500; i++) first.set(`k${i}`, `v${i}`);
+  await r.mset(Object.fromEntries(first));
+  assert.equal(await r.bgsave(), "Background saving started");
+  const info = async () => Object.fromEntries(((await r.info("persistence")) as string).split("\r\n").filter((l) => l.includes(":")).map((l) => l.split(":") as [string, string]));
+  for (let i = 0; i < 100 && (await info()).rdb_bgsave_in_progress !== "0"; i++) await new Promise((res) => setTimeout(res, 50));
+  await r.set("after-bgsave", "1");
+  const backup = join(root, "backup");
+  assert.equal(await r.call("BACKUP", backup), "OK");
+  await r.set("after-backup", "1");
+  assert.equal(await r.save(), "OK");
+  const lastsave = await r.lastsave();
+  assert.ok(Math.abs(lastsave - Date.now() / 1000) < 5);
+  assert.match(String(await r.bgrewriteaof()), /rewriting started/i);
+  for (let i = 0; i < 100 && (await info()).aof_rewrite_in_progress !== "0"; i++) await new Promise((res) => setTimeout(res, 50));
+  const p = await info();
+  assert.equal(p.aof_rewrites, "1");
+  assert.equal(p.aof_last_bgrewrite_status, "ok");
+  assert.equal(p.rdb_last_bgsave_status, "ok");
+  assert.equal(p.rdb_saves, "2");
+  assert.equal(p.keel_last_save_lsn, p.keel_last_durable_lsn, "SAVE covered every acknowledged write");
+  await r.call("SHUTDOWN", "NOSAVE").catch(() => {});
+  r.disconnect();
+  assert.equal((await exited(s)).code, 0);
+
+  // The backup (BACKUP after "after-bgsave") serves that state: first + after-bgsave, not after-backup.
+  const b = guard(t, await startServe(["--dir", backup, "--http-port", "0"]));
+  await checkKeys(b.port, new Map([...first, ["after-bgsave", "1"]]));
+  const rb = client(b.port);
+  assert.equal(await rb.get("after-backup"), null);
+  rb.disconnect();
+  b.child.kill("SIGTERM");
+  await exited(b);
+  // The snapshot (SAVE after "after-backup") copied out of snapshots/current serves everything.
+  const snapCopy = join(root, "snap-copy");
+  mkdirSync(snapCopy);
+  writeFileSync(join(snapCopy, "data.keel"), readFileSync(join(dir, "snapshots", "current", "data.keel")));
+  const c = guard(t, await startServe(["--dir", snapCopy, "--http-port", "0"]));
+  await checkKeys(c.port, new Map([...first, ["after-bgsave", "1"], ["after-backup", "1"]]));
+  c.child.kill("SIGTERM");
+  await exited(c);
+});
