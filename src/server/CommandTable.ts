@@ -4,6 +4,7 @@
  * checks and COMMAND, and are run by Connection itself.
  */
 import type { Command } from "./commands/Command.js";
+import { OK } from "./resp/Reply.js";
 import { hashCommands } from "./commands/hashCommands.js";
 import { keyCommands } from "./commands/keyCommands.js";
 import { serverCommands } from "./commands/serverCommands.js";
@@ -19,7 +20,8 @@ export const CONNECTION_COMMANDS: Command[] = [
   special("exec", 1, ["noscript", "loading", "stale"], { txControl: true }),
   special("discard", 1, ["noscript", "loading", "stale", "fast"], { txControl: true }),
   special("watch", -2, ["noscript", "loading", "stale", "fast"], { keys: [1, -1, 1], txControl: true }),
-  special("unwatch", 1, ["noscript", "loading", "stale", "fast"]),
+  // Queued inside MULTI, UNWATCH answers OK at EXEC (which releases the watches anyway).
+  special("unwatch", 1, ["noscript", "loading", "stale", "fast"], { conn: () => OK }),
   special("shutdown", -1, ["admin", "noscript", "loading", "stale"], { noMulti: true }),
 ];
 

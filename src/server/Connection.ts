@@ -30,6 +30,7 @@ import { RespWriter } from "./resp/RespWriter.js";
 import type { ShutdownMode } from "./ServerContext.js";
 
 const MAX_INFLIGHT = 4096;
+const EMPTY_ARGS: Buffer[] = [];
 const MAX_OUTPUT = 32 * 1024 * 1024;
 
 interface Slot {
@@ -80,6 +81,13 @@ export class Connection {
   #flushScheduled = false;
   #ended = false;
   #idle: Array<() => void> = [];
+  /** Commands parsed and not yet dispatched (only while a barrier holds them back). */
+  #held: Buffer[][] = [];
+  #heldAt = 0;
+  /** Set while later commands must not be dispatched: they depend on how an EXEC ends. */
+  #barrier = false;
+  /** A protocol error, answered once every command parsed before it has been dispatched. */
+  #protocolError: ProtocolError | null = null;
   readonly closed: Promise<void>;
 
   constructor(socket: Socket, host: ConnectionHost, id: number) {
@@ -145,33 +153,44 @@ export class Connection {
   }
 
   #consume(chunk: Buffer): void {
-    if (this.#stopped) return;
-    const cmds: Buffer[][] = [];
-    let perr: ProtocolError | null = null;
+    if (this.#stopped || this.#protocolError) return;
     try {
-      this.#parser.feed(chunk, cmds);
+      this.#parser.feed(chunk, this.#held);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
-      perr = e;
+      this.#protocolError = e;
     }
-    for (const args of cmds) {
-      if (this.#stopped) break;
+    this.#dispatchHeld();
+  }
+
+  /** Dispatch parsed commands in order until a barrier (see #exec) holds the rest back. */
+  #dispatchHeld(): void {
+    while (this.#heldAt < this.#held.length && !this.#barrier && !this.#stopped) {
+      const args = this.#held[this.#heldAt]!;
+      this.#held[this.#heldAt++] = EMPTY_ARGS;
       this.#dispatch(args);
     }
-    if (perr && !this.#stopped) {
-      this.#host.protocolError();
-      this.#stopped = true;
-      this.#slots.push({ reply: err(`ERR ${perr.message}`), proto: this.client.proto, close: true });
+    if (this.#heldAt >= this.#held.length) {
+      this.#held = [];
+      this.#heldAt = 0;
+      const perr = this.#protocolError;
+      if (perr && !this.#stopped) {
+        this.#host.protocolError();
+        this.#stopped = true;
+        this.#slots.push({ reply: err(`ERR ${perr.message}`), proto: this.client.proto, close: true });
+      }
     }
     this.#flush();
-    if (!this.#stopped && (this.#inflight() > MAX_INFLIGHT || this.#socket.writableLength > MAX_OUTPUT)) {
+    const backlog = this.#inflight() + this.#held.length - this.#heldAt;
+    if (!this.#stopped && (backlog > MAX_INFLIGHT || this.#socket.writableLength > MAX_OUTPUT)) {
       this.#paused = true;
       this.#socket.pause();
     }
   }
 
   #maybeResume(): void {
-    if (this.#paused && !this.#stopped && this.#inflight() < MAX_INFLIGHT / 2 && this.#socket.writableLength <= MAX_OUTPUT) {
+    const backlog = this.#inflight() + this.#held.length - this.#heldAt;
+    if (this.#paused && !this.#stopped && !this.#protocolError && backlog < MAX_INFLIGHT / 2 && this.#socket.writableLength <= MAX_OUTPUT) {
       this.#paused = false;
       this.#socket.resume();
     }
@@ -240,8 +259,11 @@ export class Connection {
     this.#ended = true;
     this.#stopped = true;
     this.#socket.end();
-    // A client that never reads must not keep the server from closing.
-    setTimeout(() => this.#socket.destroy(), 2000).unref();
+    // Keep reading (and ignoring: #stopped) so the peer's FIN is seen and 'close' follows; a client
+    // that neither reads nor closes is destroyed after 2 s, so close() always finishes.
+    this.#socket.resume();
+    const timer = setTimeout(() => this.#socket.destroy(), 2000);
+    this.#socket.once("close", () => clearTimeout(timer));
   }
 
   // ---- dispatch ----
@@ -429,32 +451,37 @@ export class Connection {
       release();
       return void this.#push(err("EXECABORT Transaction discarded because of previous errors."));
     }
-    // SELECT inside MULTI is applied now, in order, so the db of each queued command is fixed here
-    // and pipelined commands after EXEC see the final db.
-    const plan: Array<{ q: Queued; db: number; select?: number }> = [];
+    // The db of each queued command is fixed here, following the SELECTs inside the MULTI.
+    const plan: Array<{ q: Queued; db: number; select?: Reply }> = [];
     let db = this.client.db;
     for (const q of multi.queue) {
       if (q.cmd.name === "select") {
         try {
           db = selectIndex(this.#ctx, q.args[1]!);
-          plan.push({ q, db, select: db });
+          plan.push({ q, db, select: OK });
         } catch (e) {
-          plan.push({ q, db, select: -1 });
+          plan.push({ q, db, select: errorReply(e) });
         }
       } else plan.push({ q, db });
     }
-    this.client.db = db;
+    // Commands after EXEC run in the db its SELECTs leave. Without WATCH, EXEC cannot abort now, so
+    // that db is known and set at once. With WATCH it is known only when the transaction runs:
+    // later commands of this connection wait for it (a barrier), which costs only such EXECs.
+    const finalDb = db;
+    const selects = plan.some((e) => e.select !== undefined);
+    if (!selects || watched.length === 0) this.client.db = finalDb;
+    else this.#barrier = true;
     const ks = this.#host.keyspace;
     const p = this.#transaction((store) => {
       for (const w of watched) if (ks.version(w.db, w.key) !== w.version) return { reply: NULL_ARRAY, dirty: 0 };
+      if (this.#barrier) this.client.db = finalDb;
       const now = Date.now();
       const replies: Reply[] = [];
       let dirty = 0;
       for (const { q, db: qdb, select } of plan) {
         try {
-          if (select !== undefined) {
-            replies.push(select < 0 ? err("ERR DB index is out of range") : OK);
-          } else if (q.cmd.kind === "conn") {
+          if (select !== undefined) replies.push(select);
+          else if (q.cmd.kind === "conn") {
             const r = q.cmd.conn ? q.cmd.conn(this.#ctx, q.args) : err("ERR Command not allowed inside a transaction");
             replies.push(r instanceof Promise ? err("ERR Command not allowed inside a transaction") : r);
           } else {
@@ -470,6 +497,12 @@ export class Connection {
       return { reply: arr(replies), dirty };
     });
     this.#later(p.finally(release));
+    if (this.#barrier) {
+      void p.finally(() => {
+        this.#barrier = false;
+        this.#dispatchHeld();
+      });
+    }
   }
 }
 

@@ -82,7 +82,7 @@ describe("ioredis against the KeelDB server", () => {
     assert.equal(await r.decrby("c", 20), -10);
     assert.equal(await r.incrbyfloat("c", "0.5"), "-9.5");
     assert.equal(await r.incrbyfloat("c", "10.1"), "0.6");
-    assert.equal(await r.incrbyfloat("c", "1e3"), "1000.6");
+    assert.equal(await r.incrbyfloat("c", "1e3"), "1000.59999999999999998", "long double digits, as Redis prints them");
     assert.equal(await r.incrbyfloat("c", "-1000.6"), "0");
     await r.set("big", "9223372036854775807");
     await rejects(r.incr("big"), "ERR increment or decrement would overflow");
@@ -283,6 +283,11 @@ describe("ioredis against the KeelDB server", () => {
       raw.send("SET sel a\r\nSELECT 5\r\nSET sel b\r\nMULTI\r\nSELECT 6\r\nSET sel c\r\nEXEC\r\nGET sel\r\nSELECT 0\r\nGET sel\r\nSELECT 5\r\nGET sel\r\n");
       const out = await raw.until((s) => s.split("\r\n").length >= 16);
       assert.equal(out, "+OK\r\n+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n$1\r\nc\r\n+OK\r\n$1\r\na\r\n+OK\r\n$1\r\nb\r\n");
+      // With WATCH the EXEC may abort, and then its SELECT never happened: pipelined commands after
+      // it must run in the db the EXEC really leaves.
+      raw.send("SELECT 0\r\nWATCH wsel\r\nSET wsel x\r\nMULTI\r\nSELECT 7\r\nEXEC\r\nGET wsel\r\nWATCH wsel\r\nMULTI\r\nSELECT 7\r\nSET wsel y\r\nEXEC\r\nGET wsel\r\nSELECT 0\r\nGET wsel\r\n");
+      const out2 = await raw.until((s) => s.endsWith("$1\r\nx\r\n") && s.includes("$1\r\ny\r\n"));
+      assert.ok(out2.endsWith("+OK\r\n+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n$1\r\nx\r\n+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n$1\r\ny\r\n+OK\r\n$1\r\nx\r\n"), out2);
     } finally {
       raw.close();
     }
