@@ -11,8 +11,10 @@
  *   them (an empty transaction: no log record), so it sees exactly the writes sent before it and
  *   none sent after it, even those committed in the same group; otherwise it runs at once on the
  *   published state.
- * - The logical db, and everything else a deferred command needs, is captured when it is parsed, so
- *   later pipelined commands (SELECT) cannot change what an earlier one does.
+ * - The logical db, and everything else a deferred command needs, is captured when it is dispatched,
+ *   so later pipelined commands (SELECT) cannot change what an earlier one does. The one state a
+ *   later command needs that is known only when a transaction runs, the db after an EXEC that has
+ *   WATCHed keys and a SELECT inside, is a barrier: commands after it wait in `#held` until it runs.
  * - Bounded memory: the parser bounds one request; reading pauses while more than MAX_INFLIGHT
  *   replies are pending or more than MAX_OUTPUT bytes wait in the socket.
  * - After a protocol error nothing more is read: earlier replies, then the error, then close.
