@@ -18,6 +18,7 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Durability } from "./Durability.js";
 import type { SubDatabase } from "./SubDatabase.js";
 import { Transaction } from "./Transaction.js";
+import { writeGroupChannel, type WriteGroupMessage } from "../util/instrumentation.js";
 
 export type QueueItem =
   | { kind: "put"; db: SubDatabase; key: string; value: string | Buffer }
@@ -51,6 +52,8 @@ export class WriteQueue {
   #draining: Promise<void> | null = null;
   /** The transaction whose callback is running synchronously right now. */
   #inCallback: WriteTxn | null = null;
+  /** When the first write of the queued group was queued (instrumentation: writer wait). */
+  #firstQueuedAt = 0;
 
   constructor(host: QueueHost) {
     this.#host = host;
@@ -68,6 +71,7 @@ export class WriteQueue {
       });
     }
     return new Promise((resolve, reject) => {
+      if (this.#queue.length === 0) this.#firstQueuedAt = performance.now();
       this.#queue.push({ item, resolve, reject });
       if (!this.#scheduled && !this.#draining) {
         this.#scheduled = true;
@@ -93,6 +97,7 @@ export class WriteQueue {
     while (this.#queue.length) {
       const group = this.#queue;
       this.#queue = [];
+      if (writeGroupChannel.hasSubscribers) writeGroupChannel.publish({ items: group.length, waitMs: performance.now() - this.#firstQueuedAt } satisfies WriteGroupMessage);
       await this.#runGroup(group);
       // Awaiting writers re-enqueue from promise continuations, which would keep this loop in
       // microtasks forever: give timers, I/O and the log's sync scheduling a turn. Where a group

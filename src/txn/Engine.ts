@@ -26,6 +26,7 @@ import { CheckpointError, runCheckpoint } from "./Checkpoint.js";
 import { ReaderTable } from "./ReaderTable.js";
 import type { DbEntry, Snapshot } from "./Snapshot.js";
 import { WriteTxn, type TxnHost } from "./WriteTxn.js";
+import { checkpointChannel, type CheckpointMessage } from "../util/instrumentation.js";
 
 export const DATA_FILE = "data.keel";
 
@@ -437,6 +438,7 @@ export class Engine implements TxnHost {
     this.checkpoints++;
     this.lastCheckpointAt = res.meta.checkpointAt;
     this.lastCheckpoint = { txn: head.txn, lsn: head.lsn, bytes: res.bytes, ms: performance.now() - t0 };
+    if (checkpointChannel.hasSubscribers) checkpointChannel.publish({ ms: this.lastCheckpoint.ms, bytes: res.bytes } satisfies CheckpointMessage);
     return this.lastCheckpoint;
   }
 

@@ -21,6 +21,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { invalidArgument, KeelError } from "../errors.js";
+import { walSyncChannel, type WalSyncMessage } from "../util/instrumentation.js";
 
 export type DurabilityProfile = "strict" | "relaxed" | "none";
 
@@ -158,12 +159,15 @@ export class GroupCommit {
       clearImmediate(this.#immediate);
       this.#immediate = undefined;
     }
+    const t0 = walSyncChannel.hasSubscribers ? performance.now() : -1;
     try {
       this.#o.syncSync();
     } catch (e) {
+      if (t0 >= 0) walSyncChannel.publish({ ms: performance.now() - t0, ok: false, background: false } satisfies WalSyncMessage);
       this.fail(asKeel(e));
       throw this.#failed ?? e;
     }
+    if (t0 >= 0) walSyncChannel.publish({ ms: performance.now() - t0, ok: true, background: false } satisfies WalSyncMessage);
     this.synced(target);
   }
 
@@ -271,6 +275,7 @@ export class GroupCommit {
       return;
     }
     let p: Promise<void>;
+    const t0 = walSyncChannel.hasSubscribers ? performance.now() : -1;
     try {
       p = this.#o.syncAsync();
     } catch (e) {
@@ -279,6 +284,7 @@ export class GroupCommit {
     this.#inflight = p.then(
       () => {
         this.#inflight = undefined;
+        if (t0 >= 0) walSyncChannel.publish({ ms: performance.now() - t0, ok: true, background: true } satisfies WalSyncMessage);
         try {
           this.#o.onPhase?.("wal-sync:after");
         } catch (e) {
@@ -290,6 +296,7 @@ export class GroupCommit {
       },
       (e: unknown) => {
         this.#inflight = undefined;
+        if (t0 >= 0) walSyncChannel.publish({ ms: performance.now() - t0, ok: false, background: true } satisfies WalSyncMessage);
         this.fail(asKeel(e));
       },
     );

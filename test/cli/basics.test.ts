@@ -23,9 +23,9 @@ test("keel --version prints the package version", async () => {
   assert.match(r.stdout.trim(), /^\d+\.\d+\.\d+/);
 });
 
-test("keel serve still prints that the server arrives with the server issue, exit 0", async () => {
-  const r = await keelExpect(["serve"], 0);
-  assert.match(r.stdout, /server arrives with the server issue/);
+test("keel serve refuses a bad flag value naming it, exit 2 (the server itself: test/server/process)", async () => {
+  const r = await keelExpect(["serve", "--port", "70000", "--dir", "/nonexistent/never-created"], 2);
+  assert.match(r.stderr, /--port/);
 });
 
 test("usage errors exit 2: no command, unknown command, unknown option, missing argument, bad values", async () => {

@@ -1,0 +1,519 @@
+/**
+ * Connection: one client socket: parse, dispatch, reply in order.
+ *
+ * Invariants:
+ * - Replies go out in request order: every request gets a slot in `#slots`; a slot is written only
+ *   once every slot before it is, and all replies ready after one read (or one batch of commit
+ *   completions) leave in one corked write.
+ * - A write command starts its db.transaction in the same tick it is parsed, so consecutive writes
+ *   (of this and other connections) share one group commit; its reply waits for the commit to be
+ *   durable. A read issued while this connection has writes pending runs in the write queue behind
+ *   them (an empty transaction: no log record), so it sees exactly the writes sent before it and
+ *   none sent after it, even those committed in the same group; otherwise it runs at once on the
+ *   published state.
+ * - The logical db, and everything else a deferred command needs, is captured when it is dispatched,
+ *   so later pipelined commands (SELECT) cannot change what an earlier one does. The one state a
+ *   later command needs that is known only when a transaction runs, the db after an EXEC that has
+ *   WATCHed keys and a SELECT inside, is a barrier: commands after it wait in `#held` until it runs.
+ * - Bounded memory: the parser bounds one request; reading pauses while more than MAX_INFLIGHT
+ *   replies are pending or more than MAX_OUTPUT bytes wait in the socket.
+ * - After a protocol error nothing more is read: earlier replies, then the error, then close.
+ */
+import type { Socket } from "node:net";
+import { isKeelError } from "../errors.js";
+import type { Command } from "./commands/Command.js";
+import type { ClientState, CommandContext, ServerHandle } from "./commands/CommandContext.js";
+import { selectIndex } from "./commands/serverCommands.js";
+import { TxStore } from "./keyspace/Store.js";
+import { ProtocolError, RespParser } from "./resp/RespParser.js";
+import { arr, err, NULL_ARRAY, OK, QUEUED, type Reply } from "./resp/Reply.js";
+import { RespError } from "./resp/RespError.js";
+import { RespWriter } from "./resp/RespWriter.js";
+import type { ShutdownMode } from "./ServerContext.js";
+
+const MAX_INFLIGHT = 4096;
+const EMPTY_ARGS: Buffer[] = [];
+const MAX_OUTPUT = 32 * 1024 * 1024;
+
+interface Slot {
+  reply: Reply | null;
+  /** The protocol of the connection when the request was parsed (HELLO changes it in between). */
+  readonly proto: 2 | 3;
+  /** Close the connection once this reply is written. */
+  close?: boolean;
+}
+
+interface Queued {
+  readonly cmd: Command;
+  readonly args: Buffer[];
+}
+
+interface Watched {
+  readonly db: number;
+  readonly key: Buffer;
+  readonly version: number;
+}
+
+/** What the connection needs from the server beyond ServerHandle. */
+export interface ConnectionHost extends ServerHandle {
+  commandProcessed(): void;
+  protocolError(): void;
+  /** Writes started and not yet settled, over all connections (WATCH waits for them). */
+  inflightWrites: number;
+  shutdown(mode: ShutdownMode): void;
+}
+
+export class Connection {
+  readonly client: ClientState;
+  readonly #socket: Socket;
+  readonly #host: ConnectionHost;
+  readonly #parser: RespParser;
+  readonly #writer: RespWriter;
+  readonly #ctx: CommandContext;
+  #slots: Slot[] = [];
+  #head = 0;
+  #pendingWrites = 0;
+  /** Settles (never rejects) once this connection's latest write has settled. */
+  #lastWrite: Promise<unknown> = Promise.resolve();
+  #multi: { queue: Queued[]; failed: boolean } | null = null;
+  #watched: Watched[] = [];
+  /** No more input is processed (protocol error, QUIT, server closing). */
+  #stopped = false;
+  #paused = false;
+  #flushScheduled = false;
+  #ended = false;
+  #idle: Array<() => void> = [];
+  /** Commands parsed and not yet dispatched (only while a barrier holds them back). */
+  #held: Buffer[][] = [];
+  #heldAt = 0;
+  /** Set while later commands must not be dispatched: they depend on how an EXEC ends. */
+  #barrier = false;
+  /** A protocol error, answered once every command parsed before it has been dispatched. */
+  #protocolError: ProtocolError | null = null;
+  readonly closed: Promise<void>;
+
+  constructor(socket: Socket, host: ConnectionHost, id: number) {
+    this.#socket = socket;
+    this.#host = host;
+    const cfg = host.options.config;
+    this.#parser = new RespParser({ maxBulkLen: cfg.protoMaxBulkLen, maxMultibulkLen: cfg.protoMaxMultibulkLen });
+    this.#writer = new RespWriter(2);
+    const now = Date.now();
+    this.client = {
+      id,
+      name: null,
+      db: 0,
+      proto: 2,
+      authenticated: cfg.requirepass === null || cfg.requirepass === "",
+      addr: `${socket.remoteAddress}:${socket.remotePort}`,
+      laddr: `${socket.localAddress}:${socket.localPort}`,
+      createdAt: now,
+      lastCommandAt: now,
+      lastCommand: "NULL",
+      inMulti: false,
+      watching: 0,
+    };
+    this.#ctx = { client: this.client, server: host };
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("drain", () => this.#maybeResume());
+    socket.on("error", () => socket.destroy());
+    this.closed = new Promise((resolve) =>
+      socket.once("close", () => {
+        this.#stopped = true;
+        this.#ended = true;
+        this.#unwatchAll();
+        this.#notifyIdle();
+        resolve();
+      }),
+    );
+  }
+
+  /** Stop reading, let pending commands reply, then end the socket (server close). */
+  async shutdown(): Promise<void> {
+    this.#stopped = true;
+    this.#socket.pause();
+    if (this.#inflight() > 0) await new Promise<void>((r) => this.#idle.push(r));
+    this.#end();
+    await this.closed;
+  }
+
+  #inflight(): number {
+    return this.#slots.length - this.#head;
+  }
+
+  #onData(chunk: Buffer): void {
+    try {
+      this.#consume(chunk);
+    } catch (e) {
+      // A bug must cost this connection, never the server: answer what we can, then close.
+      this.#host.options.logger.error({ err: e, client: this.client.id }, "RESP connection failed");
+      this.#stopped = true;
+      this.#slots.push({ reply: errorReply(e), proto: this.client.proto, close: true });
+      this.#flush();
+    }
+  }
+
+  #consume(chunk: Buffer): void {
+    if (this.#stopped || this.#protocolError) return;
+    try {
+      this.#parser.feed(chunk, this.#held);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.#protocolError = e;
+    }
+    this.#dispatchHeld();
+  }
+
+  /** Dispatch parsed commands in order until a barrier (see #exec) holds the rest back. */
+  #dispatchHeld(): void {
+    while (this.#heldAt < this.#held.length && !this.#barrier && !this.#stopped) {
+      const args = this.#held[this.#heldAt]!;
+      this.#held[this.#heldAt++] = EMPTY_ARGS;
+      this.#dispatch(args);
+    }
+    if (this.#heldAt >= this.#held.length) {
+      this.#held = [];
+      this.#heldAt = 0;
+      const perr = this.#protocolError;
+      if (perr && !this.#stopped) {
+        this.#host.protocolError();
+        this.#stopped = true;
+        this.#slots.push({ reply: err(`ERR ${perr.message}`), proto: this.client.proto, close: true });
+      }
+    }
+    this.#flush();
+    const backlog = this.#inflight() + this.#held.length - this.#heldAt;
+    if (!this.#stopped && (backlog > MAX_INFLIGHT || this.#socket.writableLength > MAX_OUTPUT)) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #maybeResume(): void {
+    const backlog = this.#inflight() + this.#held.length - this.#heldAt;
+    if (this.#paused && !this.#stopped && !this.#protocolError && backlog < MAX_INFLIGHT / 2 && this.#socket.writableLength <= MAX_OUTPUT) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+
+  #push(reply: Reply | null): Slot {
+    const s: Slot = { reply, proto: this.client.proto };
+    this.#slots.push(s);
+    return s;
+  }
+
+  #later(p: Promise<Reply>): void {
+    const slot = this.#push(null);
+    p.then(
+      (r) => (slot.reply = r),
+      (e) => (slot.reply = errorReply(e)),
+    ).then(() => this.#scheduleFlush());
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // One flush for all the commits that complete in this turn: their replies share a write.
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+      this.#maybeResume();
+    });
+  }
+
+  #flush(): void {
+    if (this.#ended) return;
+    let close = false;
+    while (this.#head < this.#slots.length) {
+      const s = this.#slots[this.#head]!;
+      if (s.reply === null) break;
+      this.#writer.proto = s.proto;
+      this.#writer.add(s.reply);
+      this.#head++;
+      if (s.close) {
+        close = true;
+        break;
+      }
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#slots.length) {
+      this.#slots = this.#slots.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#writer.flush(this.#socket);
+    if (close) {
+      this.#slots = [];
+      this.#head = 0;
+      this.#end();
+    }
+    if (this.#inflight() === 0) this.#notifyIdle();
+  }
+
+  #notifyIdle(): void {
+    const w = this.#idle;
+    this.#idle = [];
+    for (const r of w) r();
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#stopped = true;
+    this.#socket.end();
+    // Keep reading (and ignoring: #stopped) so the peer's FIN is seen and 'close' follows; a client
+    // that neither reads nor closes is destroyed after 2 s, so close() always finishes.
+    this.#socket.resume();
+    const timer = setTimeout(() => this.#socket.destroy(), 2000);
+    this.#socket.once("close", () => clearTimeout(timer));
+  }
+
+  // ---- dispatch ----
+
+  #dispatch(args: Buffer[]): void {
+    this.#host.commandProcessed();
+    const name = args[0]!.toString("latin1").toLowerCase();
+    const cmd = this.#host.commands.get(name);
+    this.client.lastCommandAt = Date.now();
+    if (!cmd) {
+      if (this.#multi) this.#multi.failed = true;
+      // Redis's wording: the arguments quoted until their text reaches 128 chars.
+      let rest = "";
+      for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args[i]!.toString("latin1").slice(0, 128 - rest.length)}' `;
+      this.#push(err(`ERR unknown command '${args[0]!.toString("latin1").slice(0, 128)}', with args beginning with: ${rest}`));
+      return;
+    }
+    this.client.lastCommand = name;
+    if ((cmd.arity > 0 && args.length !== cmd.arity) || args.length < -cmd.arity) {
+      if (this.#multi) this.#multi.failed = true;
+      this.#push(err(`ERR wrong number of arguments for '${name}' command`));
+      return;
+    }
+    if (!this.client.authenticated && !cmd.noauth) {
+      if (this.#multi) this.#multi.failed = true;
+      this.#push(err("NOAUTH Authentication required."));
+      return;
+    }
+    if (this.#multi && !cmd.txControl) {
+      if (cmd.noMulti) {
+        this.#multi.failed = true;
+        this.#push(err("ERR Command not allowed inside a transaction"));
+        return;
+      }
+      this.#multi.queue.push({ cmd, args: args.map((a) => Buffer.from(a)) });
+      this.#push(QUEUED);
+      return;
+    }
+    try {
+      switch (cmd.kind) {
+        case "read":
+          return this.#read(cmd, args);
+        case "write":
+          return this.#write(cmd, args);
+        case "conn":
+          return this.#conn(cmd, name, args);
+      }
+    } catch (e) {
+      this.#push(errorReply(e));
+    }
+  }
+
+  #read(cmd: Command, args: Buffer[]): void {
+    const db = this.client.db;
+    const ks = this.#host.keyspace;
+    if (this.#pendingWrites === 0) return void this.#push(cmd.run!(ks.read(db), args, this.#ctx));
+    this.#later(ks.transaction((tx) => cmd.run!(ks.write(db, new TxStore(tx, true)), args, this.#ctx)).catch(errorReply));
+  }
+
+  #write(cmd: Command, args: Buffer[]): void {
+    const db = this.client.db;
+    const ks = this.#host.keyspace;
+    const p = this.#transaction((store) => {
+      const v = ks.write(db, store);
+      const reply = cmd.run!(v, args, this.#ctx);
+      return { reply, dirty: v.dirty };
+    });
+    this.#later(p);
+  }
+
+  /** Run `fn` in one db.transaction; reply once durable; count the changes for persistence. */
+  #transaction(fn: (store: TxStore) => { reply: Reply; dirty: number }): Promise<Reply> {
+    this.#pendingWrites++;
+    this.#host.inflightWrites++;
+    const p = this.#host.keyspace.transaction((tx) => fn(new TxStore(tx)));
+    const done = p.then(
+      ({ reply, dirty }) => {
+        if (dirty > 0) this.#host.options.persistence.noteChanges(dirty);
+        return reply;
+      },
+      (e) => errorReply(e),
+    );
+    const settled = done.finally(() => {
+      this.#pendingWrites--;
+      this.#host.inflightWrites--;
+    });
+    this.#lastWrite = settled;
+    return settled;
+  }
+
+  #conn(cmd: Command, name: string, args: Buffer[]): void {
+    switch (name) {
+      case "quit":
+        this.#stopped = true;
+        this.#slots.push({ reply: OK, proto: this.client.proto, close: true });
+        return;
+      case "multi":
+        if (this.#multi) return void this.#push(err("ERR MULTI calls can not be nested"));
+        this.#multi = { queue: [], failed: false };
+        this.client.inMulti = true;
+        return void this.#push(OK);
+      case "discard":
+        if (!this.#multi) return void this.#push(err("ERR DISCARD without MULTI"));
+        this.#endMulti();
+        return void this.#push(OK);
+      case "exec":
+        return this.#exec();
+      case "watch":
+        return this.#watch(args);
+      case "unwatch":
+        this.#unwatchAll();
+        return void this.#push(OK);
+      case "shutdown":
+        return this.#shutdownCommand(args);
+    }
+    if (!cmd.immediate && this.#pendingWrites > 0) {
+      // INFO, SAVE, BACKUP... after this connection's writes: they must see (and save) them.
+      return this.#later(this.#lastWrite.then(() => cmd.conn!(this.#ctx, args)));
+    }
+    const r = cmd.conn!(this.#ctx, args);
+    if (r instanceof Promise) this.#later(r);
+    else this.#push(r);
+  }
+
+  #shutdownCommand(args: Buffer[]): void {
+    let mode: ShutdownMode = "default";
+    for (let i = 1; i < args.length; i++) {
+      const o = args[i]!.toString().toUpperCase();
+      if (o === "SAVE") mode = "save";
+      else if (o === "NOSAVE") mode = "nosave";
+      else if (o !== "NOW" && o !== "FORCE") return void this.#push(err("ERR syntax error"));
+    }
+    // As in Redis, a successful SHUTDOWN gets no reply: the connection closes.
+    this.#stopped = true;
+    this.#host.shutdown(mode);
+  }
+
+  #endMulti(): void {
+    this.#multi = null;
+    this.client.inMulti = false;
+    this.#unwatchAll();
+  }
+
+  #watch(args: Buffer[]): void {
+    if (this.#multi) return void this.#push(err("ERR WATCH inside MULTI is not allowed"));
+    const ks = this.#host.keyspace;
+    const db = this.client.db;
+    for (let i = 1; i < args.length; i++) {
+      const key = Buffer.from(args[i]!);
+      this.#watched.push({ db, key, version: ks.watch(db, key) });
+    }
+    this.client.watching = this.#watched.length;
+    // A write already applied but not yet published has not bumped the version we recorded, so the
+    // client must not read before it is published: reply once every write now in flight has settled.
+    // Pipelined reads after the WATCH wait too (it counts as a pending write of this connection).
+    if (this.#host.inflightWrites > 0) {
+      this.#pendingWrites++;
+      const settled = ks.db.flushed().then(
+        () => OK,
+        (e) => errorReply(e),
+      );
+      this.#lastWrite = settled.finally(() => this.#pendingWrites--);
+      this.#later(settled);
+    } else this.#push(OK);
+  }
+
+  #unwatchAll(): void {
+    const ks = this.#host.keyspace;
+    for (const w of this.#watched) ks.unwatch(w.db, w.key);
+    this.#watched = [];
+    this.client.watching = 0;
+  }
+
+  #exec(): void {
+    const multi = this.#multi;
+    if (!multi) return void this.#push(err("ERR EXEC without MULTI"));
+    const watched = this.#watched;
+    this.#watched = [];
+    this.#multi = null;
+    this.client.inMulti = false;
+    const release = () => {
+      for (const w of watched) this.#host.keyspace.unwatch(w.db, w.key);
+    };
+    if (multi.failed) {
+      release();
+      return void this.#push(err("EXECABORT Transaction discarded because of previous errors."));
+    }
+    // The db of each queued command is fixed here, following the SELECTs inside the MULTI.
+    const plan: Array<{ q: Queued; db: number; select?: Reply }> = [];
+    let db = this.client.db;
+    for (const q of multi.queue) {
+      if (q.cmd.name === "select") {
+        try {
+          db = selectIndex(this.#ctx, q.args[1]!);
+          plan.push({ q, db, select: OK });
+        } catch (e) {
+          plan.push({ q, db, select: errorReply(e) });
+        }
+      } else plan.push({ q, db });
+    }
+    // Commands after EXEC run in the db its SELECTs leave. Without WATCH, EXEC cannot abort now, so
+    // that db is known and set at once. With WATCH it is known only when the transaction runs:
+    // later commands of this connection wait for it (a barrier), which costs only such EXECs.
+    const finalDb = db;
+    const selects = plan.some((e) => e.select !== undefined);
+    if (!selects || watched.length === 0) this.client.db = finalDb;
+    else this.#barrier = true;
+    const ks = this.#host.keyspace;
+    const p = this.#transaction((store) => {
+      for (const w of watched) if (ks.version(w.db, w.key) !== w.version) return { reply: NULL_ARRAY, dirty: 0 };
+      if (this.#barrier) this.client.db = finalDb;
+      const now = Date.now();
+      const replies: Reply[] = [];
+      let dirty = 0;
+      for (const { q, db: qdb, select } of plan) {
+        try {
+          if (select !== undefined) replies.push(select);
+          else if (q.cmd.kind === "conn") {
+            const r = q.cmd.conn ? q.cmd.conn(this.#ctx, q.args) : err("ERR Command not allowed inside a transaction");
+            replies.push(r instanceof Promise ? err("ERR Command not allowed inside a transaction") : r);
+          } else {
+            const v = ks.write(qdb, store, now);
+            replies.push(q.cmd.run!(v, q.args, this.#ctx));
+            dirty += v.dirty;
+          }
+        } catch (e) {
+          if (!(e instanceof RespError)) throw e;
+          replies.push(err(e.reply));
+        }
+      }
+      return { reply: arr(replies), dirty };
+    });
+    this.#later(p.finally(release));
+    if (this.#barrier) {
+      void p.finally(() => {
+        this.#barrier = false;
+        this.#dispatchHeld();
+      });
+    }
+  }
+}
+
+/** The error reply for anything a command threw: RespError as is, KeelError by code. */
+export function errorReply(e: unknown): Reply {
+  if (e instanceof RespError) return err(e.reply);
+  if (isKeelError(e)) {
+    if (e.code === "INVALID_ARGUMENT") return err(`ERR ${e.message}`);
+    return err(`ERR KeelDB ${e.code}: ${e.message}`);
+  }
+  return err(`ERR internal error: ${e instanceof Error ? e.message : String(e)}`);
+}

@@ -1,0 +1,261 @@
+/**
+ * serverCommands: connection and administration commands: PING ECHO HELLO SELECT AUTH CLIENT INFO
+ * CONFIG COMMAND TIME SHUTDOWN SAVE BGSAVE LASTSAVE BACKUP BGREWRITEAOF.
+ * (QUIT, MULTI, EXEC, DISCARD, WATCH and UNWATCH are handled by the connection itself.)
+ *
+ * Invariant: password checks compare in constant time (timingSafeEqual over SHA-256 digests).
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { isKeelError } from "../../errors.js";
+import { arr, bulk, int, map, NULL, OK, simple, strMap, type Reply } from "../resp/Reply.js";
+import { RespError, SYNTAX } from "../resp/RespError.js";
+import type { Command } from "./Command.js";
+import type { ClientState, CommandContext } from "./CommandContext.js";
+import { connCmd } from "./define.js";
+import { infoText } from "./info.js";
+import { configGet, configSet } from "./config.js";
+import { toInt64, upper } from "./args.js";
+
+import { SERVER_VERSION_INFO as SERVER_VERSION } from "./version.js";
+
+function digest(s: string | Buffer): Buffer {
+  return createHash("sha256").update(s).digest();
+}
+
+/** Whether `pass` is the configured password (null password: anything is accepted). */
+export function checkPassword(ctx: CommandContext, user: string | null, pass: Buffer): boolean {
+  if (user !== null && user !== "default") return false;
+  const want = ctx.server.options.config.requirepass;
+  if (want === null || want === "") return true;
+  return timingSafeEqual(digest(want), digest(pass));
+}
+
+const WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled.";
+
+function auth(ctx: CommandContext, args: Buffer[]): Reply {
+  if (args.length > 3) throw new RespError(SYNTAX);
+  const want = ctx.server.options.config.requirepass;
+  if (args.length === 2 && (want === null || want === "")) {
+    throw new RespError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+  }
+  const user = args.length === 3 ? args[1]!.toString() : null;
+  if (!checkPassword(ctx, user, args[args.length - 1]!)) throw new RespError(WRONGPASS);
+  ctx.client.authenticated = true;
+  return OK;
+}
+
+function hello(ctx: CommandContext, args: Buffer[]): Reply {
+  let proto = ctx.client.proto;
+  if (args.length >= 2) {
+    const v = toInt64(args[1]!);
+    if (v === null) throw new RespError("ERR Protocol version is not an integer or out of range");
+    if (v !== 2n && v !== 3n) throw new RespError("NOPROTO unsupported protocol version");
+    proto = v === 3n ? 3 : 2;
+  }
+  let name: string | null | undefined;
+  for (let i = 2; i < args.length; i++) {
+    const o = upper(args[i]);
+    if (o === "AUTH" && i + 2 < args.length) {
+      if (!checkPassword(ctx, args[i + 1]!.toString(), args[i + 2]!)) throw new RespError(WRONGPASS);
+      ctx.client.authenticated = true;
+      i += 2;
+    } else if (o === "SETNAME" && i + 1 < args.length) {
+      name = validName(args[++i]!);
+    } else throw new RespError(`ERR Syntax error in HELLO option '${args[i]!.toString("latin1")}'`);
+  }
+  if (!ctx.client.authenticated) {
+    throw new RespError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+  }
+  if (name !== undefined) ctx.client.name = name;
+  ctx.client.proto = proto;
+  return strMap([
+    ["server", "redis"],
+    ["version", SERVER_VERSION],
+    ["proto", proto],
+    ["id", ctx.client.id],
+    ["mode", "standalone"],
+    ["role", "master"],
+    ["modules", arr([])],
+  ]);
+}
+
+function validName(b: Buffer): string | null {
+  for (const c of b) if (c < 0x21 || c > 0x7e) throw new RespError("ERR Client names cannot contain spaces, newlines or special characters.");
+  return b.length === 0 ? null : b.toString("latin1");
+}
+
+function select(ctx: CommandContext, args: Buffer[]): Reply {
+  ctx.client.db = selectIndex(ctx, args[1]!);
+  return OK;
+}
+
+export function selectIndex(ctx: CommandContext, arg: Buffer): number {
+  const n = toInt64(arg);
+  if (n === null) throw new RespError("ERR value is not an integer or out of range");
+  if (n < 0n || n >= BigInt(ctx.server.options.config.databases)) throw new RespError("ERR DB index is out of range");
+  return Number(n);
+}
+
+export function clientLine(c: ClientState, now: number): string {
+  const age = Math.floor((now - c.createdAt) / 1000);
+  const idle = Math.floor((now - c.lastCommandAt) / 1000);
+  const flags = c.inMulti ? "x" : "N";
+  return `id=${c.id} addr=${c.addr} laddr=${c.laddr} fd=-1 name=${c.name ?? ""} age=${age} idle=${idle} flags=${flags} db=${c.db} sub=0 psub=0 ssub=0 multi=${c.inMulti ? 0 : -1} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=${c.lastCommand} user=default redir=-1 resp=${c.proto}`;
+}
+
+function client(ctx: CommandContext, args: Buffer[]): Reply {
+  const sub = upper(args[1]);
+  const arity = (n: number) => {
+    if (args.length !== n) throw new RespError(`ERR wrong number of arguments for 'client|${sub.toLowerCase()}' command`);
+  };
+  switch (sub) {
+    case "SETNAME":
+      arity(3);
+      ctx.client.name = validName(args[2]!);
+      return OK;
+    case "GETNAME":
+      arity(2);
+      return ctx.client.name === null ? NULL : bulk(ctx.client.name);
+    case "ID":
+      arity(2);
+      return int(ctx.client.id);
+    case "LIST": {
+      const now = Date.now();
+      let text = "";
+      for (const c of ctx.server.clients()) text += clientLine(c, now) + "\n";
+      return { t: "verbatim", s: text };
+    }
+    case "INFO":
+      arity(2);
+      return { t: "verbatim", s: clientLine(ctx.client, Date.now()) + "\n" };
+    case "SETINFO":
+      arity(4);
+      return OK;
+    case "NO-EVICT":
+    case "NO-TOUCH":
+    case "REPLY":
+      return OK;
+    default:
+      throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CLIENT HELP.`);
+  }
+}
+
+function config(ctx: CommandContext, args: Buffer[]): Reply {
+  const sub = upper(args[1]);
+  if (sub === "GET") {
+    if (args.length < 3) throw new RespError("ERR wrong number of arguments for 'config|get' command");
+    return configGet(ctx.server.options.config, args.slice(2).map((a) => a.toString()));
+  }
+  if (sub === "SET") {
+    if (args.length < 4 || args.length % 2 !== 0) throw new RespError("ERR wrong number of arguments for 'config|set' command");
+    configSet(ctx.server.options.config, args.slice(2).map((a) => a.toString()));
+    return OK;
+  }
+  if (sub === "RESETSTAT") return OK;
+  if (sub === "REWRITE") throw new RespError("ERR CONFIG REWRITE is not supported by KeelDB: edit the TOML configuration file");
+  throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CONFIG HELP.`);
+}
+
+function commandInfo(c: Command): Reply {
+  return arr([
+    bulk(c.name),
+    int(c.arity),
+    { t: "set", items: c.flags.map((f) => simple(f)) },
+    int(c.keys[0]),
+    int(c.keys[1]),
+    int(c.keys[2]),
+    { t: "set", items: [] },
+    { t: "set", items: [] },
+    arr([]),
+    arr([]),
+  ]);
+}
+
+function command(ctx: CommandContext, args: Buffer[]): Reply {
+  const table = ctx.server.commands;
+  const sub = upper(args[1]);
+  if (args.length === 1) return arr([...table.values()].map(commandInfo));
+  switch (sub) {
+    case "COUNT":
+      return int(table.size);
+    case "LIST":
+      return arr([...table.keys()].map((n) => bulk(n)));
+    case "INFO": {
+      const names = args.length > 2 ? args.slice(2).map((a) => a.toString().toLowerCase()) : [...table.keys()];
+      return arr(names.map((n) => (table.has(n) ? commandInfo(table.get(n)!) : NULL)));
+    }
+    case "DOCS":
+      // No documentation is served: redis-cli then falls back to its built-in hints.
+      return map([]);
+    default:
+      throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try COMMAND HELP.`);
+  }
+}
+
+function time(): Reply {
+  const us = BigInt(Date.now()) * 1000n + BigInt(Math.floor((performance.now() % 1) * 1000));
+  return arr([bulk(String(us / 1000000n)), bulk(String(us % 1000000n))]);
+}
+
+/** A failed persistence job as an error reply, the way Connection.errorReply words engine errors. */
+function keelErr(e: unknown): never {
+  if (isKeelError(e)) throw new RespError(`ERR KeelDB ${e.code}: ${e.message}`);
+  throw e;
+}
+
+async function save(ctx: CommandContext): Promise<Reply> {
+  try {
+    await ctx.server.options.persistence.save();
+    return OK;
+  } catch (e) {
+    return keelErr(e);
+  }
+}
+
+async function backup(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
+  try {
+    await ctx.server.options.persistence.backup(args[1]!.toString());
+    return OK;
+  } catch (e) {
+    return keelErr(e);
+  }
+}
+
+function bgsave(ctx: CommandContext, args: Buffer[]): Reply {
+  if (args.length > 2 || (args.length === 2 && upper(args[1]) !== "SCHEDULE")) throw new RespError(SYNTAX);
+  if (!ctx.server.options.persistence.bgsave()) throw new RespError("ERR Background save already in progress");
+  return simple("Background saving started");
+}
+
+function bgrewriteaof(ctx: CommandContext): Reply {
+  if (!ctx.server.options.persistence.bgrewriteaof()) throw new RespError("ERR Background append only file rewriting already in progress");
+  return simple("Background append only file rewriting started");
+}
+
+function info(ctx: CommandContext, args: Buffer[]): Reply {
+  return { t: "verbatim", s: infoText(ctx, args.slice(1).map((a) => a.toString().toLowerCase())) };
+}
+
+function ping(ctx: CommandContext, args: Buffer[]): Reply {
+  if (args.length > 2) throw new RespError("ERR wrong number of arguments for 'ping' command");
+  return args.length === 2 ? bulk(args[1]!) : simple("PONG");
+}
+
+export const serverCommands: Command[] = [
+  connCmd("ping", -1, ping, ["fast", "stale"], { immediate: true }),
+  connCmd("echo", 2, (_c, args) => bulk(args[1]!), ["fast"], { immediate: true }),
+  connCmd("hello", -1, hello, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true, immediate: true }),
+  connCmd("auth", -2, auth, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true, immediate: true }),
+  connCmd("select", 2, select, ["loading", "stale", "fast"], { immediate: true }),
+  connCmd("client", -2, client, ["admin", "noscript", "loading", "stale"], { immediate: true }),
+  connCmd("config", -2, config, ["admin", "noscript", "loading", "stale"]),
+  connCmd("command", -1, command, ["loading", "stale"]),
+  connCmd("info", -1, info, ["loading", "stale"]),
+  connCmd("time", 1, time, ["loading", "stale", "fast"]),
+  connCmd("lastsave", 1, (ctx) => int(ctx.server.options.persistence.lastSave()), ["loading", "stale", "fast"]),
+  connCmd("save", 1, save, ["admin", "noscript"], { noMulti: true }),
+  connCmd("bgsave", -1, bgsave, ["admin", "noscript"], { noMulti: true }),
+  connCmd("backup", 2, backup, ["admin", "noscript"], { noMulti: true }),
+  connCmd("bgrewriteaof", 1, bgrewriteaof, ["admin", "noscript"], { noMulti: true }),
+];
+

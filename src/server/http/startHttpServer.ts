@@ -1,0 +1,103 @@
+/**
+ * startHttpServer: the operations HTTP listener of `keel serve` (node:http, its own port):
+ *   GET /health   200 {"status":"ok",...} or 503 {"status":"fail","reasons":[...]} (healthCheck.ts)
+ *   GET /metrics  Prometheus text format (ServerMetrics)
+ *   GET /stats    JSON: db.getStats(), db.txlogWatermarks(), RESP server stats, persistence INFO
+ * Anything else is 404; a method other than GET/HEAD is 405.
+ *
+ * Invariants: no route writes to the database; a handler error is a 500 with a JSON body, never
+ * a crash of the process; close() stops accepting and ends idle keep-alive connections.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { Database } from "../../db/Database.js";
+import type { HealthSettings } from "../config/ServeConfig.js";
+import type { ServerMetrics } from "../metrics/ServerMetrics.js";
+import type { Persistence, RespServerStats } from "../ServerContext.js";
+import { healthCheck } from "./healthCheck.js";
+
+export interface HttpServerOptions {
+  readonly db: Database;
+  readonly dir: string;
+  readonly bind: string;
+  readonly port: number;
+  readonly health: HealthSettings;
+  readonly metrics: ServerMetrics;
+  readonly persistence: Persistence;
+  readonly respStats: () => RespServerStats | null;
+  readonly shuttingDown: () => boolean;
+  readonly logger: Logger;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, body: string, type: string): void {
+  res.writeHead(status, { "content-type": type, "cache-control": "no-store", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, `${JSON.stringify(value, (_k, v) => (v instanceof Error ? { code: (v as { code?: string }).code, message: v.message } : v), 2)}\n`, "application/json; charset=utf-8");
+}
+
+export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      return json(res, 405, { error: "method not allowed" });
+    }
+    switch (path) {
+      case "/health": {
+        const h = healthCheck(o.db, o.dir, o.health, o.shuttingDown());
+        return json(res, h.status === "ok" ? 200 : 503, h);
+      }
+      case "/metrics": {
+        const text = await o.metrics.text();
+        return send(res, 200, text, o.metrics.contentType);
+      }
+      case "/stats": {
+        let stats: unknown = null;
+        let watermarks: unknown = null;
+        try {
+          stats = o.db.getStats();
+          watermarks = o.db.txlogWatermarks();
+        } catch (e) {
+          return json(res, 503, { error: (e as Error)?.message ?? String(e) });
+        }
+        return json(res, 200, { stats, watermarks, server: o.respStats(), persistence: Object.fromEntries(o.persistence.info()), memory: process.memoryUsage(), uptimeSec: Math.round(process.uptime()) });
+      }
+      default:
+        return json(res, 404, { error: "not found", routes: ["/health", "/metrics", "/stats"] });
+    }
+  };
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      o.logger.error({ event: "http-error", url: req.url, err: { message: (e as Error)?.message } }, "HTTP handler failed");
+      if (!res.headersSent) json(res, 500, { error: (e as Error)?.message ?? String(e) });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.bind, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 1000).unref();
+      }),
+  };
+}

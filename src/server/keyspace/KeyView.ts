@@ -1,0 +1,251 @@
+/**
+ * KeyView: the data operations of one logical db at one instant (`now`), over a Store (a write
+ * transaction or the published state). Commands are written against this class only.
+ *
+ * Invariants:
+ * - An expired key is never returned: every read checks expireAt against `now`.
+ * - A write that finds an expired value purges it first (its hash fields and expiry index entry), so
+ *   stale fields can never reappear under a new hash of the same name.
+ * - Every write touches the key's WATCH version (Keyspace.touch) in the same callback.
+ * - Type checks happen before any write, so a WRONGTYPE error leaves the transaction unchanged.
+ */
+import { RespError, WRONGTYPE } from "../resp/RespError.js";
+import type { Keyspace, LogicalDb } from "./Keyspace.js";
+import { TxStore, type KV, type Store } from "./Store.js";
+import { encodeHash, encodeString, expiryKey, fieldPrefix, hashCount, HEADER, prefixEnd, readExpireAt, T_HASH, T_STRING, withExpireAt } from "./ValueHeader.js";
+
+const EMPTY = Buffer.alloc(0);
+
+export type KeyType = "none" | "string" | "hash";
+
+export class KeyView {
+  constructor(
+    readonly ks: Keyspace,
+    readonly ldb: LogicalDb,
+    readonly store: Store,
+    readonly now: number,
+  ) {}
+
+  /** Keys changed through this view (what persistence.noteChanges counts). */
+  dirty = 0;
+
+  touch(key: Buffer): void {
+    this.dirty++;
+    this.ks.touch(this.ldb.index, key);
+  }
+
+  checkKey(key: Buffer, extra = 0): void {
+    if (key.length + extra > this.ks.maxKeyLen) throw new RespError(`ERR key too long for KeelDB (at most ${this.ks.maxKeyLen} bytes of key and field)`);
+  }
+
+  /** The stored value, expired or not. */
+  stored(key: Buffer): Buffer | undefined {
+    if (key.length > this.ks.maxKeyLen) return undefined;
+    return this.store.get(this.ldb.keys, key);
+  }
+
+  /** The value if the key exists and has not expired. */
+  live(key: Buffer): Buffer | undefined {
+    const v = this.stored(key);
+    if (v === undefined) return undefined;
+    const at = readExpireAt(v);
+    if (at !== 0 && at <= this.now) {
+      if (this.store.writable) this.#purge(key, v);
+      return undefined;
+    }
+    return v;
+  }
+
+  type(key: Buffer): KeyType {
+    const v = this.live(key);
+    return v === undefined ? "none" : v[0] === T_HASH ? "hash" : "string";
+  }
+
+  exists(key: Buffer): boolean {
+    return this.live(key) !== undefined;
+  }
+
+  getString(key: Buffer): Buffer | undefined {
+    const v = this.live(key);
+    if (v === undefined) return undefined;
+    if (v[0] !== T_STRING) throw new RespError(WRONGTYPE);
+    return v.subarray(HEADER);
+  }
+
+  /** -2: no such key; 0: no expiry; otherwise the absolute expiry in ms. */
+  expireAtOf(key: Buffer): number {
+    const v = this.live(key);
+    return v === undefined ? -2 : readExpireAt(v);
+  }
+
+  /** Store a string, replacing whatever the key held; expireAt 0 = no expiry. */
+  setString(key: Buffer, value: Buffer, expireAt: number): void {
+    this.checkKey(key);
+    const old = this.stored(key);
+    if (old !== undefined) this.#dropSide(key, old);
+    this.#putKey(key, encodeString(value, expireAt));
+    if (expireAt !== 0) this.store.put(this.ldb.ttl, expiryKey(expireAt, key), EMPTY);
+    this.touch(key);
+  }
+
+  /** Delete the key; true if it existed (and had not expired). */
+  del(key: Buffer): boolean {
+    const v = this.stored(key);
+    if (v === undefined) return false;
+    const at = readExpireAt(v);
+    this.#purge(key, v);
+    return at === 0 || at > this.now;
+  }
+
+  /** Set (expireAt > 0) or remove (0) the expiry of a live key; an expiry not after now deletes it. */
+  setExpireAt(key: Buffer, expireAt: number): boolean {
+    const v = this.live(key);
+    if (v === undefined) return false;
+    if (expireAt !== 0 && expireAt <= this.now) {
+      this.#purge(key, v);
+      return true;
+    }
+    const old = readExpireAt(v);
+    if (old !== 0) this.store.remove(this.ldb.ttl, expiryKey(old, key));
+    this.#putKey(key, withExpireAt(v, expireAt));
+    if (expireAt !== 0) this.store.put(this.ldb.ttl, expiryKey(expireAt, key), EMPTY);
+    this.touch(key);
+    return true;
+  }
+
+  // ---- hashes ----
+
+  #hashHeader(key: Buffer): Buffer | undefined {
+    const v = this.live(key);
+    if (v !== undefined && v[0] !== T_HASH) throw new RespError(WRONGTYPE);
+    return v;
+  }
+
+  hget(key: Buffer, field: Buffer): Buffer | undefined {
+    if (this.#hashHeader(key) === undefined) return undefined;
+    if (key.length + field.length > this.ks.maxKeyLen + 4) return undefined;
+    return this.store.get(this.ldb.hash, Buffer.concat([fieldPrefix(key), field]));
+  }
+
+  hlen(key: Buffer): number {
+    const h = this.#hashHeader(key);
+    return h === undefined ? 0 : hashCount(h);
+  }
+
+  /** Set fields; returns how many were new. */
+  hset(key: Buffer, pairs: ReadonlyArray<readonly [Buffer, Buffer]>): number {
+    this.checkKey(key);
+    for (const [f] of pairs) this.checkKey(key, f.length - 4);
+    const h = this.#hashHeader(key);
+    let count = h === undefined ? 0 : hashCount(h);
+    const expireAt = h === undefined ? 0 : readExpireAt(h);
+    const prefix = fieldPrefix(key);
+    let added = 0;
+    for (const [f, val] of pairs) if (!this.store.put(this.ldb.hash, Buffer.concat([prefix, f]), val)) added++;
+    count += added;
+    if (h === undefined || added > 0) this.#putKey(key, encodeHash(count, expireAt));
+    this.touch(key);
+    return added;
+  }
+
+  /** Delete fields; returns how many existed. An emptied hash is deleted. */
+  hdel(key: Buffer, fields: readonly Buffer[]): number {
+    const h = this.#hashHeader(key);
+    if (h === undefined) return 0;
+    const prefix = fieldPrefix(key);
+    let removed = 0;
+    for (const f of fields) if (this.store.remove(this.ldb.hash, Buffer.concat([prefix, f]))) removed++;
+    if (removed === 0) return 0;
+    const count = hashCount(h) - removed;
+    if (count <= 0) this.#purge(key, h);
+    else {
+      this.#putKey(key, encodeHash(count, readExpireAt(h)));
+      this.touch(key);
+    }
+    return removed;
+  }
+
+  /** All fields and values of a hash, in field order. */
+  hgetall(key: Buffer): KV[] {
+    if (this.#hashHeader(key) === undefined) return [];
+    return this.#fields(key);
+  }
+
+  #fields(key: Buffer): KV[] {
+    const prefix = fieldPrefix(key);
+    const out: KV[] = [];
+    for (const e of this.store.range(this.ldb.hash, prefix, prefixEnd(prefix))) out.push({ key: e.key.subarray(prefix.length), value: e.value });
+    return out;
+  }
+
+  // ---- whole keys ----
+
+  /** RENAME: move the value and its expiry; false if src does not exist. */
+  rename(src: Buffer, dst: Buffer): boolean {
+    const v = this.live(src);
+    if (v === undefined) return false;
+    if (src.equals(dst)) return true;
+    this.checkKey(dst);
+    const at = readExpireAt(v);
+    if (v[0] === T_STRING) {
+      const payload = Buffer.from(v.subarray(HEADER));
+      this.del(src);
+      this.setString(dst, payload, at);
+      return true;
+    }
+    const fields = this.#fields(src);
+    for (const f of fields) this.checkKey(dst, f.key.length - 4);
+    this.del(src);
+    this.del(dst);
+    const prefix = fieldPrefix(dst);
+    for (const f of fields) this.store.put(this.ldb.hash, Buffer.concat([prefix, f.key]), f.value);
+    this.#putKey(dst, encodeHash(fields.length, at));
+    if (at !== 0) this.store.put(this.ldb.ttl, expiryKey(at, dst), EMPTY);
+    this.touch(dst);
+    return true;
+  }
+
+  /** Up to `count` live keys after `after` (exclusive), in key order, and the last key examined. */
+  scan(after: Buffer | undefined, count: number): { keys: Buffer[]; last: Buffer | undefined } {
+    const start = after === undefined ? undefined : Buffer.concat([after, Buffer.from([0])]);
+    const keys: Buffer[] = [];
+    let last: Buffer | undefined;
+    for (const e of this.store.range(this.ldb.keys, start, undefined, count)) {
+      last = e.key;
+      const at = readExpireAt(e.value);
+      if (at === 0 || at > this.now) keys.push(e.key);
+    }
+    return { keys, last };
+  }
+
+  /** Keys in this db (expired ones not yet deleted included, as Redis counts them). */
+  dbsize(): number {
+    return this.store instanceof TxStore ? this.ks.keyCountInTransaction(this.ldb.index) : this.ldb.keys.getCount();
+  }
+
+  #putKey(key: Buffer, value: Buffer): void {
+    if (!this.store.put(this.ldb.keys, key, value)) this.ks.countKeys(this.ldb.index, 1);
+  }
+
+  flush(): void {
+    this.store.clear(this.ldb.keys);
+    this.ks.countKeys(this.ldb.index, -this.ks.keyCountInTransaction(this.ldb.index));
+    this.store.clear(this.ldb.hash);
+    this.store.clear(this.ldb.ttl);
+    this.ks.touchAll(this.ldb.index);
+    this.dirty++;
+  }
+
+  /** Remove a stored value and everything beside it (hash fields, expiry index entry). */
+  #purge(key: Buffer, v: Buffer): void {
+    this.#dropSide(key, v);
+    if (this.store.remove(this.ldb.keys, key)) this.ks.countKeys(this.ldb.index, -1);
+    this.touch(key);
+  }
+
+  #dropSide(key: Buffer, v: Buffer): void {
+    const at = readExpireAt(v);
+    if (at !== 0) this.store.remove(this.ldb.ttl, expiryKey(at, key));
+    if (v[0] === T_HASH) for (const f of this.#fields(key)) this.store.remove(this.ldb.hash, Buffer.concat([fieldPrefix(key), f.key]));
+  }
+}

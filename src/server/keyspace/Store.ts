@@ -1,0 +1,91 @@
+/**
+ * Store: the byte-level access the keyspace needs, over either a transaction (TxStore: every write
+ * command, EXEC, and reads that must see the connection's queued writes) or the published state
+ * (ReadStore: plain reads).
+ *
+ * Invariants: keys and values are raw Buffers (sub-databases opened with keyEncoding and encoding
+ * "binary"); ReadStore and a read-only TxStore never write (a write through them is an INTERNAL
+ * error, a bug); a TxStore is used only inside its transaction callback.
+ */
+import { KeelError } from "../../errors.js";
+import type { SubDatabase } from "../../db/SubDatabase.js";
+import type { Transaction } from "../../db/Transaction.js";
+
+export interface KV {
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+export interface Store {
+  readonly writable: boolean;
+  get(sub: SubDatabase, key: Buffer): Buffer | undefined;
+  /** Whether the key existed before. */
+  put(sub: SubDatabase, key: Buffer, value: Buffer): boolean;
+  remove(sub: SubDatabase, key: Buffer): boolean;
+  clear(sub: SubDatabase): void;
+  /** Entries with start <= key < end, in key order, at most `limit`. */
+  range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV>;
+}
+
+function readOnlyWrite(): never {
+  throw new KeelError("INTERNAL", "write through a read-only keyspace view", {});
+}
+
+export class TxStore implements Store {
+  readonly writable: boolean;
+  readonly #tx: Transaction;
+  readonly #fors = new Map<SubDatabase, Transaction>();
+
+  /** readOnly: a read that runs in the write queue to see exactly the writes queued before it. */
+  constructor(tx: Transaction, readOnly = false) {
+    this.#tx = tx;
+    this.writable = !readOnly;
+  }
+
+  #for(sub: SubDatabase): Transaction {
+    let t = this.#fors.get(sub);
+    if (!t) {
+      t = this.#tx.for(sub);
+      this.#fors.set(sub, t);
+    }
+    return t;
+  }
+
+  get(sub: SubDatabase, key: Buffer): Buffer | undefined {
+    return this.#for(sub).get(key) as Buffer | undefined;
+  }
+  put(sub: SubDatabase, key: Buffer, value: Buffer): boolean {
+    if (!this.writable) readOnlyWrite();
+    return this.#for(sub).put(key, value);
+  }
+  remove(sub: SubDatabase, key: Buffer): boolean {
+    if (!this.writable) readOnlyWrite();
+    return this.#for(sub).remove(key);
+  }
+  clear(sub: SubDatabase): void {
+    if (!this.writable) readOnlyWrite();
+    this.#for(sub).clear();
+  }
+  *range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV> {
+    for (const e of this.#for(sub).getRange({ start, end, limit })) yield { key: e.key as Buffer, value: e.value as Buffer };
+  }
+}
+
+export class ReadStore implements Store {
+  readonly writable = false;
+  get(sub: SubDatabase, key: Buffer): Buffer | undefined {
+    return sub.getBinary(key);
+  }
+  put(): boolean {
+    return readOnlyWrite();
+  }
+  remove(): boolean {
+    return readOnlyWrite();
+  }
+  clear(): void {
+    readOnlyWrite();
+  }
+  *range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV> {
+    for (const e of sub.getRange({ start, end, limit })) yield { key: e.key as Buffer, value: e.value as Buffer };
+  }
+}

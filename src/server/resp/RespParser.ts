@@ -1,0 +1,268 @@
+/**
+ * RespParser: an incremental parser of client requests (RESP multibulk arrays of bulk strings, and
+ * inline commands as telnet and redis-cli send them) over Buffers that arrive in arbitrary chunks.
+ *
+ * Invariants:
+ * - A frame split at any byte position parses exactly as the whole frame does.
+ * - Memory held per connection is bounded: a header or inline line longer than MAX_LINE, a bulk
+ *   longer than `maxBulkLen`, an array longer than `maxMultibulkLen`, or one command whose
+ *   arguments together exceed `maxBulkLen + MAX_LINE` is a ProtocolError before it is buffered.
+ * - A large bulk is gathered as a list of chunks and joined once (no quadratic re-copying).
+ * - After a ProtocolError the parser is dead: the connection must answer it and close.
+ * - Arguments are views into received chunks (no copy); callers must copy what they keep.
+ */
+
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+export interface ParserLimits {
+  maxBulkLen: number;
+  maxMultibulkLen: number;
+}
+
+/** Longest header line ("*<n>", "$<n>") or inline command, as in Redis (PROTO_INLINE_MAX_SIZE). */
+export const MAX_LINE = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+const ARG_OVERHEAD = 64;
+const CR = 13;
+const LF = 10;
+
+export class RespParser {
+  #buf: Buffer = EMPTY;
+  #pos = 0;
+  /** Arguments still expected in the current multibulk, or -1 between commands. */
+  #argsLeft = -1;
+  #args: Buffer[] = [];
+  #argBytes = 0;
+  /** Length of the bulk being read, or -1 when a "$<n>" header comes next. */
+  #bulkLen = -1;
+  /** Chunks of a large bulk still arriving, and their total length. */
+  #parts: Buffer[] | null = null;
+  #partsLen = 0;
+  #dead = false;
+
+  constructor(readonly limits: ParserLimits) {}
+
+  /** Bytes held by the parser (tests check that it stays bounded). */
+  get bufferedBytes(): number {
+    return this.#buf.length - this.#pos + this.#partsLen + this.#argBytes;
+  }
+
+  /**
+   * Feed one chunk; returns the commands completed by it (each an array of arguments), in order.
+   * Throws ProtocolError on malformed input; commands completed before the error are in `err.commands`.
+   */
+  feed(chunk: Buffer, out: Buffer[][] = []): Buffer[][] {
+    if (this.#dead) throw new ProtocolError("parser closed after a protocol error");
+    if (this.#parts) {
+      this.#parts.push(chunk);
+      this.#partsLen += chunk.length;
+      if (this.#partsLen < this.#bulkLen + 2) return out;
+      this.#buf = Buffer.concat(this.#parts, this.#partsLen);
+      this.#pos = 0;
+      this.#parts = null;
+      this.#partsLen = 0;
+    } else if (this.#pos < this.#buf.length) {
+      this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), chunk]);
+      this.#pos = 0;
+    } else {
+      this.#buf = chunk;
+      this.#pos = 0;
+    }
+    try {
+      this.#parse(out);
+    } catch (e) {
+      this.#dead = true;
+      this.#buf = EMPTY;
+      this.#args = [];
+      throw e;
+    }
+    if (this.#pos >= this.#buf.length) {
+      this.#buf = EMPTY;
+      this.#pos = 0;
+    }
+    return out;
+  }
+
+  #parse(out: Buffer[][]): void {
+    const buf = this.#buf;
+    for (;;) {
+      if (this.#argsLeft < 0) {
+        if (this.#pos >= buf.length) return;
+        if (buf[this.#pos] !== 0x2a /* '*' */) {
+          if (!this.#inline(out)) return;
+          continue;
+        }
+        const n = this.#line("too big mbulk count string");
+        if (n === null) return;
+        const count = parseLen(buf, n.start + 1, n.end);
+        if (count === null || count > this.limits.maxMultibulkLen) throw new ProtocolError("Protocol error: invalid multibulk length");
+        if (count <= 0) continue; // "*0" and "*-1" are empty requests, skipped as Redis does
+        this.#argsLeft = count;
+        this.#args = [];
+        this.#argBytes = 0;
+      }
+      while (this.#argsLeft > 0) {
+        if (this.#bulkLen < 0) {
+          if (this.#pos >= buf.length) return;
+          const c = buf[this.#pos]!;
+          if (c !== 0x24 /* '$' */) throw new ProtocolError(`Protocol error: expected '$', got '${printable(c)}'`);
+          const n = this.#line("too big bulk count string");
+          if (n === null) return;
+          const len = parseLen(buf, n.start + 1, n.end);
+          if (len === null || len < 0 || len > this.limits.maxBulkLen) throw new ProtocolError("Protocol error: invalid bulk length");
+          if (this.#argBytes + len > this.limits.maxBulkLen + MAX_LINE) throw new ProtocolError("Protocol error: request too large");
+          this.#bulkLen = len;
+        }
+        const need = this.#bulkLen + 2;
+        const have = buf.length - this.#pos;
+        if (have < need) {
+          if (need > MAX_LINE) {
+            // Gather the rest of a large bulk as chunks; feed() joins them once it is complete.
+            this.#parts = [buf.subarray(this.#pos)];
+            this.#partsLen = have;
+            this.#buf = EMPTY;
+            this.#pos = 0;
+          }
+          return;
+        }
+        const end = this.#pos + this.#bulkLen;
+        if (buf[end] !== CR || buf[end + 1] !== LF) throw new ProtocolError("Protocol error: bulk string not terminated by CRLF");
+        this.#args.push(buf.subarray(this.#pos, end));
+        // Each argument also costs a Buffer view: counted, so a million empty arguments are bounded too.
+        this.#argBytes += this.#bulkLen + ARG_OVERHEAD;
+        this.#pos = end + 2;
+        this.#bulkLen = -1;
+        this.#argsLeft--;
+      }
+      out.push(this.#args);
+      this.#args = [];
+      this.#argBytes = 0;
+      this.#argsLeft = -1;
+    }
+  }
+
+  /** The next CRLF-terminated line from #pos: its [start, end) without CRLF, advancing past it. */
+  #line(what: string): { start: number; end: number } | null {
+    const buf = this.#buf;
+    const cr = buf.indexOf(CR, this.#pos);
+    if (cr < 0 || cr + 1 >= buf.length) {
+      if (buf.length - this.#pos > MAX_LINE) throw new ProtocolError(`Protocol error: ${what}`);
+      return null;
+    }
+    if (cr - this.#pos > MAX_LINE) throw new ProtocolError(`Protocol error: ${what}`);
+    if (buf[cr + 1] !== LF) throw new ProtocolError("Protocol error: line not terminated by CRLF");
+    const start = this.#pos;
+    this.#pos = cr + 2;
+    return { start, end: cr };
+  }
+
+  /** One inline command (a line split on blanks, with quotes); false if the line is incomplete. */
+  #inline(out: Buffer[][]): boolean {
+    const buf = this.#buf;
+    const lf = buf.indexOf(LF, this.#pos);
+    if (lf < 0) {
+      if (buf.length - this.#pos > MAX_LINE) throw new ProtocolError("Protocol error: too big inline request");
+      return false;
+    }
+    if (lf - this.#pos > MAX_LINE) throw new ProtocolError("Protocol error: too big inline request");
+    let end = lf;
+    if (end > this.#pos && buf[end - 1] === CR) end--;
+    const args = splitArgs(buf.subarray(this.#pos, end));
+    this.#pos = lf + 1;
+    if (args === null) throw new ProtocolError("Protocol error: unbalanced quotes in request");
+    if (args.length > 0) out.push(args);
+    return true;
+  }
+}
+
+/** Decimal integer in buf[start, end) (optional '-'), or null if malformed or beyond 2^53. */
+function parseLen(buf: Buffer, start: number, end: number): number | null {
+  if (start >= end || end - start > 17) return null;
+  let i = start;
+  let neg = false;
+  if (buf[i] === 0x2d) {
+    neg = true;
+    i++;
+    if (i >= end) return null;
+  }
+  let n = 0;
+  for (; i < end; i++) {
+    const d = buf[i]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
+}
+
+function printable(c: number): string {
+  return c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0b || c === 0x0c;
+}
+
+function hexVal(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
+/**
+ * Split an inline line into arguments as Redis's sdssplitargs does: blanks separate, "double quotes"
+ * allow \n \r \t \b \a \\ \" and \xHH escapes, 'single quotes' allow \'. A closing quote must be
+ * followed by a blank or the end. null: unbalanced quotes.
+ */
+export function splitArgs(line: Buffer): Buffer[] | null {
+  const out: Buffer[] = [];
+  let i = 0;
+  const n = line.length;
+  for (;;) {
+    while (i < n && isSpace(line[i]!)) i++;
+    if (i >= n) return out;
+    const cur: number[] = [];
+    let inDq = false;
+    let inSq = false;
+    let done = false;
+    while (!done) {
+      if (i >= n) {
+        if (inDq || inSq) return null;
+        break;
+      }
+      const c = line[i]!;
+      if (inDq) {
+        if (c === 0x5c && i + 3 < n && line[i + 1] === 0x78 && hexVal(line[i + 2]!) >= 0 && hexVal(line[i + 3]!) >= 0) {
+          cur.push(hexVal(line[i + 2]!) * 16 + hexVal(line[i + 3]!));
+          i += 3;
+        } else if (c === 0x5c && i + 1 < n) {
+          i++;
+          const e = line[i]!;
+          cur.push(e === 0x6e ? 10 : e === 0x72 ? 13 : e === 0x74 ? 9 : e === 0x62 ? 8 : e === 0x61 ? 7 : e);
+        } else if (c === 0x22) {
+          if (i + 1 < n && !isSpace(line[i + 1]!)) return null;
+          done = true;
+        } else cur.push(c);
+      } else if (inSq) {
+        if (c === 0x5c && i + 1 < n && line[i + 1] === 0x27) {
+          i++;
+          cur.push(0x27);
+        } else if (c === 0x27) {
+          if (i + 1 < n && !isSpace(line[i + 1]!)) return null;
+          done = true;
+        } else cur.push(c);
+      } else if (isSpace(c)) {
+        done = true;
+      } else if (c === 0x22) inDq = true;
+      else if (c === 0x27) inSq = true;
+      else cur.push(c);
+      i++;
+    }
+    out.push(Buffer.from(cur));
+  }
+}

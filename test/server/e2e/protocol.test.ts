@@ -1,0 +1,66 @@
+/**
+ * The wire behaviour of one connection: inline commands, QUIT, a protocol error in the middle of a
+ * pipeline (earlier replies first, then the error, then the close), limits from the config, and the
+ * reply to a pipeline split into one-byte TCP writes.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { startTestServer, type TestServer } from "../../helpers/respServer.js";
+import { rawConnect } from "./rawClient.js";
+
+describe("RESP wire behaviour", () => {
+  let ts: TestServer;
+  before(async () => {
+    ts = await startTestServer({ protoMaxBulkLen: 1024 * 1024, protoMaxMultibulkLen: 100 });
+  });
+  after(async () => {
+    await ts.stop();
+  });
+
+  test("inline commands and QUIT", async () => {
+    const c = await rawConnect(ts.port);
+    c.send('set greeting "hello world"\r\nget greeting\nPING\r\nQUIT\r\nPING\r\n');
+    const out = await c.until(() => false, 500);
+    assert.equal(out, "+OK\r\n$11\r\nhello world\r\n+PONG\r\n+OK\r\n");
+    assert.ok(c.closed);
+  });
+
+  test("a protocol error mid-pipeline: earlier replies, the error, then the close", async () => {
+    const c = await rawConnect(ts.port);
+    c.send("*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n:5\r\n*1\r\n$4\r\nPING\r\n");
+    const out = await c.until(() => false, 500);
+    assert.equal(out, "+OK\r\n$1\r\n1\r\n-ERR Protocol error: expected '$', got ':'\r\n");
+    assert.ok(c.closed);
+    assert.ok(ts.server.stats().protocolErrors >= 1);
+  });
+
+  test("limits from the config: multibulk length and bulk length", async () => {
+    const a = await rawConnect(ts.port);
+    a.send("*101\r\n");
+    assert.equal(await a.until(() => false, 300), "-ERR Protocol error: invalid multibulk length\r\n");
+    assert.ok(a.closed);
+    const b = await rawConnect(ts.port);
+    b.send(`*2\r\n$3\r\nGET\r\n$${1024 * 1024 + 1}\r\n`);
+    assert.equal(await b.until(() => false, 300), "-ERR Protocol error: invalid bulk length\r\n");
+    assert.ok(b.closed);
+  });
+
+  test("a pipeline written one byte at a time gets its replies in order", async () => {
+    const c = await rawConnect(ts.port);
+    const cmds = "*3\r\n$3\r\nSET\r\n$2\r\nbk\r\n$3\r\nabc\r\nAPPEND bk de\r\n*2\r\n$3\r\nGET\r\n$2\r\nbk\r\n";
+    for (const ch of cmds) {
+      c.send(ch);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(await c.until((s) => s.endsWith("abcde\r\n")), "+OK\r\n:5\r\n$5\r\nabcde\r\n");
+    c.close();
+  });
+
+  test("stats(): connections, commands, keyspace", async () => {
+    const s = ts.server.stats();
+    assert.ok(s.totalConnectionsReceived >= 4);
+    assert.ok(s.totalCommandsProcessed >= 5);
+    const db0 = s.keyspace.find((k) => k.db === 0);
+    assert.ok(db0 && db0.keys >= 2);
+  });
+});

@@ -1,0 +1,199 @@
+/**
+ * Keyspace and KeyView on a real database: strings, hashes (fields in their own sub-database, count
+ * in the header), expiry (never returned once due, index kept in step, swept in bounded batches,
+ * surviving a reopen), WATCH versions, glob matching.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { open, type Database } from "../../../src/index.js";
+import { globMatch } from "../../../src/server/keyspace/globMatch.js";
+import { Keyspace } from "../../../src/server/keyspace/Keyspace.js";
+import type { KeyView } from "../../../src/server/keyspace/KeyView.js";
+import { TxStore } from "../../../src/server/keyspace/Store.js";
+import { RespError } from "../../../src/server/resp/RespError.js";
+import { tempDir } from "../../db/dbUtil.js";
+
+const b = (s: string) => Buffer.from(s);
+
+function write<T>(ks: Keyspace, fn: (v: KeyView) => T, now = Date.now(), index = 0): Promise<T> {
+  return ks.transaction((tx) => fn(ks.write(index, new TxStore(tx), now)));
+}
+
+async function withKs(t: { after: (fn: () => void) => void }, fn: (ks: Keyspace, db: Database, dir: string) => Promise<void>): Promise<void> {
+  const dir = tempDir(t, "keel-ks-");
+  const db = await open(dir);
+  try {
+    await fn(new Keyspace(db, 4), db, dir);
+  } finally {
+    if (!db.isClosed) await db.close();
+  }
+}
+
+test("glob patterns as Redis matches them", () => {
+  const m = (p: string, s: string) => globMatch(b(p), b(s));
+  assert.ok(m("*", ""));
+  assert.ok(m("h?llo", "hello") && !m("h?llo", "hllo"));
+  assert.ok(m("h*llo", "heeeello") && m("h*llo", "hllo"));
+  assert.ok(m("h[ae]llo", "hallo") && !m("h[ae]llo", "hillo"));
+  assert.ok(m("h[^e]llo", "hallo") && !m("h[^e]llo", "hello"));
+  assert.ok(m("h[a-c]llo", "hbllo") && !m("h[a-c]llo", "hdllo"));
+  assert.ok(m("a\\*b", "a*b") && !m("a\\*b", "axb"));
+  assert.ok(m("user:*:name", "user:42:name") && !m("user:*:name", "user:42:age"));
+  assert.ok(!m("a*a*a*a*a*a*a*a*a*b", "a".repeat(100)));
+});
+
+test("strings: set, get, overwrite, delete; binary-safe keys and values", async (t) => {
+  await withKs(t, async (ks) => {
+    const k = Buffer.from([0, 255, 13, 10]);
+    const v = Buffer.from([1, 0, 2, 0]);
+    await write(ks, (w) => w.setString(k, v, 0));
+    assert.ok(ks.read(0).getString(k)!.equals(v));
+    assert.equal(ks.read(1).getString(k), undefined, "other logical db");
+    await write(ks, (w) => w.setString(k, b(""), 0));
+    assert.equal(ks.read(0).getString(k)!.length, 0);
+    assert.equal(await write(ks, (w) => w.del(k)), true);
+    assert.equal(ks.read(0).type(k), "none");
+  });
+});
+
+test("hashes: fields, count, type errors, emptied hash deleted, overwrite by a string drops fields", async (t) => {
+  await withKs(t, async (ks) => {
+    assert.equal(await write(ks, (w) => w.hset(b("h"), [[b("a"), b("1")], [b("b"), b("2")]])), 2);
+    assert.equal(await write(ks, (w) => w.hset(b("h"), [[b("a"), b("3")], [b("c"), b("4")]])), 1);
+    const r = ks.read(0);
+    assert.equal(r.hlen(b("h")), 3);
+    assert.deepEqual(r.hgetall(b("h")).map((e) => [e.key.toString(), e.value.toString()]), [["a", "3"], ["b", "2"], ["c", "4"]]);
+    assert.throws(() => r.getString(b("h")), (e: unknown) => e instanceof RespError && e.reply.startsWith("WRONGTYPE"));
+    // A hash whose name is a prefix of another's does not see its fields.
+    await write(ks, (w) => w.hset(b("hh"), [[b("z"), b("9")]]));
+    assert.equal(ks.read(0).hlen(b("h")), 3);
+    assert.equal(await write(ks, (w) => w.hdel(b("h"), [b("a"), b("b"), b("c"), b("nope")])), 3);
+    assert.equal(ks.read(0).type(b("h")), "none");
+    await write(ks, (w) => w.hset(b("h2"), [[b("f"), b("v")]]));
+    await write(ks, (w) => w.setString(b("h2"), b("s"), 0));
+    await write(ks, (w) => w.del(b("h2")));
+    await write(ks, (w) => w.hset(b("h2"), [[b("g"), b("v")]]));
+    assert.deepEqual(ks.read(0).hgetall(b("h2")).map((e) => e.key.toString()), ["g"], "no stale field f");
+  });
+});
+
+test("expiry: never returned once due; the index follows set, persist, delete and rename", async (t) => {
+  await withKs(t, async (ks) => {
+    const now = Date.now();
+    await write(ks, (w) => w.setString(b("k"), b("v"), now + 50_000));
+    assert.equal(ks.ldb(0).ttl.getCount(), 1);
+    assert.equal(ks.read(0, now + 49_999).getString(b("k"))!.toString(), "v");
+    assert.equal(ks.read(0, now + 50_000).getString(b("k")), undefined);
+    assert.equal(ks.read(0, now + 50_000).expireAtOf(b("k")), -2);
+    await write(ks, (w) => w.setExpireAt(b("k"), now + 90_000));
+    assert.equal(ks.ldb(0).ttl.getCount(), 1);
+    await write(ks, (w) => w.rename(b("k"), b("k2")));
+    assert.equal(ks.read(0).expireAtOf(b("k2")), now + 90_000);
+    assert.equal(ks.ldb(0).ttl.getCount(), 1);
+    await write(ks, (w) => w.setExpireAt(b("k2"), 0));
+    assert.equal(ks.ldb(0).ttl.getCount(), 0);
+    assert.equal(ks.read(0).expireAtOf(b("k2")), 0);
+    // An expired hash: its fields are purged when the name is written again.
+    await write(ks, (w) => w.hset(b("h"), [[b("old"), b("1")]]));
+    await write(ks, (w) => w.setExpireAt(b("h"), now + 10));
+    await write(ks, (w) => w.hset(b("h"), [[b("new"), b("2")]]), now + 20);
+    assert.deepEqual(ks.read(0).hgetall(b("h")).map((e) => e.key.toString()), ["new"]);
+    assert.equal(ks.ldb(0).ttl.getCount(), 0);
+  });
+});
+
+test("the sweeper deletes expired keys in bounded batches and leaves live ones", async (t) => {
+  await withKs(t, async (ks) => {
+    const now = Date.now();
+    await write(ks, (w) => {
+      for (let i = 0; i < 450; i++) w.setString(b(`e${i}`), b("x"), now + 10);
+      w.setString(b("live"), b("x"), now + 1_000_000);
+      w.hset(b("hash"), [[b("f"), b("v")]]);
+      w.setExpireAt(b("hash"), now + 10);
+    });
+    assert.equal(await ks.sweepOnce(now + 100), 200);
+    assert.equal(await ks.sweepOnce(now + 100), 200);
+    assert.equal(await ks.sweepOnce(now + 100), 51);
+    assert.equal(await ks.sweepOnce(now + 100), 0);
+    assert.equal(ks.ldb(0).keys.getCount(), 1);
+    assert.equal(ks.ldb(0).hash.getCount(), 0);
+    assert.equal(ks.ldb(0).ttl.getCount(), 1);
+  });
+});
+
+test("expiry is absolute and survives close and reopen", async (t) => {
+  const dir = tempDir(t, "keel-ks-");
+  const at = Date.now() + 3_600_000;
+  let db = await open(dir);
+  await write(new Keyspace(db, 2), (w) => w.setString(b("k"), b("v"), at), Date.now(), 1);
+  await db.close();
+  db = await open(dir);
+  const ks = new Keyspace(db, 2);
+  assert.equal(ks.read(1).expireAtOf(b("k")), at);
+  assert.equal(ks.read(1, at).getString(b("k")), undefined);
+  await db.close();
+});
+
+test("key counts inside transactions follow every create and delete; a throwing callback counts nothing", async (t) => {
+  await withKs(t, async (ks) => {
+    const now = Date.now();
+    const inTx = () => ks.keyCountInTransaction(0);
+    await write(ks, (w) => {
+      w.setString(b("a"), b("1"), 0);
+      w.setString(b("a"), b("2"), 0);
+      w.hset(b("h"), [[b("f"), b("v")]]);
+      w.setString(b("e"), b("x"), now + 10);
+      assert.equal(w.dbsize(), 3);
+    });
+    await write(ks, (w) => w.rename(b("a"), b("a2")));
+    await write(ks, (w) => w.rename(b("h"), b("a2")));
+    assert.equal(inTx(), 2);
+    await assert.rejects(
+      write(ks, (w) => {
+        w.setString(b("z"), b("1"), 0);
+        throw new Error("abort");
+      }),
+    );
+    assert.equal(inTx(), 2, "the aborted transaction's key is not counted");
+    assert.equal(await ks.sweepOnce(now + 100), 1);
+    assert.equal(inTx(), 1);
+    assert.equal(ks.ldb(0).keys.getCount(), 1);
+    await write(ks, (w) => w.flush());
+    assert.equal(inTx(), 0);
+    assert.equal(ks.ldb(0).keys.getCount(), 0);
+  });
+});
+
+test("WATCH versions: bumped by writes and by flush, only for watched keys", async (t) => {
+  await withKs(t, async (ks) => {
+    const v0 = ks.watch(0, b("w"));
+    await write(ks, (w) => w.setString(b("other"), b("1"), 0));
+    assert.equal(ks.version(0, b("w")), v0);
+    await write(ks, (w) => w.setString(b("w"), b("1"), 0));
+    assert.notEqual(ks.version(0, b("w")), v0);
+    const v1 = ks.version(0, b("w"));
+    await write(ks, (w) => w.flush());
+    assert.notEqual(ks.version(0, b("w")), v1);
+    ks.unwatch(0, b("w"));
+    assert.equal(ks.version(0, b("w")), -1);
+  });
+});
+
+test("SCAN order: resumes after the last key, skips expired ones", async (t) => {
+  await withKs(t, async (ks) => {
+    const now = Date.now();
+    await write(ks, (w) => {
+      for (let i = 0; i < 25; i++) w.setString(b(`k${String(i).padStart(2, "0")}`), b("v"), i === 5 ? now + 1 : 0);
+    });
+    const seen: string[] = [];
+    let after: Buffer | undefined;
+    for (;;) {
+      const r = ks.read(0, now + 10).scan(after, 10);
+      seen.push(...r.keys.map((k) => k.toString()));
+      if (!r.last) break;
+      after = r.last;
+    }
+    assert.equal(seen.length, 24);
+    assert.ok(!seen.includes("k05"));
+  });
+});

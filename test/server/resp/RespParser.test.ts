@@ -1,0 +1,135 @@
+/**
+ * RespParser: frames split at every byte position parse as whole frames do; inline commands with
+ * quotes; every limit and malformed input is a ProtocolError with Redis's wording; memory held stays
+ * bounded while a large bulk arrives in small chunks.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { MAX_LINE, ProtocolError, RespParser, splitArgs } from "../../../src/server/resp/RespParser.js";
+
+const LIMITS = { maxBulkLen: 1024 * 1024, maxMultibulkLen: 1000 };
+
+function enc(...args: Array<string | Buffer>): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const b = typeof a === "string" ? Buffer.from(a) : a;
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from("\r\n"));
+  }
+  return Buffer.concat(parts);
+}
+
+function strs(cmds: Buffer[][]): string[][] {
+  return cmds.map((c) => c.map((a) => a.toString("latin1")));
+}
+
+function parseAll(chunks: Buffer[], limits = LIMITS): string[][] {
+  const p = new RespParser(limits);
+  const out: Buffer[][] = [];
+  for (const c of chunks) p.feed(c, out);
+  return strs(out);
+}
+
+function errorOf(input: Buffer | string, limits = LIMITS): string {
+  const p = new RespParser(limits);
+  try {
+    p.feed(typeof input === "string" ? Buffer.from(input) : input);
+  } catch (e) {
+    assert.ok(e instanceof ProtocolError);
+    return e.message;
+  }
+  assert.fail("expected a ProtocolError");
+}
+
+const binary = Buffer.from([0, 1, 2, 13, 10, 255, 36, 42]);
+const stream = Buffer.concat([
+  enc("SET", "key", "value"),
+  enc("GET", "key"),
+  Buffer.from("PING\r\n"),
+  enc("SET", binary, ""),
+  Buffer.from('set "a b" \'c\\\'d\' "\\x41\\n"\n'),
+  Buffer.from("*0\r\n"),
+  enc("ECHO", "x".repeat(200)),
+]);
+const expected = [
+  ["SET", "key", "value"],
+  ["GET", "key"],
+  ["PING"],
+  ["SET", binary.toString("latin1"), ""],
+  ["set", "a b", "c'd", "A\n"],
+  ["ECHO", "x".repeat(200)],
+];
+
+test("a pipelined stream parses into its commands in order", () => {
+  assert.deepEqual(parseAll([stream]), expected);
+});
+
+test("split at every byte position (two chunks)", () => {
+  for (let i = 0; i <= stream.length; i++) {
+    assert.deepEqual(parseAll([stream.subarray(0, i), stream.subarray(i)]), expected, `split at ${i}`);
+  }
+});
+
+test("one byte per chunk", () => {
+  const chunks = [...stream].map((b) => Buffer.from([b]));
+  assert.deepEqual(parseAll(chunks), expected);
+});
+
+test("split at every pair of positions (three chunks)", () => {
+  const s = Buffer.concat([enc("SET", "k", binary), Buffer.from("PING\r\n"), enc("GET", "k")]);
+  const want = [["SET", "k", binary.toString("latin1")], ["PING"], ["GET", "k"]];
+  for (let i = 0; i <= s.length; i++) for (let j = i; j <= s.length; j++) assert.deepEqual(parseAll([s.subarray(0, i), s.subarray(i, j), s.subarray(j)]), want, `${i},${j}`);
+});
+
+test("a large bulk arriving in small chunks is gathered without holding more than it", () => {
+  const big = Buffer.alloc(300_000, 7);
+  const s = Buffer.concat([enc("SET", "k", big), enc("PING")]);
+  const p = new RespParser(LIMITS);
+  const out: Buffer[][] = [];
+  let maxHeld = 0;
+  for (let i = 0; i < s.length; i += 1000) {
+    p.feed(s.subarray(i, i + 1000), out);
+    maxHeld = Math.max(maxHeld, p.bufferedBytes);
+  }
+  assert.equal(out.length, 2);
+  assert.ok(out[0]![2]!.equals(big));
+  assert.ok(maxHeld <= big.length + 2000, `held ${maxHeld}`);
+});
+
+test("inline commands: blanks, CRLF or LF, quotes, empty lines skipped", () => {
+  assert.deepEqual(parseAll([Buffer.from("  get   k \r\n\r\n\nset a \"x y\"\n")]), [["get", "k"], ["set", "a", "x y"]]);
+  assert.equal(splitArgs(Buffer.from('"unbalanced')), null);
+  assert.equal(splitArgs(Buffer.from('"a"b')), null);
+  assert.deepEqual(strs([splitArgs(Buffer.from("'a\\'b' \"\\t\\x7a\""))!]), [["a'b", "\tz"]]);
+});
+
+test("malformed input: Redis's protocol error messages", () => {
+  assert.equal(errorOf("*abc\r\n"), "Protocol error: invalid multibulk length");
+  assert.equal(errorOf("*1001\r\n"), "Protocol error: invalid multibulk length");
+  assert.equal(errorOf("*1\r\n+x\r\n"), "Protocol error: expected '$', got '+'");
+  assert.equal(errorOf("*1\r\n*1\r\n$1\r\na\r\n"), "Protocol error: expected '$', got '*'");
+  assert.equal(errorOf("*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+  assert.equal(errorOf("*1\r\n$x\r\n"), "Protocol error: invalid bulk length");
+  assert.equal(errorOf("*1\r\n$99999999999\r\n"), "Protocol error: invalid bulk length");
+  assert.equal(errorOf(`*1\r\n$${LIMITS.maxBulkLen + 1}\r\n`), "Protocol error: invalid bulk length");
+  assert.equal(errorOf("*1\r\n$1\r\nabc\r\n"), "Protocol error: bulk string not terminated by CRLF");
+  assert.equal(errorOf('set "a\n'), "Protocol error: unbalanced quotes in request");
+  assert.equal(errorOf(Buffer.alloc(MAX_LINE + 10, 0x61)), "Protocol error: too big inline request");
+  assert.equal(errorOf("*" + "1".repeat(MAX_LINE + 10)), "Protocol error: too big mbulk count string");
+  assert.equal(errorOf("*1\r\n$" + "1".repeat(MAX_LINE + 10)), "Protocol error: too big bulk count string");
+});
+
+test("a request whose arguments together exceed the bulk limit is refused before it is buffered", () => {
+  const limits = { maxBulkLen: 100_000, maxMultibulkLen: 1000 };
+  const p = new RespParser(limits);
+  const parts = [Buffer.from("*10\r\n")];
+  for (let i = 0; i < 10; i++) parts.push(Buffer.from(`$60000\r\n`), Buffer.alloc(60000, 1), Buffer.from("\r\n"));
+  assert.throws(() => p.feed(Buffer.concat(parts)), (e: unknown) => e instanceof ProtocolError && e.message === "Protocol error: request too large");
+});
+
+test("commands completed before an error are delivered; the parser is dead afterwards", () => {
+  const p = new RespParser(LIMITS);
+  const out: Buffer[][] = [];
+  assert.throws(() => p.feed(Buffer.concat([enc("PING"), Buffer.from("*1\r\n!")]), out), ProtocolError);
+  assert.deepEqual(strs(out), [["PING"]]);
+  assert.throws(() => p.feed(enc("PING")), ProtocolError);
+});
