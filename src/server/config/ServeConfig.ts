@@ -5,22 +5,24 @@
  * Invariants: a ServeConfig is only ever built by resolveConfig (validated, defaults applied);
  * every key of the TOML file maps to exactly one field here, listed in CONFIG_KEYS.
  */
+import type { OpenOptions } from "../../db/options.js";
 import type { ServerConfig } from "../ServerContext.js";
 
 /** Engine options exposed in the `[engine]` table (names are the open() option names). */
-export interface EngineSettings {
-  cacheSize?: number;
-  maxReaders?: number;
-  maxValueSize?: number;
-  pageSize?: number;
-  walSegmentMaxBytes?: number;
-  walSegmentMaxMs?: number;
-  walRetentionBytes?: number;
-  walRetentionMs?: number;
-  checkpointLogBytes?: number;
-  checkpointDirtyBytes?: number;
-  checkpointMs?: number;
-}
+export type EngineSettings = Pick<
+  OpenOptions,
+  | "cacheSize"
+  | "maxReaders"
+  | "maxValueSize"
+  | "pageSize"
+  | "walSegmentMaxBytes"
+  | "walSegmentMaxMs"
+  | "walRetentionBytes"
+  | "walRetentionMs"
+  | "checkpointLogBytes"
+  | "checkpointDirtyBytes"
+  | "checkpointMs"
+>;
 
 export interface HealthSettings {
   /** /health is 503 when the data directory's file system has less free space than this. */
