@@ -252,7 +252,12 @@ export function declaredRecordLength(bytes: Uint8Array, pos: number, available: 
  * Examine `available` bytes at `bytes[pos..]` (the rest of the file from there, or at least the
  * record and its padding) as a record. Never throws. A record is "ok" only when its magic, length, checksum and every field validate.
  */
-export function probeLogRecord(bytes: Uint8Array, pos: number, available: number): RecordProbe {
+/**
+ * `withOps` false: every check is made (structure, lengths, UTF-8 names) but no op is copied out and
+ * the record comes back with no ops: for scans that need only LSNs and offsets (recovery), so that
+ * opening a database does not copy every key and value of the log it will not replay.
+ */
+export function probeLogRecord(bytes: Uint8Array, pos: number, available: number, withOps = true): RecordProbe {
   available = Math.min(available, bytes.length - pos);
   if (available <= 0) return { status: "end" };
   const headLen = Math.min(8, available);
@@ -272,8 +277,10 @@ export function probeLogRecord(bytes: Uint8Array, pos: number, available: number
   // Padding is outside the checksum; requiring zeros there means any flipped byte is detected.
   const padEnd = Math.min(alignRecord(length), available);
   for (let i = length; i < padEnd; i++) if (bytes[pos + i] !== 0) return bad("record padding is not zero");
-  return parseBody(view, rec, length);
+  return parseBody(view, rec, length, withOps);
 }
+
+const NO_OPS: readonly StoredLogOp[] = Object.freeze([]);
 
 function bad(reason: string): RecordProbe {
   return { status: "bad", reason, truncated: false };
@@ -281,7 +288,7 @@ function bad(reason: string): RecordProbe {
 
 // Fields are validated even though the checksum matched: a checksum only proves the bytes are
 // what some writer wrote, and the decoder must hold up against crafted input too (it is fuzzed).
-function parseBody(view: DataView, rec: Uint8Array, length: number): RecordProbe {
+function parseBody(view: DataView, rec: Uint8Array, length: number, withOps: boolean): RecordProbe {
   const opCount = view.getUint32(12, true);
   const lsn = readU64(view, 16);
   const txTime = readU64(view, 24);
@@ -298,6 +305,8 @@ function parseBody(view: DataView, rec: Uint8Array, length: number): RecordProbe
   // Each op takes at least OP_HEADER_SIZE bytes: bounds the loop before it starts.
   if (opCount > (length - at) / OP_HEADER_SIZE) return bad(`op count ${opCount} does not fit the record`);
   const ops: StoredLogOp[] = [];
+  let lastDbAt = -1;
+  let lastDbLen = -1;
   for (let i = 0; i < opCount; i++) {
     if (at + OP_HEADER_SIZE > length) return bad(`op ${i} header runs past the record`);
     const type = OP_TYPES[view.getUint8(at)];
@@ -314,6 +323,14 @@ function parseBody(view: DataView, rec: Uint8Array, length: number): RecordProbe
     if (type === "put" && !hasValue) return bad(`op ${i} (put) has no value`);
     at += OP_HEADER_SIZE;
     if (dbLen + keyLen + valueLen > length - at) return bad(`op ${i} runs past the record`);
+    if (!withOps) {
+      // Ops of one record mostly name the same sub-database: decode a name only when it changes.
+      if (!sameBytes(rec, at, lastDbAt, dbLen, lastDbLen) && decodeUtf8(rec.subarray(at, at + dbLen)) === undefined) return bad(`op ${i} db name is not UTF-8`);
+      lastDbAt = at;
+      lastDbLen = dbLen;
+      at += dbLen + keyLen + valueLen;
+      continue;
+    }
     const db = decodeUtf8(rec.subarray(at, at + dbLen));
     if (db === undefined) return bad(`op ${i} db name is not UTF-8`);
     at += dbLen;
@@ -329,7 +346,13 @@ function parseBody(view: DataView, rec: Uint8Array, length: number): RecordProbe
     ops.push(op);
   }
   if (at !== length) return bad(`record has ${length - at} bytes after its last op`);
-  return { status: "ok", record: { lsn, txTime, kind, ops }, syncedThrough, size: alignRecord(length) };
+  return { status: "ok", record: { lsn, txTime, kind, ops: withOps ? ops : (NO_OPS as StoredLogOp[]) }, syncedThrough, size: alignRecord(length) };
+}
+
+function sameBytes(b: Uint8Array, at: number, prevAt: number, len: number, prevLen: number): boolean {
+  if (prevAt < 0 || len !== prevLen) return false;
+  for (let j = 0; j < len; j++) if (b[at + j] !== b[prevAt + j]) return false;
+  return true;
 }
 
 function decodeUtf8(b: Uint8Array): string | undefined {

@@ -63,14 +63,17 @@ export class SegmentReader {
     return { bytes: this.#buf, at: 0, available: want };
   }
 
-  /** Probe the bytes at `pos` as a record (never throws for bad bytes). */
-  probe(pos: number): RecordProbe {
+  /**
+   * Probe the bytes at `pos` as a record (never throws for bad bytes). `withOps` false checks the
+   * record fully but returns it without its ops (see probeLogRecord).
+   */
+  probe(pos: number, withOps = true): RecordProbe {
     const head = this.window(pos, 8);
     if (head.available === 0) return { status: "end" };
     const declared = declaredRecordLength(head.bytes, head.at, head.available);
-    if (declared === undefined) return probeLogRecord(head.bytes, head.at, head.available);
+    if (declared === undefined) return probeLogRecord(head.bytes, head.at, head.available, withOps);
     const w = this.window(pos, alignRecord(declared));
-    return probeLogRecord(w.bytes, w.at, w.available);
+    return probeLogRecord(w.bytes, w.at, w.available, withOps);
   }
 
   get chunk(): number {

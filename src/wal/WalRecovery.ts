@@ -272,7 +272,8 @@ function recoverSegment(
   let expected = nameLsn;
   let badReason: string | undefined;
   for (;;) {
-    const p = reader.probe(pos);
+    // Only LSNs, times and offsets are needed here: replay reads the records it applies again.
+    const p = reader.probe(pos, false);
     if (p.status === "end") break;
     if (p.status === "bad") {
       badReason = p.reason;

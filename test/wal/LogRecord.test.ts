@@ -155,3 +155,34 @@ test("probe never throws and reports truncation", () => {
   assert.equal(p.status, "bad");
   assert.equal(p.status === "bad" && p.truncated, true);
 });
+
+test("probe without ops (recovery's scan) gives the same verdict, LSN, time and size as the full probe", () => {
+  const rng = new Rng(9);
+  let bad = 0;
+  for (let n = 0; n < 3000; n++) {
+    const rec = sample(rng, 1 + rng.int(100));
+    // Several ops on the same sub-database, so the "name unchanged" shortcut is exercised too.
+    if (rng.int(2) === 0) rec.ops = rec.ops.map((op) => ({ ...op, db: "same" }));
+    const bytes = encodeLogRecord(rec, 0);
+    const len = new DataView(bytes.buffer).getUint32(4, true);
+    const mutate = rng.int(3);
+    if (mutate > 0) {
+      for (let k = 0; k < 1 + rng.int(4); k++) bytes[12 + rng.int(len - 12)] = rng.int(256);
+      if (mutate === 2) new DataView(bytes.buffer).setUint32(8, crc32(bytes.subarray(12, len), crc32(bytes.subarray(0, 8))), true);
+    }
+    const full = probeLogRecord(bytes, 0, bytes.length, true);
+    const lean = probeLogRecord(bytes, 0, bytes.length, false);
+    assert.equal(lean.status, full.status, `trial ${n}`);
+    if (full.status === "ok" && lean.status === "ok") {
+      assert.equal(lean.record.lsn, full.record.lsn);
+      assert.equal(lean.record.txTime, full.record.txTime);
+      assert.equal(lean.size, full.size);
+      assert.equal(lean.syncedThrough, full.syncedThrough);
+      assert.equal(lean.record.ops.length, 0, "no ops copied out");
+    } else if (full.status === "bad" && lean.status === "bad") {
+      bad++;
+      assert.equal(lean.reason, full.reason, `trial ${n}`);
+    }
+  }
+  assert.ok(bad > 500, `the mutations produced bad records (${bad})`);
+});
