@@ -130,9 +130,8 @@ function dropValue(w: TreeWriter, st: TreeState, v: LeafValue): void {
  * Copy on write the path from the root to the leaf that holds (or would hold) `key`; the
  * branches on the way and the child index taken in each are left in `parents` and `idxs`.
  */
-function ownPath(w: TreeWriter, st: TreeState, key: string, parents: BranchNode[], idxs: number[]): LeafNode {
+function ownPath(w: TreeWriter, st: TreeState, key: string, kp: number, parents: BranchNode[], idxs: number[]): LeafNode {
   let node = ownRoot(w, st);
-  const kp = keyPrefix(key);
   while (!node.leaf) {
     if (parents.length + 1 >= st.depth) throw tooDeep(st, node);
     const i = branchIndex(node, key, kp);
@@ -156,8 +155,8 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
   }
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
-  const leaf = ownPath(w, st, key, parents, idxs);
   const kp = keyPrefix(key);
+  const leaf = ownPath(w, st, key, kp, parents, idxs);
   const i = leafIndex(leaf, key, kp);
   let existed = false;
   // Compare prefixes first: a random insert then never touches the (cold) neighbouring key string.
@@ -187,8 +186,9 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
   if (treeGet(w, st, key) === undefined) return false; // no copy-on-write for a miss
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
-  const leaf = ownPath(w, st, key, parents, idxs);
-  const i = leafIndex(leaf, key, keyPrefix(key));
+  const kp = keyPrefix(key);
+  const leaf = ownPath(w, st, key, kp, parents, idxs);
+  const i = leafIndex(leaf, key, kp);
   const old = leaf.vals[i]!;
   leaf.bytes -= leafEntryBytes(key, old);
   leaf.keys.splice(i, 1);
