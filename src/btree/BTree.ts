@@ -26,7 +26,6 @@ import {
   pfxRemove,
   pfxSlice,
   leafEntryBytes,
-  lowerBound,
   type LeafValue,
   type Node,
   type NodeRef,
