@@ -4,10 +4,10 @@
  * header, then records on 8-byte boundaries, each starting with magic "KLR1" (u32 LE), its
  * unpadded length (u32 LE) ... and the LSN (u64 LE) at byte 16; zeros after the last record.
  */
-import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { encodeLogRecord, RECORD_MAGIC, alignRecord } from "../../src/wal/LogRecord.js";
-import { SEGMENT_HEADER_SIZE } from "../../src/wal/SegmentHeader.js";
+import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "../../src/wal/SegmentHeader.js";
 import { segmentName } from "../../src/wal/SegmentName.js";
 
 export interface RecordPos {
@@ -71,7 +71,14 @@ export function flipByte(path: string, offset: number, mask = 0x5a): void {
  * for LSN lastLsn + 1 (as an interrupted write leaves it). Returns where it was written.
  */
 export function appendTornRecord(dbDir: string, fraction = 0.5): { segment: string; offset: number; bytes: number } {
-  const names = segmentNames(dbDir);
+  let names = segmentNames(dbDir);
+  // A kill during a segment roll can leave a newest segment whose header never reached the file (it
+  // holds no record: recovery removes it). The torn record goes after the last real record instead.
+  const top = names[names.length - 1]!;
+  if (names.length > 1 && probeSegmentHeader(readFileSync(join(dbDir, "wal", top)).subarray(0, SEGMENT_HEADER_SIZE), top).status === "torn") {
+    rmSync(join(dbDir, "wal", top));
+    names = segmentNames(dbDir);
+  }
   const newest = names[names.length - 1]!;
   const scan = scanSegment(dbDir, newest);
   const last = scan.records.length ? scan.records[scan.records.length - 1]!.lsn : scan.firstLsn - 1;
