@@ -47,12 +47,12 @@ export class LeafNode {
   vals: LeafValue[];
   /**
    * Key prefixes (see BranchNode.pfx). Writers keep it in step with `keys` on insert, remove and
-   * split (a new array each time: arrays are shared with clones and never written in place), so a
-   * random insert searches contiguous numbers instead of chasing one cold heap string per probe.
-   * null after other changes; rebuilt on the next search. It may be longer than `keys`: only the
-   * first keys.length entries mean anything.
+   * split (in place when this node owns the array, else in a copy: arrays are shared with clones),
+   * so a random insert searches contiguous numbers instead of chasing one cold heap string per
+   * probe. null after other changes; rebuilt on the next search. It may be longer than `keys`:
+   * only the first keys.length entries mean anything.
    */
-  pfx: Float64Array | null = null;
+  pfx: number[] | null = null;
   /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
   pfxOwn = false;
   bytes: number;
@@ -89,9 +89,11 @@ export class BranchNode {
   /**
    * First 6 bytes of each separator as a number, built on first search and dropped (set to null)
    * by every change to `keys`: the search runs over contiguous numbers and compares strings only
-   * on a tie, instead of chasing one heap string per probe.
+   * on a tie, instead of chasing one heap string per probe. A plain array of doubles (V8 stores
+   * them unboxed and contiguous), not a Float64Array: a typed array's backing store lives off the
+   * JS heap and costs far more to allocate, and every copy-on-write of a node needs a new one.
    */
-  pfx: Float64Array | null = null;
+  pfx: number[] | null = null;
   /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
   pfxOwn = false;
   bytes: number;
@@ -179,33 +181,32 @@ export function leafIndex(l: LeafNode, key: string, kp: number): number {
   return lo;
 }
 
-function ownPrefixes(n: Node): Float64Array {
+function ownPrefixes(n: Node): number[] {
   n.pfxOwn = true;
   return (n.pfx = prefixesOf(n.keys));
 }
 
-function prefixesOf(keys: string[]): Float64Array {
-  const pfx = new Float64Array(keys.length);
-  for (let i = 0; i < keys.length; i++) pfx[i] = keyPrefix(keys[i]!);
+function prefixesOf(keys: string[]): number[] {
+  const pfx: number[] = [];
+  for (let i = 0; i < keys.length; i++) pfx.push(keyPrefix(keys[i]!));
   return pfx;
 }
 
 /**
- * Insert prefix `kp` at index `i` of `n`'s prefix array, which held `count` entries. The node's own
- * array is shifted in place while it has room; a shared or full one is replaced by a new array with
- * slack (typed arrays are costly to allocate, so not one per insert).
+ * Insert prefix `kp` at index `i` of `n`'s prefix array, which held `count` entries: in place when
+ * the node owns the array, else into a copy the node then owns (the shared one is never written).
  */
 export function pfxInsert(n: Node, i: number, kp: number, count: number): void {
   const pfx = n.pfx!;
-  if (n.pfxOwn && pfx.length > count) {
-    pfx.copyWithin(i + 1, i, count);
+  if (n.pfxOwn) {
+    if (pfx.length > count) pfx.length = count;
+    for (let j = count; j > i; j--) pfx[j] = pfx[j - 1]!;
     pfx[i] = kp;
     return;
   }
-  const np = new Float64Array(count + 1 + (count >> 1) + 8);
-  np.set(pfx.subarray(0, i), 0);
-  np[i] = kp;
-  np.set(pfx.subarray(i, count), i + 1);
+  const np = pfx.slice(0, i);
+  np.push(kp);
+  for (let j = i; j < count; j++) np.push(pfx[j]!);
   n.pfx = np;
   n.pfxOwn = true;
 }
@@ -214,21 +215,19 @@ export function pfxInsert(n: Node, i: number, kp: number, count: number): void {
 export function pfxRemove(n: Node, i: number, count: number): void {
   const pfx = n.pfx!;
   if (n.pfxOwn) {
-    pfx.copyWithin(i, i + 1, count);
+    for (let j = i; j < count - 1; j++) pfx[j] = pfx[j + 1]!;
+    pfx.length = count - 1;
     return;
   }
-  const np = new Float64Array(count + 8);
-  np.set(pfx.subarray(0, i), 0);
-  np.set(pfx.subarray(i + 1, count), i);
+  const np = pfx.slice(0, i);
+  for (let j = i + 1; j < count; j++) np.push(pfx[j]!);
   n.pfx = np;
   n.pfxOwn = true;
 }
 
-/** A node's own copy of entries [from, to) of a prefix array, with room to grow. */
-export function pfxSlice(pfx: Float64Array, from: number, to: number): Float64Array {
-  const np = new Float64Array(to - from + ((to - from) >> 1) + 8);
-  np.set(pfx.subarray(from, to), 0);
-  return np;
+/** A node's own copy of entries [from, to) of a prefix array. */
+export function pfxSlice(pfx: number[], from: number, to: number): number[] {
+  return pfx.slice(from, to);
 }
 
 /** Child index of branch `b` that may hold `key` (whose keyPrefix is `kp`). */
