@@ -3,10 +3,13 @@
 // bounded -n) against `keel serve` (appendfsync always and everysec) and redis-server
 // (appendonly yes, appendfsync always and everysec, no RDB saves), each in its own temp
 // directory, in ONE run; prints ops/s per server and KeelDB's ratio to redis-server at the same
-// appendfsync setting.
+// appendfsync setting. A "node null" row runs bench/lib/null-resp-server.mjs, a Node RESP server
+// that stores nothing and answers at once: the floor of Node's networking on this machine (no
+// server written in Node can beat it), quoted against redis-server like the fdatasync rate is
+// against the engines in bench/run.mjs. --no-null skips it.
 //
 //   node bench/server.mjs [--n 20000] [--clients 50] [--pipeline 16] [--data 100] [--keyspace 100000]
-//                         [--repeat 1] [--json]
+//                         [--repeat 1] [--json] [--no-null]
 //
 // Needs redis-server and redis-benchmark on PATH (CI installs them, .ci/run) and KeelDB built
 // (npm run build). Figures are only comparable within one run: quote the ratios.
@@ -20,6 +23,7 @@ import { fileURLToPath } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const KEEL = path.join(HERE, "..", "dist", "src", "cli", "keel.js");
+const NULL_SERVER = path.join(HERE, "lib", "null-resp-server.mjs");
 
 const { values: opt } = parseArgs({
   options: {
@@ -30,11 +34,12 @@ const { values: opt } = parseArgs({
     keyspace: { type: "string", default: "100000" },
     repeat: { type: "string", default: "1" },
     json: { type: "boolean", default: false },
+    "no-null": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (opt.help) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 12).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 15).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   process.exit(0);
 }
 const N = Number(opt.n);
@@ -104,7 +109,12 @@ const SERVERS = [
     fsync: "everysec",
     start: (dir, port) => spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "no"], { stdio: "ignore" }),
   },
-];
+  {
+    name: "node null",
+    fsync: "none",
+    start: (_dir, port) => spawn(process.execPath, [NULL_SERVER, String(port)], { stdio: "ignore" }),
+  },
+].filter((s) => !(opt["no-null"] && s.name === "node null"));
 
 const TESTS = [
   { name: "SET", t: "set", pipeline: 1 },
@@ -165,6 +175,18 @@ for (const test of TESTS) {
   const re = med(results["redis everysec"][test.name]);
   say(`| ${test.name} | ${Math.round(ka)} | ${Math.round(ra)} | ${(ka / ra).toFixed(2)} | ${Math.round(ke)} | ${Math.round(re)} | ${(ke / re).toFixed(2)} |`);
   summary.push({ test: test.name, keelAlways: ka, redisAlways: ra, ratioAlways: ka / ra, keelEverysec: ke, redisEverysec: re, ratioEverysec: ke / re });
+}
+if (results["node null"]) {
+  say("");
+  say("Floor of a Node RESP server (bench/lib/null-resp-server.mjs: no storage, no sync, answers at once):");
+  for (const test of TESTS) {
+    const nn = med(results["node null"][test.name]);
+    const ra = med(results["redis always"][test.name]);
+    const ka = med(results["keel always"][test.name]);
+    say(`  ${test.name.padEnd(9)} ${Math.round(nn).toString().padStart(8)} ops/s = ${(nn / ra).toFixed(2)}x redis always; keel always reaches ${(ka / nn).toFixed(2)} of it`);
+    const row = summary.find((r) => r.test === test.name);
+    if (row) Object.assign(row, { nodeNull: nn, nullVsRedisAlways: nn / ra, keelAlwaysVsNull: ka / nn });
+  }
 }
 say("");
 say("Targets (appendfsync always): SET ratio >= 1.0, GET ratio >= 0.5.");
