@@ -103,9 +103,9 @@ export function alignRecord(n: number): number {
   return Math.ceil(n / RECORD_ALIGN) * RECORD_ALIGN;
 }
 
-function writeU64(view: DataView, at: number, v: number): void {
-  view.setUint32(at, v % TWO32, true);
-  view.setUint32(at + 4, Math.floor(v / TWO32), true);
+function writeU64(out: Buffer, at: number, v: number): void {
+  out.writeUInt32LE(v % TWO32, at);
+  out.writeUInt32LE(Math.floor(v / TWO32), at + 4);
 }
 
 /** undefined when the value is not a safe integer. */
@@ -142,16 +142,14 @@ function prepare(rec: { kind: string; ops: LogOp[] }): Prepared {
   if (rec.ops.length > 0xffff_ffff) throw invalidArgument("too many ops in one record", { argument: "ops" });
   let length = RECORD_HEADER_SIZE + kind.length;
   const dbs: Uint8Array[] = [];
-  // A transaction of a million ops names a handful of sub-databases: encode each name once.
-  const names = new Map<string, Uint8Array>();
   for (let i = 0; i < rec.ops.length; i++) {
     const op = rec.ops[i]!;
     if (op === null || typeof op !== "object" || OP_CODES[op.type] === undefined) {
       throw invalidArgument(`op ${i} has an unknown type`, { argument: `ops[${i}].type`, value: op?.type });
     }
     if (typeof op.db !== "string") throw invalidArgument(`op ${i} needs a db name`, { argument: `ops[${i}].db` });
-    let db = names.get(op.db);
-    if (db === undefined) names.set(op.db, (db = encodeName(op.db)));
+    // encodeName caches: a transaction of a million ops names a handful of sub-databases.
+    const db = encodeName(op.db);
     if (db.length > MAX_DB_NAME_BYTES) {
       throw invalidArgument(`op ${i} db name is longer than ${MAX_DB_NAME_BYTES} UTF-8 bytes`, { argument: `ops[${i}].db`, limit: MAX_DB_NAME_BYTES });
     }
@@ -183,32 +181,38 @@ export function measureLogRecord(rec: { kind: string; ops: LogOp[] }): number {
  * Encode a record into a new zero-padded buffer of its aligned size.
  * `syncedThrough` is the highest LSN known durable when the record is written; recovery uses it
  * to tell an interrupted append from damage to a record that had been synced.
+ * The buffer comes from Node's Buffer pool (a small record then costs no allocation of its own:
+ * every commit encodes one), so every byte is written here: the header field by field, the
+ * reserved header bytes and the padding as zeros.
  */
-export function encodeLogRecord(rec: Omit<LogRecord, "ops"> & { ops: LogOp[] }, syncedThrough = 0): Uint8Array {
+export function encodeLogRecord(rec: Omit<LogRecord, "ops"> & { ops: LogOp[] }, syncedThrough = 0): Buffer {
   const lsn = checkSafeNonNegative("lsn", rec.lsn);
   if (lsn === 0) throw invalidArgument("lsn must be positive", { argument: "lsn", value: lsn });
   const txTime = checkSafeNonNegative("txTime", rec.txTime);
   checkSafeNonNegative("syncedThrough", syncedThrough);
   const p = prepare(rec);
-  const out = new Uint8Array(alignRecord(p.length));
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  view.setUint32(0, RECORD_MAGIC, true);
-  view.setUint32(4, p.length, true);
-  view.setUint32(12, rec.ops.length, true);
-  writeU64(view, 16, lsn);
-  writeU64(view, 24, txTime);
-  writeU64(view, 32, syncedThrough);
-  view.setUint8(40, p.kind.length);
+  const size = alignRecord(p.length);
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32LE(RECORD_MAGIC, 0);
+  out.writeUInt32LE(p.length, 4);
+  out.writeUInt32LE(rec.ops.length, 12);
+  writeU64(out, 16, lsn);
+  writeU64(out, 24, txTime);
+  writeU64(out, 32, syncedThrough);
+  out[40] = p.kind.length;
+  out[41] = 0; // flags
+  out[42] = 0; // reserved u16
+  out[43] = 0;
   out.set(p.kind, RECORD_HEADER_SIZE);
   let at = RECORD_HEADER_SIZE + p.kind.length;
   for (let i = 0; i < rec.ops.length; i++) {
     const op = rec.ops[i]!;
     const db = p.dbs[i]!;
-    view.setUint8(at, OP_CODES[op.type]);
-    view.setUint8(at + 1, (op.key !== undefined ? FLAG_KEY : 0) | (op.value !== undefined ? FLAG_VALUE : 0));
-    view.setUint16(at + 2, db.length, true);
-    view.setUint32(at + 4, op.key?.length ?? 0, true);
-    view.setUint32(at + 8, op.value?.length ?? 0, true);
+    out[at] = OP_CODES[op.type];
+    out[at + 1] = (op.key !== undefined ? FLAG_KEY : 0) | (op.value !== undefined ? FLAG_VALUE : 0);
+    out.writeUInt16LE(db.length, at + 2);
+    out.writeUInt32LE(op.key?.length ?? 0, at + 4);
+    out.writeUInt32LE(op.value?.length ?? 0, at + 8);
     at += OP_HEADER_SIZE;
     out.set(db, at);
     at += db.length;
@@ -223,7 +227,8 @@ export function encodeLogRecord(rec: Omit<LogRecord, "ops"> & { ops: LogOp[] }, 
       at += op.value.length;
     }
   }
-  view.setUint32(8, recordCrc(out, p.length), true);
+  out.fill(0, p.length, size);
+  out.writeUInt32LE(recordCrc(out, p.length), 8);
   return out;
 }
 

@@ -124,7 +124,7 @@ test("fuzz: every truncation of an encoded record is CORRUPT (or end, when only 
   for (let n = 0; n < 10; n++) {
     const bytes = encodeLogRecord(sample(rng, 10), 3);
     const d = decodeLogRecord(bytes)!;
-    const realLength = new DataView(bytes.buffer).getUint32(4, true);
+    const realLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
     for (let cut = 0; cut < realLength; cut++) {
       const out = decodeOnlyCorrupt(bytes.slice(0, cut));
       assert.ok(out === "corrupt" || (out === undefined && cut === 0), `cut at ${cut} gave a record`);
@@ -137,9 +137,9 @@ test("fuzz: mutated bodies with a recomputed checksum decode to a valid record o
   const rng = new Rng(8);
   for (let n = 0; n < 3000; n++) {
     const bytes = encodeLogRecord(sample(rng, 1 + rng.int(100)), 0);
-    const len = new DataView(bytes.buffer).getUint32(4, true);
+    const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
     for (let k = 0; k < 1 + rng.int(4); k++) bytes[12 + rng.int(len - 12)] = rng.int(256);
-    new DataView(bytes.buffer).setUint32(8, crc32(bytes.subarray(12, len), crc32(bytes.subarray(0, 8))), true);
+    new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(8, crc32(bytes.subarray(12, len), crc32(bytes.subarray(0, 8))), true);
     const out = decodeOnlyCorrupt(bytes);
     if (out !== "corrupt") {
       assert.ok(out !== undefined);
@@ -164,11 +164,11 @@ test("probe without ops (recovery's scan) gives the same verdict, LSN, time and 
     // Several ops on the same sub-database, so the "name unchanged" shortcut is exercised too.
     if (rng.int(2) === 0) rec.ops = rec.ops.map((op) => ({ ...op, db: "same" }));
     const bytes = encodeLogRecord(rec, 0);
-    const len = new DataView(bytes.buffer).getUint32(4, true);
+    const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
     const mutate = rng.int(3);
     if (mutate > 0) {
       for (let k = 0; k < 1 + rng.int(4); k++) bytes[12 + rng.int(len - 12)] = rng.int(256);
-      if (mutate === 2) new DataView(bytes.buffer).setUint32(8, crc32(bytes.subarray(12, len), crc32(bytes.subarray(0, 8))), true);
+      if (mutate === 2) new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(8, crc32(bytes.subarray(12, len), crc32(bytes.subarray(0, 8))), true);
     }
     const full = probeLogRecord(bytes, 0, bytes.length, true);
     const lean = probeLogRecord(bytes, 0, bytes.length, false);
@@ -185,4 +185,25 @@ test("probe without ops (recovery's scan) gives the same verdict, LSN, time and 
     }
   }
   assert.ok(bad > 500, `the mutations produced bad records (${bad})`);
+});
+
+test("encoding writes every byte: records encoded over dirty pooled memory are the same bytes and decode", () => {
+  // encodeLogRecord takes its buffer from Node's Buffer pool, uninitialized: fill the pool with
+  // 0xff, 0x00 and 0xa5 in turn and encode the same records each time; any byte the encoder
+  // forgets (reserved header bytes, op header fields, padding) would differ or fail to decode.
+  const rng = new Rng(11);
+  const records = Array.from({ length: 40 }, (_, i) => sample(rng, i + 1));
+  const runs = [0xff, 0x00, 0xa5].map((fill) =>
+    records.map((r) => {
+      for (let k = 0; k < 8; k++) Buffer.allocUnsafe(512).fill(fill);
+      return Buffer.from(encodeLogRecord(r, 0));
+    }),
+  );
+  for (let i = 0; i < records.length; i++) {
+    assert.deepEqual(runs[1]![i], runs[0]![i]);
+    assert.deepEqual(runs[2]![i], runs[0]![i]);
+    const d = decodeLogRecord(runs[0]![i]!);
+    assert.ok(d);
+    assert.deepEqual(plain(d.record), plain(records[i]!));
+  }
 });
