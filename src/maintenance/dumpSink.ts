@@ -8,8 +8,9 @@
  * - A buffer handed to `out.write` is never written to again (the stream may hold it): every
  *   flush starts a new chunk.
  * - `crc` and `bytes` cover exactly the bytes handed to the stream, in order.
- * - An 'error' listener is attached for the sink's lifetime, so a failing stream makes the dump
- *   fail with IO instead of crashing the process with an unhandled 'error' event.
+ * - An 'error' listener is attached for the sink's lifetime, and stays after it on a destroyed or
+ *   failed stream, so a failing stream makes the dump fail with IO (or FULL) instead of crashing
+ *   the process with an unhandled 'error' event.
  */
 import { KeelError } from "../errors.js";
 import { crc32 } from "../util/crc32.js";
@@ -38,7 +39,12 @@ export class DumpSink {
     out.on("error", this.#onError);
   }
 
+  /**
+   * Stop listening, unless the stream is destroyed or failed: Node emits the 'error' of a
+   * destroy(err) on a later tick, and with no listener left it would crash the process.
+   */
   detach(): void {
+    if ((this.#out as { destroyed?: boolean }).destroyed || this.#error !== null) return;
     this.#out.removeListener("error", this.#onError);
   }
 
@@ -125,9 +131,14 @@ export class DumpSink {
     this.yielded = true;
     const out = this.#out;
     const signal = this.#signal;
-    // A destroyed stream emits neither 'drain' nor (again) 'close': do not wait for it.
+    // A destroyed stream emits neither 'drain' nor (again) 'close': do not wait for it. The error
+    // it was destroyed with (`errored`, set at once; its 'error' event comes a tick later) is the
+    // one to report, with its errno.
     if ((out as { destroyed?: boolean }).destroyed) {
-      this.#error ??= new KeelError("IO", "the output stream was destroyed before the dump was complete", { op: "write" });
+      const errored = (out as { errored?: unknown }).errored;
+      this.#error ??= errored
+        ? streamError(errored)
+        : new KeelError("IO", "the output stream was destroyed before the dump was complete", { op: "write" });
     }
     this.#check();
     return new Promise<void>((resolve, reject) => {

@@ -854,6 +854,39 @@ test("options: dbs selects sub-databases, readable adds keys, unknown names are 
   await Promise.all([db.close(), b.close()]);
 });
 
+test("a stream destroyed with an error inside write(): the dump fails with that error's errno, and its late 'error' event crashes nothing", async () => {
+  // Both orders of "the dump sees the stream destroyed" and "the stream emits 'error'" must give the
+  // same verdict. Here the destroy happens synchronously inside out.write() (the first write of a
+  // stream reaches _write at once), so the dump sees `destroyed` before Node emits 'error' on the
+  // next tick: that error must still be the one reported, and must still find a listener after the
+  // dump has returned, or it would be an uncaught exception in the user's process.
+  const db = await fresh({ keyEncoding: "binary", encoding: "binary" });
+  await db.transaction((tx) => {
+    for (let i = 0; i < 2000; i++) tx.put(Buffer.from(`k${i}`), Buffer.alloc(100, i));
+  });
+  const uncaught: unknown[] = [];
+  const onUncaught = (e: unknown) => uncaught.push(e);
+  process.on("uncaughtException", onUncaught);
+  try {
+    for (const code of ["EIO", "ENOSPC"]) {
+      const out = new Writable({
+        highWaterMark: 16,
+        write(_chunk, _enc, _cb) {
+          out.destroy(Object.assign(new Error(`${code} from the test`), { code }));
+        },
+      });
+      const e = await rejectsCode(dump(db, out), code === "EIO" ? "IO" : "FULL");
+      assert.equal(e.details.errno, code);
+      for (let k = 0; k < 3; k++) await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual(uncaught, []);
+    assert.equal(db.getStats().readers, 0);
+  } finally {
+    process.off("uncaughtException", onUncaught);
+    await db.close();
+  }
+});
+
 test("abort and stream failures: ABORTED, IO, FULL; the dump releases its reader", async () => {
   const db = await fresh({ keyEncoding: "binary", encoding: "binary" });
   await db.transaction((tx) => {
