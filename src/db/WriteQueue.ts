@@ -124,12 +124,16 @@ export class WriteQueue {
       batch = null;
       try {
         this.#host.durability.commit(w);
-        txns.push(w);
-        done.push(...batchItems);
       } catch (e) {
         engine.abortWrite(w);
         for (const [p] of batchItems) p.reject(e);
+        batchItems = [];
+        return true;
       }
+      // Committed (its record is in the log): from here on nothing may reject these writers.
+      // A loop, not push(...): a batch can hold more items than a call has argument slots.
+      txns.push(w);
+      for (const d of batchItems) done.push(d);
       batchItems = [];
       return true;
     };

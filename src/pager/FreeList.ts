@@ -8,46 +8,68 @@
  * which is also what I1 needs: the checkpoint about to overwrite the older slot never writes over
  * a page that either slot's tree uses.
  *
+ * Held as runs of consecutive pages (PageRuns), per freeing txn, so the cost of a checkpoint's
+ * work on the list grows with its fragmentation, not with its page count. Pending groups beyond
+ * MAX_PENDING_GROUPS merge under the newer txn (a later release, never an earlier one).
+ *
  * Persisted like bbolt's free list: the whole list is rewritten by each checkpoint into a fresh
  * run of pages, as (first page, count, freeing txn) triples; reusable pages carry txn 0.
  */
 import { corrupt } from "../errors.js";
+import { PageRuns } from "./PageRuns.js";
 
 const TWO32 = 0x100000000;
 const ENTRY = 16;
+/**
+ * At most this many pending groups. Past it the two oldest merge under the newer txn: a page
+ * freed by F and listed under F' > F is released later than it could be, never earlier (I2 only
+ * asks limit >= F). While a reader pins old pages every checkpoint adds a group; merging keeps
+ * the list, and the run that holds it on disk, from growing with the number of checkpoints.
+ */
+const MAX_PENDING_GROUPS = 64;
 
 interface Pending {
   txn: number;
-  pages: number[];
+  runs: PageRuns;
 }
 
 export class FreeList {
-  /** Reusable now; sorted ascending, no duplicates. */
-  #ready: number[];
+  /** Reusable now. */
+  #ready: PageRuns;
   /** Freed but maybe still reachable; ascending txn. */
   #pending: Pending[];
 
-  constructor(ready: number[] = [], pending: Pending[] = []) {
-    this.#ready = ready;
-    this.#pending = pending;
+  constructor(ready: number[] = [], pending: Array<{ txn: number; pages: number[] }> = []) {
+    this.#ready = runsOf(ready);
+    this.#pending = pending.map((p) => ({ txn: p.txn, runs: runsOf(p.pages) })).sort((a, b) => a.txn - b.txn);
+  }
+
+  static #from(ready: PageRuns, pending: Pending[]): FreeList {
+    const fl = new FreeList();
+    fl.#ready = ready;
+    fl.#pending = pending;
+    return fl;
   }
 
   clone(): FreeList {
-    return new FreeList(this.#ready.slice(), this.#pending.map((p) => ({ txn: p.txn, pages: p.pages.slice() })));
+    return FreeList.#from(
+      this.#ready.clone(),
+      this.#pending.map((p) => ({ txn: p.txn, runs: p.runs.clone() })),
+    );
   }
 
   get readyCount(): number {
-    return this.#ready.length;
+    return this.#ready.size;
   }
 
   get pendingCount(): number {
     let n = 0;
-    for (const p of this.#pending) n += p.pages.length;
+    for (const p of this.#pending) n += p.runs.size;
     return n;
   }
 
   get size(): number {
-    return this.#ready.length + this.pendingCount;
+    return this.#ready.size + this.pendingCount;
   }
 
   /** Record `count` pages from `page` as freed by transaction `txn`. */
@@ -58,49 +80,38 @@ export class FreeList {
         const found = this.#pending.find((p) => p.txn === txn);
         if (found) last = found;
         else {
-          this.#pending.push({ txn, pages: [] });
+          last = { txn, runs: new PageRuns() };
+          this.#pending.push(last);
           this.#pending.sort((a, b) => a.txn - b.txn);
-          last = this.#pending.find((p) => p.txn === txn)!;
         }
       } else {
-        last = { txn, pages: [] };
+        last = { txn, runs: new PageRuns() };
         this.#pending.push(last);
       }
     }
-    for (let i = 0; i < count; i++) last.pages.push(page + i);
+    last.runs.add(page, count);
+    while (this.#pending.length > MAX_PENDING_GROUPS) {
+      const [a, b] = this.#pending as [Pending, Pending];
+      b.runs.addAll(a.runs);
+      this.#pending.shift();
+    }
   }
 
   /** Make reusable every page freed by a transaction <= limit. */
   release(limit: number): void {
     let k = 0;
-    const moved: number[] = [];
-    while (k < this.#pending.length && this.#pending[k]!.txn <= limit) moved.push(...this.#pending[k++]!.pages);
-    if (k === 0) return;
-    this.#pending.splice(0, k);
-    moved.sort((a, b) => a - b);
-    this.#ready = mergeSorted(this.#ready, moved);
+    while (k < this.#pending.length && this.#pending[k]!.txn <= limit) this.#ready.addAll(this.#pending[k++]!.runs);
+    if (k) this.#pending.splice(0, k);
   }
 
   /** Take up to `n` reusable single pages, lowest first. */
   takeMany(n: number): number[] {
-    const k = Math.min(n, this.#ready.length);
-    return this.#ready.splice(0, k);
+    return this.#ready.takeLowest(n);
   }
 
   /** Take a run of `n` contiguous reusable pages (first fit); 0 when there is none. */
   takeRun(n: number): number {
-    const r = this.#ready;
-    if (n === 1) return r.length ? r.shift()! : 0;
-    let start = 0;
-    for (let i = 1; i <= r.length; i++) {
-      if (i - start >= n) {
-        const first = r[start]!;
-        r.splice(start, n);
-        return first;
-      }
-      if (i < r.length && r[i] !== r[i - 1]! + 1) start = i;
-    }
-    return 0;
+    return this.#ready.takeRun(n);
   }
 
   /**
@@ -110,64 +121,53 @@ export class FreeList {
    */
   park(txn: number, pages: number[]): void {
     const set = new Set(pages);
-    this.#ready = this.#ready.filter((p) => !set.has(p));
-    for (const pend of this.#pending) pend.pages = pend.pages.filter((p) => !set.has(p));
-    this.#pending = this.#pending.filter((p) => p.pages.length > 0);
+    for (const p of set) {
+      if (this.#ready.delete(p)) continue;
+      for (const pend of this.#pending) if (pend.runs.delete(p)) break;
+    }
+    this.#pending = this.#pending.filter((p) => p.runs.size > 0);
     for (const p of set) this.free(txn, p, 1);
   }
 
   /** Give back pages taken by a checkpoint that did not happen. */
   giveBack(pages: number[]): void {
-    const s = pages.slice().sort((a, b) => a - b);
-    this.#ready = mergeSorted(this.#ready, s);
+    for (const p of pages) this.#ready.add(p, 1);
   }
 
   /** Every page number in the list (for verify). */
   *allPages(): Iterable<[number, number]> {
-    for (const p of this.#ready) yield [p, 0];
-    for (const pend of this.#pending) for (const p of pend.pages) yield [p, pend.txn];
+    for (const p of this.#ready.pages()) yield [p, 0];
+    for (const pend of this.#pending) for (const p of pend.runs.pages()) yield [p, pend.txn];
   }
 
   /** Bytes the encoded list takes. */
   encodedBytes(): number {
-    return this.#runs().length * ENTRY;
+    let runs = this.#ready.runCount;
+    for (const p of this.#pending) runs += p.runs.runCount;
+    return runs * ENTRY;
   }
 
-  #runs(): Array<[number, number, number]> {
-    const runs: Array<[number, number, number]> = [];
-    const push = (pages: number[], txn: number) => {
-      const s = pages.slice().sort((a, b) => a - b);
-      for (let i = 0; i < s.length; ) {
-        let j = i + 1;
-        while (j < s.length && s[j] === s[j - 1]! + 1) j++;
-        runs.push([s[i]!, j - i, txn]);
-        i = j;
+  /** (first page, count, txn) entries: the reusable runs (txn 0), then each pending group's. */
+  encode(): Buffer {
+    const buf = Buffer.alloc(this.encodedBytes());
+    let off = 0;
+    const put = (r: PageRuns, txn: number): void => {
+      for (let i = 0; i < r.starts.length; i++) {
+        buf.writeUInt32LE(r.starts[i]!, off);
+        buf.writeUInt32LE(r.counts[i]!, off + 4);
+        buf.writeUInt32LE(txn % TWO32, off + 8);
+        buf.writeUInt32LE(Math.floor(txn / TWO32), off + 12);
+        off += ENTRY;
       }
     };
-    push(this.#ready, 0);
-    for (const p of this.#pending) push(p.pages, p.txn);
-    return runs;
-  }
-
-  encode(): Buffer {
-    const runs = this.#runs();
-    const buf = Buffer.alloc(runs.length * ENTRY);
-    let off = 0;
-    for (const [start, count, txn] of runs) {
-      buf.writeUInt32LE(start, off);
-      buf.writeUInt32LE(count, off + 4);
-      buf.writeUInt32LE(txn % TWO32, off + 8);
-      buf.writeUInt32LE(Math.floor(txn / TWO32), off + 12);
-      off += ENTRY;
-    }
+    put(this.#ready, 0);
+    for (const p of this.#pending) put(p.runs, p.txn);
     return buf;
   }
 
   static decode(buf: Buffer, where: { file: string; page: number; highWater: number }): FreeList {
     if (buf.length % ENTRY !== 0) throw corrupt(`free list at page ${where.page} has a partial entry`, { ...where, reason: "freelist-length" });
-    const ready: number[] = [];
-    const byTxn = new Map<number, number[]>();
-    const seen = new Set<number>();
+    const entries: Array<{ start: number; count: number; txn: number; offset: number }> = [];
     for (let off = 0; off < buf.length; off += ENTRY) {
       const start = buf.readUInt32LE(off);
       const count = buf.readUInt32LE(off + 4);
@@ -175,28 +175,30 @@ export class FreeList {
       if (start < 2 || count < 1 || start + count > where.highWater) {
         throw corrupt(`free list at page ${where.page} names pages ${start}..${start + count - 1} outside the file`, { ...where, reason: "freelist-range", offset: off });
       }
-      const target = txn === 0 ? ready : byTxn.get(txn) ?? byTxn.set(txn, []).get(txn)!;
-      for (let p = start; p < start + count; p++) {
-        if (seen.has(p)) throw corrupt(`free list at page ${where.page} lists page ${p} twice`, { ...where, reason: "freelist-duplicate", offset: off });
-        seen.add(p);
-        target.push(p);
+      entries.push({ start, count, txn, offset: off });
+    }
+    // A page listed twice (in any two entries) would be handed out twice.
+    const byStart = entries.slice().sort((a, b) => a.start - b.start);
+    for (let i = 1; i < byStart.length; i++) {
+      const prev = byStart[i - 1]!;
+      const e = byStart[i]!;
+      if (e.start < prev.start + prev.count) {
+        throw corrupt(`free list at page ${where.page} lists page ${e.start} twice`, { ...where, reason: "freelist-duplicate", offset: Math.max(e.offset, prev.offset) });
       }
     }
-    ready.sort((a, b) => a - b);
-    const pending = [...byTxn.entries()].sort((a, b) => a[0] - b[0]).map(([txn, pages]) => ({ txn, pages }));
-    return new FreeList(ready, pending);
+    const ready = new PageRuns();
+    const byTxn = new Map<number, PageRuns>();
+    for (const e of entries) {
+      const target = e.txn === 0 ? ready : byTxn.get(e.txn) ?? byTxn.set(e.txn, new PageRuns()).get(e.txn)!;
+      target.add(e.start, e.count);
+    }
+    const pending = [...byTxn.entries()].sort((a, b) => a[0] - b[0]).map(([txn, runs]) => ({ txn, runs }));
+    return FreeList.#from(ready, pending);
   }
 }
 
-function mergeSorted(a: number[], b: number[]): number[] {
-  if (a.length === 0) return b;
-  if (b.length === 0) return a;
-  const out = new Array<number>(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let k = 0;
-  while (i < a.length && j < b.length) out[k++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!;
-  while (i < a.length) out[k++] = a[i++]!;
-  while (j < b.length) out[k++] = b[j++]!;
-  return out;
+function runsOf(pages: readonly number[]): PageRuns {
+  const r = new PageRuns();
+  for (const p of pages.slice().sort((a, b) => a - b)) r.add(p, 1);
+  return r;
 }

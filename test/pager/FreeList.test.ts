@@ -195,6 +195,88 @@ test("encode/decode round trip keeps every page and its freeing txn", () => {
   assert.deepEqual(back.takeMany(100), [25, 40, 41]);
 });
 
+test("one transaction freeing 300,000 pages is released, encoded and decoded whole", () => {
+  // More pages than a JavaScript call has argument slots (a bulk delete or one huge value).
+  const fl = new FreeList();
+  fl.free(5, 10, 300_000);
+  fl.release(5);
+  assert.equal(fl.readyCount, 300_000);
+  const back = FreeList.decode(fl.encode(), { ...WHERE, highWater: 400_000 });
+  assert.equal(back.readyCount, 300_000);
+  assert.equal(fl.encodedBytes(), 16, "one contiguous run is one entry");
+});
+
+test("encode agrees with a brute-force run encoding on random fragmented lists", () => {
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let round = 0; round < 50; round++) {
+    const fl = new FreeList();
+    const model = new Map<number, number>(); // page -> txn (0 = ready)
+    for (let i = 0; i < 200; i++) {
+      const page = 2 + rnd(500);
+      const count = 1 + rnd(4);
+      const txn = 1 + rnd(6);
+      let clash = false;
+      for (let p = page; p < page + count; p++) if (model.has(p)) clash = true;
+      if (clash) continue;
+      fl.free(txn, page, count);
+      for (let p = page; p < page + count; p++) model.set(p, txn);
+      if (rnd(10) === 0) {
+        const limit = rnd(7);
+        fl.release(limit);
+        for (const [p, t] of model) if (t !== 0 && t <= limit) model.set(p, 0);
+      }
+    }
+    // Brute force: group by txn, sort, coalesce; ready (txn 0) first, then ascending txn.
+    const byTxn = new Map<number, number[]>();
+    for (const [p, t] of model) (byTxn.get(t) ?? byTxn.set(t, []).get(t)!).push(p);
+    const entries: Array<[number, number, number]> = [];
+    for (const t of [...byTxn.keys()].sort((a, b) => a - b)) {
+      const ps = byTxn.get(t)!.sort((a, b) => a - b);
+      for (let i = 0; i < ps.length; ) {
+        let j = i + 1;
+        while (j < ps.length && ps[j] === ps[j - 1]! + 1) j++;
+        entries.push([ps[i]!, j - i, t]);
+        i = j;
+      }
+    }
+    const buf = fl.encode();
+    assert.equal(buf.length, fl.encodedBytes());
+    const got: Array<[number, number, number]> = [];
+    for (let off = 0; off < buf.length; off += 16) got.push([buf.readUInt32LE(off), buf.readUInt32LE(off + 4), buf.readUInt32LE(off + 8)]);
+    const key = (e: [number, number, number]): string => e.join(",");
+    assert.deepEqual(got.map(key).sort(), entries.map(key).sort(), `round ${round}`);
+    assert.deepEqual(pages(FreeList.decode(buf, WHERE)), pages(fl));
+  }
+});
+
+test("pending groups are capped: older ones merge under a newer txn, so no page is released early", () => {
+  // A long-lived reader: every checkpoint frees pages under a new txn and none is released.
+  const fl = new FreeList();
+  const freedBy = new Map<number, number>();
+  for (let txn = 1; txn <= 1000; txn++) {
+    fl.free(txn, 2 + txn * 3, 2); // two pages per txn, with a gap between txns
+    freedBy.set(2 + txn * 3, txn).set(3 + txn * 3, txn);
+  }
+  const txns = new Set([...fl.allPages()].map(([, t]) => t));
+  assert.ok(txns.size <= 64, `${txns.size} pending groups`);
+  for (const [page, txn] of fl.allPages()) assert.ok(txn >= freedBy.get(page)!, `page ${page} freed by ${freedBy.get(page)} listed under ${txn}`);
+  assert.equal(fl.pendingCount, 2000);
+  // Released only once the limit reaches the txn it is listed under, never earlier than freed.
+  for (let limit = 0; limit <= 1000; limit += 37) {
+    const c = fl.clone();
+    c.release(limit);
+    for (const p of c.takeMany(1e6)) assert.ok(freedBy.get(p)! <= limit, `page ${p} (freed by ${freedBy.get(p)}) reusable at limit ${limit}`);
+  }
+  fl.release(1000);
+  assert.equal(fl.readyCount, 2000);
+  const back = FreeList.decode(fl.encode(), { ...WHERE, highWater: 4000 });
+  assert.equal(back.readyCount, 2000);
+});
+
 test("an empty list encodes to nothing and decodes to an empty list", () => {
   const buf = new FreeList().encode();
   assert.equal(buf.length, 0);

@@ -1,0 +1,105 @@
+/**
+ * PageRuns unit tests: the run set against a plain Set model (random operations), the merging of
+ * touching runs, and INTERNAL on a page added twice.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { PageRuns } from "../../src/pager/PageRuns.js";
+import { KeelError } from "../../src/errors.js";
+
+function canonical(r: PageRuns): void {
+  let size = 0;
+  for (let i = 0; i < r.starts.length; i++) {
+    assert.ok(r.counts[i]! >= 1, "no empty run");
+    if (i > 0) assert.ok(r.starts[i - 1]! + r.counts[i - 1]! < r.starts[i]!, "runs ascending, disjoint and not touching");
+    size += r.counts[i]!;
+  }
+  assert.equal(r.size, size);
+}
+
+test("random add/delete/takeLowest/takeRun agree with a Set model and keep the runs canonical", () => {
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let round = 0; round < 40; round++) {
+    const r = new PageRuns();
+    const model = new Set<number>();
+    for (let step = 0; step < 400; step++) {
+      const op = rnd(10);
+      if (op < 5) {
+        const first = 2 + rnd(300);
+        const count = 1 + rnd(5);
+        let clash = false;
+        for (let p = first; p < first + count; p++) if (model.has(p)) clash = true;
+        if (clash) continue;
+        r.add(first, count);
+        for (let p = first; p < first + count; p++) model.add(p);
+      } else if (op < 7) {
+        const p = 2 + rnd(300);
+        assert.equal(r.delete(p), model.delete(p));
+      } else if (op < 8) {
+        const n = rnd(6);
+        const want = [...model].sort((a, b) => a - b).slice(0, n);
+        assert.deepEqual(r.takeLowest(n), want);
+        for (const p of want) model.delete(p);
+      } else {
+        const n = 1 + rnd(6);
+        const sorted = [...model].sort((a, b) => a - b);
+        let want = 0;
+        for (let i = 0, start = 0; i < sorted.length; i++) {
+          if (i > 0 && sorted[i] !== sorted[i - 1]! + 1) start = i;
+          if (i - start + 1 >= n) {
+            want = sorted[start]!;
+            break;
+          }
+        }
+        assert.equal(r.takeRun(n), want, `round ${round} step ${step}: first fit of ${n}`);
+        if (want) for (let p = want; p < want + n; p++) model.delete(p);
+      }
+      canonical(r);
+      assert.deepEqual([...r.pages()], [...model].sort((a, b) => a - b));
+      const probe = 2 + rnd(300);
+      assert.equal(r.has(probe), model.has(probe));
+    }
+  }
+});
+
+test("touching runs merge into one, from either side and from both", () => {
+  const r = new PageRuns();
+  r.add(10, 2); // 10..11
+  r.add(14, 2); // 14..15
+  r.add(12, 2); // joins both
+  assert.deepEqual([r.starts, r.counts], [[10], [6]]);
+  r.add(16, 1);
+  r.add(9, 1);
+  assert.deepEqual([r.starts, r.counts], [[9], [8]]);
+});
+
+test("adding a page already in the set is INTERNAL and changes nothing", () => {
+  const r = new PageRuns();
+  r.add(10, 5);
+  for (const [first, count] of [
+    [12, 1],
+    [8, 3],
+    [14, 4],
+    [5, 20],
+  ] as const) {
+    assert.throws(
+      () => r.add(first, count),
+      (e: unknown) => e instanceof KeelError && e.code === "INTERNAL",
+    );
+  }
+  assert.deepEqual([r.starts, r.counts, r.size], [[10], [5], 5]);
+});
+
+test("clone is independent", () => {
+  const r = new PageRuns();
+  r.add(3, 4);
+  const c = r.clone();
+  c.takeLowest(2);
+  c.add(20, 1);
+  assert.deepEqual([...r.pages()], [3, 4, 5, 6]);
+  assert.deepEqual([...c.pages()], [5, 6, 20]);
+});
