@@ -91,9 +91,11 @@ export class FreeList {
     }
     last.runs.add(page, count);
     while (this.#pending.length > MAX_PENDING_GROUPS) {
+      // The oldest group is the big one: the second's few runs go into it, in place.
       const [a, b] = this.#pending as [Pending, Pending];
-      b.runs.addAll(a.runs);
-      this.#pending.shift();
+      a.runs.addAll(b.runs);
+      a.txn = b.txn;
+      this.#pending.splice(1, 1);
     }
   }
 

@@ -79,9 +79,46 @@ export class PageRuns {
     this.size += count;
   }
 
-  /** Add every page of `other` (disjoint from this set). */
+  /**
+   * Add every page of `other` (disjoint from this set). A few runs are inserted in place; more
+   * are merged in one linear pass, so releasing a large fragmented group (the end of a long
+   * reader) costs the two lists' lengths, not their product.
+   */
   addAll(other: PageRuns): void {
-    for (let i = 0; i < other.starts.length; i++) this.add(other.starts[i]!, other.counts[i]!);
+    if (other.starts.length <= 16) {
+      for (let i = 0; i < other.starts.length; i++) this.add(other.starts[i]!, other.counts[i]!);
+      return;
+    }
+    const starts: number[] = [];
+    const counts: number[] = [];
+    const push = (s: number, c: number): void => {
+      const last = starts.length - 1;
+      if (last >= 0) {
+        const end = starts[last]! + counts[last]!;
+        if (s < end) throw new KeelError("INTERNAL", `pages ${s}..${s + c - 1} are already free`, { first: s, count: c });
+        if (s === end) {
+          counts[last] = counts[last]! + c;
+          return;
+        }
+      }
+      starts.push(s);
+      counts.push(c);
+    };
+    const a = this;
+    let i = 0;
+    let j = 0;
+    while (i < a.starts.length || j < other.starts.length) {
+      if (j >= other.starts.length || (i < a.starts.length && a.starts[i]! < other.starts[j]!)) {
+        push(a.starts[i]!, a.counts[i]!);
+        i++;
+      } else {
+        push(other.starts[j]!, other.counts[j]!);
+        j++;
+      }
+    }
+    this.starts = starts;
+    this.counts = counts;
+    this.size += other.size;
   }
 
   /** Remove page `page` if present; returns whether it was. */

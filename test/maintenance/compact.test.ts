@@ -17,6 +17,7 @@ import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import type { FileSystem } from "../../src/io/FileSystem.js";
 import { compactTo } from "../../src/maintenance/compactTo.js";
+import { verify } from "../../src/maintenance/verify.js";
 import { META_FLAG_WAL, probeMeta } from "../../src/pager/Meta.js";
 import { FORMAT_VERSION } from "../../src/pager/PageLayout.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
@@ -132,6 +133,10 @@ test("compactTo: every entry, fewer pages, same page size, version and flags; th
     assert.equal(newest.version, FORMAT_VERSION);
     assert.equal(newest.flags, wal ? META_FLAG_WAL : 0);
     assert.deepEqual(fs.list("/out"), ["compacted"], "no partial directory left");
+    // A compacted copy has no free page and names no free-list run: verify finds it clean.
+    assert.equal(newest.freelistPage, 0);
+    const report = await verify(DEST, { fs });
+    assert.deepEqual(report.problems, [], `wal ${wal}: verify of the compacted copy`);
     const copy = openSync(DEST, { fs, wal });
     try {
       assert.equal(copy.getStats().pageSize, 8192);

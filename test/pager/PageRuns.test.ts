@@ -66,6 +66,37 @@ test("random add/delete/takeLowest/takeRun agree with a Set model and keep the r
   }
 });
 
+test("addAll of a large set merges linearly into canonical runs; an overlap is INTERNAL and changes nothing", () => {
+  let seed = 99;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let round = 0; round < 30; round++) {
+    const a = new PageRuns();
+    const b = new PageRuns();
+    const model: number[] = [];
+    for (let p = 2; p < 2000; p++) {
+      const r = rnd(3);
+      if (r === 0) a.add(p, 1);
+      else if (r === 1) b.add(p, 1);
+      else continue;
+      model.push(p);
+    }
+    assert.ok(b.runCount > 16, "exercises the linear merge");
+    const before = a.clone();
+    a.addAll(b);
+    canonical(a);
+    assert.deepEqual([...a.pages()], model);
+    assert.throws(
+      () => before.addAll(a),
+      (e: unknown) => e instanceof KeelError && e.code === "INTERNAL",
+    );
+    canonical(before);
+    assert.equal(before.size, model.length - b.size, "a failed merge leaves the set as it was");
+  }
+});
+
 test("touching runs merge into one, from either side and from both", () => {
   const r = new PageRuns();
   r.add(10, 2); // 10..11
