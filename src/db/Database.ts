@@ -25,6 +25,7 @@ import { decodeValue } from "./ValueCodec.js";
 import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
 import { backupPages, type BackupPagesResult } from "../maintenance/backupPages.js";
+import { verifyEngine, type VerifyEngineOptions, type VerifyReport } from "../maintenance/verify.js";
 
 export interface SubDatabaseOptions {
   keyEncoding?: KeyEncodingName | undefined;
@@ -471,6 +472,38 @@ export class Database extends SubDatabase {
     } finally {
       engine.readers.release(snap.txn);
     }
+  }
+
+  /**
+   * A compacting copy at `dest` (which must not exist): db.backup(dest, { compact: true }), but
+   * the copy keeps the source's flags too, as compactTo does. Entries are rewritten in key order
+   * into a file with no free page, at one LSN, while readers and writers go on.
+   */
+  async compact(dest: string, opts: { signal?: AbortSignal; onProgress?: (p: { entries: number; totalEntries: number }) => void } = {}): Promise<CopyResult> {
+    this.#check();
+    const engine = this.engine;
+    const snap = await this.task(() => {
+      const s = engine.published;
+      engine.readers.acquire(s.txn);
+      return s;
+    });
+    try {
+      return await copySnapshot(engine, snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress });
+    } finally {
+      engine.readers.release(snap.txn);
+    }
+  }
+
+  /**
+   * Check the files of this open database: every page of data.keel as its newest durable meta
+   * names it, the log (commits not yet checkpointed are checked there) and the snapshots. It runs
+   * as one task between transactions and walks synchronously, so that no checkpoint moves pages
+   * under it: writers wait and the event loop is held for the whole walk. For a large database
+   * prefer `verify(dir)` on a stopped database or a backup.
+   */
+  async verify(opts: VerifyEngineOptions = {}): Promise<VerifyReport> {
+    this.#check();
+    return this.task(() => verifyEngine(this.engine, opts));
   }
 
   getStats(): Stats {

@@ -238,3 +238,43 @@ test("compactTo: failing the N-th I/O call, for every N, gives a coded error and
   }
   assert.ok(succeeded, "compaction succeeds once N passes its last call");
 });
+
+test("db.compact: an open database copied without free pages while a writer goes on; flags kept, verify clean, EXISTS, abort leaves nothing", async () => {
+  for (const wal of [false, true]) {
+    const fs = new CrashFileSystem();
+    const db = openSync(SRC, { fs, wal, pageSize: 8192 });
+    const model = await churn(db, new Rng(wal ? 6 : 5));
+    const expected = readState(db);
+    // A write queued with the compaction: the copy is one published state, with or without it.
+    const during = db.put("during", 1);
+    const res = await db.compact(DEST);
+    await during;
+    assertSame(expected, model, "source vs model");
+    assert.equal(res.dest, DEST);
+    const copy = openSync(DEST, { fs, readOnly: true });
+    try {
+      const got = readState(copy);
+      const d = got.get("")?.get("during");
+      assert.ok(d === undefined || d === 1, `wal ${wal}: the concurrent write, whole or absent`);
+      got.get("")?.delete("during");
+      assertSame(got, expected, `wal ${wal}: copy`);
+      assert.equal(copy.getStats().pageSize, 8192);
+      assert.equal(copy.getStats().freePages, 0);
+    } finally {
+      await copy.close();
+    }
+    const destData = readAll(fs, `${DEST}/data.keel`);
+    const meta = [probeMeta(destData, 0), probeMeta(destData.subarray(8192), 1)].flatMap((p) => (p.ok ? [p.meta] : [])).sort((x, y) => y.txn - x.txn)[0]!;
+    assert.equal(meta.flags, wal ? META_FLAG_WAL : 0, "the source's flags are kept");
+    assert.deepEqual((await verify(DEST, { fs })).problems, [], `wal ${wal}: verify of the copy`);
+
+    await rejectsKeel(db.compact(DEST), "EXISTS", "existing destination");
+    const ac = new AbortController();
+    ac.abort();
+    await rejectsKeel(db.compact("/out/aborted", { signal: ac.signal }), "ABORTED", "abort");
+    assert.equal(fs.stat("/out/aborted"), undefined);
+    assert.deepEqual(fs.list("/out"), ["compacted"], "no partial directory left");
+    await db.close();
+    await rejectsKeel(db.compact("/out/closed"), "CLOSED", "after close");
+  }
+});

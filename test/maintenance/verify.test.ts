@@ -358,6 +358,22 @@ test("verifyEngine: the files of an open database verify clean, synchronously", 
   }
 });
 
+test("db.verify: clean on an open database with writes queued around it; CLOSED after close", async (t) => {
+  const dir = tempDir(t);
+  await build(dir);
+  const db: Database = await open(dir, { pageSize: PS });
+  const before = db.put("before", 1);
+  const r = await db.verify();
+  const after = db.put("after", 2);
+  await Promise.all([before, after]);
+  assertClean(r, "open");
+  assert.ok(r.stats.logRecords > 0, "the log was checked");
+  assert.ok(r.stats.entries > 0, "the data file was walked");
+  assertClean(await db.verify({ wal: false, snapshots: false }), "data file only");
+  await db.close();
+  await assert.rejects(db.verify(), (e: unknown) => e instanceof KeelError && e.code === "CLOSED");
+});
+
 // ---------------------------------------------------------------- damage in data.keel
 
 test("verify: a byte flipped in a leaf is reported at that page, in its tree", async (t) => {
