@@ -3,6 +3,7 @@
  * first), park/giveBack, and the persisted form (encode/decode, with CORRUPT on damage).
  */
 import { test } from "node:test";
+import { Rng } from "../helpers/rng.js";
 import assert from "node:assert/strict";
 import { FreeList } from "../../src/pager/FreeList.js";
 import { KeelError } from "../../src/errors.js";
@@ -207,11 +208,8 @@ test("one transaction freeing 300,000 pages is released, encoded and decoded who
 });
 
 test("encode agrees with a brute-force run encoding on random fragmented lists", () => {
-  let seed = 7;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
+  const rng = new Rng(7);
+  const rnd = (n: number): number => rng.int(n);
   for (let round = 0; round < 50; round++) {
     const fl = new FreeList();
     const model = new Map<number, number>(); // page -> txn (0 = ready)

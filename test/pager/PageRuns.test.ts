@@ -3,6 +3,7 @@
  * touching runs, and INTERNAL on a page added twice.
  */
 import { test } from "node:test";
+import { Rng } from "../helpers/rng.js";
 import assert from "node:assert/strict";
 import { PageRuns } from "../../src/pager/PageRuns.js";
 import { KeelError } from "../../src/errors.js";
@@ -18,11 +19,8 @@ function canonical(r: PageRuns): void {
 }
 
 test("random add/delete/takeLowest/takeRun agree with a Set model and keep the runs canonical", () => {
-  let seed = 12345;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
+  const rng = new Rng(12345);
+  const rnd = (n: number): number => rng.int(n);
   for (let round = 0; round < 40; round++) {
     const r = new PageRuns();
     const model = new Set<number>();
@@ -67,11 +65,8 @@ test("random add/delete/takeLowest/takeRun agree with a Set model and keep the r
 });
 
 test("addAll of a large set merges linearly into canonical runs; an overlap is INTERNAL and changes nothing", () => {
-  let seed = 99;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
+  const rng = new Rng(99);
+  const rnd = (n: number): number => rng.int(n);
   for (let round = 0; round < 30; round++) {
     const a = new PageRuns();
     const b = new PageRuns();
