@@ -23,8 +23,9 @@ import { LogDurability, type ReplayReport } from "./LogDurability.js";
 import { decodeKey, type Key } from "./KeyCodec.js";
 import { decodeValue } from "./ValueCodec.js";
 import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
-import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
-import { backupPages, type BackupPagesResult } from "../maintenance/backupPages.js";
+import type { CopyResult } from "../maintenance/copyDatabase.js";
+import type { BackupPagesResult } from "../maintenance/backupPages.js";
+import { backupPagesOnline, copyPublished, type OnlineCopyOptions } from "./onlineCopy.js";
 import { verifyEngine, type VerifyEngineOptions, type VerifyReport } from "../maintenance/verify.js";
 
 export interface SubDatabaseOptions {
@@ -63,9 +64,6 @@ export interface Stats extends TreeStatsReport {
   dbs: Record<string, TreeStatsReport>;
 }
 
-
-/** Names the log floor of each running page backup. */
-let backupSeq = 0;
 
 export class Database extends SubDatabase {
   /** @internal */
@@ -417,81 +415,18 @@ export class Database extends SubDatabase {
    * to the copy (faster; free pages kept). `signal` aborts it and removes the partial copy;
    * `dest` must not exist.
    */
-  async backup(
-    dest: string,
-    opts: { compact?: boolean; signal?: AbortSignal; onProgress?: (p: { entries: number; totalEntries: number }) => void } = {},
-  ): Promise<CopyResult | BackupPagesResult> {
+  async backup(dest: string, opts: OnlineCopyOptions & { compact?: boolean } = {}): Promise<CopyResult | BackupPagesResult> {
     this.#check();
-    const engine = this.engine;
-    if (opts.compact === false) {
-      // One queue task: the durable meta and its snapshot are pinned (a reader keeps their pages,
-      // I2), and with the log, the records after it up to the head (the commits queued before this
-      // call) are captured and kept from gc by a floor. The task's promise resolves once those
-      // commits are durable. Without the log every group checkpoints, so the head is checkpointed
-      // already, or is by this task (the group would do it next anyway).
-      const d = this.durability;
-      const floor = `backup:${++backupSeq}`;
-      let pinned: Snapshot | null = null;
-      const unpin = () => {
-        if (pinned) engine.readers.release(pinned.txn);
-        pinned = null;
-        if (d instanceof LogDurability) d.setFloor(floor, undefined);
-      };
-      const pin = await this.task(() => {
-        if (d instanceof LogDurability) {
-          const s = engine.durable;
-          const head = engine.head;
-          const records = head.lsn > s.lsn ? d.wal.readRecords(s.lsn + 1, head.lsn) : [];
-          engine.readers.acquire(s.txn);
-          pinned = s;
-          d.setFloor(floor, s.lsn + 1);
-          return { snap: s, meta: engine.durableMeta, log: { records, toLsn: head.lsn, toTxn: head.txn } };
-        }
-        if (!this.readOnly && engine.needsCheckpoint) d.checkpoint(true);
-        const s = engine.head;
-        engine.readers.acquire(s.txn);
-        pinned = s;
-        return { snap: s, meta: engine.durableMeta, log: undefined };
-      }).catch((e: unknown) => {
-        unpin(); // the group of the task failed: nothing stays pinned
-        throw e;
-      });
-      try {
-        return await backupPages(engine, pin.snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: pin.meta, log: pin.log });
-      } finally {
-        unpin();
-      }
-    }
-    const snap = await this.task(() => {
-      const s = engine.published;
-      engine.readers.acquire(s.txn);
-      return s;
-    });
-    try {
-      return await copySnapshot(engine, snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, flags: 0 });
-    } finally {
-      engine.readers.release(snap.txn);
-    }
+    return opts.compact === false ? backupPagesOnline(this, dest, opts) : copyPublished(this, dest, opts, 0);
   }
 
   /**
    * A compacting copy at `dest` (which must not exist): db.backup(dest, { compact: true }), but
-   * the copy keeps the source's flags too, as compactTo does. Entries are rewritten in key order
-   * into a file with no free page, at one LSN, while readers and writers go on.
+   * the copy keeps the source's flags too, as compactTo does.
    */
-  async compact(dest: string, opts: { signal?: AbortSignal; onProgress?: (p: { entries: number; totalEntries: number }) => void } = {}): Promise<CopyResult> {
+  async compact(dest: string, opts: OnlineCopyOptions = {}): Promise<CopyResult> {
     this.#check();
-    const engine = this.engine;
-    const snap = await this.task(() => {
-      const s = engine.published;
-      engine.readers.acquire(s.txn);
-      return s;
-    });
-    try {
-      return await copySnapshot(engine, snap, this.fs, dest, { signal: opts.signal, onProgress: opts.onProgress });
-    } finally {
-      engine.readers.release(snap.txn);
-    }
+    return copyPublished(this, dest, opts, undefined);
   }
 
   /**

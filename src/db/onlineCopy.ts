@@ -1,0 +1,88 @@
+/**
+ * onlineCopy: how an open Database pins the state it copies for db.backup and db.compact, then hands
+ * the copy to maintenance/ (copySnapshot: compacting; backupPages: page by page).
+ *
+ * Invariants:
+ * - The pin is taken in one write-queue task, between transactions, so the copied state is one
+ *   whole published (or durable) snapshot, never part of a group.
+ * - The pinned snapshot is a registered reader for the whole copy (I2: none of its pages is reused
+ *   meanwhile), and a page backup's log floor keeps the records it still has to apply from gc.
+ *   Both are released on every path, success, failure or abort, and also when the task itself fails.
+ */
+import type { BackupPagesResult } from "../maintenance/backupPages.js";
+import { backupPages } from "../maintenance/backupPages.js";
+import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
+import type { Snapshot } from "../txn/Snapshot.js";
+import type { Database } from "./Database.js";
+import { LogDurability } from "./LogDurability.js";
+
+export interface OnlineCopyOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: { entries: number; totalEntries: number }) => void;
+}
+
+/** Names the log floor of each running page backup. */
+let backupSeq = 0;
+
+/**
+ * Compacting copy of the snapshot published when the task runs. `flags`: the copy's meta flags
+ * (undefined keeps the source's; a backup passes 0).
+ */
+export async function copyPublished(db: Database, dest: string, opts: OnlineCopyOptions, flags: number | undefined): Promise<CopyResult> {
+  const engine = db.engine;
+  const snap = await db.task(() => {
+    const s = engine.published;
+    engine.readers.acquire(s.txn);
+    return s;
+  });
+  try {
+    return await copySnapshot(engine, snap, db.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, flags });
+  } finally {
+    engine.readers.release(snap.txn);
+  }
+}
+
+/**
+ * Page backup. One queue task: the durable meta and its snapshot are pinned (a reader keeps their
+ * pages, I2), and with the log, the records after it up to the head (the commits queued before
+ * this call) are captured and kept from gc by a floor. The task's promise resolves once those
+ * commits are durable. Without the log every group checkpoints, so the head is checkpointed
+ * already, or is by this task (the group would do it next anyway).
+ */
+export async function backupPagesOnline(db: Database, dest: string, opts: OnlineCopyOptions): Promise<BackupPagesResult> {
+  const engine = db.engine;
+  const d = db.durability;
+  const floor = `backup:${++backupSeq}`;
+  let pinned: Snapshot | null = null;
+  const unpin = () => {
+    if (pinned) engine.readers.release(pinned.txn);
+    pinned = null;
+    if (d instanceof LogDurability) d.setFloor(floor, undefined);
+  };
+  const pin = await db
+    .task(() => {
+      if (d instanceof LogDurability) {
+        const s = engine.durable;
+        const head = engine.head;
+        const records = head.lsn > s.lsn ? d.wal.readRecords(s.lsn + 1, head.lsn) : [];
+        engine.readers.acquire(s.txn);
+        pinned = s;
+        d.setFloor(floor, s.lsn + 1);
+        return { snap: s, meta: engine.durableMeta, log: { records, toLsn: head.lsn, toTxn: head.txn } };
+      }
+      if (!db.readOnly && engine.needsCheckpoint) d.checkpoint(true);
+      const s = engine.head;
+      engine.readers.acquire(s.txn);
+      pinned = s;
+      return { snap: s, meta: engine.durableMeta, log: undefined };
+    })
+    .catch((e: unknown) => {
+      unpin(); // the group of the task failed: nothing stays pinned
+      throw e;
+    });
+  try {
+    return await backupPages(engine, pin.snap, db.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: pin.meta, log: pin.log });
+  } finally {
+    unpin();
+  }
+}
