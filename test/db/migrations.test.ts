@@ -39,7 +39,8 @@ import { probeMeta } from "../../src/pager/Meta.js";
 import { seal } from "../../src/pager/PageCodec.js";
 import { FORMAT_VERSION, MAGIC } from "../../src/pager/PageLayout.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
-import { canon, cloneState, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { cloneState, emptyState, readState, assertSameState as assertSame, type DbState } from "../helpers/dbModel.js";
+import { filesOf, readAll } from "../helpers/memFiles.js";
 import { Rng, seedList } from "../helpers/rng.js";
 import { rejectsKeel, throwsKeel } from "./dbUtil.js";
 
@@ -48,37 +49,6 @@ const DIR = "/db";
 const SEEDS = seedList(2, "KEEL_MIGRATION_SEEDS");
 const NOW = Date.UTC(2025, 5, 11, 10, 15, 30, 123);
 const STAMP = "20250611T101530.123Z";
-
-function assertSame(actual: DbState, expected: DbState, what: string): void {
-  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
-}
-
-function readAll(fs: FileSystem, path: string): Buffer {
-  const f = fs.open(path, "r");
-  try {
-    const b = Buffer.alloc(f.size());
-    f.read(b, 0, b.length, 0);
-    return b;
-  } finally {
-    f.close();
-  }
-}
-
-/** Every file under `dir`, by relative path. */
-function filesOf(fs: FileSystem, dir: string, skip: (rel: string) => boolean = () => false): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string, rel: string) => {
-    for (const name of fs.list(d)) {
-      const p = `${d}/${name}`;
-      const r = `${rel}${name}`;
-      if (skip(r)) continue;
-      if (fs.stat(p)!.isDirectory) walk(p, `${r}/`);
-      else out.set(r, readAll(fs, p));
-    }
-  };
-  walk(dir, "");
-  return out;
-}
 
 /** A closed database's directory may hold a stale LOCK (its removal not yet durable): never backed up. */
 const noLock = (rel: string) => rel === "LOCK";

@@ -159,3 +159,8 @@ function checkDbInner(db: Database, expected: DbState, universe: ReadonlyMap<str
   }
   assert.equal(stats.entries, total, ctx("getStats().entries"));
 }
+
+/** Fails with the first differences when two states differ. */
+export function assertSameState(actual: DbState, expected: DbState, what: string): void {
+  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
+}

@@ -32,7 +32,8 @@ import { backupPages, type BackupPagesOptions, type BackupPagesResult } from "..
 import { probeMeta, type Meta } from "../../src/pager/Meta.js";
 import type { Snapshot } from "../../src/txn/Snapshot.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
-import { canon, cloneState, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { cloneState, emptyState, readState, assertSameState as assertSame, type DbState } from "../helpers/dbModel.js";
+import { readAll } from "../helpers/memFiles.js";
 import { Rng } from "../helpers/rng.js";
 import { rejectsKeel } from "../db/dbUtil.js";
 
@@ -61,10 +62,6 @@ async function backup(db: Database, fs: FileSystem, dest: string, o: BackupPages
   } finally {
     db.engine.readers.release(p.snap.txn);
   }
-}
-
-function assertSame(actual: DbState, expected: DbState, what: string): void {
-  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
 }
 
 function subOf(db: Database, name: string) {
@@ -118,17 +115,6 @@ function openState(fs: FileSystem, dir: string): { state: DbState; txn: number; 
     return { state: readState(db), txn: db.engine.durable.txn, lsn: db.engine.durable.lsn };
   } finally {
     void db.close();
-  }
-}
-
-function readAll(fs: FileSystem, path: string): Buffer {
-  const f = fs.open(path, "r");
-  try {
-    const b = Buffer.alloc(f.size());
-    f.read(b, 0, b.length, 0);
-    return b;
-  } finally {
-    f.close();
   }
 }
 

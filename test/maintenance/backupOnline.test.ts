@@ -28,7 +28,7 @@ import { backupPages, type BackupPagesResult } from "../../src/maintenance/backu
 import { copySnapshot } from "../../src/maintenance/copyDatabase.js";
 import { verify } from "../../src/maintenance/verify.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
-import { canon, cloneState, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { canon, cloneState, emptyState, readState, assertSameState as assertSame, type DbState } from "../helpers/dbModel.js";
 import { Rng } from "../helpers/rng.js";
 import { rejectsKeel } from "../db/dbUtil.js";
 
@@ -71,10 +71,6 @@ function stateOf(db: Database, model: DbState): DbState {
   for (const [name, m] of [...out]) if (m.size === 0 && !db.listDBs().includes(name) && name !== "") out.delete(name);
   for (const name of db.listDBs()) if (!out.has(name)) out.set(name, new Map());
   return out;
-}
-
-function assertSame(actual: DbState, expected: DbState, what: string): void {
-  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
 }
 
 function openState(fs: FileSystem, dir: string, wal = false): { state: DbState; lsn: number } {

@@ -21,45 +21,13 @@ import { verify } from "../../src/maintenance/verify.js";
 import { META_FLAG_WAL, probeMeta } from "../../src/pager/Meta.js";
 import { FORMAT_VERSION } from "../../src/pager/PageLayout.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
-import { canon, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { emptyState, readState, assertSameState as assertSame, type DbState } from "../helpers/dbModel.js";
+import { assertUnchanged, filesOf, readAll } from "../helpers/memFiles.js";
 import { Rng } from "../helpers/rng.js";
 import { rejectsKeel } from "../db/dbUtil.js";
 
 const SRC = "/src";
 const DEST = "/out/compacted";
-
-function assertSame(actual: DbState, expected: DbState, what: string): void {
-  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
-}
-
-function readAll(fs: FileSystem, path: string): Buffer {
-  const f = fs.open(path, "r");
-  try {
-    const b = Buffer.alloc(f.size());
-    f.read(b, 0, b.length, 0);
-    return b;
-  } finally {
-    f.close();
-  }
-}
-
-function filesOf(fs: FileSystem, dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string, rel: string) => {
-    for (const name of fs.list(d)) {
-      const p = `${d}/${name}`;
-      if (fs.stat(p)!.isDirectory) walk(p, `${rel}${name}/`);
-      else out.set(`${rel}${name}`, readAll(fs, p));
-    }
-  };
-  walk(dir, "");
-  return out;
-}
-
-function assertUnchanged(before: Map<string, Buffer>, after: Map<string, Buffer>, what: string): void {
-  assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), `${what}: same files`);
-  for (const [k, v] of before) assert.ok(after.get(k)!.equals(v), `${what}: ${k} unchanged`);
-}
 
 function stateOf(fs: FileSystem, dir: string): DbState {
   const db = openSync(dir, { fs, readOnly: true });

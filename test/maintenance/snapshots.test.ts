@@ -28,7 +28,7 @@ import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { restore } from "../../src/maintenance/restore.js";
 import { checkSnapshot } from "../../src/maintenance/Snapshots.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
-import { canon, cloneState, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
+import { cloneState, emptyState, readState, assertSameState as assertSame, type DbState } from "../helpers/dbModel.js";
 import { forEachSeed, Rng, seedList } from "../helpers/rng.js";
 import { applyWalOp } from "../helpers/walHistory.js";
 import { subHandles, walValue } from "../helpers/walWorkload.js";
@@ -74,10 +74,6 @@ async function stateOf(dir: string, o: { readOnly?: boolean } = {}): Promise<{ s
   } finally {
     await db.close();
   }
-}
-
-function assertSame(actual: DbState, expected: DbState, what: string): void {
-  if (canon(actual) !== canon(expected)) assert.fail(`${what}:\n  ${diffStates(actual, expected).join("\n  ")}`);
 }
 
 async function expectCode(p: Promise<unknown>, code: string, what: string): Promise<void> {
