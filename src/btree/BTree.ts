@@ -26,6 +26,10 @@ import {
   pfxRemove,
   pfxSlice,
   leafEntryBytes,
+  ownBranchArrays,
+  ownLeafArrays,
+  withInserted,
+  withRemoved,
   type LeafValue,
   type Node,
   type NodeRef,
@@ -108,8 +112,7 @@ function ownChild(w: TreeWriter, parent: BranchNode, i: number): Node {
   if (n.txn === w.txn) return n;
   const c = n.clone(w.txn);
   if (n.page) w.freed(n.page, 1);
-  parent.children[i] = c;
-  parent.childTxn[i] = 0;
+  parent.children[i] = c; // childTxn[i] now means nothing (see BranchNode): left as it is
   return c;
 }
 
@@ -162,13 +165,20 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
   if (i < leaf.keys.length && leaf.pfx![i] === kp && leaf.keys[i] === key) {
     const old = leaf.vals[i]!;
     leaf.bytes += leafEntryBytes(key, val) - leafEntryBytes(key, old);
+    ownLeafArrays(leaf);
     leaf.vals[i] = val;
     dropValue(w, st, old);
     existed = true;
   } else {
-    leaf.keys.splice(i, 0, key);
+    if (leaf.own) {
+      leaf.keys.splice(i, 0, key);
+      leaf.vals.splice(i, 0, val);
+    } else {
+      leaf.keys = withInserted(leaf.keys, i, key);
+      leaf.vals = withInserted(leaf.vals, i, val);
+      leaf.own = true;
+    }
     pfxInsert(leaf, i, kp, leaf.keys.length - 1); // leafIndex above built the array if it was missing
-    leaf.vals.splice(i, 0, val);
     leaf.bytes += leafEntryBytes(key, val);
     st.entries++;
   }
@@ -190,9 +200,15 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
   const i = leafIndex(leaf, key, kp);
   const old = leaf.vals[i]!;
   leaf.bytes -= leafEntryBytes(key, old);
-  leaf.keys.splice(i, 1);
+  if (leaf.own) {
+    leaf.keys.splice(i, 1);
+    leaf.vals.splice(i, 1);
+  } else {
+    leaf.keys = withRemoved(leaf.keys, i);
+    leaf.vals = withRemoved(leaf.vals, i);
+    leaf.own = true;
+  }
   pfxRemove(leaf, i, leaf.keys.length + 1);
-  leaf.vals.splice(i, 1);
   st.entries--;
   dropValue(w, st, old);
   fixUp(w, st, parents, idxs, leaf, false);
@@ -300,7 +316,9 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
   const pageSize = w.limits.pageSize;
   let sep: string;
   let right: Node;
+  ownBranchArrays(parent);
   if (child.leaf) {
+    ownLeafArrays(child);
     const s = leafSplitPoint(child.keys, child.vals, pageSize, appended);
     right = new LeafNode(child.keys.slice(s), child.vals.slice(s), w.txn);
     const cp = child.pfx;
@@ -314,6 +332,7 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
     sep = shortestSeparator(child.keys[s - 1]!, (right as LeafNode).keys[0]!);
     st.leafPages++;
   } else {
+    ownBranchArrays(child);
     const m = branchSplitPoint(child.keys, pageSize);
     sep = child.keys[m]!;
     right = new BranchNode(child.keys.slice(m + 1), child.children.slice(m + 1), child.childTxn.slice(m + 1), w.txn);
@@ -334,6 +353,7 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
 }
 
 function removeChild(parent: BranchNode, i: number): void {
+  ownBranchArrays(parent);
   const sepIdx = i > 0 ? i - 1 : 0;
   parent.bytes -= branchEntryBytes(parent.keys[sepIdx]!);
   parent.keys.splice(sepIdx, 1);
@@ -356,6 +376,7 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
   const sep = parent.keys[l]!;
   if (L.leaf && R.leaf) {
     if (L.bytes + R.bytes - PAGE_HEADER <= pageSize) {
+      ownLeafArrays(L);
       L.keys.push(...R.keys);
       L.pfx = null;
       L.vals.push(...R.vals);
@@ -369,6 +390,8 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
     const s = leafSplitPoint(keys, vals, pageSize, false);
     L.keys = keys.slice(0, s);
     L.vals = vals.slice(0, s);
+    L.own = true;
+    R.own = true;
     L.pfx = null;
     R.pfx = null;
     R.keys = keys.slice(s);
@@ -385,6 +408,7 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
   const Rb = R as BranchNode;
   const merged = Lb.bytes + (Rb.bytes - PAGE_HEADER - BRANCH_FIRST_BYTES) + branchEntryBytes(sep);
   if (merged <= pageSize) {
+    ownBranchArrays(Lb);
     Lb.keys.push(sep, ...Rb.keys);
     Lb.pfx = null;
     Lb.children.push(...Rb.children);
@@ -406,6 +430,8 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
   Rb.keys = keys.slice(m + 1);
   Rb.children = children.slice(m + 1);
   Rb.childTxn = childTxn.slice(m + 1);
+  Lb.own = true;
+  Rb.own = true;
   Lb.bytes = PAGE_HEADER + BRANCH_FIRST_BYTES;
   for (const k of Lb.keys) Lb.bytes += branchEntryBytes(k);
   Rb.bytes = PAGE_HEADER + BRANCH_FIRST_BYTES;
@@ -415,6 +441,7 @@ function rebalanceChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: num
 
 function setSeparator(parent: BranchNode, idx: number, sep: string): void {
   parent.bytes += branchEntryBytes(sep) - branchEntryBytes(parent.keys[idx]!);
+  ownBranchArrays(parent);
   parent.keys[idx] = sep;
   parent.pfx = null;
 }

@@ -15,6 +15,9 @@
  *   ("swizzled in" on first use). Swapping one for the other never changes what a reader sees:
  *   the page is intact for as long as any snapshot can reach it (I2). The engine's sweep swaps
  *   cold clean nodes back to page numbers to bound memory.
+ * - A copy-on-write clone may share arrays with the node it copies (flags `own` and `pfxOwn`).
+ *   A shared array is never written: whoever changes one first takes its own copy, so the
+ *   committed node never sees a change.
  */
 import {
   BRANCH_ENTRY_OVERHEAD,
@@ -55,6 +58,12 @@ export class LeafNode {
   pfx: number[] | null = null;
   /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
   pfxOwn = false;
+  /**
+   * Whether `keys` and `vals` belong to this node alone. A clone shares them with the node it
+   * copies until its first change, which then builds its own arrays with the change made (one
+   * copy, not a copy and then a splice): see ownLeafArrays. Arrays never shared are never copied.
+   */
+  own = true;
   bytes: number;
   txn: number;
   page = 0;
@@ -71,10 +80,38 @@ export class LeafNode {
   }
 
   clone(txn: number): LeafNode {
-    const c = new LeafNode(this.keys.slice(), this.vals.slice(), txn, this.bytes);
+    const c = new LeafNode(this.keys, this.vals, txn, this.bytes);
+    c.own = false;
     c.pfx = this.pfx;
     return c;
   }
+}
+
+/** Give a leaf its own `keys` and `vals` before they are changed in place. */
+export function ownLeafArrays(l: LeafNode): void {
+  if (l.own) return;
+  l.keys = l.keys.slice();
+  l.vals = l.vals.slice();
+  l.own = true;
+}
+
+/** A copy of `a` with `x` inserted at index i (one allocation: slice + splice would make two). */
+export function withInserted<T>(a: T[], i: number, x: T): T[] {
+  const n = a.length;
+  const r = new Array<T>(n + 1);
+  for (let j = 0; j < i; j++) r[j] = a[j]!;
+  r[i] = x;
+  for (let j = i; j < n; j++) r[j + 1] = a[j]!;
+  return r;
+}
+
+/** A copy of `a` without index i. */
+export function withRemoved<T>(a: T[], i: number): T[] {
+  const n = a.length;
+  const r = new Array<T>(n - 1);
+  for (let j = 0; j < i; j++) r[j] = a[j]!;
+  for (let j = i + 1; j < n; j++) r[j - 1] = a[j]!;
+  return r;
 }
 
 export type NodeRef = Node | number;
@@ -84,7 +121,10 @@ export class BranchNode {
   /** keys[i] separates children[i] and children[i+1]: every key in children[i+1] is >= keys[i]. */
   keys: string[];
   children: NodeRef[];
-  /** For a child held as a page number: the txn its page header must carry. */
+  /**
+   * For a child held as a page number: the txn its page header must carry. Meaningless (stale)
+   * where the child is held as a Node, so swapping a child in never writes here.
+   */
   childTxn: number[];
   /**
    * First 6 bytes of each separator as a number, built on first search and dropped (set to null)
@@ -96,6 +136,12 @@ export class BranchNode {
   pfx: number[] | null = null;
   /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
   pfxOwn = false;
+  /**
+   * Whether `keys` and `childTxn` belong to this node alone. A clone (a copy-on-write on the path
+   * of every put) copies only `children`, which changes at once, and shares the other two with
+   * the node it copies until a split, merge or memory sweep changes them: see ownBranchArrays.
+   */
+  own = true;
   bytes: number;
   txn: number;
   page = 0;
@@ -113,10 +159,19 @@ export class BranchNode {
   }
 
   clone(txn: number): BranchNode {
-    const c = new BranchNode(this.keys.slice(), this.children.slice(), this.childTxn.slice(), txn, this.bytes);
+    const c = new BranchNode(this.keys, this.children.slice(), this.childTxn, txn, this.bytes);
+    c.own = false;
     c.pfx = this.pfx; // shared (pfxOwn stays false): a change to the copy replaces it, never writes into it
     return c;
   }
+}
+
+/** Give a branch its own `keys` and `childTxn` before either is changed in place. */
+export function ownBranchArrays(b: BranchNode): void {
+  if (b.own) return;
+  b.keys = b.keys.slice();
+  b.childTxn = b.childTxn.slice();
+  b.own = true;
 }
 
 export type Node = LeafNode | BranchNode;

@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import { KeelError, corrupt, invalidArgument, ioError } from "../errors.js";
 import type { FileSystem, FileHandle } from "../io/FileSystem.js";
-import { OverflowValue, type BranchNode, type LeafValue, type Node } from "../btree/Node.js";
+import { OverflowValue, ownBranchArrays, type BranchNode, type LeafValue, type Node } from "../btree/Node.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { emptyTree, type TreeState } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
@@ -292,6 +292,7 @@ export class Engine implements TxnHost {
         const c = b.children[i]!;
         if (typeof c === "number" || c.mark === epoch) continue;
         if (c.page !== 0 && !c.hot) {
+          ownBranchArrays(b); // b's childTxn may be shared with a clone of b
           b.children[i] = c.page;
           b.childTxn[i] = c.pageTxn;
           continue;

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { KeelError, open, openSync, type Database } from "../../src/index.js";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { DIR, memDb, rejectsKeel, sleep, tempDir, throwsKeel } from "./dbUtil.js";
+import { Rng } from "../helpers/rng.js";
 
 async function filled(n = 100, opts = {}): Promise<{ db: Database; fs: CrashFileSystem; keys: number[] }> {
   const { db, fs } = memDb({ wal: false, ...opts });
@@ -214,6 +215,36 @@ test("a range iterated while writers churn reads one consistent snapshot", async
     Array.from({ length: 600 }, (_, i) => i),
   );
   assert.ok(seen.every((e) => (e.value as { gen: number }).gen === 0), "every value from the snapshot");
+  await db.close();
+});
+
+test("memory sweeps under a small cache never change what an open iteration's snapshot reads", async () => {
+  // Copy-on-write clones share arrays with the node they copy (Node.ts): a sweep that swaps a
+  // child of a newer root back to its page number must not write into an array the pinned
+  // snapshot's root still reads, or that snapshot loads a page expecting the wrong txn (CORRUPT).
+  const fs = new CrashFileSystem();
+  const opts = { wal: false, pageSize: 1024, cacheSize: 64 * 1024 } as const;
+  const first = memDb(opts, fs).db;
+  const val = (i: number, r: number) => `${i}:${r}:`.padEnd(40, "v");
+  await first.transaction((tx) => {
+    for (let i = 0; i < 3000; i++) tx.put(i, val(i, 0));
+  });
+  await first.close();
+  const { db } = memDb(opts, fs); // everything on disk: children are page numbers again
+  // The snapshot pinned below is a commit's: its root is the node the next writer clones.
+  await db.put(0, val(0, 0));
+  const it = db.getRange()[Symbol.iterator]();
+  const seen = [it.next().value as { key: number; value: string }];
+  const rng = new Rng(7);
+  for (let r = 1; r <= 60; r++) {
+    const k = rng.int(3000);
+    await db.put(k, val(k, r));
+    for (let j = 0; j < 200; j++) db.get(rng.int(3000)); // loads pages: the cache sweeps
+  }
+  assert.ok(db.getStats().cache.sweeps > 10, "the cache swept");
+  for (let x = it.next(); !x.done; x = it.next()) seen.push(x.value as { key: number; value: string });
+  assert.equal(seen.length, 3000);
+  for (const e of seen) assert.equal(e.value, val(e.key, 0), `key ${e.key} from the pinned snapshot`);
   await db.close();
 });
 
