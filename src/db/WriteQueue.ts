@@ -31,6 +31,8 @@ interface Pending {
   item: QueueItem;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+  /** What the writer's promise resolves to, once its group is durable. */
+  result: unknown;
 }
 
 /** What the queue needs from its Database. */
@@ -72,7 +74,7 @@ export class WriteQueue {
     }
     return new Promise((resolve, reject) => {
       if (this.#queue.length === 0) this.#firstQueuedAt = performance.now();
-      this.#queue.push({ item, resolve, reject });
+      this.#queue.push({ item, resolve, reject, result: undefined });
       if (!this.#scheduled && !this.#draining) {
         this.#scheduled = true;
         setImmediate(() => this.#startDrain());
@@ -114,10 +116,12 @@ export class WriteQueue {
   async #runGroup(group: Pending[]): Promise<void> {
     const engine = this.#host.engine;
     const base = engine.head;
-    const done: Array<[Pending, unknown]> = [];
+    // Writers whose transactions are committed (their results in Pending.result), and those
+    // of the open batch of plain puts and removes.
+    const done: Pending[] = [];
     const txns: WriteTxn[] = [];
     let batch: WriteTxn | null = null;
-    let batchItems: Array<[Pending, unknown]> = [];
+    let batchItems: Pending[] = [];
     const commitBatch = (): boolean => {
       if (!batch) return true;
       const w = batch;
@@ -126,7 +130,7 @@ export class WriteQueue {
         this.#host.durability.commit(w);
       } catch (e) {
         engine.abortWrite(w);
-        for (const [p] of batchItems) p.reject(e);
+        for (const p of batchItems) p.reject(e);
         batchItems = [];
         return true;
       }
@@ -146,18 +150,17 @@ export class WriteQueue {
       if (it.kind === "put" || it.kind === "remove") {
         try {
           if (!batch) batch = engine.beginWrite();
-          let r: unknown;
           if (it.kind === "put") {
             it.db.ensureExists(batch);
             batch.put(it.db.name, it.key, it.value);
-            r = true;
-          } else r = batch.remove(it.db.name, it.key);
-          batchItems.push([p, r]);
+            p.result = true;
+          } else p.result = batch.remove(it.db.name, it.key);
+          batchItems.push(p);
         } catch (e) {
           // A failure inside a tree operation may leave the batch half-applied: drop all of it.
           if (batch) engine.abortWrite(batch);
           batch = null;
-          for (const [q] of batchItems) q.reject(e);
+          for (const q of batchItems) q.reject(e);
           batchItems = [];
           p.reject(e);
         }
@@ -166,7 +169,8 @@ export class WriteQueue {
       commitBatch();
       if (it.kind === "task") {
         try {
-          done.push([p, it.fn()]);
+          p.result = it.fn();
+          done.push(p);
         } catch (e) {
           p.reject(e);
         }
@@ -190,7 +194,8 @@ export class WriteQueue {
         if (isThenable(r)) r = await r;
         this.#host.durability.commit(w);
         txns.push(w);
-        done.push([p, r]);
+        p.result = r;
+        done.push(p);
       } catch (e) {
         engine.abortWrite(w);
         p.reject(e);
@@ -199,14 +204,16 @@ export class WriteQueue {
     commitBatch();
     if (done.length === 0) return;
     try {
-      await this.#host.durability.makeDurable();
+      // Awaited only when it is a promise: an await of nothing still costs every group a turn.
+      const durable = this.#host.durability.makeDurable();
+      if (durable !== undefined) await durable;
     } catch (e) {
       this.#host.durability.rollback(base);
-      for (const [p] of done) p.reject(e);
+      for (const p of done) p.reject(e);
       return;
     }
     this.#host.durability.published(txns);
-    for (const [p, r] of done) p.resolve(r);
+    for (const p of done) p.resolve(p.result);
   }
 
   /** transactionSync: commit and make durable before returning. */

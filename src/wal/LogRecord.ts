@@ -124,13 +124,13 @@ function checkSafeNonNegative(name: string, v: unknown): number {
 }
 
 /** The record bytes of one op list, measured without encoding (used to decide a roll before encoding). */
-interface Prepared {
+export interface PreparedRecord {
   kind: Uint8Array;
   dbs: Uint8Array[];
   length: number;
 }
 
-function prepare(rec: { kind: string; ops: LogOp[] }): Prepared {
+function prepare(rec: { kind: string; ops: LogOp[] }): PreparedRecord {
   if (typeof rec.kind !== "string" || rec.kind.length === 0) {
     throw invalidArgument("record kind must be a non-empty string", { argument: "kind", value: rec.kind });
   }
@@ -177,6 +177,11 @@ export function measureLogRecord(rec: { kind: string; ops: LogOp[] }): number {
   return alignRecord(prepare(rec).length);
 }
 
+/** Validate and measure once (alignRecord(p.length) is the size); hand the result to encodeLogRecord. */
+export function prepareLogRecord(rec: { kind: string; ops: LogOp[] }): PreparedRecord {
+  return prepare(rec);
+}
+
 /**
  * Encode a record into a new zero-padded buffer of its aligned size.
  * `syncedThrough` is the highest LSN known durable when the record is written; recovery uses it
@@ -185,12 +190,17 @@ export function measureLogRecord(rec: { kind: string; ops: LogOp[] }): number {
  * every commit encodes one), so every byte is written here: the header field by field, the
  * reserved header bytes and the padding as zeros.
  */
-export function encodeLogRecord(rec: Omit<LogRecord, "ops"> & { ops: LogOp[] }, syncedThrough = 0): Buffer {
+export function encodeLogRecord(
+  rec: Omit<LogRecord, "ops"> & { ops: LogOp[] },
+  syncedThrough = 0,
+  /** prepareLogRecord of this very kind and op list, when the caller measured it already. */
+  prepared?: PreparedRecord,
+): Buffer {
   const lsn = checkSafeNonNegative("lsn", rec.lsn);
   if (lsn === 0) throw invalidArgument("lsn must be positive", { argument: "lsn", value: lsn });
   const txTime = checkSafeNonNegative("txTime", rec.txTime);
   checkSafeNonNegative("syncedThrough", syncedThrough);
-  const p = prepare(rec);
+  const p = prepared ?? prepare(rec);
   const size = alignRecord(p.length);
   const out = Buffer.allocUnsafe(size);
   out.writeUInt32LE(RECORD_MAGIC, 0);

@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { invalidArgument, ioError, KeelError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { GroupCommit, type DurabilityProfile } from "./GroupCommit.js";
-import { encodeLogRecord, measureLogRecord, type LogRecord, type NewLogRecord } from "./LogRecord.js";
+import { alignRecord, encodeLogRecord, prepareLogRecord, type LogRecord, type NewLogRecord } from "./LogRecord.js";
 import { LogSegment, type SegmentInfo } from "./LogSegment.js";
 import { readLogRecords, type ReaderPin, type SegmentExtent } from "./TxLogReader.js";
 import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from "./WalOptions.js";
@@ -197,7 +197,8 @@ export class WriteAheadLog {
     this.#gc.beforeAppend();
     const txTime = rec.txTime ?? this.#o.now();
     const kind = rec.kind ?? "txn";
-    const size = measureLogRecord({ kind, ops: rec.ops });
+    const prepared = prepareLogRecord({ kind, ops: rec.ops });
+    const size = alignRecord(prepared.length);
     const lsn = this.#gc.committed + 1;
     this.#maybeRoll(size);
     const seg = this.#active;
@@ -211,7 +212,7 @@ export class WriteAheadLog {
     }
     // Encoded after the roll and preallocation syncs, so syncedThrough is as high as it can be:
     // the higher it is, the more damage recovery can tell apart from a torn tail.
-    const bytes = encodeLogRecord({ lsn, txTime, kind, ops: rec.ops }, this.#gc.durable);
+    const bytes = encodeLogRecord({ lsn, txTime, kind, ops: rec.ops }, this.#gc.durable, prepared);
     this.#phase("wal-append:before-write");
     try {
       seg.write(bytes, offset);
