@@ -332,6 +332,10 @@ function render(summary, selected, engines, params, info, versions, opts) {
     for (const s of single) {
       p(`  ${s.kind === "keel" ? "KeelDB" : "peer"} ${s.engine} single-writer vs fdatasync: ${fmtNum(s.value / fsync, 2)}x`);
     }
+    // The same loop with CPU work per round: the ceiling of a single writer whose commit costs that much CPU.
+    for (const s of summary.filter((x) => x.workload.startsWith("fdatasync-cpu") && x.value !== undefined)) {
+      p(`  ${s.workload} (the ceiling of a commit costing that much CPU): ${fmtNum(s.value)} syncs/s, ${fmtNum(s.value / fsync, 2)}x fdatasync`);
+    }
     p();
   }
   if (engines.some((e) => e.syncApi)) {

@@ -17,6 +17,7 @@
 //                { ops, seconds, bytes?, value?, notes?: string[], extra?: object }
 //                The figure is value if given, else ops / seconds; MB/s = bytes / seconds / 1e6.
 import fdatasync from "./fdatasync.mjs";
+import { fdatasyncWithCpu } from "./fdatasync-cpu.mjs";
 import singleWriter from "./single-writer.mjs";
 import { concurrentWriters } from "./concurrent-writers.mjs";
 import bulkLoad from "./bulk-load.mjs";
@@ -28,6 +29,7 @@ import dumpLoadWorkloads from "./dump-load.mjs";
 
 export const workloads = [
   fdatasync,
+  fdatasyncWithCpu(15),
   singleWriter,
   ...[1, 4, 16, 64].map((n) => concurrentWriters(n)),
   bulkLoad,
