@@ -16,8 +16,7 @@
 //   run(ctx)     async; ctx = { engine, dir, params, state, log, openDb(), closeDb() }; returns
 //                { ops, seconds, bytes?, value?, notes?: string[], extra?: object }
 //                The figure is value if given, else ops / seconds; MB/s = bytes / seconds / 1e6.
-import fdatasync from "./fdatasync.mjs";
-import { fdatasyncWithCpu } from "./fdatasync-cpu.mjs";
+import fdatasync, { fdatasyncWithCpu } from "./fdatasync.mjs";
 import singleWriter from "./single-writer.mjs";
 import { concurrentWriters } from "./concurrent-writers.mjs";
 import bulkLoad from "./bulk-load.mjs";
