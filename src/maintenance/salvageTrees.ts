@@ -4,7 +4,7 @@
  * entry deleted by a newer tree is not brought back from a stale free page). Reads only.
  */
 import type { FileHandle } from "../io/FileSystem.js";
-import type { LeafNode } from "../btree/Node.js";
+import { lowerBound, type LeafNode } from "../btree/Node.js";
 import { decodeCatalogRecord } from "../txn/CatalogRecord.js";
 import type { KeyEncodingName, ValueEncodingName } from "../txn/Snapshot.js";
 import { readLeafPage, type PageScan, type ScannedLeaf } from "./salvageScan.js";
@@ -139,13 +139,6 @@ export function findInterval(intervals: Interval[], key: string): Interval | und
 }
 
 export function sortedHas(keys: string[], key: string): boolean {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return keys[lo] === key;
+  return keys[lowerBound(keys, key)] === key;
 }
 
