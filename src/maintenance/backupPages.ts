@@ -13,9 +13,10 @@
  *   2. Create `<dest>.partial-<pid>/data.keel` and copy the pages [2, high water) of that meta from
  *      the live file in large sequential chunks (1 MiB), in time slices (TimeSlicer: a few ms of
  *      work, then a turn of the event loop; stepping back while writers commit) so that writers go
- *      on. While writers commit, the copy is also fdatasynced (off the event loop) every 8 MiB, so
- *      that its write-back reaches the disk in small steps, not in one burst their syncs would
- *      queue behind; with no writer, there is one fdatasync, at the end.
+ *      on. Every 8 MiB the copy is fdatasynced off the event loop, so that its write-back reaches
+ *      the disk in small steps, not in one burst their syncs would queue behind. While writers
+ *      commit, each step is awaited; without writers, one step at a time runs while the next
+ *      chunks are copied.
  *   3. Write that meta into BOTH meta slots of the copy (same txn: allowed in a copy only, where no
  *      checkpoint ever wrote either slot; the second one is a spare against damage of the first).
  *   4. Log tail (when there is one): open the copy as an engine of its own (no sync), apply the
@@ -112,8 +113,8 @@ export interface BackupPagesResult {
 
 export const DEFAULT_BACKUP_CHUNK = 1 << 20;
 const DEFAULT_APPLY_CHECKPOINT_BYTES = 64 << 10;
-/** While writers commit, the copy is synced every this many bytes (see step 2). */
-const SYNC_WHEN_BUSY = 8 << 20;
+/** The copy is written back every this many bytes (see step 2). */
+const WRITE_BACK_STEP = 8 << 20;
 
 /** The meta that names `snap` (txn and applied LSN), or undefined. */
 export function metaOfSnapshot(engine: Engine, snap: Snapshot): Meta | undefined {
@@ -169,6 +170,14 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
         ...(log ? { records: records ?? 0, totalRecords } : {}),
       });
     let unsynced = 0;
+    // At most one write-back of the copy in flight (off the event loop) while the next chunks are
+    // copied; its failure is kept and thrown at the next step.
+    let writeBack: Promise<void> | null = null;
+    let writeBackError: unknown = null;
+    const settleWriteBack = async () => {
+      if (writeBack) await writeBack;
+      if (writeBackError !== null) throw ioError(writeBackError, "fdatasync", out?.path ?? dest);
+    };
     for (let page = 2; page < totalPages; ) {
       const n = Math.min(chunkPages, totalPages - page);
       const len = n * ps;
@@ -194,18 +203,27 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       unsynced += len;
       progress(page);
       if (slicer.budgetMs === 0 || slicer.due()) await slicer.pause();
-      if (slicer.writersActive && unsynced >= SYNC_WHEN_BUSY) {
-        // Writers are committing: write the copy back in small steps (off the event loop) rather
-        // than in one burst at the end, during which every one of their syncs would queue behind it.
+      if (unsynced >= WRITE_BACK_STEP) {
+        // Write the copy back in steps rather than in one burst at the end. While writers commit,
+        // each step is awaited, so that their syncs never queue behind more than one step. Without
+        // writers the step runs beside the copying of the next chunks: the copy and its write-back
+        // overlap instead of adding up.
         unsynced = 0;
-        try {
-          await dst.syncAsync();
-        } catch (e) {
-          throw ioError(e, "fdatasync", out.path);
-        }
+        await settleWriteBack();
+        writeBack = dst.syncAsync().then(
+          () => {
+            writeBack = null;
+          },
+          (e: unknown) => {
+            writeBack = null;
+            writeBackError = e;
+          },
+        );
+        if (slicer.writersActive) await settleWriteBack();
         slicer.check();
       }
     }
+    await settleWriteBack();
     slicer.check();
     try {
       src.close();
