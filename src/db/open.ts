@@ -58,6 +58,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
       readOnly: o.readOnly,
       flags: wal ? META_FLAG_WAL : 0,
       onPhase: o.onPhase,
+      freelistDeltas: o.freelistDeltas,
     });
     const existing = engine.head.dbs.get(DEFAULT_DB);
     const keyEncoding = o.keyEncoding ?? existing?.keyEncoding ?? "ordered-binary";

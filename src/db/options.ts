@@ -44,6 +44,11 @@ export interface OpenOptions {
   fs?: FileSystem;
   /** Test hook: called at named points of the commit, checkpoint and log sequences. */
   onPhase?: (phase: string) => void;
+  /**
+   * Default true. false: every checkpoint rewrites the whole free list (as format version 1 did)
+   * instead of appending what it changed; tests build version-1 fixtures with it.
+   */
+  freelistDeltas?: boolean;
 }
 
 const KNOWN = new Set([
@@ -69,6 +74,7 @@ const KNOWN = new Set([
   "readOnly",
   "fs",
   "onPhase",
+  "freelistDeltas",
 ]);
 
 function positiveInt(o: Record<string, unknown>, name: string, min = 1, max = Number.MAX_SAFE_INTEGER): void {
@@ -118,6 +124,7 @@ export function validateOptions(options: unknown): OpenOptions {
     throw invalidArgument("noSync and noMetaSync apply to wal: false; with the log, use durability: relaxed or none", { option: o.noSync ? "noSync" : "noMetaSync" });
   }
   if (o.onPhase !== undefined && typeof o.onPhase !== "function") throw invalidArgument("option onPhase must be a function", { option: "onPhase" });
+  if (o.freelistDeltas !== undefined && typeof o.freelistDeltas !== "boolean") throw invalidArgument("option freelistDeltas must be a boolean", { option: "freelistDeltas" });
   if (o.fs !== undefined) {
     const f = o.fs as Record<string, unknown> | null;
     const need = ["open", "stat", "mkdir", "list", "rename", "remove", "removeDir", "syncDir", "readFile"];

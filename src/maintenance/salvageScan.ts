@@ -18,6 +18,8 @@ import type { FileHandle } from "../io/FileSystem.js";
 import { pageChecksum, readHeader, verifyPage } from "../pager/PageCodec.js";
 import { OFF_CHECKSUM, PAGE_HEADER, PageType, isValidPageSize, overflowPages } from "../pager/PageLayout.js";
 import { decodeCatalogRecord } from "../txn/CatalogRecord.js";
+import { corrupt } from "../errors.js";
+import { loadFreeList } from "../pager/FreeListChain.js";
 import type { Progress, Work } from "./verifyTypes.js";
 
 const TWO32 = 0x100000000;
@@ -221,23 +223,24 @@ export function readRunValue(handle: FileHandle, file: string, scan: PageScan, p
   }
 }
 
-/** The pages a verified free-list run names (empty when the run did not verify or does not match). */
+/** The pages of a verified free-list chain (FreeListChain.ts); empty when a segment did not verify or does not match. */
 export function readFreePages(handle: FileHandle, file: string, scan: PageScan, page: number, pages: number, txn: number): number[] {
-  const r = scan.runs.get(page);
-  if (!r || r.type !== PageType.FreeList || r.pages !== pages || r.txn % TWO32 !== txn % TWO32) return [];
-  const out: number[] = [];
   try {
-    const buf = readAt(handle, page, pages, scan.pageSize);
-    verifyPage(buf, { pageNo: page, types: [PageType.FreeList], txn, file });
-    const payload = buf.subarray(PAGE_HEADER, PAGE_HEADER + r.bytes);
-    for (let off = 0; off + 16 <= payload.length; off += 16) {
-      const start = payload.readUInt32LE(off);
-      const count = payload.readUInt32LE(off + 4);
-      if (start < 2 || count < 1 || start + count > scan.filePages) continue;
-      for (let p = start; p < start + count; p++) out.push(p);
-    }
+    const { freelist } = loadFreeList(
+      (p, n, t) => {
+        const r = scan.runs.get(p);
+        if (!r || r.type !== PageType.FreeList || r.pages !== n || r.txn % TWO32 !== t % TWO32) {
+          throw corrupt(`no verified free-list run of ${n} page(s) at page ${p}`, { file, page: p, reason: "freelist-segment" });
+        }
+        const buf = readAt(handle, p, n, scan.pageSize);
+        const h = verifyPage(buf, { pageNo: p, types: [PageType.FreeList], txn: t, file });
+        return { payload: buf.subarray(PAGE_HEADER, PAGE_HEADER + r.bytes), flags: h.flags };
+      },
+      { page, pages, txn },
+      { file, highWater: scan.filePages },
+    );
+    return Array.from(freelist.allPages(), ([p]) => p);
   } catch {
     return [];
   }
-  return out;
 }

@@ -25,8 +25,10 @@ import type { TreeReader, TreeState } from "../btree/TreeState.js";
 import { KeelError } from "../errors.js";
 import type { FileHandle } from "../io/FileSystem.js";
 import type { Meta } from "../pager/Meta.js";
-import { PageType, pageLimits, type PageLimits } from "../pager/PageLayout.js";
+import { FORMAT_VERSION, PageType, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
+import type { FreeList } from "../pager/FreeList.js";
+import { loadFreeList, type FreeListSegment } from "../pager/FreeListChain.js";
 import { decodeCatalogRecord } from "../txn/CatalogRecord.js";
 import { claimedTxn, isZero, readMetaSlots, type MetaSlots } from "./verifyMeta.js";
 import { Aborted, errorText, reasonOf, type ProblemList, type Progress, type VerifyStats, type Work } from "./verifyTypes.js";
@@ -83,7 +85,7 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
   for (const s of [0, 1] as const) {
     const p = probes[s];
     if (!p.ok && p.reason === "version") {
-      err("meta-version", `meta page ${s} of ${path} has format version ${p.version}; this KeelDB reads format version 1`, s);
+      err("meta-version", `meta page ${s} of ${path} has format version ${p.version}; this KeelDB reads format version ${FORMAT_VERSION}${p.version !== undefined && p.version < FORMAT_VERSION ? " (open() migrates it)" : ""}`, s);
       fatal = true;
     }
   }
@@ -291,31 +293,38 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
       err("freelist-range", `meta page ${slot} of ${path} names free-list run ${fp} (+${fn} pages), outside [2, ${hw})`, fp);
       unreached = true;
     } else {
-      mark(fp, fn, Role.FreeListRun, 3);
-      progress.step(fn);
-      let payload: Buffer | null = null;
+      // Every segment of the chain (FreeListChain.ts), then every page of the list it encodes.
+      const segments: FreeListSegment[] = [];
+      let list: FreeList | null = null;
       try {
-        payload = pager.readRun(fp, fn, PageType.FreeList, meta.freelistTxn).payload;
+        list = loadFreeList(
+          (page, pages, txn) => {
+            segments.push({ page, pages, txn });
+            return pager.readRun(page, pages, PageType.FreeList, txn);
+          },
+          { page: fp, pages: fn, txn: meta.freelistTxn },
+          { file: path, highWater: hw },
+        ).freelist;
       } catch (e) {
         if (e instanceof Aborted) throw e;
-        err(reasonOf(e), `free-list run: ${errorText(e)}`, fp);
+        const at = e instanceof KeelError && typeof e.details.page === "number" ? e.details.page : fp;
+        err(reasonOf(e), `free list: ${errorText(e)}`, at);
         unreached = true;
       }
-      if (payload) {
-        if (payload.length % 16 !== 0) err("freelist-length", `the free list at page ${fp} of ${path} ends with a partial entry`, fp);
-        for (let off = 0; off + 16 <= payload.length; off += 16) {
-          const start = payload.readUInt32LE(off);
-          const count = payload.readUInt32LE(off + 4);
-          const txn = payload.readUInt32LE(off + 8) + payload.readUInt32LE(off + 12) * TWO32;
-          if (start < 2 || count < 1 || start + count > hw) {
-            err("freelist-range", `the free list at page ${fp} of ${path} names pages ${start}..${start + count - 1}, outside [2, ${hw})`, fp);
-            unreached = true;
-            continue;
-          }
-          if (txn > meta.txn) warn("freelist-txn", `the free list at page ${fp} of ${path} names pages ${start}..${start + count - 1} as freed by txn ${txn}, newer than its meta (txn ${meta.txn})`, fp);
-          for (let p = start; p < start + count; p++) mark(p, 1, Role.Free, 3);
-          if (progress.wantsYield) yield;
+      for (const seg of segments) {
+        mark(seg.page, seg.pages, Role.FreeListRun, 3);
+        progress.step(seg.pages);
+      }
+      if (list) {
+        let newer = 0;
+        let firstNewer = 0;
+        let k = 0;
+        for (const [p, txn] of list.allPages()) {
+          if (txn > meta.txn && newer++ === 0) firstNewer = p;
+          mark(p, 1, Role.Free, 3);
+          if ((++k & 4095) === 0 && progress.wantsYield) yield;
         }
+        if (newer) warn("freelist-txn", `the free list at page ${fp} of ${path} names ${newer} page(s) (first ${firstNewer}) as freed by a txn newer than its meta (txn ${meta.txn})`, fp);
       }
     }
   }
@@ -434,7 +443,11 @@ function* checkOlder(
     }
     if (older.freelistPage) {
       try {
-        opager.readRun(older.freelistPage, older.freelistPages, PageType.FreeList, older.freelistTxn);
+        loadFreeList(
+          (page, pages, txn) => opager.readRun(page, pages, PageType.FreeList, txn),
+          { page: older.freelistPage, pages: older.freelistPages, txn: older.freelistTxn },
+          { file: path, highWater: older.highWater },
+        );
       } catch (e) {
         if (!(e instanceof KeelError)) throw e;
         problem("(free list)", older.freelistPage, e);

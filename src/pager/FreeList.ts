@@ -12,8 +12,10 @@
  * work on the list grows with its fragmentation, not with its page count. Pending groups beyond
  * MAX_PENDING_GROUPS merge under the newer txn (a later release, never an earlier one).
  *
- * Persisted like bbolt's free list: the whole list is rewritten by each checkpoint into a fresh
- * run of pages, as (first page, count, freeing txn) triples; reusable pages carry txn 0.
+ * Persisted as a chain of segments (FreeListChain.ts): a base segment holds the whole list as
+ * (first page, count, freeing txn) triples, reusable pages with txn 0 (`encode`/`decode` here);
+ * each later checkpoint appends a delta segment holding only its journal (what it freed and took),
+ * so a checkpoint's cost grows with what it changed, not with the size of the list.
  */
 import { corrupt } from "../errors.js";
 import { PageRuns } from "./PageRuns.js";
@@ -33,11 +35,23 @@ interface Pending {
   runs: PageRuns;
 }
 
+/**
+ * What a checkpoint changed in the list since `startJournal()`: the frees as flat
+ * (txn, first page, count) triples, in order, and the pages it took for reuse (minus those given
+ * back). A delta segment of the persisted list is exactly this (FreeListChain.ts).
+ */
+export interface FreeListJournal {
+  adds: number[];
+  takes: PageRuns;
+}
+
 export class FreeList {
   /** Reusable now. */
   #ready: PageRuns;
   /** Freed but maybe still reachable; ascending txn. */
   #pending: Pending[];
+  /** Recording of the changes, while a checkpoint builds its delta segment. */
+  #journal: FreeListJournal | null = null;
 
   constructor(ready: number[] = [], pending: Array<{ txn: number; pages: number[] }> = []) {
     this.#ready = runsOf(ready);
@@ -58,6 +72,15 @@ export class FreeList {
     );
   }
 
+  /** Record every free, take and give-back from now on (a clone starts without a journal). */
+  startJournal(): void {
+    this.#journal = { adds: [], takes: new PageRuns() };
+  }
+
+  get journal(): FreeListJournal | null {
+    return this.#journal;
+  }
+
   get readyCount(): number {
     return this.#ready.size;
   }
@@ -74,6 +97,7 @@ export class FreeList {
 
   /** Record `count` pages from `page` as freed by transaction `txn`. */
   free(txn: number, page: number, count = 1): void {
+    this.#journal?.adds.push(txn, page, count);
     let last = this.#pending[this.#pending.length - 1];
     if (!last || last.txn !== txn) {
       if (last && last.txn > txn) {
@@ -108,12 +132,39 @@ export class FreeList {
 
   /** Take up to `n` reusable single pages, lowest first. */
   takeMany(n: number): number[] {
-    return this.#ready.takeLowest(n);
+    const pages = this.#ready.takeLowest(n);
+    const j = this.#journal;
+    if (j) for (const p of pages) j.takes.add(p, 1);
+    return pages;
   }
 
   /** Take a run of `n` contiguous reusable pages (first fit); 0 when there is none. */
   takeRun(n: number): number {
-    return this.#ready.takeRun(n);
+    const first = this.#ready.takeRun(n);
+    if (first) this.#journal?.takes.add(first, n);
+    return first;
+  }
+
+  /** Whether any of pages [first, first + count) is in the list. */
+  hasAny(first: number, count: number): boolean {
+    for (let p = first; p < first + count; p++) {
+      if (this.#ready.has(p)) return true;
+      for (const pend of this.#pending) if (pend.runs.has(p)) return true;
+    }
+    return false;
+  }
+
+  /** Remove pages [first, first + count), wherever they are listed; false if one of them is not. */
+  remove(first: number, count: number): boolean {
+    let ok = true;
+    for (let p = first; p < first + count; p++) {
+      if (this.#ready.delete(p)) continue;
+      const pend = this.#pending.find((x) => x.runs.has(p));
+      if (pend) pend.runs.delete(p);
+      else ok = false;
+    }
+    this.#pending = this.#pending.filter((x) => x.runs.size > 0);
+    return ok;
   }
 
   /**
@@ -133,7 +184,13 @@ export class FreeList {
 
   /** Give back pages taken by a checkpoint that did not happen. */
   giveBack(pages: number[]): void {
-    for (const p of pages) this.#ready.add(p, 1);
+    const j = this.#journal;
+    for (const p of pages) {
+      this.#ready.add(p, 1);
+      // A page taken past the end of the file was never listed: its give-back is a free (txn 0:
+      // no meta reaches a page past its high water).
+      if (j && !j.takes.delete(p)) j.adds.push(0, p, 1);
+    }
   }
 
   /** Every page number in the list (for verify). */

@@ -42,7 +42,7 @@ export const PAGE_TYPE_NAMES: Record<number, string> = {
 };
 
 /** File format version written into every meta page. A new version needs a migration shipped in the package. */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const MAGIC = 0x4b45454c; // "KEEL"
 export const MIN_PAGE_SIZE = 1024;
 export const MAX_PAGE_SIZE = 65536;

@@ -7,7 +7,9 @@
  *   2. Give page numbers to every node and overflow value no checkpoint has written yet
  *      (reusable pages first, then the end of the file).
  *   3. Update the catalog tree with each changed sub-database's root and statistics.
- *   4. Free the previous free-list run and write the new free list into a fresh run.
+ *   4. Write the free list into a fresh run: a delta segment naming the newest meta's chain
+ *      (what this checkpoint freed and took), or, when the chain is full, a base segment with the
+ *      whole list, freeing every segment of the old chain (FreeListChain.ts).
  *   5. Write all those pages, then fdatasync the data file (unless noSync).
  *   6. Write the meta page into the slot that does not hold the newest valid meta (I1), then
  *      fdatasync again (unless noSync or noMetaSync).
@@ -25,6 +27,7 @@ import { OverflowValue, type Node, type NodeRef } from "../btree/Node.js";
 import { encodeBranch, encodeLeaf } from "../btree/NodeCodec.js";
 import { copyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
+import { FREELIST_DELTA, MAX_CHAIN_SEGMENTS, deltaBytes, encodeDelta, type FreeListChain } from "../pager/FreeListChain.js";
 import { encodeMeta, type Meta } from "../pager/Meta.js";
 import { seal, writeHeader } from "../pager/PageCodec.js";
 import { FORMAT_VERSION, PAGE_HEADER, PageType, overflowPages, type PageLimits } from "../pager/PageLayout.js";
@@ -37,6 +40,10 @@ export interface CheckpointInput {
   limits: PageLimits;
   head: Snapshot;
   freelist: FreeList;
+  /** The chain the newest meta's free list was read from or written as (FreeListChain.ts). */
+  freelistChain: FreeListChain;
+  /** Whether this checkpoint may write a delta segment (false: a base, as format version 1 did). */
+  freelistDeltas: boolean;
   /** Frees of the transactions since the last checkpoint: txn -> [page, count, page, count...]. */
   frees: ReadonlyArray<{ txn: number; pages: number[] }>;
   catalog: TreeState;
@@ -56,6 +63,7 @@ export interface CheckpointResult {
   meta: Meta;
   slot: 0 | 1;
   freelist: FreeList;
+  freelistChain: FreeListChain;
   catalog: TreeState;
   written: Map<string, Buffer>;
   /** Every page this checkpoint wrote (for failure handling by the caller). */
@@ -118,6 +126,7 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
   const pageSize = limits.pageSize;
   let metaAttempted = false;
   const fl = input.freelist.clone();
+  fl.startJournal();
   const alloc = new Allocator(fl, pager.highWater);
   try {
     // Step 1: release what no meta slot and no reader can reach.
@@ -162,22 +171,54 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
     const catPages = alloc.singles(catNodes.length);
     for (let i = 0; i < catNodes.length; i++) pageOf.set(catNodes[i]!, catPages[i]!);
 
-    // Step 4: the free list, in a run of its own. Allocating the run changes the list, so size
-    // it, take it, and retry with a bigger run if the list grew past it.
-    const newest = input.metas[input.newest];
-    if (newest && newest.freelistPage) fl.free(C, newest.freelistPage, newest.freelistPages);
+    // Step 4: the free list (FreeListChain.ts): a delta segment on the newest meta's chain when
+    // the chain has room, else a new base holding the whole list, which frees the old chain.
+    // Allocating the segment's run changes the list, so size it, take it, and retry with a
+    // bigger run if the encoding grew past it.
+    const chain = input.freelistChain;
+    const journal = fl.journal!;
+    const prev = chain.segments[chain.segments.length - 1];
     let flPages = 0;
     let flPage = 0;
+    let flFlags = 0;
     let flBytes: Buffer = Buffer.alloc(0);
-    for (let attempt = 0; ; attempt++) {
-      const want = Math.max(1, overflowPages(fl.encodedBytes() + 16 * 4, pageSize));
+    const giveBackRun = () => {
       if (flPage) fl.giveBack(Array.from({ length: flPages }, (_, i) => flPage + i));
-      flPage = alloc.run(want);
-      flPages = want;
-      flBytes = fl.encode();
-      if (overflowPages(flBytes.length, pageSize) <= flPages) break;
-      if (attempt > 8) throw new KeelError("INTERNAL", "free list size did not settle", { bytes: flBytes.length });
+      flPage = 0;
+    };
+    if (prev && input.freelistDeltas && chain.segments.length < MAX_CHAIN_SEGMENTS) {
+      for (let attempt = 0; ; attempt++) {
+        const want = overflowPages(deltaBytes(journal) + 8 * 4, pageSize);
+        giveBackRun();
+        if (chain.deltaPages + want > chain.basePages) break; // the deltas would outweigh the base
+        flPage = alloc.run(want);
+        flPages = want;
+        flBytes = encodeDelta(prev, journal);
+        if (overflowPages(flBytes.length, pageSize) <= flPages) {
+          flFlags = FREELIST_DELTA;
+          break;
+        }
+        if (attempt > 8) throw new KeelError("INTERNAL", "free-list delta size did not settle", { bytes: flBytes.length });
+      }
     }
+    if (flFlags === 0) {
+      giveBackRun();
+      for (const seg of chain.segments) fl.free(C, seg.page, seg.pages);
+      for (let attempt = 0; ; attempt++) {
+        const want = Math.max(1, overflowPages(fl.encodedBytes() + 16 * 4, pageSize));
+        giveBackRun();
+        flPage = alloc.run(want);
+        flPages = want;
+        flBytes = fl.encode();
+        if (overflowPages(flBytes.length, pageSize) <= flPages) break;
+        if (attempt > 8) throw new KeelError("INTERNAL", "free list size did not settle", { bytes: flBytes.length });
+      }
+    }
+    const segment = { page: flPage, pages: flPages, txn: C };
+    const newChain: FreeListChain =
+      flFlags === FREELIST_DELTA
+        ? { segments: [...chain.segments, segment], basePages: chain.basePages, deltaPages: chain.deltaPages + flPages }
+        : { segments: [segment], basePages: flPages, deltaPages: 0 };
 
     // Step 5: encode and write every page (in page order, through one chunk buffer), then
     // make them durable.
@@ -221,7 +262,7 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
       page: flPage,
       count: flPages,
       fill: (buf) => {
-        writeHeader(buf, { type: PageType.FreeList, flags: 0, count: 0, pageNo: flPage, txn: C, aux1: flPages, aux2: flBytes.length });
+        writeHeader(buf, { type: PageType.FreeList, flags: flFlags, count: 0, pageNo: flPage, txn: C, aux1: flPages, aux2: flBytes.length });
         buf.set(flBytes, PAGE_HEADER);
         seal(buf);
       },
@@ -276,7 +317,7 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
     pager.highWater = alloc.highWater;
     pager.maxTxn = C;
     pager.cache.added(nodes.length + catNodes.length);
-    return { meta, slot, freelist: fl, catalog, written, allocated: alloc.taken, highWater: alloc.highWater, bytes };
+    return { meta, slot, freelist: fl, freelistChain: newChain, catalog, written, allocated: alloc.taken, highWater: alloc.highWater, bytes };
   } catch (e) {
     throw new CheckpointError(e, metaAttempted, alloc.taken, alloc.highWater);
   }

@@ -23,6 +23,7 @@ import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimit
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
 import { CheckpointError, runCheckpoint } from "./Checkpoint.js";
+import { EMPTY_CHAIN, loadFreeList, type FreeListChain } from "../pager/FreeListChain.js";
 import { ReaderTable } from "./ReaderTable.js";
 import type { DbEntry, Snapshot } from "./Snapshot.js";
 import { WriteTxn, type TxnHost } from "./WriteTxn.js";
@@ -42,6 +43,11 @@ export interface EngineOptions {
   flags?: number | undefined;
   /** Test hook: called at named points of the checkpoint sequence (crash tests). */
   onPhase?: ((phase: string) => void) | undefined;
+  /**
+   * false: every checkpoint writes the whole free list as a base segment, as format version 1
+   * did (tests build version-1 fixtures with it). Default true (FreeListChain.ts).
+   */
+  freelistDeltas?: boolean | undefined;
 }
 
 export interface CheckpointInfo {
@@ -79,6 +85,11 @@ export class Engine implements TxnHost {
   metas: [Meta | null, Meta | null];
   newest: 0 | 1;
   freelist: FreeList;
+  /** The segments the newest meta's free list is persisted in (FreeListChain.ts). */
+  freelistChain: FreeListChain;
+  readonly freelistDeltas: boolean;
+  /** Set when a failed checkpoint changed `freelist` apart from any chain: the next one writes a base. */
+  #freelistDiverged = false;
   catalog: TreeState;
   written: Map<string, Buffer>;
   #frees: Array<{ txn: number; pages: number[] }> = [];
@@ -113,13 +124,19 @@ export class Engine implements TxnHost {
     this.#createdAt = meta.createdAt;
     const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.pager = new Pager(file, this.path, this.limits, cacheBytes / meta.pageSize, meta.highWater, meta.txn);
-    this.freelist = meta.freelistPage
-      ? FreeList.decode(this.pager.readRun(meta.freelistPage, meta.freelistPages, PageType.FreeList, meta.freelistTxn).payload, {
-          file: this.path,
-          page: meta.freelistPage,
-          highWater: meta.highWater,
-        })
-      : new FreeList();
+    this.freelistDeltas = opts.freelistDeltas ?? true;
+    if (meta.freelistPage) {
+      const loaded = loadFreeList(
+        (page, pages, txn) => this.pager.readRun(page, pages, PageType.FreeList, txn),
+        { page: meta.freelistPage, pages: meta.freelistPages, txn: meta.freelistTxn },
+        { file: this.path, highWater: meta.highWater },
+      );
+      this.freelist = loaded.freelist;
+      this.freelistChain = loaded.chain;
+    } else {
+      this.freelist = new FreeList();
+      this.freelistChain = EMPTY_CHAIN;
+    }
     this.catalog = {
       root: meta.catalogRoot || null,
       rootTxn: meta.catalogRootTxn,
@@ -407,6 +424,8 @@ export class Engine implements TxnHost {
         limits: this.limits,
         head,
         freelist: this.freelist,
+        freelistChain: this.freelistChain,
+        freelistDeltas: this.freelistDeltas && !this.#freelistDiverged,
         frees: this.#frees.filter((f) => f.txn <= head.txn),
         catalog: this.catalog,
         written: this.written,
@@ -424,11 +443,14 @@ export class Engine implements TxnHost {
       if (e.metaAttempted) {
         // The meta may be on disk naming these pages: park them until no slot can hold this txn.
         this.freelist.park(head.txn, e.allocated);
+        this.#freelistDiverged = true;
         this.pager.highWater = Math.max(this.pager.highWater, e.highWater);
       }
       throw ioError(e.reason, "checkpoint", this.path);
     }
     this.freelist = res.freelist;
+    this.freelistChain = res.freelistChain;
+    this.#freelistDiverged = false;
     this.metas[res.slot] = res.meta;
     this.newest = res.slot;
     this.catalog = res.catalog;

@@ -684,8 +684,9 @@ test("getStats: entries sum over sub-databases, and every page is counted once",
     assert.equal(st.totalPages, db.engine.pager.highWater);
     assert.ok(st.fileBytes >= st.totalPages * st.pageSize, `${label}: file bytes`);
     // Meta pages + tree pages (catalog included) + overflow runs + free pages + the free list's own
-    // run: exactly the pages of the file.
-    const flRun = db.engine.durableMeta.freelistPages;
+    // segments: exactly the pages of the file.
+    const chain = db.engine.freelistChain;
+    const flRun = chain.basePages + chain.deltaPages;
     assert.equal(2 + st.branchPages + st.leafPages + st.overflowPages + st.freePages + flRun, st.totalPages, `${label}: page accounting`);
     assert.equal(st.readers, 0);
     assert.equal(st.dbs["b"]?.encoding ?? "binary", "binary");

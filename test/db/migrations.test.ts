@@ -27,7 +27,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KeelError, openSync, restore, type Database } from "../../src/index.js";
+import { KeelError, openSync, restore, verify, type Database } from "../../src/index.js";
 import { CrashFileSystem, isSimulatedCrash } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import type { FileSystem } from "../../src/io/FileSystem.js";
@@ -60,8 +60,12 @@ function sameFiles(actual: Map<string, Buffer>, expected: Map<string, Buffer>, w
 
 // ---- the version-0 fixture, written without the migration code ----
 
-/** Rewrite the valid metas of a data file to the version-0 layout (little-endian magic). */
-function downgradeDataFile(fs: FileSystem, path: string, versionField: 0 | 1): void {
+/**
+ * Rewrite the valid metas of a data file to an older layout: version 0 (little-endian magic, with
+ * `versionField` 0 or 1), or with `from` = 1, version 1 (big-endian magic, version field 1; the file
+ * must have been written with freelistDeltas: false, as version 1 wrote it).
+ */
+function downgradeDataFile(fs: FileSystem, path: string, versionField: 0 | 1, from: 0 | 1 = 0): void {
   const f = fs.open(path, "rw");
   try {
     const head = Buffer.alloc(Math.min(f.size(), 2 * 65536));
@@ -74,8 +78,8 @@ function downgradeDataFile(fs: FileSystem, path: string, versionField: 0 | 1): v
     for (const slot of [0, 1] as const) {
       const page = Buffer.from(head.subarray(slot * ps, (slot + 1) * ps));
       if (!probeMeta(page, slot).ok) continue;
-      page.writeUInt32LE(MAGIC, 32);
-      page.writeUInt16LE(versionField, 36);
+      if (from === 0) page.writeUInt32LE(MAGIC, 32);
+      page.writeUInt16LE(from === 0 ? versionField : 1, 36);
       seal(page);
       f.write(page, 0, ps, slot * ps);
       n++;
@@ -87,12 +91,12 @@ function downgradeDataFile(fs: FileSystem, path: string, versionField: 0 | 1): v
   }
 }
 
-function downgradeDir(fs: FileSystem, dir: string, versionField: 0 | 1): void {
-  downgradeDataFile(fs, `${dir}/data.keel`, versionField);
+function downgradeDir(fs: FileSystem, dir: string, versionField: 0 | 1, from: 0 | 1 = 0): void {
+  downgradeDataFile(fs, `${dir}/data.keel`, versionField, from);
   for (const name of ["current", "previous"]) {
     const s = `${dir}/snapshots/${name}`;
     if (!fs.stat(`${s}/data.keel`)) continue;
-    downgradeDataFile(fs, `${s}/data.keel`, versionField);
+    downgradeDataFile(fs, `${s}/data.keel`, versionField, from);
     const json = JSON.parse(Buffer.from(fs.readFile(`${s}/snapshot.json`)).toString("utf8")) as Record<string, unknown>;
     const { crc, bytes } = fileCrc32(fs, `${s}/data.keel`);
     json.dataCrc32 = crc;
@@ -136,11 +140,12 @@ async function writeSome(db: Database, rng: Rng, model: DbState, n: number, tag:
   }
 }
 
-/** A version-0 database at DIR with snapshots current and previous and a log; `killed`: its last
- * commits are only in the log (the process was killed before a checkpoint). */
-async function fixture(versionField: 0 | 1, killed = false): Promise<Fixture> {
+/** A version-0 (or with `from` = 1, version-1) database at DIR with snapshots current and previous
+ * and a log; `killed`: its last commits are only in the log (the process was killed before a
+ * checkpoint). Written with whole free lists only (freelistDeltas: false), as those versions wrote. */
+async function fixture(versionField: 0 | 1, killed = false, from: 0 | 1 = 0): Promise<Fixture> {
   let fs = new CrashFileSystem();
-  const db = openSync(DIR, { fs, walSegmentMaxBytes: 64 * 1024, checkpointLogBytes: 1 << 30, checkpointDirtyBytes: 1 << 30, checkpointMs: 3_600_000 });
+  const db = openSync(DIR, { fs, freelistDeltas: false, walSegmentMaxBytes: 64 * 1024, checkpointLogBytes: 1 << 30, checkpointDirtyBytes: 1 << 30, checkpointMs: 3_600_000 });
   const rng = new Rng(versionField * 10 + (killed ? 1 : 0) + 1);
   const model = emptyState();
   const snapshots = new Map<string, { lsn: number; state: DbState }>();
@@ -160,7 +165,7 @@ async function fixture(versionField: 0 | 1, killed = false): Promise<Fixture> {
   } else {
     await db.close();
   }
-  downgradeDir(fs, DIR, versionField);
+  downgradeDir(fs, DIR, versionField, from);
   return { fs: fs.snapshotDurable(), model, snapshots };
 }
 
@@ -275,7 +280,10 @@ for (const field of [0, 1] as const) {
     assert.equal(res.from, 0);
     assert.equal(res.to, FORMAT_VERSION);
     assert.equal(res.backupDir, `/db.backup-v0-${STAMP}`);
-    assert.deepEqual(res.applied.map((a) => [a.from, a.to]), [[0, 1]]);
+    assert.deepEqual(res.applied.map((a) => [a.from, a.to]), [
+      [0, 1],
+      [1, 2],
+    ]);
     assert.deepEqual(fs.list("/").sort(), ["db", `db.backup-v0-${STAMP}`]);
     sameFiles(filesOf(fs, res.backupDir), original, "backup");
     // data.keel: the two meta pages change, nothing else.
@@ -297,6 +305,43 @@ for (const field of [0, 1] as const) {
     assert.equal(migrateOnOpen(fs, DIR), undefined, "a current database is not migrated");
   });
 }
+
+test("runMigrations 1 -> 2: backup of the original, version field rewritten, every key equal, snapshots still restore, free-list deltas from then on", async () => {
+  const fx = await fixture(1, false, 1);
+  const fs = fx.fs;
+  assert.equal(detectVersion(fs, DIR), 1);
+  const original = filesOf(fs, DIR, noLock);
+  const res = runMigrations(fs, DIR, 1, { now: () => NOW });
+  assert.deepEqual([res.from, res.to], [1, 2]);
+  assert.equal(res.backupDir, `/db.backup-v1-${STAMP}`);
+  assert.deepEqual(res.applied.map((a) => [a.from, a.to]), [[1, 2]]);
+  sameFiles(filesOf(fs, res.backupDir), original, "backup");
+  const before = original.get("data.keel")!;
+  const after = readAll(fs, `${DIR}/data.keel`);
+  const ps = before.readUInt32LE(40);
+  assert.ok(after.subarray(2 * ps).equals(before.subarray(2 * ps)), "pages past the metas unchanged");
+  for (const slot of [0, 1]) {
+    const m = after.subarray(slot * ps, (slot + 1) * ps);
+    if (m.readUInt32BE(32) === MAGIC) assert.equal(m.readUInt16LE(36), 2, `slot ${slot}: version 2`);
+  }
+  assert.equal(detectVersion(fs, DIR), FORMAT_VERSION);
+  assertSame(stateOf(fs, DIR), fx.model, "migrated database");
+  await checkSnapshots(fs, fx, "migrated");
+  // The migrated database writes delta segments on top of its version-1 base, and reads them back.
+  const db = openSync(DIR, { fs, walSegmentMaxBytes: 64 * 1024 });
+  const rng = new Rng(77);
+  let longest = 0;
+  for (let i = 0; i < 6; i++) {
+    await writeSome(db, rng, fx.model, 20, `m${i}`);
+    await db.checkpoint();
+    longest = Math.max(longest, db.engine.freelistChain.segments.length);
+  }
+  assert.ok(longest > 1, "a delta segment follows the migrated base");
+  await db.close();
+  assertSame(stateOf(fs, DIR), fx.model, "after more checkpoints");
+  const r = await verify(DIR, { fs });
+  assert.deepEqual(r.problems, [], "verify: clean");
+});
 
 test("runMigrations: commits only in the log (process killed) are replayed after the migration", async () => {
   const fx = await fixture(1, true);
@@ -365,9 +410,20 @@ test("open() migrates a version-0 database", async () => {
 
 // ---- faults ----
 
+/** The files after the first step only (0 -> 1): what a run stopped between its two steps leaves. */
+function afterFirstStep(fs: CrashFileSystem): Map<string, Buffer> {
+  const c = fs.clone();
+  v0ToV1.migrate(c, DIR);
+  return filesOf(c, DIR, noLock);
+}
+
 test("runMigrations: failing the N-th I/O call, for every N, is a coded error; the next open finishes the job", async () => {
   const fx = await fixture(0);
   const original = filesOf(fx.fs, DIR, noLock);
+  const ref = fx.fs.clone();
+  runMigrations(ref, DIR, 0, { now: () => NOW });
+  const migrated = readAll(ref, `${DIR}/data.keel`);
+  const between = afterFirstStep(fx.fs as CrashFileSystem).get("data.keel")!;
   let succeeded = false;
   for (let n = 1; n < 1000 && !succeeded; n++) {
     const inner = fx.fs.clone();
@@ -384,11 +440,12 @@ test("runMigrations: failing the N-th I/O call, for every N, is a coded error; t
       assert.ok(e instanceof KeelError && (e.code === "IO" || e.code === "FULL"), `call ${n}: ${describeError(e)}`);
     }
     const data = readAll(inner, `${DIR}/data.keel`);
-    const isOriginal = data.equals(original.get("data.keel")!);
+    const isMigrated = data.equals(migrated);
+    assert.ok(isMigrated || data.equals(original.get("data.keel")!) || data.equals(between), `call ${n}: data.keel is the original, the one after step 0 -> 1, or the migrated one`);
     for (const name of inner.list("/")) {
       if (name.startsWith("db.backup-") && !name.includes(".partial-")) sameFiles(filesOf(inner, `/${name}`), original, `call ${n}: backup`);
     }
-    assert.equal(migrateOnOpen(inner, DIR, { now: () => NOW + 1 }) !== undefined, isOriginal, `call ${n}: migrates again exactly when needed`);
+    assert.equal(migrateOnOpen(inner, DIR, { now: () => NOW + 1 }) !== undefined, !isMigrated, `call ${n}: migrates again exactly when needed`);
     if (n % 4 === 0 || succeeded) {
       assertSame(stateOf(inner, DIR), fx.model, `call ${n}: reopened`);
       for (const s of listSnapshots(inner, DIR)) checkSnapshot(inner, s);
@@ -409,8 +466,10 @@ test("runMigrations: power loss at every I/O call leaves the original or the mig
   runMigrations(ref, DIR, 0, { now: () => NOW });
   const total = ref.calls;
   const migrated = filesOf(ref, DIR, noLock);
+  const between = afterFirstStep(base);
   const dataFiles = ["data.keel", "snapshots/current/data.keel", "snapshots/previous/data.keel"];
   for (const k of dataFiles) assert.ok(!migrated.get(k)!.equals(original.get(k)!), `${k} is changed by the migration`);
+  const known = (k: string, b: Buffer) => b.equals(original.get(k)!) || b.equals(between.get(k)!) || b.equals(migrated.get(k)!);
   let outcomes = { original: 0, migrated: 0, backups: 0 };
   for (let k = 1; k <= total; k++) {
     const fs = base.clone();
@@ -426,12 +485,9 @@ test("runMigrations: power loss at every I/O call leaves the original or the mig
       const a = seed === SEEDS.at(-1) ? (fs.crash(seed), fs) : fs.crashedCopy(seed);
       const data = readAll(a, `${DIR}/data.keel`);
       const isOriginal = data.equals(original.get("data.keel")!);
-      assert.ok(isOriginal || data.equals(migrated.get("data.keel")!), `${what}: data.keel is the original or the migrated one`);
+      assert.ok(known("data.keel", data), `${what}: data.keel is the original, the one after step 0 -> 1, or the migrated one`);
       outcomes[isOriginal ? "original" : "migrated"]++;
-      for (const f of dataFiles.slice(1)) {
-        const b = readAll(a, `${DIR}/${f}`);
-        assert.ok(b.equals(original.get(f)!) || b.equals(migrated.get(f)!), `${what}: ${f}`);
-      }
+      for (const f of dataFiles.slice(1)) assert.ok(known(f, readAll(a, `${DIR}/${f}`)), `${what}: ${f}`);
       for (const name of a.list("/")) {
         if (!name.startsWith("db.backup-") || name.includes(".partial-")) continue;
         sameFiles(filesOf(a, `/${name}`), original, `${what}: backup ${name}`);
@@ -444,7 +500,7 @@ test("runMigrations: power loss at every I/O call leaves the original or the mig
       } catch (e) {
         assert.fail(`${what}: migrating again failed: ${describeError(e)}`);
       }
-      assert.equal(r !== undefined, isOriginal, `${what}: migrates again exactly when data.keel is the original`);
+      assert.equal(r !== undefined, !data.equals(migrated.get("data.keel")!), `${what}: migrates again exactly when data.keel is not the migrated one`);
       assertSame(stateOf(a, DIR), fx.model, `${what}: reopened`);
       for (const s of listSnapshots(a, DIR)) checkSnapshot(a, s);
       assert.deepEqual(a.paths().filter((p) => p.includes(".partial-") || p.endsWith(".migrating")), [], `${what}: no leftovers`);

@@ -143,6 +143,7 @@ test("every known option with a good value is accepted", async () => {
     readOnly: false,
     fs,
     onPhase: (p) => phases.push(p),
+    freelistDeltas: true,
   };
   assert.deepEqual(validateOptions(all), all);
   const db = await open(DIR, all);

@@ -127,6 +127,8 @@ interface Layout {
   highWater: number;
   freelistPage: number;
   freelistPages: number;
+  /** The free list's segments, base first (FreeListChain.ts). */
+  chain: Array<{ page: number; pages: number }>;
   trees: Map<string, TreeLayout>;
   free: number[];
 }
@@ -155,6 +157,7 @@ function layout(dir: string): Layout {
       highWater: meta.highWater,
       freelistPage: meta.freelistPage,
       freelistPages: meta.freelistPages,
+      chain: e.freelistChain.segments.map(({ page, pages }) => ({ page, pages })),
       trees,
       free,
     };
@@ -531,13 +534,22 @@ test("verify: two trees sharing a page (a forged, resealed branch) is reported a
   assert.ok(r.problems.some((q) => (q.kind === "unaccounted" || q.kind === "leaked") && q.page !== undefined && q.page <= originalChild));
 });
 
-/** Rewrite the free-list run with `edit` applied to its list of [start, count, txn] entries; resealed. */
+/**
+ * Rewrite the newest free-list segment as a base holding the whole list (every free page, and the
+ * chain's other segments, which that base no longer needs, as [start, count, 0] runs) with `edit`
+ * applied; resealed.
+ */
 function forgeFreeList(dir: string, l: Layout, edit: (entries: Array<[number, number, number]>) => Array<[number, number, number]>): void {
   const run = readPages(dir, l.freelistPage, l.freelistPages);
-  const len = run.readUInt32LE(24);
+  const pages = [...l.free, ...l.chain.slice(0, -1).flatMap(({ page, pages: n }) => Array.from({ length: n }, (_, i) => page + i))].sort((x, y) => x - y);
   const entries: Array<[number, number, number]> = [];
-  for (let off = PAGE_HEADER; off < PAGE_HEADER + len; off += 16) entries.push([run.readUInt32LE(off), run.readUInt32LE(off + 4), run.readUInt32LE(off + 8)]);
+  for (const p of pages) {
+    const last = entries[entries.length - 1];
+    if (last && last[0] + last[1] === p) last[1]++;
+    else entries.push([p, 1, 0]);
+  }
   const next = edit(entries);
+  assert.ok(PAGE_HEADER + next.length * 16 <= run.length, "the forged list fits the newest segment's run");
   const out = Buffer.alloc(run.length);
   const txn = run.readUInt32LE(8);
   writeHeader(out, { type: PageType.FreeList, flags: 0, count: 0, pageNo: l.freelistPage, txn, aux1: l.freelistPages, aux2: next.length * 16 });

@@ -137,7 +137,10 @@ function accountPages(e: Engine, label: string): void {
   for (const [p, n] of treePages(e, e.catalog)) mark(p, n, "catalog");
   for (const [p] of e.freelist.allPages()) mark(p, 1, "free");
   const m = e.durableMeta;
-  mark(m.freelistPage, m.freelistPages, "free-list run");
+  const chain = e.freelistChain.segments;
+  if (m.freelistPage === 0) assert.equal(chain.length, 0, `${label}: no free list, no segment`);
+  else assert.deepEqual(chain[chain.length - 1], { page: m.freelistPage, pages: m.freelistPages, txn: m.freelistTxn }, `${label}: the meta names the newest segment`);
+  for (const seg of chain) mark(seg.page, seg.pages, "free-list segment");
   assert.equal(owner.size, e.pager.highWater - 2, `${label}: ${e.pager.highWater - 2 - owner.size} pages leaked (neither used nor free)`);
 }
 
@@ -149,6 +152,7 @@ test("after every checkpoint of a random workload: the older meta's state is int
   const history: Array<{ txn: number; model: DbModel }> = [{ txn: 0, model: new Map() }];
   const held: Array<{ txn: number }> = [];
   const dbs = ["", "a", "b"];
+  let longest = 0;
   for (let r = 0; r < 60; r++) {
     const groups = 1 + rng.int(3);
     for (let g = 0; g < groups; g++) {
@@ -174,6 +178,7 @@ test("after every checkpoint of a random workload: the older meta's state is int
     }
     if (held.length && rng.bool(0.25)) e.readers.release(held.shift()!.txn);
     e.checkpoint();
+    longest = Math.max(longest, e.freelistChain.segments.length);
     history.push({ txn: e.head.txn, model: cloneModel(model) });
     accountPages(e, `checkpoint ${r}`);
     // I1: the state the other slot names is whole.
@@ -189,6 +194,7 @@ test("after every checkpoint of a random workload: the older meta's state is int
       o.close();
     }
   }
+  assert.ok(longest >= 3, `the free list was persisted as delta segments too (longest chain ${longest})`);
   for (const h of held) e.readers.release(h.txn);
   const free = [...e.freelist.allPages()].sort((a, b) => a[0] - b[0]);
   e.close();
@@ -196,6 +202,50 @@ test("after every checkpoint of a random workload: the older meta's state is int
   assert.deepEqual([...e2.freelist.allPages()].sort((a, b) => a[0] - b[0]), free, "the free list is persisted exactly");
   assertModel(readSnapshot(e2, e2.head, "reopen"), model, "reopened");
   accountPages(e2, "reopened");
+  e2.close();
+});
+
+test("with hundreds of scattered free runs, a checkpoint writes a delta of what it changed, not the whole list", () => {
+  const fs = memFs();
+  const e = openEngine(fs);
+  const model: DbModel = new Map();
+  const rng = new Rng(7);
+  commit(e, (w) => apply(w, model, "", Array.from({ length: 4000 }, (_, i) => [key(i), bytes(i, 40)] as [string, Buffer])));
+  e.checkpoint();
+  // A reader pins the tree while small commits free scattered pages (an online backup does this).
+  e.readers.acquire(e.published.txn);
+  const pinned = e.published.txn;
+  const small = () =>
+    commit(e, (w) => apply(w, model, "", Array.from({ length: 3 }, () => [key(rng.int(4000)), bytes(rng.int(1e6), 40)] as [string, Buffer])));
+  for (let i = 0; i < 300; i++) {
+    small();
+    e.checkpoint();
+  }
+  e.readers.release(pinned);
+  small();
+  e.checkpoint();
+  const runs = e.freelist.encodedBytes() / 16;
+  assert.ok(runs > 150, `the list is fragmented (${runs} runs)`);
+  // From here on each checkpoint appends a delta of a page or two, until the deltas add up to the base.
+  const basePages = e.freelistChain.basePages;
+  let deltas = 0;
+  for (let i = 0; i < 10; i++) {
+    small();
+    e.checkpoint();
+    const head = e.freelistChain.segments.at(-1)!;
+    if (e.freelistChain.segments.length > 1) {
+      deltas++;
+      assert.ok(head.pages <= 2, `checkpoint ${i}: a delta of ${head.pages} pages`);
+    }
+  }
+  assert.ok(basePages >= 3, `the whole list takes ${basePages} pages`);
+  assert.ok(deltas >= 2, `${deltas} of 10 checkpoints wrote a delta`);
+  accountPages(e, "after the deltas");
+  const free = [...e.freelist.allPages()].map(([p]) => p).sort((a, b) => a - b);
+  e.close();
+  const e2 = openEngine(fs);
+  assert.deepEqual([...e2.freelist.allPages()].map(([p]) => p).sort((a, b) => a - b), free, "reopened: the same free pages");
+  assertModel(readSnapshot(e2, e2.head, "reopen"), model, "reopened");
   e2.close();
 });
 

@@ -10,6 +10,7 @@ import { treeGet } from "../../src/btree/BTree.js";
 import { KeelError } from "../../src/errors.js";
 import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { encodeMeta, probeMeta } from "../../src/pager/Meta.js";
+import { FORMAT_VERSION } from "../../src/pager/PageLayout.js";
 import { DATA_FILE, Engine } from "../../src/txn/Engine.js";
 import {
   DIR,
@@ -123,7 +124,7 @@ test("a file of another format version is refused with VERSION naming both versi
   assert.ok(err instanceof KeelError);
   assert.equal(err.code, "VERSION");
   assert.equal(err.details.found, 99);
-  assert.equal(err.details.supported, 1);
+  assert.equal(err.details.supported, FORMAT_VERSION);
 });
 
 test("after falling back to the older meta, new transactions get ids past the damaged meta's txn", () => {

@@ -30,6 +30,7 @@ import { FORMAT_VERSION, MAGIC, MAX_PAGE_SIZE, MIN_PAGE_SIZE, OFF_CHECKSUM, Page
 import { pageChecksum, readHeader } from "../../pager/PageCodec.js";
 import { DATA_FILE } from "../../txn/Engine.js";
 import { MIGRATING_SUFFIX, isV0Meta, v0ToV1 } from "./v0ToV1.js";
+import { v1ToV2 } from "./v1ToV2.js";
 
 export interface Migration {
   /** Format version it reads. */
@@ -43,7 +44,7 @@ export interface Migration {
 }
 
 /** Every migration shipped, in order. The last one's `to` is FORMAT_VERSION. */
-export const migrations: Migration[] = [v0ToV1];
+export const migrations: Migration[] = [v0ToV1, v1ToV2];
 
 export interface MigrationResult {
   from: number;
