@@ -10,6 +10,7 @@ import { Rng } from "../helpers/rng.js";
 import { FreeList } from "../../src/pager/FreeList.js";
 import { FREELIST_DELTA, MAX_CHAIN_SEGMENTS, encodeDelta, loadFreeList, type FreeListSegment } from "../../src/pager/FreeListChain.js";
 import { KeelError } from "../../src/errors.js";
+import { throwsKeel } from "../db/dbUtil.js";
 
 const FILE = "data.keel";
 
@@ -28,16 +29,7 @@ class Segments {
 
 const pageSet = (fl: FreeList) => [...fl.allPages()].map(([p]) => p).sort((a, b) => a - b);
 
-function corruptReason(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof KeelError, `expected a KeelError, got ${String(e)}`);
-    assert.equal(e.code, "CORRUPT");
-    return String(e.details.reason);
-  }
-  assert.fail("expected CORRUPT");
-}
+const corruptReason = (fn: () => unknown): string => String(throwsKeel(fn, "CORRUPT").details.reason);
 
 test("a chain built from random checkpoints' journals loads back to the list it was built from", () => {
   for (let seed = 1; seed <= 40; seed++) {

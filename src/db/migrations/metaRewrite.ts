@@ -24,17 +24,15 @@ import { join } from "node:path";
 import { KeelError, corrupt, ioError } from "../../errors.js";
 import type { FileSystem } from "../../io/FileSystem.js";
 import { crc32 } from "../../util/crc32.js";
-import { MAGIC, MAX_PAGE_SIZE, OFF_CHECKSUM, PageType, isValidPageSize } from "../../pager/PageLayout.js";
+import { MAGIC, MAX_PAGE_SIZE, MIN_PAGE_SIZE, OFF_CHECKSUM, PageType, isValidPageSize } from "../../pager/PageLayout.js";
 import { pageChecksum, readHeader } from "../../pager/PageCodec.js";
-import { SNAPSHOTS_DIR, SNAPSHOT_META, writeFileAtomic } from "../../maintenance/Snapshots.js";
+import { SNAPSHOTS_DIR, SNAPSHOT_META, fileCrc32, writeFileAtomic } from "../../maintenance/Snapshots.js";
 import { DATA_FILE } from "../../txn/Engine.js";
 
 /** The suffix of the converted copy while a data file is being migrated. */
 export const MIGRATING_SUFFIX = ".migrating";
 
 export interface MetaConverter {
-  /** Page size of a file whose first bytes are `head`, judged from a meta this converter matches; 0 if none. */
-  pageSize(head: Buffer): number;
   /** Whether `page` (one whole page of slot 0 or 1) is a meta to convert. Never throws. */
   matches(page: Buffer, slot: 0 | 1): boolean;
   /** Convert a matched meta in place (resealed), or throw INTERNAL if the result does not validate. */
@@ -80,9 +78,9 @@ export function convertDataFile(fs: FileSystem, path: string, tmp: string, c: Me
     const size = src.size();
     const head = Buffer.alloc(Math.min(size, 2 * MAX_PAGE_SIZE));
     src.read(head, 0, head.length, 0);
-    const ps = c.pageSize(head);
+    const ps = pageSizeOf(head, c);
     if (!ps) {
-      const crc = crcOfHandle(src, size);
+      const { crc } = fileCrc32(fs, path);
       return { converted: false, crcBefore: crc, crcAfter: crc, bytes: size };
     }
     fs.remove(tmp);
@@ -118,16 +116,16 @@ export function convertDataFile(fs: FileSystem, path: string, tmp: string, c: Me
   }
 }
 
-function crcOfHandle(f: ReturnType<FileSystem["open"]>, size: number): number {
-  const buf = Buffer.allocUnsafe(1 << 20);
-  let crc = 0;
-  for (let pos = 0; pos < size; ) {
-    const n = f.read(buf, 0, Math.min(buf.length, size - pos), pos);
-    if (n <= 0) break;
-    crc = crc32(buf.subarray(0, n), crc);
-    pos += n;
+/** Page size of a file whose first bytes are `head`, judged from a meta `c` matches (slot 0's page size field, else every size for slot 1); 0 if none. */
+function pageSizeOf(head: Buffer, c: MetaConverter): number {
+  if (head.length >= 128) {
+    const ps = head.readUInt32LE(40);
+    if (isValidPageSize(ps) && head.length >= ps && c.matches(head.subarray(0, ps), 0)) return ps;
   }
-  return crc;
+  for (let ps = MIN_PAGE_SIZE; ps <= MAX_PAGE_SIZE; ps *= 2) {
+    if (head.length >= 2 * ps && c.matches(head.subarray(ps, 2 * ps), 1)) return ps;
+  }
+  return 0;
 }
 
 /** Step 1 for one snapshot directory. */

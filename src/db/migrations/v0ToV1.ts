@@ -12,7 +12,7 @@
  *
  * rewriteMetas (metaRewrite.ts) applies it to every snapshot and then to data.keel.
  */
-import { MAGIC, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PageType, OFF_CHECKSUM, isValidPageSize } from "../../pager/PageLayout.js";
+import { MAGIC, PageType, OFF_CHECKSUM, isValidPageSize } from "../../pager/PageLayout.js";
 import { pageChecksum, readHeader, seal } from "../../pager/PageCodec.js";
 import type { Migration } from "./index.js";
 import { checkConverted, rewriteMetas, type MetaConverter } from "./metaRewrite.js";
@@ -33,18 +33,6 @@ export function isV0Meta(page: Buffer, slot: 0 | 1): boolean {
   return h.type === PageType.Meta && h.pageNo === slot;
 }
 
-/** Page size of a file whose meta pages start `head`, judged from a valid version-0 meta; 0 if none. */
-export function v0PageSize(head: Buffer): number {
-  if (head.length >= 128 && head.readUInt32LE(32) === MAGIC) {
-    const ps = head.readUInt32LE(40);
-    if (isValidPageSize(ps) && head.length >= ps && isV0Meta(head.subarray(0, ps), 0)) return ps;
-  }
-  for (let ps = MIN_PAGE_SIZE; ps <= MAX_PAGE_SIZE; ps *= 2) {
-    if (head.length >= 2 * ps && isV0Meta(head.subarray(ps, 2 * ps), 1)) return ps;
-  }
-  return 0;
-}
-
 /** Convert one version-0 meta page to version 1 in place. */
 function convertMeta(page: Buffer, slot: 0 | 1, file: string): void {
   page.writeUInt32BE(MAGIC, 32);
@@ -53,7 +41,7 @@ function convertMeta(page: Buffer, slot: 0 | 1, file: string): void {
   checkConverted(page, slot, 1, file);
 }
 
-const converter: MetaConverter = { pageSize: v0PageSize, matches: isV0Meta, convert: convertMeta };
+const converter: MetaConverter = { matches: isV0Meta, convert: convertMeta };
 
 export const v0ToV1: Migration = {
   from: 0,

@@ -11,24 +11,11 @@
  *
  * rewriteMetas (metaRewrite.ts) applies it to every snapshot and then to data.keel.
  */
-import { MAX_PAGE_SIZE, MIN_PAGE_SIZE, isValidPageSize } from "../../pager/PageLayout.js";
 import { seal } from "../../pager/PageCodec.js";
 import type { Migration } from "./index.js";
 import { checkConverted, isMetaOfVersion, rewriteMetas, type MetaConverter } from "./metaRewrite.js";
 
 const isV1Meta = (page: Buffer, slot: 0 | 1): boolean => isMetaOfVersion(page, slot, 1);
-
-/** Page size of a file whose meta pages start `head`, judged from a valid version-1 meta; 0 if none. */
-function v1PageSize(head: Buffer): number {
-  if (head.length >= 128) {
-    const ps = head.readUInt32LE(40);
-    if (isValidPageSize(ps) && head.length >= ps && isV1Meta(head.subarray(0, ps), 0)) return ps;
-  }
-  for (let ps = MIN_PAGE_SIZE; ps <= MAX_PAGE_SIZE; ps *= 2) {
-    if (head.length >= 2 * ps && isV1Meta(head.subarray(ps, 2 * ps), 1)) return ps;
-  }
-  return 0;
-}
 
 function convertMeta(page: Buffer, slot: 0 | 1, file: string): void {
   page.writeUInt16LE(2, 36);
@@ -36,7 +23,7 @@ function convertMeta(page: Buffer, slot: 0 | 1, file: string): void {
   checkConverted(page, slot, 2, file);
 }
 
-const converter: MetaConverter = { pageSize: v1PageSize, matches: isV1Meta, convert: convertMeta };
+const converter: MetaConverter = { matches: isV1Meta, convert: convertMeta };
 
 export const v1ToV2: Migration = {
   from: 1,
