@@ -77,6 +77,11 @@ export class FreeList {
     this.#journal = { adds: [], takes: new PageRuns() };
   }
 
+  /** Stop recording (the checkpoint that started it has encoded it). */
+  endJournal(): void {
+    this.#journal = null;
+  }
+
   get journal(): FreeListJournal | null {
     return this.#journal;
   }

@@ -314,6 +314,7 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
       v.pageTxn = C;
       v.data = null;
     }
+    fl.endJournal();
     pager.highWater = alloc.highWater;
     pager.maxTxn = C;
     pager.cache.added(nodes.length + catNodes.length);
