@@ -234,7 +234,7 @@ export function readFreePages(handle: FileHandle, file: string, scan: PageScan, 
         }
         const buf = readAt(handle, p, n, scan.pageSize);
         const h = verifyPage(buf, { pageNo: p, types: [PageType.FreeList], txn: t, file });
-        return { payload: buf.subarray(PAGE_HEADER, PAGE_HEADER + r.bytes), flags: h.flags };
+        return { payload: buf.subarray(PAGE_HEADER, PAGE_HEADER + r.bytes), flags: h.flags, txn: h.txn };
       },
       { page, pages, txn },
       { file, highWater: scan.filePages },

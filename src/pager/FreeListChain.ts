@@ -89,8 +89,11 @@ export function encodeDelta(prev: FreeListSegment, j: FreeListJournal): Buffer {
   return buf;
 }
 
-/** Reads one segment, verified (type FreeList, page number, txn, checksum); returns payload and flags. */
-export type ReadSegment = (page: number, pages: number, txn: number) => { payload: Buffer; flags: number };
+/**
+ * Reads one segment, verified (type FreeList, page number, low 32 bits of `txn`, checksum); returns
+ * its payload, flags and the full txn of its page header (a meta keeps only the low 32 bits).
+ */
+export type ReadSegment = (page: number, pages: number, txn: number) => { payload: Buffer; flags: number; txn: number };
 
 /**
  * The free list of a meta whose newest segment is `head`, and the chain it was read from.
@@ -106,7 +109,8 @@ export function loadFreeList(read: ReadSegment, head: FreeListSegment, where: { 
     if (seg.page < 2 || seg.pages < 1 || seg.page + seg.pages > where.highWater) {
       throw corrupt(`a free-list segment of ${where.file} is named at pages ${seg.page} (+${seg.pages}), outside [2, ${where.highWater})`, { file: where.file, page: seg.page, reason: "freelist-range" });
     }
-    const { payload, flags } = read(seg.page, seg.pages, seg.txn);
+    const { payload, flags, txn } = read(seg.page, seg.pages, seg.txn);
+    seg = { page: seg.page, pages: seg.pages, txn };
     if (flags === 0) {
       const freelist = FreeList.decode(payload, { file: where.file, page: seg.page, highWater: where.highWater });
       const segments = [seg];

@@ -119,13 +119,13 @@ export class Pager {
   }
 
   /** A run of pages of one type whose first page records the run length in aux1 (free list, overflow). */
-  readRun(page: number, count: number, type: PageType, txn: number): { payload: Buffer; aux1: number; aux2: number; flags: number } {
+  readRun(page: number, count: number, type: PageType, txn: number): { payload: Buffer; aux1: number; aux2: number; flags: number; txn: number } {
     const buf = this.#read(page, count);
     const h = verifyPage(buf, { pageNo: page, types: [type], txn, maxTxn: this.maxTxn, file: this.path });
     if (h.aux1 !== count || h.aux2 > buf.length - PAGE_HEADER) {
       throw corrupt(`run at page ${page} of ${this.path} is malformed (${h.aux1} pages, ${h.aux2} bytes)`, { file: this.path, page, reason: "run-length" });
     }
-    return { payload: buf.subarray(PAGE_HEADER, PAGE_HEADER + h.aux2), aux1: h.aux1, aux2: h.aux2, flags: h.flags };
+    return { payload: buf.subarray(PAGE_HEADER, PAGE_HEADER + h.aux2), aux1: h.aux1, aux2: h.aux2, flags: h.flags, txn: h.txn };
   }
 
   /** Raw bytes of a page, unverified (verify and salvage use it). */
