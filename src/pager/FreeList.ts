@@ -162,14 +162,16 @@ export class FreeList {
   /** Remove pages [first, first + count), wherever they are listed; false if one of them is not. */
   remove(first: number, count: number): boolean {
     let ok = true;
-    for (let p = first; p < first + count; p++) {
-      if (this.#ready.delete(p)) continue;
-      const pend = this.#pending.find((x) => x.runs.has(p));
-      if (pend) pend.runs.delete(p);
-      else ok = false;
-    }
+    for (let p = first; p < first + count; p++) if (!this.#delete(p)) ok = false;
     this.#pending = this.#pending.filter((x) => x.runs.size > 0);
     return ok;
+  }
+
+  /** Take page `p` out of the reusable or a pending set; false if it is in neither (callers drop emptied groups). */
+  #delete(p: number): boolean {
+    if (this.#ready.delete(p)) return true;
+    for (const pend of this.#pending) if (pend.runs.delete(p)) return true;
+    return false;
   }
 
   /**
@@ -179,10 +181,7 @@ export class FreeList {
    */
   park(txn: number, pages: number[]): void {
     const set = new Set(pages);
-    for (const p of set) {
-      if (this.#ready.delete(p)) continue;
-      for (const pend of this.#pending) if (pend.runs.delete(p)) break;
-    }
+    for (const p of set) this.#delete(p);
     this.#pending = this.#pending.filter((p) => p.runs.size > 0);
     for (const p of set) this.free(txn, p, 1);
   }
