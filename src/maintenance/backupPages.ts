@@ -80,6 +80,8 @@ export interface BackupPagesOptions {
   onProgress?: ((p: BackupProgress) => void) | undefined;
   /** Bytes per read/write (rounded down to whole pages, at least one page). Default 1 MiB. */
   chunkBytes?: number | undefined;
+  /** Bytes copied between two write-back steps of the copy (see step 2). Default 8 MiB. */
+  writeBackBytes?: number | undefined;
   /** Work between yields to the event loop, in ms (default 2; 0 = yield after every chunk). */
   sliceMs?: number | undefined;
   /** Share of the event loop the job takes while writers are committing (default 0.1; 1 = no stepping back). */
@@ -170,6 +172,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
         ...(log ? { records: records ?? 0, totalRecords } : {}),
       });
     let unsynced = 0;
+    const writeBackStep = o.writeBackBytes ?? WRITE_BACK_STEP;
     // At most one write-back of the copy in flight (off the event loop) while the next chunks are
     // copied; its failure is kept and thrown at the next step.
     let writeBack: Promise<void> | null = null;
@@ -203,7 +206,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       unsynced += len;
       progress(page);
       if (slicer.budgetMs === 0 || slicer.due()) await slicer.pause();
-      if (unsynced >= WRITE_BACK_STEP) {
+      if (unsynced >= writeBackStep) {
         // Write the copy back in steps rather than in one burst at the end. While writers commit,
         // each step is awaited, so that their syncs never queue behind more than one step. Without
         // writers the step runs beside the copying of the next chunks: the copy and its write-back

@@ -307,7 +307,8 @@ test("backupPages: failing the N-th I/O call, for every N, gives a coded error a
       ffs.reset();
       ffs.failAt(n, { errno: n % 2 ? "EIO" : "ENOSPC" });
       try {
-        await backupPages(db.engine, p.snap, ffs, DEST, { meta: p.meta, chunkBytes: 8192 });
+        // Write-back steps every two chunks: a failed step that ran beside the copying must fail the backup too.
+        await backupPages(db.engine, p.snap, ffs, DEST, { meta: p.meta, chunkBytes: 8192, writeBackBytes: 16384 });
         if (ffs.faultsInjected === 0) succeeded = true;
         else {
           // Only the close of the read-only source handle may fail without failing the backup.
