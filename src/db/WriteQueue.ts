@@ -2,7 +2,8 @@
  * WriteQueue: the write path of a Database, as numbered steps.
  *   1. put/remove/transaction calls are queued (the Database validated them: bad input never enters).
  *   2. On the next turn of the event loop the queue is drained as one group: consecutive
- *      put/remove calls form one transaction, each transaction() callback its own.
+ *      put/remove calls form one transaction, each transaction() callback its own, and the
+ *      callbacks of a GroupItem one shared transaction where that is safe (#runGroupItem).
  *   3. Each transaction commits to the engine's head (and, with a log, appends one record).
  *   4. The group is made durable once (one checkpoint, or one log sync): group commit.
  *   5. Then the group is published to readers and every promise of the group resolves.
@@ -24,8 +25,27 @@ export type QueueItem =
   | { kind: "put"; db: SubDatabase; key: string; value: string | Buffer }
   | { kind: "remove"; db: SubDatabase; key: string }
   | { kind: "txn"; db: SubDatabase; fn: (tx: Transaction) => unknown }
+  | GroupItem
   /** Maintenance that must run between transactions (checkpoint, snapshot preparation). */
   | { kind: "task"; fn: () => unknown };
+
+/**
+ * Synchronous callbacks that share one transaction where that cannot be told apart from running
+ * each in a transaction of its own, in order (see #runGroupItem). The promise resolves to one
+ * settled result per callback. `fns` may still grow until the item starts: `onStart` is called
+ * first, so the owner can stop adding. `onRetry` is called when the shared attempt is undone and
+ * the callbacks are about to run again one transaction each: state the owner keeps beside the
+ * callbacks' writes must be reset then.
+ */
+export interface GroupItem {
+  kind: "group";
+  db: SubDatabase;
+  fns: Array<(tx: Transaction) => unknown>;
+  onStart?: () => void;
+  onRetry?: () => void;
+}
+
+export type Settled = { status: "fulfilled"; value: unknown } | { status: "rejected"; reason: unknown };
 
 interface Pending {
   item: QueueItem;
@@ -45,6 +65,11 @@ export interface QueueHost {
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return !!v && typeof (v as { then?: unknown }).then === "function";
+}
+
+function syncResult(r: unknown): unknown {
+  if (isThenable(r)) throw invalidArgument("a grouped transaction callback must be synchronous", { argument: "fn" });
+  return r;
 }
 
 export class WriteQueue {
@@ -167,6 +192,11 @@ export class WriteQueue {
         continue;
       }
       commitBatch();
+      if (it.kind === "group") {
+        p.result = this.#runGroupItem(it, txns);
+        done.push(p);
+        continue;
+      }
       if (it.kind === "task") {
         try {
           p.result = it.fn();
@@ -214,6 +244,85 @@ export class WriteQueue {
     }
     this.#host.durability.published(txns);
     for (const p of done) p.resolve(p.result);
+  }
+
+  /**
+   * A GroupItem, as numbered steps:
+   *   1. Run every callback in order on one transaction. A callback that throws without having
+   *      started a change (WriteTxn.modCount unchanged) left the transaction as it was: its
+   *      error is its result and the others go on.
+   *   2. Commit that transaction (one log record): done.
+   *   3. If a callback threw after starting a change (its partial change cannot be taken out),
+   *      returned a promise, or the commit failed, undo the shared attempt and run the callbacks
+   *      again, each in a transaction of its own, in the same place of the queue: results and
+   *      order are exactly those of one transaction per callback.
+   * Returns the results; the caller makes them durable with the rest of the group.
+   */
+  #runGroupItem(it: GroupItem, txns: WriteTxn[]): Settled[] {
+    const engine = this.#host.engine;
+    it.onStart?.();
+    const fns = it.fns;
+    const n = fns.length; // what a callback might add to `fns` is not this item's
+    const out: Settled[] = new Array(n);
+    let w: WriteTxn;
+    try {
+      w = engine.beginWrite();
+    } catch (e) {
+      return out.fill({ status: "rejected", reason: e });
+    }
+    // 1. One transaction for all.
+    let shared = true;
+    const tx = new Transaction(it.db, w);
+    this.#inCallback = w;
+    try {
+      for (let i = 0; i < n; i++) {
+        const mark = w.modCount;
+        try {
+          out[i] = { status: "fulfilled", value: syncResult(fns[i]!(tx)) };
+        } catch (e) {
+          if (w.modCount !== mark) {
+            shared = false;
+            break;
+          }
+          out[i] = { status: "rejected", reason: e };
+        }
+      }
+    } finally {
+      this.#inCallback = null;
+    }
+    // 2. Commit it.
+    if (shared) {
+      try {
+        this.#host.durability.commit(w);
+        txns.push(w);
+        return out;
+      } catch {
+        // 3. below: alone, each callback meets the failure that is its own.
+      }
+    }
+    // 3. Undo, then one transaction per callback.
+    engine.abortWrite(w);
+    it.onRetry?.();
+    for (let i = 0; i < n; i++) {
+      let wi: WriteTxn | null = null;
+      try {
+        wi = engine.beginWrite();
+        this.#inCallback = wi;
+        let r: unknown;
+        try {
+          r = syncResult(fns[i]!(new Transaction(it.db, wi)));
+        } finally {
+          this.#inCallback = null;
+        }
+        this.#host.durability.commit(wi);
+        txns.push(wi);
+        out[i] = { status: "fulfilled", value: r };
+      } catch (e) {
+        if (wi) engine.abortWrite(wi);
+        out[i] = { status: "rejected", reason: e };
+      }
+    }
+    return out;
   }
 
   /** transactionSync: commit and make durable before returning. */

@@ -5,12 +5,12 @@
  * - Replies go out in request order: every request gets a slot in `#slots`; a slot is written only
  *   once every slot before it is, and all replies ready after one read (or one batch of commit
  *   completions) leave in one corked write.
- * - A write command starts its db.transaction in the same tick it is parsed, so consecutive writes
- *   (of this and other connections) share one group commit; its reply waits for the commit to be
- *   durable. A read issued while this connection has writes pending runs in the write queue behind
- *   them (an empty transaction: no log record), so it sees exactly the writes sent before it and
- *   none sent after it, even those committed in the same group; otherwise it runs at once on the
- *   published state.
+ * - A write command is queued (Keyspace.batched) in the same tick it is parsed, so the writes of
+ *   this and the other connections dispatched before the queue runs share one transaction where
+ *   possible and one group commit; its reply waits for the commit to be durable. A read issued
+ *   while this connection has writes pending is queued the same way behind them (read-only: it adds
+ *   nothing to the log record), so it sees exactly the writes sent before it and none sent after
+ *   it, even those committed in the same group; otherwise it runs at once on the published state.
  * - The logical db, and everything else a deferred command needs, is captured when it is dispatched,
  *   so later pipelined commands (SELECT) cannot change what an earlier one does. The one state a
  *   later command needs that is known only when a transaction runs, the db after an EXEC that has
@@ -215,8 +215,11 @@ export class Connection {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    // One flush for all the commits that complete in this turn: their replies share a write.
-    setImmediate(() => {
+    // One flush for all the replies that complete in this cascade of promise reactions (a group
+    // commit resolves all its writers in one): they share a write. process.nextTick runs once the
+    // microtask queue is empty, still in this turn of the event loop: a setImmediate would hold
+    // every reply back by one more turn, which under many clients is latency and so throughput.
+    process.nextTick(() => {
       this.#flushScheduled = false;
       this.#flush();
       this.#maybeResume();
@@ -322,7 +325,7 @@ export class Connection {
     const db = this.client.db;
     const ks = this.#host.keyspace;
     if (this.#pendingWrites === 0) return void this.#push(cmd.run!(ks.read(db), args, this.#ctx));
-    this.#later(ks.transaction((tx) => cmd.run!(ks.write(db, new TxStore(tx, true)), args, this.#ctx)).catch(errorReply));
+    this.#later(ks.batched((tx) => cmd.run!(ks.write(db, new TxStore(tx, true)), args, this.#ctx)).catch(errorReply));
   }
 
   #write(cmd: Command, args: Buffer[]): void {
@@ -336,11 +339,14 @@ export class Connection {
     this.#later(p);
   }
 
-  /** Run `fn` in one db.transaction; reply once durable; count the changes for persistence. */
+  /**
+   * Run `fn` as one transaction (sharing a commit with the other connections' commands of this turn:
+   * Keyspace.batched); reply once durable; count the changes for persistence.
+   */
   #transaction(fn: (store: TxStore) => { reply: Reply; dirty: number }): Promise<Reply> {
     this.#pendingWrites++;
     this.#host.inflightWrites++;
-    const p = this.#host.keyspace.transaction((tx) => fn(new TxStore(tx)));
+    const p = this.#host.keyspace.batched((tx) => fn(new TxStore(tx)));
     const done = p.then(
       ({ reply, dirty }) => {
         if (dirty > 0) this.#host.options.persistence.noteChanges(dirty);

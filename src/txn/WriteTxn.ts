@@ -41,7 +41,11 @@ export class WriteTxn implements TreeWriter {
   readonly ops: LogOp[] = [];
   /** [first page, count] runs freed by this transaction. */
   readonly freedPages: number[] = [];
-  /** Bumped by every change, so cursors opened in this transaction can notice and re-seek. */
+  /**
+   * Bumped when a change starts (after its arguments are validated, before the tree is touched),
+   * so cursors opened in this transaction can notice and re-seek, and a caller can tell that an
+   * operation which threw left the transaction exactly as it was (count unchanged).
+   */
   modCount = 0;
   /** Logical operations applied (counted even when not logging). */
   opCount = 0;
@@ -130,8 +134,8 @@ export class WriteTxn implements TreeWriter {
       : new OverflowValue(value.length, 0, 0, typeof value === "string" ? Buffer.from(value, "latin1") : Buffer.from(value));
     // Memory this change pins until a checkpoint: the entry itself plus a share of the copied path.
     this.dirtyBytes += key.length + value.length + 64;
-    const existed = treePut(this, t, key, v);
     this.modCount++;
+    const existed = treePut(this, t, key, v);
     this.opCount++;
     this.opBytes += key.length + value.length;
     // Strings are immutable: the log encodes the very bytes the tree holds, without a copy.
@@ -143,10 +147,10 @@ export class WriteTxn implements TreeWriter {
     this.#check();
     const t = this.#tree(db);
     if (!t || t.root === null || treeGet(this, t, key) === undefined) return false; // a miss changes nothing
+    this.modCount++;
     const own = this.#ownTree(db);
     const existed = treeRemove(this, own, key);
     if (existed) {
-      this.modCount++;
       this.opCount++;
       this.dirtyBytes += 64;
       if (this.logging) this.ops.push({ type: "remove", db, key: rawKey ?? key });
@@ -164,8 +168,8 @@ export class WriteTxn implements TreeWriter {
     const existing = this.dbs.get(db);
     if (existing) return existing;
     const e: DbEntry = { name: db, keyEncoding, valueEncoding, tree: emptyTree() };
-    this.#mutableDbs().set(db, e);
     this.modCount++;
+    this.#mutableDbs().set(db, e);
     if (this.logging) this.ops.push({ type: "createDB", db, value: Buffer.from(JSON.stringify({ keyEncoding, valueEncoding })) });
     return e;
   }
@@ -176,6 +180,7 @@ export class WriteTxn implements TreeWriter {
     const t = this.#tree(db);
     if (!t) return false;
     const entry = this.dbs.get(db);
+    this.modCount++;
     const own = this.#ownTree(db);
     treeFreeAll(this, own);
     Object.assign(own, emptyTree());
@@ -184,7 +189,6 @@ export class WriteTxn implements TreeWriter {
       this.#mutableDbs().delete(db);
       this.#trees.delete(db);
     }
-    this.modCount++;
     // A drop records the encodings it drops, so that a reader of the log can decode the
     // sub-database's earlier records even after it is created again with other encodings.
     const encodings = entry ? Buffer.from(JSON.stringify({ keyEncoding: entry.keyEncoding, valueEncoding: entry.valueEncoding })) : undefined;

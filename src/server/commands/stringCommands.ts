@@ -39,6 +39,11 @@ function set(v: KeyView, args: Buffer[]): Reply {
     } else throw new RespError(SYNTAX);
   }
   const expireAt = unit !== null && expireArg !== undefined ? expireOption(unit, expireArg, "set", v.now) : 0;
+  // A plain SET needs nothing of the old value: setString looks at it once, to drop what it leaves.
+  if (!nx && !xx && !get && !keepTtl) {
+    v.setString(key, value, expireAt);
+    return OK;
+  }
   const old = get ? v.getString(key) : undefined;
   const oldCopy = old === undefined ? undefined : Buffer.from(old);
   const exists = v.exists(key);

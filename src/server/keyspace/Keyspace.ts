@@ -22,12 +22,21 @@
  *   keyspace's transactions drain: whenever none is in flight, the heads are reset from the
  *   published counts, which then equal the head state. Outside transactions the published count
  *   is used.
+ * - Batching: the write commands (and the reads that must see a connection's queued writes) that
+ *   all connections dispatch before the write queue runs share one GroupItem (`batched`): one
+ *   transaction, one log record, one sync, where running them one by one could not be told apart
+ *   (WriteQueue#runGroupItem). A command joins the open batch only while nothing else was queued
+ *   through the keyspace after it (`transaction` closes it), so each connection's commands run in
+ *   the order it sent them. If the shared attempt is undone and retried one by one, the heads are
+ *   reset to what they were when the batch started; the WATCH versions its first attempt bumped
+ *   stay bumped (an EXEC may abort needlessly, never wrongly).
  * - A sweep deletes at most SWEEP_BATCH expired keys per db, in one transaction per db; one sweep
  *   runs at a time. A tick repeats sweeps while one comes back full, for at most SWEEPS_PER_TICK
  *   sweeps and SWEEP_TICK_MS, so a backlog drains without starving clients.
  */
 import type { Database } from "../../db/Database.js";
 import type { Transaction } from "../../db/Transaction.js";
+import type { Settled } from "../../db/WriteQueue.js";
 import { KeelError } from "../../errors.js";
 import type { SubDatabase } from "../../db/SubDatabase.js";
 import { KeyView } from "./KeyView.js";
@@ -46,6 +55,12 @@ interface WatchEntry {
   refs: number;
 }
 
+interface Batch {
+  readonly fns: Array<(tx: Transaction) => unknown>;
+  result: Promise<Settled[]>;
+  heads: number[] | null;
+}
+
 const SWEEP_BATCH = 200;
 const SWEEPS_PER_TICK = 10;
 const SWEEP_TICK_MS = 25;
@@ -62,6 +77,8 @@ export class Keyspace {
   readonly #heads: number[];
   #open: number[] | null = null;
   #inflight = 0;
+  /** The GroupItem later commands may still join (see top). */
+  #batch: Batch | null = null;
 
   constructor(
     readonly db: Database,
@@ -120,15 +137,63 @@ export class Keyspace {
     return this.#heads[index]! + (this.#open?.[index] ?? 0);
   }
 
-  /** db.transaction with the key counts kept: every keyspace transaction goes through here. */
+  /** db.transaction with the key counts kept: every keyspace transaction but `batched` goes through here. */
   transaction<T>(fn: (tx: Transaction) => T): Promise<T> {
+    this.#batch = null; // what is queued after this must run after it
     this.#inflight++;
     const p = this.db.transaction((tx) => this.inTransaction(() => fn(tx)));
-    const settled = () => {
-      if (--this.#inflight === 0 && !this.db.isClosed) for (const d of this.dbs) this.#heads[d.index] = d.keys.getCount();
-    };
-    p.then(settled, settled);
+    p.then(this.#settled, this.#settled);
     return p;
+  }
+
+  readonly #settled = (): void => {
+    if (--this.#inflight === 0 && !this.db.isClosed) for (const d of this.dbs) this.#heads[d.index] = d.keys.getCount();
+  };
+
+  /**
+   * Run the synchronous `fn` as if in a transaction of its own, queued behind everything queued
+   * through the keyspace before it, sharing the open batch's transaction where possible (see top).
+   */
+  batched<T>(fn: (tx: Transaction) => T): Promise<T> {
+    const b = this.#batch ?? this.#openBatch();
+    const i = b.fns.length;
+    b.fns.push((tx) => this.inTransaction(() => fn(tx)));
+    return b.result.then((out) => {
+      const o = out[i]!;
+      if (o.status === "rejected") throw o.reason;
+      return o.value as T;
+    });
+  }
+
+  #openBatch(): Batch {
+    const b: Batch = { fns: [], result: Promise.resolve([]), heads: null };
+    const heads = this.#heads;
+    try {
+      b.result = this.db.enqueue({
+        kind: "group",
+        db: this.db,
+        fns: b.fns,
+        onStart: () => {
+          if (this.#batch === b) this.#batch = null;
+          b.heads = heads.slice();
+        },
+        onRetry: () => {
+          for (let i = 0; i < heads.length; i++) heads[i] = b.heads![i]!;
+        },
+      }) as Promise<Settled[]>;
+    } catch (e) {
+      // Closed or read-only: this command fails, and the next one tries again.
+      b.result = Promise.reject(e);
+      b.result.catch(() => undefined);
+      return b;
+    }
+    this.#batch = b;
+    this.#inflight++;
+    b.result.then(this.#settled, this.#settled);
+    b.result.finally(() => {
+      if (this.#batch === b) this.#batch = null;
+    }).catch(() => undefined);
+    return b;
   }
 
   // ---- WATCH ----

@@ -240,7 +240,9 @@ describe("ioredis against the KeelDB server", () => {
     } finally {
       walSyncChannel.unsubscribe(onSync);
     }
-    assert.equal(ts.db.txlogWatermarks().lastDurableLsn - before, 200, "each write is its own log record");
+    const records = ts.db.txlogWatermarks().lastDurableLsn - before;
+    assert.ok(records >= 1 && records < 200, `writes dispatched in one turn share a log record: ${records} records for 200 writes`);
+    assert.equal(await r.exists(...Array.from({ length: 200 }, (_, i) => `q:${i}`)), 200);
     assert.ok(syncs >= 1 && syncs <= 10, `200 pipelined writes share syncs (group commit): ${syncs} syncs`);
   });
 

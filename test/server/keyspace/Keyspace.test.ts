@@ -197,3 +197,41 @@ test("SCAN order: resumes after the last key, skips expired ones", async (t) => 
     assert.ok(!seen.includes("k05"));
   });
 });
+
+test("batched: the commands of one turn share one log record; one that fails after a write runs alone, and key counts stay exact", async (t) => {
+  const dir = tempDir(t, "keel-ks-");
+  const db = await open(dir, { maxValueSize: 64 });
+  t.after(() => (db.isClosed ? undefined : db.close()));
+  const ks = new Keyspace(db, 1);
+  const cmd = <T>(fn: (v: KeyView) => T) => ks.batched((tx) => fn(ks.write(0, new TxStore(tx))));
+  const lsn = () => db.txlogWatermarks().lastCommittedLsn;
+
+  let before = lsn();
+  const ok = await Promise.all([
+    cmd((v) => v.setString(b("a"), b("1"), 0)),
+    cmd((v) => {
+      if (v.exists(b("a"))) throw new RespError("ERR refused before any write");
+    }).catch((e: RespError) => e.reply),
+    cmd((v) => v.setString(b("b"), b("2"), 0)),
+    cmd((v) => v.dbsize()),
+  ]);
+  assert.deepEqual(ok, [undefined, "ERR refused before any write", undefined, 2]);
+  assert.equal(lsn() - before, 1, "one log record for the turn");
+
+  before = lsn();
+  const mixed = await Promise.all([
+    cmd((v) => v.setString(b("c"), b("3"), 0)),
+    cmd((v) => {
+      v.setString(b("d"), b("4"), 0);
+      v.setString(b("e"), Buffer.alloc(100), 0); // over maxValueSize: fails after a write
+    }).catch((e: { code?: string }) => e.code),
+    cmd((v) => [v.exists(b("d")), v.dbsize()]),
+    ks.transaction(() => "queued behind the batch, closes it"),
+    cmd((v) => v.dbsize()),
+  ]);
+  assert.deepEqual(mixed, [undefined, "INVALID_ARGUMENT", [false, 3], "queued behind the batch, closes it", 3]);
+  assert.equal(lsn() - before, 1, "the retried batch wrote one record (c); the empty ones none");
+  assert.equal(ks.keyCountInTransaction(0), 3);
+  assert.equal(ks.ldb(0).keys.getCount(), 3);
+  assert.equal(db.openDB("resp:0:keys", { keyEncoding: "binary", encoding: "binary" }).getBinary(b("d")), undefined);
+});
