@@ -57,8 +57,7 @@ interface WatchEntry {
 
 interface Batch {
   readonly fns: Array<(tx: Transaction) => unknown>;
-  result: Promise<Settled[]>;
-  heads: number[] | null;
+  readonly result: Promise<Settled[]>;
 }
 
 const SWEEP_BATCH = 200;
@@ -166,33 +165,37 @@ export class Keyspace {
   }
 
   #openBatch(): Batch {
-    const b: Batch = { fns: [], result: Promise.resolve([]), heads: null };
+    const fns: Batch["fns"] = [];
     const heads = this.#heads;
+    let atStart: number[] = [];
+    let result: Promise<Settled[]>;
     try {
-      b.result = this.db.enqueue({
+      result = this.db.enqueue({
         kind: "group",
         db: this.db,
-        fns: b.fns,
+        fns,
         onStart: () => {
           if (this.#batch === b) this.#batch = null;
-          b.heads = heads.slice();
+          atStart = heads.slice();
         },
         onRetry: () => {
-          for (let i = 0; i < heads.length; i++) heads[i] = b.heads![i]!;
+          for (let i = 0; i < heads.length; i++) heads[i] = atStart[i]!;
         },
       }) as Promise<Settled[]>;
     } catch (e) {
       // Closed or read-only: this command fails, and the next one tries again.
-      b.result = Promise.reject(e);
-      b.result.catch(() => undefined);
-      return b;
+      result = Promise.reject(e);
+      result.catch(() => undefined);
+      return { fns, result };
     }
+    const b: Batch = { fns, result };
     this.#batch = b;
     this.#inflight++;
-    b.result.then(this.#settled, this.#settled);
-    b.result.finally(() => {
-      if (this.#batch === b) this.#batch = null;
-    }).catch(() => undefined);
+    const settled = (): void => {
+      if (this.#batch === b) this.#batch = null; // rejected before it started (closed)
+      this.#settled();
+    };
+    result.then(settled, settled);
     return b;
   }
 
