@@ -226,12 +226,16 @@ test("batched: the commands of one turn share one log record; one that fails aft
       v.setString(b("e"), Buffer.alloc(100), 0); // over maxValueSize: fails after a write
     }).catch((e: { code?: string }) => e.code),
     cmd((v) => [v.exists(b("d")), v.dbsize()]),
-    ks.transaction(() => "queued behind the batch, closes it"),
-    cmd((v) => v.dbsize()),
+    // A transaction queued after the batch closes it: the command after it must run after it.
+    ks.transaction((tx) => ks.write(0, new TxStore(tx)).exists(b("late"))),
+    cmd((v) => {
+      v.setString(b("late"), b("5"), 0);
+      return v.dbsize();
+    }),
   ]);
-  assert.deepEqual(mixed, [undefined, "INVALID_ARGUMENT", [false, 3], "queued behind the batch, closes it", 3]);
-  assert.equal(lsn() - before, 1, "the retried batch wrote one record (c); the empty ones none");
-  assert.equal(ks.keyCountInTransaction(0), 3);
-  assert.equal(ks.ldb(0).keys.getCount(), 3);
+  assert.deepEqual(mixed, [undefined, "INVALID_ARGUMENT", [false, 3], false, 4]);
+  assert.equal(lsn() - before, 2, "the retried batch wrote one record (c), the next batch one (late); the empty ones none");
+  assert.equal(ks.keyCountInTransaction(0), 4);
+  assert.equal(ks.ldb(0).keys.getCount(), 4);
   assert.equal(db.openDB("resp:0:keys", { keyEncoding: "binary", encoding: "binary" }).getBinary(b("d")), undefined);
 });
