@@ -25,7 +25,7 @@ import { decodeValue } from "./ValueCodec.js";
 import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import type { CopyResult } from "../maintenance/copyDatabase.js";
 import type { BackupPagesResult } from "../maintenance/backupPages.js";
-import { backupPagesOnline, copyPublished, type OnlineCopyOptions } from "./onlineCopy.js";
+import { backupPagesOnline, copyPublished, type OnlineCopyOptions, type PageBackupOptions } from "./onlineCopy.js";
 import { verifyEngine, type VerifyEngineOptions, type VerifyReport } from "../maintenance/verify.js";
 
 export interface SubDatabaseOptions {
@@ -408,14 +408,15 @@ export class Database extends SubDatabase {
 
   /**
    * A consistent copy of the database at one LSN (the last commit queued before the call), made
-   * while readers and writers go on; it never checkpoints the source and never holds the writer.
+   * while readers and writers go on; it holds the writer only for the one task that pins its state.
    * The copy opens on its own with no log. Default (compact: true): entries written bottom-up in
    * key order into a fresh file, no free pages. compact: false: the data file as the last
    * checkpoint left it, page by page, then the committed log records after that checkpoint applied
-   * to the copy (faster; free pages kept). `signal` aborts it and removes the partial copy;
-   * `dest` must not exist.
+   * to the copy (faster; free pages kept); more than `maxReplayBytes` of such records are
+   * checkpointed in the source first (onlineCopy.ts). `signal` aborts it and removes the partial
+   * copy; `dest` must not exist.
    */
-  async backup(dest: string, opts: OnlineCopyOptions & { compact?: boolean } = {}): Promise<CopyResult | BackupPagesResult> {
+  async backup(dest: string, opts: PageBackupOptions & { compact?: boolean } = {}): Promise<CopyResult | BackupPagesResult> {
     this.#check();
     return opts.compact === false ? backupPagesOnline(this, dest, opts) : copyPublished(this, dest, opts, 0);
   }

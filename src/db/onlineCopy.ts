@@ -2,6 +2,12 @@
  * onlineCopy: how an open Database pins the state it copies for db.backup and db.compact, then hands
  * the copy to maintenance/ (copySnapshot: compacting; backupPages: page by page).
  *
+ * A page backup copies the last checkpoint and replays the log after it into the copy. Replaying
+ * costs far more per commit than the checkpoint that writes the same commits (a descent and a leaf
+ * rewrite per operation, in time slices that step back while writers commit), so when more than
+ * `maxReplayBytes` of commits are not checkpointed yet, the pin task checkpoints the source first:
+ * the checkpoint the policy would run soon anyway, instead of a backup that takes minutes under load.
+ *
  * Invariants:
  * - The pin is taken in one write-queue task, between transactions, so the copied state is one
  *   whole published (or durable) snapshot, never part of a group.
@@ -13,6 +19,7 @@ import type { BackupPagesResult } from "../maintenance/backupPages.js";
 import { backupPages } from "../maintenance/backupPages.js";
 import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
 import type { Snapshot } from "../txn/Snapshot.js";
+import { invalidArgument } from "../errors.js";
 import type { Database } from "./Database.js";
 import { LogDurability } from "./LogDurability.js";
 
@@ -20,6 +27,17 @@ export interface OnlineCopyOptions {
   signal?: AbortSignal;
   onProgress?: (p: { entries: number; totalEntries: number }) => void;
 }
+
+export interface PageBackupOptions extends OnlineCopyOptions {
+  /**
+   * Most bytes of commits not yet checkpointed (WriteTxn.dirtyBytes: key + value + 64 per write)
+   * that the copy replays from the log; above it, the source checkpoints first. Default 256 KiB.
+   * 0: always checkpoint first; Infinity: never.
+   */
+  maxReplayBytes?: number;
+}
+
+export const DEFAULT_MAX_REPLAY_BYTES = 256 << 10;
 
 /** Names the log floor of each running page backup. */
 let backupSeq = 0;
@@ -43,13 +61,21 @@ export async function copyPublished(db: Database, dest: string, opts: OnlineCopy
 }
 
 /**
- * Page backup. One queue task: the durable meta and its snapshot are pinned (a reader keeps their
- * pages, I2), and with the log, the records after it up to the head (the commits queued before
- * this call) are captured and kept from gc by a floor. The task's promise resolves once those
- * commits are durable. Without the log every group checkpoints, so the head is checkpointed
- * already, or is by this task (the group would do it next anyway).
+ * Page backup. One queue task, in order:
+ *   1. With the log, if more than `maxReplayBytes` of commits are not checkpointed, checkpoint
+ *      (log sync, then the checkpoint of DESIGN.md section 3). Without the log every group
+ *      checkpoints, so the head is checkpointed already, or is by this task (the group would do it
+ *      next anyway).
+ *   2. Pin the durable meta and its snapshot (a reader keeps their pages, I2).
+ *   3. With the log, capture the records after it up to the head (the commits queued before this
+ *      call) and keep them from gc by a floor.
+ * The task's promise resolves once those commits are durable.
  */
-export async function backupPagesOnline(db: Database, dest: string, opts: OnlineCopyOptions): Promise<BackupPagesResult> {
+export async function backupPagesOnline(db: Database, dest: string, opts: PageBackupOptions): Promise<BackupPagesResult> {
+  const maxReplay = opts.maxReplayBytes ?? DEFAULT_MAX_REPLAY_BYTES;
+  if (typeof maxReplay !== "number" || !(maxReplay >= 0)) {
+    throw invalidArgument("maxReplayBytes must be a number >= 0 (Infinity: never checkpoint first)", { argument: "maxReplayBytes", value: maxReplay });
+  }
   const engine = db.engine;
   const d = db.durability;
   const floor = `backup:${++backupSeq}`;
@@ -62,6 +88,7 @@ export async function backupPagesOnline(db: Database, dest: string, opts: Online
   const pin = await db
     .task(() => {
       if (d instanceof LogDurability) {
+        if (!db.readOnly && engine.dirtyBytes > maxReplay && engine.head.lsn > engine.durable.lsn) d.checkpoint(true);
         const s = engine.durable;
         const head = engine.head;
         const records = head.lsn > s.lsn ? d.wal.readRecords(s.lsn + 1, head.lsn) : [];

@@ -2,7 +2,8 @@
  * backupPages: the non-compacting online backup (DESIGN.md section 5, `backup(dest, { compact: false })`).
  * It copies data.keel page by page as the last checkpoint left it, then applies the committed log
  * records after that checkpoint, up to the backup's LSN, to the copy. It never checkpoints the
- * source and never holds its writer.
+ * source and never holds its writer (its online caller may checkpoint first, in its pin task, when
+ * the tail is long: db/onlineCopy.ts).
  *
  * The sequence, in order:
  *   1. The caller, in one write-queue task: takes the durable meta and its snapshot (`snap`,

@@ -1,13 +1,15 @@
 /**
- * db.backup() while writers go on (DESIGN.md section 5, I2, I3, I7): the paths that never
- * checkpoint the source.
+ * db.backup() while writers go on (DESIGN.md section 5, I2, I3, I7).
  *
  * - compact: false with the log: the pages of the last durable meta, then the committed log records
  *   after it up to the backup's LSN applied to the copy. With checkpoints pushed out of reach, every
  *   write of the run lands after the last checkpoint, so the log-apply path carries the copy:
  *   puts (inline and overflow values), removes, clears, a sub-database created and one dropped.
  *   The copy equals the source's state at the copy's LSN, entry by entry in every sub-database,
- *   opens alone (no log) at that LSN, and passes verify. The source is never checkpointed by it.
+ *   opens alone (no log) at that LSN, and passes verify. With `maxReplayBytes: Infinity` the source
+ *   is never checkpointed by it.
+ * - compact: false with a log tail above `maxReplayBytes`: the pin task checkpoints the source first,
+ *   and the copy (pages only, no record to apply) still equals the source at its LSN.
  * - compact: true: bottom-up copy of the published snapshot; equals the source at its LSN, fewer
  *   pages than the source, passes verify, and takes writes after reopening.
  * - Abort in the middle of the log-apply phase and in the middle of a compaction: ABORTED, no
@@ -127,7 +129,7 @@ test("backup({ compact: false }) with the log: pages of the last checkpoint + th
   const results: BackupPagesResult[] = [];
   for (let i = 0; i < 3; i++) {
     await new Promise((r) => setTimeout(r, 2));
-    results.push((await db.backup(`${DEST}-${i}`, { compact: false })) as BackupPagesResult);
+    results.push((await db.backup(`${DEST}-${i}`, { compact: false, maxReplayBytes: Infinity })) as BackupPagesResult);
   }
   const writes = await writer.stop();
   assert.ok(writes > 3, `the writer went on during the backups (${writes} writes)`);
@@ -149,6 +151,47 @@ test("backup({ compact: false }) with the log: pages of the last checkpoint + th
     assert.deepEqual(fs.list(`${DEST}-${i}`), ["data.keel"]);
   }
   assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
+});
+
+test("backup({ compact: false }) with a log tail above maxReplayBytes: the source checkpoints first, the copy needs no record", async () => {
+  const fs = new CrashFileSystem();
+  const { db, model } = await filled(fs, NO_CHECKPOINTS, 60, 11);
+  await db.checkpoint();
+  const rng = new Rng(12);
+  for (let i = 0; i < 80; i++) await writeOne(db, rng, model, `c${i}`);
+  const tail = db.engine.dirtyBytes;
+  assert.ok(tail > 2000, `a log tail of ${tail} dirty bytes`);
+  // Below the limit: replayed into the copy, the source untouched.
+  const c0 = db.engine.checkpoints;
+  const smallExpected = canon(stateOf(db, model));
+  const small = (await db.backup(`${DEST}-small`, { compact: false, maxReplayBytes: tail })) as BackupPagesResult;
+  assert.equal(db.engine.checkpoints, c0, "a tail at the limit is replayed, not checkpointed");
+  assert.ok(small.logRecords > 0);
+  // Above it: one checkpoint in the pin task, then pages only.
+  const states = new Map<number, string>([[db.txlogWatermarks().lastCommittedLsn, canon(stateOf(db, model))]]);
+  const writer = startWriter(db, new Rng(13), model, states);
+  const res = (await db.backup(DEST, { compact: false, maxReplayBytes: tail - 1 })) as BackupPagesResult;
+  await writer.stop();
+  assert.equal(db.engine.checkpoints, c0 + 1, "the pin task checkpointed the source once");
+  assert.equal(res.logRecords, 0, "nothing left to replay");
+  assert.equal(db.engine.readers.active, 0, "pinning reader released");
+  assert.deepEqual(Object.keys(db.txlogWatermarks().floors).filter((f) => f.startsWith("backup")), [], "log floor released");
+  await rejectsKeel(db.backup(`${DEST}-bad`, { compact: false, maxReplayBytes: -1 }), "INVALID_ARGUMENT", "negative maxReplayBytes");
+  await rejectsKeel(db.backup(`${DEST}-bad`, { compact: false, maxReplayBytes: Number.NaN }), "INVALID_ARGUMENT", "NaN maxReplayBytes");
+  await db.close();
+  const expected = states.get(res.lsn);
+  assert.ok(expected, `LSN ${res.lsn} is one the writer saw`);
+  for (const [dest, lsn, want] of [
+    [DEST, res.lsn, expected],
+    [`${DEST}-small`, small.lsn, smallExpected],
+  ] as const) {
+    const got = openState(fs, dest);
+    assert.equal(canon(got.state), want, `${dest} equals the source at LSN ${lsn}`);
+    assert.equal(got.lsn, lsn, "the copy opens at its LSN, with no log");
+    const report = await verify(dest, { fs });
+    assert.ok(report.ok, `${dest} verifies: ${JSON.stringify(report.problems.slice(0, 3))}`);
+    assert.deepEqual(fs.list(dest), ["data.keel"]);
+  }
 });
 
 test("backup() compacting: bottom-up copy equal to the source at its LSN, no free pages, verifies, takes writes", async () => {
@@ -289,7 +332,7 @@ test("power loss at every I/O call of a backup with a log tail: no backup or a c
     const p = await prepare(fs);
     expected = p.expected;
     const c0 = fs.calls;
-    const res = (await p.db.backup(DEST, { compact: false })) as BackupPagesResult;
+    const res = (await p.db.backup(DEST, { compact: false, maxReplayBytes: Infinity })) as BackupPagesResult;
     assert.ok(res.logRecords > 0);
     total = fs.calls - c0;
     await p.db.close();
@@ -300,7 +343,7 @@ test("power loss at every I/O call of a backup with a log tail: no backup or a c
     const { db } = await prepare(fs);
     fs.crashAfterCalls(k);
     try {
-      await db.backup(DEST, { compact: false });
+      await db.backup(DEST, { compact: false, maxReplayBytes: Infinity });
     } catch (e) {
       assert.ok(isSimulatedCrash(e), `call ${k}: ${describeError(e)}`);
     }
