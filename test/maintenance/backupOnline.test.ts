@@ -84,6 +84,16 @@ function openState(fs: FileSystem, dir: string, wal = false): { state: DbState; 
   }
 }
 
+/** A finished page backup: equals `expected` (canon), opens alone at `lsn`, verifies, holds only data.keel. */
+async function assertCopy(fs: FileSystem, dest: string, lsn: number, expected: string, what: string): Promise<void> {
+  const got = openState(fs, dest);
+  assert.equal(canon(got.state), expected, `${what} equals the source at LSN ${lsn}`);
+  assert.equal(got.lsn, lsn, "the copy opens at its LSN, with no log");
+  const report = await verify(dest, { fs });
+  assert.ok(report.ok, `${what} verifies: ${JSON.stringify(report.problems.slice(0, 3))}`);
+  assert.deepEqual(fs.list(dest), ["data.keel"]);
+}
+
 /**
  * A single awaited writer: after each write, the LSN it got (no other writer, so the last committed
  * LSN) and the canonical state at that LSN.
@@ -143,12 +153,7 @@ test("backup({ compact: false }) with the log: pages of the last checkpoint + th
     assert.equal(res.lsn - res.logRecords, durableLsn, `backup ${i} started from the durable meta's LSN`);
     const expected = states.get(res.lsn);
     assert.ok(expected, `backup ${i}: LSN ${res.lsn} is one the writer saw`);
-    const got = openState(fs, `${DEST}-${i}`);
-    assert.equal(canon(got.state), expected, `backup ${i} equals the source at LSN ${res.lsn}`);
-    assert.equal(got.lsn, res.lsn, "the copy opens at its LSN, with no log");
-    const report = await verify(`${DEST}-${i}`, { fs });
-    assert.ok(report.ok, `backup ${i} verifies: ${JSON.stringify(report.problems.slice(0, 3))}`);
-    assert.deepEqual(fs.list(`${DEST}-${i}`), ["data.keel"]);
+    await assertCopy(fs, `${DEST}-${i}`, res.lsn, expected, `backup ${i}`);
   }
   assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
 });
@@ -181,17 +186,8 @@ test("backup({ compact: false }) with a log tail above maxReplayBytes: the sourc
   await db.close();
   const expected = states.get(res.lsn);
   assert.ok(expected, `LSN ${res.lsn} is one the writer saw`);
-  for (const [dest, lsn, want] of [
-    [DEST, res.lsn, expected],
-    [`${DEST}-small`, small.lsn, smallExpected],
-  ] as const) {
-    const got = openState(fs, dest);
-    assert.equal(canon(got.state), want, `${dest} equals the source at LSN ${lsn}`);
-    assert.equal(got.lsn, lsn, "the copy opens at its LSN, with no log");
-    const report = await verify(dest, { fs });
-    assert.ok(report.ok, `${dest} verifies: ${JSON.stringify(report.problems.slice(0, 3))}`);
-    assert.deepEqual(fs.list(dest), ["data.keel"]);
-  }
+  await assertCopy(fs, DEST, res.lsn, expected, DEST);
+  await assertCopy(fs, `${DEST}-small`, small.lsn, smallExpected, `${DEST}-small`);
 });
 
 test("backup() compacting: bottom-up copy equal to the source at its LSN, no free pages, verifies, takes writes", async () => {
