@@ -9,6 +9,11 @@
  *   none    - the OS flushes the log when it likes.
  * Checkpoints run by policy (log bytes, dirty bytes, time) and write the tree into data.keel;
  * the log is synced first (write-ahead rule: a meta never names an LSN the log could lose).
+ * A policy checkpoint runs concurrently (Engine.beginCheckpoint): frozen between two groups, its
+ * pages written in slices that take at most POLICY_CHECKPOINT_SHARE of the event loop while writers
+ * commit, its data sync on the thread pool. Should writers outrun it (twice the policy's log or
+ * dirty bytes), the next group finishes it in one go, so memory and the log stay bounded. Every
+ * other checkpoint (db.checkpoint(), close, snapshots, backups) finishes a running one first.
  * After each checkpoint the log is garbage-collected: segments below every floor that the
  * retention policy lets go are deleted, so the log never grows without bound.
  *
@@ -23,6 +28,8 @@ import { KeelError, corrupt } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
+import type { RunningCheckpoint } from "../txn/Engine.js";
+import { TimeSlicer } from "../maintenance/TimeSlicer.js";
 import type { LogOp, WriteTxn } from "../txn/WriteTxn.js";
 import { WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
 import type { Database } from "./Database.js";
@@ -36,6 +43,9 @@ export const LOG_DEFAULTS = {
   walRetentionBytes: 8 * 1024 * 1024 * 1024,
   walRetentionMs: 7 * 24 * 3600 * 1000,
 };
+
+/** Share of the event loop a policy checkpoint's slices take while writers commit (TimeSlicer). */
+export const POLICY_CHECKPOINT_SHARE = 0.5;
 
 export interface ReplayReport {
   fromLsn: number;
@@ -87,6 +97,8 @@ export class LogDurability implements Durability {
   #db: Database | null = null;
   #o: Required<Pick<OpenOptions, "checkpointLogBytes" | "checkpointDirtyBytes" | "checkpointMs" | "walRetentionBytes" | "walRetentionMs">>;
   #logBytesSinceCheckpoint = 0;
+  /** What #logBytesSinceCheckpoint was when the running policy checkpoint froze. */
+  #frozenLogBytes = 0;
   #checkpointQueued = false;
 
   get groupsShareSyncs(): boolean {
@@ -154,36 +166,85 @@ export class LogDurability implements Durability {
     const e = this.#engine;
     e.publish(e.head);
     this.#db?.emitCommits(txns);
-    if ((this.#logBytesSinceCheckpoint >= this.#o.checkpointLogBytes || e.dirtyBytes >= this.#o.checkpointDirtyBytes) && !this.#checkpointQueued) {
-      // After the group's promises resolve, in queue order: the commit that crossed the
-      // threshold is not made to wait for a checkpoint its durability does not need.
-      this.#checkpointQueued = true;
-      const db = this.#db;
-      let queued: Promise<void> | null = null;
-      try {
-        queued = db ? db.task(() => this.#checkpointQuietly()) : null;
-      } catch {
-        queued = null; // closing: close() checkpoints anyway
-      }
-      if (queued) void queued.catch(() => {}).finally(() => (this.#checkpointQueued = false));
-      else this.#checkpointQueued = false;
-    }
+    const o = this.#o;
+    const logBytes = this.#logBytesSinceCheckpoint;
+    if (logBytes < o.checkpointLogBytes && e.dirtyBytes < o.checkpointDirtyBytes) return;
+    if (!e.checkpointRunning) this.#queuePolicyCheckpoint(false);
+    else if (logBytes >= 2 * o.checkpointLogBytes || e.dirtyBytes >= 2 * o.checkpointDirtyBytes) this.#queuePolicyCheckpoint(true);
   }
 
   #onTimer(): void {
     const e = this.#engine;
-    if (e.closed || e.writing || !e.needsCheckpoint) return;
-    if (Date.now() - e.lastCheckpointAt >= this.#o.checkpointMs) this.#checkpointQuietly();
+    if (e.closed || e.checkpointRunning || !e.needsCheckpoint) return;
+    if (Date.now() - e.lastCheckpointAt >= this.#o.checkpointMs) this.#queuePolicyCheckpoint(false);
+  }
+
+  /**
+   * Queue a policy checkpoint as a task: after the group's promises resolve, in queue order, so
+   * the commit that crossed the threshold does not wait for a checkpoint its durability does not
+   * need. `finish`: run the running one to its end in the task (writers outran it).
+   */
+  #queuePolicyCheckpoint(finish: boolean): void {
+    const db = this.#db;
+    if (this.#checkpointQueued || !db) return;
+    this.#checkpointQueued = true;
+    let queued: Promise<RunningCheckpoint | null> | null = null;
+    try {
+      queued = db.task(() => {
+        const e = this.#engine;
+        if (finish) {
+          e.finishCheckpoint();
+          this.#afterCheckpoint();
+          return null;
+        }
+        if (e.checkpointRunning || !e.needsCheckpoint) return null;
+        // Write-ahead rule: everything the checkpoint will name must be durable in the log first.
+        this.wal.syncSync();
+        const run = e.beginCheckpoint();
+        this.#frozenLogBytes = this.#logBytesSinceCheckpoint;
+        return run;
+      });
+    } catch {
+      queued = null; // closing: close() checkpoints anyway
+    }
+    if (!queued) {
+      this.#checkpointQueued = false;
+      return;
+    }
+    void queued
+      .finally(() => (this.#checkpointQueued = false))
+      .then((run) => (run ? this.#runPolicyCheckpoint(run) : undefined))
+      .catch((err: unknown) => this.#warn(err));
+  }
+
+  async #runPolicyCheckpoint(run: RunningCheckpoint): Promise<void> {
+    const e = this.#engine;
+    const slicer = new TimeSlicer({ activity: () => e.head.txn, share: POLICY_CHECKPOINT_SHARE, isClosed: () => e.closed, what: "a checkpoint" });
+    try {
+      await e.runConcurrently(run, slicer);
+    } catch (err) {
+      if (!e.closed) this.#warn(err);
+      return;
+    }
+    if (!e.closed) this.#afterCheckpoint();
   }
 
   /** A policy checkpoint that fails leaves the commits safe in the log: report, retry later. */
-  #checkpointQuietly(): void {
+  #warn(err: unknown): void {
+    process.emitWarning(`KeelDB checkpoint failed (commits stay safe in the log; it will be retried): ${(err as Error)?.message}`, {
+      code: "KEEL_CHECKPOINT",
+    });
+  }
+
+  /** After a checkpoint: the log bytes it covered are no longer counted, and the log is gc'd. */
+  #afterCheckpoint(): void {
+    this.#logBytesSinceCheckpoint = Math.max(0, this.#logBytesSinceCheckpoint - this.#frozenLogBytes);
+    this.#frozenLogBytes = 0;
     try {
-      this.checkpoint(false);
+      this.gc();
+      this.lastGcError = null;
     } catch (err) {
-      process.emitWarning(`KeelDB checkpoint failed (commits stay safe in the log; it will be retried): ${(err as Error)?.message}`, {
-        code: "KEEL_CHECKPOINT",
-      });
+      this.lastGcError = err;
     }
   }
 
@@ -191,18 +252,34 @@ export class LogDurability implements Durability {
     this.wal.syncSync();
   }
 
+  /** A checkpoint of the head in this call (a running one is finished first). */
   checkpoint(_force: boolean): void {
     const e = this.#engine;
     // Write-ahead rule: everything the checkpoint will name must be durable in the log first.
     this.wal.syncSync();
     e.checkpoint();
-    this.#logBytesSinceCheckpoint = 0;
-    try {
-      this.gc();
-      this.lastGcError = null;
-    } catch (err) {
-      this.lastGcError = err;
-    }
+    this.#frozenLogBytes = this.#logBytesSinceCheckpoint;
+    this.#afterCheckpoint();
+  }
+
+  /**
+   * Freeze the head for a checkpoint the caller runs concurrently (Engine.runConcurrently); call
+   * it in a task. A running checkpoint is finished first. null when the head is durable already.
+   */
+  beginCheckpoint(): RunningCheckpoint | null {
+    this.wal.syncSync();
+    const e = this.#engine;
+    e.finishCheckpoint();
+    const run = e.beginCheckpoint();
+    this.#frozenLogBytes = this.#logBytesSinceCheckpoint;
+    return run;
+  }
+
+  /** Run a checkpoint from beginCheckpoint to its end, paced by `pacer`, then gc the log. */
+  async runCheckpoint(run: RunningCheckpoint, pacer: { due(): boolean; pause(): Promise<void> }): Promise<void> {
+    const e = this.#engine;
+    await e.runConcurrently(run, pacer);
+    if (!e.closed) this.#afterCheckpoint();
   }
 
   /** The floors the log must keep, by name. */

@@ -5,8 +5,11 @@
  * A page backup copies the last checkpoint and replays the log after it into the copy. Replaying
  * costs far more per commit than the checkpoint that writes the same commits (a descent and a leaf
  * rewrite per operation, in time slices that step back while writers commit), so when more than
- * `maxReplayBytes` of commits are not checkpointed yet, the pin task checkpoints the source first:
- * the checkpoint the policy would run soon anyway, instead of a backup that takes minutes under load.
+ * `maxReplayBytes` of commits are not checkpointed yet, the source is checkpointed first: the
+ * checkpoint the policy would run soon anyway, instead of a backup that takes minutes under load.
+ * That checkpoint runs concurrently (Engine.runConcurrently), paced like the copy (TimeSlicer:
+ * stepping back to a small share of the event loop while writers commit), so writers do not stall
+ * behind it; the backup is then of the state it froze, and has no log to replay.
  *
  * Invariants:
  * - The pin is taken in one write-queue task, between transactions, so the copied state is one
@@ -15,7 +18,10 @@
  *   meanwhile), and a page backup's log floor keeps the records it still has to apply from gc.
  *   Both are released on every path, success, failure or abort, and also when the task itself fails.
  */
-import type { BackupPagesResult } from "../maintenance/backupPages.js";
+import type { BackupLogTail, BackupPagesResult } from "../maintenance/backupPages.js";
+import { TimeSlicer } from "../maintenance/TimeSlicer.js";
+import type { Meta } from "../pager/Meta.js";
+import type { RunningCheckpoint } from "../txn/Engine.js";
 import { backupPages } from "../maintenance/backupPages.js";
 import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
 import type { Snapshot } from "../txn/Snapshot.js";
@@ -61,15 +67,15 @@ export async function copyPublished(db: Database, dest: string, opts: OnlineCopy
 }
 
 /**
- * Page backup. One queue task, in order:
- *   1. With the log, if more than `maxReplayBytes` of commits are not checkpointed, checkpoint
- *      (log sync, then the checkpoint of DESIGN.md section 3). Without the log every group
- *      checkpoints, so the head is checkpointed already, or is by this task (the group would do it
- *      next anyway).
- *   2. Pin the durable meta and its snapshot (a reader keeps their pages, I2).
- *   3. With the log, capture the records after it up to the head (the commits queued before this
- *      call) and keep them from gc by a floor.
- * The task's promise resolves once those commits are durable.
+ * Page backup. One queue task, in order (its promise resolves once the commits queued before this
+ * call are durable):
+ *   1. With the log, if more than `maxReplayBytes` of commits are not checkpointed: sync the log,
+ *      freeze the head for a checkpoint, and pin the head's snapshot (a reader keeps its pages, I2).
+ *      After the task, run that checkpoint to its end in paced slices while writers go on; the
+ *      backup is of the frozen head, at the meta that checkpoint wrote, with no log tail.
+ *   2. Else pin the durable meta and its snapshot. Without the log every group checkpoints, so the
+ *      head is checkpointed already, or is by this task (the group would do it next anyway).
+ *   3. With the log, capture the records after it up to the head and keep them from gc by a floor.
  */
 export async function backupPagesOnline(db: Database, dest: string, opts: PageBackupOptions): Promise<BackupPagesResult> {
   const maxReplay = opts.maxReplayBytes ?? DEFAULT_MAX_REPLAY_BYTES;
@@ -86,9 +92,16 @@ export async function backupPagesOnline(db: Database, dest: string, opts: PageBa
     if (d instanceof LogDurability) d.setFloor(floor, undefined);
   };
   const pin = await db
-    .task(() => {
+    .task((): Pin => {
       if (d instanceof LogDurability) {
-        if (!db.readOnly && engine.dirtyBytes > maxReplay && engine.head.lsn > engine.durable.lsn) d.checkpoint(true);
+        if (!db.readOnly && engine.dirtyBytes > maxReplay && engine.head.lsn > engine.durable.lsn) {
+          const run = d.beginCheckpoint();
+          if (run) {
+            engine.readers.acquire(run.head.txn);
+            pinned = run.head;
+            return { run };
+          }
+        }
         const s = engine.durable;
         const head = engine.head;
         const records = head.lsn > s.lsn ? d.wal.readRecords(s.lsn + 1, head.lsn) : [];
@@ -108,8 +121,18 @@ export async function backupPagesOnline(db: Database, dest: string, opts: PageBa
       throw e;
     });
   try {
-    return await backupPages(engine, pin.snap, db.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: pin.meta, log: pin.log });
+    let copy: Exclude<Pin, { run: unknown }>;
+    if ("run" in pin) {
+      const run = pin.run;
+      const slicer = new TimeSlicer({ signal: opts.signal, isClosed: () => engine.closed, what: "the backup's checkpoint", activity: () => engine.head.txn });
+      await (d as LogDurability).runCheckpoint(run, slicer);
+      copy = { snap: run.head, meta: run.meta!, log: { records: [], toLsn: run.head.lsn, toTxn: run.head.txn } };
+    } else copy = pin;
+    return await backupPages(engine, copy.snap, db.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, meta: copy.meta, log: copy.log });
   } finally {
     unpin();
   }
 }
+
+/** What the pin task hands over: the state to copy, or the checkpoint to run first (step 1). */
+type Pin = { snap: Snapshot; meta: Meta; log: BackupLogTail | undefined } | { run: RunningCheckpoint };

@@ -145,6 +145,19 @@ export class Pager {
    * million entries allocates no per-page buffers.
    */
   writeOrdered(jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }>): number {
+    const steps = this.writeOrderedSteps(jobs);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * writeOrdered as steps: yields after each page (or run) is encoded, so that a caller can pause
+   * between them (a concurrent checkpoint, Engine.ts); returns the bytes written. The chunk
+   * buffer is this pager's: only one such writer may be unfinished at a time.
+   */
+  *writeOrderedSteps(jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }>): Generator<"slice", number, void> {
     jobs.sort((a, b) => a.page - b.page);
     const ps = this.pageSize;
     let needed = 0;
@@ -181,6 +194,7 @@ export class Pager {
         this.pagesWritten += j.count;
         this.bytesWritten += big.length;
         total += big.length;
+        yield "slice";
         continue;
       }
       if (used > 0 && (start + used !== j.page || used + j.count > chunkPages)) flush();
@@ -189,6 +203,7 @@ export class Pager {
       view.fill(0);
       j.fill(view);
       used += j.count;
+      yield "slice";
     }
     flush();
     return total;
@@ -230,6 +245,15 @@ export class Pager {
   sync(): void {
     try {
       this.file.sync();
+    } catch (e) {
+      throw ioError(e, "fdatasync", this.path);
+    }
+  }
+
+  /** sync() on the thread pool: the event loop goes on while the data file is flushed. */
+  async syncAsync(): Promise<void> {
+    try {
+      await this.file.syncAsync();
     } catch (e) {
       throw ioError(e, "fdatasync", this.path);
     }

@@ -70,6 +70,9 @@ export interface CheckpointResult {
   allocated: number[];
   highWater: number;
   bytes: number;
+  /** The nodes and overflow values it gave pages to (of the sub-databases, not the catalog). */
+  nodes: Node[];
+  values: OverflowValue[];
 }
 
 /** Raised by runCheckpoint; `metaAttempted` says whether the meta page may have reached disk. */
@@ -120,7 +123,49 @@ function collectDirty(ref: NodeRef | null, nodes: Node[], values: OverflowValue[
   nodes.push(ref);
 }
 
+/**
+ * Where the checkpoint steps pause: "slice" after each page (or run) is encoded and written, so a
+ * concurrent checkpoint can give the event loop back; "data-sync" where step 5 needs the data file
+ * fdatasync'ed (the driver runs it, blocking or on the thread pool, and throws its error in).
+ */
+export type CheckpointPause = "slice" | "data-sync";
+
+/** The checkpoint run to its end in one call (every commit of wal: false, close, explicit calls). */
 export function runCheckpoint(input: CheckpointInput): CheckpointResult {
+  return finishSteps(checkpointSteps(input), input.pager);
+}
+
+/** Run the rest of `steps` synchronously; the data sync blocks. */
+export function finishSteps(
+  steps: Generator<CheckpointPause, CheckpointResult, void>,
+  pager: Pager,
+  /** Where the steps paused last (null: not started); at "data-sync" the sync runs first. */
+  last: IteratorResult<CheckpointPause, CheckpointResult> | null = null,
+): CheckpointResult {
+  if (last?.done) return last.value;
+  let r = last ?? steps.next();
+  while (!r.done) {
+    let failed = false;
+    let err: unknown;
+    if (r.value === "data-sync") {
+      try {
+        pager.sync();
+      } catch (e) {
+        failed = true;
+        err = e;
+      }
+    }
+    r = failed ? steps.throw(err) : steps.next();
+  }
+  return r.value;
+}
+
+/**
+ * The checkpoint sequence of this file's top comment as steps. Nothing shared changes before
+ * step 7, which runs with step 6 in one call: a run dropped at a pause leaves the engine as it was
+ * (its pages went to pages no meta and no reader uses).
+ */
+export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPause, CheckpointResult, void> {
   const { pager, limits, head } = input;
   const C = head.txn;
   const pageSize = limits.pageSize;
@@ -268,9 +313,9 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
       },
     });
     input.onPhase?.("checkpoint:before-write");
-    const bytes = pager.writeOrdered(jobs);
+    const bytes = yield* pager.writeOrderedSteps(jobs);
     input.onPhase?.("checkpoint:after-write");
-    if (!input.noSync) pager.sync();
+    if (!input.noSync) yield "data-sync";
     input.onPhase?.("checkpoint:after-data-sync");
 
     // Step 6: the meta, into the slot that does not hold the newest valid meta.
@@ -318,10 +363,36 @@ export function runCheckpoint(input: CheckpointInput): CheckpointResult {
     pager.highWater = alloc.highWater;
     pager.maxTxn = C;
     pager.cache.added(nodes.length + catNodes.length);
-    return { meta, slot, freelist: fl, freelistChain: newChain, catalog, written, allocated: alloc.taken, highWater: alloc.highWater, bytes };
+    return { meta, slot, freelist: fl, freelistChain: newChain, catalog, written, allocated: alloc.taken, highWater: alloc.highWater, bytes, nodes, values };
   } catch (e) {
     throw new CheckpointError(e, metaAttempted, alloc.taken, alloc.highWater);
   }
+}
+
+/**
+ * The pages of a finished checkpoint's nodes and values that `live` no longer reaches: commits
+ * after its freeze replaced them. As [page, count, ...] runs. Only nodes not yet written when
+ * `live` was built can be frozen ones or lead to them, so the walk stays in memory.
+ */
+export function unreachablePages(res: CheckpointResult, live: Snapshot, pageSize: number): number[] {
+  const frozen = new Set<Node>(res.nodes);
+  const frozenValues = new Set<OverflowValue>(res.values);
+  const reached = new Set<Node>();
+  const reachedValues = new Set<OverflowValue>();
+  const visit = (ref: NodeRef | null): void => {
+    if (ref === null || typeof ref === "number") return;
+    if (frozen.has(ref)) {
+      if (reached.has(ref)) return;
+      reached.add(ref);
+    } else if (ref.page !== 0) return; // written by an earlier checkpoint: so is all below it
+    if (!ref.leaf) for (const c of ref.children) visit(c);
+    else for (const v of ref.vals) if (v instanceof OverflowValue && frozenValues.has(v)) reachedValues.add(v);
+  };
+  for (const e of live.dbs.values()) visit(e.tree.root);
+  const out: number[] = [];
+  for (const n of res.nodes) if (!reached.has(n)) out.push(n.page, 1);
+  for (const v of res.values) if (!reachedValues.has(v)) out.push(v.page, overflowPages(v.length, pageSize));
+  return out;
 }
 
 /** Catalog keys are sub-database names as UTF-8 bytes (held as latin1 strings like every key). */

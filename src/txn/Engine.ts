@@ -22,7 +22,7 @@ import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
 import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
-import { CheckpointError, runCheckpoint } from "./Checkpoint.js";
+import { CheckpointError, checkpointSteps, finishSteps, unreachablePages, type CheckpointPause, type CheckpointResult } from "./Checkpoint.js";
 import { EMPTY_CHAIN, loadFreeList, type FreeListChain } from "../pager/FreeListChain.js";
 import { ReaderTable } from "./ReaderTable.js";
 import type { DbEntry, Snapshot } from "./Snapshot.js";
@@ -55,6 +55,33 @@ export interface CheckpointInfo {
   lsn: number;
   bytes: number;
   ms: number;
+}
+
+/**
+ * A checkpoint frozen at `head` whose steps are still running (beginCheckpoint). Settled once: by
+ * the concurrent driver (runConcurrently) or by a synchronous checkpoint that finishes it first.
+ */
+export class RunningCheckpoint {
+  /** The last pause the steps reached (null: not started). */
+  last: IteratorResult<CheckpointPause, CheckpointResult> | null = null;
+  settled = false;
+  info: CheckpointInfo | null = null;
+  /** The meta it wrote (a backup of `head` copies the pages it names). */
+  meta: Meta | null = null;
+  error: unknown = null;
+  constructor(
+    readonly head: Snapshot,
+    readonly steps: Generator<CheckpointPause, CheckpointResult, void>,
+    /** engine.dirtyBytes when it froze: what it makes clean. */
+    readonly dirty: number,
+    readonly t0: number,
+  ) {}
+}
+
+/** How a concurrent checkpoint gives the event loop back (maintenance/TimeSlicer fits). */
+export interface CheckpointPacer {
+  due(): boolean;
+  pause(): Promise<void>;
 }
 
 export interface OpenReport {
@@ -93,6 +120,7 @@ export class Engine implements TxnHost {
   catalog: TreeState;
   written: Map<string, Buffer>;
   #frees: Array<{ txn: number; pages: number[] }> = [];
+  #running: RunningCheckpoint | null = null;
   #nextTxn: number;
   #writer: WriteTxn | null = null;
   #createdAt: number;
@@ -392,6 +420,10 @@ export class Engine implements TxnHost {
 
   /** Undo every commit after `to` (a group whose durability failed). */
   rollbackTo(to: Snapshot): void {
+    // A running checkpoint holds only log-durable commits (its caller synced the log first), which
+    // are never rolled back; should that rule be broken, drop it rather than adopt undone commits.
+    const run = this.#running;
+    if (run && run.head.txn > to.txn) this.#settleFailed(run, new KeelError("INTERNAL", "a running checkpoint held commits that were rolled back", { txn: run.head.txn }));
     this.head = to;
     this.#frees = this.#frees.filter((f) => f.txn <= to.txn);
     if (this.published.txn > to.txn) this.published = to;
@@ -407,47 +439,142 @@ export class Engine implements TxnHost {
     return this.head !== this.durable && this.head.txn !== this.durable.txn;
   }
 
-  /** Make `head` durable in data.keel (see Checkpoint.ts for the steps). */
+  /** Whether a checkpoint started by beginCheckpoint is still running. */
+  get checkpointRunning(): boolean {
+    return this.#running !== null;
+  }
+
+  /**
+   * Make `head` durable in data.keel (see Checkpoint.ts for the steps), in this call. A running
+   * concurrent checkpoint is finished first, in this call too.
+   */
   checkpoint(): CheckpointInfo | null {
     this.#check();
     if (this.#writer) throw new KeelError("TXN", "cannot checkpoint while a write transaction is open", {});
+    this.finishCheckpoint();
+    const run = this.#begin();
+    if (!run) return null;
+    this.finishCheckpoint();
+    return run.info;
+  }
+
+  /**
+   * Freeze `head` for a checkpoint whose steps the caller runs with runConcurrently, while commits
+   * go on (copy on write leaves the frozen nodes as they are). The caller must have made the log
+   * records of `head` durable first (write-ahead rule). A checkpoint already running is finished
+   * first, in this call. null when `head` is durable already.
+   */
+  beginCheckpoint(): RunningCheckpoint | null {
+    this.#check();
+    if (this.#writer) throw new KeelError("TXN", "cannot checkpoint while a write transaction is open", {});
+    this.finishCheckpoint();
+    return this.#begin();
+  }
+
+  #begin(): RunningCheckpoint | null {
     const head = this.head;
     if (head.txn === this.durable.txn && head.lsn === this.durable.lsn) return null;
-    const t0 = performance.now();
     const newestMeta = this.metas[this.newest]!;
     const older = this.metas[this.newest === 0 ? 1 : 0];
     const releaseLimit = Math.min(older ? older.txn : newestMeta.txn, this.readers.minTxn(), this.published.txn, this.durable.txn);
-    let res;
+    const steps = checkpointSteps({
+      pager: this.pager,
+      limits: this.limits,
+      head,
+      freelist: this.freelist,
+      freelistChain: this.freelistChain,
+      freelistDeltas: this.freelistDeltas && !this.#freelistDiverged,
+      frees: this.#frees.filter((f) => f.txn <= head.txn),
+      catalog: this.catalog,
+      written: this.written,
+      metas: this.metas,
+      newest: this.newest,
+      releaseLimit,
+      noSync: this.noSync,
+      noMetaSync: this.noMetaSync,
+      flags: this.flags,
+      createdAt: this.#createdAt,
+      onPhase: this.onPhase,
+    });
+    const run = new RunningCheckpoint(head, steps, this.dirtyBytes, performance.now());
+    this.#running = run;
+    return run;
+  }
+
+  /** Run the rest of the running checkpoint (if any) in this call; its failure is thrown. */
+  finishCheckpoint(): void {
+    const run = this.#running;
+    if (!run) return;
+    let res: CheckpointResult;
     try {
-      res = runCheckpoint({
-        pager: this.pager,
-        limits: this.limits,
-        head,
-        freelist: this.freelist,
-        freelistChain: this.freelistChain,
-        freelistDeltas: this.freelistDeltas && !this.#freelistDiverged,
-        frees: this.#frees.filter((f) => f.txn <= head.txn),
-        catalog: this.catalog,
-        written: this.written,
-        metas: this.metas,
-        newest: this.newest,
-        releaseLimit,
-        noSync: this.noSync,
-        noMetaSync: this.noMetaSync,
-        flags: this.flags,
-        createdAt: this.#createdAt,
-        onPhase: this.onPhase,
-      });
+      res = finishSteps(run.steps, this.pager, run.last);
     } catch (e) {
-      if (!(e instanceof CheckpointError)) throw e;
+      this.#settleFailed(run, e);
+      throw run.error;
+    }
+    this.#adopt(run, res);
+  }
+
+  /**
+   * Run a checkpoint from beginCheckpoint to its end while commits go on: `pacer.pause()` is awaited
+   * whenever `pacer.due()` between pages, and the data sync runs on the thread pool. Resolves with
+   * its report, also when a synchronous checkpoint finished it meanwhile; rejects with its error,
+   * or with the pacer's (ABORTED, CLOSED), which drops the run: nothing had changed yet.
+   */
+  async runConcurrently(run: RunningCheckpoint, pacer: CheckpointPacer): Promise<CheckpointInfo> {
+    for (;;) {
+      if (run.settled) {
+        if (run.error !== null) throw run.error;
+        return run.info!;
+      }
+      let failed = false;
+      let err: unknown;
+      if (run.last?.value === "data-sync") {
+        try {
+          await this.pager.syncAsync();
+        } catch (e) {
+          failed = true;
+          err = e;
+        }
+      } else if (run.last && pacer.due()) {
+        try {
+          await pacer.pause();
+        } catch (e) {
+          if (!run.settled) this.#settleFailed(run, e);
+          throw e;
+        }
+      }
+      if (run.settled) continue;
+      let r: IteratorResult<CheckpointPause, CheckpointResult>;
+      try {
+        r = failed ? run.steps.throw(err) : run.steps.next();
+      } catch (e) {
+        this.#settleFailed(run, e);
+        continue;
+      }
+      run.last = r;
+      if (r.done) this.#adopt(run, r.value);
+    }
+  }
+
+  #settleFailed(run: RunningCheckpoint, e: unknown): void {
+    if (this.#running === run) this.#running = null;
+    run.settled = true;
+    if (e instanceof CheckpointError) {
       if (e.metaAttempted) {
         // The meta may be on disk naming these pages: park them until no slot can hold this txn.
-        this.freelist.park(head.txn, e.allocated);
+        this.freelist.park(run.head.txn, e.allocated);
         this.#freelistDiverged = true;
         this.pager.highWater = Math.max(this.pager.highWater, e.highWater);
       }
-      throw ioError(e.reason, "checkpoint", this.path);
-    }
+      run.error = ioError(e.reason, "checkpoint", this.path);
+    } else run.error = e;
+  }
+
+  /** Install a finished checkpoint of `run.head`. */
+  #adopt(run: RunningCheckpoint, res: CheckpointResult): void {
+    const head = run.head;
+    this.#running = null;
     this.freelist = res.freelist;
     this.freelistChain = res.freelistChain;
     this.#freelistDiverged = false;
@@ -457,12 +584,24 @@ export class Engine implements TxnHost {
     this.written = res.written;
     this.durable = head;
     this.#frees = this.#frees.filter((f) => f.txn > head.txn);
-    this.dirtyBytes = 0;
+    if (this.head !== head) {
+      // Commits after the freeze replaced some frozen nodes and values while they had no page yet,
+      // so none of them reported those pages freed: they would leak. Snapshots older than the
+      // current head may still read them (a memory sweep turns a clean node back into its page),
+      // so they are freed under the head's txn. (A rollback never crosses this point: a group
+      // commits and settles its durability in one synchronous run; if one did, the entry would go
+      // with the txns it drops, and the pages would leak rather than be reused while reachable.)
+      const lost = unreachablePages(res, this.head, this.limits.pageSize);
+      if (lost.length) this.#frees.push({ txn: this.head.txn, pages: lost });
+    }
+    this.dirtyBytes = Math.max(0, this.dirtyBytes - run.dirty);
     this.checkpoints++;
     this.lastCheckpointAt = res.meta.checkpointAt;
-    this.lastCheckpoint = { txn: head.txn, lsn: head.lsn, bytes: res.bytes, ms: performance.now() - t0 };
+    this.lastCheckpoint = { txn: head.txn, lsn: head.lsn, bytes: res.bytes, ms: performance.now() - run.t0 };
+    run.meta = res.meta;
+    run.info = this.lastCheckpoint;
+    run.settled = true;
     if (checkpointChannel.hasSubscribers) checkpointChannel.publish({ ms: this.lastCheckpoint.ms, bytes: res.bytes } satisfies CheckpointMessage);
-    return this.lastCheckpoint;
   }
 
   /** fdatasync the data file: with noSync/noMetaSync, everything written so far becomes durable. */
@@ -474,6 +613,8 @@ export class Engine implements TxnHost {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // A running checkpoint has changed nothing yet: drop it (its pages went to free pages).
+    if (this.#running) this.#settleFailed(this.#running, new KeelError("CLOSED", "the database was closed during a checkpoint", { path: this.path }));
     this.pager.close();
   }
 
