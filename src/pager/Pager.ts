@@ -20,6 +20,9 @@ export interface PageWrite {
   data: Buffer; // one page, or a whole run
 }
 
+/** Bytes a stepped write (writeOrderedSteps) writes between two "flush" pauses. */
+const FLUSH_EVERY = 8 << 20;
+
 const TREE_TYPES = [PageType.Branch, PageType.Leaf] as const;
 
 export class Pager {
@@ -153,11 +156,13 @@ export class Pager {
   }
 
   /**
-   * writeOrdered as steps: yields after each page (or run) is encoded, so that a caller can pause
-   * between them (a concurrent checkpoint, Engine.ts); returns the bytes written. The chunk
-   * buffer is this pager's: only one such writer may be unfinished at a time.
+   * writeOrdered as steps: yields "slice" after each page (or run) is encoded, so that a caller can
+   * pause between them (a concurrent checkpoint, Engine.ts), and "flush" after every
+   * FLUSH_EVERY bytes written, where such a caller may sync them (sharing the disk with other syncs
+   * in small steps rather than one burst at the end); returns the bytes written. The chunk buffer
+   * is this pager's: only one such writer may be unfinished at a time.
    */
-  *writeOrderedSteps(jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }>): Generator<"slice", number, void> {
+  *writeOrderedSteps(jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }>): Generator<"slice" | "flush", number, void> {
     jobs.sort((a, b) => a.page - b.page);
     const ps = this.pageSize;
     let needed = 0;
@@ -168,6 +173,7 @@ export class Pager {
     let start = -1;
     let used = 0;
     let total = 0;
+    let flushed = 0;
     const flush = () => {
       if (used === 0) return;
       try {
@@ -195,6 +201,10 @@ export class Pager {
         this.bytesWritten += big.length;
         total += big.length;
         yield "slice";
+        if (total - flushed >= FLUSH_EVERY) {
+          flushed = total;
+          yield "flush";
+        }
         continue;
       }
       if (used > 0 && (start + used !== j.page || used + j.count > chunkPages)) flush();
@@ -204,6 +214,10 @@ export class Pager {
       j.fill(view);
       used += j.count;
       yield "slice";
+      if (total - flushed >= FLUSH_EVERY) {
+        flushed = total;
+        yield "flush";
+      }
     }
     flush();
     return total;

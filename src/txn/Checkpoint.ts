@@ -117,18 +117,45 @@ class Allocator {
 
 /** Post-order list of nodes no checkpoint has written; overflow values likewise. */
 function collectDirty(ref: NodeRef | null, nodes: Node[], values: OverflowValue[]): void {
-  if (ref === null || typeof ref === "number" || ref.page !== 0) return;
-  if (!ref.leaf) for (const c of ref.children) collectDirty(c, nodes, values);
-  else for (const v of ref.vals) if (v instanceof OverflowValue && v.page === 0) values.push(v);
-  nodes.push(ref);
+  const steps = collectDirtySteps(ref, nodes, values);
+  while (!steps.next().done);
 }
+
+/** collectDirty without recursion, pausing ("slice") every STEP_ITEMS nodes. */
+function* collectDirtySteps(root: NodeRef | null, nodes: Node[], values: OverflowValue[]): Generator<"slice", void, void> {
+  if (root === null || typeof root === "number" || root.page !== 0) return;
+  const stack: Node[] = [root];
+  const next: number[] = [0];
+  while (stack.length) {
+    const top = stack.length - 1;
+    const n = stack[top]!;
+    if (!n.leaf && next[top]! < n.children.length) {
+      const c = n.children[next[top]!++]!;
+      if (typeof c !== "number" && c.page === 0) {
+        stack.push(c);
+        next.push(0);
+      }
+      continue;
+    }
+    if (n.leaf) for (const v of n.vals) if (v instanceof OverflowValue && v.page === 0) values.push(v);
+    nodes.push(n);
+    stack.pop();
+    next.pop();
+    if (nodes.length % STEP_ITEMS === 0) yield "slice";
+  }
+}
+
+/** Items (pages freed, nodes listed or numbered, jobs built) between two pauses of steps 1-5. */
+const STEP_ITEMS = 2048;
 
 /**
  * Where the checkpoint steps pause: "slice" after each page (or run) is encoded and written, so a
- * concurrent checkpoint can give the event loop back; "data-sync" where step 5 needs the data file
- * fdatasync'ed (the driver runs it, blocking or on the thread pool, and throws its error in).
+ * concurrent checkpoint can give the event loop back; "flush" after every few MiB written, where a
+ * concurrent checkpoint syncs what it wrote so far (its write-back then shares the disk with the
+ * log's syncs in small steps; a synchronous run skips it); "data-sync" where step 5 needs the data
+ * file fdatasync'ed (the driver runs it, blocking or on the thread pool, and throws its error in).
  */
-export type CheckpointPause = "slice" | "data-sync";
+export type CheckpointPause = "slice" | "flush" | "data-sync";
 
 /** The checkpoint run to its end in one call (every commit of wal: false, close, explicit calls). */
 export function runCheckpoint(input: CheckpointInput): CheckpointResult {
@@ -175,17 +202,28 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
   const alloc = new Allocator(fl, pager.highWater);
   try {
     // Step 1: release what no meta slot and no reader can reach.
-    for (const f of input.frees) for (let i = 0; i < f.pages.length; i += 2) fl.free(f.txn, f.pages[i]!, f.pages[i + 1]!);
+    let freed = 0;
+    for (const f of input.frees) {
+      for (let i = 0; i < f.pages.length; i += 2) fl.free(f.txn, f.pages[i]!, f.pages[i + 1]!);
+      freed += f.pages.length;
+      if (freed >= STEP_ITEMS) {
+        freed = 0;
+        yield "slice";
+      }
+    }
     fl.release(input.releaseLimit);
 
     // Step 2: page numbers for new nodes and overflow values of every sub-database.
     const nodes: Node[] = [];
     const values: OverflowValue[] = [];
-    for (const e of head.dbs.values()) collectDirty(e.tree.root, nodes, values);
+    for (const e of head.dbs.values()) yield* collectDirtySteps(e.tree.root, nodes, values);
     const pageOf = new Map<Node, number>();
     const valuePage = new Map<OverflowValue, number>();
     const treePages = alloc.singles(nodes.length);
-    for (let i = 0; i < nodes.length; i++) pageOf.set(nodes[i]!, treePages[i]!);
+    for (let i = 0; i < nodes.length; i++) {
+      pageOf.set(nodes[i]!, treePages[i]!);
+      if (i % STEP_ITEMS === STEP_ITEMS - 1) yield "slice";
+    }
     for (const v of values) valuePage.set(v, alloc.run(overflowPages(v.length, pageSize)));
     const refPage = (n: NodeRef): [number, number] =>
       typeof n === "number" ? [n, 0] : pageOf.has(n) ? [pageOf.get(n)!, C] : [n.page, n.pageTxn];
@@ -269,6 +307,7 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
     // make them durable.
     const jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }> = [];
     for (const n of nodes.concat(catNodes)) {
+      if (jobs.length % STEP_ITEMS === STEP_ITEMS - 1) yield "slice";
       const p = pageOf.get(n)!;
       if (n.leaf) {
         jobs.push({ page: p, count: 1, fill: (buf) => encodeLeaf(n, buf, p, C, (v) => (valuePage.has(v) ? [valuePage.get(v)!, C] : [v.page, v.pageTxn])) });
@@ -371,26 +410,35 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
 
 /**
  * The pages of a finished checkpoint's nodes and values that `live` no longer reaches: commits
- * after its freeze replaced them. As [page, count, ...] runs. Only nodes not yet written when
- * `live` was built can be frozen ones or lead to them, so the walk stays in memory.
+ * after its freeze replaced them. As [page, count, ...] runs. After step 7 this checkpoint's nodes
+ * and values are the ones with its txn as pageTxn; nodes written earlier lead only to earlier ones,
+ * and nodes not written yet (page 0) are newer than the freeze, so the walk descends through those
+ * two kinds only. `epoch` marks the nodes reached (a number no memory sweep uses: Engine#sweep).
  */
-export function unreachablePages(res: CheckpointResult, live: Snapshot, pageSize: number): number[] {
-  const frozen = new Set<Node>(res.nodes);
-  const frozenValues = new Set<OverflowValue>(res.values);
-  const reached = new Set<Node>();
+export function unreachablePages(res: CheckpointResult, live: Snapshot, pageSize: number, epoch: number): number[] {
+  const C = res.meta.txn;
   const reachedValues = new Set<OverflowValue>();
-  const visit = (ref: NodeRef | null): void => {
-    if (ref === null || typeof ref === "number") return;
-    if (frozen.has(ref)) {
-      if (reached.has(ref)) return;
-      reached.add(ref);
-    } else if (ref.page !== 0) return; // written by an earlier checkpoint: so is all below it
-    if (!ref.leaf) for (const c of ref.children) visit(c);
-    else for (const v of ref.vals) if (v instanceof OverflowValue && frozenValues.has(v)) reachedValues.add(v);
+  // A memory sweep may already have turned one of them back into its page number in a parent.
+  const reachedPages = new Set<number>();
+  const stack: Node[] = [];
+  const push = (ref: NodeRef | null, txn: number) => {
+    if (ref === null) return;
+    if (typeof ref === "number") {
+      if (txn === C) reachedPages.add(ref);
+      return;
+    }
+    if (ref.mark === epoch || (ref.page !== 0 && ref.pageTxn !== C)) return; // seen, or written earlier
+    ref.mark = epoch;
+    stack.push(ref);
   };
-  for (const e of live.dbs.values()) visit(e.tree.root);
+  for (const e of live.dbs.values()) push(e.tree.root, e.tree.rootTxn);
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (!n.leaf) for (let i = 0; i < n.children.length; i++) push(n.children[i]!, n.childTxn[i]!);
+    else if (res.values.length) for (const v of n.vals) if (v instanceof OverflowValue && v.pageTxn === C) reachedValues.add(v);
+  }
   const out: number[] = [];
-  for (const n of res.nodes) if (!reached.has(n)) out.push(n.page, 1);
+  for (const n of res.nodes) if (n.mark !== epoch && !reachedPages.has(n.page)) out.push(n.page, 1);
   for (const v of res.values) if (!reachedValues.has(v)) out.push(v.page, overflowPages(v.length, pageSize));
   return out;
 }

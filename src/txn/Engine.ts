@@ -529,7 +529,8 @@ export class Engine implements TxnHost {
       }
       let failed = false;
       let err: unknown;
-      if (run.last?.value === "data-sync") {
+      const at = run.last?.value;
+      if (at === "data-sync" || (at === "flush" && !this.noSync)) {
         try {
           await this.pager.syncAsync();
         } catch (e) {
@@ -591,7 +592,7 @@ export class Engine implements TxnHost {
       // so they are freed under the head's txn. (A rollback never crosses this point: a group
       // commits and settles its durability in one synchronous run; if one did, the entry would go
       // with the txns it drops, and the pages would leak rather than be reused while reachable.)
-      const lost = unreachablePages(res, this.head, this.limits.pageSize);
+      const lost = unreachablePages(res, this.head, this.limits.pageSize, ++this.#sweepEpoch);
       if (lost.length) this.#frees.push({ txn: this.head.txn, pages: lost });
     }
     this.dirtyBytes = Math.max(0, this.dirtyBytes - run.dirty);
