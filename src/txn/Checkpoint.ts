@@ -20,6 +20,10 @@
  * uses (the release rule) or pages past the old end of the file, and because the meta that
  * names the new tree is written only after the tree is durable. Nothing in memory changes
  * before step 7, so a failure in steps 1-6 leaves the engine at its last good state.
+ *
+ * The steps are a generator (checkpointSteps) that pauses between units of work in steps 1-5;
+ * runCheckpoint runs them in one call, Engine.runConcurrently between commits (Engine.ts). Steps 6
+ * and 7 always run in one call, so a run dropped at a pause has changed nothing.
  */
 import { KeelError } from "../errors.js";
 import { treePut, treeRemove } from "../btree/BTree.js";

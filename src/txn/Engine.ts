@@ -4,7 +4,12 @@
  * Invariants:
  * - `head` is the newest committed state (a writer builds on it); `published` is what readers
  *   see; `durable` is what the newest meta on disk names. durable <= published <= head by txn.
- * - One write transaction at a time (`#writer`); a checkpoint never runs while one is open.
+ * - One write transaction at a time (`#writer`); a checkpoint never starts or ends while one is open.
+ * - At most one checkpoint is unfinished (`#running`). A concurrent one (beginCheckpoint) is frozen
+ *   at a head whose log records are durable; commits go on while its steps run, since copy on write
+ *   never changes a frozen node and commits neither allocate pages nor touch the free list. Any
+ *   other checkpoint finishes it first. Its adopt frees the pages of frozen nodes that commits
+ *   replaced meanwhile (they had no page when replaced, so no commit reported them).
  * - A checkpoint that fails before its meta write changes nothing. One that fails after it may
  *   have left a valid meta naming its pages, so those pages are parked in the free list under
  *   the checkpoint's txn: they are reused only once neither meta slot can hold that txn (I1).
