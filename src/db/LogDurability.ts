@@ -97,8 +97,8 @@ export class LogDurability implements Durability {
   #db: Database | null = null;
   #o: Required<Pick<OpenOptions, "checkpointLogBytes" | "checkpointDirtyBytes" | "checkpointMs" | "walRetentionBytes" | "walRetentionMs">>;
   #logBytesSinceCheckpoint = 0;
-  /** What #logBytesSinceCheckpoint was when the running policy checkpoint froze. */
-  #frozenLogBytes = 0;
+  /** The running concurrent checkpoint and what #logBytesSinceCheckpoint was when it froze. */
+  #frozen: { run: RunningCheckpoint; logBytes: number } | null = null;
   #checkpointQueued = false;
 
   get groupsShareSyncs(): boolean {
@@ -193,16 +193,13 @@ export class LogDurability implements Durability {
       queued = db.task(() => {
         const e = this.#engine;
         if (finish) {
+          const run = this.#frozen?.run ?? null;
           e.finishCheckpoint();
-          this.#afterCheckpoint();
+          if (run) this.#afterCheckpoint(run);
           return null;
         }
         if (e.checkpointRunning || !e.needsCheckpoint) return null;
-        // Write-ahead rule: everything the checkpoint will name must be durable in the log first.
-        this.wal.syncSync();
-        const run = e.beginCheckpoint();
-        this.#frozenLogBytes = this.#logBytesSinceCheckpoint;
-        return run;
+        return this.beginCheckpoint();
       });
     } catch {
       queued = null; // closing: close() checkpoints anyway
@@ -226,7 +223,7 @@ export class LogDurability implements Durability {
       if (!e.closed) this.#warn(err);
       return;
     }
-    if (!e.closed) this.#afterCheckpoint();
+    if (!e.closed) this.#afterCheckpoint(run);
   }
 
   /** A policy checkpoint that fails leaves the commits safe in the log: report, retry later. */
@@ -236,10 +233,18 @@ export class LogDurability implements Durability {
     });
   }
 
-  /** After a checkpoint: the log bytes it covered are no longer counted, and the log is gc'd. */
-  #afterCheckpoint(): void {
-    this.#logBytesSinceCheckpoint = Math.max(0, this.#logBytesSinceCheckpoint - this.#frozenLogBytes);
-    this.#frozenLogBytes = 0;
+  /**
+   * After a checkpoint (`run`: a concurrent one; null: one in a single call, which covered every
+   * log byte): the log bytes it covered are no longer counted, and the log is gc'd.
+   */
+  #afterCheckpoint(run: RunningCheckpoint | null): void {
+    if (run === null) {
+      this.#logBytesSinceCheckpoint = 0;
+      this.#frozen = null;
+    } else if (this.#frozen?.run === run) {
+      this.#logBytesSinceCheckpoint = Math.max(0, this.#logBytesSinceCheckpoint - this.#frozen.logBytes);
+      this.#frozen = null;
+    }
     try {
       this.gc();
       this.lastGcError = null;
@@ -258,8 +263,7 @@ export class LogDurability implements Durability {
     // Write-ahead rule: everything the checkpoint will name must be durable in the log first.
     this.wal.syncSync();
     e.checkpoint();
-    this.#frozenLogBytes = this.#logBytesSinceCheckpoint;
-    this.#afterCheckpoint();
+    this.#afterCheckpoint(null);
   }
 
   /**
@@ -271,7 +275,8 @@ export class LogDurability implements Durability {
     const e = this.#engine;
     e.finishCheckpoint();
     const run = e.beginCheckpoint();
-    this.#frozenLogBytes = this.#logBytesSinceCheckpoint;
+    // A run it finished first is covered by this one: its count is replaced.
+    this.#frozen = run ? { run, logBytes: this.#logBytesSinceCheckpoint } : null;
     return run;
   }
 
@@ -279,7 +284,7 @@ export class LogDurability implements Durability {
   async runCheckpoint(run: RunningCheckpoint, pacer: { due(): boolean; pause(): Promise<void> }): Promise<void> {
     const e = this.#engine;
     await e.runConcurrently(run, pacer);
-    if (!e.closed) this.#afterCheckpoint();
+    if (!e.closed) this.#afterCheckpoint(run);
   }
 
   /** The floors the log must keep, by name. */

@@ -8,7 +8,8 @@
  *   The copy equals the source's state at the copy's LSN, entry by entry in every sub-database,
  *   opens alone (no log) at that LSN, and passes verify. With `maxReplayBytes: Infinity` the source
  *   is never checkpointed by it.
- * - compact: false with a log tail above `maxReplayBytes`: the pin task checkpoints the source first,
+ * - compact: false with a log tail above `maxReplayBytes`: the source is checkpointed first (a
+ *   concurrent checkpoint: the writer commits while it runs),
  *   and the copy (pages only, no record to apply) still equals the source at its LSN.
  * - compact: true: bottom-up copy of the published snapshot; equals the source at its LSN, fewer
  *   pages than the source, passes verify, and takes writes after reopening.
@@ -174,11 +175,18 @@ test("backup({ compact: false }) with a log tail above maxReplayBytes: the sourc
   assert.ok(small.logRecords > 0);
   // Above it: one checkpoint in the pin task, then pages only.
   const states = new Map<number, string>([[db.txlogWatermarks().lastCommittedLsn, canon(stateOf(db, model))]]);
+  let duringCheckpoint = 0;
+  db.on("commit", () => {
+    if (db.engine.checkpointRunning) duringCheckpoint++;
+  });
+  const lsnAtCall = db.txlogWatermarks().lastCommittedLsn;
   const writer = startWriter(db, new Rng(13), model, states);
   const res = (await db.backup(DEST, { compact: false, maxReplayBytes: tail - 1 })) as BackupPagesResult;
   await writer.stop();
-  assert.equal(db.engine.checkpoints, c0 + 1, "the pin task checkpointed the source once");
+  assert.equal(db.engine.checkpoints, c0 + 1, "the source was checkpointed once");
   assert.equal(res.logRecords, 0, "nothing left to replay");
+  assert.ok(duringCheckpoint > 0, "the writer committed while that checkpoint ran (it does not hold the writer)");
+  assert.ok(res.lsn >= lsnAtCall && res.lsn < db.txlogWatermarks().lastCommittedLsn, `the copy is of the state frozen at the call (LSN ${res.lsn})`);
   assert.equal(db.engine.readers.active, 0, "pinning reader released");
   assert.deepEqual(Object.keys(db.txlogWatermarks().floors).filter((f) => f.startsWith("backup")), [], "log floor released");
   await rejectsKeel(db.backup(`${DEST}-bad`, { compact: false, maxReplayBytes: -1 }), "INVALID_ARGUMENT", "negative maxReplayBytes");

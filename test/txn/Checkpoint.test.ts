@@ -14,7 +14,7 @@ import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { probeMeta } from "../../src/pager/Meta.js";
 import { DATA_FILE, Engine } from "../../src/txn/Engine.js";
 import { Rng } from "../helpers/rng.js";
-import { DIR, apply, assertModel, bytes, cloneModel, commit, key, memFs, openEngine, readSnapshot, treePages, type DbModel } from "./engineUtil.js";
+import { DIR, accountPages, apply, assertModel, bytes, cloneModel, commit, key, memFs, openEngine, readSnapshot, treePages, type DbModel } from "./engineUtil.js";
 
 const DATA = `${DIR}/${DATA_FILE}`;
 
@@ -121,27 +121,6 @@ function openOlder(fs: CrashFileSystem, newest: 0 | 1): Engine {
   f.write(b, 0, 1, off);
   f.close();
   return Engine.open(copy, DIR);
-}
-
-function accountPages(e: Engine, label: string): void {
-  const owner = new Map<number, string>();
-  const mark = (p: number, n: number, what: string) => {
-    for (let i = 0; i < n; i++) {
-      const q = p + i;
-      assert.ok(q >= 2 && q < e.pager.highWater, `${label}: ${what} page ${q} outside 2..${e.pager.highWater - 1}`);
-      assert.ok(!owner.has(q), `${label}: page ${q} is both ${owner.get(q)} and ${what}`);
-      owner.set(q, what);
-    }
-  };
-  for (const [name, ent] of e.head.dbs) for (const [p, n] of treePages(e, ent.tree)) mark(p, n, `tree "${name}"`);
-  for (const [p, n] of treePages(e, e.catalog)) mark(p, n, "catalog");
-  for (const [p] of e.freelist.allPages()) mark(p, 1, "free");
-  const m = e.durableMeta;
-  const chain = e.freelistChain.segments;
-  if (m.freelistPage === 0) assert.equal(chain.length, 0, `${label}: no free list, no segment`);
-  else assert.deepEqual(chain[chain.length - 1], { page: m.freelistPage, pages: m.freelistPages, txn: m.freelistTxn }, `${label}: the meta names the newest segment`);
-  for (const seg of chain) mark(seg.page, seg.pages, "free-list segment");
-  assert.equal(owner.size, e.pager.highWater - 2, `${label}: ${e.pager.highWater - 2 - owner.size} pages leaked (neither used nor free)`);
 }
 
 test("after every checkpoint of a random workload: the older meta's state is intact (I1) and every page is accounted for", () => {

@@ -21,7 +21,7 @@ import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { KeelError } from "../../src/errors.js";
 import { DATA_FILE, Engine, type CheckpointPacer } from "../../src/txn/Engine.js";
 import { Rng } from "../helpers/rng.js";
-import { DIR, apply, assertModel, bytes, cloneModel, commit, key, memFs, openEngine, readSnapshot, treePages, type DbModel } from "./engineUtil.js";
+import { DIR, accountPages, apply, assertModel, bytes, cloneModel, commit, key, memFs, openEngine, readSnapshot, type DbModel } from "./engineUtil.js";
 
 /** A pacer that pauses every `every` steps and runs `between` in the pause (writers, readers). */
 function pacer(every: number, between: () => void): CheckpointPacer & { pauses: number } {
@@ -36,23 +36,6 @@ function pacer(every: number, between: () => void): CheckpointPacer & { pauses: 
     },
   };
   return p;
-}
-
-function accountPages(e: Engine, label: string): void {
-  const owner = new Map<number, string>();
-  const mark = (p: number, n: number, what: string) => {
-    for (let i = 0; i < n; i++) {
-      const q = p + i;
-      assert.ok(q >= 2 && q < e.pager.highWater, `${label}: ${what} page ${q} outside 2..${e.pager.highWater - 1}`);
-      assert.ok(!owner.has(q), `${label}: page ${q} is both ${owner.get(q)} and ${what}`);
-      owner.set(q, what);
-    }
-  };
-  for (const [name, ent] of e.head.dbs) for (const [p, n] of treePages(e, ent.tree)) mark(p, n, `tree "${name}"`);
-  for (const [p, n] of treePages(e, e.catalog)) mark(p, n, "catalog");
-  for (const [p] of e.freelist.allPages()) mark(p, 1, "free");
-  for (const seg of e.freelistChain.segments) mark(seg.page, seg.pages, "free-list segment");
-  assert.equal(owner.size, e.pager.highWater - 2, `${label}: ${e.pager.highWater - 2 - owner.size} pages leaked (neither used nor free)`);
 }
 
 function randomCommit(e: Engine, rng: Rng, model: DbModel): void {

@@ -137,3 +137,28 @@ export function bytes(seed: number, n: number): Buffer {
 export function key(i: number): string {
   return "key" + String(i).padStart(5, "0");
 }
+
+/**
+ * Exact page accounting of a checkpointed engine (head = durable): every page below the high water
+ * is exactly one of tree, catalog, free or free-list segment; none leaked, none in two places.
+ */
+export function accountPages(e: Engine, label: string): void {
+  const owner = new Map<number, string>();
+  const mark = (p: number, n: number, what: string) => {
+    for (let i = 0; i < n; i++) {
+      const q = p + i;
+      assert.ok(q >= 2 && q < e.pager.highWater, `${label}: ${what} page ${q} outside 2..${e.pager.highWater - 1}`);
+      assert.ok(!owner.has(q), `${label}: page ${q} is both ${owner.get(q)} and ${what}`);
+      owner.set(q, what);
+    }
+  };
+  for (const [name, ent] of e.head.dbs) for (const [p, n] of treePages(e, ent.tree)) mark(p, n, `tree "${name}"`);
+  for (const [p, n] of treePages(e, e.catalog)) mark(p, n, "catalog");
+  for (const [p] of e.freelist.allPages()) mark(p, 1, "free");
+  const m = e.durableMeta;
+  const chain = e.freelistChain.segments;
+  if (m.freelistPage === 0) assert.equal(chain.length, 0, `${label}: no free list, no segment`);
+  else assert.deepEqual(chain[chain.length - 1], { page: m.freelistPage, pages: m.freelistPages, txn: m.freelistTxn }, `${label}: the meta names the newest segment`);
+  for (const seg of chain) mark(seg.page, seg.pages, "free-list segment");
+  assert.equal(owner.size, e.pager.highWater - 2, `${label}: ${e.pager.highWater - 2 - owner.size} pages leaked (neither used nor free)`);
+}
