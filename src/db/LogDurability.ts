@@ -275,8 +275,10 @@ export class LogDurability implements Durability {
     const e = this.#engine;
     e.finishCheckpoint();
     const run = e.beginCheckpoint();
-    // A run it finished first is covered by this one: its count is replaced.
+    // A run it finished first is covered by this one: its count is replaced. No run: the head is
+    // durable, every log byte is checkpointed.
     this.#frozen = run ? { run, logBytes: this.#logBytesSinceCheckpoint } : null;
+    if (!run) this.#logBytesSinceCheckpoint = 0;
     return run;
   }
 
