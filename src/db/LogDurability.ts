@@ -28,7 +28,7 @@ import { KeelError, corrupt } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
-import type { RunningCheckpoint } from "../txn/Engine.js";
+import type { CheckpointPacer, RunningCheckpoint } from "../txn/Engine.js";
 import { TimeSlicer } from "../maintenance/TimeSlicer.js";
 import type { LogOp, WriteTxn } from "../txn/WriteTxn.js";
 import { WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
@@ -218,12 +218,10 @@ export class LogDurability implements Durability {
     const e = this.#engine;
     const slicer = new TimeSlicer({ activity: () => e.head.txn, share: POLICY_CHECKPOINT_SHARE, isClosed: () => e.closed, what: "a checkpoint" });
     try {
-      await e.runConcurrently(run, slicer);
+      await this.runCheckpoint(run, slicer);
     } catch (err) {
       if (!e.closed) this.#warn(err);
-      return;
     }
-    if (!e.closed) this.#afterCheckpoint(run);
   }
 
   /** A policy checkpoint that fails leaves the commits safe in the log: report, retry later. */
@@ -283,7 +281,7 @@ export class LogDurability implements Durability {
   }
 
   /** Run a checkpoint from beginCheckpoint to its end, paced by `pacer`, then gc the log. */
-  async runCheckpoint(run: RunningCheckpoint, pacer: { due(): boolean; pause(): Promise<void> }): Promise<void> {
+  async runCheckpoint(run: RunningCheckpoint, pacer: CheckpointPacer): Promise<void> {
     const e = this.#engine;
     await e.runConcurrently(run, pacer);
     if (!e.closed) this.#afterCheckpoint(run);

@@ -22,7 +22,7 @@
  * before step 7, so a failure in steps 1-6 leaves the engine at its last good state.
  *
  * The steps are a generator (checkpointSteps) that pauses between units of work in steps 1-5;
- * runCheckpoint runs them in one call, Engine.runConcurrently between commits (Engine.ts). Steps 6
+ * runCheckpoint runs them in one call, RunningCheckpoint.drive between commits. Steps 6
  * and 7 always run in one call, so a run dropped at a pause has changed nothing.
  */
 import { KeelError } from "../errors.js";

@@ -27,7 +27,10 @@ import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
 import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
-import { CheckpointError, checkpointSteps, finishSteps, unreachablePages, type CheckpointPause, type CheckpointResult } from "./Checkpoint.js";
+import { CheckpointError, checkpointSteps, unreachablePages, type CheckpointResult } from "./Checkpoint.js";
+import { RunningCheckpoint, type CheckpointHost, type CheckpointInfo, type CheckpointPacer } from "./RunningCheckpoint.js";
+
+export { RunningCheckpoint, type CheckpointInfo, type CheckpointPacer } from "./RunningCheckpoint.js";
 import { EMPTY_CHAIN, loadFreeList, type FreeListChain } from "../pager/FreeListChain.js";
 import { ReaderTable } from "./ReaderTable.js";
 import type { DbEntry, Snapshot } from "./Snapshot.js";
@@ -55,40 +58,6 @@ export interface EngineOptions {
   freelistDeltas?: boolean | undefined;
 }
 
-export interface CheckpointInfo {
-  txn: number;
-  lsn: number;
-  bytes: number;
-  ms: number;
-}
-
-/**
- * A checkpoint frozen at `head` whose steps are still running (beginCheckpoint). Settled once: by
- * the concurrent driver (runConcurrently) or by a synchronous checkpoint that finishes it first.
- */
-export class RunningCheckpoint {
-  /** The last pause the steps reached (null: not started). */
-  last: IteratorResult<CheckpointPause, CheckpointResult> | null = null;
-  settled = false;
-  info: CheckpointInfo | null = null;
-  /** The meta it wrote (a backup of `head` copies the pages it names). */
-  meta: Meta | null = null;
-  error: unknown = null;
-  constructor(
-    readonly head: Snapshot,
-    readonly steps: Generator<CheckpointPause, CheckpointResult, void>,
-    /** engine.dirtyBytes when it froze: what it makes clean. */
-    readonly dirty: number,
-    readonly t0: number,
-  ) {}
-}
-
-/** How a concurrent checkpoint gives the event loop back (maintenance/TimeSlicer fits). */
-export interface CheckpointPacer {
-  due(): boolean;
-  pause(): Promise<void>;
-}
-
 export interface OpenReport {
   created: boolean;
   /** Set when the newest-looking meta was damaged and the other slot was used. */
@@ -98,7 +67,7 @@ export interface OpenReport {
 export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_MAX_VALUE_SIZE = 256 * 1024 * 1024;
 
-export class Engine implements TxnHost {
+export class Engine implements TxnHost, CheckpointHost {
   readonly fs: FileSystem;
   readonly dir: string;
   readonly path: string;
@@ -428,7 +397,7 @@ export class Engine implements TxnHost {
     // A running checkpoint holds only log-durable commits (its caller synced the log first), which
     // are never rolled back; should that rule be broken, drop it rather than adopt undone commits.
     const run = this.#running;
-    if (run && run.head.txn > to.txn) this.#settleFailed(run, new KeelError("INTERNAL", "a running checkpoint held commits that were rolled back", { txn: run.head.txn }));
+    if (run && run.head.txn > to.txn) this.failRun(run, new KeelError("INTERNAL", "a running checkpoint held commits that were rolled back", { txn: run.head.txn }));
     this.head = to;
     this.#frees = this.#frees.filter((f) => f.txn <= to.txn);
     if (this.published.txn > to.txn) this.published = to;
@@ -508,62 +477,19 @@ export class Engine implements TxnHost {
 
   /** Run the rest of the running checkpoint (if any) in this call; its failure is thrown. */
   finishCheckpoint(): void {
-    const run = this.#running;
-    if (!run) return;
-    let res: CheckpointResult;
-    try {
-      res = finishSteps(run.steps, this.pager, run.last);
-    } catch (e) {
-      this.#settleFailed(run, e);
-      throw run.error;
-    }
-    this.#adopt(run, res);
+    this.#running?.finish(this);
   }
 
   /**
-   * Run a checkpoint from beginCheckpoint to its end while commits go on: `pacer.pause()` is awaited
-   * whenever `pacer.due()` between pages, and the data sync runs on the thread pool. Resolves with
-   * its report, also when a synchronous checkpoint finished it meanwhile; rejects with its error,
-   * or with the pacer's (ABORTED, CLOSED), which drops the run: nothing had changed yet.
+   * Run a checkpoint from beginCheckpoint to its end while commits go on, paced by `pacer`
+   * (RunningCheckpoint.drive). Its pacer's error drops it: nothing had changed yet.
    */
-  async runConcurrently(run: RunningCheckpoint, pacer: CheckpointPacer): Promise<CheckpointInfo> {
-    for (;;) {
-      if (run.settled) {
-        if (run.error !== null) throw run.error;
-        return run.info!;
-      }
-      let failed = false;
-      let err: unknown;
-      const at = run.last?.value;
-      if (at === "data-sync" || (at === "flush" && !this.noSync)) {
-        try {
-          await this.pager.syncAsync();
-        } catch (e) {
-          failed = true;
-          err = e;
-        }
-      } else if (run.last && pacer.due()) {
-        try {
-          await pacer.pause();
-        } catch (e) {
-          if (!run.settled) this.#settleFailed(run, e);
-          throw e;
-        }
-      }
-      if (run.settled) continue;
-      let r: IteratorResult<CheckpointPause, CheckpointResult>;
-      try {
-        r = failed ? run.steps.throw(err) : run.steps.next();
-      } catch (e) {
-        this.#settleFailed(run, e);
-        continue;
-      }
-      run.last = r;
-      if (r.done) this.#adopt(run, r.value);
-    }
+  runConcurrently(run: RunningCheckpoint, pacer: CheckpointPacer): Promise<CheckpointInfo> {
+    return run.drive(this, pacer);
   }
 
-  #settleFailed(run: RunningCheckpoint, e: unknown): void {
+  /** CheckpointHost (called by RunningCheckpoint only): a run failed or was dropped. */
+  failRun(run: RunningCheckpoint, e: unknown): void {
     if (this.#running === run) this.#running = null;
     run.settled = true;
     if (e instanceof CheckpointError) {
@@ -577,8 +503,8 @@ export class Engine implements TxnHost {
     } else run.error = e;
   }
 
-  /** Install a finished checkpoint of `run.head`. */
-  #adopt(run: RunningCheckpoint, res: CheckpointResult): void {
+  /** CheckpointHost (called by RunningCheckpoint only): install a finished checkpoint of `run.head`. */
+  adoptRun(run: RunningCheckpoint, res: CheckpointResult): void {
     const head = run.head;
     this.#running = null;
     this.freelist = res.freelist;
@@ -620,7 +546,7 @@ export class Engine implements TxnHost {
     if (this.closed) return;
     this.closed = true;
     // A running checkpoint has changed nothing yet: drop it (its pages went to free pages).
-    if (this.#running) this.#settleFailed(this.#running, new KeelError("CLOSED", "the database was closed during a checkpoint", { path: this.path }));
+    if (this.#running) this.failRun(this.#running, new KeelError("CLOSED", "the database was closed during a checkpoint", { path: this.path }));
     this.pager.close();
   }
 
