@@ -73,14 +73,15 @@ export class Database extends SubDatabase {
   readonly fs: FileSystem;
   /** @internal */
   durability: Durability;
-  #lock: Lock | null;
+  /** The LOCK of a writer, or the registration of a read-only open (ReadOnlyReaders.ts). */
+  #lock: Pick<Lock, "release"> | null;
   #closed = false;
   #events = new EventEmitter();
   #subs = new Map<string, SubDatabase>();
   readonly #writes: WriteQueue = new WriteQueue(this);
 
   /** @internal use open() */
-  constructor(engine: Engine, fs: FileSystem, path: string, lock: Lock | null, durability: Durability, keyEncoding: KeyEncodingName, encoding: ValueEncodingName, readOnly = false) {
+  constructor(engine: Engine, fs: FileSystem, path: string, lock: Pick<Lock, "release"> | null, durability: Durability, keyEncoding: KeyEncodingName, encoding: ValueEncodingName, readOnly = false) {
     super(null, DEFAULT_DB, keyEncoding, encoding);
     this.readOnly = readOnly;
     this.engine = engine;

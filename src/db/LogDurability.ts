@@ -21,7 +21,8 @@
  * found damaged, open falls back to the older one and still finds every record to replay),
  * "snapshot" = 1 + the LSN of the oldest kept snapshot (installed before open's first
  * checkpoint), "snapshot-pending" = 1 + the LSN of a snapshot being copied, "keep" = an explicit
- * keep point, and named consumer floors.
+ * keep point, and named consumer floors ("consumer:<name>"), which are kept on disk before any gc
+ * that runs under them (ConsumerFloors.ts), so that a restart does not forget them.
  */
 import { latin1Of } from "../util/latin1.js";
 import { KeelError, corrupt } from "../errors.js";
@@ -32,6 +33,7 @@ import type { CheckpointPacer, RunningCheckpoint } from "../txn/Engine.js";
 import { TimeSlicer } from "../maintenance/TimeSlicer.js";
 import type { LogOp, WriteTxn } from "../txn/WriteTxn.js";
 import { WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
+import { CONSUMER, CONSUMER_FLOORS_FILE, DAMAGED_FLOORS, readConsumerFloors, writeConsumerFloors } from "./ConsumerFloors.js";
 import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
 import type { DurabilityProfile, OpenOptions } from "./options.js";
@@ -106,6 +108,9 @@ export class LogDurability implements Durability {
   }
   #timer: NodeJS.Timeout | null = null;
   #floors = new Map<string, number>();
+  /** A consumer floor changed since txlog-floors.json was last written. */
+  #consumerFloorsChanged = false;
+  #floorsAt: { fs: FileSystem; dir: string } | null = null;
   /** Why segments were kept at the last gc, for txlogWatermarks. */
   lastGc: GcResult | null = null;
   lastGcError: unknown = null;
@@ -299,11 +304,37 @@ export class LogDurability implements Durability {
   }
 
   setFloor(name: string, lsn: number | undefined): void {
+    if (name.startsWith(CONSUMER) && this.#floors.get(name) !== lsn) this.#consumerFloorsChanged = true;
     if (lsn === undefined) this.#floors.delete(name);
     else this.#floors.set(name, lsn);
   }
 
+  /**
+   * Open, before the first gc: take the consumer floors kept on disk (ConsumerFloors.ts), and
+   * where to write them. A damaged file keeps all the log for this process's lifetime.
+   */
+  loadConsumerFloors(fs: FileSystem, dir: string): void {
+    this.#floorsAt = { fs, dir };
+    const kept = readConsumerFloors(fs, dir);
+    if (kept === "damaged") {
+      this.#floors.set(DAMAGED_FLOORS, 0);
+      process.emitWarning(
+        `KeelDB: ${dir}/${CONSUMER_FLOORS_FILE} is damaged; all of the log is kept until this database is closed. Set each consumer's floor again (setTxLogFloor): the file is rewritten then`,
+        { code: "KEEL_FLOORS_DAMAGED" },
+      );
+      return;
+    }
+    for (const [name, lsn] of kept) this.#floors.set(CONSUMER + name, lsn);
+  }
+
   gc(extra?: Record<string, number>, retention?: { retentionBytes?: number; retentionMs?: number }): GcResult {
+    // Deletions only under floors that are on disk: a crash must not forget a consumer's floor.
+    if (this.#consumerFloorsChanged && this.#floorsAt) {
+      const consumers = new Map<string, number>();
+      for (const [k, v] of this.#floors) if (k.startsWith(CONSUMER)) consumers.set(k.slice(CONSUMER.length), v);
+      writeConsumerFloors(this.#floorsAt.fs, this.#floorsAt.dir, consumers);
+      this.#consumerFloorsChanged = false;
+    }
     const r = this.wal.gc({
       floors: this.floors(extra),
       retentionBytes: retention?.retentionBytes ?? this.#o.walRetentionBytes,

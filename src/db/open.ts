@@ -14,6 +14,7 @@ import { DEFAULT_DB } from "../txn/Snapshot.js";
 import { CheckpointDurability } from "./CheckpointDurability.js";
 import { Database } from "./Database.js";
 import { Lock } from "./Lock.js";
+import { ReadOnlyFloorWatch, Registration } from "./ReadOnlyReaders.js";
 import { validateOptions, type OpenOptions } from "./options.js";
 import { LogDurability, openLog } from "./LogDurability.js";
 import { listSnapshots } from "../maintenance/Snapshots.js";
@@ -36,8 +37,17 @@ export function openSync(path: string, options?: OpenOptions): Database {
       throw ioError(e, "mkdir", path);
     }
   } else if (!fs.stat(path)) throw new KeelError("NOT_FOUND", `no database at ${path}`, { path });
-  const lock = o.readOnly ? null : Lock.acquire(fs, path);
-  if (o.readOnly) Lock.check(fs, path);
+  // A read-only open registers before it checks the LOCK, a writer lists the registrations after
+  // taking it: either the writer sees the reader, or the reader sees the writer (ReadOnlyReaders.ts).
+  const registration = o.readOnly ? Registration.create(fs, path) : null;
+  let lock: Lock | null = null;
+  try {
+    if (o.readOnly) Lock.check(fs, path);
+    else lock = Lock.acquire(fs, path);
+  } catch (e) {
+    registration?.release();
+    throw e;
+  }
   let engine: Engine | null = null;
   try {
     // An older format shipped in this package is migrated here, in-process, with a backup of
@@ -60,6 +70,12 @@ export function openSync(path: string, options?: OpenOptions): Database {
       onPhase: o.onPhase,
       freelistDeltas: o.freelistDeltas,
     });
+    if (registration) registration.setTxn(engine.durable.txn);
+    else {
+      // Before the first checkpoint: pages the views of read-only processes reach stay put (I2).
+      const watch = ReadOnlyFloorWatch.start(fs, path, engine.durable.txn);
+      if (watch) engine.readerFloor = () => watch.floor();
+    }
     const existing = engine.head.dbs.get(DEFAULT_DB);
     const keyEncoding = o.keyEncoding ?? existing?.keyEncoding ?? "ordered-binary";
     const encoding = o.encoding ?? existing?.valueEncoding ?? "msgpack";
@@ -75,7 +91,9 @@ export function openSync(path: string, options?: OpenOptions): Database {
       const { wal: log, replay } = openLog(fs, path, engine, o, true);
       durability = new LogDurability(engine, log, o, replay);
       engine.logOps = true;
-      // Before any checkpoint (and so any gc): the log that the kept snapshots need is a floor.
+      // Before any checkpoint (and so any gc): the log that consumers and the kept snapshots need
+      // is a floor.
+      durability.loadConsumerFloors(fs, path);
       try {
         const oldest = listSnapshots(fs, path).reduce((m, s) => Math.min(m, s.lsn), Infinity);
         if (Number.isFinite(oldest)) durability.setFloor("snapshot", oldest + 1);
@@ -95,7 +113,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
       }
       durability = new CheckpointDurability(engine);
     }
-    const db = new Database(engine, fs, path, lock, durability, keyEncoding, encoding, !!o.readOnly);
+    const db = new Database(engine, fs, path, lock ?? registration, durability, keyEncoding, encoding, !!o.readOnly);
     const fb = engine.report.metaFallback;
     if (fb) {
       process.emitWarning(
@@ -121,6 +139,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
     } catch {
       // report the open error
     }
+    registration?.release();
     throw e instanceof KeelError ? e : ioError(e, "open", path);
   }
 }

@@ -3,7 +3,8 @@
  *
  * Invariant I2: a page freed by transaction F (reachable in F-1's tree, not in F's) is handed out
  * for reuse only after `release(limit)` with F <= limit, where the caller passes
- *   limit = min(txn of the older meta slot, txn of the oldest live read snapshot).
+ *   limit = min(txn of the older meta slot, txn of the oldest live read snapshot, txn of the
+ *           oldest view of a read-only process that opened before the writer).
  * Then no meta that may be chosen at open (both slots hold txn >= F) and no reader can reach it,
  * which is also what I1 needs: the checkpoint about to overwrite the older slot never writes over
  * a page that either slot's tree uses.

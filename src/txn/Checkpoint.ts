@@ -2,8 +2,8 @@
  * Checkpoint: the one way state becomes durable in data.keel (DESIGN.md section 3).
  *
  * The sequence, in order (each numbered step below is marked in the code):
- *   1. Compute the release limit = min(txn of the older meta slot, oldest reader, published
- *      snapshot) and release the free pages freed at or before it (I2).
+ *   1. Compute the release limit = min(txn of the older meta slot, oldest reader, oldest
+ *      read-only process's view, published snapshot) and release the free pages freed at or before it (I2).
  *   2. Give page numbers to every node and overflow value no checkpoint has written yet
  *      (reusable pages first, then the end of the file).
  *   3. Update the catalog tree with each changed sub-database's root and statistics.

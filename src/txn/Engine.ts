@@ -83,6 +83,11 @@ export class Engine implements TxnHost, CheckpointHost {
   head: Snapshot;
   published: Snapshot;
   durable: Snapshot;
+  /**
+   * The oldest txn whose tree another process may still read (read-only opens made before this
+   * one: db/ReadOnlyReaders.ts); Infinity when none. Part of every release limit (I2).
+   */
+  readerFloor: () => number = () => Infinity;
   metas: [Meta | null, Meta | null];
   newest: 0 | 1;
   freelist: FreeList;
@@ -450,7 +455,7 @@ export class Engine implements TxnHost, CheckpointHost {
     if (head.txn === this.durable.txn && head.lsn === this.durable.lsn) return null;
     const newestMeta = this.metas[this.newest]!;
     const older = this.metas[this.newest === 0 ? 1 : 0];
-    const releaseLimit = Math.min(older ? older.txn : newestMeta.txn, this.readers.minTxn(), this.published.txn, this.durable.txn);
+    const releaseLimit = Math.min(older ? older.txn : newestMeta.txn, this.readers.minTxn(), this.readerFloor(), this.published.txn, this.durable.txn);
     const steps = checkpointSteps({
       pager: this.pager,
       limits: this.limits,

@@ -409,3 +409,64 @@ test("strict: a commit whose log sync fails rejects with IO and is never visible
   assert.equal(db2.get("later"), 2);
   await db2.close();
 });
+
+test("consumer floors are kept across a close and a power cut: gc after a reopen keeps the log they need", async () => {
+  const fs = freshFs();
+  const opts = { fs, walSegmentMaxBytes: 65536, walRetentionBytes: 0, walRetentionMs: 0 };
+  let db = await open(DIR, opts);
+  const big = "x".repeat(9000);
+  for (let i = 0; i < 40; i++) await db.put(`k${i}`, big);
+  const early = 5;
+  db.setTxLogFloor("replica", early);
+  await db.checkpoint();
+  assert.ok(db.txlogWatermarks().oldestLsn! <= early, "the floor holds the log while open");
+  await db.close();
+
+  // Reopened: the floor is still there, and the checkpoint and gc of this session keep its log.
+  const reopen = async (f: CrashFileSystem) => {
+    removeStaleLock(f, DIR);
+    return open(DIR, { ...opts, fs: f });
+  };
+  db = await reopen(fs);
+  assert.equal(db.txlogWatermarks().floors["consumer:replica"], early, "the floor survived the close");
+  for (let i = 0; i < 20; i++) await db.put(`m${i}`, big);
+  await db.checkpoint();
+  await db.gcTxlogSegments();
+  assert.ok(db.txlogWatermarks().oldestLsn! <= early, `gc after the reopen kept the log from ${early} (oldest ${db.txlogWatermarks().oldestLsn})`);
+  assert.equal([...db.openTxLog(early, early)].length, 1, "the consumer can still read from its floor");
+
+  // A floor moved without a gc since is not on disk yet: a power cut keeps the older one (more log,
+  // never less). After a gc it is on disk.
+  db.setTxLogFloor("replica", 30);
+  let cut = fs.crashedCopy(1, { model: "dropAll" });
+  let after = await reopen(cut);
+  assert.equal(after.txlogWatermarks().floors["consumer:replica"], early, "an unpersisted move falls back to the older floor");
+  await after.close();
+  await db.gcTxlogSegments();
+  cut = fs.crashedCopy(2, { model: "dropAll" });
+  after = await reopen(cut);
+  assert.equal(after.txlogWatermarks().floors["consumer:replica"], 30, "persisted by the gc");
+  await after.close();
+
+  // Removed: after the next gc and a reopen, nothing holds the log any more.
+  db.setTxLogFloor("replica", undefined);
+  await db.checkpoint();
+  await db.close();
+  db = await reopen(fs);
+  assert.equal(db.txlogWatermarks().floors["consumer:replica"], undefined);
+  await db.checkpoint();
+  await db.gcTxlogSegments();
+  assert.ok(db.txlogWatermarks().oldestLsn! > 30, "without the floor the old log goes");
+  await db.close();
+
+  // A damaged floors file keeps all the log, with a warning naming the code.
+  const f = fs.open(`${DIR}/txlog-floors.json`, "create");
+  f.write(Buffer.from("{ not json"), 0, 10, 0);
+  f.close();
+  const warned = warningCounts.get("KEEL_FLOORS_DAMAGED") ?? 0;
+  db = await reopen(fs);
+  await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+  assert.equal(warningCounts.get("KEEL_FLOORS_DAMAGED") ?? 0, warned + 1, "open warns about the damaged file");
+  assert.equal(db.txlogWatermarks().floors["consumer-floors-unreadable"], 0, "and keeps all the log");
+  await db.close();
+});

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { FileSystem } from "../../src/io/FileSystem.js";
+import { isRegistration } from "../../src/db/ReadOnlyReaders.js";
 
 export function readAll(fs: FileSystem, path: string): Buffer {
   const f = fs.open(path, "r");
@@ -16,14 +17,18 @@ export function readAll(fs: FileSystem, path: string): Buffer {
   }
 }
 
-/** Every file under `dir`, by relative path; `skip` leaves out a relative path (and below it). */
+/**
+ * Every file under `dir`, by relative path; `skip` leaves out a relative path (and below it).
+ * Read-only opens' registrations (READER.*) are left out: they are how a read-only open tells
+ * writers what it reads, not database content, and one whose removal failed is harmless.
+ */
 export function filesOf(fs: FileSystem, dir: string, skip: (rel: string) => boolean = () => false): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const walk = (d: string, rel: string) => {
     for (const name of fs.list(d)) {
       const p = `${d}/${name}`;
       const r = `${rel}${name}`;
-      if (skip(r)) continue;
+      if (skip(r) || isRegistration(name)) continue;
       if (fs.stat(p)!.isDirectory) walk(p, `${r}/`);
       else out.set(r, readAll(fs, p));
     }

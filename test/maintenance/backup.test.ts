@@ -109,12 +109,12 @@ function withSubs(db: Database, model: DbState): DbState {
   return out;
 }
 
-function openState(fs: FileSystem, dir: string): { state: DbState; txn: number; lsn: number } {
+async function openState(fs: FileSystem, dir: string): Promise<{ state: DbState; txn: number; lsn: number }> {
   const db = openSync(dir, { fs, readOnly: true });
   try {
     return { state: readState(db), txn: db.engine.durable.txn, lsn: db.engine.durable.lsn };
   } finally {
-    void db.close();
+    await db.close();
   }
 }
 
@@ -147,7 +147,7 @@ for (const wal of [false, true]) {
       assert.equal(p.meta.catalogRoot, meta.catalogRoot);
     }
     await db.close();
-    const got = openState(fs, DEST);
+    const got = await openState(fs, DEST);
     assertSame(got.state, expected, "backup vs source");
     assert.equal(got.txn, res.txn);
     assert.equal(got.lsn, res.lsn);
@@ -216,8 +216,8 @@ for (const wal of [false, true]) {
     const finalState = withSubs(db, model);
     assertSame(readState(db), finalState, "source after the writers");
     await db.close();
-    assertSame(openState(fs, DEST).state, expected, "backup vs the pinned state");
-    assertSame(openState(fs, DIR).state, finalState, "source reopened");
+    assertSame((await openState(fs, DEST)).state, expected, "backup vs the pinned state");
+    assertSame((await openState(fs, DIR)).state, finalState, "source reopened");
   });
 }
 
@@ -296,7 +296,7 @@ test("backupPages: failing the N-th I/O call, for every N, gives a coded error a
     await fill(db, new Rng(5), 120, "a");
     await db.close();
   }
-  const reference = openState(base, DIR).state;
+  const reference = (await openState(base, DIR)).state;
   let succeeded = false;
   for (let n = 1; n < 500 && !succeeded; n++) {
     const inner = base.clone();
@@ -330,7 +330,7 @@ test("backupPages: failing the N-th I/O call, for every N, gives a coded error a
     } finally {
       await db.close();
     }
-    if (succeeded) assertSame(openState(inner, DEST).state, reference, "the backup that succeeded");
+    if (succeeded) assertSame((await openState(inner, DEST)).state, reference, "the backup that succeeded");
   }
   assert.ok(succeeded, "the backup succeeds once N passes its last call");
 });
@@ -374,9 +374,9 @@ test("backupPages: power loss at every I/O call leaves no backup or a complete o
       removeStaleLock(after, DIR);
       if (after.stat(DEST)) {
         complete++;
-        assertSame(openState(after, DEST).state, expected, `call ${k} seed ${seed}: backup`);
+        assertSame((await openState(after, DEST)).state, expected, `call ${k} seed ${seed}: backup`);
       }
-      assertSame(openState(after, DIR).state, expected, `call ${k} seed ${seed}: source`);
+      assertSame((await openState(after, DIR)).state, expected, `call ${k} seed ${seed}: source`);
     }
   }
   assert.ok(complete > 0, "some crashes come after the rename was made durable");

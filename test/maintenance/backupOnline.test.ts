@@ -76,18 +76,18 @@ function stateOf(db: Database, model: DbState): DbState {
   return out;
 }
 
-function openState(fs: FileSystem, dir: string, wal = false): { state: DbState; lsn: number } {
+async function openState(fs: FileSystem, dir: string, wal = false): Promise<{ state: DbState; lsn: number }> {
   const db = openSync(dir, { fs, readOnly: true, wal });
   try {
     return { state: readState(db), lsn: db.engine.durable.lsn };
   } finally {
-    void db.close();
+    await db.close();
   }
 }
 
 /** A finished page backup: equals `expected` (canon), opens alone at `lsn`, verifies, holds only data.keel. */
 async function assertCopy(fs: FileSystem, dest: string, lsn: number, expected: string, what: string): Promise<void> {
-  const got = openState(fs, dest);
+  const got = await openState(fs, dest);
   assert.equal(canon(got.state), expected, `${what} equals the source at LSN ${lsn}`);
   assert.equal(got.lsn, lsn, "the copy opens at its LSN, with no log");
   const report = await verify(dest, { fs });
@@ -356,9 +356,9 @@ test("power loss at every I/O call of a backup with a log tail: no backup or a c
       removeStaleLock(after, DIR);
       if (after.stat(DEST)) {
         complete++;
-        assertSame(openState(after, DEST).state, expected, `call ${k} seed ${seed}: backup`);
+        assertSame((await openState(after, DEST)).state, expected, `call ${k} seed ${seed}: backup`);
       }
-      assertSame(openState(after, DIR, true).state, expected, `call ${k} seed ${seed}: source`);
+      assertSame((await openState(after, DIR, true)).state, expected, `call ${k} seed ${seed}: source`);
     }
   }
   assert.ok(complete > 0, "some crashes come after the rename was made durable");

@@ -1,0 +1,188 @@
+/**
+ * ReadOnlyReaders: read-only opens announce themselves, so that a writer opening the directory
+ * later does not write over a page their view reaches (I2 across processes).
+ *
+ * A read-only open takes no LOCK (any number can run side by side), and its view stays at the
+ * meta it opened. A writer may open the directory after it; without this file that writer would
+ * reuse free pages at once, and the read-only view would meet pages that now hold something else
+ * (CORRUPT on its next read of an uncached page).
+ *
+ * The protocol, as numbered steps:
+ *   Read-only open (register, then Registration.setTxn, then Registration.release at close):
+ *     1. Create <dir>/READER.<pid>.<n>, empty: "opening". (Beside the LOCK, not in a directory of
+ *        their own: a read-only open leaves nothing behind once closed.)
+ *     2. Check the LOCK: a live writer refuses the open (and the file is removed).
+ *     3. Read the meta; write "txn T" (the meta's txn: the tree the view reads pages of) and the
+ *        boot id into the file.
+ *     4. At close, remove the file.
+ *   Writer open (ReadOnlyFloorWatch.start, after taking the LOCK, before any checkpoint):
+ *     5. List the registrations. A live one pins its txn: the writer's release limit (FreeList,
+ *        I2) stays at or below it, so no page that tree reaches is handed out again. One still
+ *        opening, or unreadable, pins the newest meta at the writer's open: whichever meta it
+ *        reads later is that one or newer. A dead pid's or an earlier boot's file is removed.
+ * Why that is enough: a reader past step 2 created its file before the writer created the LOCK,
+ * so the writer's listing in step 5 sees it; a reader starting later meets the LOCK and stops.
+ * The set a writer must respect is fixed at its open and only shrinks, so while it is not empty
+ * the writer lists again at most every RECHECK_MS (to lift the floor when readers close or die),
+ * and once it is empty never again.
+ *
+ * Limits, stated plainly: liveness is kill(pid, 0) on this host, as for the LOCK (not safe on a
+ * file system shared between hosts); a recycled pid pins pages until that process ends; the boot
+ * id (Linux) tells a file left by a power cut apart. A read-only open that cannot create its file
+ * (no write permission to the directory) opens unprotected: a writer opening later may then make
+ * its reads fail with CORRUPT (never return another value: every page is checked against the txn
+ * that wrote it).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { FileSystem } from "../io/FileSystem.js";
+import { isAlive } from "./Lock.js";
+
+export const READER_PREFIX = "READER.";
+
+/** Whether a file name in a database directory is a read-only open's registration. */
+export function isRegistration(name: string): boolean {
+  return name.startsWith(READER_PREFIX);
+}
+/** How often a writer pinned by read-only processes looks again whether they are gone. */
+export const RECHECK_MS = 1000;
+
+let seq = 0;
+
+function bootId(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+const BOOT = bootId();
+
+/** A read-only open's file in the database directory (steps 1, 3 and 4). */
+export class Registration {
+  readonly path: string;
+  readonly #fs: FileSystem;
+  #removed = false;
+
+  private constructor(fs: FileSystem, path: string) {
+    this.#fs = fs;
+    this.path = path;
+  }
+
+  /** Step 1. null when the file cannot be made (see the limits above). */
+  static create(fs: FileSystem, dir: string): Registration | null {
+    try {
+      for (let attempt = 0; attempt < 1000; attempt++) {
+        const path = join(dir, `${READER_PREFIX}${process.pid}.${++seq}`);
+        try {
+          fs.open(path, "createExclusive").close();
+          return new Registration(fs, path);
+        } catch (e) {
+          // A file of an earlier process with our (recycled) pid: take the next number.
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") return null;
+        }
+      }
+    } catch {
+      // read-only file system, no permission: unprotected (documented above)
+    }
+    return null;
+  }
+
+  /** Step 3. */
+  setTxn(txn: number): void {
+    try {
+      const f = this.#fs.open(this.path, "rw");
+      try {
+        const text = Buffer.from(`txn ${txn}\nboot ${BOOT}\n`);
+        f.write(text, 0, text.length, 0);
+      } finally {
+        f.close();
+      }
+    } catch {
+      // the empty file still pins the newest meta of a writer's open: protected all the same
+    }
+  }
+
+  /** Step 4 (also when the open fails). */
+  release(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    try {
+      this.#fs.remove(this.path);
+    } catch {
+      // a writer removes it once this process is gone
+    }
+  }
+}
+
+/**
+ * Step 5: the lowest txn a live read-only process may read pages of (Infinity: none), and the
+ * pids pinning it. `newestTxn` is what an opening or unreadable registration pins.
+ */
+export function readOnlyFloor(fs: FileSystem, dir: string, newestTxn: number): { floor: number; pids: number[] } {
+  let names: string[];
+  try {
+    names = fs.list(dir).filter(isRegistration);
+  } catch {
+    names = [];
+  }
+  let floor = Infinity;
+  const pids = new Set<number>();
+  for (const name of names) {
+    const pid = Number.parseInt(name.slice(READER_PREFIX.length).split(".")[0] ?? "", 10);
+    const path = join(dir, name);
+    let text = "";
+    try {
+      text = Buffer.from(fs.readFile(path)).toString("utf8");
+    } catch {
+      // removed meanwhile, or unreadable: judged by its pid alone
+    }
+    const boot = /^boot (.*)$/m.exec(text)?.[1];
+    const stale = !isAlive(pid) || (boot !== undefined && BOOT !== "" && boot !== BOOT);
+    if (stale) {
+      try {
+        fs.remove(path);
+      } catch {
+        // the next listing tries again
+      }
+      continue;
+    }
+    const m = /^txn (\d+)$/m.exec(text);
+    const txn = m ? Math.min(Number(m[1]), newestTxn) : newestTxn;
+    floor = Math.min(floor, txn);
+    pids.add(pid);
+  }
+  return { floor, pids: [...pids] };
+}
+
+/** A writer's view of the read-only processes it must respect (step 5, then the re-listings). */
+export class ReadOnlyFloorWatch {
+  readonly #fs: FileSystem;
+  readonly #dir: string;
+  readonly #newestTxn: number;
+  #floor: number;
+  #checkedAt: number;
+
+  private constructor(fs: FileSystem, dir: string, newestTxn: number) {
+    this.#fs = fs;
+    this.#dir = dir;
+    this.#newestTxn = newestTxn;
+    this.#floor = readOnlyFloor(fs, dir, newestTxn).floor;
+    this.#checkedAt = Date.now();
+  }
+
+  /** null when no read-only process has the directory open: nothing to watch, ever. */
+  static start(fs: FileSystem, dir: string, newestTxn: number): ReadOnlyFloorWatch | null {
+    const w = new ReadOnlyFloorWatch(fs, dir, newestTxn);
+    return w.#floor === Infinity ? null : w;
+  }
+
+  /** The floor now: cached, listed again at most every RECHECK_MS until it lifts for good. */
+  floor(): number {
+    if (this.#floor !== Infinity && Date.now() - this.#checkedAt >= RECHECK_MS) {
+      this.#floor = readOnlyFloor(this.#fs, this.#dir, this.#newestTxn).floor;
+      this.#checkedAt = Date.now();
+    }
+    return this.#floor;
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Read-only opens and writers (I2 across processes): a read-only Database keeps the state it
+ * opened at even when a writer opens the directory afterwards and rewrites every page, because
+ * the writer does not reuse a page that state reaches while the read-only process lives.
+ * Real files, a real child process holding the read-only view.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { open, type Database } from "../../src/index.js";
+import { isAlive } from "../../src/db/Lock.js";
+import { READER_PREFIX, RECHECK_MS, isRegistration, readOnlyFloor } from "../../src/db/ReadOnlyReaders.js";
+import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
+import { tempDir } from "./dbUtil.js";
+
+const registrations = (dir: string) => readdirSync(dir).filter(isRegistration);
+const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
+const KEYS = 3000;
+
+function value(round: number, i: number): string {
+  return `r${round}-${i}-`.padEnd(180, String.fromCharCode(97 + ((round + i) % 26)));
+}
+
+/** sha256 over every entry of the default database, in key order. */
+function digest(db: Database): { count: number; hash: string } {
+  const h = createHash("sha256");
+  let count = 0;
+  for (const { key, value } of db.getRange({})) {
+    h.update(`${String(key)}=${String(value)}\n`);
+    count++;
+  }
+  return { count, hash: h.digest("hex") };
+}
+
+/**
+ * A child that opens `dir` read-only, prints {ready, count, hash}, then on each stdin line reads
+ * everything again and prints {count, hash} or {code}; it closes when stdin ends.
+ */
+function readerScript(dir: string): string {
+  return `
+import { createHash } from "node:crypto";
+import { createInterface } from "node:readline";
+import { open } from ${JSON.stringify(INDEX)};
+function digest(db) {
+  const h = createHash("sha256");
+  let count = 0;
+  for (const { key, value } of db.getRange({})) { h.update(String(key) + "=" + String(value) + "\\n"); count++; }
+  return { count, hash: h.digest("hex") };
+}
+const db = await open(${JSON.stringify(dir)}, { readOnly: true, wal: false, cacheSize: 0 });
+console.log(JSON.stringify({ ready: true, ...digest(db) }));
+const rl = createInterface({ input: process.stdin });
+for await (const _ of rl) {
+  try { console.log(JSON.stringify(digest(db))); } catch (e) { console.log(JSON.stringify({ code: e.code ?? String(e) })); }
+}
+await db.close();
+console.log(JSON.stringify({ closed: true }));
+`;
+}
+
+function startReader(dir: string) {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", readerScript(dir)], { stdio: ["pipe", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const r = await lines.next();
+    assert.ok(!r.done, "the reader child ended early");
+    return JSON.parse(r.value as string);
+  };
+  return { child, next };
+}
+
+test("a read-only process keeps its view while a writer process opened later rewrites every page", async (t) => {
+  const dir = tempDir(t);
+  const db0 = await open(dir, { wal: false });
+  await db0.transaction((tx) => {
+    for (let i = 0; i < KEYS; i++) tx.put(`k${String(i).padStart(5, "0")}`, value(0, i));
+  });
+  const before = digest(db0);
+  await db0.close();
+
+  const reader = startReader(dir);
+  t.after(() => reader.child.kill("SIGKILL"));
+  const first = await reader.next();
+  assert.deepEqual({ count: first.count, hash: first.hash }, before, "the reader sees the database as written");
+  assert.equal(registrations(dir).length, 1, "the read-only open is registered");
+
+  // A writer opens now (the read-only open took no LOCK) and rewrites, deletes and reinserts
+  // every key, one small transaction after another: each commit is a checkpoint that frees the
+  // pages it replaced, so without the reader's floor the old tree's pages are written over.
+  const w = await open(dir, { wal: false });
+  for (let round = 1; round <= 4; round++) {
+    for (let i = 0; i < KEYS; i += 300) {
+      await w.transaction((tx) => {
+        for (let j = i; j < Math.min(KEYS, i + 300); j++) {
+          if (round === 2 && j % 2 === 0) tx.remove(`k${String(j).padStart(5, "0")}`);
+          else tx.put(`k${String(j).padStart(5, "0")}`, value(round, j));
+        }
+      });
+    }
+  }
+  assert.notDeepEqual(digest(w), before, "the writer changed everything");
+
+  reader.child.stdin!.write("read\n");
+  const again = await reader.next();
+  assert.deepEqual(again, before, "the read-only view still reads the state it opened at, every page of it");
+
+  reader.child.stdin!.end();
+  assert.deepEqual(await reader.next(), { closed: true });
+  assert.deepEqual(registrations(dir), [], "close removes the registration");
+  await w.close();
+});
+
+test("the writer releases what the reader pinned once the reader is gone: the file stops growing", async (t) => {
+  const dir = tempDir(t);
+  const db0 = await open(dir, { wal: false });
+  await db0.transaction((tx) => {
+    for (let i = 0; i < KEYS; i++) tx.put(`k${i}`, value(0, i));
+  });
+  await db0.close();
+  const reader = startReader(dir);
+  t.after(() => reader.child.kill("SIGKILL"));
+  await reader.next();
+
+  const w = await open(dir, { wal: false });
+  const churn = async (round: number) => {
+    for (let i = 0; i < KEYS; i += 500) {
+      await w.transaction((tx) => {
+        for (let j = i; j < Math.min(KEYS, i + 500); j++) tx.put(`k${j}`, value(round, j));
+      });
+    }
+  };
+  await churn(1);
+  const pinned = w.getStats().totalPages;
+  // Killed, not closed: the registration stays behind, naming a dead process.
+  reader.child.kill("SIGKILL");
+  await new Promise((r) => reader.child.once("exit", r));
+  assert.equal(registrations(dir).length, 1, "a killed reader leaves its registration");
+  // The writer lists the registrations again at most every RECHECK_MS.
+  await new Promise((r) => setTimeout(r, RECHECK_MS + 50));
+  for (let round = 2; round < 12; round++) await churn(round);
+  const after = w.getStats().totalPages;
+  // Ten rounds that each replace every page would need ten times `pinned` if nothing were reused.
+  assert.ok(after < pinned * 2, `pages are reused once the reader is dead (${pinned} -> ${after} pages)`);
+  assert.deepEqual(registrations(dir), [], "the dead reader's registration is removed");
+  await w.close();
+});
+
+test("readOnlyFloor: live registrations give their txn, dead or foreign-boot ones are removed, pending ones pin the newest meta", (t) => {
+  const dir = tempDir(t);
+  const reg = (name: string) => join(dir, READER_PREFIX + name);
+  let dead = 0;
+  for (let i = 0; i < 5 && !dead; i++) {
+    const r = spawnSync(process.execPath, ["-e", ""], { timeout: 20000 });
+    if (r.pid && !isAlive(r.pid)) dead = r.pid;
+  }
+  assert.ok(dead > 0);
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, Infinity, "no registrations: no floor");
+  writeFileSync(reg(`${dead}.1`), "txn 7\n");
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, Infinity, "a dead pid pins nothing");
+  assert.ok(!existsSync(reg(`${dead}.1`)), "and its file is removed");
+  writeFileSync(reg(`${process.pid}.9`), "txn 12\nboot not-this-boot\n");
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, Infinity, "a registration from another boot pins nothing");
+  writeFileSync(reg(`${process.pid}.10`), "txn 12\n");
+  writeFileSync(reg(`${process.pid}.11`), "");
+  const f = readOnlyFloor(nodeFileSystem, dir, 50);
+  assert.equal(f.floor, 12, "a live reader pins its txn; one still opening pins the newest meta (50) at most");
+  assert.deepEqual(f.pids, [process.pid]);
+  writeFileSync(reg(`${process.pid}.11`), "txn 9\n");
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 9);
+  writeFileSync(reg(`${process.pid}.12`), "garbage");
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 9, "an unreadable registration of a live process pins the newest meta at most");
+});
