@@ -3,7 +3,8 @@
  *
  * The sequence, in order (each numbered step below is marked in the code):
  *   1. Compute the release limit = min(txn of the older meta slot, oldest reader, oldest
- *      read-only process's view, published snapshot) and release the free pages freed at or before it (I2).
+ *      read-only process's view, published snapshot) and release the free pages freed at or
+ *      before it (I2).
  *   2. Give page numbers to every node and overflow value no checkpoint has written yet
  *      (reusable pages first, then the end of the file).
  *   3. Update the catalog tree with each changed sub-database's root and statistics.
