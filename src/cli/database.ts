@@ -14,7 +14,7 @@
 import { closeSync, openSync as fsOpen, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { KeelError, open, type Database, type OpenOptions, type SubDatabase } from "../index.js";
-import { isAlive, readLockPid } from "../db/Lock.js";
+import { liveLockHolder } from "../db/Lock.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { META_FLAG_WAL, probeMeta, type Meta } from "../pager/Meta.js";
 import { CliError } from "./CliError.js";
@@ -105,8 +105,8 @@ export function requireLog(dir: string, command: string): void {
  * under the reader.
  */
 export function refuseIfLocked(dir: string): void {
-  const pid = readLockPid(nodeFileSystem, dir);
-  if (pid !== undefined && pid !== process.pid && isAlive(pid)) {
+  const pid = liveLockHolder(nodeFileSystem, dir);
+  if (pid !== undefined) {
     throw new KeelError("LOCKED", `${dir} is in use by process ${pid}`, { dir, pid });
   }
 }

@@ -1,37 +1,31 @@
 /**
  * Lock: the LOCK file that makes one process the only one with a database open.
  *
- * Invariant: while a Database is open, <dir>/LOCK exists and names this process. A LOCK naming
- * a process that no longer exists (killed, crashed) is taken over; one naming a live process is
- * refused with KeelError LOCKED carrying that pid. Within this process, the set of held locks is
- * the authority: a LOCK naming our own pid that no open Database holds (left by an open that
- * failed halfway) is taken over too.
+ * Invariant: while a Database is open, <dir>/LOCK exists and names this process: its pid, then
+ * the time, then its ProcessStamp lines (boot id, start time). A LOCK naming a process that no
+ * longer runs (killed, crashed, or left by a power cut: an earlier boot; or a pid since recycled
+ * by another process) is taken over; one naming a live process is refused with KeelError LOCKED
+ * carrying that pid. Within this process, the set of held locks is the authority: a LOCK naming
+ * our own pid that no open Database holds (left by an open that failed halfway, or by an earlier
+ * process that had our pid) is taken over too.
  *
- * Limits, stated plainly: liveness is checked with kill(pid, 0) on this host, so a LOCK on a
- * network file system shared between hosts is not safe, and a recycled pid keeps the lock held
- * until that process ends (the error names the pid so an operator can check it).
+ * Limits, stated plainly: liveness is checked on this host (io/ProcessStamp.ts), so a LOCK on a
+ * network file system shared between hosts is not safe. Without /proc (not Linux), or for a LOCK
+ * written before stamps were, it is kill(pid, 0) alone, and a recycled pid then keeps the lock
+ * held until that process ends (the error names the pid so an operator can check it).
  */
 import { join, resolve } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
+import { parseStamp, stampIsLive, stampLines, type ProcessStamp } from "../io/ProcessStamp.js";
 
 export const LOCK_FILE = "LOCK";
 
 /** Locks this process holds, per storage backend. */
 const held = new WeakMap<FileSystem, Set<string>>();
 
-export function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** The pid a LOCK names; undefined when it is missing or unreadable as a pid. */
-export function readLockPid(fs: FileSystem, dir: string): number | undefined {
+/** The process a LOCK names; undefined when it is missing or unreadable as a pid. */
+export function readLockHolder(fs: FileSystem, dir: string): ProcessStamp | undefined {
   let text: string;
   try {
     text = Buffer.from(fs.readFile(join(dir, LOCK_FILE))).toString("utf8");
@@ -40,7 +34,21 @@ export function readLockPid(fs: FileSystem, dir: string): number | undefined {
     throw ioError(e, "read", join(dir, LOCK_FILE));
   }
   const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
-  return Number.isFinite(pid) ? pid : undefined;
+  return Number.isFinite(pid) ? parseStamp(pid, text) : undefined;
+}
+
+/** The pid a LOCK names; undefined when it is missing or unreadable as a pid. */
+export function readLockPid(fs: FileSystem, dir: string): number | undefined {
+  return readLockHolder(fs, dir)?.pid;
+}
+
+/**
+ * The pid of another process that holds the LOCK now (its stamp is live), or undefined: no
+ * LOCK, a stale one, or one naming this process (whose own opens the caller checks itself).
+ */
+export function liveLockHolder(fs: FileSystem, dir: string): number | undefined {
+  const h = readLockHolder(fs, dir);
+  return h !== undefined && h.pid !== process.pid && stampIsLive(h) ? h.pid : undefined;
 }
 
 export class Lock {
@@ -66,7 +74,7 @@ export class Lock {
         const f = fs.open(path, "createExclusive");
         created = true;
         try {
-          const text = Buffer.from(`${process.pid}\n${new Date().toISOString()}\n`);
+          const text = Buffer.from(`${process.pid}\n${new Date().toISOString()}\n${stampLines()}`);
           f.write(text, 0, text.length, 0);
         } finally {
           f.close();
@@ -86,9 +94,10 @@ export class Lock {
         }
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(e, "create", path);
       }
-      const pid = readLockPid(fs, dir);
+      const h = readLockHolder(fs, dir);
+      const pid = h?.pid;
       const ours = pid === process.pid && mine.has(key);
-      if (pid !== undefined && (ours || (pid !== process.pid && isAlive(pid)))) {
+      if (h !== undefined && (ours || (pid !== process.pid && stampIsLive(h)))) {
         throw new KeelError(
           "LOCKED",
           ours
@@ -97,7 +106,8 @@ export class Lock {
           { dir, pid },
         );
       }
-      // The holder is gone, died while writing the file, or was an open of ours that failed.
+      // The holder is gone (or its pid now names another process), died while writing the file,
+      // or was an open of ours that failed.
       try {
         fs.remove(path);
       } catch (e) {
@@ -113,10 +123,11 @@ export class Lock {
    * of read-only opens can run side by side (a stale LOCK is left for the next writer to take).
    */
   static check(fs: FileSystem, dir: string): void {
-    const pid = readLockPid(fs, dir);
-    if (pid === undefined) return;
+    const h = readLockHolder(fs, dir);
+    if (h === undefined) return;
+    const pid = h.pid;
     const ours = pid === process.pid && (held.get(fs)?.has(resolve(dir)) ?? false);
-    if (ours || (pid !== process.pid && isAlive(pid))) {
+    if (ours || (pid !== process.pid && stampIsLive(h))) {
       throw new KeelError(
         "LOCKED",
         ours

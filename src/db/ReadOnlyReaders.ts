@@ -9,34 +9,35 @@
  *
  * The protocol, as numbered steps:
  *   Read-only open (register, then Registration.setTxn, then Registration.release at close):
- *     1. Create <dir>/READER.<pid>.<n>, empty: "opening". (Beside the LOCK, not in a directory of
- *        their own: a read-only open leaves nothing behind once closed.)
+ *     1. Create <dir>/READER.<pid>.<n> holding this process's stamp (io/ProcessStamp.ts) and no
+ *        txn: "opening". (Beside the LOCK, not in a directory of their own: a read-only open leaves
+ *        nothing behind once closed.)
  *     2. Check the LOCK: a live writer refuses the open (and the file is removed).
- *     3. Read the meta; write "txn T" (the meta's txn: the tree the view reads pages of) and the
- *        boot id into the file.
+ *     3. Read the meta; write "txn T" (the meta's txn: the tree the view reads pages of) before
+ *        the stamp in the file.
  *     4. At close, remove the file.
  *   Writer open (ReadOnlyFloorWatch.start, after taking the LOCK, before any checkpoint):
  *     5. List the registrations. A live one pins its txn: the writer's release limit (FreeList,
  *        I2) stays at or below it, so no page that tree reaches is handed out again. One still
  *        opening, or unreadable, pins the newest meta at the writer's open: whichever meta it
- *        reads later is that one or newer. A dead pid's or an earlier boot's file is removed.
+ *        reads later is that one or newer. A file whose stamp is not live (its process is gone,
+ *        it is from an earlier boot, or its pid now names a process that started later) is removed.
  * Why that is enough: a reader past step 2 created its file before the writer created the LOCK,
  * so the writer's listing in step 5 sees it; a reader starting later meets the LOCK and stops.
  * The set a writer must respect is fixed at its open and only shrinks, so while it is not empty
  * the writer lists again at most every RECHECK_MS (to lift the floor when readers close or die),
  * and once it is empty never again.
  *
- * Limits, stated plainly: liveness is kill(pid, 0) on this host, as for the LOCK (not safe on a
- * file system shared between hosts); a recycled pid pins pages until that process ends; the boot
- * id (Linux) tells a file left by a power cut apart. A read-only open that cannot create its file
+ * Limits, stated plainly: liveness is judged on this host, as for the LOCK (not safe on a file
+ * system shared between hosts); without /proc (not Linux) it is kill(pid, 0) alone, so there a
+ * recycled pid pins pages until that process ends. A read-only open that cannot create its file
  * (no write permission to the directory) opens unprotected: a writer opening later may then make
  * its reads fail with CORRUPT (never return another value: every page is checked against the txn
  * that wrote it).
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSystem } from "../io/FileSystem.js";
-import { isAlive } from "./Lock.js";
+import { parseStamp, stampIsLive, stampLines } from "../io/ProcessStamp.js";
 
 export const READER_PREFIX = "READER.";
 
@@ -48,15 +49,6 @@ export function isRegistration(name: string): boolean {
 export const RECHECK_MS = 1000;
 
 let seq = 0;
-
-function bootId(): string {
-  try {
-    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-  } catch {
-    return "";
-  }
-}
-const BOOT = bootId();
 
 /** A read-only open's file in the database directory (steps 1, 3 and 4). */
 export class Registration {
@@ -74,13 +66,26 @@ export class Registration {
     try {
       for (let attempt = 0; attempt < 1000; attempt++) {
         const path = join(dir, `${READER_PREFIX}${process.pid}.${++seq}`);
+        let f;
         try {
-          fs.open(path, "createExclusive").close();
-          return new Registration(fs, path);
+          f = fs.open(path, "createExclusive");
         } catch (e) {
           // A file of an earlier process with our (recycled) pid: take the next number.
           if ((e as NodeJS.ErrnoException).code !== "EEXIST") return null;
+          continue;
         }
+        try {
+          const text = Buffer.from(stampLines());
+          f.write(text, 0, text.length, 0);
+        } catch {
+          // an empty file is judged by its pid alone: still protected
+        }
+        try {
+          f.close();
+        } catch {
+          // the file exists either way: it is registered
+        }
+        return new Registration(fs, path);
       }
     } catch {
       // read-only file system, no permission: unprotected (documented above)
@@ -93,7 +98,7 @@ export class Registration {
     try {
       const f = this.#fs.open(this.path, "rw");
       try {
-        const text = Buffer.from(`txn ${txn}\nboot ${BOOT}\n`);
+        const text = Buffer.from(`txn ${txn}\n${stampLines()}`);
         f.write(text, 0, text.length, 0);
       } finally {
         f.close();
@@ -115,42 +120,55 @@ export class Registration {
   }
 }
 
-/**
- * Step 5: the lowest txn a live read-only process may read pages of (Infinity: none), and the
- * pids pinning it. `newestTxn` is what an opening or unreadable registration pins.
- */
-export function readOnlyFloor(fs: FileSystem, dir: string, newestTxn: number): { floor: number; pids: number[] } {
+/** One registration as a listing reads it; `txn` is undefined while that open is still at step 1. */
+export interface RegistrationInfo {
+  name: string;
+  pid: number;
+  txn: number | undefined;
+  /** Its stamp is live (io/ProcessStamp.ts); a file that is not was left by a process that is gone. */
+  live: boolean;
+}
+
+/** The registrations in `dir`, read without changing anything (keel doctor lists them too). */
+export function listRegistrations(fs: FileSystem, dir: string): RegistrationInfo[] {
   let names: string[];
   try {
     names = fs.list(dir).filter(isRegistration);
   } catch {
     names = [];
   }
-  let floor = Infinity;
-  const pids = new Set<number>();
-  for (const name of names) {
+  return names.map((name) => {
     const pid = Number.parseInt(name.slice(READER_PREFIX.length).split(".")[0] ?? "", 10);
-    const path = join(dir, name);
     let text = "";
     try {
-      text = Buffer.from(fs.readFile(path)).toString("utf8");
+      text = Buffer.from(fs.readFile(join(dir, name))).toString("utf8");
     } catch {
       // removed meanwhile, or unreadable: judged by its pid alone
     }
-    const boot = /^boot (.*)$/m.exec(text)?.[1];
-    const stale = !isAlive(pid) || (boot !== undefined && BOOT !== "" && boot !== BOOT);
-    if (stale) {
+    const m = /^txn (\d+)$/m.exec(text);
+    return { name, pid, txn: m ? Number(m[1]) : undefined, live: stampIsLive(parseStamp(pid, text)) };
+  });
+}
+
+/**
+ * Step 5: the lowest txn a live read-only process may read pages of (Infinity: none), and the
+ * pids pinning it; stale files are removed. `newestTxn` is what an opening or unreadable
+ * registration pins.
+ */
+export function readOnlyFloor(fs: FileSystem, dir: string, newestTxn: number): { floor: number; pids: number[] } {
+  let floor = Infinity;
+  const pids = new Set<number>();
+  for (const r of listRegistrations(fs, dir)) {
+    if (!r.live) {
       try {
-        fs.remove(path);
+        fs.remove(join(dir, r.name));
       } catch {
         // the next listing tries again
       }
       continue;
     }
-    const m = /^txn (\d+)$/m.exec(text);
-    const txn = m ? Math.min(Number(m[1]), newestTxn) : newestTxn;
-    floor = Math.min(floor, txn);
-    pids.add(pid);
+    floor = Math.min(floor, r.txn ?? newestTxn, newestTxn);
+    pids.add(r.pid);
   }
   return { floor, pids: [...pids] };
 }

@@ -4,8 +4,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
+import { stampLines } from "../../src/io/ProcessStamp.js";
 import { damagePages, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
 
 test("a database held open by another process: exit 3 naming its pid, for reads, writes and verify", async (t) => {
@@ -82,4 +85,31 @@ test("doctor: machine checks without a directory; OK/WARN lines; free pages sugg
   const log = w.checks.find((c) => c.name === "log backlog");
   assert.equal(log?.status, "OK", log?.message);
   assert.match(w.checks.find((c) => c.name === "durability")!.message, /write-ahead log is on/);
+});
+
+test("doctor lists read-only processes: OK when none or at the newest meta, WARN when one holds an older view, stale files noted", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir, { wal: false });
+  const none = await keelJson<{ checks: Array<{ name: string; status: string; message: string }> }>(["doctor", dir]);
+  assert.equal(none.checks.find((c) => c.name === "readers")?.status, "OK");
+  assert.match(none.checks.find((c) => c.name === "readers")!.message, /no read-only process/);
+  // A read-only open of this process registers at the newest meta.
+  const ro = await open(dir, { readOnly: true });
+  try {
+    const at = await keelExpect(["doctor", dir], 0);
+    assert.match(at.stdout, new RegExp(`^OK +readers +1 read-only open\\(s\\) by process ${process.pid}, the oldest at txn \\d+$`, "m"));
+    // One at txn 1 (older than the newest meta), and a file left by a process that is gone.
+    writeFileSync(join(dir, `READER.${process.pid}.999`), `txn 1\n${stampLines()}`);
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid!;
+    writeFileSync(join(dir, `READER.${gone}.1`), "txn 1\n");
+    const behind = await keelJson<{ checks: Array<{ name: string; status: string; message: string; details: { pids: number[]; oldestTxn: number; stale: number } }> }>(["doctor", dir]);
+    const c = behind.checks.find((x) => x.name === "readers")!;
+    assert.equal(c.status, "WARN", c.message);
+    assert.deepEqual(c.details.pids, [process.pid]);
+    assert.equal(c.details.oldestTxn, 1);
+    assert.equal(c.details.stale, 1);
+    assert.match(c.message, /behind the newest meta .*1 file\(s\) left by read-only processes that are gone/);
+  } finally {
+    await ro.close();
+  }
 });

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KeelError, open } from "../../src/index.js";
-import { isAlive } from "../../src/db/Lock.js";
+import { isAlive, ownStamp, startTimeOf } from "../../src/io/ProcessStamp.js";
 import { rejectsKeel, tempDir } from "./dbUtil.js";
 
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
@@ -151,4 +151,36 @@ test("close does not remove a LOCK that names another process", async (t) => {
   const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
   assert.equal(e.details.pid, process.ppid);
   assert.ok(e instanceof KeelError);
+});
+
+test("a LOCK whose pid now names another process (recycled, or from an earlier boot) is taken over; one naming that process is LOCKED", { skip: !existsSync("/proc/self/stat") }, async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  // A live process that is not a KeelDB holder: the pid a crashed holder's LOCK may now name.
+  const other = spawn("sleep", ["60"], { stdio: "ignore" });
+  t.after(() => {
+    if (other.exitCode === null) other.kill("SIGKILL");
+  });
+  const pid = other.pid!;
+  const { boot } = ownStamp();
+  const start = startTimeOf(pid);
+  const lock = (b: string, s: string) => writeFileSync(join(dir, "LOCK"), `${pid}\n2020-01-01T00:00:00.000Z\nboot ${b}\nstart ${s}\n`);
+  lock(boot, start);
+  const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
+  assert.equal(e.details.pid, pid, "a LOCK with that process's own stamp is held");
+  await rejectsKeel(open(dir, { readOnly: true }), "LOCKED");
+  lock(boot, String(Number(start) - 1));
+  const db = await open(dir, { wal: false });
+  assert.equal(lockPid(dir), process.pid, "a pid recycled by a process that started later: taken over");
+  await db.put("k", 1);
+  await db.close();
+  lock("00000000-0000-0000-0000-000000000000", start);
+  const db2 = await open(dir, { wal: false });
+  assert.equal(lockPid(dir), process.pid, "a LOCK from an earlier boot (power cut): taken over");
+  assert.equal(db2.get("k"), 1);
+  await db2.close();
+  // The LOCK a holder writes carries its stamp.
+  const held = await open(dir, { wal: false });
+  assert.match(readFileSync(join(dir, "LOCK"), "utf8"), new RegExp(`^${process.pid}\\n.*\\nboot ${boot}\\nstart ${ownStamp().start}\\n$`));
+  await held.close();
 });

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { open, type Database } from "../../src/index.js";
-import { isAlive } from "../../src/db/Lock.js";
+import { isAlive, ownStamp, stampLines } from "../../src/io/ProcessStamp.js";
 import { READER_PREFIX, RECHECK_MS, isRegistration, readOnlyFloor } from "../../src/db/ReadOnlyReaders.js";
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { tempDir } from "./dbUtil.js";
@@ -174,4 +174,12 @@ test("readOnlyFloor: live registrations give their txn, dead or foreign-boot one
   assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 9);
   writeFileSync(reg(`${process.pid}.12`), "garbage");
   assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 9, "an unreadable registration of a live process pins the newest meta at most");
+  if (existsSync("/proc/self/stat")) {
+    // Our pid, but a start time before ours: left by an earlier process that had this pid.
+    writeFileSync(reg(`${process.pid}.13`), `txn 3\nboot ${ownStamp().boot}\nstart ${Number(ownStamp().start) - 1}\n`);
+    assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 9, "a registration whose pid was recycled pins nothing");
+    assert.ok(!existsSync(reg(`${process.pid}.13`)), "and its file is removed");
+    writeFileSync(reg(`${process.pid}.14`), `txn 4\n${stampLines()}`);
+    assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 4, "one with this process's own stamp pins its txn");
+  }
 });

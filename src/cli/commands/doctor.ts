@@ -24,7 +24,8 @@ import { readFileSync, readdirSync, realpathSync, statSync, statfsSync } from "n
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { KeelError, type Database, type Stats, type TxLogWatermarks } from "../../index.js";
-import { isAlive, readLockPid } from "../../db/Lock.js";
+import { liveLockHolder, readLockPid } from "../../db/Lock.js";
+import { listRegistrations } from "../../db/ReadOnlyReaders.js";
 import { nodeFileSystem } from "../../io/NodeFileSystem.js";
 import { META_FLAG_WAL } from "../../pager/Meta.js";
 import { action } from "../context.js";
@@ -201,6 +202,28 @@ export function checkFreePages(dir: string, s: Stats): Check {
   return ok("free pages", `${s.freePages} of ${s.totalPages} pages are free (${pct})`, details);
 }
 
+/**
+ * Read-only processes registered on the database (db/ReadOnlyReaders.ts). One whose view is older
+ * than the newest meta makes any writer keep every page that view reaches: WARN, since the file
+ * then grows until it closes.
+ */
+export function checkReaders(dir: string, newestTxn: number | undefined): Check {
+  const regs = listRegistrations(nodeFileSystem, dir);
+  const live = regs.filter((r) => r.live);
+  const stale = regs.length - live.length;
+  const staleNote = stale ? `; ${stale} file(s) left by read-only processes that are gone (the next writer open removes them)` : "";
+  if (live.length === 0) return ok("readers", `no read-only process has the database open${staleNote}`, { stale });
+  const pids = [...new Set(live.map((r) => r.pid))];
+  const txns = live.map((r) => r.txn).filter((t): t is number => t !== undefined);
+  const oldest = txns.length ? Math.min(...txns) : undefined;
+  const details = { pids, oldestTxn: oldest ?? null, newestTxn: newestTxn ?? null, stale };
+  const who = `${live.length} read-only open(s) by process ${pids.join(", ")}${oldest !== undefined ? `, the oldest at txn ${oldest}` : ""}`;
+  if (oldest !== undefined && newestTxn !== undefined && oldest < newestTxn) {
+    return warn("readers", `${who}, behind the newest meta (txn ${newestTxn}): while it stays open a writer keeps every page that view reaches, so the file grows; close it when done${staleNote}`, details);
+  }
+  return ok("readers", `${who}${staleNote}`, details);
+}
+
 interface DoctorResult {
   checks: Check[];
   exit: ExitCodeValue | undefined;
@@ -211,14 +234,18 @@ async function databaseChecks(dir: string): Promise<DoctorResult> {
   checks.push(checkFilesystem(realSources, dir));
   checks.push(checkDiskSpace(dir));
   let flags: number | undefined;
+  let newestTxn: number | undefined;
   try {
-    flags = readNewestMeta(dir)?.flags;
+    const meta = readNewestMeta(dir);
+    flags = meta?.flags;
+    newestTxn = meta?.txn;
   } catch {
     flags = undefined;
   }
   const pid = readLockPid(nodeFileSystem, dir);
-  const holder = pid !== undefined && pid !== process.pid && isAlive(pid) ? pid : undefined;
+  const holder = liveLockHolder(nodeFileSystem, dir);
   checks.push(checkDurability(flags));
+  checks.push(checkReaders(dir, newestTxn));
   if (holder !== undefined) {
     const why = `not checked: the database is in use by process ${holder} (run keel doctor while it is stopped)`;
     checks.push(warn("lock", `${dir}/LOCK is held by live process ${holder}`, { pid: holder }));
