@@ -13,6 +13,19 @@
  * network file system shared between hosts is not safe. Without /proc (not Linux), or for a LOCK
  * written before stamps were, it is kill(pid, 0) alone, and a recycled pid then keeps the lock
  * held until that process ends (the error names the pid so an operator can check it).
+ *
+ * Taking over a stale LOCK, as numbered steps (takeOver). Only a process holding LOCK.takeover
+ * removes a LOCK it did not create, so two processes that both find the same stale LOCK cannot
+ * both end up holding the database (the slower one's remove would hit the LOCK the faster one
+ * has just created):
+ *   1. Create LOCK.takeover (exclusive create) with this process's stamp. If it exists and its
+ *      holder is live, wait for it (a few system calls); if its holder is gone, remove it and retry.
+ *   2. Read the LOCK again: remove it only if it is still stale (gone already: nothing to do; live:
+ *      another process created it meanwhile, and the next exclusive create meets it).
+ *   3. Remove LOCK.takeover; the caller tries the exclusive create of the LOCK again.
+ * The guard's own takeover (step 1, holder gone) is not guarded: it needs a process to die inside
+ * the guard's few system calls and two others to race for it in that instant. Closing it too
+ * needs an OS file lock (flock/fcntl), which Node does not offer without a native addon.
  */
 import { join, resolve } from "node:path";
 import { KeelError, ioError } from "../errors.js";
@@ -20,6 +33,13 @@ import type { FileSystem } from "../io/FileSystem.js";
 import { parseStamp, stampIsLive, stampLines, type ProcessStamp } from "../io/ProcessStamp.js";
 
 export const LOCK_FILE = "LOCK";
+export const TAKEOVER_FILE = "LOCK.takeover";
+/** How long step 1 of a takeover waits for a live guard holder before giving up with LOCKED. */
+const TAKEOVER_WAIT_MS = 2000;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 /** Locks this process holds, per storage backend. */
 const held = new WeakMap<FileSystem, Set<string>>();
@@ -108,11 +128,7 @@ export class Lock {
       }
       // The holder is gone (or its pid now names another process), died while writing the file,
       // or was an open of ours that failed.
-      try {
-        fs.remove(path);
-      } catch (e) {
-        throw ioError(e, "remove", path);
-      }
+      takeOver(fs, dir, mine.has(key));
     }
     throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
   }
@@ -147,6 +163,91 @@ export class Lock {
       if (readLockPid(this.#fs, dir) === process.pid) this.#fs.remove(this.path);
     } catch (e) {
       throw ioError(e, "remove", this.path);
+    }
+  }
+}
+
+/** Whether a LOCK may be removed by a process that did not create it (see takeOver, step 2). */
+function isStale(fs: FileSystem, dir: string, heldHere: boolean): boolean {
+  const h = readLockHolder(fs, dir);
+  if (h === undefined) return true;
+  if (h.pid === process.pid) return !heldHere;
+  return !stampIsLive(h);
+}
+
+/** Remove a stale LOCK under the takeover guard (steps 1-3 of the file comment). */
+function takeOver(fs: FileSystem, dir: string, heldHere: boolean): void {
+  const lockPath = join(dir, LOCK_FILE);
+  const guardPath = join(dir, TAKEOVER_FILE);
+  // Step 1.
+  const deadline = Date.now() + TAKEOVER_WAIT_MS;
+  for (;;) {
+    let f;
+    try {
+      f = fs.open(guardPath, "createExclusive");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(e, "create", guardPath);
+      let text = "";
+      try {
+        text = Buffer.from(fs.readFile(guardPath)).toString("utf8");
+      } catch {
+        continue; // removed meanwhile: try again
+      }
+      const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
+      const late = Date.now() >= deadline;
+      // An empty guard is one being written: waited for like a live one, but one still empty after
+      // the whole wait was left by a process that died between its create and its write.
+      const stale = text === "" ? late : pid === process.pid || !stampIsLive(parseStamp(pid, text));
+      if (stale) {
+        try {
+          fs.remove(guardPath);
+        } catch (e2) {
+          if ((e2 as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e2, "remove", guardPath);
+        }
+        continue;
+      }
+      if (late) {
+        throw new KeelError("LOCKED", `could not take over the stale lock of ${dir}: process ${pid} is taking it over; try again`, { dir, pid });
+      }
+      sleepSync(5);
+      continue;
+    }
+    try {
+      const text = Buffer.from(`${process.pid}\n${stampLines()}`);
+      f.write(text, 0, text.length, 0);
+      f.close();
+    } catch (e) {
+      try {
+        f.close();
+      } catch {
+        // reported below
+      }
+      try {
+        fs.remove(guardPath);
+      } catch {
+        // left empty: the next taker removes it after its wait
+      }
+      throw ioError(e, "write", guardPath);
+    }
+    break;
+  }
+  try {
+    // Step 2.
+    if (isStale(fs, dir, heldHere)) {
+      const pause = Number(process.env.KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS ?? 0);
+      if (pause > 0) sleepSync(pause); // tests only: widens the window step 1 closes
+      try {
+        fs.remove(lockPath);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e, "remove", lockPath);
+      }
+    }
+  } finally {
+    // Step 3.
+    try {
+      fs.remove(guardPath);
+    } catch {
+      // a guard naming a process that is gone is taken over by the next one (step 1)
     }
   }
 }

@@ -184,3 +184,50 @@ test("a LOCK whose pid now names another process (recycled, or from an earlier b
   assert.match(readFileSync(join(dir, "LOCK"), "utf8"), new RegExp(`^${process.pid}\\n.*\\nboot ${boot}\\nstart ${ownStamp().start}\\n$`));
   await held.close();
 });
+
+test("two processes that find the same stale LOCK at once: exactly one takes it over, the other is LOCKED (the takeover guard)", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "LOCK"), `${deadPid()}\n2020-01-01T00:00:00.000Z\n`);
+  // Each child pauses between judging the LOCK stale and removing it: without the guard both
+  // would remove, the slower one removing the LOCK the faster one has just created.
+  const env = { ...process.env, KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS: "400" };
+  const children = [0, 1].map(() => spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, true)], { stdio: ["pipe", "pipe", "inherit"], env }));
+  t.after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  });
+  const results = await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<{ ok?: boolean; code?: string; pid?: number }>((resolve, reject) => {
+          let buf = "";
+          c.stdout!.on("data", (d) => {
+            buf += d;
+            if (buf.includes("\n")) resolve(JSON.parse(buf.split("\n")[0]!));
+          });
+          c.on("exit", (code) => reject(new Error(`child exited early with ${code}: ${buf}`)));
+        }),
+    ),
+  );
+  const winners = results.filter((r) => r.ok);
+  const losers = results.filter((r) => !r.ok);
+  assert.equal(winners.length, 1, `exactly one holder: ${JSON.stringify(results)}`);
+  assert.equal(losers[0]!.code, "LOCKED", JSON.stringify(results));
+  assert.equal(losers[0]!.pid, winners[0]!.pid, "the loser names the winner");
+  assert.equal(lockPid(dir), winners[0]!.pid);
+  assert.equal(existsSync(join(dir, "LOCK.takeover")), false, "no guard is left behind");
+  for (const c of children) c.stdin!.end();
+});
+
+test("a takeover guard left by a process that died (named, or still empty after the wait) does not block opens", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  for (const guard of [`${deadPid()}\n`, ""]) {
+    writeFileSync(join(dir, "LOCK"), `${deadPid()}\n`);
+    writeFileSync(join(dir, "LOCK.takeover"), guard);
+    const db = await open(dir, { wal: false });
+    assert.equal(lockPid(dir), process.pid, `guard ${JSON.stringify(guard)}`);
+    assert.equal(existsSync(join(dir, "LOCK.takeover")), false);
+    await db.close();
+  }
+});
