@@ -261,12 +261,6 @@ export class WriteAheadLog {
     return { sealed, active: this.#active.name, firstLsn: this.#active.firstLsn };
   }
 
-  /**
-   * The records fromLsn..toLsn (inclusive; toLsn defaults to, and is capped at, the last committed
-   * LSN at the time of the call), in LSN order, each validated. Iterate to the end, or break/return:
-   * while iterating, the segments still needed are kept from gc. Throws NOT_FOUND when fromLsn is
-   * older than the oldest record still in the log; iteration throws CORRUPT on damage.
-   */
   /** Hand every appended record to the operating system now (the "none" profile's per-group write). */
   flush(): void {
     if (this.#closed || this.#gc.failed !== undefined) return;
@@ -279,6 +273,12 @@ export class WriteAheadLog {
     }
   }
 
+  /**
+   * The records fromLsn..toLsn (inclusive; toLsn defaults to, and is capped at, the last committed
+   * LSN at the time of the call), in LSN order, each validated. Iterate to the end, or break/return:
+   * while iterating, the segments still needed are kept from gc. Throws NOT_FOUND when fromLsn is
+   * older than the oldest record still in the log; iteration throws CORRUPT on damage.
+   */
   readRecords(fromLsn: number, toLsn?: number): Iterable<LogRecord> {
     if (this.#closed) throw closedError();
     this.flush(); // readers read the files: gathered records must be in them

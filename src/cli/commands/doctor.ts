@@ -166,7 +166,9 @@ export function checkDurability(flags: number | undefined): Check {
   const perOpen = "durability, noSync and noMetaSync are options of each open(), not stored on disk, so they cannot be checked here: check what your application passes to open() (relaxed/none, noSync and noMetaSync can lose recent commits at a power loss)";
   if (flags === undefined) return warn("durability", "no valid meta page: the log setting could not be read");
   if (flags & META_FLAG_WAL) return ok("durability", `the write-ahead log is on (meta flag of data.keel); ${perOpen}`, { wal: true });
-  return ok("durability", `the write-ahead log is off (wal: false): every commit is a checkpoint; ${perOpen}`, { wal: false });
+  // Backups, compacted copies and snapshots are written without the log flag (they open with no
+  // log), so this line also describes them: say so rather than call them wal: false databases.
+  return ok("durability", `the write-ahead log is off (the last writer opened it with wal: false, or this is a backup, compacted copy or snapshot, which carry no log; an open with the default wal: true starts one): every commit is a checkpoint; ${perOpen}`, { wal: false });
 }
 
 export function checkLog(w: TxLogWatermarks): Check[] {
