@@ -44,17 +44,35 @@ function sleepSync(ms: number): void {
 /** Locks this process holds, per storage backend. */
 const held = new WeakMap<FileSystem, Set<string>>();
 
-/** The process a LOCK names; undefined when it is missing or unreadable as a pid. */
-export function readLockHolder(fs: FileSystem, dir: string): ProcessStamp | undefined {
+/**
+ * A LOCK or LOCK.takeover file: its text and the process it names (a pid on the first line, then
+ * stamp lines); undefined when the file does not exist, `holder` undefined when it names no pid.
+ */
+function readHolderFile(fs: FileSystem, path: string): { text: string; holder: ProcessStamp | undefined } | undefined {
   let text: string;
   try {
-    text = Buffer.from(fs.readFile(join(dir, LOCK_FILE))).toString("utf8");
+    text = Buffer.from(fs.readFile(path)).toString("utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw ioError(e, "read", join(dir, LOCK_FILE));
+    throw ioError(e, "read", path);
   }
   const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
-  return Number.isFinite(pid) ? parseStamp(pid, text) : undefined;
+  return { text, holder: Number.isFinite(pid) ? parseStamp(pid, text) : undefined };
+}
+
+/**
+ * Who holds a file naming `h`: "ours" when it names this process and `heldHere` (an open
+ * Database of this process holds it), "live" for another live process, otherwise "stale" (gone,
+ * recycled pid, earlier boot, or our pid without an open here: an open of ours that failed).
+ */
+function holderState(h: ProcessStamp, heldHere: boolean): "ours" | "live" | "stale" {
+  if (h.pid === process.pid) return heldHere ? "ours" : "stale";
+  return stampIsLive(h) ? "live" : "stale";
+}
+
+/** The process a LOCK names; undefined when it is missing or unreadable as a pid. */
+export function readLockHolder(fs: FileSystem, dir: string): ProcessStamp | undefined {
+  return readHolderFile(fs, join(dir, LOCK_FILE))?.holder;
 }
 
 /** The pid a LOCK names; undefined when it is missing or unreadable as a pid. */
@@ -68,7 +86,7 @@ export function readLockPid(fs: FileSystem, dir: string): number | undefined {
  */
 export function liveLockHolder(fs: FileSystem, dir: string): number | undefined {
   const h = readLockHolder(fs, dir);
-  return h !== undefined && h.pid !== process.pid && stampIsLive(h) ? h.pid : undefined;
+  return h !== undefined && holderState(h, false) === "live" ? h.pid : undefined;
 }
 
 export class Lock {
@@ -115,12 +133,12 @@ export class Lock {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(e, "create", path);
       }
       const h = readLockHolder(fs, dir);
-      const pid = h?.pid;
-      const ours = pid === process.pid && mine.has(key);
-      if (h !== undefined && (ours || (pid !== process.pid && stampIsLive(h)))) {
+      const state = h === undefined ? "stale" : holderState(h, mine.has(key));
+      if (state !== "stale") {
+        const pid = h!.pid;
         throw new KeelError(
           "LOCKED",
-          ours
+          state === "ours"
             ? `${dir} is already open in this process; share that Database object instead of opening it twice`
             : `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`,
           { dir, pid },
@@ -142,11 +160,11 @@ export class Lock {
     const h = readLockHolder(fs, dir);
     if (h === undefined) return;
     const pid = h.pid;
-    const ours = pid === process.pid && (held.get(fs)?.has(resolve(dir)) ?? false);
-    if (ours || (pid !== process.pid && stampIsLive(h))) {
+    const state = holderState(h, held.get(fs)?.has(resolve(dir)) ?? false);
+    if (state !== "stale") {
       throw new KeelError(
         "LOCKED",
-        ours
+        state === "ours"
           ? `${dir} is already open for writing in this process; read through that Database object`
           : `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`,
         { dir, pid },
@@ -170,9 +188,7 @@ export class Lock {
 /** Whether a LOCK may be removed by a process that did not create it (see takeOver, step 2). */
 function isStale(fs: FileSystem, dir: string, heldHere: boolean): boolean {
   const h = readLockHolder(fs, dir);
-  if (h === undefined) return true;
-  if (h.pid === process.pid) return !heldHere;
-  return !stampIsLive(h);
+  return h === undefined || holderState(h, heldHere) === "stale";
 }
 
 /** Remove a stale LOCK under the takeover guard (steps 1-3 of the file comment). */
@@ -187,17 +203,13 @@ function takeOver(fs: FileSystem, dir: string, heldHere: boolean): void {
       f = fs.open(guardPath, "createExclusive");
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(e, "create", guardPath);
-      let text = "";
-      try {
-        text = Buffer.from(fs.readFile(guardPath)).toString("utf8");
-      } catch {
-        continue; // removed meanwhile: try again
-      }
-      const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
+      const guard = readHolderFile(fs, guardPath);
+      if (guard === undefined) continue; // removed meanwhile: try again
+      const pid = guard.holder?.pid;
       const late = Date.now() >= deadline;
       // An empty guard is one being written: waited for like a live one, but one still empty after
       // the whole wait was left by a process that died between its create and its write.
-      const stale = text === "" ? late : pid === process.pid || !stampIsLive(parseStamp(pid, text));
+      const stale = guard.text === "" ? late : guard.holder === undefined || holderState(guard.holder, false) === "stale";
       if (stale) {
         try {
           fs.remove(guardPath);

@@ -10,8 +10,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KeelError, open } from "../../src/index.js";
-import { isAlive, ownStamp, startTimeOf } from "../../src/io/ProcessStamp.js";
+import { ownStamp, startTimeOf } from "../../src/io/ProcessStamp.js";
 import { rejectsKeel, tempDir } from "./dbUtil.js";
+import { deadPid } from "../helpers/processes.js";
 
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
 
@@ -39,14 +40,6 @@ function runOpener(dir: string): { code?: string; pid?: number; ok?: boolean } {
   assert.equal(r.status, 0, `child failed: ${r.stderr}`);
   const line = r.stdout.trim().split("\n").pop()!;
   return JSON.parse(line);
-}
-
-function deadPid(): number {
-  for (let i = 0; i < 5; i++) {
-    const r = spawnSync(process.execPath, ["-e", ""], { timeout: 20000 });
-    if (r.pid && !isAlive(r.pid)) return r.pid;
-  }
-  throw new Error("could not find a dead pid");
 }
 
 test("a second open in the same process is LOCKED naming this process; close releases the lock", async (t) => {

@@ -6,17 +6,18 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { open, type Database } from "../../src/index.js";
-import { isAlive, ownStamp, stampLines } from "../../src/io/ProcessStamp.js";
+import { ownStamp, stampLines } from "../../src/io/ProcessStamp.js";
 import { READER_PREFIX, RECHECK_MS, isRegistration, readOnlyFloor } from "../../src/db/ReadOnlyReaders.js";
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { tempDir } from "./dbUtil.js";
+import { deadPid } from "../helpers/processes.js";
 
 const registrations = (dir: string) => readdirSync(dir).filter(isRegistration);
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
@@ -153,12 +154,7 @@ test("the writer releases what the reader pinned once the reader is gone: the fi
 test("readOnlyFloor: live registrations give their txn, dead or foreign-boot ones are removed, pending ones pin the newest meta", (t) => {
   const dir = tempDir(t);
   const reg = (name: string) => join(dir, READER_PREFIX + name);
-  let dead = 0;
-  for (let i = 0; i < 5 && !dead; i++) {
-    const r = spawnSync(process.execPath, ["-e", ""], { timeout: 20000 });
-    if (r.pid && !isAlive(r.pid)) dead = r.pid;
-  }
-  assert.ok(dead > 0);
+  const dead = deadPid();
   assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, Infinity, "no registrations: no floor");
   writeFileSync(reg(`${dead}.1`), "txn 7\n");
   assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, Infinity, "a dead pid pins nothing");

@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isAlive, ownStamp, parseStamp, stampIsLive, stampLines, startTimeOf } from "../../src/io/ProcessStamp.js";
+import { deadPid } from "../helpers/processes.js";
 
 const LINUX = existsSync("/proc/self/stat");
 
@@ -21,14 +22,6 @@ function sleeper(t: { after(fn: () => void): void }, file = "sleep"): ChildProce
   });
   assert.ok(child.pid && isAlive(child.pid));
   return child;
-}
-
-function deadPid(): number {
-  for (let i = 0; i < 5; i++) {
-    const r = spawnSync(process.execPath, ["-e", ""], { timeout: 20000 });
-    if (r.pid && !isAlive(r.pid)) return r.pid;
-  }
-  throw new Error("could not find a dead pid");
 }
 
 test("this process's stamp round-trips through its lines and is live", { skip: !LINUX }, () => {
