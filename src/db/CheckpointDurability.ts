@@ -2,6 +2,9 @@
  * CheckpointDurability: the `wal: false` mode. Each group of commits is one checkpoint:
  * data pages, fdatasync, meta page, fdatasync (two syncs, as LMDB). Open needs no replay.
  *
+ * A group that writes at most ONE_SYNC_MAX_BYTES of pages syncs pages and meta together, once
+ * (Checkpoint.ts, "One sync"; open checks such a checkpoint's pages: txn/checkpointIntact.ts).
+ *
  * Invariant I4 (for this mode): a commit resolves only after its checkpoint's syncs returned
  * (unless noSync/noMetaSync say otherwise), and readers see it only then.
  */
@@ -10,6 +13,13 @@ import type { Snapshot } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
+
+/**
+ * Bound of a one-sync checkpoint. Open reads every page of the newest one-sync checkpoint, so
+ * this bounds that check (about a millisecond per MiB from the page cache); a commit group
+ * above it pays the second sync, which is small beside writing that much.
+ */
+export const ONE_SYNC_MAX_BYTES = 4 << 20;
 
 export class CheckpointDurability implements Durability {
   #engine: Engine;
@@ -20,6 +30,7 @@ export class CheckpointDurability implements Durability {
 
   constructor(engine: Engine) {
     this.#engine = engine;
+    engine.oneSyncMaxPages = Math.floor(ONE_SYNC_MAX_BYTES / engine.limits.pageSize);
   }
 
   attach(db: Database): void {

@@ -116,9 +116,12 @@ export function openSync(path: string, options?: OpenOptions): Database {
     const db = new Database(engine, fs, path, lock ?? registration, durability, keyEncoding, encoding, !!o.readOnly);
     const fb = engine.report.metaFallback;
     if (fb) {
+      const torn = fb.reason.startsWith("torn-checkpoint");
       process.emitWarning(
-        `KeelDB: the newest meta page of ${path} (page ${fb.slot}, txn ${fb.claimedTxn}) is damaged (${fb.reason}); opened the previous one` +
-          (wal ? " and replayed the log" : ": the last commit group is lost"),
+        (torn
+          ? `KeelDB: the newest checkpoint of ${path} (meta page ${fb.slot}, txn ${fb.claimedTxn}) did not reach the disk whole (a power cut during its sync: ${fb.reason.slice(17)}); opened the previous one`
+          : `KeelDB: the newest meta page of ${path} (page ${fb.slot}, txn ${fb.claimedTxn}) is damaged (${fb.reason}); opened the previous one`) +
+          (wal ? " and replayed the log" : torn ? ": the last commit group, never acknowledged, is lost" : ": the last commit group is lost"),
         { code: "KEEL_META_FALLBACK" },
       );
     }

@@ -84,6 +84,8 @@ export interface CrashFileSystemStats {
   unsyncedFiles: number;
 }
 
+let bootCounter = 0;
+
 export class CrashFileSystem implements FileSystem {
   /** Runs before every call (after counting); call cutPower() in it to cut the power at that call. */
   onCall: ((info: CallInfo) => void) | undefined;
@@ -94,6 +96,7 @@ export class CrashFileSystem implements FileSystem {
   #calls = 0;
   #counts = zeroCounts();
   #crashes = 0;
+  #boot = `sim-boot-${++bootCounter}`;
   #generation = 0;
   #frozen = false;
   #armedAt: number | undefined;
@@ -256,6 +259,7 @@ export class CrashFileSystem implements FileSystem {
 
     this.#generation++;
     this.#crashes++;
+    this.#boot = `sim-boot-${++bootCounter}`;
     this.#frozen = false;
     this.#armedAt = undefined;
   }
@@ -264,7 +268,13 @@ export class CrashFileSystem implements FileSystem {
   clone(): CrashFileSystem {
     const c = new CrashFileSystem({ sectorSize: this.sectorSize, tearWithinSector: this.tearWithinSector, model: this.model });
     c.#vol = this.#vol.clone();
+    c.#boot = this.#boot;
     return c;
+  }
+
+  /** A new id at each crash(): the simulated machine rebooted, and its page cache is gone. */
+  bootId(): string {
+    return this.#boot;
   }
 
   /** A copy that has crashed with this seed: the usual way to try many seeds from one run. */

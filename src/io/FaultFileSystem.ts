@@ -208,6 +208,10 @@ export class FaultFileSystem implements FileSystem {
     this.#guard("readFile", path);
     return this.inner.readFile(path);
   }
+
+  bootId(): string {
+    return this.inner.bootId();
+  }
 }
 
 class FaultFileHandle implements FileHandle {

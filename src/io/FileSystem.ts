@@ -59,4 +59,10 @@ export interface FileSystem {
   syncDir(path: string): void;
   /** Read a whole small file (metadata, lock files). */
   readFile(path: string): Uint8Array;
+  /**
+   * The id of the current boot of the machine whose page cache holds the files ("" when unknown).
+   * It changes exactly when unsynced writes may have been lost (a power cut or a crash of the
+   * OS); a process crash keeps it. The crash backend gives each crash() a new one.
+   */
+  bootId(): string;
 }

@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import type { FileHandle, FileStat, FileSystem, OpenMode } from "./FileSystem.js";
+import { ownStamp } from "./ProcessStamp.js";
 
 const FLAGS: Record<OpenMode, string> = { r: "r", rw: "r+", create: "a+", createExclusive: "wx+" };
 
@@ -111,6 +112,10 @@ export class NodeFileSystem implements FileSystem {
 
   readFile(path: string): Uint8Array {
     return fs.readFileSync(path);
+  }
+
+  bootId(): string {
+    return ownStamp().boot;
   }
 }
 

@@ -26,6 +26,7 @@ import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { openSync } from "../db/open.js";
 import type { Database } from "../db/Database.js";
 import { copySnapshot, type CopyResult } from "./copyDatabase.js";
+import { META_FLAG_ONE_SYNC } from "../pager/Meta.js";
 
 export interface CompactToOptions {
   fs?: FileSystem | undefined;
@@ -95,7 +96,8 @@ export async function compactTo(srcDir: string, destDir: string, opts: CompactTo
       srcBytes,
       pageSize: engine.limits.pageSize,
       version: meta.version,
-      flags: meta.flags,
+      flags: meta.flags & ~META_FLAG_ONE_SYNC, // how its meta was synced is not a setting
+
       replayedRecords: snap.lsn - meta.appliedLsn,
     };
   } finally {

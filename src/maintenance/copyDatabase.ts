@@ -25,7 +25,7 @@
 import { join } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
-import { encodeMeta, type Meta } from "../pager/Meta.js";
+import { META_FLAG_ONE_SYNC, encodeMeta, type Meta } from "../pager/Meta.js";
 import { FORMAT_VERSION } from "../pager/PageLayout.js";
 import { DATA_FILE, type Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
@@ -95,7 +95,8 @@ export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, 
       freelistPage: 0,
       freelistPages: 0,
       freelistTxn: 0,
-      flags: o.flags ?? src.flags,
+      flags: (o.flags ?? src.flags) & ~META_FLAG_ONE_SYNC, // the copy is synced whole before its rename
+      bootTag: 0,
       createdAt: now,
       checkpointAt: now,
     };

@@ -41,6 +41,7 @@ import {
   type Work,
 } from "./verifyTypes.js";
 import { scanWal } from "./verifyWal.js";
+import { bootTag } from "../pager/Meta.js";
 
 export type { VerifyProblem, VerifyReport, VerifyStats, VerifyProgress, VerifySeverity } from "./verifyTypes.js";
 
@@ -100,7 +101,7 @@ function* verifyWork(fs: FileSystem, dir: string, handle: FileHandle, path: stri
   const stats: VerifyStats = emptyStats();
   let data: DataFileOutcome = { meta: null, slot: -1, older: null, pageSize: 0 };
   try {
-    data = yield* verifyDataFile(handle, path, out, stats, progress);
+    data = yield* verifyDataFile(handle, path, out, stats, progress, bootTag(fs.bootId()));
   } catch (e) {
     if (e instanceof Aborted) throw e;
     out.add({ severity: "error", kind: "internal", file: path, message: `the check of ${path} stopped: ${errorText(e)}` });

@@ -3,7 +3,8 @@
  *
  * In order:
  *   1. Both meta slots: a damaged slot is reported even when the other one is valid; the newest
- *      valid meta is used for the rest, as open would.
+ *      valid meta is used for the rest, as open would. A one-sync meta whose checkpoint did not
+ *      reach the disk whole (txn/checkpointIntact.ts) is a warning, and the other slot is used.
  *   2. The catalog tree and every sub-database tree it names (checkTree: checksums, page numbers,
  *      types, the txn each parent recorded, key order, separator bounds, uniform depth, the
  *      statistics recorded in the meta and in the catalog records), every overflow run read and
@@ -24,12 +25,13 @@ import { OverflowValue, type LeafNode, type Node } from "../btree/Node.js";
 import type { TreeReader, TreeState } from "../btree/TreeState.js";
 import { KeelError } from "../errors.js";
 import type { FileHandle } from "../io/FileSystem.js";
-import type { Meta } from "../pager/Meta.js";
+import { META_FLAG_ONE_SYNC, type Meta } from "../pager/Meta.js";
 import { FORMAT_VERSION, PageType, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import type { FreeList } from "../pager/FreeList.js";
 import { loadFreeList, type FreeListSegment } from "../pager/FreeListChain.js";
 import { decodeCatalogRecord } from "../txn/CatalogRecord.js";
+import { checkpointIntact, type IntactResult } from "../txn/checkpointIntact.js";
 import { claimedTxn, isZero, readMetaSlots, type MetaSlots } from "./verifyMeta.js";
 import { Aborted, errorText, reasonOf, type ProblemList, type Progress, type VerifyStats, type Work } from "./verifyTypes.js";
 
@@ -67,7 +69,7 @@ const META_REASONS: Record<string, string> = {
 
 export const CATALOG_TREE = "(catalog)";
 
-export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemList, stats: VerifyStats, progress: Progress): Work<DataFileOutcome> {
+export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemList, stats: VerifyStats, progress: Progress, thisBoot: number): Work<DataFileOutcome> {
   const outcome: DataFileOutcome = { meta: null, slot: -1, older: null, pageSize: 0 };
   const err = (kind: string, message: string, page?: number, tree?: string) => out.add({ severity: "error", kind, file: path, page, tree, message });
   const warn = (kind: string, message: string, page?: number, tree?: string) => out.add({ severity: "warning", kind, file: path, page, tree, message });
@@ -116,10 +118,32 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
     err("meta-page-size", `the meta pages of ${path} disagree on the page size (${m0.pageSize} and ${m1.pageSize})`, 1);
     return outcome;
   }
-  const slot = slots.newest;
-  const meta = metas[slot]!;
-  const olderSlot: 0 | 1 = slot === 0 ? 1 : 0;
-  const older = metas[olderSlot];
+  let slot: 0 | 1 = slots.newest;
+  let meta = metas[slot]!;
+  let olderSlot: 0 | 1 = slot === 0 ? 1 : 0;
+  let older = metas[olderSlot];
+  if (meta.flags & META_FLAG_ONE_SYNC && !(meta.bootTag !== 0 && meta.bootTag === thisBoot)) {
+    // As open does: after a reboot, a one-sync checkpoint cut short by a power loss is passed
+    // over for the other slot. (In the boot that wrote it, a bad page of it is damage: below.)
+    let check: IntactResult;
+    try {
+      check = checkpointIntact(handle, path, meta);
+    } catch (e) {
+      err("io", `cannot read the pages of the newest checkpoint of ${path}: ${errorText(e)}`, slot);
+      return outcome;
+    }
+    if (!check.ok) {
+      const where = `the newest checkpoint of ${path} (meta page ${slot}, txn ${meta.txn}) synced its pages with its meta, and one did not reach the disk whole (${check.message})`;
+      if (!older) {
+        err("checkpoint-torn", `${where}, and meta page ${olderSlot} is not valid: nothing to fall back to`, check.page);
+        return outcome;
+      }
+      warn("checkpoint-torn", `${where}: a power cut during its sync, before its commits were acknowledged. Open uses meta page ${olderSlot} (txn ${older.txn}), as verified below`, check.page);
+      [slot, olderSlot] = [olderSlot, slot];
+      meta = older;
+      older = null;
+    }
+  }
   outcome.meta = meta;
   outcome.slot = slot;
   outcome.older = older && older.txn < meta.txn ? older : null;

@@ -13,12 +13,13 @@
  *   40 u32 page size        44 u32 high water (first never-allocated page)
  *   48 u32 catalog root     52 u32 catalog root txn 56 u32 catalog depth
  *   60 u32 free list page   64 u32 free list pages  68 u32 free list txn
- *   72 u32 flags            76 u32 reserved
+ *   72 u32 flags            76 u32 boot tag (CRC-32 of the boot id the meta was written in; 0: unknown)
  *   80 u64 applied LSN      88 f64 created at (ms)  96 f64 checkpoint at (ms)
  *  104 u32 catalog entries 108 u32 catalog branch pages 112 u32 catalog leaf pages
  *  116 u32 catalog overflow pages; the rest of the page is zero. The CRC covers the whole page.
  */
 import { KeelError } from "../errors.js";
+import { crc32 } from "../util/crc32.js";
 import { pageChecksum, readHeader, seal, writeHeader } from "./PageCodec.js";
 import { FORMAT_VERSION, MAGIC, OFF_CHECKSUM, PageType, isValidPageSize } from "./PageLayout.js";
 
@@ -41,12 +42,26 @@ export interface Meta {
   freelistPages: number;
   freelistTxn: number;
   flags: number;
+  /** CRC-32 of the machine's boot id when this meta was written (0: unknown): see bootTag(). */
+  bootTag: number;
   createdAt: number;
   checkpointAt: number;
 }
 
 /** Meta flag: the database was last written with the write-ahead log on. */
 export const META_FLAG_WAL = 1;
+/**
+ * Meta flag: this meta's checkpoint synced its pages and the meta in ONE fdatasync (a small
+ * checkpoint of wal: false, Checkpoint.ts step 5), so a power cut during that sync may have
+ * left this meta on disk without all of its pages. Open checks those pages before trusting it
+ * (txn/checkpointIntact.ts) and falls back to the other slot when one did not reach the disk.
+ */
+export const META_FLAG_ONE_SYNC = 2;
+
+/** The tag of a boot id as a meta stores it: 0 when the boot id is unknown. */
+export function bootTag(bootId: string): number {
+  return bootId ? crc32(Buffer.from(bootId, "latin1")) || 1 : 0;
+}
 
 export function encodeMeta(m: Meta, slot: 0 | 1): Buffer {
   const buf = Buffer.alloc(m.pageSize);
@@ -62,6 +77,7 @@ export function encodeMeta(m: Meta, slot: 0 | 1): Buffer {
   buf.writeUInt32LE(m.freelistPages, 64);
   buf.writeUInt32LE(m.freelistTxn % TWO32, 68);
   buf.writeUInt32LE(m.flags, 72);
+  buf.writeUInt32LE(m.bootTag >>> 0, 76);
   buf.writeUInt32LE(m.appliedLsn % TWO32, 80);
   buf.writeUInt32LE(Math.floor(m.appliedLsn / TWO32), 84);
   buf.writeDoubleLE(m.createdAt, 88);
@@ -111,6 +127,7 @@ export function readMetaFields(page: Buffer, pageSize: number): Meta {
     freelistPages: page.readUInt32LE(64),
     freelistTxn: page.readUInt32LE(68),
     flags: page.readUInt32LE(72),
+    bootTag: page.readUInt32LE(76),
     appliedLsn: page.readUInt32LE(80) + page.readUInt32LE(84) * TWO32,
     createdAt: page.readDoubleLE(88),
     checkpointAt: page.readDoubleLE(96),

@@ -11,7 +11,8 @@
  *   4. Write the free list into a fresh run: a delta segment naming the newest meta's chain
  *      (what this checkpoint freed and took), or, when the chain is full, a base segment with the
  *      whole list, freeing every segment of the old chain (FreeListChain.ts).
- *   5. Write all those pages, then fdatasync the data file (unless noSync).
+ *   5. Write all those pages, then fdatasync the data file (unless noSync). A small checkpoint
+ *      (at most `oneSyncMaxPages` pages, wal: false) skips this sync: see "One sync" below.
  *   6. Write the meta page into the slot that does not hold the newest valid meta (I1), then
  *      fdatasync again (unless noSync or noMetaSync).
  *   7. Adopt: stamp page numbers on the nodes (they are clean now, and count against the
@@ -21,6 +22,15 @@
  * uses (the release rule) or pages past the old end of the file, and because the meta that
  * names the new tree is written only after the tree is durable. Nothing in memory changes
  * before step 7, so a failure in steps 1-6 leaves the engine at its last good state.
+ *
+ * One sync: a checkpoint of at most `oneSyncMaxPages` pages (and neither noSync nor noMetaSync)
+ * writes its pages and its meta, then syncs once, and marks the meta META_FLAG_ONE_SYNC. A power
+ * cut during that sync may leave the meta on disk without some of its pages; open then finds a
+ * page that fails its checksum or carries an older txn, and uses the other slot instead
+ * (txn/checkpointIntact.ts). That slot's state was durable before this checkpoint wrote anything,
+ * and step 2 never hands out its pages, so it is intact: I1 holds with one sync. The commits of
+ * such a checkpoint were not acknowledged (the sync had not returned), so nothing acknowledged
+ * is lost. The bound keeps open's check (it reads every page of that checkpoint) short.
  *
  * The steps are a generator (checkpointSteps) that pauses between units of work in steps 1-5;
  * runCheckpoint runs them in one call, RunningCheckpoint.drive between commits. Steps 6
@@ -33,7 +43,7 @@ import { encodeBranch, encodeLeaf } from "../btree/NodeCodec.js";
 import { copyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
 import { FREELIST_DELTA, MAX_CHAIN_SEGMENTS, deltaBytes, encodeDelta, type FreeListChain } from "../pager/FreeListChain.js";
-import { encodeMeta, type Meta } from "../pager/Meta.js";
+import { META_FLAG_ONE_SYNC, encodeMeta, type Meta } from "../pager/Meta.js";
 import { seal, writeHeader } from "../pager/PageCodec.js";
 import { FORMAT_VERSION, PAGE_HEADER, PageType, overflowPages, type PageLimits } from "../pager/PageLayout.js";
 import type { Pager } from "../pager/Pager.js";
@@ -59,6 +69,10 @@ export interface CheckpointInput {
   releaseLimit: number;
   noSync: boolean;
   noMetaSync: boolean;
+  /** Sync pages and meta together when the checkpoint writes at most this many pages (0: never). */
+  oneSyncMaxPages: number;
+  /** Meta.bootTag of the boot this checkpoint runs in. */
+  bootTag: number;
   flags: number;
   createdAt: number;
   onPhase?: ((phase: string) => void) | undefined;
@@ -356,10 +370,13 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
         seal(buf);
       },
     });
+    let pageCount = 0;
+    for (const j of jobs) pageCount += j.count;
+    const oneSync = !input.noSync && !input.noMetaSync && pageCount <= input.oneSyncMaxPages;
     input.onPhase?.("checkpoint:before-write");
     const bytes = yield* pager.writeOrderedSteps(jobs);
     input.onPhase?.("checkpoint:after-write");
-    if (!input.noSync) yield "data-sync";
+    if (!input.noSync && !oneSync) yield "data-sync";
     input.onPhase?.("checkpoint:after-data-sync");
 
     // Step 6: the meta, into the slot that does not hold the newest valid meta.
@@ -381,7 +398,8 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
       freelistPage: flPage,
       freelistPages: flPages,
       freelistTxn: C,
-      flags: input.flags,
+      flags: oneSync ? input.flags | META_FLAG_ONE_SYNC : input.flags & ~META_FLAG_ONE_SYNC,
+      bootTag: input.bootTag,
       createdAt: input.createdAt,
       checkpointAt: Date.now(),
     };

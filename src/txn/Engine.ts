@@ -22,11 +22,12 @@ import { OverflowValue, ownBranchArrays, type BranchNode, type LeafValue, type N
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { emptyTree, type TreeState } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
-import { encodeMeta, versionError, type Meta } from "../pager/Meta.js";
+import { META_FLAG_ONE_SYNC, bootTag, encodeMeta, versionError, type Meta } from "../pager/Meta.js";
 import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
 import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
+import { checkpointIntact, type IntactResult } from "./checkpointIntact.js";
 import { CheckpointError, checkpointSteps, unreachablePages, type CheckpointResult } from "./Checkpoint.js";
 import { RunningCheckpoint, type CheckpointHost, type CheckpointInfo, type CheckpointPacer } from "./RunningCheckpoint.js";
 
@@ -78,6 +79,11 @@ export class Engine implements TxnHost, CheckpointHost {
   readonly report: OpenReport;
   noSync: boolean;
   noMetaSync: boolean;
+  /**
+   * A checkpoint of at most this many pages syncs its pages and its meta together (one
+   * fdatasync instead of two: Checkpoint.ts, "One sync"). 0: never. wal: false sets it (open.ts).
+   */
+  oneSyncMaxPages = 0;
   flags: number;
   onPhase: ((phase: string) => void) | undefined;
   head: Snapshot;
@@ -103,6 +109,8 @@ export class Engine implements TxnHost, CheckpointHost {
   #nextTxn: number;
   #writer: WriteTxn | null = null;
   #createdAt: number;
+  /** Meta.bootTag of this boot, written into every meta (see the one-sync check in open). */
+  readonly #bootTag: number;
   #scratch = Buffer.allocUnsafeSlow(64 * 1024);
   #sweepEpoch = 0;
   /** Whether transactions record their logical ops (the log needs them; checkpoint mode does not). */
@@ -123,12 +131,13 @@ export class Engine implements TxnHost, CheckpointHost {
     this.maxValueSize = opts.maxValueSize ?? DEFAULT_MAX_VALUE_SIZE;
     this.noSync = !!opts.noSync;
     this.noMetaSync = !!opts.noMetaSync;
-    this.flags = opts.flags ?? meta.flags;
+    this.flags = (opts.flags ?? meta.flags) & ~META_FLAG_ONE_SYNC; // set per checkpoint
     this.onPhase = opts.onPhase;
     this.readers = new ReaderTable(opts.maxReaders ?? 126);
     this.metas = metas;
     this.newest = newest;
     this.#createdAt = meta.createdAt;
+    this.#bootTag = bootTag(fs.bootId());
     const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.pager = new Pager(file, this.path, this.limits, cacheBytes / meta.pageSize, meta.highWater, meta.txn);
     this.freelistDeltas = opts.freelistDeltas ?? true;
@@ -217,8 +226,47 @@ export class Engine implements TxnHost, CheckpointHost {
       } catch (e) {
         throw ioError(e, "read", path);
       }
-      const { metas, newest, fallback } = read;
-      const meta = metas[newest]!;
+      const { metas } = read;
+      let { newest, fallback } = read;
+      let meta = metas[newest]!;
+      const sameBoot = meta.bootTag !== 0 && meta.bootTag === bootTag(fs.bootId());
+      if (meta.flags & META_FLAG_ONE_SYNC) {
+        // The newest checkpoint synced its pages with its meta. In the boot that wrote it, the
+        // page cache holds them all, whatever became of its process: a bad page there is damage,
+        // met as CORRUPT when read. After a reboot, a power cut may have cut that sync short:
+        // check that they all reached the disk.
+        let check: IntactResult = { ok: true, pages: 0 };
+        try {
+          if (!sameBoot) check = checkpointIntact(file, path, meta);
+        } catch (e) {
+          throw ioError(e, "read", path);
+        }
+        const other: 0 | 1 = newest === 0 ? 1 : 0;
+        if (!check.ok) {
+          const older = metas[other];
+          if (!older) {
+            throw corrupt(`${path}: the newest meta (slot ${newest}, txn ${meta.txn}) names a page that did not reach the disk whole (${check.message}), and the other meta slot is not valid`, {
+              file: path,
+              page: check.page,
+              reason: "torn-checkpoint",
+            });
+          }
+          // Its commits were never acknowledged (its one sync did not return). The slot is
+          // treated as empty, so the next checkpoint writes there and never over `older`.
+          fallback = { slot: newest, reason: `torn-checkpoint: ${check.message}`, claimedTxn: meta.txn };
+          metas[newest] = null;
+          newest = other;
+          meta = older;
+        } else if (!opts.readOnly) {
+          // Its pages may sit in the page cache only (the process died before its sync returned):
+          // make them durable before anyone reads them.
+          try {
+            file.sync();
+          } catch (e) {
+            throw ioError(e, "fdatasync", path);
+          }
+        }
+      }
       if (opts.pageSize !== undefined && opts.pageSize !== meta.pageSize) {
         throw new KeelError("VERSION", `${path} uses ${meta.pageSize}-byte pages, but pageSize ${opts.pageSize} was asked for`, {
           file: path,
@@ -261,7 +309,8 @@ export class Engine implements TxnHost, CheckpointHost {
         freelistPage: 0,
         freelistPages: 0,
         freelistTxn: 0,
-        flags: opts.flags ?? 0,
+        flags: (opts.flags ?? 0) & ~META_FLAG_ONE_SYNC,
+        bootTag: 0,
         createdAt: now,
         checkpointAt: now,
       };
@@ -471,6 +520,8 @@ export class Engine implements TxnHost, CheckpointHost {
       releaseLimit,
       noSync: this.noSync,
       noMetaSync: this.noMetaSync,
+      oneSyncMaxPages: this.oneSyncMaxPages,
+      bootTag: this.#bootTag,
       flags: this.flags,
       createdAt: this.#createdAt,
       onPhase: this.onPhase,

@@ -455,27 +455,30 @@ test("open() on the real file system with a LOCK left by a dead process takes it
 
 // ---- minimal repro of a failed meta sync (see the suite comment) -----------------------------------
 
-test("minimal: after a commit whose meta sync fails, later commits keep the free list sound and the file reopens", async () => {
-  const fs = new FaultFileSystem(new CrashFileSystem());
-  let db = await open("/db", { wal: false, fs, pageSize: PAGE });
-  for (let i = 0; i < 60; i++) await db.put(`k${i}`, "x".repeat(100));
-  // Rewrite keys over a few commits, so that freed pages become reusable (ready) in the free list.
-  for (let round = 0; round < 4; round++) for (let i = 0; i < 60; i += 7) await db.put(`k${i}`, `r${round}`);
-  assert.ok(db.getStats().freePages > 0);
-  fs.reset();
-  fs.failAt(2, { kinds: ["sync"] }); // the second sync of the next commit: after its meta write
-  await assert.rejects(db.put("k1", "lost"), (e: unknown) => e instanceof KeelError && e.code === "IO");
-  assert.equal(db.get("k1"), "x".repeat(100));
-  for (let i = 0; i < 5; i++) await db.put(`after${i}`, i);
-  await db.close();
-  db = await open("/db", { wal: false, fs, pageSize: PAGE });
-  try {
-    for (let i = 0; i < 5; i++) assert.equal(db.get(`after${i}`), i);
-    assert.equal(db.get("k2"), "x".repeat(100));
-  } finally {
+for (const oneSync of [false, true]) {
+  test(`minimal: after a commit whose meta sync fails (${oneSync ? "one-sync checkpoint: its only sync" : "two-sync checkpoint: the second sync"}), later commits keep the free list sound and the file reopens`, async () => {
+    const fs = new FaultFileSystem(new CrashFileSystem());
+    let db = await open("/db", { wal: false, fs, pageSize: PAGE });
+    if (!oneSync) db.engine.oneSyncMaxPages = 0;
+    for (let i = 0; i < 60; i++) await db.put(`k${i}`, "x".repeat(100));
+    // Rewrite keys over a few commits, so that freed pages become reusable (ready) in the free list.
+    for (let round = 0; round < 4; round++) for (let i = 0; i < 60; i += 7) await db.put(`k${i}`, `r${round}`);
+    assert.ok(db.getStats().freePages > 0);
+    fs.reset();
+    fs.failAt(oneSync ? 1 : 2, { kinds: ["sync"] }); // the sync after the next commit's meta write
+    await assert.rejects(db.put("k1", "lost"), (e: unknown) => e instanceof KeelError && e.code === "IO");
+    assert.equal(db.get("k1"), "x".repeat(100));
+    for (let i = 0; i < 5; i++) await db.put(`after${i}`, i);
     await db.close();
-  }
-});
+    db = await open("/db", { wal: false, fs, pageSize: PAGE });
+    try {
+      for (let i = 0; i < 5; i++) assert.equal(db.get(`after${i}`), i);
+      assert.equal(db.get("k2"), "x".repeat(100));
+    } finally {
+      await db.close();
+    }
+  });
+}
 
 // ---- minimal repros for open() under a single fault -------------------------------------------------
 

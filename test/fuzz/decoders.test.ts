@@ -203,6 +203,7 @@ function randomMeta(rng: Rng): Meta {
     pageSize,
     txn: rng.int(2 ** 40),
     appliedLsn: rng.int(2 ** 45),
+    bootTag: u32(),
     highWater: 2 + rng.int(1_000_000),
     catalogRoot: u32(),
     catalogRootTxn: u32(),

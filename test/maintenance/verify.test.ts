@@ -310,9 +310,10 @@ test("verify: seeded random churn with reopens stays clean after every close (no
 });
 
 test("verify: after a simulated power loss at random points, nothing is reported but what a crash may leave", async () => {
-  // A crash may leave a torn meta page (open falls back to the other slot) and a torn log tail
-  // (open truncates it); anything else verify reported would be a false alarm.
-  const allowed = new Set(["meta-damaged", "wal-torn-tail", "wal-torn-segment"]);
+  // A crash may leave a torn meta page or a one-sync checkpoint whose pages did not all reach the
+  // disk (open falls back to the other slot for both), and a torn log tail (open truncates it);
+  // anything else verify reported would be a false alarm.
+  const allowed = new Set(["meta-damaged", "checkpoint-torn", "wal-torn-tail", "wal-torn-segment"]);
   let crashed = 0;
   for (let seed = 1; seed <= 16; seed++) {
     for (const wal of [true, false]) {
@@ -341,7 +342,8 @@ test("verify: after a simulated power loss at random points, nothing is reported
       const db = await open("/db", { fs, pageSize: PS, wal });
       await db.close();
       const r2 = await verify("/db", { fs });
-      assert.deepEqual(r2.problems.filter((p) => p.kind !== "meta-damaged"), [], `seed ${seed}, wal ${wal}, reopened`);
+      // (Until a checkpoint rewrites the slot, the damaged meta stays and is reported.)
+      assert.deepEqual(r2.problems.filter((p) => p.kind !== "meta-damaged" && p.kind !== "checkpoint-torn"), [], `seed ${seed}, wal ${wal}, reopened`);
     }
   }
   assert.ok(crashed >= 30, `${crashed} crashes`);

@@ -12,6 +12,7 @@ function sample(pageSize = 4096): Meta {
     version: FORMAT_VERSION,
     pageSize,
     txn: 2 ** 40 + 17, // the header txn is 64-bit
+    bootTag: 0xfedcba98,
     appliedLsn: 2 ** 45 + 3,
     highWater: 123456,
     catalogRoot: 77,

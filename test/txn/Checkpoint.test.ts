@@ -11,7 +11,7 @@ import { OverflowValue } from "../../src/btree/Node.js";
 import { TreeCursor } from "../../src/btree/TreeCursor.js";
 import type { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
-import { probeMeta } from "../../src/pager/Meta.js";
+import { META_FLAG_ONE_SYNC, probeMeta } from "../../src/pager/Meta.js";
 import { DATA_FILE, Engine } from "../../src/txn/Engine.js";
 import { Rng } from "../helpers/rng.js";
 import { DIR, accountPages, apply, assertModel, bytes, cloneModel, commit, key, memFs, openEngine, readSnapshot, treePages, type DbModel } from "./engineUtil.js";
@@ -25,7 +25,7 @@ function onDiskMetas(fs: CrashFileSystem, pageSize = 1024): [number | null, numb
   return [p0.ok ? p0.meta.txn : null, p1.ok ? p1.meta.txn : null];
 }
 
-function trace(opts: { noSync?: boolean; noMetaSync?: boolean }): string[] {
+function trace(opts: { noSync?: boolean; noMetaSync?: boolean }, oneSyncMaxPages = 0): { events: string[]; metaFlags: number } {
   const base = memFs();
   const events: string[] = [];
   let on = false;
@@ -35,16 +35,19 @@ function trace(opts: { noSync?: boolean; noMetaSync?: boolean }): string[] {
     },
   });
   const e = Engine.open(fault, DIR, { pageSize: 1024, ...opts, onPhase: (p) => on && events.push(p) });
+  e.oneSyncMaxPages = oneSyncMaxPages;
   commit(e, (w) => apply(w, new Map(), "", Array.from({ length: 100 }, (_, i) => [key(i), bytes(i, i % 10 === 0 ? 3000 : 30)] as [string, Buffer])));
   on = true;
   e.checkpoint();
   on = false;
+  const metaFlags = e.durableMeta.flags;
   e.close();
-  return events;
+  return { events, metaFlags };
 }
 
 test("the sequence: tree pages, data sync, meta, meta sync, in that order", () => {
-  const ev = trace({});
+  const { events: ev, metaFlags } = trace({});
+  assert.equal(metaFlags & META_FLAG_ONE_SYNC, 0);
   const phases = ev.filter((x) => x.startsWith("checkpoint:"));
   assert.deepEqual(phases, [
     "checkpoint:before-write",
@@ -65,11 +68,35 @@ test("the sequence: tree pages, data sync, meta, meta sync, in that order", () =
 });
 
 test("noMetaSync skips the sync after the meta; noSync skips both", () => {
-  const a = trace({ noMetaSync: true });
+  const a = trace({ noMetaSync: true }, 1e9).events;
   assert.equal(a.filter((x) => x === "sync").length, 1);
   assert.ok(a.indexOf("sync") < a.indexOf("checkpoint:before-meta"), "the data sync stays before the meta write");
-  const b = trace({ noSync: true });
+  const b = trace({ noSync: true }, 1e9).events;
   assert.equal(b.filter((x) => x === "sync").length, 0);
+});
+
+test("one sync: a checkpoint within oneSyncMaxPages writes its pages and meta, then syncs once, and flags the meta; one page over the bound takes two syncs", () => {
+  const small = trace({}, 1e9);
+  const ev = small.events;
+  assert.equal(ev.filter((x) => x === "sync").length, 1, "one sync");
+  assert.ok(ev.indexOf("sync") > ev.indexOf("checkpoint:after-meta"), "the one sync comes after the meta write");
+  assert.ok(ev.slice(0, ev.indexOf("checkpoint:before-meta")).every((x) => x !== "sync"), "no sync before the meta");
+  assert.equal(small.metaFlags & META_FLAG_ONE_SYNC, META_FLAG_ONE_SYNC, "the meta says its pages were synced with it");
+  const pages = ev.filter((x) => x === "write").length - 1; // coalesced runs: a lower bound of the pages
+  assert.ok(pages >= 1);
+  // Find the page count of this checkpoint: the largest bound that still takes two syncs.
+  let lo = 0;
+  let hi = 1e4;
+  while (lo + 1 < hi) {
+    const mid = (lo + hi) >> 1;
+    if (trace({}, mid).events.filter((x) => x === "sync").length === 2) lo = mid;
+    else hi = mid;
+  }
+  const over = trace({}, lo);
+  assert.equal(over.events.filter((x) => x === "sync").length, 2);
+  assert.equal(over.metaFlags & META_FLAG_ONE_SYNC, 0, "a two-sync checkpoint does not flag its meta");
+  assert.equal(trace({}, hi).events.filter((x) => x === "sync").length, 1);
+  assert.ok(hi >= pages, `the bound counts pages (${hi}), not write calls (${pages})`);
 });
 
 test("each checkpoint writes the meta slot that does not hold the newest meta; the other keeps the previous txn", () => {

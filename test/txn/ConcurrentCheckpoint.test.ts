@@ -203,6 +203,7 @@ function slowAsyncSync(inner: FileSystem): FileSystem {
     mkdir: (p) => inner.mkdir(p),
     list: (d) => inner.list(d),
     rename: (a, b) => inner.rename(a, b),
+    bootId: () => inner.bootId(),
     remove: (p) => inner.remove(p),
     removeDir: (p) => inner.removeDir(p),
     syncDir: (p) => inner.syncDir(p),

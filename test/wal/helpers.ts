@@ -156,6 +156,9 @@ export class CountingFileSystem implements FileSystem {
   readFile(path: string): Uint8Array {
     return this.inner.readFile(path);
   }
+  bootId(): string {
+    return this.inner.bootId();
+  }
 }
 
 export function deferred(): { promise: Promise<void>; resolve: () => void } {
