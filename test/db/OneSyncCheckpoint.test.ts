@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { NodeFileSystem, isKeelError, open, verify, type Database } from "../../src/index.js";
+import { NodeFileSystem, isKeelError, open, verify } from "../../src/index.js";
 import { META_FLAG_ONE_SYNC } from "../../src/pager/Meta.js";
 import { readHeader } from "../../src/pager/PageCodec.js";
 import { DATA_FILE } from "../../src/txn/Engine.js";
@@ -34,8 +34,22 @@ class RebootedFileSystem extends NodeFileSystem {
 }
 const rebooted = new RebootedFileSystem();
 
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "keel-onesync-"));
+async function inTmpDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-onesync-"));
+  try {
+    await fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Write `after` back with page p as the disk holds it if B's write of it was lost (torn: only its second half). */
+function loseWrite(dir: string, before: Buffer, after: Buffer, p: number, torn = false): void {
+  const file = Buffer.from(after);
+  const old = (p + 1) * PS <= before.length ? before.subarray(p * PS, (p + 1) * PS) : Buffer.alloc(PS);
+  if (torn) old.copy(file, p * PS + PS / 2, PS / 2, PS);
+  else old.copy(file, p * PS);
+  fs.writeFileSync(path.join(dir, DATA_FILE), file);
 }
 
 async function warningsDuring<T>(fn: () => Promise<T>): Promise<{ value: T; warnings: Array<Error & { code?: string }> }> {
@@ -109,102 +123,84 @@ async function expectFellBack(dir: string, txnB: number): Promise<void> {
 }
 
 test("a page of the last one-sync checkpoint that never reached the disk: open falls back to the state before it", async () => {
-  const dir = tmpDir();
-  try {
+  await inTmpDir(async (dir) => {
     const { before, after, txnB } = await twoStates(dir);
     const pages = pagesOf(after, txnB);
     assert.ok(pages.length >= 2, `B wrote ${pages.length} pages`);
     // Each page B wrote, in turn, is the one the disk lost (B reused freed pages: they hold older txns).
     for (const p of pages) {
-      const file = Buffer.from(after);
-      const old = (p + 1) * PS <= before.length ? before.subarray(p * PS, (p + 1) * PS) : Buffer.alloc(PS);
-      old.copy(file, p * PS);
-      fs.writeFileSync(path.join(dir, DATA_FILE), file);
+      loseWrite(dir, before, after, p);
       await expectFellBack(dir, txnB);
     }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("in the boot that wrote it, a bad page of the last one-sync checkpoint is damage: verify reports it, reads meet CORRUPT, no fallback", async () => {
-  const dir = tmpDir();
-  try {
+  await inTmpDir(async (dir) => {
     const { before, after, txnB } = await twoStates(dir);
     const p = pagesOf(after, txnB)[0]!;
-    const file = Buffer.from(after);
-    const old = (p + 1) * PS <= before.length ? before.subarray(p * PS, (p + 1) * PS) : Buffer.alloc(PS);
-    old.copy(file, p * PS);
-    fs.writeFileSync(path.join(dir, DATA_FILE), file);
+    loseWrite(dir, before, after, p);
     const report = await verify(dir);
     assert.equal(report.ok, false);
     assert.ok(report.problems.some((x) => x.severity === "error" && x.page === p), JSON.stringify(report.problems));
     assert.ok(!report.problems.some((x) => x.kind === "checkpoint-torn"));
-    let db: Database | null = null;
-    try {
-      const { value, warnings } = await warningsDuring(() => open(dir, { wal: false }));
-      db = value;
-      assert.deepEqual(warnings.filter((w) => w.code === "KEEL_META_FALLBACK"), [], "no silent step back to an older state");
-      const all = () => [...db!.getRange({})].length;
-      assert.throws(all, (e) => isKeelError(e, "CORRUPT") && (e.details as { page?: number }).page === p);
-    } catch (e) {
-      // Or the open itself meets the page (the catalog or the free list): CORRUPT naming it.
-      assert.ok(db === null && isKeelError(e, "CORRUPT") && (e.details as { page?: number }).page === p, String(e));
-    } finally {
-      await db?.close();
+    const corruptHere = (e: unknown) => isKeelError(e, "CORRUPT") && (e.details as { page?: number }).page === p;
+    const { value: db, warnings } = await warningsDuring(() =>
+      open(dir, { wal: false }).catch((e: unknown) => {
+        // Or the open itself meets the page (the catalog or the free list): CORRUPT naming it.
+        assert.ok(corruptHere(e), String(e));
+        return null;
+      }),
+    );
+    assert.deepEqual(warnings.filter((w) => w.code === "KEEL_META_FALLBACK"), [], "no silent step back to an older state");
+    if (db) {
+      try {
+        assert.throws(() => [...db.getRange({})].length, corruptHere);
+      } finally {
+        await db.close();
+      }
     }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a torn page of the last one-sync checkpoint (half old, half new): open falls back", async () => {
-  const dir = tmpDir();
-  try {
+  await inTmpDir(async (dir) => {
     const { before, after, txnB } = await twoStates(dir);
-    const p = pagesOf(after, txnB)[0]!;
-    const file = Buffer.from(after);
-    const old = (p + 1) * PS <= before.length ? before.subarray(p * PS, (p + 1) * PS) : Buffer.alloc(PS);
-    old.copy(file, p * PS + PS / 2, PS / 2, PS);
-    fs.writeFileSync(path.join(dir, DATA_FILE), file);
+    loseWrite(dir, before, after, pagesOf(after, txnB)[0]!, true);
     await expectFellBack(dir, txnB);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a one-sync checkpoint whose pages all reached the disk opens as it is, without a warning", async () => {
-  const dir = tmpDir();
-  try {
+  await inTmpDir(async (dir) => {
     await twoStates(dir);
-    const report = await verify(dir);
-    assert.deepEqual(report.problems, []);
-    const { value: db, warnings } = await warningsDuring(() => open(dir, { wal: false }));
-    try {
-      assert.deepEqual(warnings.filter((w) => w.code === "KEEL_META_FALLBACK"), []);
-      assert.equal(db.get("k0007"), "changed by B");
-      assert.equal(db.getStats().metaFallback, undefined);
-    } finally {
-      await db.close();
+    for (const fsys of [undefined, rebooted]) {
+      const report = await verify(dir, { fs: fsys });
+      assert.deepEqual(report.problems, []);
+      const { value: db, warnings } = await warningsDuring(() => open(dir, { wal: false, fs: fsys }));
+      try {
+        assert.deepEqual(warnings.filter((w) => w.code === "KEEL_META_FALLBACK"), []);
+        assert.equal(db.get("k0007"), "changed by B");
+        assert.equal(db.getStats().metaFallback, undefined);
+      } finally {
+        await db.close();
+      }
     }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a group larger than the one-sync bound takes two syncs and leaves the meta unflagged", async () => {
-  const dir = tmpDir();
-  let db: Database | null = null;
-  try {
-    db = await open(dir, { wal: false });
-    await db.transaction((tx) => {
-      for (let i = 0; i < 2000; i++) tx.put(`big${i}`, Buffer.alloc(3000, i % 251)); // ~6 MiB of pages
-    });
-    assert.equal(db.engine.durableMeta.flags & META_FLAG_ONE_SYNC, 0);
-    await db.put("small", 1);
-    assert.equal(db.engine.durableMeta.flags & META_FLAG_ONE_SYNC, META_FLAG_ONE_SYNC);
-  } finally {
-    await db?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  await inTmpDir(async (dir) => {
+    const db = await open(dir, { wal: false });
+    try {
+      await db.transaction((tx) => {
+        for (let i = 0; i < 2000; i++) tx.put(`big${i}`, Buffer.alloc(3000, i % 251)); // ~6 MiB of pages
+      });
+      assert.equal(db.engine.durableMeta.flags & META_FLAG_ONE_SYNC, 0);
+      await db.put("small", 1);
+      assert.equal(db.engine.durableMeta.flags & META_FLAG_ONE_SYNC, META_FLAG_ONE_SYNC);
+    } finally {
+      await db.close();
+    }
+  });
 });
