@@ -81,7 +81,7 @@ export class Engine implements TxnHost, CheckpointHost {
   noMetaSync: boolean;
   /**
    * A checkpoint of at most this many pages syncs its pages and its meta together (one
-   * fdatasync instead of two: Checkpoint.ts, "One sync"). 0: never. wal: false sets it (open.ts).
+   * fdatasync instead of two: Checkpoint.ts, "One sync"). 0: never. CheckpointDurability (wal: false) sets it.
    */
   oneSyncMaxPages = 0;
   flags: number;
