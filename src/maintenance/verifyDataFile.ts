@@ -25,7 +25,7 @@ import { OverflowValue, type LeafNode, type Node } from "../btree/Node.js";
 import type { TreeReader, TreeState } from "../btree/TreeState.js";
 import { KeelError } from "../errors.js";
 import type { FileHandle } from "../io/FileSystem.js";
-import { META_FLAG_ONE_SYNC, type Meta } from "../pager/Meta.js";
+import { mayBeTorn, type Meta } from "../pager/Meta.js";
 import { FORMAT_VERSION, PageType, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import type { FreeList } from "../pager/FreeList.js";
@@ -122,7 +122,7 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
   let meta = metas[slot]!;
   let olderSlot: 0 | 1 = slot === 0 ? 1 : 0;
   let older = metas[olderSlot];
-  if (meta.flags & META_FLAG_ONE_SYNC && !(meta.bootTag !== 0 && meta.bootTag === thisBoot)) {
+  if (mayBeTorn(meta, thisBoot)) {
     // As open does: after a reboot, a one-sync checkpoint cut short by a power loss is passed
     // over for the other slot. (In the boot that wrote it, a bad page of it is damage: below.)
     let check: IntactResult;

@@ -63,6 +63,15 @@ export function bootTag(bootId: string): number {
   return bootId ? crc32(Buffer.from(bootId, "latin1")) || 1 : 0;
 }
 
+/**
+ * Whether a power cut may have cut the one sync of this meta's checkpoint short: it is a
+ * ONE_SYNC meta, and not known to be written in this boot (`thisBoot`, a bootTag). In the boot
+ * that wrote it the page cache holds all its pages, whatever became of the writing process.
+ */
+export function mayBeTorn(m: Meta, thisBoot: number): boolean {
+  return (m.flags & META_FLAG_ONE_SYNC) !== 0 && !(m.bootTag !== 0 && m.bootTag === thisBoot);
+}
+
 export function encodeMeta(m: Meta, slot: 0 | 1): Buffer {
   const buf = Buffer.alloc(m.pageSize);
   writeHeader(buf, { type: PageType.Meta, flags: 0, count: 0, pageNo: slot, txn: m.txn, aux1: 0, aux2: 0 });

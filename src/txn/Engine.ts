@@ -13,7 +13,12 @@
  * - A checkpoint that fails before its meta write changes nothing. One that fails after it may
  *   have left a valid meta naming its pages, so those pages are parked in the free list under
  *   the checkpoint's txn: they are reused only once neither meta slot can hold that txn (I1).
- * - Open needs no recovery step for the data file: it takes the newest valid meta (section 3).
+ * - Open needs no recovery step for the data file: it takes the newest valid meta (section 3),
+ *   unless that meta's one-sync checkpoint did not reach the disk whole after a reboot; then it
+ *   takes the other slot (checkpointIntact.ts, trustNewestMeta).
+ *
+ * Layout: open and create, the meta choice (#readMetas), the memory sweep, the write transaction,
+ * checkpoints (checkpoint, beginCheckpoint, failRun, adoptRun), close.
  */
 import { join } from "node:path";
 import { KeelError, corrupt, invalidArgument, ioError } from "../errors.js";
@@ -27,7 +32,7 @@ import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
 import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
-import { checkpointIntact, type IntactResult } from "./checkpointIntact.js";
+import { trustNewestMeta } from "./checkpointIntact.js";
 import { CheckpointError, checkpointSteps, unreachablePages, type CheckpointResult } from "./Checkpoint.js";
 import { RunningCheckpoint, type CheckpointHost, type CheckpointInfo, type CheckpointPacer } from "./RunningCheckpoint.js";
 
@@ -226,47 +231,8 @@ export class Engine implements TxnHost, CheckpointHost {
       } catch (e) {
         throw ioError(e, "read", path);
       }
-      const { metas } = read;
-      let { newest, fallback } = read;
-      let meta = metas[newest]!;
-      const sameBoot = meta.bootTag !== 0 && meta.bootTag === bootTag(fs.bootId());
-      if (meta.flags & META_FLAG_ONE_SYNC) {
-        // The newest checkpoint synced its pages with its meta. In the boot that wrote it, the
-        // page cache holds them all, whatever became of its process: a bad page there is damage,
-        // met as CORRUPT when read. After a reboot, a power cut may have cut that sync short:
-        // check that they all reached the disk.
-        let check: IntactResult = { ok: true, pages: 0 };
-        try {
-          if (!sameBoot) check = checkpointIntact(file, path, meta);
-        } catch (e) {
-          throw ioError(e, "read", path);
-        }
-        const other: 0 | 1 = newest === 0 ? 1 : 0;
-        if (!check.ok) {
-          const older = metas[other];
-          if (!older) {
-            throw corrupt(`${path}: the newest meta (slot ${newest}, txn ${meta.txn}) names a page that did not reach the disk whole (${check.message}), and the other meta slot is not valid`, {
-              file: path,
-              page: check.page,
-              reason: "torn-checkpoint",
-            });
-          }
-          // Its commits were never acknowledged (its one sync did not return). The slot is
-          // treated as empty, so the next checkpoint writes there and never over `older`.
-          fallback = { slot: newest, reason: `torn-checkpoint: ${check.message}`, claimedTxn: meta.txn };
-          metas[newest] = null;
-          newest = other;
-          meta = older;
-        } else if (!opts.readOnly) {
-          // Its pages may sit in the page cache only (the process died before its sync returned):
-          // make them durable before anyone reads them.
-          try {
-            file.sync();
-          } catch (e) {
-            throw ioError(e, "fdatasync", path);
-          }
-        }
-      }
+      const { metas, newest, fallback } = trustNewestMeta(file, path, read, bootTag(fs.bootId()), !!opts.readOnly);
+      const meta = metas[newest]!;
       if (opts.pageSize !== undefined && opts.pageSize !== meta.pageSize) {
         throw new KeelError("VERSION", `${path} uses ${meta.pageSize}-byte pages, but pageSize ${opts.pageSize} was asked for`, {
           file: path,

@@ -14,12 +14,15 @@
  * list segment. Pages of earlier checkpoints are not read: they were durable before it began.
  * Each page is verified as a read would (checksum, page number, type, the txn its parent names).
  *
- * Invariant: nothing here writes. Only CORRUPT means "not intact"; an I/O error is thrown.
+ * trustNewestMeta applies it at open: it picks the meta slot open may trust.
+ *
+ * Invariant: checkpointIntact writes nothing; only CORRUPT means "not intact", an I/O error is
+ * thrown. trustNewestMeta writes nothing but an fdatasync of the pages it trusts.
  */
 import { OverflowValue, type Node } from "../btree/Node.js";
-import { isKeelError } from "../errors.js";
+import { corrupt, ioError, isKeelError } from "../errors.js";
 import type { FileHandle } from "../io/FileSystem.js";
-import type { Meta } from "../pager/Meta.js";
+import { META_FLAG_ONE_SYNC, mayBeTorn, type Meta } from "../pager/Meta.js";
 import { PageType, pageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
@@ -71,4 +74,53 @@ export function checkpointIntact(file: FileHandle, path: string, meta: Meta): In
     return { ok: false, page: d.page, reason: d.reason ?? "corrupt", message: e.message };
   }
   return { ok: true, pages };
+}
+
+/** Both meta slots as open read them, and which one it takes (Engine.#readMetas). */
+export interface MetaChoice {
+  metas: [Meta | null, Meta | null];
+  newest: 0 | 1;
+  fallback: { slot: 0 | 1; reason: string; claimedTxn: number } | undefined;
+}
+
+/**
+ * The meta slot open may trust. When the newest meta may be torn (mayBeTorn: ONE_SYNC, written in
+ * another boot) and a page of its checkpoint did not reach the disk whole, the other slot: its
+ * state was durable before that checkpoint began, whose commits were never acknowledged (its one
+ * sync did not return). The torn slot is set to null, so the next checkpoint writes there and
+ * never over the slot in use. Otherwise a writer fdatasyncs the file first: the pages of a ONE_SYNC
+ * checkpoint may sit in the page cache only, if its process died before its sync returned.
+ */
+export function trustNewestMeta(file: FileHandle, path: string, read: MetaChoice, thisBoot: number, readOnly: boolean): MetaChoice {
+  const { metas, newest } = read;
+  const meta = metas[newest]!;
+  if (!(meta.flags & META_FLAG_ONE_SYNC)) return read;
+  let check: IntactResult = { ok: true, pages: 0 };
+  try {
+    if (mayBeTorn(meta, thisBoot)) check = checkpointIntact(file, path, meta);
+  } catch (e) {
+    throw ioError(e, "read", path);
+  }
+  if (!check.ok) {
+    const other: 0 | 1 = newest === 0 ? 1 : 0;
+    const older = metas[other];
+    if (!older) {
+      throw corrupt(`${path}: the newest meta (slot ${newest}, txn ${meta.txn}) names a page that did not reach the disk whole (${check.message}), and the other meta slot is not valid`, {
+        file: path,
+        page: check.page,
+        reason: "torn-checkpoint",
+      });
+    }
+    const slots: [Meta | null, Meta | null] = [...metas];
+    slots[newest] = null;
+    return { metas: slots, newest: other, fallback: { slot: newest, reason: `torn-checkpoint: ${check.message}`, claimedTxn: meta.txn } };
+  }
+  if (!readOnly) {
+    try {
+      file.sync();
+    } catch (e) {
+      throw ioError(e, "fdatasync", path);
+    }
+  }
+  return read;
 }
