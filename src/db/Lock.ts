@@ -1,54 +1,75 @@
 /**
- * Lock: the LOCK file that makes one process the only one with a database open.
+ * Lock: the LOCK file that makes one thread of one process the only one with a database open.
  *
- * Invariant: while a Database is open, <dir>/LOCK exists and names this process: its pid, then
- * the time, then its ProcessStamp lines (boot id, start time). A LOCK naming a process that no
- * longer runs (killed, crashed, or left by a power cut: an earlier boot; or a pid since recycled
- * by another process) is taken over; one naming a live process is refused with KeelError LOCKED
- * carrying that pid. Within this process, the set of held locks is the authority: a LOCK naming
- * our own pid that no open Database holds (left by an open that failed halfway, or by an earlier
- * process that had our pid) is taken over too.
+ * Invariant: while a Database is open, <dir>/LOCK exists, names this process (its pid, then the
+ * time, the thread, then its ProcessStamp lines: boot id, start time), and the opening thread
+ * holds a claim on it (FileSystem.claim: a descriptor every thread of the process can see). A LOCK
+ * naming a process that no longer runs (killed, crashed, or left by a power cut: an earlier boot;
+ * or a pid since recycled by another process) is taken over; one naming a live process is refused
+ * with KeelError LOCKED carrying that pid. A LOCK naming our own pid is ours to refuse or take:
+ * held by this thread (the set of held locks) or by another thread (a claim is open on it: worker
+ * threads share the pid, so without the claim a worker would take over the main thread's lock
+ * and two writers would share the files) is LOCKED; with neither (left by an open that failed
+ * halfway, or by an earlier process that had our pid) it is taken over. An empty LOCK modified
+ * less than TAKEOVER_WAIT_MS ago is one being written: waited for, and stale if still empty after
+ * that; an older empty one is stale at once (its writer died between create and write, or a power
+ * cut lost its text). release() removes only the LOCK it wrote (its exact text), then ends the
+ * claim.
  *
  * Limits, stated plainly: liveness is checked on this host (io/ProcessStamp.ts), so a LOCK on a
  * network file system shared between hosts is not safe. Without /proc (not Linux), or for a LOCK
  * written before stamps were, it is kill(pid, 0) alone, and a recycled pid then keeps the lock
- * held until that process ends (the error names the pid so an operator can check it).
+ * held until that process ends (the error names the pid so an operator can check it); and there,
+ * a claim cannot be seen, so two threads of one process are not kept apart. A worker thread that
+ * ends without closing its Database: Node closes its descriptors (Worker option
+ * trackUnmanagedFds, on by default), which ends the claim, and its LOCK is stale like a dead
+ * process's; with that option off the claim stays open and the lock held until the process exits
+ * (refused, never shared).
  *
- * Taking over a stale LOCK, as numbered steps (takeOver). Only a process holding LOCK.takeover
- * removes a LOCK it did not create, so two processes that both find the same stale LOCK cannot
- * both end up holding the database (the slower one's remove would hit the LOCK the faster one
- * has just created):
- *   1. Create LOCK.takeover (exclusive create) with this process's stamp. If it exists and its
- *      holder is live, wait for it (a few system calls); if its holder is gone, remove it and retry.
+ * Taking over a stale LOCK, as numbered steps (takeOver). Only a thread holding LOCK.takeover
+ * removes a LOCK it did not create, so two that both find the same stale LOCK cannot both end up
+ * holding the database (the slower one's remove would hit the LOCK the faster one has just
+ * created):
+ *   1. Create LOCK.takeover (exclusive create), claim it, write this process's stamp. If it exists
+ *      and its holder is live (another process, or a thread of ours with its claim), wait for it
+ *      (a few system calls); if its holder is gone, remove it and retry.
  *   2. Read the LOCK again: remove it only if it is still stale (gone already: nothing to do; live:
  *      another process created it meanwhile, and the next exclusive create meets it).
- *   3. Remove LOCK.takeover; the caller tries the exclusive create of the LOCK again.
+ *   3. Remove LOCK.takeover, then end its claim; the caller tries the exclusive create again.
  * The guard's own takeover (step 1, holder gone) is not guarded: it needs a process to die inside
  * the guard's few system calls and two others to race for it in that instant. Closing it too
  * needs an OS file lock (flock/fcntl), which Node does not offer without a native addon.
  */
 import { join, resolve } from "node:path";
+import { threadId } from "node:worker_threads";
 import { KeelError, ioError } from "../errors.js";
-import type { FileSystem } from "../io/FileSystem.js";
+import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { parseStamp, stampIsLive, stampLines, type ProcessStamp } from "../io/ProcessStamp.js";
 
 export const LOCK_FILE = "LOCK";
 export const TAKEOVER_FILE = "LOCK.takeover";
-/** How long step 1 of a takeover waits for a live guard holder before giving up with LOCKED. */
+/** How long an empty LOCK or a live guard holder is waited for before giving up on it. */
 const TAKEOVER_WAIT_MS = 2000;
+/** Takeovers one acquire may do before it reports that others keep taking the lock. */
+const MAX_TAKEOVERS = 3;
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Locks this process holds, per storage backend. */
+/** Locks this thread holds, per storage backend. */
 const held = new WeakMap<FileSystem, Set<string>>();
 
-/**
- * A LOCK or LOCK.takeover file: its text and the process it names (a pid on the first line, then
- * stamp lines); undefined when the file does not exist, `holder` undefined when it names no pid.
- */
-function readHolderFile(fs: FileSystem, path: string): { text: string; holder: ProcessStamp | undefined } | undefined {
+interface HolderFile {
+  text: string;
+  /** The process the file names (a pid on its first line), undefined when it names none. */
+  holder: ProcessStamp | undefined;
+  /** The thread id of its "thread" line, when it has one. */
+  thread: number | undefined;
+}
+
+/** A LOCK or LOCK.takeover file: undefined when it does not exist. */
+function readHolderFile(fs: FileSystem, path: string): HolderFile | undefined {
   let text: string;
   try {
     text = Buffer.from(fs.readFile(path)).toString("utf8");
@@ -57,17 +78,56 @@ function readHolderFile(fs: FileSystem, path: string): { text: string; holder: P
     throw ioError(e, "read", path);
   }
   const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
-  return { text, holder: Number.isFinite(pid) ? parseStamp(pid, text) : undefined };
+  const thread = /^thread (\d+)$/m.exec(text)?.[1];
+  return { text, holder: Number.isFinite(pid) ? parseStamp(pid, text) : undefined, thread: thread === undefined ? undefined : Number(thread) };
 }
 
 /**
- * Who holds a file naming `h`: "ours" when it names this process and `heldHere` (an open
- * Database of this process holds it), "live" for another live process, otherwise "stale" (gone,
- * recycled pid, earlier boot, or our pid without an open here: an open of ours that failed).
+ * Who holds the LOCK (or guard) file `f` at `path`:
+ *   "ours"    this thread (`heldHere`);
+ *   "thread"  another thread of this process (a claim is open on the file);
+ *   "live"    another live process;
+ *   "writing" empty, unclaimed here, and modified less than TAKEOVER_WAIT_MS ago: its creator is
+ *             about to write it (waited for until `late`);
+ *   "stale"   gone, a recycled pid, an earlier boot, garbage, or our pid with no claim open here
+ *             (an open of ours that failed, or an earlier process that had our pid).
  */
-function holderState(h: ProcessStamp, heldHere: boolean): "ours" | "live" | "stale" {
-  if (h.pid === process.pid) return heldHere ? "ours" : "stale";
+type HolderState = "ours" | "thread" | "live" | "writing" | "stale";
+
+function holderState(fs: FileSystem, path: string, f: HolderFile, heldHere: boolean, late: boolean): HolderState {
+  const h = f.holder;
+  if (h === undefined || h.pid === process.pid) {
+    if (h !== undefined && heldHere) return "ours";
+    if (fs.isClaimed(path) === true) return "thread";
+    if (h !== undefined || f.text !== "" || late) return "stale";
+    // Empty: its creator writes it microseconds after the create, so only a young one can still
+    // be written; an old one was left by a death between the two (or a power cut before its text
+    // reached the disk).
+    const st = fs.stat(path);
+    return st !== undefined && Date.now() - st.mtimeMs < TAKEOVER_WAIT_MS ? "writing" : "stale";
+  }
   return stampIsLive(h) ? "live" : "stale";
+}
+
+function lockedError(dir: string, state: HolderState, f: HolderFile, readOnly: boolean): KeelError {
+  const pid = f.holder?.pid ?? process.pid;
+  if (state === "ours") {
+    return new KeelError(
+      "LOCKED",
+      readOnly
+        ? `${dir} is already open for writing in this process; read through that Database object`
+        : `${dir} is already open in this process; share that Database object instead of opening it twice`,
+      { dir, pid },
+    );
+  }
+  if (state === "thread") {
+    return new KeelError(
+      "LOCKED",
+      `${dir} is open in another thread of this process${f.thread === undefined ? "" : ` (thread ${f.thread})`}; a Database cannot be shared between threads: use it from that thread, or close it there first`,
+      { dir, pid, threadId: f.thread },
+    );
+  }
+  return new KeelError("LOCKED", `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`, { dir, pid });
 }
 
 /** The process a LOCK names; undefined when it is missing or unreadable as a pid. */
@@ -81,171 +141,186 @@ export function readLockPid(fs: FileSystem, dir: string): number | undefined {
 }
 
 /**
- * The pid of another process that holds the LOCK now (its stamp is live), or undefined: no
- * LOCK, a stale one, or one naming this process (whose own opens the caller checks itself).
+ * The pid of a live holder of the LOCK other than this thread (another process, or another
+ * thread of this one), or undefined: no LOCK, or a stale one.
  */
 export function liveLockHolder(fs: FileSystem, dir: string): number | undefined {
-  const h = readLockHolder(fs, dir);
-  return h !== undefined && holderState(h, false) === "live" ? h.pid : undefined;
+  const path = join(dir, LOCK_FILE);
+  const f = readHolderFile(fs, path);
+  if (f === undefined) return undefined;
+  const state = holderState(fs, path, f, false, true);
+  return state === "live" || state === "thread" ? (f.holder?.pid ?? process.pid) : undefined;
+}
+
+/**
+ * Create `path` exclusively as this thread's: claim it before writing its text, so that no
+ * other thread of this process ever sees it unclaimed. undefined when it exists already. On a
+ * failure after the create, the file is removed (then the claim ended) and the error thrown.
+ */
+function createClaimed(fs: FileSystem, path: string, text: string): FileHandle | undefined {
+  let f: FileHandle;
+  try {
+    f = fs.open(path, "createExclusive");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+    throw ioError(e, "create", path);
+  }
+  let claim: FileHandle | undefined;
+  let closed = false;
+  let op = "claim";
+  try {
+    claim = fs.claim(path);
+    op = "write";
+    const bytes = Buffer.from(text);
+    f.write(bytes, 0, bytes.length, 0);
+    const pause = Number(process.env.KEEL_TEST_LOCK_WRITE_PAUSE_MS ?? 0);
+    if (pause > 0) sleepSync(pause); // tests only: a written LOCK must be claimed already
+    closed = true;
+    op = "close";
+    f.close();
+    return claim;
+  } catch (e) {
+    if (!closed) {
+      try {
+        f.close();
+      } catch {
+        // the first error is the one to report
+      }
+    }
+    try {
+      fs.remove(path);
+    } catch {
+      // left behind: empty or ours without a claim, so the next opener takes it over
+    }
+    try {
+      claim?.close();
+    } catch {
+      // the descriptor is released either way
+    }
+    throw ioError(e, op, path);
+  }
 }
 
 export class Lock {
   readonly path: string;
   readonly #fs: FileSystem;
   readonly #key: string;
-  #held = false;
+  readonly #text: string;
+  #claim: FileHandle | undefined;
 
-  private constructor(fs: FileSystem, path: string, key: string) {
+  private constructor(fs: FileSystem, path: string, key: string, text: string, claim: FileHandle) {
     this.#fs = fs;
     this.path = path;
     this.#key = key;
+    this.#text = text;
+    this.#claim = claim;
   }
 
   static acquire(fs: FileSystem, dir: string): Lock {
     const path = join(dir, LOCK_FILE);
     const key = resolve(dir);
     const mine = held.get(fs) ?? held.set(fs, new Set()).get(fs)!;
-    const lock = new Lock(fs, path, key);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      let created = false;
-      try {
-        const f = fs.open(path, "createExclusive");
-        created = true;
-        try {
-          const text = Buffer.from(`${process.pid}\n${new Date().toISOString()}\n${stampLines()}`);
-          f.write(text, 0, text.length, 0);
-        } finally {
-          f.close();
-        }
-        lock.#held = true;
+    const deadline = Date.now() + TAKEOVER_WAIT_MS;
+    let takeovers = 0;
+    for (;;) {
+      const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}`;
+      const claim = createClaimed(fs, path, text);
+      if (claim !== undefined) {
         mine.add(key);
-        return lock;
-      } catch (e) {
-        if (created) {
-          // We made the file but could not finish it: leave no LOCK naming nobody (or us).
-          try {
-            fs.remove(path);
-          } catch {
-            // the write error is the one to report
-          }
-          throw ioError(e, "write", path);
-        }
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(e, "create", path);
+        return new Lock(fs, path, key, text, claim);
       }
-      const h = readLockHolder(fs, dir);
-      const state = h === undefined ? "stale" : holderState(h, mine.has(key));
-      if (state !== "stale") {
-        const pid = h!.pid;
-        throw new KeelError(
-          "LOCKED",
-          state === "ours"
-            ? `${dir} is already open in this process; share that Database object instead of opening it twice`
-            : `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`,
-          { dir, pid },
-        );
+      const f = readHolderFile(fs, path);
+      if (f === undefined) continue; // removed meanwhile: create again
+      const late = Date.now() >= deadline;
+      const state = holderState(fs, path, f, mine.has(key), late);
+      if (state === "writing") {
+        sleepSync(5);
+        continue;
       }
+      if (state !== "stale") throw lockedError(dir, state, f, false);
+      if (++takeovers > MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
       // The holder is gone (or its pid now names another process), died while writing the file,
       // or was an open of ours that failed.
-      takeOver(fs, dir, mine.has(key));
+      takeOver(fs, dir, mine.has(key), late);
     }
-    throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
   }
 
   /**
-   * For a read-only open: refuse (LOCKED) if a live process, or an open Database of this one,
-   * holds the lock; otherwise go on without creating or removing anything, so that any number
-   * of read-only opens can run side by side (a stale LOCK is left for the next writer to take).
+   * For a read-only open: refuse (LOCKED) if a live process, another thread of this one, or an
+   * open Database of this thread holds the lock; otherwise go on without creating or removing
+   * anything, so that any number of read-only opens can run side by side (a stale LOCK is left for
+   * the next writer to take).
    */
   static check(fs: FileSystem, dir: string): void {
-    const h = readLockHolder(fs, dir);
-    if (h === undefined) return;
-    const pid = h.pid;
-    const state = holderState(h, held.get(fs)?.has(resolve(dir)) ?? false);
-    if (state !== "stale") {
-      throw new KeelError(
-        "LOCKED",
-        state === "ours"
-          ? `${dir} is already open for writing in this process; read through that Database object`
-          : `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`,
-        { dir, pid },
-      );
-    }
+    const path = join(dir, LOCK_FILE);
+    const f = readHolderFile(fs, path);
+    if (f === undefined) return;
+    const state = holderState(fs, path, f, held.get(fs)?.has(resolve(dir)) ?? false, true);
+    if (state !== "stale") throw lockedError(dir, state, f, true);
   }
 
   release(): void {
-    if (!this.#held) return;
-    this.#held = false;
+    const claim = this.#claim;
+    if (claim === undefined) return;
+    this.#claim = undefined;
     held.get(this.#fs)?.delete(this.#key);
-    const dir = this.path.slice(0, -LOCK_FILE.length - 1);
     try {
-      if (readLockPid(this.#fs, dir) === process.pid) this.#fs.remove(this.path);
+      // Only the LOCK this thread wrote: another thread of this process may have taken over one
+      // that something else put in its place, and it names the same pid.
+      if (readHolderFile(this.#fs, this.path)?.text === this.#text) this.#fs.remove(this.path);
     } catch (e) {
       throw ioError(e, "remove", this.path);
+    } finally {
+      // After the remove: until then, other threads must see the LOCK as held.
+      try {
+        claim.close();
+      } catch {
+        // the descriptor is released either way
+      }
     }
   }
 }
 
-/** Whether a LOCK may be removed by a process that did not create it (see takeOver, step 2). */
-function isStale(fs: FileSystem, dir: string, heldHere: boolean): boolean {
-  const h = readLockHolder(fs, dir);
-  return h === undefined || holderState(h, heldHere) === "stale";
+/** Whether a LOCK may be removed by a thread that did not create it (see takeOver, step 2). */
+function isStale(fs: FileSystem, dir: string, heldHere: boolean, late: boolean): boolean {
+  const path = join(dir, LOCK_FILE);
+  const f = readHolderFile(fs, path);
+  return f === undefined || holderState(fs, path, f, heldHere, late) === "stale";
 }
 
 /** Remove a stale LOCK under the takeover guard (steps 1-3 of the file comment). */
-function takeOver(fs: FileSystem, dir: string, heldHere: boolean): void {
+function takeOver(fs: FileSystem, dir: string, heldHere: boolean, late: boolean): void {
   const lockPath = join(dir, LOCK_FILE);
   const guardPath = join(dir, TAKEOVER_FILE);
   // Step 1.
   const deadline = Date.now() + TAKEOVER_WAIT_MS;
-  for (;;) {
-    let f;
-    try {
-      f = fs.open(guardPath, "createExclusive");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(e, "create", guardPath);
-      const guard = readHolderFile(fs, guardPath);
-      if (guard === undefined) continue; // removed meanwhile: try again
-      const pid = guard.holder?.pid;
-      const late = Date.now() >= deadline;
-      // An empty guard is one being written: waited for like a live one, but one still empty after
-      // the whole wait was left by a process that died between its create and its write.
-      const stale = guard.text === "" ? late : guard.holder === undefined || holderState(guard.holder, false) === "stale";
-      if (stale) {
-        try {
-          fs.remove(guardPath);
-        } catch (e2) {
-          if ((e2 as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e2, "remove", guardPath);
-        }
-        continue;
-      }
-      if (late) {
-        throw new KeelError("LOCKED", `could not take over the stale lock of ${dir}: process ${pid} is taking it over; try again`, { dir, pid });
-      }
-      sleepSync(5);
-      continue;
-    }
-    try {
-      const text = Buffer.from(`${process.pid}\n${stampLines()}`);
-      f.write(text, 0, text.length, 0);
-      f.close();
-    } catch (e) {
-      try {
-        f.close();
-      } catch {
-        // reported below
-      }
+  let guardClaim: FileHandle | undefined;
+  while (guardClaim === undefined) {
+    guardClaim = createClaimed(fs, guardPath, `${process.pid}\nthread ${threadId}\n${stampLines()}`);
+    if (guardClaim !== undefined) break;
+    const guard = readHolderFile(fs, guardPath);
+    if (guard === undefined) continue; // removed meanwhile: try again
+    const guardLate = Date.now() >= deadline;
+    // An empty guard is one being written: waited for like a live one, but one still empty after
+    // the whole wait was left by a process that died between its create and its write.
+    const state = holderState(fs, guardPath, guard, false, guardLate);
+    if (state === "stale") {
       try {
         fs.remove(guardPath);
-      } catch {
-        // left empty: the next taker removes it after its wait
+      } catch (e2) {
+        if ((e2 as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e2, "remove", guardPath);
       }
-      throw ioError(e, "write", guardPath);
+      continue;
     }
-    break;
+    if (guardLate) {
+      const pid = guard.holder?.pid;
+      throw new KeelError("LOCKED", `could not take over the stale lock of ${dir}: process ${pid} is taking it over; try again`, { dir, pid });
+    }
+    sleepSync(5);
   }
   try {
     // Step 2.
-    if (isStale(fs, dir, heldHere)) {
+    if (isStale(fs, dir, heldHere, late)) {
       const pause = Number(process.env.KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS ?? 0);
       if (pause > 0) sleepSync(pause); // tests only: widens the window step 1 closes
       try {
@@ -260,6 +335,11 @@ function takeOver(fs: FileSystem, dir: string, heldHere: boolean): void {
       fs.remove(guardPath);
     } catch {
       // a guard naming a process that is gone is taken over by the next one (step 1)
+    }
+    try {
+      guardClaim.close();
+    } catch {
+      // the descriptor is released either way
     }
   }
 }

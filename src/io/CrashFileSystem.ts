@@ -97,6 +97,8 @@ export class CrashFileSystem implements FileSystem {
   #counts = zeroCounts();
   #crashes = 0;
   #boot = `sim-boot-${++bootCounter}`;
+  /** Open claims per file (inode): the simulated process's own; a crash ends them all. */
+  #claims = new Map<number, number>();
   #generation = 0;
   #frozen = false;
   #armedAt: number | undefined;
@@ -258,6 +260,7 @@ export class CrashFileSystem implements FileSystem {
     vol.nodes = survivors;
 
     this.#generation++;
+    this.#claims.clear();
     this.#crashes++;
     this.#boot = `sim-boot-${++bootCounter}`;
     this.#frozen = false;
@@ -275,6 +278,46 @@ export class CrashFileSystem implements FileSystem {
   /** A new id at each crash(): the simulated machine rebooted, and its page cache is gone. */
   bootId(): string {
     return this.#boot;
+  }
+
+  /** A claim is a read-write handle that counts on its inode until closed (or until a crash). */
+  claim(path: string): FileHandle {
+    const h = this.open(path, "rw");
+    const ino = this.#inoAt(path);
+    if (ino === undefined) return h; // unreachable: open found the file
+    const generation = this.#generation;
+    this.#claims.set(ino, (this.#claims.get(ino) ?? 0) + 1);
+    let open = true;
+    return {
+      path: h.path,
+      read: (b, o, l, p) => h.read(b, o, l, p),
+      write: (b, o, l, p) => h.write(b, o, l, p),
+      sync: () => h.sync(),
+      syncAsync: () => h.syncAsync(),
+      size: () => h.size(),
+      truncate: (n) => h.truncate(n),
+      close: () => {
+        if (open && generation === this.#generation) {
+          const n = (this.#claims.get(ino) ?? 1) - 1;
+          if (n > 0) this.#claims.set(ino, n);
+          else this.#claims.delete(ino);
+        }
+        open = false;
+        h.close();
+      },
+    };
+  }
+
+  isClaimed(path: string): boolean | undefined {
+    return this.#call("stat", path, () => {
+      const ino = this.#inoAt(path);
+      return ino !== undefined && (this.#claims.get(ino) ?? 0) > 0;
+    });
+  }
+
+  #inoAt(path: string): number | undefined {
+    const n = this.#lookup(this.#norm(path), "stat");
+    return n?.kind === "file" ? n.ino : undefined;
   }
 
   /** A copy that has crashed with this seed: the usual way to try many seeds from one run. */

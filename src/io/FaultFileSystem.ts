@@ -212,6 +212,17 @@ export class FaultFileSystem implements FileSystem {
   bootId(): string {
     return this.inner.bootId();
   }
+
+  claim(path: string): FileHandle {
+    this.#guard("open", path);
+    const inner = this.inner.claim(path);
+    return new FaultFileHandle(inner, (kind) => this.#enter(kind, inner.path));
+  }
+
+  isClaimed(path: string): boolean | undefined {
+    this.#guard("stat", path);
+    return this.inner.isClaimed(path);
+  }
 }
 
 class FaultFileHandle implements FileHandle {

@@ -65,4 +65,16 @@ export interface FileSystem {
    * OS); a process crash keeps it. The crash backend gives each crash() a new one.
    */
   bootId(): string;
+  /**
+   * Open an existing file as this thread's claim on it (a LOCK): until the returned handle is
+   * closed, or the process ends, isClaimed(path) is true in every thread of this process. Worker
+   * threads share the pid, so a pid alone cannot tell which thread holds a LOCK, or whether one
+   * still does; the claim can.
+   */
+  claim(path: string): FileHandle;
+  /**
+   * Whether some thread of this process holds a claim (see claim) on the file now at `path`.
+   * undefined when the backend cannot tell (NodeFileSystem without /proc).
+   */
+  isClaimed(path: string): boolean | undefined;
 }

@@ -117,6 +117,46 @@ export class NodeFileSystem implements FileSystem {
   bootId(): string {
     return ownStamp().boot;
   }
+
+  /** The claim is a descriptor opened O_WRONLY|O_APPEND and never written: the mark isClaimed looks for. */
+  claim(path: string): FileHandle {
+    return new NodeFileHandle(path, fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND));
+  }
+
+  /**
+   * Looks through this process's descriptors (/proc/self/fd, shared by all its threads) for one
+   * on the same file (device and inode) opened with O_APPEND. Nothing else in KeelDB opens a
+   * LOCK with O_APPEND, so a reader of the file never passes for its holder.
+   */
+  isClaimed(path: string): boolean | undefined {
+    let target: fs.Stats;
+    try {
+      target = fs.statSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw e;
+    }
+    let fds: string[];
+    try {
+      fds = fs.readdirSync("/proc/self/fd");
+    } catch {
+      return undefined;
+    }
+    for (const fd of fds) {
+      let s: fs.Stats;
+      let info: string;
+      try {
+        s = fs.statSync(`/proc/self/fd/${fd}`);
+        if (s.ino !== target.ino || s.dev !== target.dev) continue;
+        info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, "latin1");
+      } catch {
+        continue; // closed meanwhile, or not a file
+      }
+      const flags = /^flags:\s*([0-7]+)/m.exec(info)?.[1];
+      if (flags !== undefined && (Number.parseInt(flags, 8) & fs.constants.O_APPEND) !== 0) return true;
+    }
+    return false;
+  }
 }
 
 /** The process-wide default backend. */

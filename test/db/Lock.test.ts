@@ -133,6 +133,19 @@ test("an empty or unreadable LOCK (its writer died while writing it) is taken ov
   }
 });
 
+test("a young empty LOCK is one being written: open waits for its text and is LOCKED by its writer", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, "LOCK");
+  writeFileSync(lock, "");
+  // The "writer" fills the LOCK 300 ms later and stays alive; an open that took the empty LOCK
+  // for stale at once would have removed it and opened.
+  const child = spawn(process.execPath, ["-e", `setTimeout(() => require("node:fs").writeFileSync(${JSON.stringify(lock)}, process.pid + "\\n"), 300); setTimeout(() => {}, 20000);`], { stdio: "ignore" });
+  t.after(() => child.kill("SIGKILL"));
+  const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
+  assert.equal(e.details.pid, child.pid);
+});
+
 test("close does not remove a LOCK that names another process", async (t) => {
   const dir = tempDir(t);
   const db = await open(dir, { wal: false });
@@ -144,6 +157,15 @@ test("close does not remove a LOCK that names another process", async (t) => {
   const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
   assert.equal(e.details.pid, process.ppid);
   assert.ok(e instanceof KeelError);
+});
+
+test("close removes only the LOCK it wrote: one naming this process but written by another open (another thread's) stays", async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir, { wal: false });
+  const theirs = `${process.pid}\n2030-01-01T00:00:00.000Z\nthread 7\n`;
+  writeFileSync(join(dir, "LOCK"), theirs);
+  await db.close();
+  assert.equal(readFileSync(join(dir, "LOCK"), "utf8"), theirs);
 });
 
 test("a LOCK whose pid now names another process (recycled, or from an earlier boot) is taken over; one naming that process is LOCKED", { skip: !existsSync("/proc/self/stat") }, async (t) => {
@@ -174,7 +196,7 @@ test("a LOCK whose pid now names another process (recycled, or from an earlier b
   await db2.close();
   // The LOCK a holder writes carries its stamp.
   const held = await open(dir, { wal: false });
-  assert.match(readFileSync(join(dir, "LOCK"), "utf8"), new RegExp(`^${process.pid}\\n.*\\nboot ${boot}\\nstart ${ownStamp().start}\\n$`));
+  assert.match(readFileSync(join(dir, "LOCK"), "utf8"), new RegExp(`^${process.pid}\\n.*\\nthread 0\\nboot ${boot}\\nstart ${ownStamp().start}\\n$`));
   await held.close();
 });
 

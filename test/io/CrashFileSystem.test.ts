@@ -572,3 +572,20 @@ test("files of a few MB crash quickly across many seeds", () => {
   const ms = performance.now() - start;
   assert.ok(ms < 20_000, `100 crashes of a 4 MiB file took ${ms.toFixed(0)} ms`);
 });
+
+test("a crash ends every claim: the simulated process is gone, so its LOCK is claimed by no one", () => {
+  const fs = new CrashFileSystem();
+  fs.mkdir("/d");
+  writeFile(fs, "/d/LOCK", bytes("1\n"));
+  fs.syncDir("/d");
+  const c = fs.claim("/d/LOCK");
+  assert.equal(fs.isClaimed("/d/LOCK"), true);
+  fs.crash(1);
+  assert.equal(fs.isClaimed("/d/LOCK"), false);
+  const c2 = fs.claim("/d/LOCK");
+  assert.equal(fs.isClaimed("/d/LOCK"), true, "a claim after the crash counts");
+  c.close(); // a pre-crash handle: nothing left to release
+  assert.equal(fs.isClaimed("/d/LOCK"), true, "closing a dead pre-crash claim does not end a new one");
+  c2.close();
+  assert.equal(fs.isClaimed("/d/LOCK"), false);
+});

@@ -154,4 +154,33 @@ export function fileSystemContract(name: string, make: () => ContractTarget): vo
     assert.equal(text(buf), "abcd");
     h.close();
   });
+
+  withFs("claim: isClaimed while a claim is open on the file, not for plain opens, not after close, not for a new file at the path", (fs, root) => {
+    const p = `${root}/LOCK`;
+    assert.equal(fs.isClaimed(p), false, "missing file");
+    const h = fs.open(p, "createExclusive");
+    h.write(bytes("1\n"), 0, 2, 0);
+    h.close();
+    const reader = fs.open(p, "r");
+    const writer = fs.open(p, "rw");
+    fs.readFile(p);
+    assert.equal(fs.isClaimed(p), false, "plain read and write handles are not claims");
+    const c = fs.claim(p);
+    assert.equal(fs.isClaimed(p), true);
+    assert.equal(fs.isClaimed(`${root}/other`), false);
+    const c2 = fs.claim(p);
+    c.close();
+    assert.equal(fs.isClaimed(p), true, "one claim still open");
+    c2.close();
+    assert.equal(fs.isClaimed(p), false, "every claim closed");
+    // A claim is on the file, not the name: a new file put at the path is not claimed.
+    const c3 = fs.claim(p);
+    fs.remove(p);
+    fs.open(p, "createExclusive").close();
+    assert.equal(fs.isClaimed(p), false, "a new file at the claimed path");
+    c3.close();
+    reader.close();
+    writer.close();
+    assert.equal(errCode(() => fs.claim(`${root}/missing`)), "ENOENT");
+  });
 }

@@ -204,6 +204,8 @@ function slowAsyncSync(inner: FileSystem): FileSystem {
     list: (d) => inner.list(d),
     rename: (a, b) => inner.rename(a, b),
     bootId: () => inner.bootId(),
+    claim: (p) => inner.claim(p),
+    isClaimed: (p) => inner.isClaimed(p),
     remove: (p) => inner.remove(p),
     removeDir: (p) => inner.removeDir(p),
     syncDir: (p) => inner.syncDir(p),

@@ -159,6 +159,12 @@ export class CountingFileSystem implements FileSystem {
   bootId(): string {
     return this.inner.bootId();
   }
+  claim(path: string): FileHandle {
+    return this.inner.claim(path);
+  }
+  isClaimed(path: string): boolean | undefined {
+    return this.inner.isClaimed(path);
+  }
 }
 
 export function deferred(): { promise: Promise<void>; resolve: () => void } {
