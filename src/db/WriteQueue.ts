@@ -19,7 +19,7 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Durability } from "./Durability.js";
 import type { SubDatabase } from "./SubDatabase.js";
 import { Transaction } from "./Transaction.js";
-import { writeGroupChannel, type WriteGroupMessage } from "../util/instrumentation.js";
+import { writeGroupChannel, writeGroupDoneChannel, type WriteGroupDoneMessage, type WriteGroupMessage } from "../util/instrumentation.js";
 
 export type QueueItem =
   | { kind: "put"; db: SubDatabase; key: string; value: string | Buffer }
@@ -70,6 +70,16 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 function syncResult(r: unknown): unknown {
   if (isThenable(r)) throw invalidArgument("a grouped transaction callback must be synchronous", { argument: "fn" });
   return r;
+}
+
+/** The callers a settled group answers (see WriteGroupDoneMessage). */
+function writersOf(done: readonly Pending[]): number {
+  let n = 0;
+  for (const p of done) {
+    if (p.item.kind === "group") n += (p.result as Settled[]).length;
+    else if (p.item.kind !== "task") n++;
+  }
+  return n;
 }
 
 export class WriteQueue {
@@ -240,10 +250,12 @@ export class WriteQueue {
     } catch (e) {
       this.#host.durability.rollback(base);
       for (const p of done) p.reject(e);
+      if (writeGroupDoneChannel.hasSubscribers) writeGroupDoneChannel.publish({ writers: writersOf(done), ok: false } satisfies WriteGroupDoneMessage);
       return;
     }
     this.#host.durability.published(txns);
     for (const p of done) p.resolve(p.result);
+    if (writeGroupDoneChannel.hasSubscribers) writeGroupDoneChannel.publish({ writers: writersOf(done), ok: true } satisfies WriteGroupDoneMessage);
   }
 
   /**

@@ -25,6 +25,17 @@ export interface WriteGroupMessage {
   waitMs: number;
 }
 
+/**
+ * A write group settled: { writers, ok }. writers: the calls it made durable (or rejected, !ok):
+ * each put, remove and transaction() call, and each callback of a shared GroupItem (the server's
+ * batched commands); maintenance tasks do not count.
+ */
+export interface WriteGroupDoneMessage {
+  writers: number;
+  ok: boolean;
+}
+
 export const walSyncChannel = channel("keeldb:wal-sync");
 export const checkpointChannel = channel("keeldb:checkpoint");
 export const writeGroupChannel = channel("keeldb:write-group");
+export const writeGroupDoneChannel = channel("keeldb:write-group-done");

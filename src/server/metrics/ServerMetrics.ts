@@ -17,7 +17,7 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CommitReport, Database } from "../../db/Database.js";
-import type { CheckpointMessage, WalSyncMessage, WriteGroupMessage } from "../../util/instrumentation.js";
+import type { CheckpointMessage, WalSyncMessage, WriteGroupDoneMessage, WriteGroupMessage } from "../../util/instrumentation.js";
 import type { PersistenceEvent } from "../persistence/KeelPersistence.js";
 import type { RespServerStats } from "../ServerContext.js";
 
@@ -31,6 +31,7 @@ export const METRIC_NAMES = [
   "keel_commit_ops_total",
   "keel_commit_bytes_total",
   "keel_commit_group_size",
+  "keel_commit_group_writers",
   "keel_wal_syncs_total",
   "keel_wal_sync_seconds",
   "keel_write_group_wait_seconds",
@@ -87,6 +88,7 @@ export class ServerMetrics {
   readonly #ops: Counter;
   readonly #bytes: Counter;
   readonly #groupSize: Histogram;
+  readonly #groupWriters: Histogram;
   readonly #syncs: Counter<"mode">;
   readonly #syncSeconds: Histogram<"mode">;
   readonly #groupWait: Histogram;
@@ -105,6 +107,10 @@ export class ServerMetrics {
   };
   readonly #onCheckpoint = (m: unknown) => this.#checkpointSeconds.observe((m as CheckpointMessage).ms / 1000);
   readonly #onGroup = (m: unknown) => this.#groupWait.observe((m as WriteGroupMessage).waitMs / 1000);
+  readonly #onGroupDone = (m: unknown) => {
+    const g = m as WriteGroupDoneMessage;
+    if (g.ok && g.writers > 0) this.#groupWriters.observe(g.writers);
+  };
 
   constructor(db: Database) {
     this.#db = db;
@@ -114,6 +120,7 @@ export class ServerMetrics {
     this.#ops = new Counter({ name: "keel_commit_ops_total", help: "Operations (puts, removes, clears, drops) in committed transactions", registers: [r] });
     this.#bytes = new Counter({ name: "keel_commit_bytes_total", help: "Key and value bytes of committed transactions", registers: [r] });
     this.#groupSize = new Histogram({ name: "keel_commit_group_size", help: "Transactions made durable together by one group commit", buckets: GROUP_BUCKETS, registers: [r] });
+    this.#groupWriters = new Histogram({ name: "keel_commit_group_writers", help: "Writes made durable together by one group commit: server commands (one transaction per group) or put/remove/transaction calls", buckets: GROUP_BUCKETS, registers: [r] });
     this.#syncs = new Counter({ name: "keel_wal_syncs_total", help: "Log fdatasyncs (inline: on the event loop, strict; background: relaxed)", labelNames: ["mode"], registers: [r] });
     this.#syncSeconds = new Histogram({ name: "keel_wal_sync_seconds", help: "Log fdatasync latency", labelNames: ["mode"], buckets: LATENCY_BUCKETS, registers: [r] });
     this.#groupWait = new Histogram({ name: "keel_write_group_wait_seconds", help: "How long the first write of a group waited for the writer (queue + previous group)", buckets: LATENCY_BUCKETS, registers: [r] });
@@ -202,6 +209,7 @@ export class ServerMetrics {
     subscribe("keeldb:wal-sync", this.#onSync);
     subscribe("keeldb:checkpoint", this.#onCheckpoint);
     subscribe("keeldb:write-group", this.#onGroup);
+    subscribe("keeldb:write-group-done", this.#onGroupDone);
   }
 
   detach(): void {
@@ -209,6 +217,7 @@ export class ServerMetrics {
     unsubscribe("keeldb:wal-sync", this.#onSync);
     unsubscribe("keeldb:checkpoint", this.#onCheckpoint);
     unsubscribe("keeldb:write-group", this.#onGroup);
+    unsubscribe("keeldb:write-group-done", this.#onGroupDone);
   }
 
   /** The RESP server's stats(), read at each scrape. */

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { walSyncChannel } from "../../../src/util/instrumentation.js";
+import { walSyncChannel, writeGroupDoneChannel, type WriteGroupDoneMessage } from "../../../src/util/instrumentation.js";
 import { startTestServer, type TestServer } from "../../helpers/respServer.js";
 import { rawConnect } from "../e2e/rawClient.js";
 import { ReplyReader } from "../e2e/replyReader.js";
@@ -232,14 +232,21 @@ describe("ioredis against the KeelDB server", () => {
     const before = ts.db.txlogWatermarks().lastDurableLsn;
     let syncs = 0;
     const onSync = () => void syncs++;
+    const groups: WriteGroupDoneMessage[] = [];
+    const onGroup = (m: unknown) => void groups.push(m as WriteGroupDoneMessage);
     walSyncChannel.subscribe(onSync);
+    writeGroupDoneChannel.subscribe(onGroup);
     try {
       const p2 = r.pipeline();
       for (let i = 0; i < 200; i++) p2.set(`q:${i}`, "x");
       await p2.exec();
     } finally {
       walSyncChannel.unsubscribe(onSync);
+      writeGroupDoneChannel.unsubscribe(onGroup);
     }
+    // Every batched command is a writer of its group (what keel_commit_group_writers counts).
+    assert.equal(groups.reduce((n, g) => n + g.writers, 0), 200, JSON.stringify(groups));
+    assert.ok(groups.every((g) => g.ok) && groups.length <= 10, `${groups.length} groups for 200 pipelined SETs`);
     const records = ts.db.txlogWatermarks().lastDurableLsn - before;
     assert.ok(records >= 1 && records < 200, `writes dispatched in one turn share a log record: ${records} records for 200 writes`);
     assert.equal(await r.exists(...Array.from({ length: 200 }, (_, i) => `q:${i}`)), 200);

@@ -119,6 +119,9 @@ test("/metrics is Prometheus text with every documented metric, fed by real comm
   assert.ok(value("keel_commit_ops_total") >= 21);
   assert.ok(value("keel_commit_group_size_count") >= 2, "at least two groups: the burst of 20 puts and the single put");
   assert.equal(value("keel_commit_group_size_sum"), value("keel_commits_total"), "every commit belongs to one group");
+  assert.equal(value("keel_commit_group_writers_sum"), 21, "the 20 puts and the single put; checkpoint and save tasks are not writers");
+  assert.equal(value('keel_commit_group_writers_bucket{le="16"}'), 1, "only the single put's group has at most 16 writers");
+  assert.equal(value('keel_commit_group_writers_bucket{le="32"}'), 2, "the 20 puts of one tick share a group");
   assert.ok(value('keel_wal_syncs_total{mode="inline"}') >= 2);
   assert.ok(value('keel_wal_sync_seconds_count{mode="inline"}') >= 2);
   assert.ok(value("keel_checkpoint_seconds_count") >= 1);
