@@ -159,14 +159,13 @@ function writersDuring(name, compactWanted) {
     unit: "% of writes/s",
     requires: ["bulkLoad", "backup", "put"],
     describe: (p) =>
-      `${WRITERS} writers, awaited put(fresh 16-byte key, 100-byte value), ${p.seconds} s without, then ${p.seconds} s with ${compactWanted ? "compacting" : "non-compacting"} backups back to back`,
+      `${WRITERS} writers, awaited put(fresh 16-byte key, 100-byte value), windows interleaved without/with/without/with/without (${p.seconds} s in all on each side) with ${compactWanted ? "compacting" : "non-compacting"} backups back to back`,
     async run(ctx) {
       const db = await loaded(ctx);
       const keys = new RandomPool(ctx.params.keySize);
       const values = new RandomPool(ctx.params.valueSize);
       const put = () => db.put(keys.next(), values.next());
       await timedLoops(WRITERS, Math.min(0.5, ctx.params.seconds / 4), put); // warm-up
-      const base = await timedLoops(WRITERS, ctx.params.seconds, put);
       let compact = compactWanted;
       if (!compact) {
         try {
@@ -178,30 +177,50 @@ function writersDuring(name, compactWanted) {
           compact = true;
         }
       }
-      let stop = false;
       let backups = 0;
-      let failure = null;
-      const loop = (async () => {
-        while (!stop) {
-          const dest = freshDest(ctx, "w");
-          await db.backup(dest, { compact });
-          backups++;
-          // Off the event loop: freeing a copy of a few hundred MB takes ext4 tens to hundreds of
-          // ms, which would be charged to the writers although it is no part of the backup.
-          await fs.promises.rm(dest, { recursive: true, force: true });
-          await new Promise((r) => setImmediate(r));
+      const withBackups = async (seconds) => {
+        let stop = false;
+        let failure = null;
+        const loop = (async () => {
+          while (!stop) {
+            const dest = freshDest(ctx, "w");
+            await db.backup(dest, { compact });
+            backups++;
+            // Off the event loop: freeing a copy of a few hundred MB takes ext4 tens to hundreds of
+            // ms, which would be charged to the writers although it is no part of the backup.
+            await fs.promises.rm(dest, { recursive: true, force: true });
+            await new Promise((r) => setImmediate(r));
+          }
+        })().catch((e) => {
+          failure = e;
+        });
+        let r;
+        try {
+          r = await timedLoops(WRITERS, seconds, put);
+        } finally {
+          stop = true;
+          await loop;
         }
-      })().catch((e) => {
-        failure = e;
-      });
-      let during;
-      try {
-        during = await timedLoops(WRITERS, ctx.params.seconds, put);
-      } finally {
-        stop = true;
-        await loop;
+        if (failure) throw failure;
+        return r;
+      };
+      // Windows interleaved without/with/without/with/without (half of --seconds each, so each
+      // side gets --seconds in all): the machine's drift (disk sync rate, neighbours) then weighs
+      // on both sides alike instead of on whichever window came second.
+      const half = ctx.params.seconds / 2;
+      const base = { ops: 0, seconds: 0 };
+      const during = { ops: 0, seconds: 0 };
+      const add = (acc, r) => {
+        acc.ops += r.ops;
+        acc.seconds += r.seconds;
+      };
+      const without = [];
+      const withs = [];
+      for (let k = 0; k < 5; k++) {
+        const r = k % 2 === 0 ? await timedLoops(WRITERS, k === 0 || k === 4 ? half / 2 : half, put) : await withBackups(half);
+        add(k % 2 === 0 ? base : during, r);
+        (k % 2 === 0 ? without : withs).push(Math.round(r.ops / r.seconds));
       }
-      if (failure) throw failure;
       const r0 = base.ops / base.seconds;
       const r1 = during.ops / during.seconds;
       const pct = (100 * r1) / r0;
@@ -209,8 +228,12 @@ function writersDuring(name, compactWanted) {
         ops: during.ops,
         seconds: during.seconds,
         value: pct,
-        notes: [`${fmtNum(r1)} vs ${fmtNum(r0)} writes/s`, `${backups} ${compact ? "compacting" : "non-compacting"} backup(s) during the window`],
-        extra: { baseRate: r0, duringRate: r1, backups, compact },
+        notes: [
+          `${fmtNum(r1)} vs ${fmtNum(r0)} writes/s`,
+          `${backups} ${compact ? "compacting" : "non-compacting"} backup(s) during the windows`,
+          `windows without ${without.map((x) => fmtNum(x)).join(" / ")}, with ${withs.map((x) => fmtNum(x)).join(" / ")}`,
+        ],
+        extra: { baseRate: r0, duringRate: r1, backups, compact, without, withs },
       };
     },
   };
