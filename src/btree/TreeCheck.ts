@@ -22,15 +22,32 @@ export interface TreeCheckOptions {
   onPages?: (page: number, count: number, kind: "branch" | "leaf" | "overflow") => void;
   /** Also read every overflow run (checksums). */
   readOverflow?: (v: OverflowValue) => void;
+  /** checkTreeSteps pauses (yields) after a page when this returns true. */
+  wantsYield?: () => boolean;
 }
 
+/** The whole walk in one call. */
 export function checkTree(io: TreeReader, st: TreeState, o: TreeCheckOptions): TreeProblem[] {
+  const steps = checkTreeSteps(io, st, o);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The walk as steps: it pauses after a page whenever `o.wantsYield()` says so, so that a caller
+ * can give the event loop a turn inside one large tree (an online verify). The tree must stay
+ * intact across the pauses: the caller pins it (a registered reader, I2).
+ */
+export function* checkTreeSteps(io: TreeReader, st: TreeState, o: TreeCheckOptions): Generator<void, TreeProblem[], void> {
   const problems: TreeProblem[] = [];
   const pageSize = io.limits.pageSize;
   const add = (page: number, kind: string, message: string) => problems.push({ tree: o.name, page, kind, message });
   const counted = { entries: 0, branch: 0, leaf: 0, overflow: 0 };
   let leafDepth = -1;
-  const visit = (ref: NodeRef, txn: number, depth: number, lo: string | null, hi: string | null, isRoot: boolean): void => {
+  const wantsYield = o.wantsYield;
+  function* visit(ref: NodeRef, txn: number, depth: number, lo: string | null, hi: string | null, isRoot: boolean): Generator<void, void, void> {
     if (depth > Math.max(st.depth, 1)) {
       add(typeof ref === "number" ? ref : ref.page, "depth", `path passes the recorded depth ${st.depth}: a branch points back up the tree`);
       return;
@@ -57,6 +74,7 @@ export function checkTree(io: TreeReader, st: TreeState, o: TreeCheckOptions): T
       if (lo !== null && k < lo) add(page, "bounds", `key ${i} is below its separator`);
       if (hi !== null && k >= hi) add(page, "bounds", `key ${i} is not below the next separator`);
     }
+    if (wantsYield?.()) yield;
     if (n.leaf) {
       o.onPages?.(page, 1, "leaf");
       counted.leaf++;
@@ -86,10 +104,10 @@ export function checkTree(io: TreeReader, st: TreeState, o: TreeCheckOptions): T
     if (n.children.length !== keys.length + 1) add(page, "shape", `${n.children.length} children for ${keys.length} separators`);
     if (n.children.length < 2 && !isRoot) add(page, "underfull", "branch with a single child below the root");
     for (let i = 0; i < n.children.length; i++) {
-      visit(n.children[i]!, n.childTxn[i]!, depth + 1, i === 0 ? lo : keys[i - 1]!, i < keys.length ? keys[i]! : hi, false);
+      yield* visit(n.children[i]!, n.childTxn[i]!, depth + 1, i === 0 ? lo : keys[i - 1]!, i < keys.length ? keys[i]! : hi, false);
     }
-  };
-  if (st.root !== null) visit(st.root, st.rootTxn, 1, null, null, true);
+  }
+  if (st.root !== null) yield* visit(st.root, st.rootTxn, 1, null, null, true);
   const expectDepth = st.root === null ? 0 : leafDepth;
   if (problems.length === 0) {
     if (expectDepth !== st.depth) add(0, "stats", `depth is ${expectDepth}, statistics say ${st.depth}`);

@@ -26,7 +26,8 @@ import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance
 import type { CopyResult } from "../maintenance/copyDatabase.js";
 import type { BackupPagesResult } from "../maintenance/backupPages.js";
 import { backupPagesOnline, copyPublished, type OnlineCopyOptions, type PageBackupOptions } from "./onlineCopy.js";
-import { verifyEngine, type VerifyEngineOptions, type VerifyReport } from "../maintenance/verify.js";
+import type { VerifyEngineOptions, VerifyReport } from "../maintenance/verify.js";
+import { verifyOnline } from "./onlineVerify.js";
 
 export interface SubDatabaseOptions {
   keyEncoding?: KeyEncodingName | undefined;
@@ -433,14 +434,13 @@ export class Database extends SubDatabase {
 
   /**
    * Check the files of this open database: every page of data.keel as its newest durable meta
-   * names it, the log (commits not yet checkpointed are checked there) and the snapshots. It runs
-   * as one task between transactions and walks synchronously, so that no checkpoint moves pages
-   * under it: writers wait and the event loop is held for the whole walk. For a large database
-   * prefer `verify(dir)` on a stopped database or a backup.
+   * names it, the log (commits not yet checkpointed are checked there) and the snapshots, while
+   * readers and writers go on (db/onlineVerify.ts: the pages it walks are pinned, the log is read
+   * up to where it ended when the verify began). `signal` aborts it (ABORTED).
    */
   async verify(opts: VerifyEngineOptions = {}): Promise<VerifyReport> {
     this.#check();
-    return this.task(() => verifyEngine(this.engine, opts));
+    return verifyOnline(this, opts);
   }
 
   getStats(): Stats {

@@ -34,13 +34,12 @@ import {
   emptyStats,
   errorText,
   runAsync,
-  runSync,
   type VerifyProgress,
   type VerifyReport,
   type VerifyStats,
   type Work,
 } from "./verifyTypes.js";
-import { scanWal } from "./verifyWal.js";
+import { scanWal, type WalScanBound } from "./verifyWal.js";
 import { bootTag } from "../pager/Meta.js";
 
 export type { VerifyProblem, VerifyReport, VerifyStats, VerifyProgress, VerifySeverity } from "./verifyTypes.js";
@@ -57,6 +56,8 @@ export interface VerifyEngineOptions {
   /** Also check <dir>/snapshots (default true). */
   snapshots?: boolean | undefined;
   onProgress?: ((p: VerifyProgress) => void) | undefined;
+  /** Stops the walk (KeelError ABORTED) at its next pause. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Verify a closed database directory. */
@@ -86,17 +87,29 @@ export async function verify(dir: string, opts: VerifyOptions = {}): Promise<Ver
 }
 
 /**
- * Verify the files of an open engine, synchronously (so no checkpoint runs meanwhile): the data
- * file as its newest durable meta names it, and (by default) its log and snapshots. Uncheckpointed
- * commits are in the log, not in data.keel, and are checked there.
+ * Verify the files of an open engine: the data file as its newest durable meta names it, and (by
+ * default) its log and snapshots. Uncheckpointed commits are in the log, not in data.keel, and are
+ * checked there. The walk gives the event loop a turn every few thousand pages, so the caller must
+ * keep what it reads in place meanwhile (db/onlineVerify.ts): every tree of both meta slots pinned
+ * (a registered reader, I2), the log kept from gc, and the log read only up to `bound`.
  */
-export function verifyEngine(engine: Engine, opts: VerifyEngineOptions = {}): VerifyReport {
+export async function verifyEngine(engine: Engine, opts: VerifyEngineOptions = {}, bound?: WalScanBound): Promise<VerifyReport> {
   if (engine.closed) throw new KeelError("CLOSED", "the database is closed", { path: engine.path });
-  const progress = new Progress(opts.onProgress, undefined);
-  return runSync(verifyWork(engine.fs, engine.dir, engine.pager.file, engine.path, progress, opts.wal ?? true, opts.snapshots ?? true));
+  const progress = new Progress(opts.onProgress, opts.signal);
+  const work = verifyWork(engine.fs, engine.dir, engine.pager.file, engine.path, progress, opts.wal ?? true, opts.snapshots ?? true, bound);
+  return runAsync(work, opts.signal);
 }
 
-function* verifyWork(fs: FileSystem, dir: string, handle: FileHandle, path: string, progress: Progress, wal: boolean, snapshots: boolean): Work<VerifyReport> {
+function* verifyWork(
+  fs: FileSystem,
+  dir: string,
+  handle: FileHandle,
+  path: string,
+  progress: Progress,
+  wal: boolean,
+  snapshots: boolean,
+  bound?: WalScanBound,
+): Work<VerifyReport> {
   const out = new ProblemList();
   const stats: VerifyStats = emptyStats();
   let data: DataFileOutcome = { meta: null, slot: -1, older: null, pageSize: 0 };
@@ -109,7 +122,7 @@ function* verifyWork(fs: FileSystem, dir: string, handle: FileHandle, path: stri
   if (wal) {
     const walDir = join(dir, "wal");
     try {
-      const res = yield* scanWal(fs, walDir, out, {}, progress);
+      const res = yield* scanWal(fs, walDir, out, {}, progress, bound);
       stats.logRecords = res.records;
       stats.logSegments = res.segments;
       checkLogAgainstData(res, data, walDir, out);

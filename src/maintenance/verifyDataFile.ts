@@ -20,7 +20,7 @@
  * Invariants: read-only (the handle may be the open engine's; nothing is written or cached); no
  * damage escapes as an exception: every failure becomes a problem naming the file and the page.
  */
-import { checkTree, type TreeProblem } from "../btree/TreeCheck.js";
+import { checkTreeSteps, type TreeProblem } from "../btree/TreeCheck.js";
 import { OverflowValue, type LeafNode, type Node } from "../btree/Node.js";
 import type { TreeReader, TreeState } from "../btree/TreeState.js";
 import { KeelError } from "../errors.js";
@@ -243,16 +243,18 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
       err(p.kind, p.kind === "stats" ? `${describeTree(label)}: ${p.message}` : p.message.includes(path) ? p.message : `${describeTree(label)}, page ${p.page}: ${p.message}`, p.page || undefined, label);
     }
   };
-  const runCheck = (label: string, who: number, st: TreeState, onNode?: (n: Node) => void): void => {
+  const wantsYield = () => progress.wantsYield;
+  function* runCheck(label: string, who: number, st: TreeState, onNode?: (n: Node) => void): Work<void> {
     try {
       report(
         label,
-        checkTree(reader(who, onNode), st, {
+        yield* checkTreeSteps(reader(who, onNode), st, {
           name: label,
           onPages: (page, count, kind) => {
             if (kind === "overflow" && page) mark(page, count, Role.Overflow, who);
           },
           readOverflow,
+          wantsYield,
         }),
       );
     } catch (e) {
@@ -260,7 +262,7 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
       unreached = true;
       err(reasonOf(e), `${describeTree(label)} could not be walked: ${errorText(e)}`, undefined, label);
     }
-  };
+  }
 
   // ---- 2. the catalog, then every sub-database ----
   const catalogEntries: Array<[string, string | OverflowValue]> = [];
@@ -273,7 +275,7 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
     leafPages: meta.catalogLeafPages,
     overflowPages: meta.catalogOverflowPages,
   };
-  runCheck(CATALOG_TREE, 2, catalogState, (node) => {
+  yield* runCheck(CATALOG_TREE, 2, catalogState, (node) => {
     if (!node.leaf) return;
     for (let i = 0; i < node.keys.length; i++) catalogEntries.push([node.keys[i]!, node.vals[i]!]);
   });
@@ -303,7 +305,7 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
       leafPages: rec.leafPages,
       overflowPages: rec.overflowPages,
     };
-    runCheck(name, ownerIndex(`sub-database "${name}"`), st, (node) => {
+    yield* runCheck(name, ownerIndex(`sub-database "${name}"`), st, (node) => {
       if (node.leaf) stats.entries += node.keys.length;
     });
     if (progress.wantsYield) yield;
@@ -409,7 +411,7 @@ function* checkOlder(
   const problem = (tree: string, page: number | undefined, e: unknown) =>
     out.add({ severity: "error", kind: reasonOf(e), file: path, page, tree, message: `${prefix}: ${errorText(e)}` });
   const visited = new Set<number>();
-  const walk = (tree: string, page: number, txn: number, depth: number, onLeaf?: (l: LeafNode) => void): void => {
+  function* walk(tree: string, page: number, txn: number, depth: number, onLeaf?: (l: LeafNode) => void): Work<void> {
     if (page === 0) return;
     if (depth > 64) {
       out.add({ severity: "error", kind: "depth", file: path, page, tree, message: `${prefix}: a path passes depth 64 at page ${page}` });
@@ -442,11 +444,12 @@ function* checkOlder(
       }
       return;
     }
-    for (let i = 0; i < node.children.length; i++) walk(tree, node.children[i] as number, node.childTxn[i]!, depth + 1, onLeaf);
-  };
+    if (progress.wantsYield) yield;
+    for (let i = 0; i < node.children.length; i++) yield* walk(tree, node.children[i] as number, node.childTxn[i]!, depth + 1, onLeaf);
+  }
   try {
     const records: Array<[string, string]> = [];
-    walk(CATALOG_TREE, older.catalogRoot, older.catalogRootTxn, 1, (l) => {
+    yield* walk(CATALOG_TREE, older.catalogRoot, older.catalogRootTxn, 1, (l) => {
       for (let i = 0; i < l.keys.length; i++) {
         const v = l.vals[i]!;
         if (typeof v === "string") records.push([l.keys[i]!, v]);
@@ -462,8 +465,7 @@ function* checkOlder(
         problem(CATALOG_TREE, undefined, e);
         continue;
       }
-      walk(name, rec.root, rec.rootTxn, 1);
-      if (progress.wantsYield) yield;
+      yield* walk(name, rec.root, rec.rootTxn, 1);
     }
     if (older.freelistPage) {
       try {

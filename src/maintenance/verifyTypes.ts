@@ -7,8 +7,8 @@
  *   when there is one. Damage never becomes an exception: it becomes a problem.
  * - The list stays bounded: past MAX_PER_KIND problems of one kind, the rest are counted in one
  *   summary problem of that kind, so a wrecked file cannot make the report unbounded.
- * - The work runs as generators that yield between chunks; the async driver gives the event loop a
- *   turn at each yield and honours the AbortSignal there, the sync driver just runs them through.
+ * - The work runs as generators that yield between chunks; the driver (runAsync) gives the event
+ *   loop a turn at each yield and honours the AbortSignal there.
  */
 import { KeelError } from "../errors.js";
 
@@ -112,12 +112,18 @@ export class ProblemList {
   }
 }
 
+/** Longest slice of work between two yields, in ms (checked every 32 units). */
+const YIELD_MS = 4;
+/** Most units (pages) between two yields. */
+const YIELD_UNITS = 2048;
+
 /** Counts work done, reports progress now and then, and says when to yield. */
 export class Progress {
   done = 0;
   total = 0;
   #lastReport = 0;
   #sinceYield = 0;
+  #lastYield = performance.now();
   readonly #cb: ((p: VerifyProgress) => void) | undefined;
   readonly #signal: AbortSignal | undefined;
 
@@ -139,10 +145,16 @@ export class Progress {
     this.#cb?.({ pages: Math.min(this.done, Math.max(this.total, this.done)), totalPages: Math.max(this.total, this.done) });
   }
 
-  /** True once enough work was done since the last yield. */
+  /**
+   * True once enough work was done since the last yield: YIELD_MS of it (the clock is read every
+   * 32 units), or YIELD_UNITS units. An online verify then holds the event loop a few ms at a time.
+   */
   get wantsYield(): boolean {
-    if (this.#sinceYield >= 2048) {
+    const n = this.#sinceYield;
+    if (n < 32) return false;
+    if (n >= YIELD_UNITS || ((n & 31) === 0 && performance.now() - this.#lastYield >= YIELD_MS)) {
       this.#sinceYield = 0;
+      this.#lastYield = performance.now();
       return true;
     }
     return false;
@@ -162,18 +174,6 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 
 function abortedError(signal: AbortSignal | undefined): KeelError {
   return new KeelError("ABORTED", "the operation was aborted", { reason: String(signal?.reason ?? "") });
-}
-
-export function runSync<T>(w: Work<T>): T {
-  try {
-    for (;;) {
-      const r = w.next();
-      if (r.done) return r.value;
-    }
-  } catch (e) {
-    if (e instanceof Aborted) throw abortedError(undefined);
-    throw e;
-  }
 }
 
 export async function runAsync<T>(w: Work<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -39,6 +39,16 @@ export interface WalScanHooks {
   onBreak?: (b: WalBreak) => void;
 }
 
+/**
+ * Where an online scan stops (the open log's active segment and the end of its last record when
+ * the scan was pinned): later segments and bytes past `end` are skipped, since the writer may be
+ * appending to them while the scan reads.
+ */
+export interface WalScanBound {
+  segment: string;
+  end: number;
+}
+
 export interface WalScanResult {
   exists: boolean;
   segments: number;
@@ -65,7 +75,14 @@ function closeQuietly(h: FileHandle): void {
  * Scan the log in `walDir`. Problems go to `out`; records and breaks to `hooks`, in log order.
  * Never throws on damage (I/O errors reading a segment become problems too).
  */
-export function* scanWal(fs: FileSystem, walDir: string, out: ProblemList | null, hooks: WalScanHooks = {}, progress?: Progress): Work<WalScanResult> {
+export function* scanWal(
+  fs: FileSystem,
+  walDir: string,
+  out: ProblemList | null,
+  hooks: WalScanHooks = {},
+  progress?: Progress,
+  bound?: WalScanBound,
+): Work<WalScanResult> {
   const res: WalScanResult = { exists: false, segments: 0, records: 0, firstLsn: undefined, lastLsn: undefined, errors: 0, breaks: [] };
   const problem = (severity: VerifySeverity, kind: string, file: string, message: string, segment?: string, offset?: number) => {
     if (severity === "error") res.errors++;
@@ -97,7 +114,11 @@ export function* scanWal(fs: FileSystem, walDir: string, out: ProblemList | null
     else parsed.push({ name, lsn });
   }
   parsed.sort((a, b) => a.lsn - b.lsn);
-  res.segments = names.length;
+  if (bound) {
+    const last = parsed.findIndex((p) => p.name === bound.segment);
+    if (last >= 0) parsed.length = last + 1;
+  }
+  res.segments = bound ? parsed.length : names.length;
   res.firstLsn = parsed[0]?.lsn;
 
   // The last LSN of the previous segment, when it is known.
@@ -132,7 +153,8 @@ export function* scanWal(fs: FileSystem, walDir: string, out: ProblemList | null
       continue;
     }
     try {
-      const r = yield* scanSegment(h, name, path, nameLsn, newest, res, brk, hooks, progress);
+      const end = bound?.segment === name ? bound.end : undefined;
+      const r = yield* scanSegment(h, name, path, nameLsn, newest, res, brk, hooks, progress, end);
       prevLast = r;
     } catch (e) {
       if (e instanceof Aborted) throw e;
@@ -156,8 +178,9 @@ function* scanSegment(
   brk: (b: WalBreak, file: string) => void,
   hooks: WalScanHooks,
   progress: Progress | undefined,
+  end: number | undefined,
 ): Work<number | undefined> {
-  const size = h.size();
+  const size = end === undefined ? h.size() : Math.min(h.size(), end);
   const reader = new SegmentReader(h, size);
   const head = reader.window(0, SEGMENT_HEADER_SIZE);
   let hp;

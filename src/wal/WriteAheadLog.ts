@@ -261,6 +261,17 @@ export class WriteAheadLog {
     return { sealed, active: this.#active.name, firstLsn: this.#active.firstLsn };
   }
 
+  /**
+   * The active segment and the end of its last record, with every appended record handed to the
+   * file first: an online reader of the files (db.verify) reads the log up to here and no
+   * further, since later bytes may be written while it reads.
+   */
+  writtenEnd(): { segment: string; end: number } {
+    if (this.#closed) throw closedError();
+    this.flush();
+    return { segment: this.#active.name, end: this.#active.end };
+  }
+
   /** Hand every appended record to the operating system now (the "none" profile's per-group write). */
   flush(): void {
     if (this.#closed || this.#gc.failed !== undefined) return;
