@@ -89,7 +89,7 @@ export async function verify(dir: string, opts: VerifyOptions = {}): Promise<Ver
 /**
  * Verify the files of an open engine: the data file as its newest durable meta names it, and (by
  * default) its log and snapshots. Uncheckpointed commits are in the log, not in data.keel, and are
- * checked there. The walk gives the event loop a turn every few thousand pages, so the caller must
+ * checked there. The walk gives the event loop a turn every few ms of work, so the caller must
  * keep what it reads in place meanwhile (db/onlineVerify.ts): every tree of both meta slots pinned
  * (a registered reader, I2), the log kept from gc, and the log read only up to `bound`.
  */

@@ -466,6 +466,8 @@ function* checkOlder(
         continue;
       }
       yield* walk(name, rec.root, rec.rootTxn, 1);
+      // A sub-database of one leaf never reaches the branch pause inside walk: pause between them too.
+      if (progress.wantsYield) yield;
     }
     if (older.freelistPage) {
       try {

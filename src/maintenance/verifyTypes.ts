@@ -123,6 +123,8 @@ export class Progress {
   total = 0;
   #lastReport = 0;
   #sinceYield = 0;
+  /** #sinceYield at which the clock is read next. */
+  #clockAt = 32;
   #lastYield = performance.now();
   readonly #cb: ((p: VerifyProgress) => void) | undefined;
   readonly #signal: AbortSignal | undefined;
@@ -146,18 +148,19 @@ export class Progress {
   }
 
   /**
-   * True once enough work was done since the last yield: YIELD_MS of it (the clock is read every
-   * 32 units), or YIELD_UNITS units. An online verify then holds the event loop a few ms at a time.
+   * True once enough work was done since the last yield: YIELD_MS of it (the clock is read once
+   * per 32 units), or YIELD_UNITS units. An online verify then holds the event loop a few ms at a time.
    */
   get wantsYield(): boolean {
     const n = this.#sinceYield;
-    if (n < 32) return false;
-    if (n >= YIELD_UNITS || ((n & 31) === 0 && performance.now() - this.#lastYield >= YIELD_MS)) {
-      this.#sinceYield = 0;
-      this.#lastYield = performance.now();
-      return true;
-    }
-    return false;
+    if (n < this.#clockAt) return false;
+    this.#clockAt = n + 32;
+    const now = performance.now();
+    if (n < YIELD_UNITS && now - this.#lastYield < YIELD_MS) return false;
+    this.#sinceYield = 0;
+    this.#clockAt = 32;
+    this.#lastYield = now;
+    return true;
   }
 }
 
