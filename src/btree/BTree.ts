@@ -144,8 +144,12 @@ function ownPath(w: TreeWriter, st: TreeState, key: string, kp: number, parents:
   return node;
 }
 
-/** Insert or replace. Returns whether the key existed before. */
-export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValue): boolean {
+/**
+ * Insert or replace. Returns the value it replaced (undefined for an insert), so a caller that needs
+ * the old value pays one descent, not two. An old overflow value's pages are reported freed, but no
+ * page is reused before this transaction commits (commits never allocate), so it can still be read.
+ */
+export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValue): LeafValue | undefined {
   if (st.root === null) {
     st.root = new LeafNode([key], [val], w.txn);
     st.rootTxn = 0;
@@ -153,22 +157,21 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
     st.leafPages = 1;
     st.entries = 1;
     addValue(w, st, val);
-    return false;
+    return undefined;
   }
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
   const kp = keyPrefix(key);
   const leaf = ownPath(w, st, key, kp, parents, idxs);
   const i = leafIndex(leaf, key, kp);
-  let existed = false;
+  let old: LeafValue | undefined;
   // Compare prefixes first: a random insert then never touches the (cold) neighbouring key string.
   if (i < leaf.keys.length && leaf.pfx![i] === kp && leaf.keys[i] === key) {
-    const old = leaf.vals[i]!;
+    old = leaf.vals[i]!;
     leaf.bytes += leafEntryBytes(key, val) - leafEntryBytes(key, old);
     ownLeafArrays(leaf);
     leaf.vals[i] = val;
     dropValue(w, st, old);
-    existed = true;
   } else {
     if (leaf.own) {
       leaf.keys.splice(i, 0, key);
@@ -183,16 +186,20 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
     st.entries++;
   }
   addValue(w, st, val);
+  const existed = old !== undefined;
   const appended = !existed && i === leaf.keys.length - 1;
   if (leaf.bytes > w.limits.pageSize || (existed && leaf.bytes - PAGE_HEADER < w.limits.minFill)) {
     fixUp(w, st, parents, idxs, leaf, appended);
   }
-  return existed;
+  return old;
 }
 
-/** Remove a key. Returns whether it existed. */
-export function treeRemove(w: TreeWriter, st: TreeState, key: string): boolean {
-  if (treeGet(w, st, key) === undefined) return false; // no copy-on-write for a miss
+/**
+ * Remove a key. Returns whether it existed. `present`: the caller has just found the key in this
+ * tree, so the lookup that keeps a miss from copying the path is skipped.
+ */
+export function treeRemove(w: TreeWriter, st: TreeState, key: string, present = false): boolean {
+  if (!present && treeGet(w, st, key) === undefined) return false; // no copy-on-write for a miss
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
   const kp = keyPrefix(key);

@@ -42,6 +42,18 @@ export class Transaction {
     return this.#w.put(this.#db.name, k, v);
   }
 
+  /**
+   * Store a value and return the one it replaced (undefined if the key was new): a get and a put
+   * in one descent of the tree.
+   */
+  swap(key: Key, value: unknown): unknown {
+    const k = this.#db.encodeKey(key);
+    const v = this.#db.encodeValue(value);
+    this.#db.ensureExists(this.#w);
+    const old = this.#w.swap(this.#db.name, k, v);
+    return old === undefined ? undefined : this.#db.decodeValue(this.#w.readValue(old));
+  }
+
   /** Delete a key; returns whether it existed. */
   remove(key: Key): boolean {
     return this.#w.remove(this.#db.name, this.#db.encodeKey(key));

@@ -118,6 +118,11 @@ export class WriteTxn implements TreeWriter {
 
   /** `value` is the encoded value: a Buffer, or the same bytes as a latin1 string. */
   put(db: string, key: string, value: Uint8Array | string, rawKey?: Uint8Array): boolean {
+    return this.swap(db, key, value, rawKey) !== undefined;
+  }
+
+  /** put, returning the value it replaced (undefined if the key was new), found in the same descent. */
+  swap(db: string, key: string, value: Uint8Array | string, rawKey?: Uint8Array): LeafValue | undefined {
     this.#check();
     if (key.length > this.limits.maxKeySize) {
       throw invalidArgument(`key of ${key.length} bytes exceeds maxKeySize ${this.limits.maxKeySize}`, { limit: "maxKeySize", max: this.limits.maxKeySize, size: key.length });
@@ -135,12 +140,12 @@ export class WriteTxn implements TreeWriter {
     // Memory this change pins until a checkpoint: the entry itself plus a share of the copied path.
     this.dirtyBytes += key.length + value.length + 64;
     this.modCount++;
-    const existed = treePut(this, t, key, v);
+    const old = treePut(this, t, key, v);
     this.opCount++;
     this.opBytes += key.length + value.length;
     // Strings are immutable: the log encodes the very bytes the tree holds, without a copy.
     if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? key, value: typeof v === "string" ? v : v.data! });
-    return existed;
+    return old;
   }
 
   remove(db: string, key: string, rawKey?: Uint8Array): boolean {
@@ -149,7 +154,7 @@ export class WriteTxn implements TreeWriter {
     if (!t || t.root === null || treeGet(this, t, key) === undefined) return false; // a miss changes nothing
     this.modCount++;
     const own = this.#ownTree(db);
-    const existed = treeRemove(this, own, key);
+    const existed = treeRemove(this, own, key, true);
     if (existed) {
       this.opCount++;
       this.dirtyBytes += 64;

@@ -428,6 +428,32 @@ test("inside a transaction, reads see its own writes; getRange re-seeks around i
   await db.close();
 });
 
+test("tx.swap returns the value it replaced: inline and overflow, written in this transaction or read from disk", async () => {
+  const fs = new CrashFileSystem();
+  const big = (c: string) => c.repeat(20_000); // overflow pages at the default page size
+  let db = openSync(DIR, { fs });
+  await db.transaction((tx) => {
+    assert.equal(tx.swap("a", "one"), undefined, "a new key");
+    assert.equal(tx.swap("a", "two"), "one", "replaced within the transaction");
+    assert.equal(tx.swap("b", big("x")), undefined);
+    assert.equal(tx.swap("b", big("y")), big("x"), "an overflow value written in this transaction");
+  });
+  await db.close();
+  db = openSync(DIR, { fs }); // nothing cached: the old values come from the file
+  await db.transaction((tx) => {
+    assert.equal(tx.swap("b", "small"), big("y"), "an overflow value read from its pages, which the swap frees");
+    assert.equal(tx.swap("a", big("z")), "two");
+    assert.equal(tx.get("b"), "small");
+  });
+  assert.equal(db.get("a"), big("z"));
+  assert.equal(db.getStats().entries, 2);
+  await db.close();
+  db = openSync(DIR, { fs });
+  assert.equal(db.get("a"), big("z"));
+  assert.equal(db.get("b"), "small");
+  await db.close();
+});
+
 test("puts and removes issued in one tick are one transaction and one checkpoint", async () => {
   const { db } = memDb({ wal: false });
   await db.put("seed", 0);

@@ -81,9 +81,11 @@ export class KeyView {
   /** Store a string, replacing whatever the key held; expireAt 0 = no expiry. */
   setString(key: Buffer, value: Buffer, expireAt: number): void {
     this.checkKey(key);
-    const old = this.stored(key);
-    if (old !== undefined) this.#dropSide(key, old);
-    this.#putKey(key, encodeString(value, expireAt));
+    // One descent: the old value comes back from the put. Its side entries (expiry index, hash
+    // fields) live in other sub-databases, so dropping them after the put is the same as before.
+    const old = this.store.swap(this.ldb.keys, key, encodeString(value, expireAt));
+    if (old === undefined) this.ks.countKeys(this.ldb.index, 1);
+    else this.#dropSide(key, old);
     if (expireAt !== 0) this.store.put(this.ldb.ttl, expiryKey(expireAt, key), EMPTY);
     this.touch(key);
   }

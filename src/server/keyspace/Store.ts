@@ -21,6 +21,8 @@ export interface Store {
   get(sub: SubDatabase, key: Buffer): Buffer | undefined;
   /** Whether the key existed before. */
   put(sub: SubDatabase, key: Buffer, value: Buffer): boolean;
+  /** put, returning the value it replaced (undefined if the key was new). */
+  swap(sub: SubDatabase, key: Buffer, value: Buffer): Buffer | undefined;
   remove(sub: SubDatabase, key: Buffer): boolean;
   clear(sub: SubDatabase): void;
   /** Entries with start <= key < end, in key order, at most `limit`. */
@@ -58,6 +60,10 @@ export class TxStore implements Store {
     if (!this.writable) readOnlyWrite();
     return this.#for(sub).put(key, value);
   }
+  swap(sub: SubDatabase, key: Buffer, value: Buffer): Buffer | undefined {
+    if (!this.writable) readOnlyWrite();
+    return this.#for(sub).swap(key, value) as Buffer | undefined;
+  }
   remove(sub: SubDatabase, key: Buffer): boolean {
     if (!this.writable) readOnlyWrite();
     return this.#for(sub).remove(key);
@@ -77,6 +83,9 @@ export class ReadStore implements Store {
     return sub.getBinary(key);
   }
   put(): boolean {
+    return readOnlyWrite();
+  }
+  swap(): Buffer | undefined {
     return readOnlyWrite();
   }
   remove(): boolean {

@@ -93,6 +93,14 @@ test("expiry: never returned once due; the index follows set, persist, delete an
     await write(ks, (w) => w.setExpireAt(b("k2"), 0));
     assert.equal(ks.ldb(0).ttl.getCount(), 0);
     assert.equal(ks.read(0).expireAtOf(b("k2")), 0);
+    // SET over a key replaces its expiry entry (the old value comes back from the put itself).
+    await write(ks, (w) => w.setString(b("k2"), b("v2"), now + 70_000));
+    await write(ks, (w) => w.setString(b("k2"), b("v3"), now + 80_000));
+    assert.equal(ks.ldb(0).ttl.getCount(), 1);
+    assert.equal(ks.read(0).expireAtOf(b("k2")), now + 80_000);
+    await write(ks, (w) => w.setString(b("k2"), b("v4"), 0));
+    assert.equal(ks.ldb(0).ttl.getCount(), 0);
+    assert.equal(ks.read(0).dbsize(), 1);
     // An expired hash: its fields are purged when the name is written again.
     await write(ks, (w) => w.hset(b("h"), [[b("old"), b("1")]]));
     await write(ks, (w) => w.setExpireAt(b("h"), now + 10));
