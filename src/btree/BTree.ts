@@ -20,11 +20,12 @@ import {
   OverflowValue,
   branchEntryBytes,
   branchIndex,
-  keyPrefix,
   leafIndex,
   pfxInsert,
   pfxRemove,
   pfxSlice,
+  searchPrefix,
+  sharesHead,
   leafEntryBytes,
   ownBranchArrays,
   ownLeafArrays,
@@ -76,11 +77,10 @@ export function childNode(io: TreeReader, b: BranchNode, i: number): Node {
 export function treeGet(io: TreeReader, st: TreeState, key: string): LeafValue | undefined {
   let node = rootNode(io, st);
   if (node === null) return undefined;
-  const kp = keyPrefix(key);
   let level = 1;
   while (!node.leaf) {
     if (++level > st.depth) throw tooDeep(st, node);
-    const i = branchIndex(node, key, kp);
+    const i = branchIndex(node, key, searchPrefix(node, key));
     const ref: NodeRef = node.children[i]!;
     if (typeof ref === "number") {
       const c: Node = io.load(ref, node.childTxn[i]!);
@@ -92,7 +92,7 @@ export function treeGet(io: TreeReader, st: TreeState, key: string): LeafValue |
     }
   }
   const keys = node.keys;
-  const i = leafIndex(node, key, kp);
+  const i = leafIndex(node, key, searchPrefix(node, key));
   return i < keys.length && keys[i] === key ? node.vals[i] : undefined;
 }
 
@@ -132,11 +132,11 @@ function dropValue(w: TreeWriter, st: TreeState, v: LeafValue): void {
  * Copy on write the path from the root to the leaf that holds (or would hold) `key`; the
  * branches on the way and the child index taken in each are left in `parents` and `idxs`.
  */
-function ownPath(w: TreeWriter, st: TreeState, key: string, kp: number, parents: BranchNode[], idxs: number[]): LeafNode {
+function ownPath(w: TreeWriter, st: TreeState, key: string, parents: BranchNode[], idxs: number[]): LeafNode {
   let node = ownRoot(w, st);
   while (!node.leaf) {
     if (parents.length + 1 >= st.depth) throw tooDeep(st, node);
-    const i = branchIndex(node, key, kp);
+    const i = branchIndex(node, key, searchPrefix(node, key));
     parents.push(node);
     idxs.push(i);
     node = ownChild(w, node, i);
@@ -161,8 +161,8 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
   }
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
-  const kp = keyPrefix(key);
-  const leaf = ownPath(w, st, key, kp, parents, idxs);
+  const leaf = ownPath(w, st, key, parents, idxs);
+  const kp = searchPrefix(leaf, key);
   const i = leafIndex(leaf, key, kp);
   let old: LeafValue | undefined;
   // Compare prefixes first: a random insert then never touches the (cold) neighbouring key string.
@@ -181,7 +181,9 @@ export function treePut(w: TreeWriter, st: TreeState, key: string, val: LeafValu
       leaf.vals = withInserted(leaf.vals, i, val);
       leaf.own = true;
     }
-    pfxInsert(leaf, i, kp, leaf.keys.length - 1); // leafIndex above built the array if it was missing
+    // searchPrefix above built the array if it was missing; a key outside pfxHead drops it.
+    if (sharesHead(kp)) pfxInsert(leaf, i, kp, leaf.keys.length - 1);
+    else leaf.pfx = null;
     leaf.bytes += leafEntryBytes(key, val);
     st.entries++;
   }
@@ -202,9 +204,8 @@ export function treeRemove(w: TreeWriter, st: TreeState, key: string, present = 
   if (!present && treeGet(w, st, key) === undefined) return false; // no copy-on-write for a miss
   const parents: BranchNode[] = [];
   const idxs: number[] = [];
-  const kp = keyPrefix(key);
-  const leaf = ownPath(w, st, key, kp, parents, idxs);
-  const i = leafIndex(leaf, key, kp);
+  const leaf = ownPath(w, st, key, parents, idxs);
+  const i = leafIndex(leaf, key, searchPrefix(leaf, key));
   const old = leaf.vals[i]!;
   leaf.bytes -= leafEntryBytes(key, old);
   if (leaf.own) {
@@ -332,6 +333,7 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
     if (cp !== null) {
       right.pfx = pfxSlice(cp, s, child.keys.length);
       right.pfxOwn = true;
+      right.pfxHead = child.pfxHead; // a part of the keys shares what all of them share
     }
     child.keys.length = s; // child's array keeps its first s entries, still right
     child.vals.length = s;
@@ -353,7 +355,11 @@ function splitChild(w: TreeWriter, st: TreeState, parent: BranchNode, i: number,
   }
   parent.keys.splice(i, 0, sep);
   // Keep the prefix array in step: copying numbers is far cheaper than re-deriving them.
-  if (parent.pfx !== null) pfxInsert(parent, i, keyPrefix(sep), parent.keys.length - 1);
+  if (parent.pfx !== null) {
+    const kp = searchPrefix(parent, sep);
+    if (sharesHead(kp)) pfxInsert(parent, i, kp, parent.keys.length - 1);
+    else parent.pfx = null;
+  }
   parent.children.splice(i + 1, 0, right);
   parent.childTxn.splice(i + 1, 0, 0);
   parent.bytes += branchEntryBytes(sep);

@@ -58,6 +58,8 @@ export class LeafNode {
   pfx: number[] | null = null;
   /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
   pfxOwn = false;
+  /** The leading bytes every key shares, which `pfx` entries skip (see BranchNode.pfxHead). */
+  pfxHead = "";
   /**
    * Whether `keys` and `vals` belong to this node alone. A clone shares them with the node it
    * copies until its first change, which then builds its own arrays with the change made (one
@@ -83,6 +85,7 @@ export class LeafNode {
     const c = new LeafNode(this.keys, this.vals, txn, this.bytes);
     c.own = false;
     c.pfx = this.pfx;
+    c.pfxHead = this.pfxHead;
     return c;
   }
 }
@@ -127,7 +130,7 @@ export class BranchNode {
    */
   childTxn: number[];
   /**
-   * First 6 bytes of each separator as a number, built on first search and dropped (set to null)
+   * Bytes 6 after pfxHead of each separator as a number, built on first search and dropped (set to null)
    * by every change to `keys`: the search runs over contiguous numbers and compares strings only
    * on a tie, instead of chasing one heap string per probe. A plain array of doubles (V8 stores
    * them unboxed and contiguous), not a Float64Array: a typed array's backing store lives off the
@@ -136,6 +139,13 @@ export class BranchNode {
   pfx: number[] | null = null;
   /** Whether `pfx` belongs to this node alone (not shared with a clone), so it may be written in place. */
   pfxOwn = false;
+  /**
+   * The leading bytes every key of the node shares (set when `pfx` is built). `pfx` entries are the
+   * 6 bytes after them: keys like "user:000123" all tie on their first 6 bytes, and a search that
+   * ties compares strings, one cold heap string per probe. Every key the node gains must start
+   * with pfxHead, or `pfx` is dropped and rebuilt; a key removed cannot break it.
+   */
+  pfxHead = "";
   /**
    * Whether `keys` and `childTxn` belong to this node alone. A clone (a copy-on-write on the path
    * of every put) copies only `children`, which changes at once, and shares the other two with
@@ -162,6 +172,7 @@ export class BranchNode {
     const c = new BranchNode(this.keys, this.children.slice(), this.childTxn, txn, this.bytes);
     c.own = false;
     c.pfx = this.pfx; // shared (pfxOwn stays false): a change to the copy replaces it, never writes into it
+    c.pfxHead = this.pfxHead;
     return c;
   }
 }
@@ -208,22 +219,43 @@ export function lowerBound(keys: string[], key: string): number {
   return lo;
 }
 
-/** The first 6 bytes of a key, big-endian, as an exact integer: monotonic in key order. */
-export function keyPrefix(k: string): number {
+/**
+ * Bytes [s, s+6) of a key, big-endian, as an exact integer: monotonic in key order among keys
+ * that share their first s bytes.
+ */
+export function keyPrefix(k: string, s = 0): number {
   const n = k.length;
   return (
-    (n > 0 ? k.charCodeAt(0) : 0) * 1099511627776 +
-    (n > 1 ? k.charCodeAt(1) : 0) * 4294967296 +
-    (n > 2 ? k.charCodeAt(2) : 0) * 16777216 +
-    (n > 3 ? k.charCodeAt(3) : 0) * 65536 +
-    (n > 4 ? k.charCodeAt(4) : 0) * 256 +
-    (n > 5 ? k.charCodeAt(5) : 0)
+    (n > s ? k.charCodeAt(s) : 0) * 1099511627776 +
+    (n > s + 1 ? k.charCodeAt(s + 1) : 0) * 4294967296 +
+    (n > s + 2 ? k.charCodeAt(s + 2) : 0) * 16777216 +
+    (n > s + 3 ? k.charCodeAt(s + 3) : 0) * 65536 +
+    (n > s + 4 ? k.charCodeAt(s + 4) : 0) * 256 +
+    (n > s + 5 ? k.charCodeAt(s + 5) : 0)
   );
 }
 
-/** Index of the first key >= `key` in a leaf, searching its prefix array. */
+/**
+ * `key`'s prefix as node n's prefix array counts it, building the array if it is missing: the 6
+ * bytes after n.pfxHead; -1 if `key` sorts before every key starting with pfxHead, Infinity if
+ * after (a search then ends at the first or past the last entry without touching a key).
+ */
+export function searchPrefix(n: Node, key: string): number {
+  if (n.pfx === null) ownPrefixes(n);
+  const head = n.pfxHead;
+  if (head.length === 0) return keyPrefix(key);
+  if (key.startsWith(head)) return keyPrefix(key, head.length);
+  return key < head ? -1 : Infinity;
+}
+
+/** Whether a prefix from searchPrefix may be stored in the node's array (the key starts with pfxHead). */
+export function sharesHead(kp: number): boolean {
+  return kp >= 0 && kp !== Infinity;
+}
+
+/** Index of the first key >= `key` in a leaf, searching its prefix array; kp = searchPrefix(l, key). */
 export function leafIndex(l: LeafNode, key: string, kp: number): number {
-  const pfx = l.pfx ?? ownPrefixes(l);
+  const pfx = l.pfx!;
   const keys = l.keys;
   let lo = 0;
   let hi = keys.length;
@@ -237,14 +269,20 @@ export function leafIndex(l: LeafNode, key: string, kp: number): number {
 }
 
 function ownPrefixes(n: Node): number[] {
+  // Keys are sorted, so what the first and the last share, every key shares.
+  const keys = n.keys;
+  let s = 0;
+  if (keys.length > 1) {
+    const a = keys[0]!;
+    const b = keys[keys.length - 1]!;
+    const m = Math.min(a.length, b.length);
+    while (s < m && a.charCodeAt(s) === b.charCodeAt(s)) s++;
+  }
+  n.pfxHead = s === 0 ? "" : keys[0]!.slice(0, s);
   n.pfxOwn = true;
-  return (n.pfx = prefixesOf(n.keys));
-}
-
-function prefixesOf(keys: string[]): number[] {
   const pfx: number[] = [];
-  for (let i = 0; i < keys.length; i++) pfx.push(keyPrefix(keys[i]!));
-  return pfx;
+  for (let i = 0; i < keys.length; i++) pfx.push(keyPrefix(keys[i]!, s));
+  return (n.pfx = pfx);
 }
 
 /**
@@ -285,9 +323,9 @@ export function pfxSlice(pfx: number[], from: number, to: number): number[] {
   return pfx.slice(from, to);
 }
 
-/** Child index of branch `b` that may hold `key` (whose keyPrefix is `kp`). */
+/** Child index of branch `b` that may hold `key`; kp = searchPrefix(b, key). */
 export function branchIndex(b: BranchNode, key: string, kp: number): number {
-  const pfx = b.pfx ?? ownPrefixes(b);
+  const pfx = b.pfx!;
   const keys = b.keys;
   let lo = 0;
   let hi = keys.length;

@@ -66,7 +66,15 @@ export function* checkTreeSteps(io: TreeReader, st: TreeState, o: TreeCheckOptio
     const pfx = n.pfx;
     if (pfx !== null) {
       if (pfx.length < keys.length) add(page, "prefix", `prefix cache holds ${pfx.length} entries for ${keys.length} keys`);
-      else for (let i = 0; i < keys.length; i++) if (pfx[i] !== keyPrefix(keys[i]!)) add(page, "prefix", `prefix cache is stale at key ${i}`);
+      else {
+        const head = n.pfxHead;
+        for (let i = 0; i < keys.length; i++) {
+          if (!keys[i]!.startsWith(head) || pfx[i] !== keyPrefix(keys[i]!, head.length)) {
+            add(page, "prefix", `prefix cache is stale at key ${i}`);
+            break;
+          }
+        }
+      }
     }
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;

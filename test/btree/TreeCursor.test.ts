@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { treePut, treeRemove } from "../../src/btree/BTree.js";
-import { BranchNode, LeafNode, branchIndex, childIndex, keyPrefix, leafIndex, lowerBound } from "../../src/btree/Node.js";
+import { BranchNode, LeafNode, branchIndex, childIndex, keyPrefix, leafIndex, lowerBound, searchPrefix } from "../../src/btree/Node.js";
 import { TreeCursor } from "../../src/btree/TreeCursor.js";
 import { emptyTree, type TreeState } from "../../src/btree/TreeState.js";
 import { pageLimits } from "../../src/pager/PageLayout.js";
@@ -193,18 +193,21 @@ test("keyPrefix is monotonic in byte order (ties only on a shared 6-byte prefix)
 test("branchIndex and leafIndex agree with childIndex and lowerBound for random keys", () => {
   const rng = new Rng(8);
   for (let trial = 0; trial < 400; trial++) {
-    const seps = [...new Set(Array.from({ length: 1 + rng.int(40) }, () => randomKey(rng)))].sort(cmp);
+    // Half the trials give every key a shared head, as "user:000123"-style keys have: the prefix
+    // arrays then skip it (pfxHead), and probes fall below, inside and above it.
+    const head = trial % 2 === 0 ? "" : randomKey(rng) + "key:0000";
+    const seps = [...new Set(Array.from({ length: 1 + rng.int(40) }, () => head + randomKey(rng)))].sort(cmp);
     // Branch separators are never the empty key (a separator is > some key); leaves may hold it.
     const branchSeps = seps.filter((s) => s !== "");
     const b = new BranchNode(branchSeps, Array.from({ length: branchSeps.length + 1 }, (_, i) => i + 2), new Array(branchSeps.length + 1).fill(0), 1);
     const l = new LeafNode(seps, seps.map(() => ""), 1);
     const probes = [...seps, ...seps.map((s) => s + "\x00"), ...seps.map((s) => s.slice(0, -1))];
-    for (let i = 0; i < 40; i++) probes.push(randomKey(rng));
+    for (let i = 0; i < 40; i++) probes.push(randomKey(rng), head + randomKey(rng), head.slice(0, rng.int(head.length + 1)) + randomKey(rng));
     for (const k of probes) {
-      const kp = keyPrefix(k);
-      assert.equal(branchIndex(b, k, kp), childIndex(b.keys, k), `branchIndex ${JSON.stringify(k)} in ${JSON.stringify(b.keys)}`);
-      assert.equal(leafIndex(l, k, kp), lowerBound(l.keys, k), `leafIndex ${JSON.stringify(k)} in ${JSON.stringify(l.keys)}`);
+      assert.equal(branchIndex(b, k, searchPrefix(b, k)), childIndex(b.keys, k), `branchIndex ${JSON.stringify(k)} in ${JSON.stringify(b.keys)}`);
+      assert.equal(leafIndex(l, k, searchPrefix(l, k)), lowerBound(l.keys, k), `leafIndex ${JSON.stringify(k)} in ${JSON.stringify(l.keys)}`);
     }
+    if (head !== "" && seps.length > 1) assert.ok(l.pfxHead.startsWith(head), "the leaf's prefix array skips the shared head");
     // childIndex is "number of separators <= key".
     for (const k of probes.slice(0, 20)) assert.equal(childIndex(b.keys, k), b.keys.filter((s) => s <= k).length);
   }
@@ -212,14 +215,31 @@ test("branchIndex and leafIndex agree with childIndex and lowerBound for random 
 
 test("a stale prefix array is rebuilt after the keys change (pfx reset to null)", () => {
   const b = new BranchNode(["b", "d"], [2, 3, 4], [0, 0, 0], 1);
-  assert.equal(branchIndex(b, "c", keyPrefix("c")), 1);
+  assert.equal(branchIndex(b, "c", searchPrefix(b, "c")), 1);
   assert.ok(b.pfx !== null);
   // The tree code resets pfx on every change; a node changed that way searches correctly.
   b.keys.splice(1, 0, "c");
   b.children.splice(2, 0, 5);
   b.childTxn.splice(2, 0, 0);
   b.pfx = null;
-  assert.equal(branchIndex(b, "c", keyPrefix("c")), 2);
-  assert.equal(branchIndex(b, "cc", keyPrefix("cc")), 2);
-  assert.equal(branchIndex(b, "a", keyPrefix("a")), 0);
+  assert.equal(branchIndex(b, "c", searchPrefix(b, "c")), 2);
+  assert.equal(branchIndex(b, "cc", searchPrefix(b, "cc")), 2);
+  assert.equal(branchIndex(b, "a", searchPrefix(b, "a")), 0);
+});
+
+test("searchPrefix: relative to the node's shared head; below it -1, above it Infinity", () => {
+  const l = new LeafNode(["key:0000012", "key:0000345", "key:0009"], ["", "", ""], 1);
+  assert.equal(searchPrefix(l, "key:0000345"), keyPrefix("0345"));
+  assert.equal(l.pfxHead, "key:000");
+  assert.deepEqual(l.pfx, l.keys.map((k) => keyPrefix(k, 7)));
+  assert.equal(searchPrefix(l, "key:00"), -1, "a proper prefix of the head sorts first");
+  assert.equal(searchPrefix(l, "aaa"), -1);
+  assert.equal(searchPrefix(l, "key:01"), Infinity);
+  assert.equal(searchPrefix(l, "zzz"), Infinity);
+  assert.equal(leafIndex(l, "key:00", -1), 0);
+  assert.equal(leafIndex(l, "zzz", Infinity), 3);
+  // A node of one key shares nothing with anything yet: no head.
+  const one = new LeafNode(["key:0000012"], [""], 1);
+  searchPrefix(one, "x");
+  assert.equal(one.pfxHead, "");
 });
