@@ -134,6 +134,19 @@ export class SubDatabase {
     return typeof v === "string" ? Buffer.from(v, "latin1") : Buffer.from(this.root.engine.readValue(v));
   }
 
+  /**
+   * @internal The stored bytes of `key`: a small value as the latin1 string the tree holds (no
+   * copy: the caller must treat it as bytes, one char each), a large one as a Buffer copy.
+   */
+  getStored(key: Key): Buffer | string | undefined {
+    const k = this.encodeKey(key);
+    const e = this.#snapshot().dbs.get(this.name);
+    if (!e) return undefined;
+    const v = treeGet(this.root.engine.pager, e.tree, k);
+    if (v === undefined) return undefined;
+    return typeof v === "string" ? v : Buffer.from(this.root.engine.readValue(v));
+  }
+
   doesExist(key: Key): boolean {
     const k = this.encodeKey(key);
     const e = this.#snapshot().dbs.get(this.name);

@@ -4,7 +4,7 @@
  * Invariant: a write handler validates every argument and type before its first write.
  */
 import type { KeyView } from "../keyspace/KeyView.js";
-import { arr, bulk, bulkOrNull, int, NULL, OK, type Reply } from "../resp/Reply.js";
+import { arr, bulk, bulkOrNull, bytesOrNull, int, NULL, OK, type Reply } from "../resp/Reply.js";
 import { RespError, SYNTAX } from "../resp/RespError.js";
 import { addFloats, floatArg, int64Arg, INT64_MAX, INT64_MIN, intArg, toFloat, toInt64, upper } from "./args.js";
 import type { Command } from "./Command.js";
@@ -191,10 +191,11 @@ function strlen(v: KeyView, args: Buffer[]): Reply {
 }
 
 function get(v: KeyView, args: Buffer[], ctx: CommandContext): Reply {
-  const val = v.getString(a(args, 1));
+  // The bytes are never written to (a fresh copy or an immutable string): no defensive copy.
+  const val = v.getStringBytes(a(args, 1));
   if (val === undefined) ctx.server.counters.keyspaceMisses++;
   else ctx.server.counters.keyspaceHits++;
-  return bulkOrNull(val === undefined ? undefined : Buffer.from(val));
+  return bytesOrNull(val);
 }
 
 export const stringCommands: Command[] = [

@@ -12,7 +12,7 @@
 import { RespError, WRONGTYPE } from "../resp/RespError.js";
 import type { Keyspace, LogicalDb } from "./Keyspace.js";
 import { TxStore, type KV, type Store } from "./Store.js";
-import { encodeHash, encodeString, expiryKey, fieldPrefix, hashCount, HEADER, prefixEnd, readExpireAt, T_HASH, T_STRING, withExpireAt } from "./ValueHeader.js";
+import { encodeHash, encodeString, expiryKey, fieldPrefix, hashCount, HEADER, prefixEnd, readExpireAt, readExpireAtLatin1, T_HASH, T_STRING, withExpireAt } from "./ValueHeader.js";
 
 const EMPTY = Buffer.alloc(0);
 
@@ -70,6 +70,22 @@ export class KeyView {
     if (v === undefined) return undefined;
     if (v[0] !== T_STRING) throw new RespError(WRONGTYPE);
     return v.subarray(HEADER);
+  }
+
+  /**
+   * getString for a reply (GET): a small live string comes back as the latin1 string the tree
+   * holds, with no copy into a Buffer and back; anything else (a large value, an expired key,
+   * another type) takes getString's path.
+   */
+  getStringBytes(key: Buffer): Buffer | string | undefined {
+    if (key.length > this.ks.maxKeyLen) return undefined;
+    const v = this.store.getStored(this.ldb.keys, key);
+    if (v === undefined) return undefined;
+    if (typeof v === "string" && v.length >= HEADER && v.charCodeAt(0) === T_STRING) {
+      const at = readExpireAtLatin1(v);
+      if (at === 0 || at > this.now) return v.slice(HEADER);
+    }
+    return this.getString(key);
   }
 
   /** -2: no such key; 0: no expiry; otherwise the absolute expiry in ms. */

@@ -19,6 +19,8 @@ export interface KV {
 export interface Store {
   readonly writable: boolean;
   get(sub: SubDatabase, key: Buffer): Buffer | undefined;
+  /** get, where a small value may come back as the latin1 string the tree holds (no copy). */
+  getStored(sub: SubDatabase, key: Buffer): Buffer | string | undefined;
   /** Whether the key existed before. */
   put(sub: SubDatabase, key: Buffer, value: Buffer): boolean;
   /** put, returning the value it replaced (undefined if the key was new). */
@@ -56,6 +58,9 @@ export class TxStore implements Store {
   get(sub: SubDatabase, key: Buffer): Buffer | undefined {
     return this.#for(sub).get(key) as Buffer | undefined;
   }
+  getStored(sub: SubDatabase, key: Buffer): Buffer | undefined {
+    return this.get(sub, key);
+  }
   put(sub: SubDatabase, key: Buffer, value: Buffer): boolean {
     if (!this.writable) readOnlyWrite();
     return this.#for(sub).put(key, value);
@@ -81,6 +86,9 @@ export class ReadStore implements Store {
   readonly writable = false;
   get(sub: SubDatabase, key: Buffer): Buffer | undefined {
     return sub.getBinary(key);
+  }
+  getStored(sub: SubDatabase, key: Buffer): Buffer | string | undefined {
+    return sub.getStored(key);
   }
   put(): boolean {
     return readOnlyWrite();

@@ -24,6 +24,13 @@ export function readExpireAt(v: Buffer): number {
   return v.readUInt32BE(1) * TWO32 + v.readUInt32BE(5);
 }
 
+/** readExpireAt of a value held as a latin1 string (one char per byte). */
+export function readExpireAtLatin1(v: string): number {
+  const hi = ((v.charCodeAt(1) << 24) | (v.charCodeAt(2) << 16) | (v.charCodeAt(3) << 8) | v.charCodeAt(4)) >>> 0;
+  const lo = ((v.charCodeAt(5) << 24) | (v.charCodeAt(6) << 16) | (v.charCodeAt(7) << 8) | v.charCodeAt(8)) >>> 0;
+  return hi * TWO32 + lo;
+}
+
 export function writeU64(b: Buffer, off: number, n: number): void {
   b.writeUInt32BE(Math.floor(n / TWO32), off);
   b.writeUInt32BE(n % TWO32 >>> 0, off + 4);

@@ -13,6 +13,8 @@ export type Reply =
   | { readonly t: "err"; readonly s: string }
   | { readonly t: "int"; readonly n: number | bigint }
   | { readonly t: "bulk"; readonly b: Buffer }
+  /** A bulk string whose bytes are given as a latin1 string (one char per byte), as the tree holds small values. */
+  | { readonly t: "bulkLatin1"; readonly s: string }
   | { readonly t: "null" }
   | { readonly t: "nullarr" }
   | { readonly t: "arr"; readonly items: readonly Reply[] }
@@ -43,6 +45,10 @@ export function bulk(b: Buffer | string): Reply {
 }
 export function bulkOrNull(b: Buffer | undefined): Reply {
   return b === undefined ? NULL : { t: "bulk", b };
+}
+/** A value's bytes, as a Buffer or as a latin1 string (KeyView.getStringBytes), or the null bulk. */
+export function bytesOrNull(b: Buffer | string | undefined): Reply {
+  return b === undefined ? NULL : typeof b === "string" ? { t: "bulkLatin1", s: b } : { t: "bulk", b };
 }
 export function arr(items: readonly Reply[]): Reply {
   return { t: "arr", items };

@@ -85,6 +85,8 @@ export class RespWriter {
         return this.#str(`:${r.n}${CRLF}`);
       case "bulk":
         return this.#bulk(r.b);
+      case "bulkLatin1":
+        return this.#str(`$${r.s.length}${CRLF}${r.s}${CRLF}`);
       case "null":
         return this.#str(v3 ? `_${CRLF}` : `$-1${CRLF}`);
       case "nullarr":

@@ -56,6 +56,34 @@ test("strings: set, get, overwrite, delete; binary-safe keys and values", async 
   });
 });
 
+test("getStringBytes (GET's path) agrees with getString: small values as the stored latin1 string, expired keys absent, hashes WRONGTYPE, large values as Buffers", async (t) => {
+  await withKs(t, async (ks) => {
+    const bytesOf = (x: Buffer | string | undefined) => (x === undefined ? undefined : typeof x === "string" ? Buffer.from(x, "latin1") : x);
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const now = Date.now();
+    // Expiry instants whose header bytes have their high bit set (read back through charCodeAt).
+    const far = 0x7f_80_80_80_80_80; // about year 6400; the four low bytes are above 0x7f
+    await write(ks, (w) => w.setString(b("bin"), all, 0));
+    await write(ks, (w) => w.setString(b("far"), all, far));
+    await write(ks, (w) => w.setString(b("soon"), b("v"), now + 50));
+    await write(ks, (w) => w.setString(b("empty"), b(""), 0));
+    await write(ks, (w) => w.setString(b("big"), Buffer.alloc(20_000, 0xab), 0));
+    await write(ks, (w) => w.hset(b("h"), [[b("f"), b("v")]]));
+    for (const at of [now, now + 49, now + 50, far - 1, far]) {
+      const r = ks.read(0, at);
+      for (const k of ["bin", "far", "soon", "empty", "big", "missing"]) {
+        assert.deepEqual(bytesOf(r.getStringBytes(b(k))), r.getString(b(k)), `${k} at now+${at - now}`);
+      }
+      assert.throws(() => r.getStringBytes(b("h")), (e: unknown) => e instanceof RespError && e.reply.startsWith("WRONGTYPE"));
+    }
+    assert.equal(typeof ks.read(0).getStringBytes(b("bin")), "string", "a small value is not copied into a Buffer");
+    assert.ok(Buffer.isBuffer(ks.read(0).getStringBytes(b("big"))));
+    assert.equal(ks.read(0, now + 50).getStringBytes(b("soon")), undefined);
+    assert.equal(ks.read(0, far).getStringBytes(b("far")), undefined);
+    assert.ok(bytesOf(ks.read(0, far - 1).getStringBytes(b("far")))!.equals(all));
+  });
+});
+
 test("hashes: fields, count, type errors, emptied hash deleted, overwrite by a string drops fields", async (t) => {
   await withKs(t, async (ks) => {
     assert.equal(await write(ks, (w) => w.hset(b("h"), [[b("a"), b("1")], [b("b"), b("2")]])), 2);
