@@ -268,6 +268,12 @@ export function leafIndex(l: LeafNode, key: string, kp: number): number {
   return lo;
 }
 
+/**
+ * A shared head shorter than this is not skipped: the 6-byte window still tells the keys apart, and
+ * random keys (whose leaves share a byte or two) keep the search that needs no startsWith.
+ */
+const MIN_HEAD = 4;
+
 function ownPrefixes(n: Node): number[] {
   // Keys are sorted, so what the first and the last share, every key shares.
   const keys = n.keys;
@@ -277,6 +283,7 @@ function ownPrefixes(n: Node): number[] {
     const b = keys[keys.length - 1]!;
     const m = Math.min(a.length, b.length);
     while (s < m && a.charCodeAt(s) === b.charCodeAt(s)) s++;
+    if (s < MIN_HEAD) s = 0;
   }
   n.pfxHead = s === 0 ? "" : keys[0]!.slice(0, s);
   n.pfxOwn = true;
