@@ -130,7 +130,7 @@ export class BranchNode {
    */
   childTxn: number[];
   /**
-   * Bytes 6 after pfxHead of each separator as a number, built on first search and dropped (set to null)
+   * The 6 bytes after pfxHead of each separator as a number, built on first search and dropped (set to null)
    * by every change to `keys`: the search runs over contiguous numbers and compares strings only
    * on a tie, instead of chasing one heap string per probe. A plain array of doubles (V8 stores
    * them unboxed and contiguous), not a Float64Array: a typed array's backing store lives off the
