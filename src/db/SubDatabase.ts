@@ -111,27 +111,26 @@ export class SubDatabase {
 
   // ---- reads ----
 
-  /** The latest committed value of `key`, or undefined. */
-  get(key: Key): unknown {
+  /** The leaf value of `key` in the latest committed state, or undefined. */
+  #leafValue(key: Key): LeafValue | undefined {
     const k = this.encodeKey(key);
     const e = this.#snapshot().dbs.get(this.name);
-    if (!e) return undefined;
-    const engine = this.root.engine;
-    const v = treeGet(engine.pager, e.tree, k);
+    return e ? treeGet(this.root.engine.pager, e.tree, k) : undefined;
+  }
+
+  /** The latest committed value of `key`, or undefined. */
+  get(key: Key): unknown {
+    const v = this.#leafValue(key);
     if (v === undefined) return undefined;
     // Binary values come straight from the stored string: one allocation, no scratch copy.
     if (typeof v === "string" && this.valueEncoding === "binary") return Buffer.from(v, "latin1");
-    return this.decodeValue(engine.readValue(v));
+    return this.decodeValue(this.root.engine.readValue(v));
   }
 
   /** Like get, for binary values without decoding: the stored bytes (a copy). */
   getBinary(key: Key): Buffer | undefined {
-    const k = this.encodeKey(key);
-    const e = this.#snapshot().dbs.get(this.name);
-    if (!e) return undefined;
-    const v = treeGet(this.root.engine.pager, e.tree, k);
-    if (v === undefined) return undefined;
-    return typeof v === "string" ? Buffer.from(v, "latin1") : Buffer.from(this.root.engine.readValue(v));
+    const v = this.getStored(key);
+    return typeof v === "string" ? Buffer.from(v, "latin1") : v;
   }
 
   /**
@@ -139,18 +138,13 @@ export class SubDatabase {
    * copy: the caller must treat it as bytes, one char each), a large one as a Buffer copy.
    */
   getStored(key: Key): Buffer | string | undefined {
-    const k = this.encodeKey(key);
-    const e = this.#snapshot().dbs.get(this.name);
-    if (!e) return undefined;
-    const v = treeGet(this.root.engine.pager, e.tree, k);
-    if (v === undefined) return undefined;
-    return typeof v === "string" ? v : Buffer.from(this.root.engine.readValue(v));
+    const v = this.#leafValue(key);
+    if (v === undefined || typeof v === "string") return v;
+    return Buffer.from(this.root.engine.readValue(v));
   }
 
   doesExist(key: Key): boolean {
-    const k = this.encodeKey(key);
-    const e = this.#snapshot().dbs.get(this.name);
-    return !!e && treeGet(this.root.engine.pager, e.tree, k) !== undefined;
+    return this.#leafValue(key) !== undefined;
   }
 
   /**

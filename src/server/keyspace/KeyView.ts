@@ -46,7 +46,11 @@ export class KeyView {
 
   /** The value if the key exists and has not expired. */
   live(key: Buffer): Buffer | undefined {
-    const v = this.stored(key);
+    return this.#alive(key, this.stored(key));
+  }
+
+  /** `v`, the stored value of `key`, if it has not expired. */
+  #alive(key: Buffer, v: Buffer | undefined): Buffer | undefined {
     if (v === undefined) return undefined;
     const at = readExpireAt(v);
     if (at !== 0 && at <= this.now) {
@@ -66,7 +70,10 @@ export class KeyView {
   }
 
   getString(key: Buffer): Buffer | undefined {
-    const v = this.live(key);
+    return KeyView.#stringOf(this.live(key));
+  }
+
+  static #stringOf(v: Buffer | undefined): Buffer | undefined {
     if (v === undefined) return undefined;
     if (v[0] !== T_STRING) throw new RespError(WRONGTYPE);
     return v.subarray(HEADER);
@@ -75,17 +82,16 @@ export class KeyView {
   /**
    * getString for a reply (GET): a small live string comes back as the latin1 string the tree
    * holds, with no copy into a Buffer and back; anything else (a large value, an expired key,
-   * another type) takes getString's path.
+   * another type) takes getString's checks on the value already read.
    */
   getStringBytes(key: Buffer): Buffer | string | undefined {
     if (key.length > this.ks.maxKeyLen) return undefined;
     const v = this.store.getStored(this.ldb.keys, key);
-    if (v === undefined) return undefined;
     if (typeof v === "string" && v.length >= HEADER && v.charCodeAt(0) === T_STRING) {
       const at = readExpireAtLatin1(v);
       if (at === 0 || at > this.now) return v.slice(HEADER);
     }
-    return this.getString(key);
+    return KeyView.#stringOf(this.#alive(key, typeof v === "string" ? Buffer.from(v, "latin1") : v));
   }
 
   /** -2: no such key; 0: no expiry; otherwise the absolute expiry in ms. */
