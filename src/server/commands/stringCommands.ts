@@ -99,8 +99,8 @@ function getex(v: KeyView, args: Buffer[]): Reply {
 function mget(v: KeyView, args: Buffer[]): Reply {
   const out: Reply[] = [];
   for (let i = 1; i < args.length; i++) {
-    const val = v.live(args[i]!);
-    out.push(val === undefined || val[0] !== 0 ? NULL : bulk(Buffer.from(val.subarray(9))));
+    // As GET: the bytes are never written to, so no defensive copy.
+    out.push(bytesOrNull(v.getStringBytesOrNone(args[i]!)));
   }
   return arr(out);
 }

@@ -85,13 +85,24 @@ export class KeyView {
    * another type) takes getString's checks on the value already read.
    */
   getStringBytes(key: Buffer): Buffer | string | undefined {
+    return this.#stringBytes(key, true);
+  }
+
+  /** getStringBytes for MGET: a key of another type reads as missing (Redis's MGET), not WRONGTYPE. */
+  getStringBytesOrNone(key: Buffer): Buffer | string | undefined {
+    return this.#stringBytes(key, false);
+  }
+
+  #stringBytes(key: Buffer, wrongType: boolean): Buffer | string | undefined {
     if (key.length > this.ks.maxKeyLen) return undefined;
     const v = this.store.getStored(this.ldb.keys, key);
     if (typeof v === "string" && v.length >= HEADER && v.charCodeAt(0) === T_STRING) {
       const at = readExpireAtLatin1(v);
       if (at === 0 || at > this.now) return v.slice(HEADER);
     }
-    return KeyView.#stringOf(this.#alive(key, typeof v === "string" ? Buffer.from(v, "latin1") : v));
+    const alive = this.#alive(key, typeof v === "string" ? Buffer.from(v, "latin1") : v);
+    if (!wrongType && alive !== undefined && alive[0] !== T_STRING) return undefined;
+    return KeyView.#stringOf(alive);
   }
 
   /** -2: no such key; 0: no expiry; otherwise the absolute expiry in ms. */

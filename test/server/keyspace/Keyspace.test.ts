@@ -56,7 +56,7 @@ test("strings: set, get, overwrite, delete; binary-safe keys and values", async 
   });
 });
 
-test("getStringBytes (GET's path) agrees with getString: small values as the stored latin1 string, expired keys absent, hashes WRONGTYPE, large values as Buffers", async (t) => {
+test("getStringBytes (GET's path) and getStringBytesOrNone (MGET's) agree with getString: small values as the stored latin1 string, expired keys absent, hashes WRONGTYPE, large values as Buffers", async (t) => {
   await withKs(t, async (ks) => {
     const bytesOf = (x: Buffer | string | undefined) => (x === undefined ? undefined : typeof x === "string" ? Buffer.from(x, "latin1") : x);
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -73,8 +73,10 @@ test("getStringBytes (GET's path) agrees with getString: small values as the sto
       const r = ks.read(0, at);
       for (const k of ["bin", "far", "soon", "empty", "big", "missing"]) {
         assert.deepEqual(bytesOf(r.getStringBytes(b(k))), r.getString(b(k)), `${k} at now+${at - now}`);
+        assert.deepEqual(bytesOf(r.getStringBytesOrNone(b(k))), r.getString(b(k)), `MGET's path: ${k} at now+${at - now}`);
       }
       assert.throws(() => r.getStringBytes(b("h")), (e: unknown) => e instanceof RespError && e.reply.startsWith("WRONGTYPE"));
+      assert.equal(r.getStringBytesOrNone(b("h")), undefined, "MGET reads a hash as missing");
     }
     assert.equal(typeof ks.read(0).getStringBytes(b("bin")), "string", "a small value is not copied into a Buffer");
     assert.ok(Buffer.isBuffer(ks.read(0).getStringBytes(b("big"))));
