@@ -93,7 +93,7 @@ export class KeyView {
     return this.#stringBytes(key, false);
   }
 
-  #stringBytes(key: Buffer, wrongType: boolean): Buffer | string | undefined {
+  #stringBytes(key: Buffer, throwWrongType: boolean): Buffer | string | undefined {
     if (key.length > this.ks.maxKeyLen) return undefined;
     const v = this.store.getStored(this.ldb.keys, key);
     if (typeof v === "string" && v.length >= HEADER && v.charCodeAt(0) === T_STRING) {
@@ -101,7 +101,7 @@ export class KeyView {
       if (at === 0 || at > this.now) return v.slice(HEADER);
     }
     const alive = this.#alive(key, typeof v === "string" ? Buffer.from(v, "latin1") : v);
-    if (!wrongType && alive !== undefined && alive[0] !== T_STRING) return undefined;
+    if (!throwWrongType && alive !== undefined && alive[0] !== T_STRING) return undefined;
     return KeyView.#stringOf(alive);
   }
 
