@@ -827,8 +827,10 @@ test("bounded memory: 200,000 entries dump and load in a 24 MiB heap; a dump's r
   console.log(`# load binary: rss grew ${(l.growth! / 1e6).toFixed(1)} MB for a ${(report.bytes / 1e6).toFixed(1)} MB dump in ${l.ms} ms`);
   assert.deepEqual([l.entries, l.stored], [200_000, 200_000]);
   // The heap limit is the sharp check here (holding the dump would need 65 MB of it); rss also
-  // counts the 1 MiB read chunks a batch points into and the checkpoint's page buffers.
-  assert.ok(l.growth! < report.bytes * 0.75, `load: rss grew ${l.growth} bytes for a ${report.bytes}-byte dump`);
+  // counts the 1 MiB read chunks a batch points into and the checkpoint's page buffers. A load
+  // keeping every chunk it read grows rss by about 95 MB; a correct one by 42-49 MB (so 0.75 of
+  // the dump, 48.75 MB, failed now and then on a loaded machine).
+  assert.ok(l.growth! < report.bytes * 0.9, `load: rss grew ${l.growth} bytes for a ${report.bytes}-byte dump`);
 });
 
 test("options: dbs selects sub-databases, readable adds keys, unknown names are NOT_FOUND", async () => {
