@@ -5,7 +5,7 @@
 export { open, openSync } from "./db/open.js";
 export type { OpenOptions, DurabilityProfile } from "./db/options.js";
 export { Database, type Stats, type CommitReport, type SubDatabaseOptions } from "./db/Database.js";
-export { SubDatabase, type RangeOptions, type Entry } from "./db/SubDatabase.js";
+export { SubDatabase, type RangeOptions, type Entry, type BatchOp } from "./db/SubDatabase.js";
 export { Transaction } from "./db/Transaction.js";
 export { RangeIterable } from "./db/RangeIterable.js";
 export type { Key } from "./db/KeyCodec.js";

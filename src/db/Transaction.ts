@@ -5,7 +5,7 @@
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Key } from "./KeyCodec.js";
 import { RangeIterable } from "./RangeIterable.js";
-import type { RangeOptions, SubDatabase } from "./SubDatabase.js";
+import type { BatchOp, EncodedBatch, RangeOptions, SubDatabase } from "./SubDatabase.js";
 
 export class Transaction {
   readonly #w: WriteTxn;
@@ -52,6 +52,19 @@ export class Transaction {
     this.#db.ensureExists(this.#w);
     const old = this.#w.swap(this.#db.name, k, v);
     return old === undefined ? undefined : this.#db.decodeValue(this.#w.readValue(old));
+  }
+
+  /**
+   * Apply many puts and removes in this transaction (see SubDatabase.batch). Every op is checked
+   * before any is applied: a bad one throws INVALID_ARGUMENT with its `index` and changes nothing.
+   */
+  batch(ops: readonly BatchOp[]): void {
+    this.#db.applyBatch(this.#w, this.#db.encodeBatch(ops, false));
+  }
+
+  /** @internal Apply a batch SubDatabase.batch encoded (and copied) when it was called. */
+  applyEncodedBatch(b: EncodedBatch): void {
+    this.#db.applyBatch(this.#w, b);
   }
 
   /** Delete a key; returns whether it existed. */

@@ -13,6 +13,7 @@ import { latin1Of } from "../util/latin1.js";
 import { KeelError, invalidArgument } from "../errors.js";
 import { treeFreeAll, treeGet, treePut, treeRemove } from "../btree/BTree.js";
 import { OverflowValue, type LeafValue, type Node } from "../btree/Node.js";
+import { localityOrder } from "../btree/localityOrder.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { copyTree, emptyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
 import { LEAF_ENTRY_OVERHEAD, type PageLimits } from "../pager/PageLayout.js";
@@ -124,13 +125,48 @@ export class WriteTxn implements TreeWriter {
   /** put, returning the value it replaced (undefined if the key was new), found in the same descent. */
   swap(db: string, key: string, value: Uint8Array | string, rawKey?: Uint8Array): LeafValue | undefined {
     this.#check();
+    this.#checkSizes(key, value);
+    return this.#swapChecked(this.#ownTree(db), db, key, value, rawKey);
+  }
+
+  /** `index`: the write's place in a batch, named in the error. */
+  #checkSizes(key: string, value: Uint8Array | string | undefined, index?: number): void {
     if (key.length > this.limits.maxKeySize) {
-      throw invalidArgument(`key of ${key.length} bytes exceeds maxKeySize ${this.limits.maxKeySize}`, { limit: "maxKeySize", max: this.limits.maxKeySize, size: key.length });
+      const max = this.limits.maxKeySize;
+      throw invalidArgument(`key of ${key.length} bytes exceeds maxKeySize ${max}`, index === undefined ? { limit: "maxKeySize", max, size: key.length } : { limit: "maxKeySize", max, size: key.length, index });
     }
-    if (value.length > this.#host.maxValueSize) {
-      throw invalidArgument(`value of ${value.length} bytes exceeds maxValueSize ${this.#host.maxValueSize}`, { limit: "maxValueSize", max: this.#host.maxValueSize, size: value.length });
+    if (value !== undefined && value.length > this.#host.maxValueSize) {
+      const max = this.#host.maxValueSize;
+      throw invalidArgument(`value of ${value.length} bytes exceeds maxValueSize ${max}`, index === undefined ? { limit: "maxValueSize", max, size: value.length } : { limit: "maxValueSize", max, size: value.length, index });
     }
-    const t = this.#ownTree(db);
+  }
+
+  /**
+   * Apply a batch of writes to one sub-database, as numbered steps:
+   *   1. Check every write's sizes; a bad one throws naming its index, before anything changes.
+   *   2. Apply them in localityOrder (the same final state as the given order, see there): a
+   *      put where `values[i]` is set, a remove where it is undefined. Each write is logged
+   *      as it is applied, so replaying the record rebuilds the same state.
+   * The sub-database must exist if the batch holds a put (the caller creates it, as for put).
+   */
+  applyBatch(db: string, keys: readonly string[], values: ReadonlyArray<Uint8Array | string | undefined>): void {
+    this.#check();
+    const n = keys.length;
+    if (values.length !== n) throw invalidArgument("a batch needs one value slot per key", { keys: n, values: values.length });
+    // 1.
+    for (let i = 0; i < n; i++) this.#checkSizes(keys[i]!, values[i], i);
+    // 2.
+    const order = localityOrder(keys);
+    let t: TreeState | null = null;
+    for (let j = 0; j < n; j++) {
+      const i = order === null ? j : order[j]!;
+      const v = values[i];
+      if (v === undefined) this.remove(db, keys[i]!);
+      else this.#swapChecked((t ??= this.#ownTree(db)), db, keys[i]!, v);
+    }
+  }
+
+  #swapChecked(t: TreeState, db: string, key: string, value: Uint8Array | string, rawKey?: Uint8Array): LeafValue | undefined {
     const inline = LEAF_ENTRY_OVERHEAD + key.length + value.length <= this.limits.maxInlineEntry;
     // Copied here, once, for both the tree and the log record: the caller may reuse its buffer
     // as soon as put returns (the record is only encoded at commit).
