@@ -4,7 +4,7 @@
  * A step is what the test awaits as one unit, and it is always one commit group: either one
  * transactionSync, or a few "parts" (plain put/remove calls, transaction() callbacks, clear(),
  * dropDB()) issued in the same tick, which the Database drains as one group and makes durable with
- * one checkpoint. So a step is acknowledged as a whole (every non-aborted part resolves) or fails as
+ * one checkpoint (db.batch calls are parts too). So a step is acknowledged as a whole (every non-aborted part resolves) or fails as
  * a whole; `runStep` checks that and reports a mixed outcome as an error.
  *
  * Values are sized against the page size so that every step mix holds inline values, values close
@@ -23,6 +23,8 @@ export type Op = { type: "put"; db: string; key: string; value: unknown } | { ty
 export type Part =
   | { kind: "ops"; ops: Op[] }
   | { kind: "txn"; ops: Op[]; abort: boolean; async: boolean }
+  /** One db.batch call: ops of one sub-database, one transaction. */
+  | { kind: "batch"; db: string; ops: Op[] }
   | { kind: "clear"; db: string }
   | { kind: "drop"; db: string };
 
@@ -102,12 +104,25 @@ export function genStep(rng: Rng, state: DbState, o: WorkloadOptions): Step {
   for (let i = 0; i < n; i++) {
     const r = rng.next();
     if (r < 0.45) parts.push({ kind: "ops", ops: genOps(rng, state, o, rng.range(1, 8)) });
-    else if (r < 0.85) parts.push({ kind: "txn", ops: genOps(rng, state, o, rng.range(1, 20)), abort: rng.bool(0.12), async: rng.bool(0.3) });
+    else if (r < 0.8) parts.push({ kind: "txn", ops: genOps(rng, state, o, rng.range(1, 20)), abort: rng.bool(0.12), async: rng.bool(0.3) });
+    else if (r < 0.85) parts.push(genBatch(rng, state, o));
     else if (r < 0.92) parts.push({ kind: "ops", ops: genOps(rng, state, o, rng.range(30, 120)) });
     else if (r < 0.96) parts.push({ kind: "clear", db: rng.pick(SUB_DBS) });
     else parts.push({ kind: "drop", db: rng.pick(SUB_DBS.filter((d) => d !== "")) });
   }
   return { kind: "group", parts };
+}
+
+/**
+ * A db.batch of one sub-database: usually small, sometimes past LOCALITY_MIN_BATCH (1024), so
+ * that it is applied reordered, with many writes to the same keys (the key space is small).
+ */
+function genBatch(rng: Rng, state: DbState, o: WorkloadOptions): Part {
+  const db = rng.pick(SUB_DBS);
+  const n = rng.bool(0.2) ? rng.range(1024, 1300) : rng.range(1, 40);
+  const ops: Op[] = [];
+  for (let i = 0; i < n; i++) ops.push(genOp(rng, state, o, db));
+  return { kind: "batch", db, ops };
 }
 
 function applyOps(s: DbState, ops: readonly Op[]): DbState {
@@ -122,7 +137,7 @@ function applyOps(s: DbState, ops: readonly Op[]): DbState {
 }
 
 function applyPart(s: DbState, p: Part): void {
-  if (p.kind === "ops") applyOps(s, p.ops);
+  if (p.kind === "ops" || p.kind === "batch") applyOps(s, p.ops);
   else if (p.kind === "txn") {
     if (!p.abort) applyOps(s, p.ops);
   } else if (p.kind === "clear") {
@@ -224,6 +239,8 @@ export async function runStep(db: Database, step: Step): Promise<StepResult> {
         runTxnOps(db, tx, part.ops, true);
         if (part.abort) throw new AbortMarker();
       });
+    } else if (unit.kind === "batch") {
+      p = subOf(db, unit.db).batch(unit.ops.map((op) => (op.type === "put" ? { type: "put", key: op.key, value: op.value } : { type: "remove", key: op.key })));
     } else if (unit.kind === "clear") p = subOf(db, unit.db).clear();
     else p = db.dropDB(unit.db);
     units.push({ unit, p });
