@@ -43,7 +43,6 @@ export type BatchOp = { type: "put"; key: Key; value: unknown } | { type: "remov
 export interface EncodedBatch {
   keys: string[];
   values: Array<Uint8Array | string | undefined>;
-  hasPut: boolean;
 }
 
 function latin1(v: Uint8Array): string {
@@ -122,7 +121,6 @@ export class SubDatabase {
     const n = ops.length;
     const keys = new Array<string>(n);
     const values = new Array<Uint8Array | string | undefined>(n);
-    let hasPut = false;
     for (let i = 0; i < n; i++) {
       const op: unknown = ops[i];
       const type = typeof op === "object" && op !== null ? (op as { type?: unknown }).type : undefined;
@@ -135,7 +133,6 @@ export class SubDatabase {
         if (o.type === "put") {
           const v = this.encodeValue(o.value);
           values[i] = copy ? (v.length <= 65536 ? latin1(v) : Buffer.from(v)) : v;
-          hasPut = true;
         }
       } catch (e) {
         if (e instanceof KeelError && e.code === "INVALID_ARGUMENT") {
@@ -144,14 +141,12 @@ export class SubDatabase {
         throw e;
       }
     }
-    return { keys, values, hasPut };
+    return { keys, values };
   }
 
   /** @internal Apply an encoded batch in `w` (creating this sub-database if it puts). */
   applyBatch(w: WriteTxn, b: EncodedBatch): void {
-    if (b.keys.length === 0) return;
-    if (b.hasPut) this.ensureExists(w);
-    w.applyBatch(this.name, b.keys, b.values);
+    w.applyBatch(this.name, b.keys, b.values, () => this.ensureExists(w));
   }
 
   /** @internal Create this sub-database in `w` if it does not exist yet. */

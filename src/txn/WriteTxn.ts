@@ -144,18 +144,24 @@ export class WriteTxn implements TreeWriter {
   /**
    * Apply a batch of writes to one sub-database, as numbered steps:
    *   1. Check every write's sizes; a bad one throws naming its index, before anything changes.
-   *   2. Apply them in localityOrder (the same final state as the given order, see there): a
-   *      put where `values[i]` is set, a remove where it is undefined. Each write is logged
-   *      as it is applied, so replaying the record rebuilds the same state.
-   * The sub-database must exist if the batch holds a put (the caller creates it, as for put).
+   *   2. If the batch holds a put, `createDb` makes sure the sub-database exists (as for put).
+   *   3. Apply the writes in localityOrder (the same final state as the given order, see there):
+   *      a put where `values[i]` is set, a remove where it is undefined. Each write is logged as
+   *      it is applied, so replaying the record rebuilds the same state.
    */
-  applyBatch(db: string, keys: readonly string[], values: ReadonlyArray<Uint8Array | string | undefined>): void {
+  applyBatch(db: string, keys: readonly string[], values: ReadonlyArray<Uint8Array | string | undefined>, createDb: () => void): void {
     this.#check();
     const n = keys.length;
     if (values.length !== n) throw invalidArgument("a batch needs one value slot per key", { keys: n, values: values.length });
     // 1.
-    for (let i = 0; i < n; i++) this.#checkSizes(keys[i]!, values[i], i);
+    let puts = false;
+    for (let i = 0; i < n; i++) {
+      this.#checkSizes(keys[i]!, values[i], i);
+      if (values[i] !== undefined) puts = true;
+    }
     // 2.
+    if (puts) createDb();
+    // 3.
     const order = localityOrder(keys);
     let t: TreeState | null = null;
     for (let j = 0; j < n; j++) {

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { openSync, type BatchOp, type Database, type SubDatabase } from "../../src/index.js";
+import { openSync, type BatchOp, type Database, type SubDatabase, type Transaction } from "../../src/index.js";
 import { LOCALITY_MIN_BATCH } from "../../src/btree/localityOrder.js";
 import { removeStaleLock } from "../helpers/crashCheck.js";
 import { DIR, memDb, rejectsKeel, throwsKeel } from "./dbUtil.js";
@@ -142,6 +142,10 @@ test("batch: a bad op refuses the whole batch with its index, and nothing is wri
     tx.put("d", "4");
   });
   assert.deepEqual([db.get("a"), db.get("b"), db.get("c"), db.get("d")], ["1", undefined, undefined, "4"]);
+  // A transaction's batch after it ended is TXN, even an empty one.
+  let ended: Transaction | undefined;
+  db.transactionSync((tx) => void (ended = tx));
+  throwsKeel(() => ended!.batch([]), "TXN", "an ended transaction");
   await db.close();
   await rejectsKeel(db.batch([{ type: "put", key: "z", value: "z" }]), "CLOSED");
 });
