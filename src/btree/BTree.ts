@@ -266,7 +266,7 @@ function collapseRoot(st: TreeState): void {
   }
 }
 
-function shortestSeparator(left: string, right: string): string {
+export function shortestSeparator(left: string, right: string): string {
   // Any s with left < s <= right works; the shortest keeps branches wide.
   const n = Math.min(left.length, right.length);
   let p = 0;
@@ -275,7 +275,7 @@ function shortestSeparator(left: string, right: string): string {
 }
 
 /** Choose where to cut a leaf (left = [0, s)) so both halves fit, as balanced as possible. */
-function leafSplitPoint(keys: string[], vals: LeafValue[], pageSize: number, appended: boolean): number {
+export function leafSplitPoint(keys: string[], vals: LeafValue[], pageSize: number, appended: boolean): number {
   const n = keys.length;
   const sizes = new Array<number>(n);
   let total = 0;
@@ -298,7 +298,7 @@ function leafSplitPoint(keys: string[], vals: LeafValue[], pageSize: number, app
 }
 
 /** Choose the separator index m promoted from a branch (left keeps keys[0, m), right keys(m, n)). */
-function branchSplitPoint(keys: string[], pageSize: number): number {
+export function branchSplitPoint(keys: string[], pageSize: number): number {
   const n = keys.length;
   let total = 0;
   for (const k of keys) total += branchEntryBytes(k);

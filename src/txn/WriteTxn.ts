@@ -13,7 +13,8 @@ import { latin1Of } from "../util/latin1.js";
 import { KeelError, invalidArgument } from "../errors.js";
 import { treeFreeAll, treeGet, treePut, treeRemove } from "../btree/BTree.js";
 import { OverflowValue, type LeafValue, type Node } from "../btree/Node.js";
-import { localityOrder } from "../btree/localityOrder.js";
+import { buildTree } from "../btree/buildTree.js";
+import { sortedOrder } from "../btree/sortedOrder.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { copyTree, emptyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
 import { LEAF_ENTRY_OVERHEAD, type PageLimits } from "../pager/PageLayout.js";
@@ -27,6 +28,9 @@ export interface LogOp {
   key?: Uint8Array | string;
   value?: Uint8Array | string;
 }
+
+/** From this many writes, a batch into an empty tree is built bottom-up (applyBatch step 4). */
+export const BUILD_MIN_BATCH = 64;
 
 export interface TxnHost {
   readonly limits: PageLimits;
@@ -145,9 +149,13 @@ export class WriteTxn implements TreeWriter {
    * Apply a batch of writes to one sub-database, as numbered steps:
    *   1. Check every write's sizes; a bad one throws naming its index, before anything changes.
    *   2. If the batch holds a put, `createDb` makes sure the sub-database exists (as for put).
-   *   3. Apply the writes in localityOrder (the same final state as the given order, see there):
-   *      a put where `values[i]` is set, a remove where it is undefined. Each write is logged as
-   *      it is applied, so replaying the record rebuilds the same state.
+   *   3. Order the writes by key (sortedOrder: stable, so the state is the one the given order
+   *      leaves).
+   *   4. Into an empty tree, with BUILD_MIN_BATCH writes or more: keep the last write of each
+   *      key, and build the tree bottom-up from the puts among them (buildTree). Otherwise
+   *      apply the writes one by one in key order: a put where `values[i]` is set, a remove
+   *      where it is undefined.
+   * Every write that changes the tree is logged, so replaying the record rebuilds the state.
    */
   applyBatch(db: string, keys: readonly string[], values: ReadonlyArray<Uint8Array | string | undefined>, createDb: () => void): void {
     this.#check();
@@ -161,24 +169,61 @@ export class WriteTxn implements TreeWriter {
     }
     // 2.
     if (puts) createDb();
+    if (n === 0) return;
     // 3.
-    const order = localityOrder(keys);
+    const order = sortedOrder(keys);
+    // 4.
+    const current = this.#tree(db);
+    if (puts && n >= BUILD_MIN_BATCH && current !== undefined && current.root === null) {
+      this.#buildBatch(db, keys, values, order);
+      return;
+    }
     let t: TreeState | null = null;
     for (let j = 0; j < n; j++) {
-      const i = order === null ? j : order[j]!;
+      const i = order[j]!;
       const v = values[i];
       if (v === undefined) this.remove(db, keys[i]!);
       else this.#swapChecked((t ??= this.#ownTree(db)), db, keys[i]!, v);
     }
   }
 
-  #swapChecked(t: TreeState, db: string, key: string, value: Uint8Array | string, rawKey?: Uint8Array): LeafValue | undefined {
+  /** applyBatch step 4 into an empty tree: the last write of each key, built bottom-up. */
+  #buildBatch(db: string, keys: readonly string[], values: ReadonlyArray<Uint8Array | string | undefined>, order: Uint32Array): void {
+    const outKeys: string[] = [];
+    const outVals: LeafValue[] = [];
+    const n = order.length;
+    for (let j = 0; j < n; j++) {
+      const i = order[j]!;
+      const key = keys[i]!;
+      // Equal keys are adjacent, in the given order: only the last of them counts.
+      if (j + 1 < n && keys[order[j + 1]!] === key) continue;
+      const value = values[i];
+      if (value === undefined) continue; // a remove: the key is not in the tree (it was empty)
+      const v = this.#leafValue(key, value);
+      outKeys.push(key);
+      outVals.push(v);
+      this.dirtyBytes += key.length + value.length + 64;
+      this.opBytes += key.length + value.length;
+      if (this.logging) this.ops.push({ type: "put", db, key, value: typeof v === "string" ? v : v.data! });
+    }
+    if (outKeys.length === 0) return;
+    this.modCount++;
+    this.opCount += outKeys.length;
+    buildTree(this, this.#ownTree(db), outKeys, outVals);
+  }
+
+  /** The tree's form of a value: inline as a latin1 string, or an overflow value not yet placed. */
+  #leafValue(key: string, value: Uint8Array | string): LeafValue {
     const inline = LEAF_ENTRY_OVERHEAD + key.length + value.length <= this.limits.maxInlineEntry;
     // Copied here, once, for both the tree and the log record: the caller may reuse its buffer
     // as soon as put returns (the record is only encoded at commit).
-    const v: LeafValue = inline
+    return inline
       ? typeof value === "string" ? value : latin1Of(value)
       : new OverflowValue(value.length, 0, 0, typeof value === "string" ? Buffer.from(value, "latin1") : Buffer.from(value));
+  }
+
+  #swapChecked(t: TreeState, db: string, key: string, value: Uint8Array | string, rawKey?: Uint8Array): LeafValue | undefined {
+    const v = this.#leafValue(key, value);
     // Memory this change pins until a checkpoint: the entry itself plus a share of the copied path.
     this.dirtyBytes += key.length + value.length + 64;
     this.modCount++;

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { openSync, type BatchOp, type Database, type SubDatabase, type Transaction } from "../../src/index.js";
-import { LOCALITY_MIN_BATCH } from "../../src/btree/localityOrder.js";
+import { RADIX_MIN } from "../../src/btree/sortedOrder.js";
 import { removeStaleLock } from "../helpers/crashCheck.js";
 import { DIR, memDb, rejectsKeel, throwsKeel } from "./dbUtil.js";
 
@@ -49,7 +49,7 @@ const opArb: fc.Arbitrary<BatchOp> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ type: fc.constant("remove" as const), key: keyArb }) },
 );
 // Below and above the size from which a batch is reordered.
-const opsArb = fc.oneof(fc.array(opArb, { maxLength: 50 }), fc.array(opArb, { minLength: LOCALITY_MIN_BATCH, maxLength: 4 * LOCALITY_MIN_BATCH }));
+const opsArb = fc.oneof(fc.array(opArb, { maxLength: 50 }), fc.array(opArb, { minLength: RADIX_MIN, maxLength: 4 * RADIX_MIN }));
 
 test("batch: the state is the ops applied in order, after the commit and after a crash replays the log", async () => {
   let seed = 0;

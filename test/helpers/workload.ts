@@ -87,14 +87,20 @@ function genOps(rng: Rng, state: DbState, o: WorkloadOptions, n: number): Op[] {
   return ops;
 }
 
-/** A bulk load: `n` puts spread over the sub-databases (first step of a fresh database). */
+/**
+ * A bulk load: `n` puts spread over the sub-databases (first step of a fresh database), as plain
+ * puts, one transaction, or one db.batch per sub-database (into empty trees: built bottom-up).
+ */
 export function bulkStep(rng: Rng, o: WorkloadOptions, n: number): Step {
   const ops: Op[] = [];
   for (let i = 0; i < n; i++) {
     const db = rng.bool(0.6) ? "" : rng.pick(SUB_DBS);
     ops.push({ type: "put", db, key: keyName(rng.int(o.keySpace)), value: genValue(rng, db, o) });
   }
-  return rng.bool(0.5) ? { kind: "group", parts: [{ kind: "ops", ops }] } : { kind: "group", parts: [{ kind: "txn", ops, abort: false, async: false }] };
+  const r = rng.next();
+  if (r < 0.35) return { kind: "group", parts: [{ kind: "ops", ops }] };
+  if (r < 0.7) return { kind: "group", parts: [{ kind: "txn", ops, abort: false, async: false }] };
+  return { kind: "group", parts: SUB_DBS.map((db): Part => ({ kind: "batch", db, ops: ops.filter((op) => op.db === db) })).filter((p) => p.kind === "batch" && p.ops.length > 0) };
 }
 
 export function genStep(rng: Rng, state: DbState, o: WorkloadOptions): Step {
