@@ -282,8 +282,8 @@ export class SubDatabase {
    * Apply many puts and removes as one atomic transaction; resolves once it is as durable as
    * configured. Every op is checked first: a bad one rejects the whole batch (INVALID_ARGUMENT
    * with its `index`) and nothing is written. Ops on the same key take effect in the order given.
-   * Large batches are applied in an order that walks the tree left to right (see README), which
-   * makes a bulk load of random keys much faster than the same puts one by one.
+   * The ops are applied in key order, and into an empty sub-database built bottom-up (see
+   * README), which makes a bulk load of random keys much faster than the same puts one by one.
    */
   batch(ops: readonly BatchOp[]): Promise<void> {
     try {

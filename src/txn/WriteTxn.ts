@@ -204,7 +204,7 @@ export class WriteTxn implements TreeWriter {
       outVals.push(v);
       this.dirtyBytes += key.length + value.length + 64;
       this.opBytes += key.length + value.length;
-      if (this.logging) this.ops.push({ type: "put", db, key, value: typeof v === "string" ? v : v.data! });
+      this.#logPut(db, key, v);
     }
     if (outKeys.length === 0) return;
     this.modCount++;
@@ -230,9 +230,14 @@ export class WriteTxn implements TreeWriter {
     const old = treePut(this, t, key, v);
     this.opCount++;
     this.opBytes += key.length + value.length;
-    // Strings are immutable: the log encodes the very bytes the tree holds, without a copy.
-    if (this.logging) this.ops.push({ type: "put", db, key: rawKey ?? key, value: typeof v === "string" ? v : v.data! });
+    this.#logPut(db, rawKey ?? key, v);
     return old;
+  }
+
+  /** Record a put for the log (when logging). */
+  #logPut(db: string, key: Uint8Array | string, v: LeafValue): void {
+    // Strings are immutable: the log encodes the very bytes the tree holds, without a copy.
+    if (this.logging) this.ops.push({ type: "put", db, key, value: typeof v === "string" ? v : v.data! });
   }
 
   remove(db: string, key: string, rawKey?: Uint8Array): boolean {

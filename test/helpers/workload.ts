@@ -120,8 +120,8 @@ export function genStep(rng: Rng, state: DbState, o: WorkloadOptions): Step {
 }
 
 /**
- * A db.batch of one sub-database: usually small, sometimes past LOCALITY_MIN_BATCH (1024), so
- * that it is applied reordered, with many writes to the same keys (the key space is small).
+ * A db.batch of one sub-database: usually small, sometimes past RADIX_MIN (1024), so that it is
+ * sorted by radix, with many writes to the same keys (the key space is small).
  */
 function genBatch(rng: Rng, state: DbState, o: WorkloadOptions): Part {
   const db = rng.pick(SUB_DBS);
