@@ -9,7 +9,7 @@
  * Invariant: decode never trusts a length it has not checked against the page end; any
  * inconsistency (which a valid checksum makes a bug or a forged page) is CORRUPT naming the page.
  */
-import "../util/latin1.js";
+import { putU16, putU32, writeLatin1 } from "../util/latin1.js";
 import { corrupt } from "../errors.js";
 import { writeHeader, seal, type PageHeader } from "../pager/PageCodec.js";
 import { LEAF_FLAG_OVERFLOW, PAGE_HEADER, PageType } from "../pager/PageLayout.js";
@@ -26,44 +26,44 @@ export function encodeLeaf(node: LeafNode, buf: Buffer, pageNo: number, txn: num
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
     const v = vals[i]!;
-    buf.writeUInt16LE(k.length, off);
+    putU16(buf, off, k.length);
     if (typeof v !== "string") {
       buf[off + 2] = LEAF_FLAG_OVERFLOW;
-      buf.writeUInt32LE(v.length, off + 3);
+      putU32(buf, off + 3, v.length);
       off += 7;
-      off += buf.latin1Write(k, off);
+      off += writeLatin1(buf, k, off);
       const [p, t] = overflowAt(v);
       if (!p) throw new Error("overflow value without a page");
-      buf.writeUInt32LE(p, off);
-      buf.writeUInt32LE(t % TWO32, off + 4);
+      putU32(buf, off, p);
+      putU32(buf, off + 4, t % TWO32);
       off += 8;
     } else {
       buf[off + 2] = 0;
-      buf.writeUInt32LE(v.length, off + 3);
+      putU32(buf, off + 3, v.length);
       off += 7;
-      off += buf.latin1Write(k, off);
-      off += buf.latin1Write(v, off);
+      off += writeLatin1(buf, k, off);
+      off += writeLatin1(buf, v, off);
     }
   }
   if (off !== node.bytes) throw new Error(`leaf size accounting is off: ${off} != ${node.bytes}`);
   seal(buf);
 }
 
-/** `childPages[i]`/`childTxns[i]` give the on-disk location of node.children[i]. */
+/** `childPages[i]`/`childTxns[i]` give the on-disk location of node.children[i] (arrays at least that long). */
 export function encodeBranch(node: BranchNode, buf: Buffer, pageNo: number, txn: number, childPages: number[], childTxns: number[]): void {
   const { keys } = node;
-  writeHeader(buf, { type: PageType.Branch, flags: 0, count: childPages.length, pageNo, txn, aux1: 0, aux2: 0 });
+  writeHeader(buf, { type: PageType.Branch, flags: 0, count: keys.length + 1, pageNo, txn, aux1: 0, aux2: 0 });
   let off = PAGE_HEADER;
-  buf.writeUInt32LE(childPages[0]!, off);
-  buf.writeUInt32LE(childTxns[0]! % TWO32, off + 4);
+  putU32(buf, off, childPages[0]!);
+  putU32(buf, off + 4, childTxns[0]! % TWO32);
   off += 8;
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
-    buf.writeUInt16LE(k.length, off);
+    putU16(buf, off, k.length);
     off += 2;
-    off += buf.latin1Write(k, off);
-    buf.writeUInt32LE(childPages[i + 1]!, off);
-    buf.writeUInt32LE(childTxns[i + 1]! % TWO32, off + 4);
+    off += writeLatin1(buf, k, off);
+    putU32(buf, off, childPages[i + 1]!);
+    putU32(buf, off + 4, childTxns[i + 1]! % TWO32);
     off += 8;
   }
   if (off !== node.bytes) throw new Error(`branch size accounting is off: ${off} != ${node.bytes}`);

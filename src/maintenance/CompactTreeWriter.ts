@@ -46,6 +46,7 @@ import { encodeCatalogRecord, recordFromTree } from "../txn/CatalogRecord.js";
 import { catalogKey } from "../txn/Checkpoint.js";
 import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
+import { putU16, putU32, writeLatin1 } from "../util/latin1.js";
 import type { TimeSlicer } from "./TimeSlicer.js";
 
 export const DEFAULT_FILL = 1;
@@ -173,18 +174,18 @@ class TreeBuilder {
     this.#room(bytes);
     const b = this.#leaf;
     let off = this.#off;
-    b.writeUInt16LE(kl, off);
+    putU16(b, off, kl);
     b[off + 2] = inline === null ? LEAF_FLAG_OVERFLOW : 0;
-    b.writeUInt32LE(inline === null ? overflow!.length : inline.length, off + 3);
+    putU32(b, off + 3, inline === null ? overflow!.length : inline.length);
     off += 7;
-    b.latin1Write(key, off);
+    writeLatin1(b, key, off);
     this.#startEntry(off, kl);
     off += kl;
     if (inline === null) {
-      b.writeUInt32LE(page, off);
-      b.writeUInt32LE(this.#txn % TWO32, off + 4);
+      putU32(b, off, page);
+      putU32(b, off + 4, this.#txn % TWO32);
       off += 8;
-    } else off += b.latin1Write(inline, off);
+    } else off += writeLatin1(b, inline, off);
     this.#off = off;
   }
 

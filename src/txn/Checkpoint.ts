@@ -38,7 +38,7 @@
  */
 import { KeelError } from "../errors.js";
 import { treePut, treeRemove } from "../btree/BTree.js";
-import { OverflowValue, type Node, type NodeRef } from "../btree/Node.js";
+import { OverflowValue, type BranchNode, type Node, type NodeRef } from "../btree/Node.js";
 import { encodeBranch, encodeLeaf } from "../btree/NodeCodec.js";
 import { copyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
@@ -325,28 +325,34 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
     // Step 5: encode and write every page (in page order, through one chunk buffer), then
     // make them durable.
     const jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }> = [];
+    // One pair of arrays for every branch: fills run one at a time (writeOrderedSteps).
+    const childPages: number[] = [];
+    const childTxns: number[] = [];
+    const fillBranch = (n: BranchNode, p: number, buf: Buffer): void => {
+      const kids = n.children;
+      for (let i = 0; i < kids.length; i++) {
+        const c = kids[i]!;
+        if (typeof c === "number") {
+          childPages[i] = c;
+          childTxns[i] = n.childTxn[i]!;
+        } else if (c.page !== 0) {
+          childPages[i] = c.page;
+          childTxns[i] = c.pageTxn;
+        } else {
+          const q = pageOf.get(c);
+          if (q === undefined) throw new KeelError("INTERNAL", "a changed node was not given a page", { page: p, child: i });
+          childPages[i] = q;
+          childTxns[i] = C;
+        }
+      }
+      encodeBranch(n, buf, p, C, childPages, childTxns);
+    };
     for (const n of nodes.concat(catNodes)) {
       if (jobs.length % STEP_ITEMS === STEP_ITEMS - 1) yield "slice";
       const p = pageOf.get(n)!;
       if (n.leaf) {
         jobs.push({ page: p, count: 1, fill: (buf) => encodeLeaf(n, buf, p, C, (v) => (valuePage.has(v) ? [valuePage.get(v)!, C] : [v.page, v.pageTxn])) });
-      } else {
-        jobs.push({
-          page: p,
-          count: 1,
-          fill: (buf) => {
-            const cp: number[] = [];
-            const ct: number[] = [];
-            for (let i = 0; i < n.children.length; i++) {
-              const c = n.children[i]!;
-              const [pg, tx] = refPage(c);
-              cp.push(pg);
-              ct.push(typeof c === "number" ? n.childTxn[i]! : tx);
-            }
-            encodeBranch(n, buf, p, C, cp, ct);
-          },
-        });
-      }
+      } else jobs.push({ page: p, count: 1, fill: (buf) => fillBranch(n, p, buf) });
     }
     for (const v of values) {
       const count = overflowPages(v.length, pageSize);

@@ -29,7 +29,31 @@ export function latin1Of(bytes: Uint8Array, start = 0, end = bytes.length): stri
   return sliceImpl.call(bytes, start, end);
 }
 
+/**
+ * Up to this many chars are copied by a loop in JS: a call into latin1Write costs about what
+ * copying 30 chars does (page encoding spends most of its time on short keys, and branch pages
+ * hold nothing but short separators).
+ */
+const SHORT = 32;
+
 /** Write a latin1 string's bytes into any Uint8Array at `offset`; returns the count. */
 export function writeLatin1(target: Uint8Array, s: string, offset: number): number {
-  return writeImpl.call(target, s, offset);
+  const n = s.length;
+  if (n > SHORT) return writeImpl.call(target, s, offset);
+  for (let i = 0; i < n; i++) target[offset + i] = s.charCodeAt(i);
+  return n;
+}
+
+/** Store `v` (0 <= v < 2^16) little-endian at `offset` (no range checks: the caller sized the buffer). */
+export function putU16(target: Uint8Array, offset: number, v: number): void {
+  target[offset] = v;
+  target[offset + 1] = v >>> 8;
+}
+
+/** Store `v` (0 <= v < 2^32) little-endian at `offset` (no range checks: the caller sized the buffer). */
+export function putU32(target: Uint8Array, offset: number, v: number): void {
+  target[offset] = v;
+  target[offset + 1] = v >>> 8;
+  target[offset + 2] = v >>> 16;
+  target[offset + 3] = v >>> 24;
 }
