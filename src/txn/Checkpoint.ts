@@ -244,8 +244,13 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
       if (i % STEP_ITEMS === STEP_ITEMS - 1) yield "slice";
     }
     for (const v of values) valuePage.set(v, alloc.run(overflowPages(v.length, pageSize)));
-    const refPage = (n: NodeRef): [number, number] =>
-      typeof n === "number" ? [n, 0] : pageOf.has(n) ? [pageOf.get(n)!, C] : [n.page, n.pageTxn];
+    // A node holds page 0 until a checkpoint adopts it (step 7), so page 0 means "placed above".
+    const placed = (n: Node): number => {
+      const q = pageOf.get(n);
+      if (q === undefined) throw new KeelError("INTERNAL", "a changed node was not given a page", { txn: C });
+      return q;
+    };
+    const refPage = (n: NodeRef): [number, number] => (typeof n === "number" ? [n, 0] : n.page !== 0 ? [n.page, n.pageTxn] : [placed(n), C]);
 
     // Step 3: the catalog tree, copied on write under a txn id no transaction uses.
     const catalog = copyTree(input.catalog);
@@ -325,7 +330,8 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
     // Step 5: encode and write every page (in page order, through one chunk buffer), then
     // make them durable.
     const jobs: Array<{ page: number; count: number; fill: (view: Buffer) => void }> = [];
-    // One pair of arrays for every branch: fills run one at a time (writeOrderedSteps).
+    // refPage without a tuple per child; one pair of arrays for every branch (fills run one at a
+    // time, writeOrderedSteps).
     const childPages: number[] = [];
     const childTxns: number[] = [];
     const fillBranch = (n: BranchNode, p: number, buf: Buffer): void => {
@@ -339,9 +345,7 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
           childPages[i] = c.page;
           childTxns[i] = c.pageTxn;
         } else {
-          const q = pageOf.get(c);
-          if (q === undefined) throw new KeelError("INTERNAL", "a changed node was not given a page", { page: p, child: i });
-          childPages[i] = q;
+          childPages[i] = placed(c);
           childTxns[i] = C;
         }
       }
