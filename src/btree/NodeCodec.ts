@@ -10,7 +10,7 @@
  * inconsistency (which a valid checksum makes a bug or a forged page) is CORRUPT naming the page.
  */
 import { putU16, putU32, writeLatin1 } from "../util/latin1.js";
-import { corrupt } from "../errors.js";
+import { KeelError, corrupt } from "../errors.js";
 import { writeHeader, seal, type PageHeader } from "../pager/PageCodec.js";
 import { LEAF_FLAG_OVERFLOW, PAGE_HEADER, PageType } from "../pager/PageLayout.js";
 import { BranchNode, LeafNode, OverflowValue, type LeafValue, type Node } from "./Node.js";
@@ -18,9 +18,15 @@ export type { OverflowValue };
 
 const TWO32 = 0x100000000;
 
+/** The byte writers store past a buffer's end silently (typed arrays drop such stores): check first. */
+function fits(node: Node, buf: Buffer): void {
+  if (node.bytes > buf.length) throw new KeelError("INTERNAL", `node of ${node.bytes} bytes does not fit a ${buf.length}-byte page`, { bytes: node.bytes, pageSize: buf.length });
+}
+
 /** `overflowAt(v)` gives the [page, txn] of an overflow run (a checkpoint may be placing it now). */
 export function encodeLeaf(node: LeafNode, buf: Buffer, pageNo: number, txn: number, overflowAt: (v: OverflowValue) => [number, number]): void {
   const { keys, vals } = node;
+  fits(node, buf);
   writeHeader(buf, { type: PageType.Leaf, flags: 0, count: keys.length, pageNo, txn, aux1: 0, aux2: 0 });
   let off = PAGE_HEADER;
   for (let i = 0; i < keys.length; i++) {
@@ -33,7 +39,7 @@ export function encodeLeaf(node: LeafNode, buf: Buffer, pageNo: number, txn: num
       off += 7;
       off += writeLatin1(buf, k, off);
       const [p, t] = overflowAt(v);
-      if (!p) throw new Error("overflow value without a page");
+      if (!p) throw new KeelError("INTERNAL", "overflow value without a page", { page: pageNo });
       putU32(buf, off, p);
       putU32(buf, off + 4, t % TWO32);
       off += 8;
@@ -45,13 +51,14 @@ export function encodeLeaf(node: LeafNode, buf: Buffer, pageNo: number, txn: num
       off += writeLatin1(buf, v, off);
     }
   }
-  if (off !== node.bytes) throw new Error(`leaf size accounting is off: ${off} != ${node.bytes}`);
+  if (off !== node.bytes) throw new KeelError("INTERNAL", `leaf size accounting is off: ${off} != ${node.bytes}`, { page: pageNo, offset: off, bytes: node.bytes });
   seal(buf);
 }
 
 /** `childPages[i]`/`childTxns[i]` give the on-disk location of node.children[i] (arrays at least that long). */
 export function encodeBranch(node: BranchNode, buf: Buffer, pageNo: number, txn: number, childPages: number[], childTxns: number[]): void {
   const { keys } = node;
+  fits(node, buf);
   writeHeader(buf, { type: PageType.Branch, flags: 0, count: keys.length + 1, pageNo, txn, aux1: 0, aux2: 0 });
   let off = PAGE_HEADER;
   putU32(buf, off, childPages[0]!);
@@ -66,7 +73,7 @@ export function encodeBranch(node: BranchNode, buf: Buffer, pageNo: number, txn:
     putU32(buf, off + 4, childTxns[i + 1]! % TWO32);
     off += 8;
   }
-  if (off !== node.bytes) throw new Error(`branch size accounting is off: ${off} != ${node.bytes}`);
+  if (off !== node.bytes) throw new KeelError("INTERNAL", `branch size accounting is off: ${off} != ${node.bytes}`, { page: pageNo, offset: off, bytes: node.bytes });
   seal(buf);
 }
 
