@@ -33,20 +33,17 @@ test("writeLatin1 matches Buffer.write(latin1) on arbitrary byte strings and off
 });
 
 test("putU16 and putU32 store little-endian exactly as writeUInt16LE / writeUInt32LE", () => {
-  const u16 = [0, 1, 0xff, 0x100, 0x1234, 0xfffe, 0xffff];
-  const u32 = [0, 1, 0xff, 0x100, 0xffff, 0x10000, 0x12345678, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
-  for (const v of u16) {
-    const a = Buffer.alloc(6, 0xee);
-    const b = Buffer.alloc(6, 0xee);
-    putU16(a, 2, v);
-    b.writeUInt16LE(v, 2);
-    assert.deepEqual(a, b, `u16 ${v}`);
-  }
-  for (const v of u32) {
-    const a = Buffer.alloc(8, 0xee);
-    const b = Buffer.alloc(8, 0xee);
-    putU32(a, 3, v);
-    b.writeUInt32LE(v, 3);
-    assert.deepEqual(a, b, `u32 ${v}`);
+  const cases = [
+    { put: putU16, width: 2, values: [0, 1, 0xff, 0x100, 0x1234, 0xfffe, 0xffff] },
+    { put: putU32, width: 4, values: [0, 1, 0xff, 0x100, 0xffff, 0x10000, 0x12345678, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff] },
+  ];
+  for (const { put, width, values } of cases) {
+    for (const v of values) {
+      const ours = Buffer.alloc(8, 0xee);
+      const theirs = Buffer.alloc(8, 0xee);
+      put(ours, 3, v);
+      theirs.writeUIntLE(v, 3, width);
+      assert.deepEqual(ours, theirs, `${width}-byte ${v}`);
+    }
   }
 });
