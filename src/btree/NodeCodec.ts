@@ -9,7 +9,8 @@
  * Invariant: decode never trusts a length it has not checked against the page end; any
  * inconsistency (which a valid checksum makes a bug or a forged page) is CORRUPT naming the page.
  */
-import { putU16, putU32, writeLatin1 } from "../util/latin1.js";
+import { writeLatin1 } from "../util/latin1.js";
+import { putU16, putU32 } from "../util/littleEndian.js";
 import { KeelError, corrupt } from "../errors.js";
 import { writeHeader, seal, type PageHeader } from "../pager/PageCodec.js";
 import { LEAF_FLAG_OVERFLOW, PAGE_HEADER, PageType } from "../pager/PageLayout.js";

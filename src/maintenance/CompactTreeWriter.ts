@@ -46,7 +46,8 @@ import { encodeCatalogRecord, recordFromTree } from "../txn/CatalogRecord.js";
 import { catalogKey } from "../txn/Checkpoint.js";
 import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
-import { putU16, putU32, writeLatin1 } from "../util/latin1.js";
+import { writeLatin1 } from "../util/latin1.js";
+import { putU16, putU32 } from "../util/littleEndian.js";
 import type { TimeSlicer } from "./TimeSlicer.js";
 
 export const DEFAULT_FILL = 1;

@@ -36,24 +36,13 @@ export function latin1Of(bytes: Uint8Array, start = 0, end = bytes.length): stri
  */
 const SHORT = 32;
 
-/** Write a latin1 string's bytes into any Uint8Array at `offset`; returns the count. */
+/**
+ * Write a latin1 string's bytes into any Uint8Array at `offset`; returns the count written, which
+ * is short when the target ends first (as Buffer's latin1Write: callers check it).
+ */
 export function writeLatin1(target: Uint8Array, s: string, offset: number): number {
   const n = s.length;
-  if (n > SHORT) return writeImpl.call(target, s, offset);
+  if (n > SHORT || offset + n > target.length) return writeImpl.call(target, s, offset);
   for (let i = 0; i < n; i++) target[offset + i] = s.charCodeAt(i);
   return n;
-}
-
-/** Store `v` (0 <= v < 2^16) little-endian at `offset` (no range checks: the caller sized the buffer). */
-export function putU16(target: Uint8Array, offset: number, v: number): void {
-  target[offset] = v;
-  target[offset + 1] = v >>> 8;
-}
-
-/** Store `v` (0 <= v < 2^32) little-endian at `offset` (no range checks: the caller sized the buffer). */
-export function putU32(target: Uint8Array, offset: number, v: number): void {
-  target[offset] = v;
-  target[offset + 1] = v >>> 8;
-  target[offset + 2] = v >>> 16;
-  target[offset + 3] = v >>> 24;
 }
