@@ -263,11 +263,13 @@ export class KeyView {
   }
 
   flush(): void {
+    // As Redis: emptying a db touches the watched keys it held, not the ones that did not exist.
+    const held = this.ks.watchedKeys(this.ldb.index).filter((k) => this.stored(k) !== undefined);
     this.store.clear(this.ldb.keys);
     this.ks.countKeys(this.ldb.index, -this.ks.keyCountInTransaction(this.ldb.index));
     this.store.clear(this.ldb.hash);
     this.store.clear(this.ldb.ttl);
-    this.ks.touchAll(this.ldb.index);
+    for (const k of held) this.ks.touch(this.ldb.index, k);
     this.dirty++;
   }
 

@@ -233,9 +233,13 @@ export class Keyspace {
     if (e) e.version++;
   }
 
-  touchAll(index: number): void {
+  /** The keys of db `index` that some client watches. */
+  watchedKeys(index: number): Buffer[] {
+    if (this.#watches.size === 0) return [];
     const prefix = `${index}:`;
-    for (const [k, e] of this.#watches) if (k.startsWith(prefix)) e.version++;
+    const out: Buffer[] = [];
+    for (const k of this.#watches.keys()) if (k.startsWith(prefix)) out.push(Buffer.from(k.slice(prefix.length), "latin1"));
+    return out;
   }
 
   // ---- stats ----
