@@ -223,10 +223,16 @@ export class Database extends SubDatabase {
     await this.task(() => this.durability.syncAll());
   }
 
-  /** Write committed state into the data file now (with a log: bounds replay time). */
+  /**
+   * Write committed state into the data file now (with a log: bounds replay time). With the log,
+   * the pages are written in slices between commits (LogDurability.checkpointConcurrently): the
+   * event loop, readers and writers go on meanwhile.
+   */
   async checkpoint(): Promise<void> {
     this.#check();
-    await this.task(() => this.durability.checkpoint(true));
+    const d = this.durability;
+    if (d instanceof LogDurability) return d.checkpointConcurrently(this);
+    await this.task(() => d.checkpoint(true));
   }
 
   // ---- the write-ahead log ----
@@ -350,6 +356,8 @@ export class Database extends SubDatabase {
   async createSnapshot(opts: { signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
     const d = this.#log();
     const engine = this.engine;
+    // The bulk of the checkpoint in slices first, so the task below (which blocks) has little left.
+    await d.checkpointConcurrently(this);
     // Between transactions: checkpoint (log synced first), rotate, and pin the snapshot as a
     // reader before anything else can run, so its pages stay intact during the copy (I2).
     const snap = await this.task(() => {
@@ -493,11 +501,22 @@ export class Database extends SubDatabase {
     };
   }
 
-  /** Finish queued writes, make everything durable, release the files and the lock. */
+  /**
+   * Finish queued writes, make everything durable, release the files and the lock. With the log,
+   * the bulk of the closing checkpoint is written in slices (the event loop goes on); only what
+   * writers commit meanwhile is checkpointed in the final call. A policy checkpoint that is
+   * running when close() is called is finished in that final call instead.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     await this.flushed();
     if (this.#closed) return;
+    const d = this.durability;
+    if (d instanceof LogDurability && !d.wal.failed && !d.policyCheckpointPending && this.engine.needsCheckpoint) {
+      // A failure here is not final: the last checkpoint below tries again, and reports it.
+      await d.checkpointConcurrently(this).catch(() => {});
+      if (this.#closed) return;
+    }
     let err: unknown;
     try {
       this.durability.close();

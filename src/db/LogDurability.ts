@@ -12,8 +12,12 @@
  * A policy checkpoint runs concurrently (Engine.beginCheckpoint): frozen between two groups, its
  * pages written in slices that take at most POLICY_CHECKPOINT_SHARE of the event loop while writers
  * commit, its data sync on the thread pool. Should writers outrun it (twice the policy's log or
- * dirty bytes), the next group finishes it in one go, so memory and the log stay bounded. Every
- * other checkpoint (db.checkpoint(), close, snapshots, backups) finishes a running one first.
+ * dirty bytes), the next group finishes it in one go, so memory and the log stay bounded.
+ * db.checkpoint() and createSnapshot() run theirs the same way (checkpointConcurrently): they
+ * wait for a policy checkpoint to end, then freeze the head and write it in slices, so the event
+ * loop is never held for a whole checkpoint; so does close() when no policy checkpoint is under
+ * way. Every other checkpoint (backups, the last one of close) finishes a running one first, in
+ * one call.
  * After each checkpoint the log is garbage-collected: segments below every floor that the
  * retention policy lets go are deleted, so the log never grows without bound.
  *
@@ -102,6 +106,8 @@ export class LogDurability implements Durability {
   /** The running concurrent checkpoint and what #logBytesSinceCheckpoint was when it froze. */
   #frozen: { run: RunningCheckpoint; logBytes: number } | null = null;
   #checkpointQueued = false;
+  /** The queued or running policy checkpoint: settles (never rejects) once it has ended. */
+  #policy: Promise<void> | null = null;
 
   get groupsShareSyncs(): boolean {
     return this.profile === "strict";
@@ -213,10 +219,47 @@ export class LogDurability implements Durability {
       this.#checkpointQueued = false;
       return;
     }
-    void queued
+    const policy = queued
       .finally(() => (this.#checkpointQueued = false))
       .then((run) => (run ? this.#runPolicyCheckpoint(run) : undefined))
-      .catch((err: unknown) => this.#warn(err));
+      .catch((err: unknown) => this.#warn(err))
+      .finally(() => {
+        if (this.#policy === policy) this.#policy = null;
+      });
+    this.#policy = policy;
+  }
+
+  /** A policy checkpoint is queued or running. */
+  get policyCheckpointPending(): boolean {
+    return this.#policy !== null;
+  }
+
+  /**
+   * A checkpoint of the head as of this call that never holds the event loop for the whole of it
+   * (db.checkpoint(), close, createSnapshot), as steps:
+   *   1. Let a queued or running policy checkpoint end: finishing it in one call would block.
+   *   2. Between transactions: sync the log, freeze the head (beginCheckpoint).
+   *   3. Write its pages in slices while writers go on (at most POLICY_CHECKPOINT_SHARE of the
+   *      event loop while they commit), its data sync on the thread pool; then gc the log.
+   * Commits after step 2 are left to the next checkpoint. A synchronous checkpoint that takes the
+   * run over meanwhile (close, a backup, writers outrunning it) completes it: that is success.
+   */
+  async checkpointConcurrently(db: Database): Promise<void> {
+    // Step 1.
+    while (this.#policy) await this.#policy;
+    // Step 2.
+    const run = await db.task(() => this.beginCheckpoint());
+    if (!run) return;
+    // Step 3.
+    const e = this.#engine;
+    const slicer = new TimeSlicer({ activity: () => e.head.txn, share: POLICY_CHECKPOINT_SHARE, isClosed: () => e.closed, what: "a checkpoint" });
+    try {
+      await this.runCheckpoint(run, slicer);
+    } catch (err) {
+      // The slicer reports CLOSED once close() has finished the run in one call: it is done.
+      if (run.settled && run.error === null) return;
+      throw err;
+    }
   }
 
   async #runPolicyCheckpoint(run: RunningCheckpoint): Promise<void> {
