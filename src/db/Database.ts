@@ -512,7 +512,7 @@ export class Database extends SubDatabase {
     await this.flushed();
     if (this.#closed) return;
     const d = this.durability;
-    if (d instanceof LogDurability && !d.wal.failed && !d.policyCheckpointPending && this.engine.needsCheckpoint) {
+    if (d instanceof LogDurability && d.closeCheckpointsInSlices) {
       // A failure here is not final: the last checkpoint below tries again, and reports it.
       await d.checkpointConcurrently(this).catch(() => {});
       if (this.#closed) return;

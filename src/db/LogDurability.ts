@@ -229,9 +229,13 @@ export class LogDurability implements Durability {
     this.#policy = policy;
   }
 
-  /** A policy checkpoint is queued or running. */
-  get policyCheckpointPending(): boolean {
-    return this.#policy !== null;
+  /**
+   * Whether close() writes its checkpoint in slices first (checkpointConcurrently): something needs
+   * one, the log has not failed, and no policy checkpoint is under way (close's final call finishes
+   * that one instead of waiting for it).
+   */
+  get closeCheckpointsInSlices(): boolean {
+    return !this.wal.failed && this.#policy === null && this.#engine.needsCheckpoint;
   }
 
   /**
