@@ -255,10 +255,8 @@ export class LogDurability implements Durability {
     const run = await db.task(() => this.beginCheckpoint());
     if (!run) return;
     // Step 3.
-    const e = this.#engine;
-    const slicer = new TimeSlicer({ activity: () => e.head.txn, share: POLICY_CHECKPOINT_SHARE, isClosed: () => e.closed, what: "a checkpoint" });
     try {
-      await this.runCheckpoint(run, slicer);
+      await this.runCheckpoint(run, this.#slicer());
     } catch (err) {
       // The slicer reports CLOSED once close() has finished the run in one call: it is done.
       if (run.settled && run.error === null) return;
@@ -266,11 +264,16 @@ export class LogDurability implements Durability {
     }
   }
 
+  /** The pace of every concurrent checkpoint this mode runs: writers first (TimeSlicer). */
+  #slicer(): TimeSlicer {
+    const e = this.#engine;
+    return new TimeSlicer({ activity: () => e.head.txn, share: POLICY_CHECKPOINT_SHARE, isClosed: () => e.closed, what: "a checkpoint" });
+  }
+
   async #runPolicyCheckpoint(run: RunningCheckpoint): Promise<void> {
     const e = this.#engine;
-    const slicer = new TimeSlicer({ activity: () => e.head.txn, share: POLICY_CHECKPOINT_SHARE, isClosed: () => e.closed, what: "a checkpoint" });
     try {
-      await this.runCheckpoint(run, slicer);
+      await this.runCheckpoint(run, this.#slicer());
     } catch (err) {
       if (!e.closed) this.#warn(err);
     }
