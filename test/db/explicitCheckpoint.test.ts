@@ -5,7 +5,7 @@
  * single call never lets one run), and an explicit checkpoint that meets a policy checkpoint waits
  * for it instead of finishing it in one call. Also checked: the checkpoint covers every commit
  * made before the call, a commit after the freeze is left to the log, and reopening replays
- * nothing after close.
+ * nothing after close, and a db.checkpoint() whose run close() finished meanwhile still resolves.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -130,4 +130,39 @@ test("db.checkpoint() waits for a running policy checkpoint instead of finishing
   assert.ok(db.txlogWatermarks().lastAppliedLsn >= before, "the explicit checkpoint covers every commit before the call");
   await db.close();
   assert.deepEqual((await verify(dir)).problems, []);
+});
+
+test("db.checkpoint() that close() finishes in one call meanwhile resolves (its pacer's CLOSED is not an error)", async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir, NO_POLICY);
+  await load(db, 20_000, "z");
+  const engine = db.engine;
+  // Hold the driver in its first pause until close() has finished the run and closed the engine.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let paused!: () => void;
+  const inPause = new Promise<void>((r) => (paused = r));
+  const drive = engine.runConcurrently.bind(engine);
+  engine.runConcurrently = (run, pacer) =>
+    drive(run, {
+      due: () => true,
+      pause: async () => {
+        paused();
+        await gate;
+        return pacer.pause();
+      },
+    });
+  const done = db.checkpoint();
+  await inPause;
+  await db.close();
+  assert.ok(engine.closed);
+  release();
+  await done; // resolves: the run was completed by close's checkpoint
+  const again = await open(dir);
+  try {
+    assert.equal(again.txlogWatermarks().replay.records, 0);
+    assert.equal(again.getStats().entries, 20_000);
+  } finally {
+    await again.close();
+  }
 });
