@@ -24,6 +24,7 @@ import { isKeelError } from "../errors.js";
 import type { Command } from "./commands/Command.js";
 import type { ClientState, CommandContext, ServerHandle } from "./commands/CommandContext.js";
 import { selectIndex } from "./commands/serverCommands.js";
+import type { WatchMark } from "./keyspace/Keyspace.js";
 import { TxStore } from "./keyspace/Store.js";
 import { ProtocolError, RespParser } from "./resp/RespParser.js";
 import { arr, err, NULL_ARRAY, OK, QUEUED, type Reply } from "./resp/Reply.js";
@@ -51,7 +52,7 @@ interface Queued {
 interface Watched {
   readonly db: number;
   readonly key: Buffer;
-  readonly version: number;
+  mark: WatchMark;
 }
 
 /** What the connection needs from the server beyond ServerHandle. */
@@ -419,23 +420,30 @@ export class Connection {
     if (this.#multi) return void this.#push(err("ERR WATCH inside MULTI is not allowed"));
     const ks = this.#host.keyspace;
     const db = this.client.db;
+    const view = ks.read(db);
+    const added: Watched[] = [];
     for (let i = 1; i < args.length; i++) {
       const key = Buffer.from(args[i]!);
-      this.#watched.push({ db, key, version: ks.watch(db, key) });
+      ks.watch(db, key);
+      added.push({ db, key, mark: ks.mark(db, key, view) });
     }
+    for (const w of added) this.#watched.push(w);
     this.client.watching = this.#watched.length;
-    // A write already applied but not yet published has not bumped the version we recorded, so the
-    // client must not read before it is published: reply once every write now in flight has settled.
-    // Pipelined reads after the WATCH wait too (it counts as a pending write of this connection).
-    if (this.#host.inflightWrites > 0) {
-      this.#pendingWrites++;
-      const settled = ks.db.flushed().then(
-        () => OK,
-        (e) => errorReply(e),
-      );
-      this.#lastWrite = settled.finally(() => this.#pendingWrites--);
-      this.#later(settled);
-    } else this.#push(OK);
+    if (this.#host.inflightWrites === 0) return void this.#push(OK);
+    // A write queued before this WATCH may be applied (its version bump counted in the mark) but not
+    // yet published: the mark would not match what the client reads next. So mark the keys again in
+    // the write queue, behind those writes, from the state they leave, and reply once that state is
+    // published. Pipelined reads after the WATCH wait too (it counts as a pending write).
+    this.#pendingWrites++;
+    const settled = ks
+      .batched((tx): Reply => {
+        const inQueue = ks.write(db, new TxStore(tx, true));
+        for (const w of added) w.mark = ks.mark(db, w.key, inQueue);
+        return OK;
+      })
+      .catch(errorReply);
+    this.#lastWrite = settled.finally(() => this.#pendingWrites--);
+    this.#later(settled);
   }
 
   #unwatchAll(): void {
@@ -481,9 +489,9 @@ export class Connection {
     else this.#barrier = true;
     const ks = this.#host.keyspace;
     const p = this.#transaction((store) => {
-      for (const w of watched) if (ks.version(w.db, w.key) !== w.version) return { reply: NULL_ARRAY, dirty: 0 };
-      if (this.#barrier) this.client.db = finalDb;
       const now = Date.now();
+      for (const w of watched) if (ks.changedSince(w.db, w.key, w.mark, ks.write(w.db, store, now))) return { reply: NULL_ARRAY, dirty: 0 };
+      if (this.#barrier) this.client.db = finalDb;
       const replies: Reply[] = [];
       let dirty = 0;
       for (const { q, db: qdb, select } of plan) {

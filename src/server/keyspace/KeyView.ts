@@ -44,6 +44,14 @@ export class KeyView {
     return this.store.get(this.ldb.keys, key);
   }
 
+  /** Whether the key is stored but expired (not yet deleted by a write, the sweep or a flush). */
+  storedExpired(key: Buffer): boolean {
+    const v = this.stored(key);
+    if (v === undefined) return false;
+    const at = readExpireAt(v);
+    return at !== 0 && at <= this.now;
+  }
+
   /** The value if the key exists and has not expired. */
   live(key: Buffer): Buffer | undefined {
     return this.#alive(key, this.stored(key));

@@ -14,6 +14,10 @@
  *   the version inside its transaction callback, that is in commit order, so EXEC (itself a
  *   transaction callback) sees every write serialized before it. A bump by a write that then fails
  *   only aborts an EXEC needlessly, never lets one through wrongly.
+ * - Expiry and WATCH follow Redis 7 (changedSince): a key that expires after WATCH counts as
+ *   changed at EXEC even while the sweep has not deleted it yet; a key already expired (but still
+ *   stored) at WATCH may be deleted once, by a read-write command, the sweep or a flush, without
+ *   counting, since it did not logically change.
  * - Key counts inside transactions: `#heads[i]` is the number of keys of db i in the engine's head
  *   state (every commit executed so far, published or not). Transaction callbacks run one at a
  *   time, so the callback running now accumulates its changes in `#open`, added to the heads only
@@ -53,6 +57,13 @@ export interface LogicalDb {
 interface WatchEntry {
   version: number;
   refs: number;
+}
+
+/** What WATCH records of a key, for EXEC to compare (changedSince). */
+export interface WatchMark {
+  version: number;
+  /** The key was stored but already expired (Redis 7 keeps the same flag). */
+  expired: boolean;
 }
 
 interface Batch {
@@ -205,7 +216,7 @@ export class Keyspace {
     return `${index}:${key.toString("latin1")}`;
   }
 
-  /** Start watching: returns the key's current version (to compare at EXEC). */
+  /** Start watching (until unwatch): returns the key's current version. */
   watch(index: number, key: Buffer): number {
     const k = Keyspace.#wkey(index, key);
     let e = this.#watches.get(k);
@@ -215,6 +226,24 @@ export class Keyspace {
     }
     e.refs++;
     return e.version;
+  }
+
+  /** The mark of a watched key in the state `view` shows (its db is `index`). */
+  mark(index: number, key: Buffer, view: KeyView): WatchMark {
+    return { version: this.version(index, key), expired: view.storedExpired(key) };
+  }
+
+  /**
+   * EXEC's test, as Redis 7 decides it: whether the watched key changed since `mark`, judged on the
+   * state `view` shows (the transaction's). Any write counts, and so does an expiry that happened
+   * since, deleted or not. A key stored but already expired at the mark may be deleted once without
+   * counting: Redis touches it then but clears its "expired" flag, so the first write that leaves
+   * it absent is no change, and every other write is.
+   */
+  changedSince(index: number, key: Buffer, mark: WatchMark, view: KeyView): boolean {
+    const writes = this.version(index, key) - mark.version;
+    if (mark.expired) return writes >= 2 || (writes === 1 && view.stored(key) !== undefined);
+    return writes !== 0 || view.storedExpired(key);
   }
 
   unwatch(index: number, key: Buffer): void {

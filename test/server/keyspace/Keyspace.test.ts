@@ -217,6 +217,51 @@ test("WATCH versions: bumped by writes and by flush, only for watched keys", asy
   });
 });
 
+test("WATCH and expiry as Redis 7: a key that expires after WATCH changed (swept or not); one already expired at WATCH may be deleted once without counting", async (t) => {
+  await withKs(t, async (ks) => {
+    const now = Date.now();
+    const keys = ["live", "swept", "set", "del", "twice"].map(b);
+    const f = b("flushed"); // in db 1
+    await write(ks, (w) => {
+      w.setString(keys[0]!, b("v"), now + 100);
+      for (const k of keys.slice(1)) w.setString(k, b("v"), now + 10);
+    }, now);
+    await write(ks, (w) => w.setString(f, b("v"), now + 10), now, 1);
+    const at = now + 50; // the WATCH: "live" has 50 ms to go, the others expired 40 ms ago
+    const marks = keys.map((k) => {
+      ks.watch(0, k);
+      return ks.mark(0, k, ks.read(0, at));
+    });
+    ks.watch(1, f);
+    const fm = ks.mark(1, f, ks.read(1, at));
+    assert.deepEqual([...marks, fm].map((m) => m.expired), [false, true, true, true, true, true]);
+    const changed = (i: number, when: number) => ks.changedSince(0, keys[i]!, marks[i]!, ks.read(0, when));
+    assert.deepEqual(keys.map((_, i) => changed(i, at)), [false, false, false, false, false], "nothing happened yet");
+    assert.equal(changed(0, now + 150), true, "expired after WATCH, not yet deleted: changed");
+    await write(ks, (w) => {
+      w.setString(keys[2]!, b("new"), 0); // a write that leaves it stored
+      assert.equal(w.del(keys[3]!), false); // deletes the expired value: no key to report
+      w.setString(keys[4]!, b("again"), 0);
+    }, at);
+    await write(ks, (w) => void w.del(keys[4]!), at);
+    assert.equal(await ks.sweepOnce(at), 2, "the sweep deletes the two still expired: 'swept' and db 1's");
+    assert.equal(changed(1, at), false, "deleted by the sweep: no change");
+    assert.equal(changed(2, at), true, "set again: changed");
+    assert.equal(changed(3, at), false, "deleted by DEL while expired: no change");
+    assert.equal(changed(4, at), true, "set, then deleted: two writes, a change");
+    // A flush is one deletion too; a write after it is a change.
+    await write(ks, (w) => w.setString(f, b("v"), now + 10), now, 1);
+    ks.unwatch(1, f);
+    ks.watch(1, f);
+    const fm2 = ks.mark(1, f, ks.read(1, at));
+    assert.equal(fm2.expired, true);
+    await write(ks, (w) => w.flush(), at, 1);
+    assert.equal(ks.changedSince(1, f, fm2, ks.read(1, at)), false, "deleted by FLUSHDB while expired: no change");
+    await write(ks, (w) => w.setString(f, b("x"), 0), at, 1);
+    assert.equal(ks.changedSince(1, f, fm2, ks.read(1, at)), true, "then written: changed");
+  });
+});
+
 test("SCAN order: resumes after the last key, skips expired ones", async (t) => {
   await withKs(t, async (ks) => {
     const now = Date.now();
