@@ -6,7 +6,9 @@
 // appendfsync setting. A "node null" row runs bench/lib/null-resp-server.mjs, a Node RESP server
 // that stores nothing and answers at once: the floor of Node's networking on this machine (no
 // server written in Node can beat it), quoted against redis-server like the fdatasync rate is
-// against the engines in bench/run.mjs. --no-null skips it.
+// against the engines in bench/run.mjs. A "node null always" row runs the same server with a log
+// file: it appends each write and replies after one fdatasync per event-loop turn, as redis-server
+// does with appendfsync always: the ceiling of a Node server under that policy. --no-null skips both.
 //
 //   node bench/server.mjs [--n 20000] [--clients 50] [--pipeline 16] [--data 100] [--keyspace 100000]
 //                         [--repeat 1] [--json] [--no-null]
@@ -39,7 +41,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 15).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 17).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   process.exit(0);
 }
 const N = Number(opt.n);
@@ -114,7 +116,12 @@ const SERVERS = [
     fsync: "none",
     start: (_dir, port) => spawn(process.execPath, [NULL_SERVER, String(port)], { stdio: "ignore" }),
   },
-].filter((s) => !(opt["no-null"] && s.name === "node null"));
+  {
+    name: "node null always",
+    fsync: "always",
+    start: (dir, port) => spawn(process.execPath, [NULL_SERVER, String(port), path.join(dir, "null.aof")], { stdio: "ignore" }),
+  },
+].filter((s) => !(opt["no-null"] && s.name.startsWith("node null")));
 
 const TESTS = [
   { name: "SET", t: "set", pipeline: 1 },
@@ -147,7 +154,7 @@ try {
         for (const test of TESTS) {
           const r = benchmark(port, test);
           ((results[srv.name] ??= {})[test.name] ??= []).push(r);
-          say(`${srv.name.padEnd(15)} ${test.name.padEnd(9)} ${Math.round(r.rps).toString().padStart(9)} ops/s  p50 ${r.p50} ms  p99 ${r.p99} ms`);
+          say(`${srv.name.padEnd(16)} ${test.name.padEnd(9)} ${Math.round(r.rps).toString().padStart(9)} ops/s  p50 ${r.p50} ms  p99 ${r.p99} ms`);
         }
       } finally {
         child.kill("SIGTERM");
@@ -178,14 +185,19 @@ for (const test of TESTS) {
 }
 if (results["node null"]) {
   say("");
-  say("Floor of a Node RESP server (bench/lib/null-resp-server.mjs: no storage, no sync, answers at once):");
+  say("Floors of a Node RESP server (bench/lib/null-resp-server.mjs: no parsing, no storage, answers at once;");
+  say("\"always\" appends each write chunk to a file and replies after one fdatasync per event-loop turn, as redis does):");
   for (const test of TESTS) {
     const nn = med(results["node null"][test.name]);
+    const na = med(results["node null always"][test.name]);
     const ra = med(results["redis always"][test.name]);
     const ka = med(results["keel always"][test.name]);
-    say(`  ${test.name.padEnd(9)} ${Math.round(nn).toString().padStart(8)} ops/s = ${(nn / ra).toFixed(2)}x redis always; keel always reaches ${(ka / nn).toFixed(2)} of it`);
+    say(
+      `  ${test.name.padEnd(9)} null ${Math.round(nn).toString().padStart(8)} ops/s = ${(nn / ra).toFixed(2)}x redis always; ` +
+        `null always ${Math.round(na).toString().padStart(8)} ops/s = ${(na / ra).toFixed(2)}x redis always; keel always reaches ${(ka / na).toFixed(2)} of it`,
+    );
     const row = summary.find((r) => r.test === test.name);
-    if (row) Object.assign(row, { nodeNull: nn, nullVsRedisAlways: nn / ra, keelAlwaysVsNull: ka / nn });
+    if (row) Object.assign(row, { nodeNull: nn, nullVsRedisAlways: nn / ra, nodeNullAlways: na, nullAlwaysVsRedisAlways: na / ra, keelAlwaysVsNullAlways: ka / na });
   }
 }
 say("");

@@ -6,13 +6,34 @@
 // beside keel serve and redis-server as the physical limit of Node's networking on this machine,
 // as bench/run.mjs runs the raw fdatasync rate beside the engines.
 //
-//   node bench/lib/null-resp-server.mjs PORT
+// With a file argument it is the floor of a Node server with `appendfsync always`: every chunk that
+// holds a write (SET) is appended to that file as it arrives, and its replies wait for one
+// fdatasync per turn of the event loop, shared by every chunk read in that turn, as redis-server
+// does in beforeSleep (write the AOF, fsync it, then send the replies). Still no parsing, no
+// storage, no encoding: only Node's networking plus the sync.
+//
+//   node bench/lib/null-resp-server.mjs PORT [LOGFILE]
+import fs from "node:fs";
 import net from "node:net";
 
 const port = Number(process.argv[2]);
+const logFile = process.argv[3];
 const OK = Buffer.from("+OK\r\n");
 const NIL = Buffer.from("$-1\r\n");
 const CONFIG = Buffer.from("*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+
+const fd = logFile ? fs.openSync(logFile, "w") : -1;
+/** Replies held until the sync of this turn: [socket, bytes] pairs. */
+let held = [];
+let syncScheduled = false;
+
+function syncAndReply() {
+  syncScheduled = false;
+  fs.fdatasyncSync(fd);
+  const h = held;
+  held = [];
+  for (const [s, b] of h) if (!s.destroyed) s.write(b);
+}
 
 net
   .createServer((s) => {
@@ -22,7 +43,14 @@ net
       let n = 0;
       for (let i = 0; i < d.length; i++) if (d[i] === 42 && (i === 0 || d[i - 1] === 10)) n++;
       const reply = d.includes("CONFIG") ? CONFIG : d.includes("GET") ? NIL : OK;
-      s.write(n <= 1 ? reply : Buffer.concat(new Array(n).fill(reply)));
+      const bytes = n <= 1 ? reply : Buffer.concat(new Array(n).fill(reply));
+      if (fd < 0 || reply !== OK) return void s.write(bytes);
+      fs.writeSync(fd, d);
+      held.push([s, bytes]);
+      if (!syncScheduled) {
+        syncScheduled = true;
+        setImmediate(syncAndReply);
+      }
     });
   })
   .listen(port, "127.0.0.1");
