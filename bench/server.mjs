@@ -11,7 +11,7 @@
 // does with appendfsync always: the ceiling of a Node server under that policy. --no-null skips both.
 //
 //   node bench/server.mjs [--n 20000] [--clients 50] [--pipeline 16] [--data 100] [--keyspace 100000]
-//                         [--repeat 1] [--json] [--no-null]
+//                         [--repeat 1] [--json] [--no-null] [--tests SET,GET] [--pipelined both|yes|no]
 //
 // Needs redis-server and redis-benchmark on PATH (CI installs them, .ci/run) and KeelDB built
 // (npm run build). Figures are only comparable within one run: quote the ratios.
@@ -37,6 +37,8 @@ const { values: opt } = parseArgs({
     repeat: { type: "string", default: "1" },
     json: { type: "boolean", default: false },
     "no-null": { type: "boolean", default: false },
+    tests: { type: "string", default: "SET,GET" },
+    pipelined: { type: "string", default: "both" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -128,7 +130,15 @@ const TESTS = [
   { name: "GET", t: "get", pipeline: 1 },
   { name: `SET -P ${P}`, t: "set", pipeline: P },
   { name: `GET -P ${P}`, t: "get", pipeline: P },
-];
+].filter((t) => {
+  const commands = opt.tests.toLowerCase().split(",");
+  if (!commands.includes(t.t)) return false;
+  return opt.pipelined === "both" || (opt.pipelined === "yes") === t.pipeline > 1;
+});
+if (TESTS.length === 0 || !["both", "yes", "no"].includes(opt.pipelined)) {
+  console.error("bench/server.mjs: --tests takes SET, GET or SET,GET and --pipelined both, yes or no");
+  process.exit(2);
+}
 
 function benchmark(port, test) {
   const args = ["-h", "127.0.0.1", "-p", String(port), "-t", test.t, "-n", String(test.pipeline > 1 ? N * 5 : N), "-c", String(C), "-P", String(test.pipeline), "-d", opt.data, "-r", opt.keyspace, "--csv"];
