@@ -425,7 +425,7 @@ export class Connection {
     for (let i = 1; i < args.length; i++) {
       const key = Buffer.from(args[i]!);
       ks.watch(db, key);
-      added.push({ db, key, mark: ks.mark(db, key, view) });
+      added.push({ db, key, mark: ks.mark(key, view) });
     }
     for (const w of added) this.#watched.push(w);
     this.client.watching = this.#watched.length;
@@ -438,7 +438,7 @@ export class Connection {
     const settled = ks
       .batched((tx): Reply => {
         const inQueue = ks.write(db, new TxStore(tx, true));
-        for (const w of added) w.mark = ks.mark(db, w.key, inQueue);
+        for (const w of added) w.mark = ks.mark(w.key, inQueue);
         return OK;
       })
       .catch(errorReply);
@@ -490,7 +490,7 @@ export class Connection {
     const ks = this.#host.keyspace;
     const p = this.#transaction((store) => {
       const now = Date.now();
-      for (const w of watched) if (ks.changedSince(w.db, w.key, w.mark, ks.write(w.db, store, now))) return { reply: NULL_ARRAY, dirty: 0 };
+      for (const w of watched) if (ks.changedSince(w.key, w.mark, ks.write(w.db, store, now))) return { reply: NULL_ARRAY, dirty: 0 };
       if (this.#barrier) this.client.db = finalDb;
       const replies: Reply[] = [];
       let dirty = 0;

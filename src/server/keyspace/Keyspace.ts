@@ -228,9 +228,9 @@ export class Keyspace {
     return e.version;
   }
 
-  /** The mark of a watched key in the state `view` shows (its db is `index`). */
-  mark(index: number, key: Buffer, view: KeyView): WatchMark {
-    return { version: this.version(index, key), expired: view.storedExpired(key) };
+  /** The mark of a watched key of `view`'s db in the state `view` shows. */
+  mark(key: Buffer, view: KeyView): WatchMark {
+    return { version: this.version(view.ldb.index, key), expired: view.storedExpired(key) };
   }
 
   /**
@@ -240,8 +240,8 @@ export class Keyspace {
    * counting: Redis touches it then but clears its "expired" flag, so the first write that leaves
    * it absent is no change, and every other write is.
    */
-  changedSince(index: number, key: Buffer, mark: WatchMark, view: KeyView): boolean {
-    const writes = this.version(index, key) - mark.version;
+  changedSince(key: Buffer, mark: WatchMark, view: KeyView): boolean {
+    const writes = this.version(view.ldb.index, key) - mark.version;
     if (mark.expired) return writes >= 2 || (writes === 1 && view.stored(key) !== undefined);
     return writes !== 0 || view.storedExpired(key);
   }

@@ -230,12 +230,12 @@ test("WATCH and expiry as Redis 7: a key that expires after WATCH changed (swept
     const at = now + 50; // the WATCH: "live" has 50 ms to go, the others expired 40 ms ago
     const marks = keys.map((k) => {
       ks.watch(0, k);
-      return ks.mark(0, k, ks.read(0, at));
+      return ks.mark(k, ks.read(0, at));
     });
     ks.watch(1, f);
-    const fm = ks.mark(1, f, ks.read(1, at));
+    const fm = ks.mark(f, ks.read(1, at));
     assert.deepEqual([...marks, fm].map((m) => m.expired), [false, true, true, true, true, true]);
-    const changed = (i: number, when: number) => ks.changedSince(0, keys[i]!, marks[i]!, ks.read(0, when));
+    const changed = (i: number, when: number) => ks.changedSince(keys[i]!, marks[i]!, ks.read(0, when));
     assert.deepEqual(keys.map((_, i) => changed(i, at)), [false, false, false, false, false], "nothing happened yet");
     assert.equal(changed(0, now + 150), true, "expired after WATCH, not yet deleted: changed");
     await write(ks, (w) => {
@@ -253,12 +253,12 @@ test("WATCH and expiry as Redis 7: a key that expires after WATCH changed (swept
     await write(ks, (w) => w.setString(f, b("v"), now + 10), now, 1);
     ks.unwatch(1, f);
     ks.watch(1, f);
-    const fm2 = ks.mark(1, f, ks.read(1, at));
+    const fm2 = ks.mark(f, ks.read(1, at));
     assert.equal(fm2.expired, true);
     await write(ks, (w) => w.flush(), at, 1);
-    assert.equal(ks.changedSince(1, f, fm2, ks.read(1, at)), false, "deleted by FLUSHDB while expired: no change");
+    assert.equal(ks.changedSince(f, fm2, ks.read(1, at)), false, "deleted by FLUSHDB while expired: no change");
     await write(ks, (w) => w.setString(f, b("x"), 0), at, 1);
-    assert.equal(ks.changedSince(1, f, fm2, ks.read(1, at)), true, "then written: changed");
+    assert.equal(ks.changedSince(f, fm2, ks.read(1, at)), true, "then written: changed");
   });
 });
 
