@@ -425,9 +425,10 @@ export class Connection {
     for (let i = 1; i < args.length; i++) {
       const key = Buffer.from(args[i]!);
       ks.watch(db, key);
-      added.push({ db, key, mark: ks.mark(key, view) });
+      const w: Watched = { db, key, mark: ks.mark(key, view) };
+      added.push(w);
+      this.#watched.push(w);
     }
-    for (const w of added) this.#watched.push(w);
     this.client.watching = this.#watched.length;
     if (this.#host.inflightWrites === 0) return void this.#push(OK);
     // A write queued before this WATCH may be applied (its version bump counted in the mark) but not

@@ -47,7 +47,11 @@ export class KeyView {
   /** Whether the key is stored but expired (not yet deleted by a write, the sweep or a flush). */
   storedExpired(key: Buffer): boolean {
     const v = this.stored(key);
-    if (v === undefined) return false;
+    return v !== undefined && this.#due(v);
+  }
+
+  /** Whether the stored value `v` carries an expiry that has passed. */
+  #due(v: Buffer): boolean {
     const at = readExpireAt(v);
     return at !== 0 && at <= this.now;
   }
@@ -60,8 +64,7 @@ export class KeyView {
   /** `v`, the stored value of `key`, if it has not expired. */
   #alive(key: Buffer, v: Buffer | undefined): Buffer | undefined {
     if (v === undefined) return undefined;
-    const at = readExpireAt(v);
-    if (at !== 0 && at <= this.now) {
+    if (this.#due(v)) {
       if (this.store.writable) this.#purge(key, v);
       return undefined;
     }
