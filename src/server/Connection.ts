@@ -289,15 +289,9 @@ export class Connection {
     }
     this.client.lastCommand = name;
     if ((cmd.arity > 0 && args.length !== cmd.arity) || args.length < -cmd.arity) {
-      if (this.#multi) this.#multi.failed = true;
-      this.#push(err(`ERR wrong number of arguments for '${name}' command`));
-      return;
+      return this.#reject(name, `ERR wrong number of arguments for '${name}' command`);
     }
-    if (!this.client.authenticated && !cmd.noauth) {
-      if (this.#multi) this.#multi.failed = true;
-      this.#push(err("NOAUTH Authentication required."));
-      return;
-    }
+    if (!this.client.authenticated && !cmd.noauth) return this.#reject(name, "NOAUTH Authentication required.");
     if (this.#multi && !cmd.txControl) {
       if (cmd.noMulti) {
         this.#multi.failed = true;
@@ -320,6 +314,21 @@ export class Connection {
     } catch (e) {
       this.#push(errorReply(e));
     }
+  }
+
+  /**
+   * A call refused before it runs (arity, authentication) fails an open MULTI. A refused EXEC
+   * discards the transaction and its WATCHes, in or out of MULTI, and says so with EXECABORT, as
+   * Redis 7 does: a client that sent EXEC must not go on believing a transaction is still open.
+   */
+  #reject(name: string, error: string): void {
+    if (name === "exec") {
+      this.#endMulti();
+      // Redis quotes the reason without the generic ERR code (NOAUTH keeps its own).
+      return void this.#push(err(`EXECABORT Transaction discarded because of: ${error.replace(/^ERR /, "")}`));
+    }
+    if (this.#multi) this.#multi.failed = true;
+    this.#push(err(error));
   }
 
   #read(cmd: Command, args: Buffer[]): void {

@@ -200,3 +200,148 @@ test("random command sequences: KeelDB replies as redis-server does", { skip: ex
     await keel.stop();
   }
 });
+
+/**
+ * A command mutated the way a client gets it wrong: an argument dropped or one added (arity and
+ * syntax errors), the name in another case, or a binary value that is not UTF-8 (and holds CR LF; no NUL: Redis cuts error texts at one, a C artefact).
+ */
+function mutate(rng: Rng, c: Array<string | Buffer>): Array<string | Buffer> {
+  switch (rng.int(4)) {
+    case 0:
+      return c.length > 1 ? c.slice(0, -1) : c;
+    case 1:
+      return [...c, pick(rng, ["x", "1", "EX", "NX"])];
+    case 2:
+      return [(c[0] as string).toLowerCase(), ...c.slice(1)];
+    default:
+      return c.length > 2 ? [...c.slice(0, -1), Buffer.from([0xff, 0x80, 0x0d, 0x0a, 0x41])] : c;
+  }
+}
+
+/** Arguments at the edges of their ranges: overflowing expiries, offsets past the size limit, infinities. */
+function edgeCommand(rng: Rng): string[] {
+  const k = pick(rng, KEYS);
+  const big = pick(rng, ["9223372036854775807", "-9223372036854775808", "9223372036854775", "4611686018427387", "1e3", "+5", "0x10", ""]);
+  return pick(rng, [
+    ["SET", k, "v", "EX", big],
+    ["SET", k, "v", "PX", big],
+    ["SET", k, "v", "EXAT", big],
+    ["SET", k, "v", "NX", "GET"],
+    ["SET", k, "v", "GET", "XX", "KEEPTTL"],
+    ["GETEX", k, pick(rng, ["PX", "EXAT", "PXAT", "EX"]), big],
+    ["GETEX", k, "PERSIST", "EX", "10"],
+    ["EXPIRE", k, big],
+    ["PEXPIRE", k, big],
+    ["EXPIREAT", k, big],
+    ["PEXPIREAT", k, big],
+    // Not up to 512 MiB: KeelDB's proto-max-bulk-len is lower than Redis's (docs/SERVER-COMMANDS.md, Limits).
+    ["SETRANGE", k, pick(rng, ["1000", "536870912", "-1", big]), "x"],
+    ["SETRANGE", k, "536870912", ""],
+    ["GETRANGE", k, big, big],
+    ["INCRBYFLOAT", k, pick(rng, ["1e308", "inf", "-inf", "nan", "1e-320", "0x1p3", " 1", "1 "])],
+    ["INCRBY", k, big],
+    ["DECRBY", k, big],
+    ["HINCRBY", k, "f1", big],
+    ["HINCRBYFLOAT", k, "f1", pick(rng, ["1e308", "inf", "1e-320"])],
+    // Only cursor 0 or a malformed one: KeelDB refuses a cursor it never issued (docs/SERVER-COMMANDS.md).
+    ["SCAN", pick(rng, ["0", "x", " 0"]), "COUNT", pick(rng, ["0", "-1", "10", "x"])],
+    ["SCAN", "0", "TYPE", pick(rng, ["string", "hash", "list", "x"]), "COUNT", "1000"],
+    ["SELECT", pick(rng, ["-1", "16", "x", "15"])],
+  ]);
+}
+
+/**
+ * KeelDB keeps an expiry past 2^53 ms (year 287396) at 2^53 ms, where Redis keeps any int64
+ * (docs/SERVER-COMMANDS.md, Expiry): a TTL that large is compared as "beyond", not to the second.
+ */
+const BEYOND_TTL = 8.9e12;
+
+function capTtl(reply: string): string {
+  const m = /^:(\d+)\r\n$/.exec(reply);
+  return m && Number(m[1]) >= BEYOND_TTL ? ":<beyond 2^53 ms>\r\n" : reply;
+}
+
+/**
+ * As normalize, and: HELLO's map is reduced to its type and protocol (server version and client id
+ * differ by design); TTLs are capped (capTtl), also inside an EXEC reply, whose elements are matched
+ * with the commands queued (`queued`).
+ */
+function normalizeAny(name: string, reply: string | null, queued: string[]): string | null {
+  if (reply === null || reply.startsWith("-")) return reply;
+  if (name === "HELLO") return `HELLO ${reply[0]} proto ${/proto\r\n:(\d)/.exec(reply)?.[1]}`;
+  if (name === "TTL") return capTtl(reply);
+  if (name === "EXEC" && reply.startsWith("*") && !reply.startsWith("*-1")) {
+    const buf = Buffer.from(reply, "latin1");
+    let pos = reply.indexOf("\r\n") + 2;
+    let out = reply.slice(0, pos);
+    for (const q of queued) {
+      const end = replyEnd(buf, pos);
+      const item = reply.slice(pos, end);
+      out += q === "TTL" ? capTtl(item) : item;
+      pos = end;
+    }
+    return out + reply.slice(pos);
+  }
+  return normalize([name], reply);
+}
+
+const show = (c: Array<string | Buffer>) => c.map((x) => (typeof x === "string" ? JSON.stringify(x) : `<${x.toString("hex")}>`)).join(" ");
+
+test("two clients, RESP2 and RESP3, malformed calls: KeelDB replies as redis-server does", { skip: existsSync(REDIS) ? false : `${REDIS} is missing (CI installs redis-server)` }, async () => {
+  const redis = await startRedis();
+  const keel = await startTestServer();
+  const pairs: Array<[ReplyReader, ReplyReader]> = [];
+  for (let i = 0; i < 2; i++) pairs.push([await ReplyReader.open(redis.port), await ReplyReader.open(keel.port)]);
+  try {
+    for (const seed of seedList(3, "KEEL_RESP_DIFF_SEEDS")) {
+      const rng = new Rng(seed);
+      const history: string[] = [];
+      // Each client's state: inside MULTI (its EXEC reply is compared raw, so no hash-ordered replies).
+      const inMulti = [false, false];
+      const queued: string[][] = [[], []];
+      for (const [a, b] of pairs) {
+        for (const c of [a, b]) {
+          assert.notEqual(await c.call("DISCARD"), null);
+          assert.notEqual(await c.call("UNWATCH"), null);
+          assert.notEqual(await c.call("HELLO", "2"), null);
+          assert.notEqual(await c.call("SELECT", "0"), null);
+        }
+      }
+      assert.equal(await pairs[0]![0].call("FLUSHALL"), "+OK\r\n");
+      assert.equal(await pairs[0]![1].call("FLUSHALL"), "+OK\r\n");
+      for (let i = 0; i < OPS; i++) {
+        const who = rng.int(2);
+        let cmd: Array<string | Buffer>;
+        const r = rng.int(100);
+        if (inMulti[who]) cmd = r < 15 ? [pick(rng, ["EXEC", "EXEC", "DISCARD"])] : r < 17 ? ["MULTI"] : orderFree(rng);
+        else if (r < 6) cmd = ["MULTI"];
+        else if (r < 8) cmd = ["HELLO", pick(rng, ["2", "3"])];
+        else if (r < 10) cmd = pick(rng, [["PING"], ["PING", "hi"], ["ECHO", "e"], ["EXEC"], ["DISCARD"], ["SUBSTR", "k1", "0", "1"]]);
+        else if (r < 16) cmd = edgeCommand(rng);
+        else cmd = randomCommand(rng);
+        if (rng.int(12) === 0) cmd = mutate(rng, cmd);
+        if (cmd[0] === "HELLO" && cmd.length > 2) cmd = cmd.slice(0, 2); // HELLO's optional arguments are AUTH/SETNAME
+        history.push(`client ${who}: ${show(cmd)}`);
+        const [a, b] = pairs[who]!;
+        const name = (cmd[0] as string).toUpperCase();
+        const ra = normalizeAny(name, await a.call(...cmd), queued[who]!);
+        const rb = normalizeAny(name, await b.call(...cmd), queued[who]!);
+        assert.equal(rb, ra, `seed ${seed}, command ${i}: ${history.at(-1)}\nlast commands:\n${history.slice(-Number(process.env.KEEL_RESP_DIFF_HISTORY ?? 16)).join("\n")}\nreplay: KEEL_SEED=${seed} node --test dist/test/fuzz/resp-differential.test.js`);
+        // Track MULTI state from the (equal) replies: MULTI opens unless nested; EXEC/DISCARD close it.
+        if (name === "MULTI" && ra === "+OK\r\n") {
+          inMulti[who] = true;
+          queued[who] = [];
+        } else if ((name === "EXEC" || name === "DISCARD") && cmd.length === 1) inMulti[who] = false;
+        else if (ra === "+QUEUED\r\n") queued[who]!.push(name);
+      }
+    }
+  } finally {
+    for (const [a, b] of pairs) {
+      a.close();
+      b.close();
+    }
+    redis.proc.kill("SIGKILL");
+    rmSync(redis.dir, { recursive: true, force: true });
+    await keel.stop();
+  }
+});

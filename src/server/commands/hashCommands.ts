@@ -5,7 +5,8 @@
 import type { KeyView } from "../keyspace/KeyView.js";
 import { arr, bulk, bulkOrNull, int, map, OK, type Reply } from "../resp/Reply.js";
 import { RespError } from "../resp/RespError.js";
-import { addFloats, floatArg, int64Arg, INT64_MAX, INT64_MIN, toFloat, toInt64 } from "./args.js";
+import { int64Arg, INT64_MAX, INT64_MIN, ldArg, toInt64 } from "./args.js";
+import { incrLd, ZERO } from "./longDouble.js";
 import type { Command } from "./Command.js";
 import { readCmd, writeCmd } from "./define.js";
 
@@ -34,14 +35,11 @@ function hincrby(v: KeyView, args: Buffer[]): Reply {
 
 function hincrbyfloat(v: KeyView, args: Buffer[]): Reply {
   const [key, field] = [args[1]!, args[2]!];
-  const byArg = args[3]!;
-  floatArg(byArg);
+  // Redis's order here: the increment (an infinite one refused), the type, then the current value.
+  const by = ldArg(args[3]!);
+  if (typeof by === "number") throw new RespError("ERR value is NaN or Infinity");
   const cur = v.hget(key, field);
-  if (cur !== undefined) {
-    const p = toFloat(cur);
-    if (p === null || Number.isNaN(p)) throw new RespError("ERR hash value is not a float");
-  }
-  const sum = addFloats(cur === undefined ? "0" : cur.toString("latin1"), byArg.toString("latin1"));
+  const sum = incrLd(cur === undefined ? ZERO : ldArg(cur, "ERR hash value is not a float"), by);
   if (sum === null) throw new RespError("ERR increment would produce NaN or Infinity");
   const s = Buffer.from(sum);
   v.hset(key, [[field, s]]);

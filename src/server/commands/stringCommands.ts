@@ -6,7 +6,8 @@
 import type { KeyView } from "../keyspace/KeyView.js";
 import { arr, bulk, bulkOrNull, bytesOrNull, int, NULL, OK, type Reply } from "../resp/Reply.js";
 import { RespError, SYNTAX } from "../resp/RespError.js";
-import { addFloats, floatArg, int64Arg, INT64_MAX, INT64_MIN, intArg, toFloat, toInt64, upper } from "./args.js";
+import { int64Arg, INT64_MAX, INT64_MIN, intArg, ldArg, toInt64, upper } from "./args.js";
+import { incrLd, ZERO } from "./longDouble.js";
 import type { Command } from "./Command.js";
 import type { CommandContext } from "./CommandContext.js";
 import { expireOption, type ExpireUnit } from "./expireArgs.js";
@@ -131,15 +132,10 @@ function incrBy(v: KeyView, key: Buffer, by: bigint): Reply {
 
 function incrbyfloat(v: KeyView, args: Buffer[]): Reply {
   const key = a(args, 1);
-  const byArg = a(args, 2);
   // Redis's order here: the type, the current value, then the increment.
   const cur = v.getString(key);
-  if (cur !== undefined) {
-    const p = toFloat(cur);
-    if (p === null || Number.isNaN(p)) throw new RespError("ERR value is not a valid float");
-  }
-  floatArg(byArg);
-  const sum = addFloats(cur === undefined ? "0" : cur.toString("latin1"), byArg.toString("latin1"));
+  const base = cur === undefined ? ZERO : ldArg(cur);
+  const sum = incrLd(base, ldArg(a(args, 2)));
   if (sum === null) throw new RespError("ERR increment would produce NaN or Infinity");
   const s = Buffer.from(sum);
   v.setString(key, s, Math.max(0, v.expireAtOf(key)));

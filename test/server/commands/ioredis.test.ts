@@ -469,11 +469,13 @@ describe("AUTH, maxclients, close()", () => {
     const ts = await startTestServer({ requirepass: "s3cret" });
     try {
       const raw = await rawConnect(ts.port);
-      raw.send("GET k\r\nAUTH wrong\r\nHELLO 3\r\nAUTH s3cret\r\nSET k v\r\nGET k\r\n");
+      raw.send("GET k\r\nEXEC\r\nAUTH wrong\r\nHELLO 3\r\nAUTH s3cret\r\nSET k v\r\nGET k\r\n");
       const out = await raw.until((s) => s.endsWith("$1\r\nv\r\n"));
       assert.equal(
         out,
-        "-NOAUTH Authentication required.\r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n" +
+        // EXEC refused is an EXECABORT naming why (Redis 7, checked against redis-server 7.0.15).
+        "-NOAUTH Authentication required.\r\n-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n" +
+          "-WRONGPASS invalid username-password pair or user is disabled.\r\n" +
           "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n" +
           "+OK\r\n+OK\r\n$1\r\nv\r\n",
       );
