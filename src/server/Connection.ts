@@ -407,13 +407,17 @@ export class Connection {
   }
 
   #shutdownCommand(args: Buffer[]): void {
-    let mode: ShutdownMode = "default";
+    const flags = new Set<string>();
     for (let i = 1; i < args.length; i++) {
-      const o = args[i]!.toString().toUpperCase();
-      if (o === "SAVE") mode = "save";
-      else if (o === "NOSAVE") mode = "nosave";
-      else if (o !== "NOW" && o !== "FORCE") return void this.#push(err("ERR syntax error"));
+      const o = args[i]!.toString("latin1").toUpperCase();
+      if (!["SAVE", "NOSAVE", "NOW", "FORCE", "ABORT"].includes(o)) return void this.#push(err("ERR syntax error"));
+      flags.add(o);
     }
+    // As Redis: SAVE with NOSAVE, or ABORT with anything, is refused, not settled by argument order.
+    if ((flags.has("SAVE") && flags.has("NOSAVE")) || (flags.has("ABORT") && flags.size > 1)) return void this.#push(err("ERR syntax error"));
+    // A shutdown here starts and finishes without waiting for replicas, so there is never one to abort.
+    if (flags.has("ABORT")) return void this.#push(err("ERR No shutdown in progress."));
+    const mode: ShutdownMode = flags.has("SAVE") ? "save" : flags.has("NOSAVE") ? "nosave" : "default";
     // As in Redis, a successful SHUTDOWN gets no reply: the connection closes.
     this.#stopped = true;
     this.#host.shutdown(mode);

@@ -15,6 +15,7 @@ import { connCmd } from "./define.js";
 import { infoText } from "./info.js";
 import { configGet, configSet } from "./config.js";
 import { toInt64, upper } from "./args.js";
+import { globMatch } from "../keyspace/globMatch.js";
 
 import { SERVER_VERSION_INFO as SERVER_VERSION } from "./version.js";
 
@@ -177,9 +178,14 @@ function command(ctx: CommandContext, args: Buffer[]): Reply {
   if (args.length === 1) return arr([...table.values()].map(commandInfo));
   switch (sub) {
     case "COUNT":
+      if (args.length !== 2) throw new RespError("ERR wrong number of arguments for 'command|count' command");
       return int(table.size);
-    case "LIST":
-      return arr([...table.keys()].map((n) => bulk(n)));
+    case "LIST": {
+      // FILTERBY PATTERN is served; MODULE and ACLCAT name things KeelDB does not have.
+      if (args.length !== 2 && (args.length !== 5 || upper(args[2]) !== "FILTERBY" || upper(args[3]) !== "PATTERN")) throw new RespError(SYNTAX);
+      const names = [...table.keys()].filter((n) => args.length === 2 || globMatch(args[4]!, Buffer.from(n)));
+      return arr(names.map((n) => bulk(n)));
+    }
     case "INFO": {
       const names = args.length > 2 ? args.slice(2).map((a) => a.toString().toLowerCase()) : [...table.keys()];
       return arr(names.map((n) => (table.has(n) ? commandInfo(table.get(n)!) : NULL)));
