@@ -14,6 +14,7 @@ import { DEFAULT_DB } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
+import { checkEncodings } from "./options.js";
 import type { Transaction } from "./Transaction.js";
 import { WriteQueue, type QueueItem } from "./WriteQueue.js";
 
@@ -148,6 +149,8 @@ export class Database extends SubDatabase {
     this.#check();
     if (typeof name !== "string" || name.length === 0) throw invalidArgument("a sub-database name is a non-empty string", { argument: "name" });
     if (Buffer.byteLength(name) > this.engine.limits.maxKeySize) throw invalidArgument("sub-database name too long", { argument: "name", max: this.engine.limits.maxKeySize });
+    if (opts === null || typeof opts !== "object") throw invalidArgument("openDB options must be an object", { argument: "options" });
+    checkEncodings(opts);
     const existing = this.engine.head.dbs.get(name);
     const keyEncoding = opts.keyEncoding ?? existing?.keyEncoding ?? "ordered-binary";
     const encoding = opts.encoding ?? existing?.valueEncoding ?? "msgpack";
@@ -178,6 +181,7 @@ export class Database extends SubDatabase {
 
   /** Drop a named sub-database and free its pages. Resolves to whether it existed. */
   dropDB(name: string): Promise<boolean> {
+    if (typeof name !== "string") return Promise.reject(invalidArgument("a sub-database name is a non-empty string", { argument: "name" }));
     if (name === DEFAULT_DB) return Promise.reject(invalidArgument("the default database cannot be dropped; use clear()", { argument: "name" }));
     return this.transaction((tx) => tx.dropSubDatabase(name));
   }
@@ -353,7 +357,25 @@ export class Database extends SubDatabase {
    * Checkpoint, rotate the log segment, and write a consistent compacted copy to
    * snapshots/current (the old current becomes previous). Writers go on meanwhile.
    */
-  async createSnapshot(opts: { signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
+  createSnapshot(opts: { signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
+    try {
+      this.#log();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // One at a time: each builds snapshots/incoming, and clears it first as a crash leftover.
+    const run = this.#snapshotting.then(() => this.#createSnapshotNow(opts));
+    this.#snapshotting = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  /** The running (or last) createSnapshot, settled either way: the next one starts after it. */
+  #snapshotting: Promise<void> = Promise.resolve();
+
+  async #createSnapshotNow(opts: { signal?: AbortSignal }): Promise<SnapshotInfo> {
     const d = this.#log();
     const engine = this.engine;
     // The bulk of the checkpoint in slices first, so the task below (which blocks) has little left.

@@ -93,6 +93,7 @@ export class SubDatabase {
 
   /** @internal */
   bounds(o: RangeOptions): RangeBounds {
+    if (o === null || typeof o !== "object") throw invalidArgument("range options must be an object { start, end, reverse, limit, offset }", { argument: "options" });
     if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 0)) throw invalidArgument("limit must be a non-negative integer", { argument: "limit", value: o.limit });
     if (o.offset !== undefined && (!Number.isInteger(o.offset) || o.offset < 0)) throw invalidArgument("offset must be a non-negative integer", { argument: "offset", value: o.offset });
     return {
@@ -314,6 +315,7 @@ export class SubDatabase {
    * write lock is held until its promise settles. If it throws, nothing it did is kept.
    */
   transaction<T>(fn: (tx: Transaction) => T | Promise<T>): Promise<T> {
+    if (typeof fn !== "function") return Promise.reject(invalidArgument("transaction takes a callback (tx) => ...", { argument: "fn" }));
     try {
       return this.root.enqueue({ kind: "txn", db: this, fn }) as Promise<T>;
     } catch (e) {
@@ -323,6 +325,7 @@ export class SubDatabase {
 
   /** Run `fn` as one atomic transaction now; durable when this returns. `fn` must be synchronous. */
   transactionSync<T>(fn: (tx: Transaction) => T): T {
+    if (typeof fn !== "function") throw invalidArgument("transactionSync takes a callback (tx) => ...", { argument: "fn" });
     return this.root.runSync(this, fn);
   }
 }

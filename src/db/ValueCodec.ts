@@ -13,6 +13,8 @@ const packr = new Packr({ copyBuffers: true, useRecords: false, moreTypes: true 
 
 export function encodeValue(value: unknown, enc: ValueEncodingName): Buffer | Uint8Array {
   if (value === undefined) throw invalidArgument("value is undefined (use remove to delete a key)", { argument: "value" });
+  // msgpackr would store a function as undefined: the key would exist with no value to read back.
+  if (typeof value === "function") throw invalidArgument("value is a function, which cannot be stored", { argument: "value" });
   try {
     return encode(value, enc);
   } catch (e) {

@@ -111,12 +111,7 @@ export function validateOptions(options: unknown): OpenOptions {
   positiveInt(o, "checkpointDirtyBytes", 1);
   positiveInt(o, "checkpointMs", 1);
   for (const b of ["wal", "noMetaSync", "noSync", "readOnly"]) bool(o, b);
-  if (o.keyEncoding !== undefined && !KEY_ENCODINGS.includes(o.keyEncoding as KeyEncodingName)) {
-    throw invalidArgument(`option keyEncoding must be one of ${KEY_ENCODINGS.join(", ")}`, { option: "keyEncoding", value: o.keyEncoding });
-  }
-  if (o.encoding !== undefined && !VALUE_ENCODINGS.includes(o.encoding as ValueEncodingName)) {
-    throw invalidArgument(`option encoding must be one of ${VALUE_ENCODINGS.join(", ")}`, { option: "encoding", value: o.encoding });
-  }
+  checkEncodings(o);
   if (o.durability !== undefined && !["strict", "relaxed", "none"].includes(o.durability as string)) {
     throw invalidArgument("option durability must be strict, relaxed or none", { option: "durability", value: o.durability });
   }
@@ -132,4 +127,14 @@ export function validateOptions(options: unknown): OpenOptions {
     if (missing.length) throw invalidArgument(`option fs must implement the FileSystem interface (missing: ${missing.join(", ")})`, { option: "fs", missing });
   }
   return o as OpenOptions;
+}
+
+/** keyEncoding and encoding, where given, name encodings KeelDB has (open() and openDB() options). */
+export function checkEncodings(o: { keyEncoding?: unknown; encoding?: unknown }): void {
+  if (o.keyEncoding !== undefined && !KEY_ENCODINGS.includes(o.keyEncoding as KeyEncodingName)) {
+    throw invalidArgument(`option keyEncoding must be one of ${KEY_ENCODINGS.join(", ")}`, { option: "keyEncoding", value: o.keyEncoding });
+  }
+  if (o.encoding !== undefined && !VALUE_ENCODINGS.includes(o.encoding as ValueEncodingName)) {
+    throw invalidArgument(`option encoding must be one of ${VALUE_ENCODINGS.join(", ")}`, { option: "encoding", value: o.encoding });
+  }
 }

@@ -2,11 +2,13 @@
  * PartialOutput: the atomic-output shell of a backup or a compacted copy (I7).
  *
  * The sequence, in order:
- *   1. `dest` must not exist (EXISTS). Create the parent, then `<dest>.partial-<pid>/` (a stale one
- *      from a crashed run of this pid is removed first) and `data.keel` in it (createExclusive).
+ *   1. `dest` must not exist (EXISTS). Create the parent, then `<dest>.partial-<pid>-<n>/`, a name
+ *      no other job of this process uses (partialPath; a stale one from a crashed process that had
+ *      this pid is removed first), and `data.keel` in it (createExclusive).
  *   2. The caller writes data.keel through `file` (and may close and reopen it through `path`).
  *   3. `commit()`: fdatasync data.keel (off the event loop: syncAsync), close it, fsync the partial
- *      directory, rename it to `dest`, fsync the parent. If anything after the rename fails, `dest`
+ *      directory, check again that `dest` does not exist (EXISTS: a concurrent job got there
+ *      first), rename it to `dest`, fsync the parent. If anything after the rename fails, `dest`
  *      is removed again: a backup not known to be durable is not left behind.
  *   4. `discard()` (on any failure or abort): close and remove the partial directory.
  *
@@ -17,33 +19,31 @@ import { dirname, join } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { DATA_FILE } from "../txn/Engine.js";
+import { partialPath, refuseExisting } from "./partialPath.js";
 
 export class PartialOutput {
   readonly fs: FileSystem;
   readonly dest: string;
+  /** The job, as the EXISTS message names it ("a backup"). */
+  readonly what: string;
   readonly parent: string;
   readonly dir: string;
   readonly path: string;
   file: FileHandle | null = null;
 
-  private constructor(fs: FileSystem, dest: string) {
+  private constructor(fs: FileSystem, dest: string, what: string) {
     this.fs = fs;
     this.dest = dest;
+    this.what = what;
     this.parent = dirname(dest);
-    this.dir = `${dest}.partial-${process.pid}`;
+    this.dir = partialPath(dest);
     this.path = join(this.dir, DATA_FILE);
   }
 
   /** Step 1. `createFile: false` leaves data.keel to the caller (an Engine creates its own). */
   static create(fs: FileSystem, dest: string, what: string, createFile = true): PartialOutput {
-    let exists: boolean;
-    try {
-      exists = fs.stat(dest) !== undefined;
-    } catch (e) {
-      throw ioError(e, "stat", dest);
-    }
-    if (exists) throw new KeelError("EXISTS", `${dest} already exists; ${what} never overwrites`, { dest });
-    const out = new PartialOutput(fs, dest);
+    refuseExisting(fs, dest, what);
+    const out = new PartialOutput(fs, dest, what);
     try {
       fs.mkdir(out.parent);
       fs.removeDir(out.dir);
@@ -90,6 +90,11 @@ export class PartialOutput {
     let renamed = false;
     try {
       fs.syncDir(this.dir);
+    } catch (e) {
+      throw ioError(e, "fsync", this.dir);
+    }
+    refuseExisting(fs, this.dest, this.what);
+    try {
       fs.rename(this.dir, this.dest);
       renamed = true;
       fs.syncDir(this.parent);

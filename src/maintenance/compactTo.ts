@@ -9,7 +9,7 @@
  *      read-write open only, never by a read-only one). Log records the data file lacks are
  *      replayed in memory; nothing is checkpointed into the source.
  *   3. Copy the resulting state, compacted, with copySnapshot: entries in key order into a fresh
- *      file under `<dest>.partial-<pid>`, fsynced, renamed, the parent fsynced (I7). The copy keeps
+ *      file under `<dest>.partial-<pid>-<n>`, fsynced, renamed, the parent fsynced (I7). The copy keeps
  *      the source's page size and meta flags; its format version is the source's (the only one
  *      this code reads and writes); its applied LSN is the source's last replayed LSN.
  *   4. Close the source.

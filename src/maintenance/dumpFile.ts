@@ -1,8 +1,8 @@
 /**
  * dumpFile: dump to a file and load from a file, through the database's FileSystem.
  *
- * dumpToFile keeps I7: the dump is written to `<path>.partial-<pid>`, fsynced, renamed to `path`,
- * and the directory fsynced. On any failure or abort the partial file is removed, so `path`
+ * dumpToFile keeps I7: the dump is written to `<path>.partial-<pid>-<n>` (partialPath), fsynced,
+ * renamed to `path` if that still does not exist, and the directory fsynced. On any failure or abort the partial file is removed, so `path`
  * either does not exist or holds a complete dump. `path` must not exist (EXISTS).
  */
 import { Readable, Writable } from "node:stream";
@@ -12,6 +12,7 @@ import type { Database } from "../db/Database.js";
 import type { FileHandle } from "../io/FileSystem.js";
 import { dump, type DumpOptions, type DumpReport } from "./dump.js";
 import { load, type LoadOptions, type LoadReport } from "./load.js";
+import { partialPath, refuseExisting } from "./partialPath.js";
 
 const CHUNK = 1 << 20;
 
@@ -45,9 +46,9 @@ function finish(w: Writable): Promise<void> {
 
 export async function dumpToFile(db: Database, path: string, opts: DumpOptions = {}): Promise<DumpReport & { path: string }> {
   const fs = db.fs;
-  if (fs.stat(path)) throw new KeelError("EXISTS", `${path} already exists; a dump never overwrites`, { dest: path });
+  refuseExisting(fs, path, "a dump");
   const dir = dirname(path);
-  const tmp = `${path}.partial-${process.pid}`;
+  const tmp = partialPath(path);
   let fh: FileHandle | null = null;
   try {
     try {
@@ -64,6 +65,12 @@ export async function dumpToFile(db: Database, path: string, opts: DumpOptions =
       fh.sync();
       fh.close();
       fh = null;
+    } catch (e) {
+      throw ioError(e, "sync", tmp);
+    }
+    // A rename onto a file replaces it: a dump to the same path that finished first wins.
+    refuseExisting(fs, path, "a dump");
+    try {
       fs.rename(tmp, path);
       fs.syncDir(dir);
     } catch (e) {

@@ -2,7 +2,7 @@
  * restore: rebuild a database at any LSN from a snapshot plus the log after it.
  *
  * Order: check the snapshot's CRC; copy its data file and the log segments it needs into
- * `<target>.partial-<pid>` (the source is only read: recovery and torn-tail repair act on the
+ * `<target>.partial-<pid>-<n>` (partialPath) (the source is only read: recovery and torn-tail repair act on the
  * copy); replay records (snapshot LSN, toLsn]; checkpoint; drop the copied log (its later records
  * must not be replayed by the next open); fsync; rename to `target`; fsync the parent (I7).
  * The target must not exist. A failure removes the partial directory.
@@ -15,6 +15,7 @@ import { Engine, DATA_FILE } from "../txn/Engine.js";
 import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
+import { partialPath, refuseExisting } from "./partialPath.js";
 
 export interface RestoreOptions {
   /** Restore up to and including this LSN (default: everything in the log). */
@@ -60,7 +61,7 @@ export async function restore(snapshotDir: string, targetDir: string, o: Restore
   if (fs.stat(targetDir)) throw new KeelError("EXISTS", `${targetDir} already exists; restore never overwrites`, { target: targetDir });
   checkSnapshot(fs, info);
   const walDir = o.walDir ?? resolve(snapshotDir, "..", "..", "wal");
-  const tmp = `${targetDir}.partial-${process.pid}`;
+  const tmp = partialPath(targetDir);
   fs.removeDir(tmp);
   try {
     fs.mkdir(join(tmp, "wal"));
@@ -106,6 +107,7 @@ export async function restore(snapshotDir: string, targetDir: string, o: Restore
     }
     fs.removeDir(join(tmp, "wal"));
     fs.syncDir(tmp);
+    refuseExisting(fs, targetDir, "restore");
     fs.rename(tmp, targetDir);
     fs.syncDir(dirname(targetDir));
     return { target: targetDir, snapshotLsn: info.lsn, lsn, records };

@@ -18,7 +18,7 @@
  *      catalog at least as new vouches for the key (then the page is a stale free page), or the page
  *      is newer than every meta and no damaged meta claims it (an interrupted checkpoint, never
  *      durable), or the log covers it.
- *   4. Write the chosen entries into `<dest>.partial-<pid>` with a new Engine.
+ *   4. Write the chosen entries into `<dest>.partial-<pid>-<n>` (partialPath) with a new Engine.
  *   5. Replay the log, in LSN order, stopping at the first gap or damaged record. Every record after
  *      the newest valid meta's applied LSN is needed; replay starts earlier, at the older meta's
  *      applied LSN, when the log still holds it (ranges only the older tree vouches for are that
@@ -47,6 +47,7 @@ import { claimedTxn, readMetaSlots, unsafeMetaFields, type MetaSlots } from "./v
 import { Aborted, Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
 import { CATALOG, findInterval, sortedHas, walkSource, type DbInfo, type Interval, type Source, type Vouch } from "./salvageTrees.js";
 import { planReplay } from "./salvageReplay.js";
+import { partialPath, refuseExisting } from "./partialPath.js";
 
 export const ORPHANS_DB = "salvaged-orphans";
 
@@ -125,7 +126,7 @@ export async function salvage(srcDir: string, destDir: string, opts: SalvageOpti
     }
   }
   const parent = dirname(destDir);
-  const tmp = `${destDir}.partial-${process.pid}`;
+  const tmp = partialPath(destDir);
   let out: Engine | null = null;
   const progress = new Progress(opts.onProgress, opts.signal);
   try {
@@ -141,6 +142,11 @@ export async function salvage(srcDir: string, destDir: string, opts: SalvageOpti
     out = null;
     try {
       fs.syncDir(tmp);
+    } catch (e) {
+      throw ioError(e, "fsync", tmp);
+    }
+    refuseExisting(fs, destDir, "salvage");
+    try {
       fs.rename(tmp, destDir);
       fs.syncDir(parent);
     } catch (e) {

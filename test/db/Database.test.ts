@@ -597,6 +597,27 @@ test("two handles to one new sub-database with different encodings cannot both w
   await db.close();
 });
 
+test("bad arguments to openDB, dropDB, transaction, getRange and put are INVALID_ARGUMENT, and leave nothing behind", async () => {
+  const { db } = memDb({ wal: false });
+  const bad = db as unknown as Record<string, (...a: unknown[]) => unknown>;
+  throwsKeel(() => bad.openDB!.call(db, "x", { encoding: "yaml" }), "INVALID_ARGUMENT", "unknown encoding");
+  throwsKeel(() => bad.openDB!.call(db, "x", { keyEncoding: "yaml" }), "INVALID_ARGUMENT", "unknown keyEncoding");
+  throwsKeel(() => bad.openDB!.call(db, "x", "json"), "INVALID_ARGUMENT", "options not an object");
+  // The refused calls registered nothing: "x" opens with any valid encodings and works.
+  const x = db.openDB("x", { encoding: "string" });
+  await x.put("k", "v");
+  assert.equal(x.get("k"), "v");
+  await rejectsKeel(bad.dropDB!.call(db, 7) as Promise<unknown>, "INVALID_ARGUMENT", "dropDB of a number");
+  await rejectsKeel(bad.transaction!.call(db, 5) as Promise<unknown>, "INVALID_ARGUMENT", "transaction without a callback");
+  throwsKeel(() => bad.transactionSync!.call(db, null), "INVALID_ARGUMENT", "transactionSync without a callback");
+  throwsKeel(() => [...(bad.getRange!.call(db, "abc") as Iterable<unknown>)], "INVALID_ARGUMENT", "range options not an object");
+  // msgpack would store a function as undefined: a key that exists with nothing to read back.
+  await rejectsKeel(db.put("f", () => 1), "INVALID_ARGUMENT", "a function value");
+  assert.equal(db.doesExist("f"), false);
+  assert.deepEqual(db.listDBs(), ["x"]);
+  await db.close();
+});
+
 test("clear() empties one sub-database atomically", async () => {
   const { db } = memDb({ wal: false });
   const s = db.openDB("s");
