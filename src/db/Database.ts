@@ -23,12 +23,13 @@ import type { Durability } from "./Durability.js";
 import { LogDurability, type ReplayReport } from "./LogDurability.js";
 import { decodeKey, type Key } from "./KeyCodec.js";
 import { decodeValue } from "./ValueCodec.js";
-import { createSnapshot, listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
+import { listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import type { CopyResult } from "../maintenance/copyDatabase.js";
 import type { BackupPagesResult } from "../maintenance/backupPages.js";
 import { backupPagesOnline, copyPublished, type OnlineCopyOptions, type PageBackupOptions } from "./onlineCopy.js";
 import type { VerifyEngineOptions, VerifyReport } from "../maintenance/verify.js";
 import { verifyOnline } from "./onlineVerify.js";
+import { snapshotOnline, updateSnapshotFloor } from "./onlineSnapshot.js";
 
 export interface SubDatabaseOptions {
   keyEncoding?: KeyEncodingName | undefined;
@@ -355,16 +356,21 @@ export class Database extends SubDatabase {
 
   /**
    * Checkpoint, rotate the log segment, and write a consistent compacted copy to
-   * snapshots/current (the old current becomes previous). Writers go on meanwhile.
+   * snapshots/current (the old current becomes previous). Writers go on meanwhile
+   * (db/onlineSnapshot.ts). Calls run one at a time: each builds snapshots/incoming, and clears it
+   * first as a crash leftover.
    */
   createSnapshot(opts: { signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
+    let d: LogDurability;
     try {
-      this.#log();
+      d = this.#log();
     } catch (e) {
       return Promise.reject(e);
     }
-    // One at a time: each builds snapshots/incoming, and clears it first as a crash leftover.
-    const run = this.#snapshotting.then(() => this.#createSnapshotNow(opts));
+    const run = this.#snapshotting.then(() => {
+      this.#check();
+      return snapshotOnline(this, d, opts);
+    });
     this.#snapshotting = run.then(
       () => {},
       () => {},
@@ -375,64 +381,16 @@ export class Database extends SubDatabase {
   /** The running (or last) createSnapshot, settled either way: the next one starts after it. */
   #snapshotting: Promise<void> = Promise.resolve();
 
-  async #createSnapshotNow(opts: { signal?: AbortSignal }): Promise<SnapshotInfo> {
-    const d = this.#log();
-    const engine = this.engine;
-    // The bulk of the checkpoint in slices first, so the task below (which blocks) has little left.
-    await d.checkpointConcurrently(this);
-    // Between transactions: checkpoint (log synced first), rotate, and pin the snapshot as a
-    // reader before anything else can run, so its pages stay intact during the copy (I2).
-    const snap = await this.task(() => {
-      d.checkpoint(true);
-      engine.onPhase?.("snapshot:after-checkpoint");
-      d.wal.rotate();
-      const s = engine.published;
-      engine.readers.acquire(s.txn);
-      // Checkpoints and gc go on during the copy: keep the log the new snapshot will need.
-      d.setFloor("snapshot-pending", s.lsn + 1);
-      return s;
-    });
-    let info: SnapshotInfo;
-    try {
-      info = await createSnapshot(engine, this.fs, this.path, snap, { onPhase: engine.onPhase, signal: opts.signal });
-    } catch (e) {
-      if (!this.#closed) await this.task(() => d.setFloor("snapshot-pending", undefined)).catch(() => {});
-      throw e;
-    } finally {
-      engine.readers.release(snap.txn);
-    }
-    await this.task(() => {
-      this.#updateSnapshotFloor();
-      d.setFloor("snapshot-pending", undefined);
-      d.gc();
-    });
-    return info;
-  }
-
   /** Snapshots kept in snapshots/ (current, previous), newest first. */
   listSnapshots(): SnapshotInfo[] {
     this.#check();
     return listSnapshots(this.fs, this.path);
   }
 
-  /** @internal The log must keep everything after the oldest kept snapshot. */
-  #updateSnapshotFloor(): void {
-    if (!(this.durability instanceof LogDurability)) return;
-    let snaps: SnapshotInfo[];
-    try {
-      snaps = listSnapshots(this.fs, this.path);
-    } catch {
-      this.durability.setFloor("snapshot", 0); // damaged snapshot.json: keep all the log
-      return;
-    }
-    const oldest = snaps.reduce((m, s) => Math.min(m, s.lsn), Infinity);
-    this.durability.setFloor("snapshot", Number.isFinite(oldest) ? oldest + 1 : undefined);
-  }
-
   /** @internal open() calls it once. */
   initFloors(): void {
     try {
-      this.#updateSnapshotFloor();
+      updateSnapshotFloor(this);
     } catch {
       // A damaged snapshot.json must not stop the database from opening; listSnapshots reports it.
     }

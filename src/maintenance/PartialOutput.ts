@@ -16,7 +16,7 @@
  * neither `dest` nor the partial directory exists (best effort for the removal itself).
  */
 import { dirname, join } from "node:path";
-import { KeelError, ioError } from "../errors.js";
+import { ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { DATA_FILE } from "../txn/Engine.js";
 import { partialPath, refuseExisting } from "./partialPath.js";
