@@ -8,7 +8,9 @@
  *      fsync, rename, fsync: I7).
  *   3. Write snapshot.json (LSN, txn, sizes, CRC-32 of data.keel) into it atomically.
  *   4. Rotate: delete previous, rename current -> previous, rename incoming -> current, fsync
- *      the snapshots directory.
+ *      the snapshots directory. Where current is missing (a rotation cut off between its two
+ *      renames), previous is kept and only incoming -> current runs: at every point at least the
+ *      newest acknowledged snapshot is listed.
  *   5. Advance the "snapshot" floor of the log to 1 + the LSN of the oldest kept snapshot, and
  *      let gc delete what no floor needs.
  * A crash at any step leaves at most an `incoming` (or `*.partial-*`) directory that is never
@@ -51,22 +53,26 @@ interface SnapshotMeta {
   pageSize: number;
 }
 
-/** CRC-32 of a whole file, read in 1 MiB chunks through the FileSystem. */
+/** CRC-32 of a whole file, read in 1 MiB chunks through the FileSystem. I/O errors: IO/FULL. */
 export function fileCrc32(fs: FileSystem, path: string): { crc: number; bytes: number } {
-  const f = fs.open(path, "r");
   try {
-    const size = f.size();
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let crc = 0;
-    for (let pos = 0; pos < size; ) {
-      const n = f.read(buf, 0, Math.min(buf.length, size - pos), pos);
-      if (n <= 0) break;
-      crc = crc32(buf.subarray(0, n), crc);
-      pos += n;
+    const f = fs.open(path, "r");
+    try {
+      const size = f.size();
+      const buf = Buffer.allocUnsafe(1 << 20);
+      let crc = 0;
+      for (let pos = 0; pos < size; ) {
+        const n = f.read(buf, 0, Math.min(buf.length, size - pos), pos);
+        if (n <= 0) break;
+        crc = crc32(buf.subarray(0, n), crc);
+        pos += n;
+      }
+      return { crc, bytes: size };
+    } finally {
+      f.close();
     }
-    return { crc, bytes: size };
-  } finally {
-    f.close();
+  } catch (e) {
+    throw ioError(e, "read", path);
   }
 }
 
@@ -97,10 +103,16 @@ export function writeFileAtomic(fs: FileSystem, path: string, data: Uint8Array):
 /** Read and check one snapshot directory; undefined if it is not a finished snapshot. */
 export function readSnapshotInfo(fs: FileSystem, path: string, name: "current" | "previous"): SnapshotInfo | undefined {
   const metaPath = join(path, SNAPSHOT_META);
-  if (!fs.stat(metaPath) || !fs.stat(join(path, DATA_FILE))) return undefined;
+  let text: string;
+  try {
+    if (!fs.stat(metaPath) || !fs.stat(join(path, DATA_FILE))) return undefined;
+    text = Buffer.from(fs.readFile(metaPath)).toString("utf8");
+  } catch (e) {
+    throw ioError(e, "read", metaPath);
+  }
   let m: SnapshotMeta;
   try {
-    m = JSON.parse(Buffer.from(fs.readFile(metaPath)).toString("utf8")) as SnapshotMeta;
+    m = JSON.parse(text) as SnapshotMeta;
   } catch {
     throw corrupt(`${metaPath} is not valid JSON`, { file: metaPath, reason: "snapshot-meta" });
   }
@@ -128,10 +140,14 @@ export interface CreateSnapshotHooks {
 /** Steps 2-4 above; the caller did step 1 and holds `snap` as a registered reader. */
 export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: string, snap: Snapshot, hooks: CreateSnapshotHooks): Promise<SnapshotInfo> {
   const root = join(dbDir, SNAPSHOTS_DIR);
-  fs.mkdir(root);
-  // Leftovers of a snapshot interrupted by a crash are never listed; clear them.
-  for (const name of fs.list(root)) {
-    if (name === "incoming" || name.includes(".partial-") || name.includes(".tmp-")) fs.removeDir(join(root, name));
+  try {
+    fs.mkdir(root);
+    // Leftovers of a snapshot interrupted by a crash are never listed; clear them.
+    for (const name of fs.list(root)) {
+      if (name === "incoming" || name.includes(".partial-") || name.includes(".tmp-")) fs.removeDir(join(root, name));
+    }
+  } catch (e) {
+    throw ioError(e, "prepare", root);
   }
   const incoming = join(root, "incoming");
   hooks.onPhase?.("snapshot:before-copy");
@@ -153,9 +169,11 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
   const current = join(root, "current");
   const previous = join(root, "previous");
   try {
-    fs.removeDir(previous);
-    fs.syncDir(root);
+    // With no current (a rotation cut off between its two renames), previous is the newest
+    // snapshot there is: it stays until incoming has taken current's place.
     if (fs.stat(current)) {
+      fs.removeDir(previous);
+      fs.syncDir(root);
       fs.rename(current, previous);
       hooks.onPhase?.("snapshot:after-rename-previous");
     }
@@ -165,7 +183,9 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
     throw ioError(e, "rename", current);
   }
   hooks.onPhase?.("snapshot:after-rotate");
-  return readSnapshotInfo(fs, current, "current")!;
+  // From the description just written, not read back: a read error now would report a
+  // published snapshot as failed.
+  return { name: "current", path: current, lsn: meta.lsn, txn: meta.txn, createdAt: meta.createdAt, entries: meta.entries, bytes: meta.bytes, dataCrc32: meta.dataCrc32, pageSize: meta.pageSize };
 }
 
 /** Check a snapshot's data file against the CRC its snapshot.json recorded. */

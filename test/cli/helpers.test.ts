@@ -13,6 +13,10 @@ import { errorDocument, toJson } from "../../src/cli/output.js";
 import { Progress, progressCount } from "../../src/cli/progress.js";
 import { keyText, parseKey, parseValue, valueText } from "../../src/cli/values.js";
 import { checkHugePages, checkSwappiness, findMount, checkFreePages } from "../../src/cli/commands/doctor.js";
+import { resolveSnapshotDir } from "../../src/cli/commands/restore.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Stats } from "../../src/index.js";
 
 test("KeelError codes map to exit codes in one place", () => {
@@ -128,4 +132,23 @@ test("progress: a bar only on a terminal and only once the work has run for a se
   now = 5000;
   none.update({ entries: 1, totalEntries: 2 });
   assert.equal(none.shown, false, "no terminal: no bar");
+});
+
+test("restore's source: a snapshot directory as given; a database directory means its newest snapshot (current, else previous)", () => {
+  const db = mkdtempSync(join(tmpdir(), "keel-resolve-"));
+  try {
+    const snap = (name: string) => {
+      mkdirSync(join(db, "snapshots", name), { recursive: true });
+      writeFileSync(join(db, "snapshots", name, "snapshot.json"), "{}");
+      return join(db, "snapshots", name);
+    };
+    assert.equal(resolveSnapshotDir(db), db, "no snapshot: the path as given (restore reports it)");
+    const previous = snap("previous");
+    assert.equal(resolveSnapshotDir(db), previous, "a rotation cut off between its renames left only previous");
+    const current = snap("current");
+    assert.equal(resolveSnapshotDir(db), current);
+    assert.equal(resolveSnapshotDir(previous), previous);
+  } finally {
+    rmSync(db, { recursive: true, force: true });
+  }
 });

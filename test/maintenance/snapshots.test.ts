@@ -249,6 +249,70 @@ test("restore that fails on an I/O error removes its partial directory", async (
   assert.ok(failures > 5 && succeeded, `faults injected: ${failures}, a restore got through: ${succeeded}`);
 });
 
+test("createSnapshot failing at I/O call k (every k, every kind): KeelError IO, the current snapshot kept, the next one (after a reopen if the log failed) succeeds", async () => {
+  const base = new CrashFileSystem();
+  base.mkdir("/x");
+  let db = await open("/x/db", { fs: base });
+  for (let i = 0; i < 30; i++) await db.put(`k${i}`, "v".repeat(50 + i));
+  const first = await db.createSnapshot();
+  for (let i = 0; i < 30; i++) await db.put(`k${i}`, i);
+  await db.close();
+  let failures = 0;
+  for (let k = 1; ; k++) {
+    const fs = base.clone();
+    const ffs = new FaultFileSystem(fs);
+    db = await open("/x/db", { fs: ffs });
+    ffs.reset();
+    ffs.failAt(k);
+    let info;
+    try {
+      info = await db.createSnapshot();
+    } catch (e) {
+      assert.ok(e instanceof KeelError && e.code === "IO", `fault at call ${k} (${ffs.lastFault?.kind} ${ffs.lastFault?.path}): ${describeError(e)}`);
+    }
+    const injected = ffs.faultsInjected > 0;
+    ffs.clearFaults();
+    if (!injected) {
+      assert.ok(info, `call ${k}: no fault, yet createSnapshot failed`);
+      await db.close();
+      break;
+    }
+    if (!info) {
+      failures++;
+      // The snapshot that was current before is still listed (as current, or as previous if
+      // the rotation stopped between its two renames), intact.
+      const kept = db.listSnapshots().find((s) => s.lsn === first.lsn);
+      assert.ok(kept, `fault at call ${k} (${ffs.lastFault?.kind} ${ffs.lastFault?.path}): the acknowledged snapshot is no longer listed: ${JSON.stringify(db.listSnapshots())}`);
+      checkSnapshot(fs, kept);
+    }
+    // A fault in the log (sealing the segment) leaves it failed until a reopen (no fsync retry).
+    let next = await db.createSnapshot().catch((e: unknown) => {
+      assert.ok(e instanceof KeelError && e.code === "IO" && db.txlogWatermarks().failed, `fault at call ${k}: the retry failed: ${describeError(e)}`);
+      return null;
+    });
+    if (!next) {
+      await db.close().catch(() => {});
+      db = await open("/x/db", { fs });
+      next = await db.createSnapshot();
+    }
+    checkSnapshot(fs, next);
+    // Rotated as always: the new one is current, and the one before it (the first, or one that
+    // was published before its failing call returned) is previous.
+    const listed = db.listSnapshots();
+    assert.deepEqual(
+      listed.map((s) => s.name),
+      ["current", "previous"],
+      `fault at call ${k}: after the next snapshot: ${JSON.stringify(listed)}`,
+    );
+    assert.ok(listed[1]!.lsn >= first.lsn && listed[1]!.lsn <= next.lsn);
+    await db.close();
+    const snap = await open(next.path, { fs, readOnly: true });
+    assert.equal(snap.get("k29"), 29, `fault at call ${k}: the snapshot after it lacks the last commit`);
+    await snap.close();
+  }
+  assert.ok(failures > 20, `only ${failures} faults failed the snapshot`);
+});
+
 // ---- floors and retention -----------------------------------------------------------------------
 
 /** Every floor's LSN (up to the durable end) can still be read; returns the floors checked. */

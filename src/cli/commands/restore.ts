@@ -2,7 +2,7 @@
  * keel restore <snapshot> <dest> [--to-lsn N] [--wal-dir DIR]: rebuild a database from a snapshot
  * plus the log after it, up to LSN N (default: the end of the log) (restore()). <snapshot> is a
  * snapshot directory (<db>/snapshots/current or previous) or a database directory, meaning its
- * current snapshot. Only reads the source; `dest` must not exist.
+ * newest snapshot (current; previous if current is missing). Only reads the source; `dest` must not exist.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -13,8 +13,11 @@ import { action } from "../context.js";
 
 export function resolveSnapshotDir(path: string): string {
   if (existsSync(join(path, "snapshot.json"))) return path;
-  const current = join(path, "snapshots", "current");
-  if (existsSync(join(current, "snapshot.json"))) return current;
+  // The newest snapshot: current, or previous where a rotation was cut off between its renames.
+  for (const name of ["current", "previous"]) {
+    const dir = join(path, "snapshots", name);
+    if (existsSync(join(dir, "snapshot.json"))) return dir;
+  }
   return path;
 }
 
