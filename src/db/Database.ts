@@ -196,10 +196,20 @@ export class Database extends SubDatabase {
     if (this.readOnly) throw new KeelError("READ_ONLY", `the database at ${this.path} was opened read-only`, { path: this.path });
   }
 
+  /** close() was called: writes are refused (CLOSED) while it finishes the ones queued before. */
+  #closing: Promise<void> | null = null;
+
+  #checkNotClosing(): void {
+    if (this.#closing) throw new KeelError("CLOSED", `the database at ${this.path} is closing`, { path: this.path });
+  }
+
   /** @internal */
   enqueue(item: QueueItem): Promise<unknown> {
     this.#check();
-    if (item.kind !== "task") this.#checkWritable();
+    if (item.kind !== "task") {
+      this.#checkWritable();
+      this.#checkNotClosing();
+    }
     return this.#writes.enqueue(item);
   }
 
@@ -207,11 +217,17 @@ export class Database extends SubDatabase {
   runSync<T>(db: SubDatabase, fn: (tx: Transaction) => T): T {
     this.#check();
     this.#checkWritable();
+    this.#checkNotClosing();
     return this.#writes.runSync(db, fn);
   }
 
-  /** Resolves when every write queued so far has settled. */
+  /** Resolves when every write queued before the call has settled (later ones are not waited for). */
   flushed(): Promise<void> {
+    try {
+      this.#writes.refuseInCallback("db.flushed()");
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#writes.flushed();
   }
 
@@ -364,6 +380,9 @@ export class Database extends SubDatabase {
     let d: LogDurability;
     try {
       d = this.#log();
+      // Its steps queue tasks after this call returns, where the watch below no longer sees
+      // the callback that holds the writer.
+      this.#writes.refuseInCallback("db.createSnapshot()");
     } catch (e) {
       return Promise.reject(e);
     }
@@ -487,9 +506,21 @@ export class Database extends SubDatabase {
    * writers commit meanwhile is checkpointed in the final call. A policy checkpoint that is
    * running when close() is called is finished in that final call instead.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    await this.flushed();
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (!this.#closing) {
+      try {
+        this.#writes.refuseInCallback("db.close()");
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      this.#closing = this.#close();
+    }
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await this.#writes.flushed();
     if (this.#closed) return;
     const d = this.durability;
     if (d instanceof LogDurability && d.closeCheckpointsInSlices) {

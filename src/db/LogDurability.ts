@@ -35,8 +35,8 @@ import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
 import type { CheckpointPacer, RunningCheckpoint } from "../txn/Engine.js";
 import { TimeSlicer } from "../maintenance/TimeSlicer.js";
-import type { LogOp, WriteTxn } from "../txn/WriteTxn.js";
-import { WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
+import type { WriteTxn } from "../txn/WriteTxn.js";
+import { READER_FLOOR, WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
 import { CONSUMER, CONSUMER_FLOORS_FILE, DAMAGED_FLOORS, readConsumerFloors, writeConsumerFloors } from "./ConsumerFloors.js";
 import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
@@ -350,6 +350,8 @@ export class LogDurability implements Durability {
     const older = Math.min(m0 ? m0.appliedLsn : Infinity, m1 ? m1.appliedLsn : Infinity);
     const f: Record<string, number> = { checkpoint: (Number.isFinite(older) ? older : 0) + 1 };
     for (const [k, v] of this.#floors) f[k] = v;
+    const reading = this.wal.readerFloor();
+    if (reading !== undefined) f[READER_FLOOR] = reading;
     return { ...f, ...extra };
   }
 

@@ -53,6 +53,8 @@ interface Pending {
   reject: (e: unknown) => void;
   /** What the writer's promise resolves to, once its group is durable. */
   result: unknown;
+  /** Position in the queue, from 1: flushed() waits for the items up to a position. */
+  seq: number;
 }
 
 /** What the queue needs from its Database. */
@@ -91,25 +93,36 @@ export class WriteQueue {
   #inCallback: WriteTxn | null = null;
   /** When the first write of the queued group was queued (instrumentation: writer wait). */
   #firstQueuedAt = 0;
+  /** Items queued so far, and the position up to which every item has settled. */
+  #queued = 0;
+  #settledThrough = 0;
+  /** flushed() calls waiting for a position to settle. */
+  #flushWaiters: Array<{ seq: number; resolve: () => void }> = [];
 
   constructor(host: QueueHost) {
     this.#host = host;
   }
 
-  /** Queue a write (the caller checked that the database is open and writable). */
-  enqueue(item: QueueItem): Promise<unknown> {
+  /**
+   * Throw TXN if a transaction callback is running synchronously right now: `what` would wait for
+   * that transaction, which waits for the callback: a deadlock. (Only the synchronous part of a
+   * callback is watched: AsyncLocalStorage would slow every promise of the whole process on Node 20.)
+   */
+  refuseInCallback(what: string): void {
     const open = this.#inCallback;
     if (open && !open.ended) {
-      // It would wait for the transaction that is waiting for it: a deadlock. Say so instead.
-      // (Only the synchronous part of a callback is watched: AsyncLocalStorage would slow every
-      // promise of the whole process on Node 20.)
-      throw new KeelError("TXN", "db.put/remove/transaction called inside a transaction callback would wait forever for that transaction; use tx.put/tx.remove (or tx.for(subDb)) instead", {
+      throw new KeelError("TXN", `${what} called inside a transaction callback would wait forever for that transaction; use tx.put/tx.remove (or tx.for(subDb)) inside it, and call ${what} after it`, {
         txn: open.txn,
       });
     }
+  }
+
+  /** Queue a write (the caller checked that the database is open and writable). */
+  enqueue(item: QueueItem): Promise<unknown> {
+    this.refuseInCallback(item.kind === "task" ? "a maintenance call (sync, checkpoint, snapshot, backup...)" : "db.put/remove/transaction");
     return new Promise((resolve, reject) => {
       if (this.#queue.length === 0) this.#firstQueuedAt = performance.now();
-      this.#queue.push({ item, resolve, reject, result: undefined });
+      this.#queue.push({ item, resolve, reject, result: undefined, seq: ++this.#queued });
       if (!this.#scheduled && !this.#draining) {
         this.#scheduled = true;
         setImmediate(() => this.#startDrain());
@@ -135,7 +148,12 @@ export class WriteQueue {
       const group = this.#queue;
       this.#queue = [];
       if (writeGroupChannel.hasSubscribers) writeGroupChannel.publish({ items: group.length, waitMs: performance.now() - this.#firstQueuedAt } satisfies WriteGroupMessage);
-      await this.#runGroup(group);
+      try {
+        await this.#runGroup(group);
+      } finally {
+        // Every item of the group has settled (#runGroup answers each before it returns).
+        this.#settled(group[group.length - 1]!.seq);
+      }
       // Awaiting writers re-enqueue from promise continuations, which would keep this loop in
       // microtasks forever: give timers, I/O and the log's sync scheduling a turn. Where a group
       // pays for a sync, yield after every group, so that every writer's next write (however
@@ -364,11 +382,24 @@ export class WriteQueue {
     return r;
   }
 
-  /** Resolves when every write queued so far has settled. */
-  async flushed(): Promise<void> {
-    while (this.#queue.length || this.#draining || this.#scheduled) {
-      if (this.#draining) await this.#draining.catch(() => {});
-      else await new Promise((r) => setImmediate(r));
+  #settled(seq: number): void {
+    this.#settledThrough = seq;
+    if (!this.#flushWaiters.length) return;
+    const still: Array<{ seq: number; resolve: () => void }> = [];
+    for (const w of this.#flushWaiters) {
+      if (w.seq <= seq) w.resolve();
+      else still.push(w);
     }
+    this.#flushWaiters = still;
+  }
+
+  /**
+   * Resolves when every write queued so far has settled; writes queued after the call are not
+   * waited for (a writer that never stops must not hold it up).
+   */
+  flushed(): Promise<void> {
+    const seq = this.#queued;
+    if (this.#settledThrough >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.#flushWaiters.push({ seq, resolve }));
   }
 }

@@ -9,8 +9,9 @@
  * - Reads only bytes that were complete when the read was requested (the caller passes the
  *   extent of each segment as of then), so it can run beside the appender.
  * - While iterating it holds a pin at the next LSN it needs; gc treats pins as floors, so the
- *   segments still to be read are not deleted under it. The pin is released when the iteration
- *   ends, breaks or throws.
+ *   segments still to be read are not deleted under it. The pin is released, and the segment
+ *   open for reading closed, when the iteration ends, breaks or throws, or when an iterator left
+ *   unfinished is garbage-collected (an abandoned reader must not hold the log for good).
  */
 import { corrupt, ioError, KeelError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
@@ -30,15 +31,45 @@ export interface ReaderPin {
   lsn: number;
 }
 
-export function* readLogRecords(
+/** What an iterator holds while suspended: released by its finally, or by the registry below. */
+interface ReaderHold {
+  pins: Set<ReaderPin> | undefined;
+  pin: ReaderPin | null;
+  handle: FileHandle | null;
+}
+
+function releaseHold(hold: ReaderHold): void {
+  if (hold.pin) hold.pins?.delete(hold.pin);
+  hold.pin = null;
+  const h = hold.handle;
+  hold.handle = null;
+  try {
+    h?.close();
+  } catch {
+    // Read-only descriptor: nothing to lose.
+  }
+}
+
+const abandoned = new FinalizationRegistry<ReaderHold>(releaseHold);
+
+export function readLogRecords(
   fs: FileSystem,
   extents: readonly SegmentExtent[],
   fromLsn: number,
   toLsn: number,
   pins?: Set<ReaderPin>,
 ): Generator<LogRecord, void, undefined> {
+  const hold: ReaderHold = { pins, pin: null, handle: null };
+  const it = readSteps(fs, extents, fromLsn, toLsn, hold);
+  abandoned.register(it, hold, hold);
+  return it;
+}
+
+function* readSteps(fs: FileSystem, extents: readonly SegmentExtent[], fromLsn: number, toLsn: number, hold: ReaderHold): Generator<LogRecord, void, undefined> {
+  // Pinned at the first next(), not at the call: a reader that is never iterated holds nothing.
   const pin: ReaderPin = { lsn: fromLsn };
-  pins?.add(pin);
+  hold.pin = pin;
+  hold.pins?.add(pin);
   try {
     let next = fromLsn;
     for (const ext of extents) {
@@ -49,6 +80,7 @@ export function* readLogRecords(
       let h: FileHandle;
       try {
         h = fs.open(seg.path, "r");
+        hold.handle = h;
       } catch (e) {
         if ((e as NodeJS.ErrnoException)?.code === "ENOENT") {
           throw new KeelError("NOT_FOUND", `log segment ${seg.name} was deleted before it was read`, { segment: seg.name, lsn: next }, { cause: e });
@@ -87,6 +119,7 @@ export function* readLogRecords(
           }
         }
       } finally {
+        hold.handle = null;
         try {
           h.close();
         } catch {
@@ -95,6 +128,7 @@ export function* readLogRecords(
       }
     }
   } finally {
-    pins?.delete(pin);
+    releaseHold(hold);
+    abandoned.unregister(hold);
   }
 }

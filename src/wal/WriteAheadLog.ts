@@ -310,6 +310,13 @@ export class WriteAheadLog {
     return readLogRecords(this.#fs, extents, fromLsn, upper, this.#pins);
   }
 
+  /** The lowest LSN a running reader still needs (undefined: no reader is iterating). */
+  readerFloor(): number | undefined {
+    let floor: number | undefined;
+    for (const p of this.#pins) floor = floor === undefined ? p.lsn : Math.min(floor, p.lsn);
+    return floor;
+  }
+
   watermarks(): WalWatermarks {
     let totalBytes = 0;
     let diskBytes = 0;
@@ -350,8 +357,7 @@ export class WriteAheadLog {
     if (this.#closed) throw closedError();
     if (opts === null || typeof opts !== "object") throw invalidArgument("gc needs options", { argument: "options" });
     const floors: Record<string, number> = { ...(opts.floors ?? {}) };
-    let readerFloor: number | undefined;
-    for (const p of this.#pins) readerFloor = readerFloor === undefined ? p.lsn : Math.min(readerFloor, p.lsn);
+    const readerFloor = this.readerFloor();
     if (readerFloor !== undefined) floors[READER_FLOOR] = readerFloor;
     const infos = this.segments();
     const plan = planRetention(infos, { ...opts, floors }, opts.now ?? this.#o.now());

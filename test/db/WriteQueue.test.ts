@@ -144,3 +144,57 @@ test("group: a failed log sync rejects the whole group, whose writes are then no
   assert.equal(again.get("before"), 1);
   await again.close();
 });
+
+test("flushed() and close() wait for the writes queued before the call, not for a writer that never stops; writes after close() are CLOSED", async () => {
+  for (const durability of ["strict", "relaxed"] as const) {
+    const fs = new CrashFileSystem();
+    const db = openSync("/db", { fs, durability });
+    let puts = 0;
+    let stopped: unknown;
+    const writer = (async () => {
+      try {
+        for (;;) {
+          await db.put(`k${puts % 50}`, puts);
+          puts++;
+        }
+      } catch (e) {
+        stopped = e;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    // A put queued right before flushed(): settled when flushed() resolves.
+    let earlierSettled = false;
+    void db.put("earlier", 1).then(() => (earlierSettled = true));
+    await db.flushed();
+    assert.ok(earlierSettled, `${durability}: flushed() resolved before a write queued ahead of it settled`);
+    const before = puts;
+    await db.close();
+    await writer;
+    assert.ok(stopped instanceof KeelError && stopped.code === "CLOSED", `${durability}: the writer should stop with CLOSED, got ${String(stopped)}`);
+    assert.ok(puts - before < 1000, `${durability}: close() let ${puts - before} more puts in`);
+    // Everything acknowledged is there after a reopen.
+    const again = openSync("/db", { fs, durability });
+    assert.equal(again.get("earlier"), 1);
+    assert.equal(again.get(`k${(puts - 1) % 50}`), puts - 1, `${durability}: the last acknowledged put`);
+    await again.close();
+  }
+});
+
+test("db.createSnapshot(), db.flushed() and db.close() called inside a transaction callback are TXN, not a deadlock", async () => {
+  const { db } = memDb();
+  await db.put("a", 1);
+  for (const call of ["createSnapshot", "flushed", "close"] as const) {
+    const r = await db.transaction(async (tx) => {
+      tx.put("t", call);
+      try {
+        await db[call]();
+        return "resolved";
+      } catch (e) {
+        return e instanceof KeelError ? e.code : String(e);
+      }
+    });
+    assert.equal(r, "TXN", `db.${call}() inside a transaction`);
+    assert.equal(db.get("t"), call, "the transaction went on and committed");
+  }
+  await db.close();
+});

@@ -6,6 +6,8 @@
  * commit before its log record is durable, and a commit whose log sync fails is never seen.
  */
 import { test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
 import assert from "node:assert/strict";
 import { open, KeelError, type CommitReport, type Database } from "../../src/index.js";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
@@ -234,6 +236,36 @@ test("openTxLog after gc: reading before the oldest kept record is NOT_FOUND; re
   await rdb.sync();
   assert.deepEqual([...rdb.openTxLog(start + 1)].map((x) => x.lsn), [start + 1, start + 2, start + 3]);
   await rdb.close();
+});
+
+test("openTxLog: a reader is listed as the txlog-reader floor while it iterates; one abandoned unfinished is released when collected", async () => {
+  v8.setFlagsFromString("--expose-gc");
+  const collect = vm.runInNewContext("gc") as () => void;
+  const fs = freshFs();
+  const db = await open(DIR, { fs, walSegmentMaxBytes: 64 * 1024, walRetentionBytes: 0 });
+  const big = "v".repeat(3000);
+  for (let i = 0; i < 60; i++) await db.put(`a${i}`, big);
+  const live = db.openTxLog(1)[Symbol.iterator]();
+  live.next();
+  assert.equal(db.txlogWatermarks().floors["txlog-reader"], 2, "the running reader is a floor, and listed");
+  live.return?.();
+  assert.equal(db.txlogWatermarks().floors["txlog-reader"], undefined, "released by return()");
+  // Read one record, then drop the iterator without finishing it.
+  (() => {
+    const it = db.openTxLog(1)[Symbol.iterator]();
+    it.next();
+  })();
+  for (let i = 0; i < 10 && db.txlogWatermarks().floors["txlog-reader"] !== undefined; i++) {
+    collect();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(db.txlogWatermarks().floors["txlog-reader"], undefined, "the collected reader still holds the log");
+  for (let i = 0; i < 60; i++) await db.put(`b${i}`, big);
+  await db.checkpoint();
+  await db.put("one-more", 1);
+  await db.checkpoint();
+  assert.ok(db.txlogWatermarks().oldestLsn! > 60, `the log before the abandoned reader's position was kept: oldest ${db.txlogWatermarks().oldestLsn}`);
+  await db.close();
 });
 
 test("openTxLog decodes a record with the encodings its sub-database had when it was written", async () => {
