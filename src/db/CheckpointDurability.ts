@@ -7,6 +7,9 @@
  *
  * Invariant I4 (for this mode): a commit resolves only after its checkpoint's syncs returned
  * (unless noSync/noMetaSync say otherwise), and readers see it only then.
+ *
+ * Read-only (a process reading beside a writer, or a tool): nothing commits, and the log records
+ * a read-only open replayed stay in memory; no call here writes (the file is open read-only).
  */
 import type { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
@@ -28,8 +31,11 @@ export class CheckpointDurability implements Durability {
     return !this.#engine.noSync;
   }
 
-  constructor(engine: Engine) {
+  readonly #readOnly: boolean;
+
+  constructor(engine: Engine, opts: { readOnly?: boolean } = {}) {
     this.#engine = engine;
+    this.#readOnly = !!opts.readOnly;
     engine.oneSyncMaxPages = Math.floor(ONE_SYNC_MAX_BYTES / engine.limits.pageSize);
   }
 
@@ -42,11 +48,12 @@ export class CheckpointDurability implements Durability {
   }
 
   makeDurable(): void {
-    this.#engine.checkpoint();
+    // A read-only group holds only tasks (a backup's pin, a verify): nothing to make durable.
+    if (!this.#readOnly) this.#engine.checkpoint();
   }
 
   makeDurableSync(): void {
-    this.#engine.checkpoint();
+    if (!this.#readOnly) this.#engine.checkpoint();
   }
 
   rollback(_base: Snapshot): void {
@@ -60,14 +67,14 @@ export class CheckpointDurability implements Durability {
   }
 
   syncAll(): void {
-    this.#engine.sync();
+    if (!this.#readOnly) this.#engine.sync();
   }
 
   checkpoint(_force: boolean): void {
-    this.#engine.checkpoint();
+    if (!this.#readOnly) this.#engine.checkpoint();
   }
 
   close(): void {
-    if (this.#engine.noSync || this.#engine.noMetaSync) this.#engine.sync();
+    if (!this.#readOnly && (this.#engine.noSync || this.#engine.noMetaSync)) this.#engine.sync();
   }
 }

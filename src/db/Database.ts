@@ -14,7 +14,7 @@ import { DEFAULT_DB } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
-import { checkEncodings } from "./options.js";
+import { checkEncodings, methodOptions, pathArgument } from "./options.js";
 import type { Transaction } from "./Transaction.js";
 import { WriteQueue, type QueueItem } from "./WriteQueue.js";
 
@@ -297,8 +297,9 @@ export class Database extends SubDatabase {
    * in LSN order, with keys and values decoded by their sub-database's encodings (raw bytes
    * for a sub-database that no longer exists, or with { raw: true }).
    */
-  openTxLog(fromLsn: number, toLsn?: number, opts: { raw?: boolean } = {}): Iterable<TxLogRecord> {
+  openTxLog(fromLsn: number, toLsn?: number, options?: { raw?: boolean }): Iterable<TxLogRecord> {
     const d = this.#log();
+    const opts = methodOptions(options, "openTxLog");
     const to = Math.min(toLsn ?? d.wal.lastDurableLsn, d.wal.lastDurableLsn);
     // Validated now, not at the first next(): INVALID_ARGUMENT for a bad LSN, NOT_FOUND for
     // records already deleted. (readRecords checks eagerly; iterating is what pins segments.)
@@ -376,12 +377,14 @@ export class Database extends SubDatabase {
    * (db/onlineSnapshot.ts). Calls run one at a time: each builds snapshots/incoming, and clears it
    * first as a crash leftover.
    */
-  createSnapshot(opts: { signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
+  createSnapshot(options?: { signal?: AbortSignal }): Promise<SnapshotInfo> {
     let d: LogDurability;
+    let opts: { signal?: AbortSignal };
     try {
       d = this.#log();
-      // Its steps queue tasks after this call returns, where the watch below no longer sees
-      // the callback that holds the writer.
+      opts = methodOptions(options, "createSnapshot");
+      // Its steps queue tasks after this call returns, where the write queue's own check no
+      // longer sees the callback that holds the writer.
       this.#writes.refuseInCallback("db.createSnapshot()");
     } catch (e) {
       return Promise.reject(e);
@@ -425,17 +428,24 @@ export class Database extends SubDatabase {
    * checkpointed in the source first (onlineCopy.ts). `signal` aborts it and removes the partial
    * copy; `dest` must not exist.
    */
-  async backup(dest: string, opts: PageBackupOptions & { compact?: boolean } = {}): Promise<CopyResult | BackupPagesResult> {
+  async backup(dest: string, options?: PageBackupOptions & { compact?: boolean }): Promise<CopyResult | BackupPagesResult> {
     this.#check();
-    return opts.compact === false ? backupPagesOnline(this, dest, opts) : copyPublished(this, dest, opts, 0);
+    pathArgument(dest, "dest", "backup");
+    const opts = methodOptions(options, "backup");
+    // A read-only open that replayed log records holds them in memory only: no page of the
+    // file has them, and it may not checkpoint. Only the compacting copy can include them.
+    const replayedInMemory = this.readOnly && this.engine.head.txn !== this.engine.durable.txn;
+    return opts.compact === false && !replayedInMemory ? backupPagesOnline(this, dest, opts) : copyPublished(this, dest, opts, 0);
   }
 
   /**
    * A compacting copy at `dest` (which must not exist): db.backup(dest, { compact: true }), but
    * the copy keeps the source's flags too, as compactTo does.
    */
-  async compact(dest: string, opts: OnlineCopyOptions = {}): Promise<CopyResult> {
+  async compact(dest: string, options?: OnlineCopyOptions): Promise<CopyResult> {
     this.#check();
+    pathArgument(dest, "dest", "compact");
+    const opts = methodOptions(options, "compact");
     return copyPublished(this, dest, opts, undefined);
   }
 
@@ -445,9 +455,9 @@ export class Database extends SubDatabase {
    * readers and writers go on (db/onlineVerify.ts: the pages it walks are pinned, the log is read
    * up to where it ended when the verify began). `signal` aborts it (ABORTED).
    */
-  async verify(opts: VerifyEngineOptions = {}): Promise<VerifyReport> {
+  async verify(options?: VerifyEngineOptions): Promise<VerifyReport> {
     this.#check();
-    return verifyOnline(this, opts);
+    return verifyOnline(this, methodOptions(options, "verify"));
   }
 
   getStats(): Stats {

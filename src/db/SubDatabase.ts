@@ -213,6 +213,7 @@ export class SubDatabase {
 
   /** Number of entries in a range (walks it), or of the whole sub-database (instant). */
   getCount(opts: RangeOptions = {}): number {
+    this.bounds(opts); // the options' checks, before the fast path reads them
     if (opts.start === undefined && opts.end === undefined && opts.limit === undefined && opts.offset === undefined) {
       return this.#snapshot().dbs.get(this.name)?.tree.entries ?? 0;
     }

@@ -5,7 +5,8 @@
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Key } from "./KeyCodec.js";
 import { RangeIterable } from "./RangeIterable.js";
-import type { BatchOp, EncodedBatch, RangeOptions, SubDatabase } from "./SubDatabase.js";
+import { invalidArgument } from "../errors.js";
+import { SubDatabase, type BatchOp, type EncodedBatch, type RangeOptions } from "./SubDatabase.js";
 
 export class Transaction {
   readonly #w: WriteTxn;
@@ -16,8 +17,11 @@ export class Transaction {
     this.#w = w;
   }
 
-  /** The same transaction, reading and writing another sub-database. */
+  /** The same transaction, reading and writing another sub-database of the same database. */
   for(db: SubDatabase): Transaction {
+    if (!(db instanceof SubDatabase)) throw invalidArgument("tx.for needs a sub-database handle (db.openDB(name), or the database itself)", { argument: "db" });
+    // A handle of another open database would read and write this one's tree of that name.
+    if (db.root !== this.#db.root) throw invalidArgument(`tx.for: ${JSON.stringify(db.name)} is a handle of another database (${db.root.path}), not of this transaction's (${this.#db.root.path})`, { argument: "db", path: db.root.path });
     return new Transaction(db, this.#w);
   }
 

@@ -111,7 +111,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
         log.closeSync();
         if (replay.records > 0 && !o.readOnly) engine.checkpoint();
       }
-      durability = new CheckpointDurability(engine);
+      durability = new CheckpointDurability(engine, { readOnly: o.readOnly });
     }
     const db = new Database(engine, fs, path, lock ?? registration, durability, keyEncoding, encoding, !!o.readOnly);
     const fb = engine.report.metaFallback;

@@ -98,6 +98,9 @@ export function validateOptions(options: unknown): OpenOptions {
     if (!KNOWN.has(k)) throw invalidArgument(`unknown option ${k}`, { option: k });
   }
   positiveInt(o, "pageSize", 1024, 65536);
+  // Checked here, before open() creates the directory, not only when the file is created.
+  const ps = o.pageSize as number | undefined;
+  if (ps !== undefined && (ps & (ps - 1)) !== 0) throw invalidArgument(`pageSize must be a power of two from 1024 to 65536, got ${ps}`, { option: "pageSize", min: 1024, max: 65536 });
   positiveInt(o, "cacheSize", 0);
   positiveInt(o, "maxReaders", 1, 1 << 20);
   positiveInt(o, "maxValueSize", 1, 2 ** 31 - 1);
@@ -137,4 +140,17 @@ export function checkEncodings(o: { keyEncoding?: unknown; encoding?: unknown })
   if (o.encoding !== undefined && !VALUE_ENCODINGS.includes(o.encoding as ValueEncodingName)) {
     throw invalidArgument(`option encoding must be one of ${VALUE_ENCODINGS.join(", ")}`, { option: "encoding", value: o.encoding });
   }
+}
+
+/** The options argument of a method: an object, or undefined for none (INVALID_ARGUMENT otherwise). */
+export function methodOptions<T extends object>(o: T | undefined, method: string): T {
+  if (o === undefined) return {} as T;
+  if (o === null || typeof o !== "object") throw invalidArgument(`${method}: options must be an object`, { argument: "options", method });
+  return o;
+}
+
+/** A destination path argument: a non-empty string (INVALID_ARGUMENT otherwise). */
+export function pathArgument(p: unknown, argument: string, method: string): string {
+  if (typeof p !== "string" || p === "") throw invalidArgument(`${method}: ${argument} must be a non-empty path`, { argument, method });
+  return p;
 }

@@ -16,12 +16,18 @@ import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
 import { partialPath, refuseExisting } from "./partialPath.js";
+import { methodOptions, pathArgument } from "../db/options.js";
 
 export interface RestoreOptions {
   /** Restore up to and including this LSN (default: everything in the log). */
   toLsn?: number | undefined;
-  /** The log to replay (default: the wal/ of the database the snapshot belongs to). */
+  /**
+   * The log to replay (default: the wal/ of the database the snapshot belongs to, if it has
+   * one). Given explicitly, it must exist and hold log segments (NOT_FOUND otherwise).
+   */
   walDir?: string | undefined;
+  /** Aborts the restore (ABORTED) and removes its partial directory. */
+  signal?: AbortSignal | undefined;
   fs?: FileSystem | undefined;
 }
 
@@ -30,6 +36,19 @@ export interface RestoreResult {
   snapshotLsn: number;
   lsn: number;
   records: number;
+}
+
+/** The log segment files in `walDir`, in LSN order; none if it does not exist. */
+function listSegments(fs: FileSystem, walDir: string): string[] {
+  try {
+    if (!fs.stat(walDir)) return [];
+    return fs
+      .list(walDir)
+      .filter((n) => parseSegmentName(n) !== undefined)
+      .sort();
+  } catch (e) {
+    throw ioError(e, "list", walDir);
+  }
 }
 
 function copyFile(fs: FileSystem, from: string, to: string): void {
@@ -51,7 +70,11 @@ function copyFile(fs: FileSystem, from: string, to: string): void {
   }
 }
 
-export async function restore(snapshotDir: string, targetDir: string, o: RestoreOptions = {}): Promise<RestoreResult> {
+export async function restore(snapshotDir: string, targetDir: string, options?: RestoreOptions): Promise<RestoreResult> {
+  pathArgument(snapshotDir, "snapshotDir", "restore");
+  pathArgument(targetDir, "targetDir", "restore");
+  const o = methodOptions(options, "restore");
+  if (o.walDir !== undefined) pathArgument(o.walDir, "walDir", "restore");
   const fs = o.fs ?? nodeFileSystem;
   const info = readSnapshotInfo(fs, snapshotDir, "current");
   if (!info) throw new KeelError("NOT_FOUND", `${snapshotDir} is not a finished KeelDB snapshot (no snapshot.json)`, { path: snapshotDir });
@@ -61,20 +84,28 @@ export async function restore(snapshotDir: string, targetDir: string, o: Restore
   if (fs.stat(targetDir)) throw new KeelError("EXISTS", `${targetDir} already exists; restore never overwrites`, { target: targetDir });
   checkSnapshot(fs, info);
   const walDir = o.walDir ?? resolve(snapshotDir, "..", "..", "wal");
+  // A log named explicitly that is missing or empty is a mistake (a typo), not "no log": going on
+  // would drop every commit after the snapshot without a word.
+  if (o.walDir !== undefined && !listSegments(fs, walDir).length) {
+    throw new KeelError("NOT_FOUND", `${walDir} holds no log segments`, { walDir });
+  }
+  const aborted = () => {
+    if (o.signal?.aborted) throw new KeelError("ABORTED", "restore aborted", { target: targetDir });
+  };
+  aborted();
   const tmp = partialPath(targetDir);
   fs.removeDir(tmp);
   try {
     fs.mkdir(join(tmp, "wal"));
     copyFile(fs, join(snapshotDir, DATA_FILE), join(tmp, DATA_FILE));
     // Only the segments that can hold records after the snapshot.
-    if (fs.stat(walDir)) {
-      const names = fs.list(walDir).filter((n) => parseSegmentName(n) !== undefined);
-      const firsts = names.map((n) => parseSegmentName(n)!);
-      for (let i = 0; i < names.length; i++) {
-        const nextFirst = firsts[i + 1];
-        if (nextFirst !== undefined && nextFirst <= info.lsn + 1) continue;
-        copyFile(fs, join(walDir, names[i]!), join(tmp, "wal", names[i]!));
-      }
+    const names = listSegments(fs, walDir);
+    const firsts = names.map((n) => parseSegmentName(n)!);
+    for (let i = 0; i < names.length; i++) {
+      const nextFirst = firsts[i + 1];
+      if (nextFirst !== undefined && nextFirst <= info.lsn + 1) continue;
+      aborted();
+      copyFile(fs, join(walDir, names[i]!), join(tmp, "wal", names[i]!));
     }
     fs.syncDir(join(tmp, "wal"));
     const engine = Engine.open(fs, tmp, {});
@@ -90,6 +121,11 @@ export async function restore(snapshotDir: string, targetDir: string, o: Restore
         }
         if (to > engine.head.lsn) {
           for (const rec of wal.readRecords(engine.head.lsn + 1, to)) {
+            if (records % 1024 === 0) {
+              aborted();
+              // Give the event loop a turn (a signal from a SIGINT handler is set in one).
+              await new Promise((r) => setImmediate(r));
+            }
             const w = engine.beginWrite();
             w.logging = false;
             applyLogRecord(w, rec);

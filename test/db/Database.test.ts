@@ -853,3 +853,37 @@ test("opening with a pageSize other than the file's is VERSION naming both; the 
   const same = await open(dir, { wal: false, pageSize: 1024 });
   await same.close();
 });
+
+test("tx.for refuses what is not a handle of this database; null options and empty paths of the maintenance calls are INVALID_ARGUMENT", async () => {
+  const { db } = memDb();
+  const { db: other } = memDb();
+  const orders = other.openDB("orders");
+  await db.put("a", 1);
+  for (const [what, arg] of [
+    ["a handle of another database", orders],
+    ["another database itself", other],
+    ["undefined", undefined],
+    ["a plain object", {}],
+  ] as const) {
+    await rejectsKeel(
+      db.transaction((tx) => tx.for(arg as never).put("x", 1)),
+      "INVALID_ARGUMENT",
+      what,
+    );
+  }
+  assert.deepEqual(db.listDBs(), [], "nothing was created in this database");
+  assert.equal(other.openDB("orders").getCount(), 0);
+  // A handle of this database works.
+  await db.transaction((tx) => tx.for(db.openDB("mine")).put("x", 1));
+  assert.equal(db.openDB("mine").get("x"), 1);
+  throwsKeel(() => db.getCount(null as never), "INVALID_ARGUMENT", "getCount(null)");
+  throwsKeel(() => db.openTxLog(1, undefined, null as never), "INVALID_ARGUMENT", "openTxLog(1, undefined, null)");
+  await rejectsKeel(db.createSnapshot(null as never), "INVALID_ARGUMENT", "createSnapshot(null)");
+  await rejectsKeel(db.backup("/bk", null as never), "INVALID_ARGUMENT", "backup(dest, null)");
+  await rejectsKeel(db.backup("", {}), "INVALID_ARGUMENT", "backup('')");
+  await rejectsKeel(db.backup(Symbol("x") as never), "INVALID_ARGUMENT", "backup(Symbol)");
+  await rejectsKeel(db.compact(""), "INVALID_ARGUMENT", "compact('')");
+  await rejectsKeel(db.verify(null as never), "INVALID_ARGUMENT", "verify(null)");
+  await db.close();
+  await other.close();
+});

@@ -179,3 +179,27 @@ test("readOnlyFloor: live registrations give their txn, dead or foreign-boot one
     assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 4, "one with this process's own stamp pins its txn");
   }
 });
+
+test("a read-only open of a database whose log holds commits not yet checkpointed: backups include them and write nothing to the source", async () => {
+  const { CrashFileSystem } = await import("../../src/io/CrashFileSystem.js");
+  const { removeStaleLock } = await import("../helpers/crashCheck.js");
+  const live = new CrashFileSystem();
+  const writer = await open("/db", { fs: live });
+  for (let i = 0; i < 10; i++) await writer.put(`k${i}`, `v${i}`);
+  // The writer is killed: its commits are in the log only.
+  const fs = live.clone();
+  removeStaleLock(fs, "/db");
+  const before = Buffer.from(fs.readFile("/db/data.keel"));
+  const db = await open("/db", { fs, readOnly: true });
+  assert.equal(db.get("k9"), "v9", "the read-only open replays the log in memory");
+  for (const compact of [true, false]) {
+    const dest = `/copy-${compact}`;
+    await db.backup(dest, { compact }); // a page backup checkpointed through the read-only descriptor: IO EBADF
+    const copy = await open(dest, { fs, readOnly: true });
+    assert.deepEqual([...copy.getRange()].map((e) => e.key), Array.from({ length: 10 }, (_, i) => `k${i}`));
+    await copy.close();
+  }
+  await db.sync();
+  await db.close();
+  assert.ok(Buffer.from(fs.readFile("/db/data.keel")).equals(before), "the read-only process wrote to data.keel");
+});

@@ -249,6 +249,43 @@ test("restore that fails on an I/O error removes its partial directory", async (
   assert.ok(failures > 5 && succeeded, `faults injected: ${failures}, a restore got through: ${succeeded}`);
 });
 
+test("restore: bad arguments are INVALID_ARGUMENT; a walDir named but missing or empty is NOT_FOUND; an abort is ABORTED; none leaves anything", async () => {
+  const fs = new CrashFileSystem();
+  fs.mkdir("/x");
+  const db = await open("/x/db", { fs });
+  await db.put("before", 1);
+  const s = await db.createSnapshot();
+  for (let i = 0; i < 3000; i++) await db.put(`after${i % 10}`, i);
+  await db.close();
+  const left = () => fs.list("/x").filter((e) => e !== "db");
+  const cases: Array<[string, () => Promise<unknown>, string]> = [
+    ["no snapshot dir", () => restore(undefined as unknown as string, "/x/t", { fs }), "INVALID_ARGUMENT"],
+    ["empty target", () => restore(s.path, "", { fs }), "INVALID_ARGUMENT"],
+    ["null options", () => restore(s.path, "/x/t", null as unknown as undefined), "INVALID_ARGUMENT"],
+    ["empty walDir", () => restore(s.path, "/x/t", { fs, walDir: "" }), "INVALID_ARGUMENT"],
+    // A typo in the log's path used to restore the snapshot alone and report success.
+    ["missing walDir", () => restore(s.path, "/x/t", { fs, walDir: "/x/db/wall" }), "NOT_FOUND"],
+    ["empty walDir directory", () => (fs.mkdir("/x/empty"), restore(s.path, "/x/t", { fs, walDir: "/x/empty" })), "NOT_FOUND"],
+    ["aborted before", () => restore(s.path, "/x/t", { fs, signal: AbortSignal.abort() }), "ABORTED"],
+    [
+      "aborted while replaying",
+      () => {
+        const ac = new AbortController();
+        setImmediate(() => ac.abort());
+        return restore(s.path, "/x/t", { fs, signal: ac.signal });
+      },
+      "ABORTED",
+    ],
+  ];
+  for (const [what, run, code] of cases) {
+    await expectCode(run(), code, what);
+    fs.removeDir("/x/empty");
+    assert.deepEqual(left(), [], `${what}: left ${left().join(", ")}`);
+  }
+  const r = await restore(s.path, "/x/t", { fs, walDir: "/x/db/wal" });
+  assert.equal(r.records, 3000);
+});
+
 test("createSnapshot failing at I/O call k (every k, every kind): KeelError IO, the current snapshot kept, the next one (after a reopen if the log failed) succeeds", async () => {
   const base = new CrashFileSystem();
   base.mkdir("/x");

@@ -25,7 +25,8 @@ export function registerCopy(program: Command): void {
           return db.backup(dest, backupOptions);
         });
         progress.stop();
-        await ctx.out.result({ ...result, compact: !!opts.compact }, () =>
+        // What was made: a read-only open holding replayed log records can only make the compacting copy.
+        await ctx.out.result({ ...result, compact: !("pages" in result) }, () =>
           `copied ${result.entries} entries of ${dir} at txn ${result.txn} (lsn ${result.lsn}) to ${result.dest}: ${formatBytes(result.bytes)} in ${Math.round(result.ms)} ms`,
         );
       }),

@@ -32,7 +32,7 @@ export function registerRestore(program: Command): void {
     .action(
       action(async (ctx, snapshot: string, dest: string, opts: { toLsn?: number; walDir?: string }) => {
         const from = resolveSnapshotDir(snapshot);
-        const r = await restore(from, dest, { toLsn: opts.toLsn, walDir: opts.walDir });
+        const r = await restore(from, dest, { toLsn: opts.toLsn, walDir: opts.walDir, signal: ctx.signal });
         await ctx.out.result({ snapshot: from, ...r }, () => `restored ${from} (lsn ${r.snapshotLsn}) + ${r.records} log records to ${r.target}, now at lsn ${r.lsn}`);
       }),
     );
