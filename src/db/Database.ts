@@ -15,6 +15,7 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
 import { checkEncodings, methodOptions, pathArgument } from "./options.js";
+import { UNLOGGED_KIND, unloggedGap } from "./unloggedChanges.js";
 import type { Transaction } from "./Transaction.js";
 import { WriteQueue, type QueueItem } from "./WriteQueue.js";
 
@@ -335,6 +336,8 @@ export class Database extends SubDatabase {
         }
         // Pass 2: decode, following creates and drops as they come.
         for (const rec of d.wal.readRecords(fromLsn, to)) {
+          // Records after it do not follow from those before it (unloggedChanges.ts).
+          if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "be read");
           const ops = rec.ops.map((op) => {
             const e = opts.raw ? undefined : enc.get(op.db);
             if (op.type === "createDB" && !opts.raw) enc.set(op.db, parseEnc(op.value));

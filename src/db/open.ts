@@ -19,6 +19,7 @@ import { validateOptions, type OpenOptions } from "./options.js";
 import { LogDurability, openLog } from "./LogDurability.js";
 import { listSnapshots } from "../maintenance/Snapshots.js";
 import { migrateOnOpen } from "./migrations/index.js";
+import { markUnloggedChanges } from "./unloggedChanges.js";
 
 export async function open(path: string, options?: OpenOptions): Promise<Database> {
   return openSync(path, options);
@@ -101,8 +102,11 @@ export function openSync(path: string, options?: OpenOptions): Database {
         // A damaged snapshot.json: keep all the log (floor 0) rather than guess.
         durability.setFloor("snapshot", 0);
       }
+      // A wal: false session since the log's last record left changes the log lacks: mark the
+      // point, so that no replay onto an older state crosses it (unloggedChanges.ts).
+      const marked = markUnloggedChanges(engine, log, log.recovery.createdDir);
       // Replay is idempotent, but a checkpoint now means the next open need not repeat it.
-      if (replay.records > 0) durability.checkpoint(true);
+      if (replay.records > 0 || marked) durability.checkpoint(true);
     } else {
       // Without the log (or read-only): a log left by an earlier wal: true run still holds
       // commits the data file may lack; replay them, and in write mode make them durable.

@@ -14,6 +14,7 @@ import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { Engine, DATA_FILE } from "../txn/Engine.js";
 import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
 import { applyLogRecord } from "../db/LogDurability.js";
+import { UNLOGGED_KIND, unloggedGap } from "../db/unloggedChanges.js";
 import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
 import { partialPath, refuseExisting } from "./partialPath.js";
 import { methodOptions, pathArgument } from "../db/options.js";
@@ -126,6 +127,8 @@ export async function restore(snapshotDir: string, targetDir: string, options?: 
               // Give the event loop a turn (a signal from a SIGINT handler is set in one).
               await new Promise((r) => setImmediate(r));
             }
+            // The snapshot lacks what a wal: false session changed before this mark.
+            if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "restore");
             const w = engine.beginWrite();
             w.logging = false;
             applyLogRecord(w, rec);

@@ -286,6 +286,65 @@ test("restore: bad arguments are INVALID_ARGUMENT; a walDir named but missing or
   assert.equal(r.records, 3000);
 });
 
+test("a wal: false session between two log sessions: no replay onto an older state crosses it (restore and openTxLog are NOT_FOUND there), the rest works", async () => {
+  const fs = new CrashFileSystem();
+  fs.mkdir("/x");
+  let db = await open("/x/db", { fs });
+  await db.put("a", 1);
+  await db.put("keep", 1);
+  const before = await db.createSnapshot();
+  await db.put("logged", 1);
+  const lastLogged = db.txlogWatermarks().lastCommittedLsn;
+  await db.close();
+  db = await open("/x/db", { fs, wal: false });
+  await db.remove("a");
+  await db.put("b", 2);
+  await db.close();
+  // A copy of the disk as a crash would leave it right after the mark is appended, before the
+  // checkpoint that follows it.
+  let crashed: CrashFileSystem | undefined;
+  db = await open("/x/db", { fs, onPhase: (p) => void (p === "checkpoint:before-write" && (crashed ??= fs.clone())) });
+  const mark = lastLogged + 1;
+  await db.put("c", 3);
+  const after = await db.createSnapshot();
+  await db.put("d", 4);
+  const end = db.txlogWatermarks().lastCommittedLsn;
+  // Reading across the point where the log lacks changes is refused; reading after it is not.
+  const e = (() => {
+    try {
+      [...db.openTxLog(before.lsn + 1)];
+    } catch (err) {
+      return err;
+    }
+  })();
+  assert.ok(e instanceof KeelError && e.code === "NOT_FOUND" && e.details.reason === "unlogged" && e.details.lsn === mark, describeError(e));
+  assert.deepEqual(
+    [...db.openTxLog(mark + 1)].map((r) => r.ops.map((o) => o.key)),
+    [["c"], ["d"]],
+  );
+  const older = db.listSnapshots().find((x) => x.lsn === before.lsn)!.path; // rotated to previous
+  await db.close();
+  // The crash before the mark's checkpoint: the next open replays the mark and adds no second one.
+  assert.ok(crashed);
+  removeStaleLock(crashed, "/x/db");
+  const again = await open("/x/db", { fs: crashed });
+  assert.deepEqual([again.get("a"), again.get("b")], [undefined, 2]);
+  await again.put("e", 5);
+  assert.deepEqual([...again.openTxLog(mark + 1)].map((r) => r.ops.map((o) => o.key)), [["e"]], "a second mark, or a lost record");
+  await again.close();
+  // Restore: up to the last logged LSN from the older snapshot; not past the mark; from the
+  // snapshot taken after it, to the end.
+  const r1 = await restore(older, "/x/r1", { fs, toLsn: lastLogged });
+  assert.equal(r1.lsn, lastLogged);
+  await expectCode(restore(older, "/x/r2", { fs }), "NOT_FOUND", "restore across the wal: false session");
+  assert.deepEqual(fs.list("/x").sort(), ["db", "r1"], "the refused restore left nothing");
+  const r3 = await restore(after.path, "/x/r3", { fs });
+  assert.equal(r3.lsn, end);
+  const rdb = await open("/x/r3", { fs });
+  assert.deepEqual([rdb.get("a"), rdb.get("b"), rdb.get("c"), rdb.get("d")], [undefined, 2, 3, 4]);
+  await rdb.close();
+});
+
 test("createSnapshot failing at I/O call k (every k, every kind): KeelError IO, the current snapshot kept, the next one (after a reopen if the log failed) succeeds", async () => {
   const base = new CrashFileSystem();
   base.mkdir("/x");
