@@ -97,7 +97,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return ExitCode.OK;
-      if (json) new Output(true).error(usage(e.message.replace(/^error: /, ""), { commander: e.code }));
+      // commander.help: `keel help` (exit code 0), or help printed because no command was given,
+      // whose message is only commander's placeholder.
+      if (e.code === "commander.help" && e.exitCode === 0) return ExitCode.OK;
+      const message = e.code === "commander.help" ? "a command is required (keel --help lists them)" : e.message.replace(/^error: /, "");
+      if (json) new Output(true).error(usage(message, { commander: e.code }));
       return ExitCode.USAGE;
     }
     new Output(json).error(e);

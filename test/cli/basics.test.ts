@@ -50,6 +50,14 @@ test("usage errors with --json are one JSON error document", async () => {
   assert.equal(bad.error.code, "USAGE");
 });
 
+test("no command with --json: a USAGE document saying a command is required, exit 2; keel help is exit 0", async () => {
+  const doc = await keelJson<{ error: { code: string; message: string } }>([], 2);
+  assert.equal(doc.error.code, "USAGE");
+  assert.match(doc.error.message, /a command is required/);
+  const help = await keelExpect(["help"], 0);
+  assert.match(help.stdout, /Exit codes:/);
+});
+
 test("a directory without a database is not found (exit 4), and is not created", async (t) => {
   const dir = tempDir(t);
   const missing = join(dir, "nothing-here");
