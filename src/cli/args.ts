@@ -12,6 +12,15 @@ export function nonNegativeInt(value: string): number {
   return n;
 }
 
+/**
+ * A path the command writes (a destination directory, a dump file). "" (an unset shell variable)
+ * is refused before any work: otherwise the copy runs whole and only its final rename fails.
+ */
+export function outputPath(value: string): string {
+  if (value === "") throw new InvalidArgumentError("the path is empty");
+  return value;
+}
+
 /** --db NAME: the sub-database (the default one when absent). */
 export function dbOption(): Option {
   return new Option("--db <name>", "sub-database (default: the default database)");

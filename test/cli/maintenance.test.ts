@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { damagePages, keel, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
@@ -52,6 +52,22 @@ test("copy (and --compact) makes a database that opens on its own; an existing d
   for (const g of gets) assert.equal(g.stdout, "hello\n");
   const exists = await keelJson<{ error: { code: string } }>(["copy", dir, join(root, "copy1")], 2);
   assert.equal(exists.error.code, "EXISTS");
+});
+
+test("an empty destination path (an unset shell variable) is a usage error before any work: copy, compact, dump -f, restore", async (t) => {
+  const root = tempDir(t);
+  const dir = join(root, "db");
+  await makeDb(dir);
+  await keelExpect(["snapshot", dir], 0);
+  const cwd = join(root, "cwd");
+  mkdirSync(cwd);
+  for (const args of [["copy", dir, ""], ["compact", dir, ""], ["dump", dir, "-f", ""], ["restore", dir, ""]]) {
+    const r = await keelExpect(["--json", ...args], 2, { cwd });
+    const doc = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    assert.equal(doc.error.code, "USAGE", `${args[0]}: ${r.stdout}`);
+    assert.match(doc.error.message, /the path is empty/);
+  }
+  assert.deepEqual(readdirSync(cwd), [], "nothing written where the work would have gone");
 });
 
 test("compact rewrites a stopped database without free pages", async (t) => {

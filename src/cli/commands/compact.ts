@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { compactTo } from "../../maintenance/compactTo.js";
+import { outputPath } from "../args.js";
 import { action } from "../context.js";
 import { hasDatabase, notFound } from "../database.js";
 import { formatBytes } from "../output.js";
@@ -14,7 +15,7 @@ export function registerCompact(program: Command): void {
     .command("compact")
     .description("rewrite a stopped database into a new directory without free pages")
     .argument("<dir>", "database directory (no process may have it open)")
-    .argument("<dest>", "destination directory (must not exist)")
+    .argument("<dest>", "destination directory (must not exist)", outputPath)
     .action(
       action(async (ctx, dir: string, dest: string) => {
         if (!hasDatabase(dir)) throw notFound(dir);

@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import type { CopyResult } from "../../index.js";
+import { outputPath } from "../args.js";
 import { action } from "../context.js";
 import { withDatabase } from "../database.js";
 import { formatBytes } from "../output.js";
@@ -14,7 +15,7 @@ export function registerCopy(program: Command): void {
     .command("copy")
     .description("make a consistent backup copy of a database into a new directory")
     .argument("<dir>", "database directory")
-    .argument("<dest>", "destination directory (must not exist)")
+    .argument("<dest>", "destination directory (must not exist)", outputPath)
     .option("--compact", "rewrite the copy without free pages (entries re-inserted in key order)")
     .action(
       action(async (ctx, dir: string, dest: string, opts: { compact?: boolean }) => {

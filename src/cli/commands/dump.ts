@@ -7,6 +7,7 @@
 import { Option, type Command } from "commander";
 import { dump, type DumpReport } from "../../maintenance/dump.js";
 import { dumpToFile } from "../../maintenance/dumpFile.js";
+import { outputPath } from "../args.js";
 import { usage } from "../CliError.js";
 import { action } from "../context.js";
 import { withDatabase } from "../database.js";
@@ -29,7 +30,7 @@ export function registerDump(program: Command): void {
     .argument("<dir>", "database directory")
     .option("--db <name>", 'a sub-database to dump ("" for the default one); repeat for more (default: all)', collect, [])
     .addOption(new Option("--format <format>", "dump format").choices(["jsonl", "binary"]).default("jsonl"))
-    .option("-f, --file <file>", "write to this file (default: stdout)")
+    .option("-f, --file <file>", "write to this file (default: stdout)", outputPath)
     .action(
       action(async (ctx, dir: string, opts: DumpCliOptions) => {
         const out = ctx.out;

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { restore } from "../../index.js";
-import { nonNegativeInt } from "../args.js";
+import { nonNegativeInt, outputPath } from "../args.js";
 import { action } from "../context.js";
 
 export function resolveSnapshotDir(path: string): string {
@@ -26,7 +26,7 @@ export function registerRestore(program: Command): void {
     .command("restore")
     .description("restore a snapshot plus the log after it into a new database directory")
     .argument("<snapshot>", "snapshot directory (<db>/snapshots/current|previous), or a database directory for its current snapshot")
-    .argument("<dest>", "new database directory (must not exist)")
+    .argument("<dest>", "new database directory (must not exist)", outputPath)
     .option("--to-lsn <lsn>", "restore up to and including this LSN (default: the end of the log)", nonNegativeInt)
     .option("--wal-dir <dir>", "the log to replay (default: the wal/ of the snapshot's database)")
     .action(
