@@ -4,6 +4,9 @@
  * Input: a key is a string by default; --key-type number|json|hex reads it as a number, a JSON
  * value (e.g. an array key) or hex bytes. A value is a string by default; --value-type json|hex
  * reads JSON or hex bytes. A string or hex given for a `binary` sub-database becomes its bytes.
+ * A value read from stdin (`-`) is those same bytes as given: a string value stays raw bytes for a
+ * `binary` sub-database (never decoded, so any bytes go through) and is UTF-8 text otherwise;
+ * json and hex are text (hex may end with a newline).
  *
  * Output, by the sub-database's encodings: values as JSON (msgpack, json), text (string) or hex
  * (binary); keys as text (a string), JSON (another ordered-binary key) or hex (binary keys).
@@ -61,7 +64,10 @@ export function parseKey(text: string, type: KeyType, enc: KeyEncodingName, what
   return key;
 }
 
-export function parseValue(text: string, type: ValueType, enc: ValueEncodingName): unknown {
+/** `input` is the value's text, or the bytes read from stdin. */
+export function parseValue(input: string | Buffer, type: ValueType, enc: ValueEncodingName): unknown {
+  if (typeof input !== "string" && type === "string" && enc === "binary") return input;
+  const text = typeof input === "string" ? input : type === "hex" ? input.toString("utf8").trim() : input.toString("utf8");
   let value: unknown;
   switch (type) {
     case "string":

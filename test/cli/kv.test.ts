@@ -63,6 +63,26 @@ test("put, then get and del; json and hex values; sub-databases created with enc
   await keelExpect(["get", dir, "k1"], 4);
 });
 
+test("put - keeps stdin's bytes for binary values (no UTF-8 decoding); hex and text from stdin", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir);
+  const bytes = Buffer.from([0xff, 0x00, 0xfe, 0x80, 0xc3]);
+  await keelExpect(["put", dir, "blob", "-", "--db", "bin"], 0, { input: bytes });
+  await keelExpect(["put", dir, "k", "-", "--db", "newbin", "--key-encoding", "string", "--encoding", "binary"], 0, { input: bytes });
+  await keelExpect(["put", dir, "hexed", "-", "--db", "bin", "--value-type", "hex"], 0, { input: "ff00\n" });
+  await keelExpect(["put", dir, "text", "-"], 0, { input: "caf\u00e9\n" });
+  assert.equal((await keelExpect(["get", dir, "blob", "--db", "bin"], 0)).stdout, "ff00fe80c3\n");
+  const db = await open(dir, { readOnly: true });
+  try {
+    assert.deepEqual(db.openDB("bin").get(Buffer.from("blob")), bytes);
+    assert.deepEqual(db.openDB("newbin").get("k"), bytes);
+    assert.deepEqual(db.openDB("bin").get(Buffer.from("hexed")), Buffer.from([0xff, 0x00]));
+    assert.equal(db.get("text"), "caf\u00e9\n");
+  } finally {
+    await db.close();
+  }
+});
+
 test("put creates a database only with --create", async (t) => {
   const dir = join(tempDir(t), "fresh");
   await keelExpect(["put", dir, "a", "1"], 4);

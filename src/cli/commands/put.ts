@@ -1,8 +1,9 @@
 /**
  * keel put <dir> <key> <value> [--db NAME] [--key-type T] [--value-type T]: write one entry and
- * wait until it is durable. A value of "-" is read from stdin. The database must exist unless
- * --create is given; a sub-database named with --db is created by its first write, with the
- * encodings --key-encoding and --encoding (defaults: ordered-binary, msgpack).
+ * wait until it is durable. A value of "-" is read from stdin, as bytes (values.ts says how they
+ * become the value). The database must exist unless --create is given; a sub-database named with
+ * --db is created by its first write, with the encodings --key-encoding and --encoding (defaults:
+ * ordered-binary, msgpack).
  */
 import { Option, type Command } from "commander";
 import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
@@ -41,17 +42,13 @@ export function registerPut(program: Command): void {
     .addOption(new Option("--encoding <enc>", "value encoding of a sub-database this write creates").choices(["msgpack", "json", "string", "binary"]))
     .action(
       action(async (ctx, dir: string, keyText: string, valueText: string, opts: PutOptions) => {
-        let raw = valueText;
-        if (raw === "-") {
-          const buf = await readStdin();
-          raw = opts.valueType === "hex" ? buf.toString("utf8").trim() : buf.toString("utf8");
-        }
+        const input = valueText === "-" ? await readStdin() : valueText;
         const r = await withDatabase(dir, { readOnly: false, create: !!opts.create }, async (db) => {
           const named = opts.db !== undefined && opts.db !== "";
           const exists = named && db.listDBs().includes(opts.db!);
           const sub = named ? db.openDB(opts.db!, exists ? {} : { keyEncoding: opts.keyEncoding, encoding: opts.encoding }) : db;
           const key = parseKey(keyText, opts.keyType, sub.keyEncoding);
-          const value = parseValue(raw, opts.valueType, sub.valueEncoding);
+          const value = parseValue(input, opts.valueType, sub.valueEncoding);
           const existed = await sub.transaction((tx) => tx.put(key, value));
           return { key: keyJson(key, sub.keyEncoding), db: sub.name, existed };
         });
