@@ -4,10 +4,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { open } from "../../src/index.js";
-import { damagePages, keel, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
+import { KEEL, damagePages, keel, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
 
 test("stat and list, text and --json", async (t) => {
   const dir = join(tempDir(t), "db");
@@ -122,6 +124,63 @@ test("dump and load round-trip through a file and through a pipe, jsonl and bina
   const text = readFileSync(file, "utf8").replace('"k":"', '"k":"!');
   await keelExpect(["load", join(root, "bad")], 5, { input: text });
   assert.equal(existsSync(join(root, "bad")), false);
+});
+
+/** A dump of 30000 entries (several load batches) in a file; returns its path. */
+async function bigDump(root: string): Promise<string> {
+  const src = await open(join(root, "src"), { wal: false });
+  await src.transaction((tx) => {
+    for (let i = 0; i < 30000; i++) tx.put(`k${String(i).padStart(6, "0")}`, i);
+  });
+  await src.close();
+  const file = join(root, "d.jsonl");
+  await keelExpect(["dump", join(root, "src"), "-f", file], 0);
+  return file;
+}
+
+test("load into an existing directory without a database: a failed load or open removes what it created, keeps what was there", async (t) => {
+  const root = tempDir(t);
+  const file = await bigDump(root);
+  const dir = join(root, "target");
+  mkdirSync(dir);
+  writeFileSync(join(dir, "notes.txt"), "the user's");
+  // A dump cut short fails after batches were committed into the new database.
+  const text = readFileSync(file);
+  const r = await keelExpect(["load", dir], 5, { input: text.subarray(0, Math.floor(text.length * 0.7)) });
+  assert.match(r.stderr, /committedEntries=[1-9]/);
+  assert.deepEqual(readdirSync(dir), ["notes.txt"]);
+  // The open of the new database itself fails (a file named wal is in the way): undone too.
+  writeFileSync(join(dir, "wal"), "not a directory");
+  await keelExpect(["load", dir, "-f", file], 5);
+  assert.deepEqual(readdirSync(dir).sort(), ["notes.txt", "wal"]);
+  assert.equal(readFileSync(join(dir, "wal"), "utf8"), "not a directory");
+  rmSync(join(dir, "wal"));
+  // The rerun starts from the directory as it was.
+  const l = await keelJson<{ entries: number; created: boolean }>(["load", dir, "-f", file]);
+  assert.deepEqual([l.entries, l.created], [30000, true]);
+  assert.equal(readFileSync(join(dir, "notes.txt"), "utf8"), "the user's");
+});
+
+test("load interrupted (Ctrl-C) into an existing empty directory: exit 130, the database it created is removed", async (t) => {
+  const root = tempDir(t);
+  const lines = readFileSync(await bigDump(root), "utf8").split("\n");
+  const dir = join(root, "target");
+  mkdirSync(dir);
+  const child = spawn(process.execPath, [KEEL, "load", dir], { stdio: ["pipe", "pipe", "pipe"] });
+  t.after(() => child.kill("SIGKILL")); // a no-op once it has exited
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on("close", r));
+  // Most of the dump, without its end: the load commits batches, then waits for more input.
+  child.stdin.write(lines.slice(0, 25000).join("\n") + "\n");
+  for (let i = 0; i < 400 && !existsSync(join(dir, "data.keel")); i++) await delay(50);
+  assert.ok(existsSync(join(dir, "data.keel")), "the load created its database");
+  await delay(500);
+  child.kill("SIGINT");
+  await delay(200);
+  child.stdin.end(); // the read the load waits on returns, and it sees the interrupt
+  assert.equal(await exited, 130, stderr);
+  assert.deepEqual(readdirSync(dir), []);
 });
 
 test("verify a healthy database: exit 0, and the report as JSON", async (t) => {

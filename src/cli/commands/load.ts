@@ -3,9 +3,10 @@
  * database. The sub-databases the dump holds must be missing or empty there. When <dir> holds no
  * database, one is created whose default database has the dump's encodings (read from the dump's
  * header before anything is written). A load commits in batches: see the error's
- * details.committedEntries when it fails halfway.
+ * details.committedEntries when it fails halfway. A database the load created is removed when it
+ * fails or is interrupted (created.ts); one that was there keeps the batches committed.
  */
-import { createReadStream, existsSync, rmSync } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import { Option, type Command } from "commander";
 import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
 import { open } from "../../index.js";
@@ -14,6 +15,7 @@ import { BINARY_MAGIC } from "../../maintenance/dumpFormat.js";
 import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import { CliError } from "../CliError.js";
+import { CreatedDatabase } from "../created.js";
 import { action } from "../context.js";
 import { ExitCode } from "../exitCodes.js";
 import { hasDatabase, openDatabase } from "../database.js";
@@ -94,11 +96,13 @@ export function registerLoad(program: Command): void {
     .action(
       action(async (ctx, dir: string, opts: LoadCliOptions) => {
         if (opts.file !== undefined && !existsSync(opts.file)) throw new CliError(ExitCode.NOT_FOUND, "NOT_FOUND", `no dump file ${opts.file}`, { path: opts.file });
+        // Ctrl-C is caught from here on, so that one during the open is undone like one during the load.
+        const signal = ctx.signal;
         const progress = ctx.progress("load");
         const raw: AsyncIterable<unknown> = opts.file !== undefined ? createReadStream(opts.file) : process.stdin;
         let input: AsyncIterable<unknown> = raw;
         const exists = hasDatabase(dir);
-        const dirExisted = existsSync(dir);
+        const created = exists ? undefined : CreatedDatabase.before(dir);
         let db;
         if (exists) {
           db = await openDatabase(dir, { readOnly: false });
@@ -106,15 +110,16 @@ export function registerLoad(program: Command): void {
           const rw = new Rewindable(raw);
           const enc = await defaultEncodings(rw.recording(), opts.format);
           input = rw.replay();
-          db = await open(dir, { keyEncoding: enc?.keyEncoding, encoding: enc?.encoding });
+          const create = () => open(dir, { keyEncoding: enc?.keyEncoding, encoding: enc?.encoding });
+          db = await (created ? created.open(create) : create());
         }
         let report: LoadReport;
         try {
-          report = await load(db, input as NodeJS.ReadableStream, { format: opts.format, signal: ctx.signal, onProgress: progress.update });
+          report = await load(db, input as NodeJS.ReadableStream, { format: opts.format, signal, onProgress: progress.update });
         } catch (e) {
           await db.close().catch(() => {});
-          // A directory this command created holds nothing but the failed load: remove it.
-          if (!dirExisted) rmSync(dir, { recursive: true, force: true });
+          // A database this command created holds nothing but the failed load.
+          created?.remove();
           throw e;
         }
         await db.close();
