@@ -14,7 +14,6 @@
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { KeelError } from "../errors.js";
-import { hasDatabase } from "./database.js";
 
 export class CreatedDatabase {
   readonly #dir: string;
@@ -27,11 +26,10 @@ export class CreatedDatabase {
   }
 
   /**
-   * Record <dir> before the command creates anything there: undefined when there is nothing a
-   * failure could undo (it already holds a database, or is not a directory, which open refuses).
+   * Record <dir>, which holds no database, before the command creates one there: undefined when it
+   * is not a directory (open refuses it, and there is nothing to undo).
    */
   static before(dir: string): CreatedDatabase | undefined {
-    if (hasDatabase(dir)) return undefined;
     const st = statSync(dir, { throwIfNoEntry: false });
     if (st === undefined) return new CreatedDatabase(dir, undefined);
     if (!st.isDirectory()) return undefined;

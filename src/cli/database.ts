@@ -9,7 +9,7 @@
  * - Commands that only read open with { readOnly: true }: no LOCK is held, nothing is written
  *   (except what log recovery repairs), and a database in use by another process is refused (3).
  * - The database is always closed, also when the command fails; a close error is reported only
- *   when the command itself succeeded.
+ *   when the command itself succeeded. One the command created is then removed (created.ts).
  */
 import { closeSync, openSync as fsOpen, readSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import { liveLockHolder } from "../db/Lock.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { META_FLAG_WAL, probeMeta, type Meta } from "../pager/Meta.js";
 import { CliError } from "./CliError.js";
+import { CreatedDatabase } from "./created.js";
 import { ExitCode } from "./exitCodes.js";
 
 export const DATA_FILE = "data.keel";
@@ -111,14 +112,16 @@ export function refuseIfLocked(dir: string): void {
   }
 }
 
-/** Open, run `fn`, close. */
+/** Open, run `fn`, close. A database `o.create` made is removed again when `fn` fails (created.ts). */
 export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Database) => Promise<T> | T): Promise<T> {
-  const db = await openDatabase(dir, o);
+  const created = o.create && !hasDatabase(dir) ? CreatedDatabase.before(dir) : undefined;
+  const db = await (created ? created.open(() => openDatabase(dir, o)) : openDatabase(dir, o));
   let result: T;
   try {
     result = await fn(db);
   } catch (e) {
     await db.close().catch(() => {});
+    created?.remove();
     throw e;
   }
   await db.close();

@@ -36,25 +36,25 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
-export function parseKey(text: string, type: KeyType, enc: KeyEncodingName, what = "key"): Key {
-  let key: Key;
+/** A key read by its --key-type: a usage error when it does not parse, before any database is opened. */
+export function readKey(text: string, type: KeyType, what = "key"): Key {
   switch (type) {
     case "string":
-      key = text;
-      break;
+      return text;
     case "number": {
       const n = Number(text);
       if (text.trim() === "" || !Number.isFinite(n)) throw usage(`${what} is not a finite number: ${JSON.stringify(text)}`, { argument: what, value: text });
-      key = n;
-      break;
+      return n;
     }
     case "json":
-      key = parseJson(text, what) as Key;
-      break;
+      return parseJson(text, what) as Key;
     case "hex":
-      key = parseHex(text, what);
-      break;
+      return parseHex(text, what);
   }
+}
+
+/** A key read by readKey, fitted to the sub-database's key encoding. */
+export function fitKey(key: Key, enc: KeyEncodingName, what = "key"): Key {
   if (enc === "binary" && typeof key === "string") return Buffer.from(key, "utf8");
   if (enc === "binary" && !(key instanceof Uint8Array)) throw usage(`this sub-database has binary keys: give ${what} as a string or with --key-type hex`, { argument: what, keyEncoding: enc });
   if (enc === "string" && typeof key !== "string") {
@@ -64,21 +64,28 @@ export function parseKey(text: string, type: KeyType, enc: KeyEncodingName, what
   return key;
 }
 
-/** `input` is the value's text, or the bytes read from stdin. */
-export function parseValue(input: string | Buffer, type: ValueType, enc: ValueEncodingName): unknown {
-  if (typeof input !== "string" && type === "string" && enc === "binary") return input;
-  const text = typeof input === "string" ? input : type === "hex" ? input.toString("utf8").trim() : input.toString("utf8");
-  let value: unknown;
-  switch (type) {
-    case "string":
-      value = text;
-      break;
-    case "json":
-      value = parseJson(text, "value");
-      break;
-    case "hex":
-      value = parseHex(text, "value");
-      break;
+export function parseKey(text: string, type: KeyType, enc: KeyEncodingName, what = "key"): Key {
+  return fitKey(readKey(text, type, what), enc, what);
+}
+
+/**
+ * A value read by its --value-type (a usage error when it does not parse, before any database is
+ * opened). `input` is the value's text, or the bytes read from stdin: a string value from stdin
+ * stays those bytes until fitValue knows whether the sub-database stores bytes or text.
+ */
+export function readValue(input: string | Buffer, type: ValueType): unknown {
+  if (type === "string") return input;
+  // Text from stdin may end with a newline (echo), which hex would refuse.
+  const text = typeof input === "string" ? input : input.toString("utf8").trim();
+  return type === "json" ? parseJson(text, "value") : parseHex(text, "value");
+}
+
+/** A value read by readValue with the same `type`, fitted to the sub-database's value encoding. */
+export function fitValue(read: unknown, type: ValueType, enc: ValueEncodingName): unknown {
+  let value = read;
+  if (type === "string" && Buffer.isBuffer(value)) {
+    if (enc === "binary") return value;
+    value = value.toString("utf8");
   }
   if (enc === "binary" && typeof value === "string") return Buffer.from(value, "utf8");
   if (enc === "binary" && !(value instanceof Uint8Array)) throw usage("this sub-database stores binary values: give the value as a string or with --value-type hex", { argument: "value", encoding: enc });
@@ -87,6 +94,10 @@ export function parseValue(input: string | Buffer, type: ValueType, enc: ValueEn
     throw usage("this sub-database stores string values: give the value as a string", { argument: "value", encoding: enc });
   }
   return value;
+}
+
+export function parseValue(input: string | Buffer, type: ValueType, enc: ValueEncodingName): unknown {
+  return fitValue(readValue(input, type), type, enc);
 }
 
 function hex(v: unknown): string {

@@ -4,6 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
@@ -88,6 +89,25 @@ test("put creates a database only with --create", async (t) => {
   await keelExpect(["put", dir, "a", "1"], 4);
   await keelExpect(["put", dir, "a", "1", "--create"], 0);
   assert.equal((await keelExpect(["get", dir, "a"], 0)).stdout, '"1"\n');
+});
+
+test("put --create that fails creates nothing: a bad key or value, or one the new sub-database's encoding refuses", async (t) => {
+  const root = tempDir(t);
+  const fresh = join(root, "fresh");
+  await keelExpect(["put", fresh, "k", "{bad", "--value-type", "json", "--create"], 2);
+  await keelExpect(["put", fresh, "x", "v", "--key-type", "number", "--create"], 2);
+  await keelExpect(["put", fresh, "k", "zz", "--value-type", "hex", "--create"], 2);
+  assert.equal(existsSync(fresh), false);
+  // An existing empty directory (with a file of the user's) is left as it was.
+  const empty = join(root, "empty");
+  mkdirSync(empty);
+  writeFileSync(join(empty, "notes.txt"), "mine");
+  await keelExpect(["put", empty, "k", "{bad", "--value-type", "json", "--create"], 2);
+  // Parsed fine, refused by the encoding of the sub-database the put would create: removed after the open.
+  await keelExpect(["put", empty, "k", '{"a":1}', "--value-type", "json", "--db", "s", "--encoding", "string", "--create"], 2);
+  assert.deepEqual(readdirSync(empty), ["notes.txt"]);
+  await keelExpect(["put", empty, "k", "v", "--create"], 0);
+  assert.ok(readdirSync(empty).includes("data.keel"));
 });
 
 test("put keeps a wal: false database without the log", async (t) => {

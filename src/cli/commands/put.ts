@@ -1,16 +1,16 @@
 /**
  * keel put <dir> <key> <value> [--db NAME] [--key-type T] [--value-type T]: write one entry and
  * wait until it is durable. A value of "-" is read from stdin, as bytes (values.ts says how they
- * become the value). The database must exist unless --create is given; a sub-database named with
- * --db is created by its first write, with the encodings --key-encoding and --encoding (defaults:
- * ordered-binary, msgpack).
+ * become the value). The database must exist unless --create is given; a put that fails leaves
+ * no database it created behind (created.ts). A sub-database named with --db is created by its
+ * first write, with the encodings --key-encoding and --encoding (defaults: ordered-binary, msgpack).
  */
 import { Option, type Command } from "commander";
 import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
 import { dbOption, keyTypeOption, valueTypeOption } from "../args.js";
 import { action } from "../context.js";
 import { withDatabase } from "../database.js";
-import { keyJson, parseKey, parseValue, type KeyType, type ValueType } from "../values.js";
+import { fitKey, fitValue, keyJson, readKey, readValue, type KeyType, type ValueType } from "../values.js";
 
 export async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -42,13 +42,16 @@ export function registerPut(program: Command): void {
     .addOption(new Option("--encoding <enc>", "value encoding of a sub-database this write creates").choices(["msgpack", "json", "string", "binary"]))
     .action(
       action(async (ctx, dir: string, keyText: string, valueText: string, opts: PutOptions) => {
-        const input = valueText === "-" ? await readStdin() : valueText;
+        // Read before the database is opened, so that one that does not parse creates nothing; the
+        // encodings they are fitted to are known only once it is open.
+        const givenKey = readKey(keyText, opts.keyType);
+        const givenValue = readValue(valueText === "-" ? await readStdin() : valueText, opts.valueType);
         const r = await withDatabase(dir, { readOnly: false, create: !!opts.create }, async (db) => {
           const named = opts.db !== undefined && opts.db !== "";
           const exists = named && db.listDBs().includes(opts.db!);
           const sub = named ? db.openDB(opts.db!, exists ? {} : { keyEncoding: opts.keyEncoding, encoding: opts.encoding }) : db;
-          const key = parseKey(keyText, opts.keyType, sub.keyEncoding);
-          const value = parseValue(input, opts.valueType, sub.valueEncoding);
+          const key = fitKey(givenKey, sub.keyEncoding);
+          const value = fitValue(givenValue, opts.valueType, sub.valueEncoding);
           const existed = await sub.transaction((tx) => tx.put(key, value));
           return { key: keyJson(key, sub.keyEncoding), db: sub.name, existed };
         });
