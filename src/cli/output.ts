@@ -1,6 +1,8 @@
 /**
  * output: how `keel` prints. Human text by default (the form meant for a terminal); with --json,
  * exactly one JSON document on stdout, errors included: {"error":{"code","message","details"}}.
+ * A document streamed in pieces (scan, txlog) that an error interrupts is closed, not followed by
+ * a second one: the error becomes its last field, {..., "count":N, "error":{...}}.
  * Human errors go to stderr as "keel: <message>". Writes respect back-pressure, and a closed pipe
  * (`keel scan db | head`) ends the process quietly.
  */
@@ -57,6 +59,8 @@ export class Output {
   readonly stderr: Writable & { isTTY?: boolean };
   /** Set when stdout carries data (dump without -f): the JSON summary then goes to stderr. */
   stdoutIsData = false;
+  /** While a streamed --json document is open: what closes its array and adds the fields after it. */
+  #openDocument: (() => string) | undefined;
 
   constructor(json: boolean, streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr }) {
     this.json = json;
@@ -71,6 +75,23 @@ export class Output {
   /** Write text to stdout, waiting when the stream asks for it. */
   async write(text: string): Promise<void> {
     if (!this.stdout.write(text)) await once(this.stdout, "drain");
+  }
+
+  /**
+   * Begin a --json document written in pieces: `head` opens it up to its array's "[", and
+   * `close()` returns the text after the array's last element up to (not including) the final
+   * "}", as of the moment it is called. Until endDocument(), an error goes inside this document.
+   */
+  async beginDocument(head: string, close: () => string): Promise<void> {
+    this.#openDocument = close;
+    await this.write(head);
+  }
+
+  /** End the document beginDocument opened (nothing when none is open). */
+  async endDocument(): Promise<void> {
+    const close = this.#openDocument;
+    this.#openDocument = undefined;
+    if (close) await this.write(close() + "}\n");
   }
 
   /** Human output only: one line. */
@@ -99,9 +120,18 @@ export class Output {
     if (!this.json) this.stderr.write(text + "\n");
   }
 
-  /** Report an error: JSON on stdout with --json (stderr when stdout carries data), else "keel: ..." on stderr. */
+  /**
+   * Report an error: JSON on stdout with --json (inside the open streamed document if there is one;
+   * stderr when stdout carries data), else "keel: ..." on stderr.
+   */
   error(e: unknown): void {
     const doc = errorDocument(e);
+    const open = this.#openDocument;
+    if (this.json && open) {
+      this.#openDocument = undefined;
+      this.stdout.write(`${open()},"error":${toJson(doc.error)}}\n`);
+      return;
+    }
     if (this.json) {
       (this.stdoutIsData ? this.stderr : this.stdout).write(toJson(doc) + "\n");
       return;

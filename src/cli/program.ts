@@ -42,7 +42,8 @@ export function packageVersion(): string {
 
 const EPILOGUE = `
 Every command prints text for a person, or with --json one JSON document on stdout (errors too:
-{"error":{"code","message","details"}}). Progress bars appear on a terminal for work longer than a
+{"error":{"code","message","details"}}; scan and txlog, which stream theirs, close it with the
+error as its last field, "error"). Progress bars appear on a terminal for work longer than a
 second. Commands that only read open the database read-only; none of them may run while another
 process (a server) has the database open.
 

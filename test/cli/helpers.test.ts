@@ -9,7 +9,7 @@ import { Writable } from "node:stream";
 import { KeelError } from "../../src/index.js";
 import { CliError } from "../../src/cli/CliError.js";
 import { ExitCode, exitCodeFor } from "../../src/cli/exitCodes.js";
-import { errorDocument, toJson } from "../../src/cli/output.js";
+import { errorDocument, Output, toJson } from "../../src/cli/output.js";
 import { Progress, progressCount } from "../../src/cli/progress.js";
 import { keyText, parseKey, parseValue, valueText } from "../../src/cli/values.js";
 import { checkHugePages, checkSwappiness, findMount, checkFreePages } from "../../src/cli/commands/doctor.js";
@@ -39,6 +39,26 @@ test("KeelError codes map to exit codes in one place", () => {
   assert.equal(exitCodeFor(Object.assign(new Error("x"), { code: "ENOSPC" })), 6);
   const doc = errorDocument(new KeelError("LOCKED", "raw", { dir: "/d", pid: 77 }));
   assert.equal(doc.error.message, "database /d is in use by process 77; stop it or use `keel` commands against the server instead");
+});
+
+test("a streamed --json document an error interrupts is closed with the error inside it (scan, txlog)", async () => {
+  const text: string[] = [];
+  const sink = new Writable({ write: (c: Buffer, _e, cb) => (text.push(c.toString()), cb()) });
+  const out = new Output(true, { stdout: sink, stderr: sink });
+  let count = 0;
+  await out.beginDocument('{"path":"p","records":[', () => `],"count":${count}`);
+  await out.write('{"lsn":1}');
+  count++;
+  out.error(new KeelError("CORRUPT", "damaged", { page: 7 }));
+  assert.deepEqual(JSON.parse(text.join("")), { path: "p", records: [{ lsn: 1 }], count: 1, error: { code: "CORRUPT", message: "damaged", details: { page: 7 } } });
+  // Once ended, an error is a document of its own again.
+  text.length = 0;
+  await out.beginDocument('{"records":[', () => "]");
+  await out.endDocument();
+  assert.deepEqual(JSON.parse(text.join("")), { records: [] });
+  text.length = 0;
+  out.error(new KeelError("IO", "later"));
+  assert.equal(JSON.parse(text.join("")).error.code, "IO");
 });
 
 test("keys and values from the command line, by type and encoding", () => {

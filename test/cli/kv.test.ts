@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
@@ -136,4 +136,26 @@ test("scan: key order, --start/--end/--limit/--reverse, sub-databases, --json", 
   const keys = await keelExpect(["scan", dir, "--db", "bin", "--keys-only"], 0);
   assert.equal(keys.stdout, "0102ff\n");
   await keelExpect(["scan", dir, "--db", "missing"], 4);
+});
+
+test("scan --json that fails halfway is still one JSON document: the entries so far, their count, and the error in it; exit 5", async (t) => {
+  const dir = join(tempDir(t), "db");
+  const db = await open(dir, { wal: false });
+  await db.transaction((tx) => {
+    for (let i = 0; i < 20000; i++) tx.put(`k${String(i).padStart(6, "0")}`, i);
+  });
+  await db.close();
+  // Damage one page in the middle of the file: a leaf the scan reaches after streaming began.
+  const file = join(dir, "data.keel");
+  const bytes = readFileSync(file);
+  const page = Math.floor(bytes.length / 4096 / 2);
+  bytes.write("XXXXXXXX", page * 4096 + 300, "latin1");
+  writeFileSync(file, bytes);
+  const r = await keelExpect(["scan", dir, "--json"], 5);
+  const doc = JSON.parse(r.stdout) as { entries: Array<{ key: string; value: number }>; count: number; error: { code: string; details: { page: number } } };
+  assert.equal(doc.error.code, "CORRUPT");
+  assert.equal(doc.error.details.page, page);
+  assert.ok(doc.count > 0, "entries were streamed before the damaged page");
+  assert.equal(doc.entries.length, doc.count);
+  assert.deepEqual(doc.entries[doc.count - 1], { key: `k${String(doc.count - 1).padStart(6, "0")}`, value: doc.count - 1 });
 });

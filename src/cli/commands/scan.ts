@@ -2,7 +2,8 @@
  * keel scan <dir> [--db NAME] [--start K] [--end K] [--limit N] [--reverse] [--key-type T]:
  * print entries in key order (getRange): "key<TAB>value" lines, keys and values printed by the
  * sub-database's encodings; with --json one document {"entries":[{"key","value"}],"count"},
- * streamed. --start is inclusive, --end exclusive (with --reverse: from --start down to --end).
+ * streamed (an error after it began is its last field, "error": output.ts). --start is inclusive,
+ * --end exclusive (with --reverse: from --start down to --end).
  */
 import type { Command } from "commander";
 import { dbOption, keyTypeOption, nonNegativeInt } from "../args.js";
@@ -36,6 +37,8 @@ export function registerScan(program: Command): void {
     .action(
       action(async (ctx, dir: string, opts: ScanOptions) => {
         const out = ctx.out;
+        let count = 0;
+        let batch = "";
         await withDatabase(dir, { readOnly: true }, async (db) => {
           const sub = subDatabase(db, opts.db, { mustExist: true });
           const ke = sub.keyEncoding;
@@ -46,9 +49,8 @@ export function registerScan(program: Command): void {
             limit: opts.limit,
             reverse: !!opts.reverse,
           };
-          if (out.json) await out.write(`{"path":${toJson(dir)},"db":${toJson(sub.name)},"keyEncoding":${toJson(ke)},"encoding":${toJson(ve)},"entries":[`);
-          let count = 0;
-          let batch = "";
+          // The entries still in `batch` when an error stops the scan are printed with it.
+          if (out.json) await out.beginDocument(`{"path":${toJson(dir)},"db":${toJson(sub.name)},"keyEncoding":${toJson(ke)},"encoding":${toJson(ve)},"entries":[`, () => `${batch}],"count":${count}`);
           for (const { key, value } of sub.getRange(range)) {
             if (out.json) batch += (count ? "," : "") + toJson(opts.keysOnly ? { key: keyJson(key, ke) } : { key: keyJson(key, ke), value: valueJson(value, ve) });
             else batch += opts.keysOnly ? `${keyText(key, ke)}\n` : `${keyText(key, ke)}\t${valueText(value, ve)}\n`;
@@ -58,9 +60,11 @@ export function registerScan(program: Command): void {
               batch = "";
             }
           }
-          if (out.json) batch += `],"count":${count}}\n`;
-          if (batch) await out.write(batch);
+          await out.write(batch);
+          batch = "";
         });
+        // After the close, so that an error closing the database is inside the document too.
+        await out.endDocument();
       }),
     );
 }

@@ -1,7 +1,8 @@
 /**
  * keel txlog <dir> [--from N] [--to N]: the committed log records in LSN order (db.openTxLog),
  * from the oldest one kept (or --from) to the last durable one (or --to). Records are streamed:
- * one block per record in text, or one JSON document {"path","records":[...],"count"} with --json.
+ * one block per record in text, or one JSON document {"path","records":[...],"count"} with --json
+ * (an error after it began is its last field, "error": output.ts).
  * The log is only open in a writable open, so this command takes the LOCK while it runs.
  */
 import type { Command } from "commander";
@@ -25,13 +26,13 @@ export function registerTxlog(program: Command): void {
         if (opts.from !== undefined && opts.to !== undefined && opts.to < opts.from) throw usage(`--to ${opts.to} is before --from ${opts.from}`);
         const out = ctx.out;
         requireLog(dir, "txlog");
+        let count = 0;
         await withDatabase(dir, { readOnly: false }, async (db) => {
           const w = db.txlogWatermarks();
           const enc = db.getStats().dbs;
           const from = opts.from ?? w.oldestLsn;
           const to = Math.min(opts.to ?? w.lastDurableLsn, w.lastDurableLsn);
-          if (out.json) await out.write(`{"path":${toJson(dir)},"from":${toJson(from ?? null)},"to":${to},"records":[`);
-          let count = 0;
+          if (out.json) await out.beginDocument(`{"path":${toJson(dir)},"from":${toJson(from ?? null)},"to":${to},"records":[`, () => `],"count":${count}`);
           if (from !== undefined && from <= to) {
             for (const rec of db.openTxLog(Math.max(from, 1), to)) {
               if (out.json) {
@@ -60,9 +61,10 @@ export function registerTxlog(program: Command): void {
               count++;
             }
           }
-          if (out.json) await out.write(`],"count":${count}}\n`);
-          else if (count === 0) await out.write(`no log records${from === undefined ? " (the log holds none)" : ` in ${from}..${to}`}\n`);
+          if (!out.json && count === 0) await out.write(`no log records${from === undefined ? " (the log holds none)" : ` in ${from}..${to}`}\n`);
         });
+        // After the close, so that an error closing the database is inside the document too.
+        await out.endDocument();
       }),
     );
 }
