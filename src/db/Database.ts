@@ -261,6 +261,10 @@ export class Database extends SubDatabase {
 
   #log(): LogDurability {
     this.#check();
+    if (this.readOnly && !(this.durability instanceof LogDurability)) {
+      // A read-only open replays the log into memory and closes it: there is no log to serve.
+      throw invalidArgument("the write-ahead log's API is not available on a read-only open (the log is replayed, then closed); open the database for writing", { option: "readOnly" });
+    }
     if (!(this.durability instanceof LogDurability)) {
       throw invalidArgument("this needs the write-ahead log: open the database with wal: true (the default)", { option: "wal" });
     }
@@ -301,6 +305,7 @@ export class Database extends SubDatabase {
   openTxLog(fromLsn: number, toLsn?: number, options?: { raw?: boolean }): Iterable<TxLogRecord> {
     const d = this.#log();
     const opts = methodOptions(options, "openTxLog");
+    const db = this;
     const to = Math.min(toLsn ?? d.wal.lastDurableLsn, d.wal.lastDurableLsn);
     // Validated now, not at the first next(): INVALID_ARGUMENT for a bad LSN, NOT_FOUND for
     // records already deleted. (readRecords checks eagerly; iterating is what pins segments.)
@@ -336,6 +341,7 @@ export class Database extends SubDatabase {
         }
         // Pass 2: decode, following creates and drops as they come.
         for (const rec of d.wal.readRecords(fromLsn, to)) {
+          db.#check(); // an iteration running across close() ends with CLOSED, as getRange's does
           // Records after it do not follow from those before it (unloggedChanges.ts).
           if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "be read");
           const ops = rec.ops.map((op) => {

@@ -502,3 +502,17 @@ test("consumer floors are kept across a close and a power cut: gc after a reopen
   assert.equal(db.txlogWatermarks().floors["consumer-floors-unreadable"], 0, "and keeps all the log");
   await db.close();
 });
+
+test("openTxLog: an iteration running across close() ends with CLOSED; a read-only open has no log API (INVALID_ARGUMENT naming readOnly)", async () => {
+  const fs = freshFs();
+  const db = await open(DIR, { fs });
+  for (let i = 0; i < 5; i++) await db.put(`k${i}`, i);
+  const it = db.openTxLog(1)[Symbol.iterator]();
+  assert.equal(it.next().done, false);
+  await db.close();
+  throwsCode(() => it.next(), "CLOSED", "next() after close");
+  const ro = await open(DIR, { fs, readOnly: true });
+  const e = throwsCode(() => ro.txlogWatermarks(), "INVALID_ARGUMENT", "txlogWatermarks on a read-only open");
+  assert.equal(e.details.option, "readOnly");
+  await ro.close();
+});
