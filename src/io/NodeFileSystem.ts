@@ -5,8 +5,36 @@
  * runs fdatasync on libuv's thread pool so that a group commit does not block the event loop.
  */
 import * as fs from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { FileHandle, FileStat, FileSystem, OpenMode } from "./FileSystem.js";
 import { ownStamp } from "./ProcessStamp.js";
+
+/**
+ * mkdir -p, one level at a time. Not fs.mkdirSync's `recursive`: on Node 20 it loops forever
+ * where mkdir answers ENOENT under a parent that exists (e.g. anything under /proc), which hung
+ * a server asked to BACKUP there. Here such an answer is thrown.
+ */
+function mkdirParents(path: string): void {
+  const missing: string[] = [];
+  for (let p = resolve(path); ; ) {
+    if (fs.statSync(p, { throwIfNoEntry: false })) break;
+    missing.push(p);
+    const parent = dirname(p);
+    if (parent === p) break;
+    p = parent;
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      fs.mkdirSync(missing[i]!);
+    } catch (e) {
+      // Made meanwhile by someone else: fine, as long as it is a directory (checked below).
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+  if (!fs.statSync(path).isDirectory()) {
+    throw Object.assign(new Error(`EEXIST: file already exists, mkdir '${path}'`), { code: "EEXIST", errno: -17, syscall: "mkdir", path });
+  }
+}
 
 const FLAGS: Record<OpenMode, string> = { r: "r", rw: "r+", create: "a+", createExclusive: "wx+" };
 
@@ -82,7 +110,7 @@ export class NodeFileSystem implements FileSystem {
   }
 
   mkdir(path: string): void {
-    fs.mkdirSync(path, { recursive: true });
+    mkdirParents(path);
   }
 
   list(dir: string): string[] {

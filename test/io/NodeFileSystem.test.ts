@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -35,5 +36,33 @@ test("NodeFileSystem: errors carry node's errno fields", () => {
     });
   } finally {
     t.cleanup();
+  }
+});
+
+test("NodeFileSystem: mkdir where the system answers ENOENT under an existing parent (/proc) throws instead of looping forever", { skip: !existsSync("/proc/self") }, () => {
+  // In a child with a time limit: node's own recursive mkdirSync never returns there.
+  const mod = new URL("../../src/io/NodeFileSystem.js", import.meta.url).href;
+  const script = `import { NodeFileSystem } from ${JSON.stringify(mod)};
+    const fs = new NodeFileSystem();
+    for (const p of ["/proc/keel-no-such-dir", "/proc/keel-no-such-dir/x"]) {
+      try { fs.mkdir(p); console.log("made", p); } catch (e) { console.log(e.code); }
+    }`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(r.signal, null, "mkdir under /proc did not return");
+  assert.deepEqual(r.stdout.trim().split("\n"), ["ENOENT", "ENOENT"], r.stderr);
+});
+
+test("NodeFileSystem: mkdir makes missing parents, accepts an existing directory, refuses a file", () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-mkdir-"));
+  try {
+    const fs = new NodeFileSystem();
+    fs.mkdir(join(root, "a", "b", "c"));
+    fs.mkdir(join(root, "a", "b", "c"));
+    assert.equal(fs.stat(join(root, "a", "b", "c"))?.isDirectory, true);
+    writeFileSync(join(root, "f"), "x");
+    assert.throws(() => fs.mkdir(join(root, "f")), (e: NodeJS.ErrnoException) => e.code === "EEXIST");
+    assert.throws(() => fs.mkdir(join(root, "f", "g")), (e: NodeJS.ErrnoException) => e.code === "ENOTDIR");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
