@@ -23,8 +23,9 @@ import type { Socket } from "node:net";
 import { isKeelError } from "../errors.js";
 import type { Command } from "./commands/Command.js";
 import type { ClientState, CommandContext, ServerHandle } from "./commands/CommandContext.js";
-import { selectIndex } from "./commands/serverCommands.js";
+import { authRequired, selectIndex } from "./commands/serverCommands.js";
 import type { WatchMark } from "./keyspace/Keyspace.js";
+import type { KeyView } from "./keyspace/KeyView.js";
 import { TxStore } from "./keyspace/Store.js";
 import { ProtocolError, RespParser } from "./resp/RespParser.js";
 import { arr, err, NULL_ARRAY, OK, QUEUED, type Reply } from "./resp/Reply.js";
@@ -291,7 +292,7 @@ export class Connection {
     if ((cmd.arity > 0 && args.length !== cmd.arity) || args.length < -cmd.arity) {
       return this.#reject(name, `ERR wrong number of arguments for '${name}' command`);
     }
-    if (!this.client.authenticated && !cmd.noauth) return this.#reject(name, "NOAUTH Authentication required.");
+    if (!cmd.noauth && authRequired(this.client, this.#host.options.config.requirepass)) return this.#reject(name, "NOAUTH Authentication required.");
     if (this.#multi && !cmd.txControl) {
       if (cmd.noMulti) {
         this.#multi.failed = true;
@@ -334,8 +335,19 @@ export class Connection {
   #read(cmd: Command, args: Buffer[]): void {
     const db = this.client.db;
     const ks = this.#host.keyspace;
-    if (this.#pendingWrites === 0) return void this.#push(cmd.run!(ks.read(db), args, this.#ctx));
-    this.#later(ks.batched((tx) => cmd.run!(ks.write(db, new TxStore(tx, true)), args, this.#ctx)).catch(errorReply));
+    if (this.#pendingWrites === 0) return void this.#push(this.#runRead(cmd, ks.read(db), args));
+    this.#later(ks.batched((tx) => this.#runRead(cmd, ks.write(db, new TxStore(tx, true)), args)).catch(errorReply));
+  }
+
+  /** Run a read command on `v`; its key lookups count as keyspace hits and misses (as in Redis). */
+  #runRead(cmd: Command, v: KeyView, args: Buffer[]): Reply {
+    try {
+      return cmd.run!(v, args, this.#ctx);
+    } finally {
+      const c = this.#host.counters;
+      c.keyspaceHits += v.hits;
+      c.keyspaceMisses += v.misses;
+    }
   }
 
   #write(cmd: Command, args: Buffer[]): void {
@@ -514,6 +526,8 @@ export class Connection {
           else if (q.cmd.kind === "conn") {
             const r = q.cmd.conn ? q.cmd.conn(this.#ctx, q.args) : err("ERR Command not allowed inside a transaction");
             replies.push(r instanceof Promise ? err("ERR Command not allowed inside a transaction") : r);
+          } else if (q.cmd.kind === "read") {
+            replies.push(this.#runRead(q.cmd, ks.write(qdb, store, now), q.args));
           } else {
             const v = ks.write(qdb, store, now);
             replies.push(q.cmd.run!(v, q.args, this.#ctx));

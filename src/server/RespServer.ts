@@ -7,6 +7,8 @@
  *   it (Connection); acknowledged writes are reported to persistence.noteChanges.
  * - maxclients is checked on accept: one client too many gets "-ERR max number of clients reached"
  *   and is closed, and counts as a rejected connection.
+ * - CONFIG RESETSTAT (host.resetStats) zeroes every counter INFO stats shows; /metrics turns the
+ *   drop into a restart of its counters (ServerMetrics), never into a decrease.
  * - close() stops accepting, lets every connection finish and reply to what it has already read,
  *   then closes the sockets and stops the expiry sweeper; it does not close the database (the
  *   operations side owns it).
@@ -28,6 +30,7 @@ export interface StartOptions {
 
 export async function startRespServer(options: RespServerOptions, extra: StartOptions = {}): Promise<RespServer> {
   const keyspace = new Keyspace(options.db, options.config.databases);
+  keyspace.onWriteError = (e) => options.persistence.noteWriteError(e);
   const conns = new Set<Connection>();
   let nextId = 1;
   let totalConnections = 0;
@@ -58,6 +61,15 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
       for (const c of conns) yield c.client;
     },
     counters: { expiredKeys: () => keyspace.expiredKeys, keyspaceHits: 0, keyspaceMisses: 0 },
+    resetStats: () => {
+      totalConnections = 0;
+      totalCommands = 0;
+      rejected = 0;
+      protocolErrors = 0;
+      keyspace.expiredKeys = 0;
+      host.counters.keyspaceHits = 0;
+      host.counters.keyspaceMisses = 0;
+    },
     commandProcessed: () => void totalCommands++,
     protocolError: () => void protocolErrors++,
     shutdown: (mode: ShutdownMode) => options.onShutdown(mode),

@@ -8,6 +8,7 @@
  */
 import type { Logger } from "pino";
 import type { Database } from "../db/Database.js";
+import type { KeelError } from "../errors.js";
 
 export type AppendFsync = "always" | "everysec" | "no";
 
@@ -43,10 +44,31 @@ export interface ServerConfig {
   readonly logLevel: string;
 }
 
+/**
+ * The ranges of the settable parameters, shared by the TOML file (server/config) and CONFIG SET
+ * (server/commands/config.ts), so both accept exactly the same values.
+ */
+export const CONFIG_LIMITS = {
+  maxclients: { min: 1, max: 1_000_000 },
+  /** RespParser and the value checks keep bulk lengths within a 32-bit signed int. */
+  protoMaxBulkLen: { min: 1024 * 1024, max: 2 ** 31 - 1 },
+  autoAofRewritePercentage: { min: 0, max: 1_000_000 },
+  autoAofRewriteMinSize: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  saveSeconds: { min: 1, max: 10 * 365 * 86400 },
+  saveChanges: { min: 1, max: Number.MAX_SAFE_INTEGER },
+} as const;
+
 /** SAVE / BGSAVE / BACKUP / LASTSAVE / BGREWRITEAOF and save rules (server/persistence/). */
 export interface Persistence {
   /** Called by the command layer once a write is acknowledged, with the number of keys it changed. */
   noteChanges(count: number): void;
+  /**
+   * Called by the command layer with the reason of every write (command, EXEC, expiry sweep) that
+   * failed; a failure to write or sync (FULL, IO) counts until a later commit succeeds.
+   */
+  noteWriteError(e: unknown): void;
+  /** The failure of the last commit, or null once a commit after it succeeded (or none failed). */
+  lastWriteError(): KeelError | null;
   /** SAVE: a snapshot now (db.createSnapshot); rejects with a KeelError on failure. */
   save(): Promise<void>;
   /** BGSAVE: starts a snapshot without blocking; false if one is already running. */

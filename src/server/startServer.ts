@@ -3,6 +3,8 @@
  * it; signals are the caller's, see cli/commands/serve.ts).
  *
  * Start-up, in order (a failure at any step undoes the steps before it and rejects):
+ *   0. bind and http_bind resolve to local addresses (INVALID_ARGUMENT naming the key otherwise,
+ *      before the data directory is touched); leftovers of an interrupted restore are removed.
  *   1. restore_from: an EMPTY data directory is loaded from the dump first (all or nothing);
  *      a missing or damaged dump rejects (the directory stays empty); a directory holding a
  *      database ignores restore_from (logged); one holding anything else is refused.
@@ -31,7 +33,8 @@ import { startHttpServer, type HttpServer } from "./http/startHttpServer.js";
 import { memoryInfo } from "./http/memoryInfo.js";
 import { ServerMetrics } from "./metrics/ServerMetrics.js";
 import { KeelPersistence } from "./persistence/KeelPersistence.js";
-import { restoreFromDump } from "./persistence/restoreFromDump.js";
+import { removeRestoreLeftovers, restoreFromDump } from "./persistence/restoreFromDump.js";
+import { checkBindAddress, listenError } from "./config/checkBindAddress.js";
 import type { RespServer, RespServerOptions, ShutdownMode } from "./ServerContext.js";
 import { startRespServer } from "./RespServer.js";
 
@@ -66,6 +69,12 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
   const s = config.server;
   const logger = opts.logger ?? createLogger(s.logLevel);
   const options = openOptionsFor(config);
+
+  // 0. nothing the server would open is left unchecked: the addresses first (a typo must not
+  // create a data directory), then what an interrupted restore_from left behind.
+  await checkBindAddress(s.bind, "bind");
+  if (s.httpPort !== 0) await checkBindAddress(s.httpBind, "http_bind");
+  removeRestoreLeftovers(s.dir);
 
   // 1. restore_from
   if (s.restoreFrom !== null) {
@@ -130,7 +139,9 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
       onShutdown: (mode) => void shutdown(mode, "SHUTDOWN command"),
       infoSections: { memory: () => memoryInfo(db) },
     };
-    resp = await startRespServer(respOptions);
+    resp = await startRespServer(respOptions).catch((e: unknown) => {
+      throw listenError(e, s.bind, s.port, { host: "bind", port: "port" });
+    });
     const r = resp;
     metrics.setRespStats(() => r.stats());
     if (s.httpPort !== 0) {
@@ -145,6 +156,8 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
         respStats: () => r.stats(),
         shuttingDown: () => shuttingDown,
         logger,
+      }).catch((e: unknown) => {
+        throw listenError(e, s.httpBind, s.httpPort, { host: "http_bind", port: "http_port" });
       });
     }
     persistence.start();

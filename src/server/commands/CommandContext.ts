@@ -34,6 +34,8 @@ export interface ServerHandle {
   clients(): Iterable<ClientState>;
   /** Counters for INFO stats. */
   readonly counters: { expiredKeys(): number; keyspaceHits: number; keyspaceMisses: number };
+  /** CONFIG RESETSTAT: zero every counter of INFO stats (connections, commands, hits, expiries...). */
+  resetStats(): void;
 }
 
 export interface CommandContext {

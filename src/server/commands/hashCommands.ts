@@ -73,11 +73,7 @@ export const hashCommands: Command[] = [
   readCmd(
     "hmget",
     -3,
-    (v, args) => {
-      const out: Reply[] = [];
-      for (let i = 2; i < args.length; i++) out.push(bulkOrNull(v.hget(args[1]!, args[i]!)));
-      return arr(out);
-    },
+    (v, args) => arr(v.hmget(args[1]!, args.slice(2)).map((x) => bulkOrNull(x))),
     [1, 1, 1],
     ["fast"],
   ),

@@ -3,7 +3,9 @@
  * CONFIG COMMAND TIME SHUTDOWN SAVE BGSAVE LASTSAVE BACKUP BGREWRITEAOF.
  * (QUIT, MULTI, EXEC, DISCARD, WATCH and UNWATCH are handled by the connection itself.)
  *
- * Invariant: password checks compare in constant time (timingSafeEqual over SHA-256 digests).
+ * Invariants: password checks compare in constant time (timingSafeEqual over SHA-256 digests);
+ * whether a client must authenticate is decided at each command from the current requirepass
+ * (authRequired).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isKeelError } from "../../errors.js";
@@ -21,6 +23,16 @@ import { SERVER_VERSION_INFO as SERVER_VERSION } from "./version.js";
 
 function digest(s: string | Buffer): Buffer {
   return createHash("sha256").update(s).digest();
+}
+
+/**
+ * Whether the client must authenticate before this command: a password is configured NOW and the
+ * client has not authenticated. Checked at every command against the current requirepass (as Redis
+ * 7 does), so CONFIG SET requirepass "" serves every connection at once, and a client that connected
+ * without a password keeps being served after one is set.
+ */
+export function authRequired(client: ClientState, requirepass: string | null): boolean {
+  return !client.authenticated && requirepass !== null && requirepass !== "";
 }
 
 /** Whether `pass` is the configured password (null password: anything is accepted). */
@@ -64,7 +76,7 @@ function hello(ctx: CommandContext, args: Buffer[]): Reply {
       name = validName(args[++i]!);
     } else throw new RespError(`ERR Syntax error in HELLO option '${args[i]!.toString("latin1")}'`);
   }
-  if (!ctx.client.authenticated) {
+  if (authRequired(ctx.client, ctx.server.options.config.requirepass)) {
     throw new RespError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
   }
   if (name !== undefined) ctx.client.name = name;
@@ -145,14 +157,18 @@ function config(ctx: CommandContext, args: Buffer[]): Reply {
   const sub = upper(args[1]);
   if (sub === "GET") {
     if (args.length < 3) throw new RespError("ERR wrong number of arguments for 'config|get' command");
-    return configGet(ctx.server.options.config, args.slice(2).map((a) => a.toString()));
+    return configGet(ctx.server.options.config, args.slice(2).map((a) => a.toString()), { port: ctx.server.port });
   }
   if (sub === "SET") {
     if (args.length < 4 || args.length % 2 !== 0) throw new RespError("ERR wrong number of arguments for 'config|set' command");
     configSet(ctx.server.options.config, args.slice(2).map((a) => a.toString()));
     return OK;
   }
-  if (sub === "RESETSTAT") return OK;
+  if (sub === "RESETSTAT") {
+    if (args.length !== 2) throw new RespError("ERR wrong number of arguments for 'config|resetstat' command");
+    ctx.server.resetStats();
+    return OK;
+  }
   if (sub === "REWRITE") throw new RespError("ERR CONFIG REWRITE is not supported by KeelDB: edit the TOML configuration file");
   throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CONFIG HELP.`);
 }

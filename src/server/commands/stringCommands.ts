@@ -186,12 +186,9 @@ function strlen(v: KeyView, args: Buffer[]): Reply {
   return int(v.getString(a(args, 1))?.length ?? 0);
 }
 
-function get(v: KeyView, args: Buffer[], ctx: CommandContext): Reply {
+function get(v: KeyView, args: Buffer[]): Reply {
   // The bytes are never written to (a fresh copy or an immutable string): no defensive copy.
-  const val = v.getStringBytes(a(args, 1));
-  if (val === undefined) ctx.server.counters.keyspaceMisses++;
-  else ctx.server.counters.keyspaceHits++;
-  return bytesOrNull(val);
+  return bytesOrNull(v.getStringBytes(a(args, 1)));
 }
 
 export const stringCommands: Command[] = [

@@ -14,7 +14,7 @@ import { dirname, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { KeelError } from "../../errors.js";
 import { validateOptions } from "../../db/options.js";
-import type { AppendFsync, SaveRule, ServerConfig } from "../ServerContext.js";
+import { CONFIG_LIMITS as L, type AppendFsync, type SaveRule, type ServerConfig } from "../ServerContext.js";
 import { badValue, enumValue, hostValue, intValue, sizeValue, stringValue, type KeyRef } from "./configValues.js";
 import type { EngineSettings, HealthSettings, ServeConfig } from "./ServeConfig.js";
 
@@ -137,7 +137,7 @@ function saveRules(ref: KeyRef, v: unknown): SaveRule[] {
     for (const k of Object.keys(r)) if (k !== "seconds" && k !== "changes") throw unknownKey(ref.file, `${ref.key}[${i}].${k}`, ["seconds", "changes"]);
     if (r.seconds === undefined) throw badValue(at(".seconds"), undefined, "is required");
     if (r.changes === undefined) throw badValue(at(".changes"), undefined, "is required");
-    return { seconds: intValue(at(".seconds"), r.seconds, 1, 10 * 365 * 86400), changes: intValue(at(".changes"), r.changes, 1, Number.MAX_SAFE_INTEGER) };
+    return { seconds: intValue(at(".seconds"), r.seconds, L.saveSeconds.min, L.saveSeconds.max), changes: intValue(at(".changes"), r.changes, L.saveChanges.min, L.saveChanges.max) };
   });
 }
 
@@ -157,14 +157,14 @@ export function resolveConfig(text: string | null, file: string | null, flags: C
   let port = has("port") ? intValue(ref("port"), t.port, 0, 65535) : DEFAULTS.port;
   const requirepassRaw = has("requirepass") ? stringValue(ref("requirepass"), t.requirepass) : null;
   const requirepass = requirepassRaw === "" ? null : requirepassRaw;
-  const maxclients = has("maxclients") ? intValue(ref("maxclients"), t.maxclients, 1, 1_000_000) : DEFAULTS.maxclients;
-  const protoMaxBulkLen = has("proto_max_bulk_len") ? sizeValue(ref("proto_max_bulk_len"), t.proto_max_bulk_len, 1, 2 ** 31 - 1) : DEFAULTS.protoMaxBulkLen;
+  const maxclients = has("maxclients") ? intValue(ref("maxclients"), t.maxclients, L.maxclients.min, L.maxclients.max) : DEFAULTS.maxclients;
+  const protoMaxBulkLen = has("proto_max_bulk_len") ? sizeValue(ref("proto_max_bulk_len"), t.proto_max_bulk_len, L.protoMaxBulkLen.min, L.protoMaxBulkLen.max) : DEFAULTS.protoMaxBulkLen;
   const protoMaxMultibulkLen = has("proto_max_multibulk_len") ? intValue(ref("proto_max_multibulk_len"), t.proto_max_multibulk_len, 1, 2 ** 31 - 1) : DEFAULTS.protoMaxMultibulkLen;
   const databases = has("databases") ? intValue(ref("databases"), t.databases, 1, 1_000_000) : DEFAULTS.databases;
   let appendfsync = has("appendfsync") ? enumValue(ref("appendfsync"), t.appendfsync, APPENDFSYNC) : DEFAULTS.appendfsync;
   const rules = has("save_rules") ? saveRules(ref("save_rules"), t.save_rules) : DEFAULTS.saveRules.map((r) => ({ ...r }));
-  const pct = has("auto_aof_rewrite_percentage") ? intValue(ref("auto_aof_rewrite_percentage"), t.auto_aof_rewrite_percentage, 0, 1_000_000) : DEFAULTS.autoAofRewritePercentage;
-  const minSize = has("auto_aof_rewrite_min_size") ? sizeValue(ref("auto_aof_rewrite_min_size"), t.auto_aof_rewrite_min_size, 0, MAX_SIZE) : DEFAULTS.autoAofRewriteMinSize;
+  const pct = has("auto_aof_rewrite_percentage") ? intValue(ref("auto_aof_rewrite_percentage"), t.auto_aof_rewrite_percentage, L.autoAofRewritePercentage.min, L.autoAofRewritePercentage.max) : DEFAULTS.autoAofRewritePercentage;
+  const minSize = has("auto_aof_rewrite_min_size") ? sizeValue(ref("auto_aof_rewrite_min_size"), t.auto_aof_rewrite_min_size, L.autoAofRewriteMinSize.min, L.autoAofRewriteMinSize.max) : DEFAULTS.autoAofRewriteMinSize;
   const restoreFrom = has("restore_from") ? resolve(base, stringValue(ref("restore_from"), t.restore_from, { nonEmpty: true })) : null;
   const httpBind = has("http_bind") ? hostValue(ref("http_bind"), t.http_bind) : DEFAULTS.httpBind;
   let httpPort = has("http_port") ? intValue(ref("http_port"), t.http_port, 0, 65535) : DEFAULTS.httpPort;

@@ -1,8 +1,13 @@
 /**
  * healthCheck: what GET /health answers. Healthy only when every check passes:
- *   - read: a real read through the database (a range read of one entry, then a point read of
- *     a key that walks the tree to a leaf): a CLOSED, CORRUPT or IO error fails it;
+ *   - read: real reads of the data the server serves: in every sub-database that holds entries
+ *     (the keyspace's resp:N:keys, resp:N:hash, resp:N:ttl, and the default one), the first and
+ *     the last entry (each walks the tree from the root down to a leaf, reading its value) and a
+ *     point read of a key that is absent (a third path down the tree): a CLOSED, CORRUPT or IO
+ *     error fails it. A few page reads per sub-database, from the page cache when it is warm;
  *   - log: the log has not failed (a failed sync refuses every write until a restart);
+ *   - write: the last commit did not fail to write or sync (FULL, IO: a full disk refuses writes
+ *     while reads work); it passes again once a commit succeeds;
  *   - lag: committed-but-not-durable and durable-but-not-checkpointed records within the limits
  *     (a limit of 0 disables that check);
  *   - disk: the data directory's file system (fs.statfs) has at least health.min_free_bytes free.
@@ -12,11 +17,12 @@
  */
 import { statfsSync } from "node:fs";
 import type { Database } from "../../db/Database.js";
+import type { SubDatabase } from "../../db/SubDatabase.js";
 import { KeelError } from "../../errors.js";
 import type { HealthSettings } from "../config/ServeConfig.js";
 
 export interface HealthReason {
-  readonly check: "read" | "log" | "lag" | "disk" | "shutdown";
+  readonly check: "read" | "log" | "write" | "lag" | "disk" | "shutdown";
   readonly message: string;
   readonly code?: string | undefined;
 }
@@ -31,19 +37,44 @@ export interface HealthReport {
 }
 
 const PROBE_KEY = "\u0000keel:health-probe";
+const PROBE_BYTES = Buffer.from(PROBE_KEY);
 
-export function healthCheck(db: Database, dir: string, limits: HealthSettings, shuttingDown: boolean): HealthReport {
+/** The reads of one sub-database: first entry, last entry, an absent key in between. */
+function probe(sub: SubDatabase): void {
+  if (sub.getCount() === 0) return;
+  for (const _ of sub.getRange({ limit: 1 })) break;
+  for (const _ of sub.getRange({ limit: 1, reverse: true })) break;
+  // Sub-databases are opened with their stored encodings; only a binary one needs a Buffer key.
+  sub.get(sub.keyEncoding === "binary" ? PROBE_BYTES : PROBE_KEY);
+}
+
+/** Where the read probe failed, for the reason's message. */
+function readProbe(db: Database): void {
+  let at = "(default)";
+  try {
+    probe(db);
+    for (const name of db.listDBs()) {
+      at = name;
+      probe(db.openDB(name));
+    }
+  } catch (e) {
+    if (e instanceof KeelError) throw new KeelError(e.code, `${at}: ${e.message}`, { ...e.details, subDatabase: at }, { cause: e });
+    throw e;
+  }
+}
+
+export function healthCheck(db: Database, dir: string, limits: HealthSettings, shuttingDown: boolean, writeError: KeelError | null = null): HealthReport {
   const reasons: HealthReason[] = [];
   if (shuttingDown) reasons.push({ check: "shutdown", message: "the server is shutting down" });
   const t0 = performance.now();
   try {
-    for (const _ of db.getRange({ limit: 1 })) break;
-    db.get(PROBE_KEY);
+    readProbe(db);
   } catch (e) {
     const code = e instanceof KeelError ? e.code : undefined;
     reasons.push({ check: "read", message: `read probe failed: ${(e as Error)?.message ?? String(e)}`, code });
   }
   const readMs = performance.now() - t0;
+  if (writeError) reasons.push({ check: "write", message: `the last write failed, and none has succeeded since: ${writeError.message}`, code: writeError.code });
   let lsn: HealthReport["lsn"] = null;
   let lag: HealthReport["lag"] = null;
   try {

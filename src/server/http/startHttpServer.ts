@@ -53,7 +53,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     }
     switch (path) {
       case "/health": {
-        const h = healthCheck(o.db, o.dir, o.health, o.shuttingDown());
+        const h = healthCheck(o.db, o.dir, o.health, o.shuttingDown(), o.persistence.lastWriteError());
         return json(res, h.status === "ok" ? 200 : 503, h);
       }
       case "/metrics": {

@@ -28,6 +28,12 @@ export class KeyView {
 
   /** Keys changed through this view (what persistence.noteChanges counts). */
   dirty = 0;
+  /**
+   * Key lookups through this view that found a live key, and that did not (INFO keyspace_hits and
+   * keyspace_misses; the connection adds them for read commands only, as Redis counts read lookups).
+   */
+  hits = 0;
+  misses = 0;
 
   touch(key: Buffer): void {
     this.dirty++;
@@ -63,11 +69,16 @@ export class KeyView {
 
   /** `v`, the stored value of `key`, if it has not expired. */
   #alive(key: Buffer, v: Buffer | undefined): Buffer | undefined {
-    if (v === undefined) return undefined;
+    if (v === undefined) {
+      this.misses++;
+      return undefined;
+    }
     if (this.#due(v)) {
+      this.misses++;
       if (this.store.writable) this.#purge(key, v);
       return undefined;
     }
+    this.hits++;
     return v;
   }
 
@@ -105,11 +116,17 @@ export class KeyView {
   }
 
   #stringBytes(key: Buffer, throwWrongType: boolean): Buffer | string | undefined {
-    if (key.length > this.ks.maxKeyLen) return undefined;
+    if (key.length > this.ks.maxKeyLen) {
+      this.misses++;
+      return undefined;
+    }
     const v = this.store.getStored(this.ldb.keys, key);
     if (typeof v === "string" && v.length >= HEADER && v.charCodeAt(0) === T_STRING) {
       const at = readExpireAtLatin1(v);
-      if (at === 0 || at > this.now) return v.slice(HEADER);
+      if (at === 0 || at > this.now) {
+        this.hits++;
+        return v.slice(HEADER);
+      }
     }
     const alive = this.#alive(key, typeof v === "string" ? Buffer.from(v, "latin1") : v);
     if (!throwWrongType && alive !== undefined && alive[0] !== T_STRING) return undefined;
@@ -171,6 +188,13 @@ export class KeyView {
     if (this.#hashHeader(key) === undefined) return undefined;
     if (key.length + field.length > this.ks.maxKeyLen + 4) return undefined;
     return this.store.get(this.ldb.hash, Buffer.concat([fieldPrefix(key), field]));
+  }
+
+  /** The values of `fields` of a hash (undefined: no such field), with one lookup of the key. */
+  hmget(key: Buffer, fields: readonly Buffer[]): Array<Buffer | undefined> {
+    if (this.#hashHeader(key) === undefined) return fields.map(() => undefined);
+    const prefix = fieldPrefix(key);
+    return fields.map((f) => (key.length + f.length > this.ks.maxKeyLen + 4 ? undefined : this.store.get(this.ldb.hash, Buffer.concat([prefix, f]))));
   }
 
   hlen(key: Buffer): number {
@@ -276,12 +300,14 @@ export class KeyView {
   flush(): void {
     // As Redis: emptying a db touches the watched keys it held, not the ones that did not exist.
     const held = this.ks.watchedKeys(this.ldb.index).filter((k) => this.stored(k) !== undefined);
+    const removed = this.ks.keyCountInTransaction(this.ldb.index);
     this.store.clear(this.ldb.keys);
-    this.ks.countKeys(this.ldb.index, -this.ks.keyCountInTransaction(this.ldb.index));
+    this.ks.countKeys(this.ldb.index, -removed);
     this.store.clear(this.ldb.hash);
     this.store.clear(this.ldb.ttl);
     for (const k of held) this.ks.touch(this.ldb.index, k);
-    this.dirty++;
+    // As Redis: a flush counts one change per key it removed (an empty db: none).
+    this.dirty += removed;
   }
 
   /** Remove a stored value and everything beside it (hash fields, expiry index entry). */

@@ -89,6 +89,8 @@ export class Keyspace {
   #inflight = 0;
   /** The GroupItem later commands may still join (see top). */
   #batch: Batch | null = null;
+  /** Told the reason of every keyspace transaction that failed (the operations side tracks write failures). */
+  onWriteError: ((e: unknown) => void) | null = null;
 
   constructor(
     readonly db: Database,
@@ -152,7 +154,10 @@ export class Keyspace {
     this.#batch = null; // what is queued after this must run after it
     this.#inflight++;
     const p = this.db.transaction((tx) => this.inTransaction(() => fn(tx)));
-    p.then(this.#settled, this.#settled);
+    p.then(this.#settled, (e: unknown) => {
+      this.#settled();
+      this.onWriteError?.(e);
+    });
     return p;
   }
 
@@ -170,7 +175,10 @@ export class Keyspace {
     b.fns.push((tx) => this.inTransaction(() => fn(tx)));
     return b.result.then((out) => {
       const o = out[i]!;
-      if (o.status === "rejected") throw o.reason;
+      if (o.status === "rejected") {
+        this.onWriteError?.(o.reason);
+        throw o.reason;
+      }
       return o.value as T;
     });
   }
@@ -206,7 +214,11 @@ export class Keyspace {
       if (this.#batch === b) this.#batch = null; // rejected before it started (closed)
       this.#settled();
     };
-    result.then(settled, settled);
+    // A rejection of the whole item (its commit could not be made durable) is reported once.
+    result.then(settled, (e: unknown) => {
+      settled();
+      this.onWriteError?.(e);
+    });
     return b;
   }
 

@@ -11,7 +11,8 @@
  *
  * Invariants: a scrape never writes to the database and never throws because the database is
  * closing (state gauges then keep their last values); cumulative engine and server counts are
- * exported as counters that only go up (the delta since the last scrape is added).
+ * exported as counters that only go up (the delta since the last scrape is added; a source that
+ * went down was reset, by CONFIG RESETSTAT, and all of its new value is the delta).
  * detach() unsubscribes everything attach() subscribed.
  */
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
@@ -74,8 +75,10 @@ function cumulative(registry: Registry, name: string, help: string, read: () => 
     collect() {
       const v = read();
       if (v === undefined) return;
-      if (v > last) this.inc(v - last);
-      last = Math.max(last, v);
+      // A source that went down was reset (CONFIG RESETSTAT) and counted v since: add v.
+      const delta = v >= last ? v - last : v;
+      if (delta > 0) this.inc(delta);
+      last = v;
     },
   });
 }

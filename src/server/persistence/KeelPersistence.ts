@@ -18,11 +18,16 @@
  * - rdb_changes_since_last_save counts what noteChanges reported; a successful snapshot subtracts
  *   only the changes counted when it started (writes during the copy stay counted).
  * - A failed automatic save is retried no sooner than RETRY_MS later (no busy loop on a full disk).
+ * - The last write's outcome (aof_last_write_status, /health's `write` check): a commit that failed
+ *   to write or sync (FULL or IO, reported through noteWriteError) makes it "err" until a commit
+ *   succeeds (the database's "commit" event, one per durable transaction); errors of the command
+ *   itself (a syntax error, WRONGTYPE, an engine limit) are not write failures. A failed log
+ *   (txlogWatermarks().failed) is "err" until a restart.
  * - stop() stops the timer; drain() waits for every running job; nothing starts after stop().
  */
 import type { Logger } from "pino";
 import { KeelError } from "../../errors.js";
-import type { Database } from "../../db/Database.js";
+import type { CommitReport, Database } from "../../db/Database.js";
 import type { Persistence, ServerConfig } from "../ServerContext.js";
 
 export type PersistenceJob = "save" | "bgsave" | "rule" | "shutdown" | "backup" | "rewrite" | "auto-rewrite";
@@ -74,6 +79,12 @@ export class KeelPersistence implements Persistence {
   #aofBase: number;
   #backups = 0;
   #jobs = new Set<Promise<unknown>>();
+  #lastWriteError: KeelError | null = null;
+  readonly #onCommit = (_r: CommitReport): void => {
+    if (this.#lastWriteError === null) return;
+    this.#lastWriteError = null;
+    this.#log.info({ event: "write-recovered" }, "a write succeeded again: aof_last_write_status is ok");
+  };
 
   constructor(db: Database, config: ServerConfig, logger: Logger, opts: PersistenceOptions = {}) {
     this.#db = db;
@@ -81,6 +92,7 @@ export class KeelPersistence implements Persistence {
     this.#log = logger;
     this.#opts = opts;
     this.#aofBase = this.#logBytes();
+    db.on("commit", this.#onCommit);
   }
 
   /** Start checking the save rules and the rewrite rule. */
@@ -93,6 +105,7 @@ export class KeelPersistence implements Persistence {
   /** No automatic job starts after this. */
   stop(): void {
     this.#stopped = true;
+    this.#db.off("commit", this.#onCommit);
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
   }
@@ -112,6 +125,17 @@ export class KeelPersistence implements Persistence {
 
   lastSave(): number {
     return this.#lastSave;
+  }
+
+  noteWriteError(e: unknown): void {
+    if (!(e instanceof KeelError) || (e.code !== "FULL" && e.code !== "IO")) return;
+    if (this.#lastWriteError === null) this.#log.error({ event: "write-failed", err: { code: e.code, message: e.message, details: e.details } }, "a write failed: aof_last_write_status is err until a write succeeds");
+    this.#lastWriteError = e;
+  }
+
+  lastWriteError(): KeelError | null {
+    const failed = this.#watermarks()?.failed;
+    return failed ?? this.#lastWriteError;
   }
 
   async save(): Promise<void> {
@@ -178,7 +202,7 @@ export class KeelPersistence implements Persistence {
       ["aof_current_rewrite_time_sec", this.#rewrite ? Math.round((now - this.#rewriteStartedAt) / 1000) : -1],
       ["aof_last_bgrewrite_status", this.#lastRewriteOk ? "ok" : "err"],
       ["aof_rewrites", this.#rewrites],
-      ["aof_last_write_status", w?.failed ? "err" : "ok"],
+      ["aof_last_write_status", w?.failed || this.#lastWriteError ? "err" : "ok"],
       ["aof_current_size", w?.logBytes ?? 0],
       ["aof_base_size", this.#aofBase],
       ["aof_pending_bio_fsync", w?.pendingSyncCount ?? 0],

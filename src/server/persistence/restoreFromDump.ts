@@ -8,16 +8,26 @@
  *   never overwritten. A directory that holds other things but no database (a fresh volume with
  *   lost+found, a wrong path) is refused (EXISTS): starting there would serve an empty database
  *   in place of the dump the operator asked for.
- * - All or nothing: the dump is loaded into `<dir>.restore-partial-<pid>`, closed (checkpointed and
- *   synced), then renamed onto `<dir>` and the parent directory fsynced. A missing, unreadable or
- *   damaged dump (CORRUPT with its line/offset) throws before the rename and the partial directory
- *   is removed, so `<dir>` stays as it was (empty) and the server refuses to start: it never
- *   starts empty in place of the data the operator asked for.
+ * - All or nothing, on the data directory's own file system (so an empty mount point works: a
+ *   Docker volume, a tmpfs): the dump is loaded into `<dir>/.restore-partial-<pid>`, closed
+ *   (checkpointed and synced), then its entries are renamed into `<dir>`: everything but data.keel
+ *   first, directory fsync, data.keel last, directory fsync. data.keel is what makes `<dir>` "a
+ *   database", so it appears only once everything it needs is in place. A missing, unreadable or
+ *   damaged dump (CORRUPT with its line/offset) throws before any move; the partial directory and
+ *   anything moved are removed (and `<dir>` itself if this call created it), so `<dir>` stays as it
+ *   was and the server refuses to start: it never starts empty in place of the data asked for.
+ * - Leftovers of an interrupted restore (removeRestoreLeftovers, run by startServer before the
+ *   database is opened, restore_from set or not): a `.restore-partial-<pid>` inside `<dir>` whose
+ *   process is gone (or is this process: pids repeat in containers) means the move did not finish
+ *   if there is no data.keel beside it: every entry of `<dir>` came from that restore and is
+ *   removed, so `<dir>` is empty again (and restored again, if restore_from is set); with data.keel
+ *   beside it only the partial directory is removed. `<dir>.restore-partial-<pid>` siblings (the
+ *   layout of earlier versions) of such processes are removed.
  * - The error names the dump file (details.file) and keeps the loader's details (line, offset,
  *   reason) and code.
  */
 import { createReadStream, existsSync, mkdirSync, openSync, closeSync, fsyncSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { KeelError } from "../../errors.js";
 import { open } from "../../db/open.js";
 import type { OpenOptions } from "../../db/options.js";
@@ -71,8 +81,56 @@ async function headerEncodings(file: string): Promise<Pick<OpenOptions, "keyEnco
   }
 }
 
+const PARTIAL = ".restore-partial-";
+
+/** Whether the process `pid` is gone, or is this one (it has not started a restore yet). */
+function deadOrSelf(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+/** The pid of a `<prefix><pid>` name, or null. */
+function pidOf(name: string, prefix: string): number | null {
+  if (!name.startsWith(prefix)) return null;
+  const rest = name.slice(prefix.length);
+  return /^[0-9]{1,10}$/.test(rest) ? Number(rest) : null;
+}
+
+/** Remove what an interrupted restore left in and beside `dir`; see the invariants above. */
+export function removeRestoreLeftovers(dir: string): void {
+  const parent = dirname(dir);
+  const sibling = `${basename(dir)}${PARTIAL}`;
+  let besides: string[] = [];
+  try {
+    besides = readdirSync(parent);
+  } catch {
+    // A parent we may not list (or none): no sibling of ours can be there to remove.
+  }
+  for (const n of besides) {
+    const pid = pidOf(n, sibling);
+    if (pid !== null && deadOrSelf(pid)) rmSync(join(parent, n), { recursive: true, force: true });
+  }
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return;
+  const names = readdirSync(dir);
+  const stale = names.filter((n) => {
+    const pid = pidOf(n, PARTIAL);
+    return pid !== null && deadOrSelf(pid);
+  });
+  if (stale.length === 0) return;
+  // Without data.keel the move was cut short: all of <dir> is that restore's (it began empty).
+  const remove = names.includes("data.keel") ? stale : names;
+  for (const n of remove) rmSync(join(dir, n), { recursive: true, force: true });
+  syncDir(dir);
+}
+
 /** Restore `file` into `dir` if `dir` is empty; see the invariants above. */
 export async function restoreFromDump(dir: string, file: string, options: OpenOptions): Promise<RestoreOutcome> {
+  removeRestoreLeftovers(dir);
   if (!isEmptyDir(dir)) {
     if (existsSync(join(dir, "data.keel"))) return { kind: "skipped", reason: "has-database" };
     const entries = statSync(dir).isDirectory() ? readdirSync(dir).slice(0, 10) : [];
@@ -91,27 +149,42 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
     throw named(e, file);
   }
   if (!st.isFile()) throw new KeelError("INVALID_ARGUMENT", `restore_from ${file}: not a regular file`, { file, key: "restore_from" });
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  const tmp = `${dir}.restore-partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
+  const created = !existsSync(dir);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `${PARTIAL}${process.pid}`);
+  const moved: string[] = [];
   let db: Database | null = null;
+  let report: LoadReport;
   try {
     const enc = await headerEncodings(file);
     db = await open(tmp, { ...options, ...enc });
-    const report = await loadFromFile(db, file);
+    report = await loadFromFile(db, file);
     await db.close();
     db = null;
     syncDir(tmp);
-    // `dir` is missing or empty: replace it. A crash between these steps leaves it missing or
-    // empty, and the next start restores again.
-    if (existsSync(dir)) rmdirSync(dir);
-    renameSync(tmp, dir);
-    syncDir(parent);
-    return { kind: "restored", report, ms: performance.now() - t0 };
+    for (const n of readdirSync(tmp)) {
+      if (n === "data.keel") continue;
+      renameSync(join(tmp, n), join(dir, n));
+      moved.push(n);
+    }
+    syncDir(dir);
+    renameSync(join(tmp, "data.keel"), join(dir, "data.keel"));
+    moved.push("data.keel");
+    syncDir(dir);
   } catch (e) {
     if (db) await db.close().catch(() => {});
     rmSync(tmp, { recursive: true, force: true });
+    // Until data.keel is in place, what was moved is not a database: take it back out.
+    if (!moved.includes("data.keel")) for (const n of moved) rmSync(join(dir, n), { recursive: true, force: true });
+    if (created) rmSync(dir, { recursive: true, force: true });
     throw named(e, file);
   }
+  // The database is complete; an empty partial directory left by a failure here is removed at the next start.
+  try {
+    rmdirSync(tmp);
+    syncDir(dir);
+  } catch {
+    // see above
+  }
+  return { kind: "restored", report, ms: performance.now() - t0 };
 }

@@ -1,17 +1,20 @@
 /**
  * restore_from: a dump is loaded only into an empty (or missing) directory, all or nothing; a
  * missing or damaged dump is refused naming the file (and the line/offset) and the directory stays
- * empty; a directory that holds data is left alone.
+ * empty; a directory that holds data is left alone. An existing empty directory (a mount point) is
+ * loaded in place, with nothing created beside it; leftovers of an interrupted restore are removed.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "../../../src/index.js";
 import { KeelError } from "../../../src/errors.js";
 import { dumpToFile } from "../../../src/maintenance/dumpFile.js";
-import { restoreFromDump } from "../../../src/server/persistence/restoreFromDump.js";
+import * as restore from "../../../src/server/persistence/restoreFromDump.js";
+
+const { restoreFromDump } = restore;
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const d = mkdtempSync(join(tmpdir(), "keel-restore-"));
@@ -110,4 +113,80 @@ test("a directory that holds something but no database (lost+found of a fresh vo
   mkdirSync(join(dir, "lost+found"), { recursive: true });
   await assert.rejects(restoreFromDump(dir, file, {}), (e: unknown) => e instanceof KeelError && e.code === "EXISTS" && e.details.dir === dir && e.message.includes("lost+found"));
   assert.deepEqual(readdirSync(dir), ["lost+found"]);
+});
+
+test("an existing empty directory (a mount point) is restored in place: the directory itself is kept, nothing is created beside it", async (t) => {
+  const root = tmp(t);
+  const file = await makeDump(root, "jsonl", 500);
+  const dir = join(root, "data");
+  mkdirSync(dir);
+  const ino = statSync(dir).ino;
+  const beside = readdirSync(root).sort();
+  // A mount point cannot be removed or renamed onto: watch the parent for anything created there.
+  const created: string[] = [];
+  const watcher = watch(root, (_event, name) => {
+    if (name && !beside.includes(name)) created.push(name);
+  });
+  try {
+    const r = await restoreFromDump(dir, file, { wal: true, durability: "strict" });
+    assert.equal(r.kind, "restored");
+  } finally {
+    watcher.close();
+  }
+  assert.equal(statSync(dir).ino, ino, "the data directory is the same directory (not replaced)");
+  assert.deepEqual(created, [], "nothing was created beside the data directory");
+  assert.deepEqual(readdirSync(root).sort(), beside);
+  assert.deepEqual(readdirSync(dir).filter((n) => n.includes("partial")), []);
+  const db = await open(dir);
+  try {
+    assert.equal(db.getCount(), 500);
+  } finally {
+    await db.close();
+  }
+});
+
+test("leftovers of an interrupted restore (dead process) are removed, and the dump is restored again", async (t) => {
+  const root = tmp(t);
+  const file = await makeDump(root, "jsonl", 50);
+  const dir = join(root, "data");
+  const dead = 99_999_999; // no such process
+  // The move into <dir> was cut short: the log is in place, data.keel still in the partial directory.
+  mkdirSync(join(dir, `.restore-partial-${dead}`), { recursive: true });
+  writeFileSync(join(dir, `.restore-partial-${dead}`, "data.keel"), "half");
+  mkdirSync(join(dir, "wal"));
+  writeFileSync(join(dir, "wal", "stale-marker"), "x");
+  // An older version's sibling partial directory.
+  mkdirSync(join(root, `data.restore-partial-${dead}`));
+  mkdirSync(join(root, `data.restore-partial-${process.pid}`));
+  const r = await restoreFromDump(dir, file, {});
+  assert.equal(r.kind, "restored");
+  assert.deepEqual(readdirSync(root).filter((n) => n.includes("partial")), []);
+  assert.deepEqual(readdirSync(dir).filter((n) => n.includes("partial")), []);
+  assert.equal(existsSync(join(dir, "wal", "stale-marker")), false);
+  const db = await open(dir);
+  try {
+    assert.equal(db.getCount(), 50);
+  } finally {
+    await db.close();
+  }
+});
+
+test("a finished restore whose partial directory was left behind keeps its database; a live process's partial is not touched", async (t) => {
+  const root = tmp(t);
+  const file = await makeDump(root, "jsonl", 20);
+  const dir = join(root, "data");
+  mkdirSync(dir);
+  await restoreFromDump(dir, file, {});
+  mkdirSync(join(dir, ".restore-partial-99999999"));
+  restore.removeRestoreLeftovers(dir);
+  assert.deepEqual(readdirSync(dir).filter((n) => n.includes("partial")), []);
+  const db = await open(dir);
+  assert.equal(db.getCount(), 20);
+  await db.close();
+  // pid 1 is alive: its restore may be running.
+  const other = join(root, "other");
+  mkdirSync(join(other, ".restore-partial-1"), { recursive: true });
+  restore.removeRestoreLeftovers(other);
+  assert.deepEqual(readdirSync(other), [".restore-partial-1"]);
+  await assert.rejects(restoreFromDump(other, file, {}), (e: unknown) => e instanceof KeelError && e.code === "EXISTS");
 });
