@@ -122,14 +122,23 @@ export class Database extends SubDatabase {
     return this;
   }
 
+  /** A commit listener is running (a synchronous commit from it would recurse: runSync refuses it). */
+  #inListener = false;
+
   /** @internal Listeners that throw do not break the commit: their error is reported, not raised. */
   emitCommit(report: CommitReport): void {
-    for (const l of this.#events.listeners("commit")) {
-      try {
-        (l as (r: CommitReport) => void)(report);
-      } catch (e) {
-        process.emitWarning(`a KeelDB commit listener threw: ${(e as Error)?.message ?? e}`, { code: "KEEL_LISTENER" });
+    const outer = this.#inListener;
+    this.#inListener = true;
+    try {
+      for (const l of this.#events.listeners("commit")) {
+        try {
+          (l as (r: CommitReport) => void)(report);
+        } catch (e) {
+          process.emitWarning(`a KeelDB commit listener threw: ${(e as Error)?.message ?? e}`, { code: "KEEL_LISTENER" });
+        }
       }
+    } finally {
+      this.#inListener = outer;
     }
   }
 
@@ -219,6 +228,10 @@ export class Database extends SubDatabase {
     this.#check();
     this.#checkWritable();
     this.#checkNotClosing();
+    if (this.#inListener) {
+      // Its own commit event would run the listener again, inside it, without end.
+      throw new KeelError("TXN", "transactionSync (putSync, removeSync) inside a commit listener would commit from within the publication of another commit; use db.put or db.transaction there, which queue", {});
+    }
     return this.#writes.runSync(db, fn);
   }
 

@@ -9,7 +9,9 @@
  *      meanwhile, whichever slots the walk then finds on disk.
  *   2. With the log: a floor at LSN 1 keeps every segment from gc, and the log is read only up to
  *      the active segment's end at this point (WriteAheadLog.writtenEnd), every record in it
- *      already in the file: the bytes a writer adds meanwhile are never half read.
+ *      already in the file: the bytes a writer adds meanwhile are never half read. The data
+ *      file's applied LSN is compared with the log as of this point too (a checkpoint finished
+ *      later writes a meta past the scan's end: not "log behind data").
  * Then the walk runs in slices (a turn of the event loop after every 4 ms of work, verifyTypes.ts),
  * so a verify of a large database no longer holds the event loop or the writers for its length.
  *
@@ -45,7 +47,9 @@ export async function verifyOnline(db: Database, opts: VerifyEngineOptions): Pro
       // Step 2: the log.
       if (!(d instanceof LogDurability)) return undefined;
       d.setFloor(floor, 1);
-      return d.wal.writtenEnd();
+      let applied = 0;
+      for (const m of engine.metas) if (m && m.appliedLsn > applied) applied = m.appliedLsn;
+      return { ...d.wal.writtenEnd(), appliedLsn: applied };
     })
     .catch((e: unknown) => {
       unpin();

@@ -100,7 +100,7 @@ export async function dump(db: Database, out: NodeJS.WritableStream, opts: DumpO
     const writer = format === "jsonl" ? new JsonlWriter(sink, !!opts.readable) : new BinaryWriter(sink);
     // 2. Header.
     writer.header(header);
-    const perDb: Record<string, number> = {};
+    const perDb: Record<string, number> = Object.create(null); // keyed by names users choose ("__proto__")
     let entries = 0;
     let lastYield = performance.now();
     // 3. Sections.

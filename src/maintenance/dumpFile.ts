@@ -13,6 +13,7 @@ import type { FileHandle } from "../io/FileSystem.js";
 import { dump, type DumpOptions, type DumpReport } from "./dump.js";
 import { load, type LoadOptions, type LoadReport } from "./load.js";
 import { partialPath, refuseExisting } from "./partialPath.js";
+import { pathArgument } from "../db/options.js";
 
 const CHUNK = 1 << 20;
 
@@ -45,6 +46,7 @@ function finish(w: Writable): Promise<void> {
 }
 
 export async function dumpToFile(db: Database, path: string, opts: DumpOptions = {}): Promise<DumpReport & { path: string }> {
+  pathArgument(path, "path", "dumpToFile");
   const fs = db.fs;
   refuseExisting(fs, path, "a dump");
   const dir = dirname(path);
@@ -93,6 +95,7 @@ export async function dumpToFile(db: Database, path: string, opts: DumpOptions =
 }
 
 export async function loadFromFile(db: Database, path: string, opts: LoadOptions = {}): Promise<LoadReport> {
+  pathArgument(path, "path", "loadFromFile");
   const fs = db.fs;
   let fh: FileHandle;
   try {

@@ -152,7 +152,7 @@ class Batcher {
   #touched = new Set<RawSubDatabase>();
   #current: RawSubDatabase | null = null;
   committed = 0;
-  readonly perDb: Record<string, number> = {};
+  readonly perDb: Record<string, number> = Object.create(null); // keyed by names users choose ("__proto__")
 
   constructor(db: Database, batch: number, batchBytes: number) {
     this.#db = db;
@@ -243,7 +243,7 @@ export async function load(db: Database, input: NodeJS.ReadableStream, opts: Loa
     src.checkAborted();
     await batcher.commit();
     opts.onProgress?.({ entries: batcher.committed, totalEntries: total });
-    const perDb: Record<string, number> = {};
+    const perDb: Record<string, number> = Object.create(null);
     for (const d of header.dbs) perDb[d.name] = batcher.perDb[d.name] ?? 0;
     return { format, entries: batcher.committed, perDb, lsn: header.lsn, txn: header.txn, createdAt: header.createdAt };
   } catch (e) {
@@ -251,7 +251,7 @@ export async function load(db: Database, input: NodeJS.ReadableStream, opts: Loa
     if (batcher && e instanceof KeelError) {
       // Say what stays committed (see the top of this file), and where the parser was.
       const where = e.details.line !== undefined || e.details.offset !== undefined ? {} : (parser?.where() ?? {});
-      throw new KeelError(e.code, e.message, { ...where, ...e.details, committedEntries: batcher.committed, committedPerDb: { ...batcher.perDb } }, { cause: e });
+      throw new KeelError(e.code, e.message, { ...where, ...e.details, committedEntries: batcher.committed, committedPerDb: Object.assign(Object.create(null), batcher.perDb) }, { cause: e });
     }
     throw e;
   }

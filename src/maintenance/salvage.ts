@@ -176,7 +176,7 @@ export async function salvage(srcDir: string, destDir: string, opts: SalvageOpti
 
 function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: string, walDir: string, tmp: string, progress: Progress, setOut: (e: Engine | null) => void): Work<SalvageReport> {
   const notes: string[] = [];
-  const report: SalvageReport = { entries: 0, perDb: {}, leafPagesRead: 0, badPages: [], orphanEntries: 0, logRecordsReplayed: 0, notes, lostValues: 0, staleEntries: 0, missingEntries: 0 };
+  const report: SalvageReport = { entries: 0, perDb: Object.create(null), leafPagesRead: 0, badPages: [], orphanEntries: 0, logRecordsReplayed: 0, notes, lostValues: 0, staleEntries: 0, missingEntries: 0 };
 
   // ---- 1. metas and the page scan ----
   let slots: MetaSlots | null = null;
@@ -216,7 +216,10 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
         for (const p of readFreePages(handle!, dataPath, scan, newestValid.freelistPage, newestValid.freelistPages, newestValid.freelistTxn)) free.add(p);
       }
     }
-    report.badPages = scan.badPages.filter((p) => p < end && !free.has(p));
+    // A zeroed page in use is damage like any other (a lost write, a zeroing device): reported,
+    // so that whatever older copy stands in for its entries is flagged, never silent.
+    const inUse = (p: number) => p < end && !free.has(p);
+    report.badPages = [...scan.badPages.filter(inUse), ...(Number.isFinite(end) ? scan.zeroList.filter(inUse) : [])].sort((a, b) => a - b);
     if (scan.damagedRunPages && report.badPages.length) notes.push(`${scan.damagedRunPages} pages lie inside overflow or free-list runs whose checksum fails`);
   }
 

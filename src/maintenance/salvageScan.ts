@@ -58,6 +58,11 @@ export interface PageScan {
   /** Pages that fail verification (all-zero pages and the payload pages of damaged runs excluded). */
   badPages: number[];
   zeroPages: number;
+  /**
+   * The all-zero pages. Past the high-water mark or on the free list they are unused space; below
+   * it and not free they are pages a checkpoint wrote that came back as zeros: damage (salvage.ts).
+   */
+  zeroList: number[];
   /** Pages inside the extent of a run whose first page failed its checksum. */
   damagedRunPages: number;
 }
@@ -98,7 +103,7 @@ export function* scanPages(handle: FileHandle, file: string, pageSize: number, p
   if (!isValidPageSize(pageSize)) throw new Error(`invalid page size ${pageSize}`);
   const ps = pageSize;
   const filePages = Math.floor(handle.size() / ps);
-  const scan: PageScan = { pageSize: ps, filePages, leaves: new Map(), branches: new Map(), runs: new Map(), badPages: [], zeroPages: 0, damagedRunPages: 0 };
+  const scan: PageScan = { pageSize: ps, filePages, leaves: new Map(), branches: new Map(), runs: new Map(), badPages: [], zeroPages: 0, zeroList: [], damagedRunPages: 0 };
   progress.total = filePages;
   const chunkPages = Math.max(1, Math.floor((4 << 20) / ps));
   let chunk: Buffer = Buffer.alloc(0);
@@ -120,6 +125,7 @@ export function* scanPages(handle: FileHandle, file: string, pageSize: number, p
     if (progress.wantsYield) yield;
     if (isZero(buf)) {
       scan.zeroPages++;
+      scan.zeroList.push(here);
       continue;
     }
     const type = buf[0]!;

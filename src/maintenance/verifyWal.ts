@@ -47,6 +47,12 @@ export interface WalScanHooks {
 export interface WalScanBound {
   segment: string;
   end: number;
+  /**
+   * The applied LSN of the newest meta slot when the bound was taken (online verify). A
+   * checkpoint after that point may write a meta past the bound's last record: the data file is
+   * compared with the log as of the bound, not ahead of it.
+   */
+  appliedLsn?: number;
 }
 
 export interface WalScanResult {

@@ -516,3 +516,31 @@ test("openTxLog: an iteration running across close() ends with CLOSED; a read-on
   assert.equal(e.details.option, "readOnly");
   await ro.close();
 });
+
+test("commit listeners: transactionSync inside one is TXN (its own event would run the listener again without end); db.put there is queued and works", async () => {
+  for (const wal of [true, false]) {
+    const fs = freshFs();
+    const db = await open(DIR, { fs, wal });
+    const seen: unknown[] = [];
+    let echoed = false;
+    db.on("commit", () => {
+      try {
+        db.transactionSync((tx) => tx.put("sync-in-listener", 1));
+        seen.push("committed");
+      } catch (e) {
+        seen.push(e instanceof KeelError ? e.code : String(e));
+      }
+      if (!echoed) {
+        echoed = true;
+        void db.put("echo", 1);
+      }
+    });
+    await db.put("a", 1);
+    await db.flushed();
+    await db.put("b", 2);
+    assert.ok(seen.length >= 2 && seen.every((s) => s === "TXN"), `wal ${wal}: ${JSON.stringify(seen)}`);
+    assert.equal(db.get("sync-in-listener"), undefined);
+    assert.equal(db.get("echo"), 1, `wal ${wal}: a queued write from a listener`);
+    await db.close();
+  }
+});

@@ -333,6 +333,30 @@ test("salvage: damaged leaves and overflow runs: surviving keys keep their newes
   assert.deepEqual((await verify(dest)).problems, [], "the salvaged database is itself clean");
 });
 
+test("salvage: a live leaf page that reads back as all zeros is reported like any damaged page, never silently replaced by an older copy", async (t) => {
+  const root = tempRoot(t);
+  const src = join(root, "src");
+  const db = await open(src, { wal: false, pageSize: PS });
+  await db.put("key", "OLD-VALUE-1111");
+  await db.put("key", "NEW-VALUE-2222");
+  await db.close();
+  const path = join(src, "data.keel");
+  const data = readFileSync(path);
+  let zeroed = -1;
+  for (let p = 2; p < data.length / PS; p++) {
+    if (data.subarray(p * PS, (p + 1) * PS).includes("NEW-VALUE-2222")) {
+      zeroed = p;
+      const fd = openSync(path, "r+");
+      writeSync(fd, Buffer.alloc(PS), 0, PS, p * PS);
+      closeSync(fd);
+    }
+  }
+  assert.ok(zeroed > 0);
+  const r = await salvage(src, join(root, "dest"));
+  assert.ok(r.badPages.includes(zeroed), `the zeroed page ${zeroed} is listed: ${JSON.stringify(r)}`);
+  assert.ok(r.notes.some((n) => /failed verification/.test(n)), r.notes.join("\n"));
+});
+
 test("salvage: leaves below a damaged branch go to salvaged-orphans as raw bytes, with their newest values", async (t) => {
   const root = tempRoot(t);
   const src = join(root, "src");
