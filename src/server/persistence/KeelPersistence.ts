@@ -25,6 +25,7 @@
  *   (txlogWatermarks().failed) is "err" until a restart.
  * - stop() stops the timer; drain() waits for every running job; nothing starts after stop().
  */
+import { isAbsolute } from "node:path";
 import type { Logger } from "pino";
 import { KeelError } from "../../errors.js";
 import type { CommitReport, Database } from "../../db/Database.js";
@@ -160,6 +161,9 @@ export class KeelPersistence implements Persistence {
 
   async backup(path: string): Promise<void> {
     if (typeof path !== "string" || path === "" || path.includes("\0")) throw new KeelError("INVALID_ARGUMENT", "BACKUP needs a path", { argument: "path", value: path });
+    // A relative path would resolve against the server's working directory, which a client
+    // neither knows nor should write into (a service's is often / or a source tree).
+    if (!isAbsolute(path)) throw new KeelError("INVALID_ARGUMENT", "BACKUP needs an absolute path", { argument: "path", value: path });
     const t0 = performance.now();
     const job = this.#db.backup(path);
     this.#track(job);

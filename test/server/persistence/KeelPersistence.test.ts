@@ -150,6 +150,8 @@ test("BACKUP writes an atomic, consistent copy that opens as a database; an exis
   assert.equal(await lsnOf(dest), db.txlogWatermarks().lastCommittedLsn);
   await assert.rejects(p.backup(dest), (e: unknown) => e instanceof KeelError && e.code === "EXISTS");
   await assert.rejects(p.backup(""), (e: unknown) => e instanceof KeelError && e.code === "INVALID_ARGUMENT");
+  // Relative to the server's working directory, unknown to the client: refused.
+  await assert.rejects(p.backup("backups/b2"), (e: unknown) => e instanceof KeelError && e.code === "INVALID_ARGUMENT");
   assert.equal(Object.fromEntries(p.info()).keel_backups, 1);
 });
 
