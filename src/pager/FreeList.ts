@@ -11,7 +11,8 @@
  *
  * Held as runs of consecutive pages (PageRuns), per freeing txn, so the cost of a checkpoint's
  * work on the list grows with its fragmentation, not with its page count. Pending groups beyond
- * MAX_PENDING_GROUPS merge under the newer txn (a later release, never an earlier one).
+ * MAX_PENDING_GROUPS merge, the two newest under the newer txn (a later release, never an earlier
+ * one; and never a later one for the old groups the next release is waiting for).
  *
  * Persisted as a chain of segments (FreeListChain.ts): a base segment holds the whole list as
  * (first page, count, freeing txn) triples, reusable pages with txn 0 (`encode`/`decode` here);
@@ -24,10 +25,16 @@ import { PageRuns } from "./PageRuns.js";
 const TWO32 = 0x100000000;
 const ENTRY = 16;
 /**
- * At most this many pending groups. Past it the two oldest merge under the newer txn: a page
+ * At most this many pending groups. Past it the two NEWEST merge under the newer txn: a page
  * freed by F and listed under F' > F is released later than it could be, never earlier (I2 only
  * asks limit >= F). While a reader pins old pages every checkpoint adds a group; merging keeps
  * the list, and the run that holds it on disk, from growing with the number of checkpoints.
+ *
+ * Why the newest: with the log, one checkpoint adds a group per commit it covers, all above its
+ * release limit. Merging the OLDEST raised the txn of the old, releasable pages into that range
+ * at every checkpoint, so a checkpoint covering more than about 64 commits released nothing,
+ * ever, and the file grew without bound. The newest groups are released together anyway (all
+ * once the older meta slot passes them).
  */
 const MAX_PENDING_GROUPS = 64;
 
@@ -121,11 +128,10 @@ export class FreeList {
     }
     last.runs.add(page, count);
     while (this.#pending.length > MAX_PENDING_GROUPS) {
-      // The oldest group is the big one: the second's few runs go into it, in place.
-      const [a, b] = this.#pending as [Pending, Pending];
+      const b = this.#pending.pop()!;
+      const a = this.#pending[this.#pending.length - 1]!;
       a.runs.addAll(b.runs);
       a.txn = b.txn;
-      this.#pending.splice(1, 1);
     }
   }
 

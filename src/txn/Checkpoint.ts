@@ -220,7 +220,10 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
   fl.startJournal();
   const alloc = new Allocator(fl, pager.highWater);
   try {
-    // Step 1: release what no meta slot and no reader can reach.
+    // Step 1: release what no meta slot and no reader can reach. First what was listed before
+    // (so the frees added below, none of them releasable yet, cannot merge with it: FreeList's
+    // group cap), then again after them.
+    fl.release(input.releaseLimit);
     let freed = 0;
     for (const f of input.frees) {
       for (let i = 0; i < f.pages.length; i += 2) fl.free(f.txn, f.pages[i]!, f.pages[i + 1]!);

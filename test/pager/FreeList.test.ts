@@ -251,7 +251,7 @@ test("encode agrees with a brute-force run encoding on random fragmented lists",
   }
 });
 
-test("pending groups are capped: older ones merge under a newer txn, so no page is released early", () => {
+test("pending groups are capped: the newest merge under the newer txn, so no page is released early", () => {
   // A long-lived reader: every checkpoint frees pages under a new txn and none is released.
   const fl = new FreeList();
   const freedBy = new Map<number, number>();
@@ -318,5 +318,36 @@ test("decode rejects a partial entry with CORRUPT and names the page", () => {
     assert.equal(e.code, "CORRUPT");
     assert.equal(e.details.page, 9);
     assert.equal(e.details.reason, "freelist-length");
+  }
+});
+
+test("a checkpoint adding more frees than the group cap still releases the older groups it may (the log: one group per commit)", () => {
+  // Checkpoints of 100 commits each; the release limit at each is the txn of the checkpoint
+  // before the previous one (the older meta slot). Merging the oldest groups raised their txn
+  // above every limit: nothing was ever released and the file grew without bound.
+  const fl = new FreeList();
+  let txn = 0;
+  const ends: number[] = [0];
+  let page = 10;
+  for (let ckpt = 1; ckpt <= 10; ckpt++) {
+    // Checkpoint.ts step 1: release, add this checkpoint's frees, release again.
+    const limit = ends[ckpt - 1]!; // the older slot after the previous checkpoint
+    fl.release(limit);
+    for (let c = 0; c < 100; c++) fl.free(++txn, page++, 1);
+    ends.push(txn);
+    fl.release(limit);
+    // Everything freed at or before the limit is reusable now; nothing after it.
+    assert.equal(fl.readyCount, limit, `checkpoint ${ckpt}: ${fl.readyCount} ready, limit ${limit}`);
+  }
+  // Without the release first, the newest-merge rule alone still releases everything at most one
+  // checkpoint late: bounded.
+  const late = new FreeList();
+  let t2 = 0;
+  const ends2: number[] = [0];
+  for (let ckpt = 1; ckpt <= 10; ckpt++) {
+    for (let c = 0; c < 100; c++) late.free(++t2, 1000 + t2, 1);
+    ends2.push(t2);
+    late.release(ends2[ckpt - 1]!);
+    assert.ok(late.readyCount >= (ends2[ckpt - 2] ?? 0), `checkpoint ${ckpt}: only ${late.readyCount} ready`);
   }
 });
