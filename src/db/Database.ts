@@ -16,6 +16,7 @@ import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
 import { checkEncodings, methodOptions, pathArgument } from "./options.js";
 import { UNLOGGED_KIND, unloggedGap } from "./unloggedChanges.js";
+import { wellFormed } from "../util/wellFormed.js";
 import type { Transaction } from "./Transaction.js";
 import { WriteQueue, type QueueItem } from "./WriteQueue.js";
 
@@ -159,6 +160,8 @@ export class Database extends SubDatabase {
   openDB(name: string, opts: SubDatabaseOptions = {}): SubDatabase {
     this.#check();
     if (typeof name !== "string" || name.length === 0) throw invalidArgument("a sub-database name is a non-empty string", { argument: "name" });
+    // Names are stored as UTF-8: a lone surrogate would come back as U+FFFD after a reopen.
+    if (!wellFormed(name)) throw invalidArgument("a sub-database name must be a well-formed string (this one holds a lone surrogate)", { argument: "name" });
     if (Buffer.byteLength(name) > this.engine.limits.maxKeySize) throw invalidArgument("sub-database name too long", { argument: "name", max: this.engine.limits.maxKeySize });
     if (opts === null || typeof opts !== "object") throw invalidArgument("openDB options must be an object", { argument: "options" });
     checkEncodings(opts);

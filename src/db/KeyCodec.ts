@@ -11,6 +11,7 @@ import { latin1Of } from "../util/latin1.js";
 import { readKey, writeKey } from "ordered-binary";
 import "../util/latin1.js";
 import { invalidArgument } from "../errors.js";
+import { wellFormed } from "../util/wellFormed.js";
 import type { KeyEncodingName } from "../txn/Snapshot.js";
 
 export type Key = string | number | boolean | null | Uint8Array | Key[];
@@ -28,17 +29,24 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
     }
     const k = normalize(key);
     if (roughSize(k) > maxKeySize) throw tooLong(roughSize(k), maxKeySize);
+    // Past the scratch buffer writeKey fails with a bare RangeError: measure such a key in a
+    // buffer of its own, so the refusal names the limit and the real size.
+    // (ordered-binary views its target in whole 4-byte words: a length that is a multiple of 4.)
+    const target = upperSize(k) > scratch.length ? Buffer.allocUnsafeSlow(((upperSize(k) + 3) >> 2) << 2) : scratch;
     try {
-      len = writeKey(k as never, scratch, 0);
+      len = writeKey(k as never, target, 0);
     } catch (e) {
       throw invalidArgument(`key cannot be encoded with ordered-binary: ${(e as Error).message}`, { argument: "key", keyEncoding: enc });
     }
+    if (target !== scratch) throw tooLong(len, maxKeySize);
   } else if (enc === "binary") {
     if (!(key instanceof Uint8Array)) throw invalidArgument('keyEncoding "binary" takes Buffer or Uint8Array keys', { argument: "key", keyEncoding: enc });
     if (key.length > maxKeySize) throw tooLong(key.length, maxKeySize);
     return latin1Of(key);
   } else {
     if (typeof key !== "string") throw invalidArgument('keyEncoding "string" takes string keys', { argument: "key", keyEncoding: enc });
+    // A lone surrogate has no UTF-8 form: encoded as U+FFFD, two such keys would be one key.
+    if (!wellFormed(key)) throw invalidArgument('keyEncoding "string" takes well-formed strings (this one holds a lone surrogate)', { argument: "key", keyEncoding: enc });
     if (key.length * 3 > scratch.length) throw tooLong(Buffer.byteLength(key), maxKeySize);
     len = scratch.write(key, 0, "utf8");
   }
@@ -65,6 +73,18 @@ function roughSize(key: unknown): number {
   return 1;
 }
 
+/** An upper bound of the encoded size (ordered-binary: UTF-8 strings, 9-byte numbers, separators). */
+function upperSize(key: unknown): number {
+  if (typeof key === "string") return key.length * 3 + 2;
+  if (Array.isArray(key)) {
+    let n = 1;
+    for (const k of key) n += upperSize(k) + 1;
+    return n;
+  }
+  if (key instanceof Uint8Array) return key.length + 2;
+  return 10;
+}
+
 function tooLong(size: number, max: number) {
   return invalidArgument(`key of ${size} bytes exceeds maxKeySize ${max}`, { argument: "key", limit: "maxKeySize", max, size });
 }
@@ -73,6 +93,9 @@ export function decodeKey(s: string, enc: KeyEncodingName): Key {
   if (enc === "binary") return Buffer.from(s, "latin1");
   const n = scratch.latin1Write(s, 0);
   if (enc === "string") return scratch.toString("utf8", 0, n);
+  // readKey reads its first byte whatever the end: an empty key would decode stale scratch bytes.
+  // Both keys that encode to nothing ([] and an empty Buffer) read back as an empty Buffer.
+  if (n === 0) return Buffer.alloc(0);
   const k = readKey(scratch, 0, n) as Key;
   return k instanceof Uint8Array ? Buffer.from(k) : k;
 }

@@ -222,3 +222,30 @@ test("encodeKey/decodeKey round trip the documented key types", () => {
   assert.equal(decodeKey(encodeKey("\u4e2d", "string", MAX), "string"), "\u4e2d");
   assert.ok(throwsKeel(() => encodeKey(undefined, "ordered-binary", MAX), "INVALID_ARGUMENT") instanceof KeelError);
 });
+
+test("a lone surrogate: refused as a string-encoded key and as a sub-database name (UTF-8 would make it U+FFFD: two keys or names one)", async () => {
+  throwsKeel(() => encodeKey("\uD800", "string", 1000), "INVALID_ARGUMENT", "string key \\uD800");
+  throwsKeel(() => encodeKey("a\uDC00", "string", 1000), "INVALID_ARGUMENT", "string key a\\uDC00");
+  assert.equal(decodeKey(encodeKey("😀", "string", 1000), "string"), "😀", "a surrogate pair is fine");
+  const { db } = memDb();
+  throwsKeel(() => db.openDB("\uD800"), "INVALID_ARGUMENT", "sub-database name \\uD800");
+  db.openDB("ok😀");
+  await db.close();
+});
+
+test("ordered-binary: the empty key ([] or an empty Buffer) reads back as an empty Buffer, whatever was encoded before", () => {
+  const empty = encodeKey([], "ordered-binary", 1000);
+  assert.equal(empty, encodeKey(Buffer.alloc(0), "ordered-binary", 1000), "one key");
+  for (const before of [true, 12345, null, "str"] as Key[]) {
+    encodeKey(before, "ordered-binary", 1000); // leaves its bytes in the codec's scratch buffer
+    assert.deepEqual(decodeKey(empty, "ordered-binary"), Buffer.alloc(0), `after ${JSON.stringify(before)}`);
+  }
+});
+
+test("ordered-binary: a key far over the limit is refused naming maxKeySize and its real size, even past the codec's buffer", () => {
+  for (const n of [2000, 8000, 20000]) {
+    const e = throwsKeel(() => encodeKey(Array.from({ length: n }, (_, i) => i), "ordered-binary", 16364), "INVALID_ARGUMENT", `${n} numbers`);
+    assert.equal(e.details.limit, "maxKeySize", `${n} numbers: ${e.message}`);
+    assert.ok((e.details.size as number) > 16364);
+  }
+});
