@@ -149,9 +149,9 @@ test("load into an existing directory without a database: a failed load or open 
   const r = await keelExpect(["load", dir], 5, { input: text.subarray(0, Math.floor(text.length * 0.7)) });
   assert.match(r.stderr, /committedEntries=[1-9]/);
   assert.deepEqual(readdirSync(dir), ["notes.txt"]);
-  // The open of the new database itself fails (a file named wal is in the way): undone too.
+  // A wal entry without a data.keel (a log without its data file) is refused up front.
   writeFileSync(join(dir, "wal"), "not a directory");
-  await keelExpect(["load", dir, "-f", file], 5);
+  await keelExpect(["load", dir, "-f", file], 2);
   assert.deepEqual(readdirSync(dir).sort(), ["notes.txt", "wal"]);
   assert.equal(readFileSync(join(dir, "wal"), "utf8"), "not a directory");
   rmSync(join(dir, "wal"));
@@ -173,14 +173,39 @@ test("load interrupted (Ctrl-C) into an existing empty directory: exit 130, the 
   const exited = new Promise<number | null>((r) => child.on("close", r));
   // Most of the dump, without its end: the load commits batches, then waits for more input.
   child.stdin.write(lines.slice(0, 25000).join("\n") + "\n");
-  for (let i = 0; i < 400 && !existsSync(join(dir, "data.keel")); i++) await delay(50);
-  assert.ok(existsSync(join(dir, "data.keel")), "the load created its database");
+  const staged = join(dir, `.load-partial-${child.pid}`, "data.keel");
+  for (let i = 0; i < 400 && !existsSync(staged); i++) await delay(50);
+  assert.ok(existsSync(staged), "the load created its database, in its staging directory");
   await delay(500);
   child.kill("SIGINT");
   await delay(200);
   child.stdin.end(); // the read the load waits on returns, and it sees the interrupt
   assert.equal(await exited, 130, stderr);
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test("load killed (SIGKILL) halfway: no database under the final name, and the rerun loads it whole", async (t) => {
+  const root = tempDir(t);
+  const file = await bigDump(root);
+  const lines = readFileSync(file, "utf8").split("\n");
+  for (const existing of [false, true]) {
+    const dir = join(root, `target-${existing}`);
+    if (existing) mkdirSync(dir);
+    const child = spawn(process.execPath, [KEEL, "load", dir], { stdio: ["pipe", "ignore", "ignore"] });
+    t.after(() => child.kill("SIGKILL"));
+    const exited = new Promise((r) => child.on("close", r));
+    child.stdin.write(lines.slice(0, 25000).join("\n") + "\n");
+    const staged = join(dir, `.load-partial-${child.pid}`, "data.keel");
+    for (let i = 0; i < 400 && !existsSync(staged); i++) await delay(50);
+    await delay(500); // batches committed into the staged database
+    child.kill("SIGKILL");
+    await exited;
+    assert.equal(existsSync(join(dir, "data.keel")), false, "a half-loaded database under the final name");
+    const l = await keelJson<{ entries: number; created: boolean }>(["load", dir, "-f", file]);
+    assert.deepEqual([l.entries, l.created], [30000, true]);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith(".load-partial-")), [], "the dead load's staging is removed");
+    await keelExpect(["verify", dir], 0);
+  }
 });
 
 test("verify a healthy database: exit 0, and the report as JSON", async (t) => {

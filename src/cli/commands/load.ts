@@ -3,19 +3,24 @@
  * database. The sub-databases the dump holds must be missing or empty there. When <dir> holds no
  * database, one is created whose default database has the dump's encodings (read from the dump's
  * header before anything is written). A load commits in batches: see the error's
- * details.committedEntries when it fails halfway. A database the load created is removed when it
- * fails or is interrupted (created.ts); one that was there keeps the batches committed.
+ * details.committedEntries when it fails halfway. A database the load creates is built in a
+ * staging directory and appears under <dir> only once complete (loadStaging.ts), so a killed load
+ * leaves none; one that fails or is interrupted is removed (created.ts). A database that was
+ * there keeps the batches committed.
  */
-import { createReadStream, existsSync } from "node:fs";
+import { createReadStream, existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Option, type Command } from "commander";
 import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
-import { open } from "../../index.js";
+import { KeelError, open } from "../../index.js";
 import { load, type LoadReport } from "../../maintenance/load.js";
 import { BINARY_MAGIC } from "../../maintenance/dumpFormat.js";
 import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import { CliError } from "../CliError.js";
 import { CreatedDatabase } from "../created.js";
+import { publishStaged, removeStaleStaging, stagingDir } from "../loadStaging.js";
+import { NodeFileSystem } from "../../io/NodeFileSystem.js";
 import { action } from "../context.js";
 import { ExitCode } from "../exitCodes.js";
 import { hasDatabase, openDatabase } from "../database.js";
@@ -101,8 +106,14 @@ export function registerLoad(program: Command): void {
         const progress = ctx.progress("load");
         const raw: AsyncIterable<unknown> = opts.file !== undefined ? createReadStream(opts.file) : process.stdin;
         let input: AsyncIterable<unknown> = raw;
+        removeStaleStaging(dir);
         const exists = hasDatabase(dir);
+        // A log without its data file: the new database would open on top of it. Not guessed at.
+        if (!exists && existsSync(join(dir, "wal"))) {
+          throw new CliError(ExitCode.USAGE, "INVALID_ARGUMENT", `${dir} holds a wal entry but no data.keel (a log without its data file); move it away first`, { path: join(dir, "wal") });
+        }
         const created = exists ? undefined : CreatedDatabase.before(dir);
+        const staging = stagingDir(dir);
         let db;
         if (exists) {
           db = await openDatabase(dir, { readOnly: false });
@@ -110,7 +121,10 @@ export function registerLoad(program: Command): void {
           const rw = new Rewindable(raw);
           const enc = await defaultEncodings(rw.recording(), opts.format);
           input = rw.replay();
-          const create = () => open(dir, { keyEncoding: enc?.keyEncoding, encoding: enc?.encoding });
+          const create = async () => {
+            new NodeFileSystem().mkdir(dir);
+            return open(staging, { keyEncoding: enc?.keyEncoding, encoding: enc?.encoding });
+          };
           db = await (created ? created.open(create) : create());
         }
         let report: LoadReport;
@@ -122,7 +136,17 @@ export function registerLoad(program: Command): void {
           created?.remove();
           throw e;
         }
-        await db.close();
+        if (!exists) {
+          try {
+            await db.close();
+            publishStaged(staging, dir);
+          } catch (e) {
+            // Another load that published first: its database stays; only this one's staging goes.
+            if (e instanceof KeelError && e.code === "EXISTS") rmSync(staging, { recursive: true, force: true });
+            else created?.remove();
+            throw e;
+          }
+        } else await db.close();
         progress.stop();
         await ctx.out.result({ path: dir, created: !exists, ...report }, () =>
           `loaded ${report.entries} entries into ${dir}${exists ? "" : " (new database)"} from ${opts.file ?? "stdin"} (${report.format}): ` +

@@ -1,0 +1,64 @@
+/**
+ * loadStaging: where `keel load` builds a database it creates, so that a load killed halfway
+ * (SIGKILL, OOM, power cut) never leaves a half-loaded database under the final name.
+ *
+ * Invariants:
+ * - The new database is built in `<dir>/.load-partial-<pid>` (inside <dir>, so the final rename
+ *   stays on one file system even when <dir> is a mount point), closed (which checkpoints it), and
+ *   only then is its data.keel renamed to `<dir>/data.keel` and <dir> fsynced: the database
+ *   appears whole or not at all. Its log is not moved: everything in it is checkpointed, and an
+ *   open starts a new one (as for a backup).
+ * - Leftovers of loads whose process is gone are removed by the next load into <dir>; a live
+ *   process's staging directory is never touched.
+ */
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { KeelError } from "../errors.js";
+import { isAlive } from "../io/ProcessStamp.js";
+
+export const LOAD_PARTIAL = ".load-partial-";
+
+export function stagingDir(dir: string): string {
+  return join(dir, `${LOAD_PARTIAL}${process.pid}`);
+}
+
+/** Remove the staging directories of loads into `dir` whose process is gone (or is this one). */
+export function removeStaleStaging(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // no directory yet: nothing left over
+  }
+  for (const n of names) {
+    if (!n.startsWith(LOAD_PARTIAL)) continue;
+    const pid = Number(n.slice(LOAD_PARTIAL.length));
+    if (Number.isInteger(pid) && (pid === process.pid || !isAlive(pid))) rmSync(join(dir, n), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Publish the closed database built in `staging` as `<dir>/data.keel`, then drop the staging.
+ * A hard link, which fails if the name exists (another load into <dir> that finished first: its
+ * database is kept, this one is refused); rename where the file system has no hard links.
+ */
+export function publishStaged(staging: string, dir: string): void {
+  const from = join(staging, "data.keel");
+  const to = join(dir, "data.keel");
+  try {
+    linkSync(from, to);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new KeelError("EXISTS", `${dir} got a database while this load ran (another load?); this one is dropped`, { path: dir });
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw e;
+    if (existsSync(to)) throw new KeelError("EXISTS", `${dir} got a database while this load ran (another load?); this one is dropped`, { path: dir });
+    renameSync(from, to);
+  }
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  rmSync(staging, { recursive: true, force: true });
+}
