@@ -209,7 +209,11 @@ export class Database extends SubDatabase {
     if (this.readOnly) throw new KeelError("READ_ONLY", `the database at ${this.path} was opened read-only`, { path: this.path });
   }
 
-  /** close() was called: writes are refused (CLOSED) while it finishes the ones queued before. */
+  /**
+   * close() was called: writes and maintenance calls (sync, checkpoint, snapshot, backup, compact,
+   * verify, gc) are refused (CLOSED) while it finishes the writes queued before; what they would
+   * queue could otherwise interleave with close's own checkpoint.
+   */
   #closing: Promise<void> | null = null;
 
   #checkNotClosing(): void {
@@ -258,6 +262,7 @@ export class Database extends SubDatabase {
   /** Force a durable point: everything committed so far survives a crash once this resolves. */
   async sync(): Promise<void> {
     this.#check();
+    this.#checkNotClosing();
     await this.task(() => this.durability.syncAll());
   }
 
@@ -268,6 +273,7 @@ export class Database extends SubDatabase {
    */
   async checkpoint(): Promise<void> {
     this.#check();
+    this.#checkNotClosing();
     const d = this.durability;
     if (d instanceof LogDurability) return d.checkpointConcurrently(this);
     await this.task(() => d.checkpoint(true));
@@ -387,6 +393,7 @@ export class Database extends SubDatabase {
    */
   async gcTxlogSegments(keepFromLsn?: number): Promise<{ deleted: string[]; freedBytes: number; heldByFloor: Array<{ segment: string; floor: string; floorLsn: number }> }> {
     const d = this.#log();
+    this.#checkNotClosing();
     if (keepFromLsn !== undefined && (!Number.isSafeInteger(keepFromLsn) || keepFromLsn < 0)) {
       throw invalidArgument("keepFromLsn must be a non-negative integer", { argument: "keepFromLsn", value: keepFromLsn });
     }
@@ -407,6 +414,7 @@ export class Database extends SubDatabase {
     let opts: { signal?: AbortSignal };
     try {
       d = this.#log();
+      this.#checkNotClosing();
       opts = methodOptions(options, "createSnapshot");
       // Its steps queue tasks after this call returns, where the write queue's own check no
       // longer sees the callback that holds the writer.
@@ -455,6 +463,7 @@ export class Database extends SubDatabase {
    */
   async backup(dest: string, options?: PageBackupOptions & { compact?: boolean }): Promise<CopyResult | BackupPagesResult> {
     this.#check();
+    this.#checkNotClosing();
     pathArgument(dest, "dest", "backup");
     const opts = methodOptions(options, "backup");
     // A read-only open that replayed log records holds them in memory only: no page of the
@@ -469,6 +478,7 @@ export class Database extends SubDatabase {
    */
   async compact(dest: string, options?: OnlineCopyOptions): Promise<CopyResult> {
     this.#check();
+    this.#checkNotClosing();
     pathArgument(dest, "dest", "compact");
     const opts = methodOptions(options, "compact");
     return copyPublished(this, dest, opts, undefined);
@@ -482,6 +492,7 @@ export class Database extends SubDatabase {
    */
   async verify(options?: VerifyEngineOptions): Promise<VerifyReport> {
     this.#check();
+    this.#checkNotClosing();
     return verifyOnline(this, methodOptions(options, "verify"));
   }
 

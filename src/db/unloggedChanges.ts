@@ -19,7 +19,8 @@
  *   (reason "unlogged") naming its LSN; a restore to an LSN before it, or from a snapshot taken
  *   after it, is unaffected.
  * - A crash after the mark is appended and before the checkpoint replays it at the next open and
- *   does not append a second one (the log's last record already is the mark).
+ *   does not append a second one (the log's last record is a mark the data file does not yet
+ *   include); every later wal: false session gets a mark of its own.
  */
 import { KeelError } from "../errors.js";
 import { META_FLAG_WAL } from "../pager/Meta.js";
@@ -45,9 +46,12 @@ export function markUnloggedChanges(engine: Engine, wal: WriteAheadLog, logCreat
   const meta = engine.durableMeta;
   if (logCreated || !meta || meta.txn === 0 || (meta.flags & META_FLAG_WAL) !== 0) return false;
   // The mark is needed even if gc left no record: a snapshot may still be restored from B.
+  // Already appended, by an open that crashed before its checkpoint (the mark is past the applied
+  // LSN): not again. A mark the data file already includes is an earlier session's: this session
+  // needs its own.
   const last = wal.lastCommittedLsn;
   const oldest = wal.watermarks().oldestLsn;
-  if (oldest !== undefined && last >= oldest) {
+  if (oldest !== undefined && last >= oldest && last > meta.appliedLsn) {
     for (const rec of wal.readRecords(last, last)) if (rec.kind === UNLOGGED_KIND) return false;
   }
   const w = engine.beginWrite();

@@ -34,6 +34,7 @@ import { crc32 } from "../util/crc32.js";
 import { BINARY_MAGIC, DUMP_VERSION, REC_DB, REC_END, REC_ENTRY, compareNames, headerText, type DumpDbHeader, type DumpFormat, type DumpHeader } from "./dumpFormat.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { DumpSink } from "./dumpSink.js";
+import { setOwn } from "../util/ownRecord.js";
 
 export interface DumpProgress {
   entries: number;
@@ -100,7 +101,7 @@ export async function dump(db: Database, out: NodeJS.WritableStream, opts: DumpO
     const writer = format === "jsonl" ? new JsonlWriter(sink, !!opts.readable) : new BinaryWriter(sink);
     // 2. Header.
     writer.header(header);
-    const perDb: Record<string, number> = Object.create(null); // keyed by names users choose ("__proto__")
+    const perDb: Record<string, number> = {};
     let entries = 0;
     let lastYield = performance.now();
     // 3. Sections.
@@ -136,7 +137,7 @@ export async function dump(db: Database, out: NodeJS.WritableStream, opts: DumpO
           expected: e.tree.entries,
         });
       }
-      perDb[e.name] = n;
+      setOwn(perDb, e.name, n); // a sub-database may be named "__proto__"
     }
     checkAborted(signal);
     // 4. Trailer (its CRC covers every byte before it).

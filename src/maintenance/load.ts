@@ -53,6 +53,7 @@ import { BINARY_MAGIC, totalEntries, type DumpFormat, type DumpHeader } from "./
 import type { DumpProgress } from "./dump.js";
 import { BinaryParser, JsonlParser, type DumpParser } from "./loadParsers.js";
 import { LoadSource } from "./loadSource.js";
+import { recordOf, setOwn } from "../util/ownRecord.js";
 
 export interface LoadOptions {
   /** "jsonl" or "binary"; detected from the first bytes when omitted. */
@@ -152,7 +153,8 @@ class Batcher {
   #touched = new Set<RawSubDatabase>();
   #current: RawSubDatabase | null = null;
   committed = 0;
-  readonly perDb: Record<string, number> = Object.create(null); // keyed by names users choose ("__proto__")
+  /** Entries committed per sub-database (a Map: a sub-database may be named "__proto__"). */
+  readonly perDb = new Map<string, number>();
 
   constructor(db: Database, batch: number, batchBytes: number) {
     this.#db = db;
@@ -163,7 +165,7 @@ class Batcher {
   startSection(t: RawSubDatabase): void {
     this.#current = t;
     this.#touched.add(t);
-    this.perDb[t.name] ??= 0;
+    if (!this.perDb.has(t.name)) this.perDb.set(t.name, 0);
   }
 
   add(key: Buffer, value: Buffer): void {
@@ -195,7 +197,7 @@ class Batcher {
       for (const it of items) txs.get(it.t)!.put(it.key, it.value);
     });
     for (const t of touched) t.verified = true;
-    for (const it of items) this.perDb[it.t.name] = (this.perDb[it.t.name] ?? 0) + 1;
+    for (const it of items) this.perDb.set(it.t.name, (this.perDb.get(it.t.name) ?? 0) + 1);
     this.committed += items.length;
     this.#items = [];
     this.#bytes = 0;
@@ -243,15 +245,15 @@ export async function load(db: Database, input: NodeJS.ReadableStream, opts: Loa
     src.checkAborted();
     await batcher.commit();
     opts.onProgress?.({ entries: batcher.committed, totalEntries: total });
-    const perDb: Record<string, number> = Object.create(null);
-    for (const d of header.dbs) perDb[d.name] = batcher.perDb[d.name] ?? 0;
+    const perDb: Record<string, number> = {};
+    for (const d of header.dbs) setOwn(perDb, d.name, batcher.perDb.get(d.name) ?? 0);
     return { format, entries: batcher.committed, perDb, lsn: header.lsn, txn: header.txn, createdAt: header.createdAt };
   } catch (e) {
     await src.close();
     if (batcher && e instanceof KeelError) {
       // Say what stays committed (see the top of this file), and where the parser was.
       const where = e.details.line !== undefined || e.details.offset !== undefined ? {} : (parser?.where() ?? {});
-      throw new KeelError(e.code, e.message, { ...where, ...e.details, committedEntries: batcher.committed, committedPerDb: Object.assign(Object.create(null), batcher.perDb) }, { cause: e });
+      throw new KeelError(e.code, e.message, { ...where, ...e.details, committedEntries: batcher.committed, committedPerDb: recordOf(batcher.perDb) }, { cause: e });
     }
     throw e;
   }

@@ -48,6 +48,7 @@ import { Aborted, Progress, errorText, runAsync, type VerifyProgress, type Work 
 import { CATALOG, findInterval, sortedHas, walkSource, type DbInfo, type Interval, type Source, type Vouch } from "./salvageTrees.js";
 import { planReplay } from "./salvageReplay.js";
 import { partialPath, refuseExisting } from "./partialPath.js";
+import { setOwn } from "../util/ownRecord.js";
 
 export const ORPHANS_DB = "salvaged-orphans";
 
@@ -176,7 +177,7 @@ export async function salvage(srcDir: string, destDir: string, opts: SalvageOpti
 
 function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: string, walDir: string, tmp: string, progress: Progress, setOut: (e: Engine | null) => void): Work<SalvageReport> {
   const notes: string[] = [];
-  const report: SalvageReport = { entries: 0, perDb: Object.create(null), leafPagesRead: 0, badPages: [], orphanEntries: 0, logRecordsReplayed: 0, notes, lostValues: 0, staleEntries: 0, missingEntries: 0 };
+  const report: SalvageReport = { entries: 0, perDb: {}, leafPagesRead: 0, badPages: [], orphanEntries: 0, logRecordsReplayed: 0, notes, lostValues: 0, staleEntries: 0, missingEntries: 0 };
 
   // ---- 1. metas and the page scan ----
   let slots: MetaSlots | null = null;
@@ -486,7 +487,7 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
   engine.checkpoint();
   engine.sync();
   for (const [name, e] of engine.head.dbs) {
-    report.perDb[name] = e.tree.entries;
+    setOwn(report.perDb, name, e.tree.entries); // a sub-database may be named "__proto__"
     report.entries += e.tree.entries;
   }
   engine.close();

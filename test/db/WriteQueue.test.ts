@@ -198,3 +198,18 @@ test("db.createSnapshot(), db.flushed() and db.close() called inside a transacti
   }
   await db.close();
 });
+
+test("once close() has begun, writes and maintenance calls are CLOSED (they would interleave with close's checkpoint); close() returns one promise", async () => {
+  const { db } = memDb();
+  await db.put("a", 1);
+  const closing = db.close();
+  assert.equal(db.close(), closing);
+  await rejectsKeel(db.put("b", 2), "CLOSED", "put");
+  await rejectsKeel(db.checkpoint(), "CLOSED", "checkpoint");
+  await rejectsKeel(db.sync(), "CLOSED", "sync");
+  await rejectsKeel(db.createSnapshot(), "CLOSED", "createSnapshot");
+  await rejectsKeel(db.backup("/bk"), "CLOSED", "backup");
+  await rejectsKeel(db.verify(), "CLOSED", "verify");
+  await rejectsKeel(db.gcTxlogSegments(), "CLOSED", "gcTxlogSegments");
+  await closing;
+});

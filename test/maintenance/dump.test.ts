@@ -943,3 +943,17 @@ test("dumpToFile / loadFromFile: atomic output, EXISTS, round trip", async () =>
   await rejectsCode(loadFromFile(b, join(dir, "missing")), "NOT_FOUND");
   await Promise.all([db.close(), b.close()]);
 });
+
+test("report counts per sub-database keep a sub-database named __proto__ (an assignment would set the prototype)", async () => {
+  const db = await fresh();
+  await db.openDB("__proto__").put("k", "v");
+  const { bytes, report } = await dumpBytes(db);
+  assert.deepEqual({ ...report.perDb }, { "": 0, ["__proto__"]: 1 });
+  assert.equal(Object.getPrototypeOf(report.perDb), Object.prototype);
+  const target = await fresh();
+  const r = await loadBytes(target, bytes);
+  assert.equal(Object.getOwnPropertyDescriptor(r.perDb, "__proto__")?.value, 1);
+  assert.equal(target.openDB("__proto__").get("k"), "v");
+  await db.close();
+  await target.close();
+});

@@ -343,6 +343,22 @@ test("a wal: false session between two log sessions: no replay onto an older sta
   const rdb = await open("/x/r3", { fs });
   assert.deepEqual([rdb.get("a"), rdb.get("b"), rdb.get("c"), rdb.get("d")], [undefined, 2, 3, 4]);
   await rdb.close();
+  // A second session right after a mark was checkpointed (a snapshot at the mark, no write in
+  // between) gets a mark of its own.
+  db = await open("/x/db", { fs, wal: false });
+  await db.put("e", 5);
+  await db.close();
+  db = await open("/x/db", { fs });
+  const atMark = await db.createSnapshot(); // at the second session's mark: nothing after it yet
+  await db.close();
+  db = await open("/x/db", { fs, wal: false });
+  await db.remove("b");
+  await db.close();
+  db = await open("/x/db", { fs });
+  await db.put("f", 6);
+  const cur = db.listSnapshots().find((x) => x.lsn === atMark.lsn)!.path;
+  await db.close();
+  await expectCode(restore(cur, "/x/r4", { fs }), "NOT_FOUND", "restore across a second wal: false session");
 });
 
 test("createSnapshot failing at I/O call k (every k, every kind): KeelError IO, the current snapshot kept, the next one (after a reopen if the log failed) succeeds", async () => {
