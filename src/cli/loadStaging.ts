@@ -4,9 +4,9 @@
  *
  * Invariants:
  * - The new database is built in `<dir>/.load-partial-<pid>` (inside <dir>, so the final rename
- *   stays on one file system even when <dir> is a mount point), closed (which checkpoints it), and
- *   only then is its data.keel renamed to `<dir>/data.keel` and <dir> fsynced: the database
- *   appears whole or not at all. Its log is not moved: everything in it is checkpointed, and an
+ *   stays on one file system even when <dir> is a mount point), closed (which checkpoints and
+ *   syncs it), and only then is its data.keel linked as `<dir>/data.keel` (failing if that name
+ *   exists) and <dir> fsynced: the database appears whole or not at all. Its log is not moved: everything in it is checkpointed, and an
  *   open starts a new one (as for a backup).
  * - Leftovers of loads whose process is gone are removed by the next load into <dir>; a live
  *   process's staging directory is never touched.
