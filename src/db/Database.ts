@@ -15,16 +15,15 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
 import { checkEncodings, methodOptions, pathArgument } from "./options.js";
-import { UNLOGGED_KIND, unloggedGap } from "./unloggedChanges.js";
+import { txLogRecords, type TxLogRecord } from "./txLogRecords.js";
 import { wellFormed } from "../util/wellFormed.js";
 import type { Transaction } from "./Transaction.js";
 import { WriteQueue, type QueueItem } from "./WriteQueue.js";
 
 export type { QueueItem } from "./WriteQueue.js";
+export type { TxLogRecord } from "./txLogRecords.js";
 import type { Durability } from "./Durability.js";
 import { LogDurability, type ReplayReport } from "./LogDurability.js";
-import { decodeKey, type Key } from "./KeyCodec.js";
-import { decodeValue } from "./ValueCodec.js";
 import { listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import type { CopyResult } from "../maintenance/copyDatabase.js";
 import type { BackupPagesResult } from "../maintenance/backupPages.js";
@@ -327,58 +326,13 @@ export class Database extends SubDatabase {
   openTxLog(fromLsn: number, toLsn?: number, options?: { raw?: boolean }): Iterable<TxLogRecord> {
     const d = this.#log();
     const opts = methodOptions(options, "openTxLog");
-    const db = this;
     const to = Math.min(toLsn ?? d.wal.lastDurableLsn, d.wal.lastDurableLsn);
     // Validated now, not at the first next(): INVALID_ARGUMENT for a bad LSN, NOT_FOUND for
     // records already deleted. (readRecords checks eagerly; iterating is what pins segments.)
     d.wal.readRecords(fromLsn, to);
-    const head = this.engine.head;
-    type Enc = { keyEncoding: KeyEncodingName; valueEncoding: ValueEncodingName };
-    const parseEnc = (v: Uint8Array | undefined): Enc | undefined => {
-      try {
-        const e = JSON.parse(Buffer.from(v ?? []).toString("utf8")) as Enc;
-        return e.keyEncoding && e.valueEncoding ? e : undefined;
-      } catch {
-        return undefined;
-      }
-    };
-    return {
-      *[Symbol.iterator]() {
-        // Pass 1: the encodings each sub-database had at `fromLsn`. A sub-database first dropped
-        // in the range had the encodings its drop records; one first created in the range did not
-        // exist before; any other kept its current encodings throughout.
-        const enc = new Map<string, Enc | undefined>();
-        const seen = new Set<string>();
-        if (!opts.raw) {
-          for (const rec of d.wal.readRecords(fromLsn, to)) {
-            for (const op of rec.ops) {
-              if (seen.has(op.db)) continue;
-              if (op.type === "dropDB") enc.set(op.db, parseEnc(op.value));
-              else if (op.type === "createDB") enc.set(op.db, undefined);
-              else continue;
-              seen.add(op.db);
-            }
-          }
-          for (const [name, e] of head.dbs) if (!seen.has(name)) enc.set(name, { keyEncoding: e.keyEncoding, valueEncoding: e.valueEncoding });
-        }
-        // Pass 2: decode, following creates and drops as they come.
-        for (const rec of d.wal.readRecords(fromLsn, to)) {
-          db.#check(); // an iteration running across close() ends with CLOSED, as getRange's does
-          // Records after it do not follow from those before it (unloggedChanges.ts).
-          if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "be read");
-          const ops = rec.ops.map((op) => {
-            const e = opts.raw ? undefined : enc.get(op.db);
-            if (op.type === "createDB" && !opts.raw) enc.set(op.db, parseEnc(op.value));
-            if (op.type === "dropDB") enc.delete(op.db);
-            const key = op.key && op.type !== "createDB" ? (e ? decodeKey(Buffer.from(op.key).latin1Slice(0, op.key.length), e.keyEncoding) : Buffer.from(op.key)) : undefined;
-            const value = op.value && op.type === "put" ? (e ? decodeValue(Buffer.from(op.value), e.valueEncoding) : Buffer.from(op.value)) : undefined;
-            return { db: op.db, type: op.type, key, value };
-          });
-          yield { lsn: rec.lsn, txTime: rec.txTime, kind: rec.kind, ops };
-        }
-      },
-    };
+    return txLogRecords(d.wal, this.engine.head, fromLsn, to, !!opts.raw, () => this.#check());
   }
+
 
   /** Keep the log from `lsn` on for a named consumer (undefined removes the floor). */
   setTxLogFloor(name: string, lsn: number | undefined): void {
@@ -623,12 +577,6 @@ export interface TxLogWatermarks {
   replay: ReplayReport;
 }
 
-export interface TxLogRecord {
-  lsn: number;
-  txTime: number;
-  kind: string;
-  ops: Array<{ db: string; type: string; key: Key | Buffer | undefined; value: unknown }>;
-}
 
 export interface CommitReport {
   lsn: number;

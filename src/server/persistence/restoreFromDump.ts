@@ -37,6 +37,7 @@ import { BINARY_MAGIC } from "../../maintenance/dumpFormat.js";
 import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import type { LoadReport } from "../../maintenance/load.js";
+import { isAlive } from "../../io/ProcessStamp.js";
 
 export type RestoreOutcome = { kind: "restored"; report: LoadReport; ms: number } | { kind: "skipped"; reason: "has-database" };
 
@@ -85,13 +86,7 @@ const PARTIAL = ".restore-partial-";
 
 /** Whether the process `pid` is gone, or is this one (it has not started a restore yet). */
 function deadOrSelf(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  return pid === process.pid || !isAlive(pid);
 }
 
 /** The pid of a `<prefix><pid>` name, or null. */
