@@ -44,7 +44,7 @@ import { DEFAULT_DB } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import { inferPageSize, readFreePages, readLeafPage, readRunValue, runMatches, scanPages, type PageScan } from "./salvageScan.js";
 import { claimedTxn, readMetaSlots, unsafeMetaFields, type MetaSlots } from "./verifyMeta.js";
-import { Aborted, Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
+import { Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
 import { CATALOG, findInterval, sortedHas, walkSource, type DbInfo, type Interval, type Source, type Vouch } from "./salvageTrees.js";
 import { planReplay } from "./salvageReplay.js";
 import { partialPath, refuseExisting } from "./partialPath.js";

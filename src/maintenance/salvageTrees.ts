@@ -4,7 +4,7 @@
  * entry deleted by a newer tree is not brought back from a stale free page). Reads only.
  */
 import type { FileHandle } from "../io/FileSystem.js";
-import { lowerBound, type LeafNode } from "../btree/Node.js";
+import { lowerBound } from "../btree/Node.js";
 import { decodeCatalogRecord } from "../txn/CatalogRecord.js";
 import type { KeyEncodingName, ValueEncodingName } from "../txn/Snapshot.js";
 import { readLeafPage, type PageScan, type ScannedLeaf } from "./salvageScan.js";

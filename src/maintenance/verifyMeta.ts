@@ -6,7 +6,6 @@
  * never repaired.
  */
 import { readMetaFields, type Meta } from "../pager/Meta.js";
-import { claimedTxn } from "../pager/MetaSlots.js";
 
 export { readMetaSlots, claimedTxn, type MetaSlots } from "../pager/MetaSlots.js";
 

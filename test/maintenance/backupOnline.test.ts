@@ -26,7 +26,6 @@ import { join } from "node:path";
 import { openSync, type Database } from "../../src/index.js";
 import { CrashFileSystem, isSimulatedCrash } from "../../src/io/CrashFileSystem.js";
 import type { FileSystem } from "../../src/io/FileSystem.js";
-import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { backupPages, type BackupPagesResult } from "../../src/maintenance/backupPages.js";
 import { copySnapshot } from "../../src/maintenance/copyDatabase.js";
 import { verify } from "../../src/maintenance/verify.js";
@@ -201,7 +200,6 @@ test("backup({ compact: false }) with a log tail above maxReplayBytes: the sourc
 test("backup() compacting: bottom-up copy equal to the source at its LSN, no free pages, verifies, takes writes", async () => {
   const root = mkdtempSync(join(tmpdir(), "keel-backup-online-"));
   try {
-    const fs = nodeFileSystem;
     const src = join(root, "src");
     const db = openSync(src, { pageSize: 1024 }); // small pages: several branch levels
     const model = emptyState();
