@@ -541,6 +541,10 @@ test("openDB creates on first write; listDBs and dropDB; encodings persist acros
   assert.equal(await db.dropDB("nope"), false);
   await rejectsKeel(db.dropDB(""), "INVALID_ARGUMENT");
   assert.deepEqual(db.listDBs(), ["bin", "users"]);
+  // The handle from before the drop would create the name again with its own encodings (msgpack),
+  // so other encodings are refused until a reopen, and it names the handle's.
+  const stale = throwsKeel(() => db.openDB("été", { encoding: "string" }), "INVALID_ARGUMENT");
+  assert.deepEqual(stale.details.stored, { keyEncoding: "ordered-binary", encoding: "msgpack" });
   await db.close();
 
   db = openSync(DIR, { fs, wal: false });
