@@ -27,7 +27,7 @@ import { LogDurability, type ReplayReport } from "./LogDurability.js";
 import { listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import type { CopyResult } from "../maintenance/copyDatabase.js";
 import type { BackupPagesResult } from "../maintenance/backupPages.js";
-import { backupPagesOnline, copyPublished, type OnlineCopyOptions, type PageBackupOptions } from "./onlineCopy.js";
+import { backupPagesOnline, copyHead, type OnlineCopyOptions, type PageBackupOptions } from "./onlineCopy.js";
 import type { VerifyEngineOptions, VerifyReport } from "../maintenance/verify.js";
 import { verifyOnline } from "./onlineVerify.js";
 import { snapshotOnline, updateSnapshotFloor } from "./onlineSnapshot.js";
@@ -423,7 +423,7 @@ export class Database extends SubDatabase {
     // A read-only open that replayed log records holds them in memory only: no page of the
     // file has them, and it may not checkpoint. Only the compacting copy can include them.
     const replayedInMemory = this.readOnly && this.engine.head.txn !== this.engine.durable.txn;
-    return opts.compact === false && !replayedInMemory ? backupPagesOnline(this, dest, opts) : copyPublished(this, dest, opts, 0);
+    return opts.compact === false && !replayedInMemory ? backupPagesOnline(this, dest, opts) : copyHead(this, dest, opts, 0);
   }
 
   /**
@@ -435,7 +435,7 @@ export class Database extends SubDatabase {
     this.#checkNotClosing();
     pathArgument(dest, "dest", "compact");
     const opts = methodOptions(options, "compact");
-    return copyPublished(this, dest, opts, undefined);
+    return copyHead(this, dest, opts, undefined);
   }
 
   /**

@@ -13,7 +13,7 @@
  *
  * Invariants:
  * - The pin is taken in one write-queue task, between transactions, so the copied state is one
- *   whole published (or durable) snapshot, never part of a group.
+ *   whole committed (or durable) snapshot, never part of a transaction.
  * - The pinned snapshot is a registered reader for the whole copy (I2: none of its pages is reused
  *   meanwhile), and a page backup's log floor keeps the records it still has to apply from gc.
  *   Both are released on every path, success, failure or abort, and also when the task itself fails.
@@ -49,16 +49,26 @@ export const DEFAULT_MAX_REPLAY_BYTES = 256 << 10;
 let backupSeq = 0;
 
 /**
- * Compacting copy of the snapshot published when the task runs. `flags`: the copy's meta flags
- * (undefined keeps the source's; a backup passes 0).
+ * Compacting copy of the last commit queued before the call: the head when the task runs (the
+ * transactions of the task's own group before it included; `published` would lag them until the
+ * group ends). The task's promise resolves once that state is durable, and rejects if its group
+ * failed, which releases the pin. `flags`: the copy's meta flags (undefined keeps the source's; a
+ * backup passes 0).
  */
-export async function copyPublished(db: Database, dest: string, opts: OnlineCopyOptions, flags: number | undefined): Promise<CopyResult> {
+export async function copyHead(db: Database, dest: string, opts: OnlineCopyOptions, flags: number | undefined): Promise<CopyResult> {
   const engine = db.engine;
-  const snap = await db.task(() => {
-    const s = engine.published;
-    engine.readers.acquire(s.txn);
-    return s;
-  });
+  let pinned: Snapshot | null = null;
+  const snap = await db
+    .task(() => {
+      const s = engine.head;
+      engine.readers.acquire(s.txn);
+      pinned = s;
+      return s;
+    })
+    .catch((e: unknown) => {
+      if (pinned) engine.readers.release(pinned.txn);
+      throw e;
+    });
   try {
     return await copySnapshot(engine, snap, db.fs, dest, { signal: opts.signal, onProgress: opts.onProgress, flags });
   } finally {

@@ -245,6 +245,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     let entries = totalEntries;
     let pages = totalPages;
     let records = 0;
+    let txn = snap.txn;
     // Step 4: the log tail, applied to the copy.
     if (log) {
       out.file = null;
@@ -287,7 +288,12 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       if (lsn !== log.toLsn) {
         throw corrupt(`the log of ${engine.path} ended at LSN ${lsn} while the backup needed up to ${log.toLsn}`, { lastLsn: lsn, toLsn: log.toLsn, reason: "log-short" });
       }
+      // The last commit carries the source's txn at the backup's LSN, as every other copy's meta
+      // does: the records were applied in fewer commits than the source made (at most one per
+      // record), so ids stay increasing.
       c.publish(c.commitWrite(w, lsn));
+      c.advanceTxnTo(log.toTxn);
+      c.publish(c.commitWrite(c.beginWrite(), lsn));
       c.checkpoint();
       slicer.check();
       // Both slots name the backup's LSN (the older one would need the log the copy does not have).
@@ -297,6 +303,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       entries = 0;
       for (const e of c.head.dbs.values()) entries += e.tree.entries;
       pages = final.highWater;
+      txn = final.txn;
       copy = null;
       c.close();
     }
@@ -307,7 +314,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     progress(totalPages, records);
     return {
       dest,
-      txn: log ? log.toTxn : snap.txn,
+      txn,
       lsn: log ? log.toLsn : snap.lsn,
       entries,
       bytes: pages * ps,

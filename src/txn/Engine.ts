@@ -381,6 +381,16 @@ export class Engine implements TxnHost, CheckpointHost {
     return this.#writer !== null;
   }
 
+  /**
+   * The next transaction gets at least id `txn` (ids only go up, so every page and meta stays
+   * ordered). For a copy that replays many source transactions in fewer commits of its own and
+   * must end at the source's txn (backupPages).
+   */
+  advanceTxnTo(txn: number): void {
+    if (this.#writer) throw new KeelError("TXN", "a write transaction is open", { txn: this.#writer.txn });
+    if (txn > this.#nextTxn) this.#nextTxn = txn;
+  }
+
   beginWrite(): WriteTxn {
     this.#check();
     if (this.#writer) throw new KeelError("TXN", "a write transaction is already open", { txn: this.#writer.txn });

@@ -75,10 +75,10 @@ function stateOf(db: Database, model: DbState): DbState {
   return out;
 }
 
-async function openState(fs: FileSystem, dir: string, wal = false): Promise<{ state: DbState; lsn: number }> {
+async function openState(fs: FileSystem, dir: string, wal = false): Promise<{ state: DbState; lsn: number; txn: number }> {
   const db = openSync(dir, { fs, readOnly: true, wal });
   try {
-    return { state: readState(db), lsn: db.engine.durable.lsn };
+    return { state: readState(db), lsn: db.engine.durable.lsn, txn: db.engine.durable.txn };
   } finally {
     await db.close();
   }
@@ -135,6 +135,8 @@ test("backup({ compact: false }) with the log: pages of the last checkpoint + th
   const checkpoints = db.engine.checkpoints;
   const durableLsn = db.engine.durable.lsn;
   const states = new Map<number, string>([[db.txlogWatermarks().lastCommittedLsn, canon(stateOf(db, model))]]);
+  const txnAt = new Map<number, number>([[db.txlogWatermarks().lastCommittedLsn, db.engine.head.txn]]);
+  db.on("commit", (c) => txnAt.set(c.lsn, c.txnId));
   const writer = startWriter(db, new Rng(3), model, states);
   const results: BackupPagesResult[] = [];
   for (let i = 0; i < 3; i++) {
@@ -154,6 +156,9 @@ test("backup({ compact: false }) with the log: pages of the last checkpoint + th
     const expected = states.get(res.lsn);
     assert.ok(expected, `backup ${i}: LSN ${res.lsn} is one the writer saw`);
     await assertCopy(fs, `${DEST}-${i}`, res.lsn, expected, `backup ${i}`);
+    // Replayed in fewer commits than the source made, the copy still ends at the source's txn.
+    assert.equal(res.txn, txnAt.get(res.lsn), `backup ${i}: the reported txn is the source's at its LSN`);
+    assert.equal((await openState(fs, `${DEST}-${i}`)).txn, res.txn, `backup ${i}: the copy opens at the reported txn`);
   }
   assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
 });
@@ -239,6 +244,38 @@ test("backup() compacting: bottom-up copy equal to the source at its LSN, no fre
       assert.equal(again.get("after"), 1);
     } finally {
       await again.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("every online copy holds the commits queued before the call (same turn, not awaited), with and without the log", async () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-backup-queued-"));
+  try {
+    for (const wal of [true, false]) {
+      const src = join(root, `src-${wal}`);
+      const db = openSync(src, { wal });
+      await db.put("base", 0);
+      const copies: Array<[string, (dest: string) => Promise<{ lsn: number }>]> = [
+        ["backup (compacting)", (d) => db.backup(d)],
+        ["backup (pages)", (d) => db.backup(d, { compact: false })],
+        ["compact", (d) => db.compact(d)],
+      ];
+      for (const [what, copy] of copies) {
+        const key = `queued-${what}`;
+        const put = db.put(key, 1); // queued before the call, in the same turn
+        const dest = join(root, `${wal}-${what}`);
+        const [res] = await Promise.all([copy(dest), put]);
+        const c = openSync(dest, { readOnly: true });
+        try {
+          assert.equal(c.get(key), 1, `${what} (wal ${wal}): the put queued before the call is in the copy`);
+          if (wal) assert.equal(res.lsn, c.getStats().lsn, `${what}: the reported LSN is the copy's`);
+        } finally {
+          await c.close();
+        }
+      }
+      await db.close();
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
