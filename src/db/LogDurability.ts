@@ -36,7 +36,7 @@ import type { Snapshot } from "../txn/Snapshot.js";
 import type { CheckpointPacer, RunningCheckpoint } from "../txn/Engine.js";
 import { TimeSlicer } from "../maintenance/TimeSlicer.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
-import { READER_FLOOR, WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
+import { READER_FLOOR, ReadOnlyLog, WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
 import { CONSUMER, CONSUMER_FLOORS_FILE, DAMAGED_FLOORS, readConsumerFloors, writeConsumerFloors } from "./ConsumerFloors.js";
 import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
@@ -415,20 +415,33 @@ export class LogDurability implements Durability {
 }
 
 /**
- * Open the log next to an open engine and replay what the data file lacks. Recovery =
+ * Open the log next to an open engine (writable) and replay what the data file lacks. Recovery =
  * newest valid meta (Engine.open) + every log record after its applied LSN, in order.
  */
-export function openLog(fs: FileSystem, dir: string, engine: Engine, o: OpenOptions, mayCheckpoint: boolean): { wal: WriteAheadLog; replay: ReplayReport } {
-  const applied = engine.head.lsn;
+export function openLog(fs: FileSystem, dir: string, engine: Engine, o: OpenOptions): { wal: WriteAheadLog; replay: ReplayReport } {
   const wal = WriteAheadLog.open(fs, dir, {
     durability: o.durability,
     groupCommit: o.groupCommit,
     groupCommitMs: o.groupCommitMs,
     walSegmentMaxBytes: o.walSegmentMaxBytes,
     walSegmentMaxMs: o.walSegmentMaxMs,
-    startLsn: applied + 1,
+    startLsn: engine.head.lsn + 1,
     onPhase: o.onPhase,
   });
+  return { wal, replay: replayLog(engine, wal, o, true) };
+}
+
+/**
+ * A read-only open's replay: the log's committed records after the data file's LSN, applied in
+ * memory. The log is read as it is and nothing is repaired (ReadOnlyLog: no LOCK is held).
+ */
+export function replayLogReadOnly(fs: FileSystem, dir: string, engine: Engine, o: OpenOptions): ReplayReport {
+  return replayLog(engine, ReadOnlyLog.open(fs, dir, engine.head.lsn + 1, o.onPhase), o, false);
+}
+
+/** Apply the records of `wal` after the engine's LSN (closing `wal` if that fails). */
+function replayLog(engine: Engine, wal: WriteAheadLog | ReadOnlyLog, o: OpenOptions, mayCheckpoint: boolean): ReplayReport {
+  const applied = engine.head.lsn;
   try {
     const last = wal.lastCommittedLsn;
     if (last < applied) {
@@ -471,7 +484,7 @@ export function openLog(fs: FileSystem, dir: string, engine: Engine, o: OpenOpti
       engine.commitWrite(w, lsn);
       engine.publish(engine.head);
     }
-    return { wal, replay: { fromLsn: applied + 1, toLsn: last, records, ms: performance.now() - t0 } };
+    return { fromLsn: applied + 1, toLsn: last, records, ms: performance.now() - t0 };
   } catch (e) {
     try {
       wal.closeSync();

@@ -16,7 +16,7 @@ import { Database } from "./Database.js";
 import { Lock } from "./Lock.js";
 import { ReadOnlyFloorWatch, Registration } from "./ReadOnlyReaders.js";
 import { validateOptions, type OpenOptions } from "./options.js";
-import { LogDurability, openLog } from "./LogDurability.js";
+import { LogDurability, openLog, replayLogReadOnly } from "./LogDurability.js";
 import { listSnapshots } from "../maintenance/Snapshots.js";
 import { migrateOnOpen } from "./migrations/index.js";
 import { markUnloggedChanges } from "./unloggedChanges.js";
@@ -89,7 +89,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
     }
     let durability: CheckpointDurability | LogDurability;
     if (wal && !o.readOnly) {
-      const { wal: log, replay } = openLog(fs, path, engine, o, true);
+      const { wal: log, replay } = openLog(fs, path, engine, o);
       durability = new LogDurability(engine, log, o, replay);
       engine.logOps = true;
       // Before any checkpoint (and so any gc): the log that consumers and the kept snapshots need
@@ -111,9 +111,12 @@ export function openSync(path: string, options?: OpenOptions): Database {
       // Without the log (or read-only): a log left by an earlier wal: true run still holds
       // commits the data file may lack; replay them, and in write mode make them durable.
       if (fs.stat(path + "/wal")) {
-        const { wal: log, replay } = openLog(fs, path, engine, { ...o, durability: "strict" }, !o.readOnly);
-        log.closeSync();
-        if (replay.records > 0 && !o.readOnly) engine.checkpoint();
+        if (o.readOnly) replayLogReadOnly(fs, path, engine, o);
+        else {
+          const { wal: log, replay } = openLog(fs, path, engine, { ...o, durability: "strict" });
+          log.closeSync();
+          if (replay.records > 0) engine.checkpoint();
+        }
       }
       durability = new CheckpointDurability(engine, { readOnly: o.readOnly });
     }

@@ -14,6 +14,8 @@
  * - Idempotent: the only repairs (truncating a torn tail, removing a torn newest segment holding
  *   no record) leave a log that this function accepts unchanged; a crash in the middle of a repair
  *   leaves either the old state (repaired again the same way) or the repaired one.
+ * - With `readOnly` it writes nothing at all (see RecoveryOptions.readOnly) and reads the same
+ *   records a repairing run would keep.
  *
  * Telling a torn tail from corruption. Writes that were not yet synced can reach the disk in any
  * order and in pieces (sector by sector), so after a power loss the unsynced tail may be: zeros,
@@ -35,6 +37,13 @@ import { SegmentReader } from "./SegmentReader.js";
 
 export interface RecoveryOptions {
   onPhase?: PhaseHook;
+  /**
+   * Repair nothing (a read-only open, which holds no LOCK): a missing directory stays missing, a
+   * torn newest segment stays on disk (skipped, as if removed) and a torn tail is only left out of
+   * the segment's records. A writer may open meanwhile, repair the same tail and append
+   * acknowledged records after it; a cut computed here before that would destroy them.
+   */
+  readOnly?: boolean;
 }
 
 export interface TornTailRepair {
@@ -151,7 +160,8 @@ function closeQuietly(h: FileHandle): void {
 }
 
 /**
- * Recover the log in `walDir`. Creates the directory when it is missing (and syncs its parent).
+ * Recover the log in `walDir`. Creates the directory when it is missing (and syncs its parent),
+ * unless readOnly.
  * Returns the segments (none open for writing) and the last valid LSN.
  */
 export function recoverWal(fs: FileSystem, walDir: string, opts: RecoveryOptions = {}): RecoveryReport {
@@ -163,6 +173,7 @@ export function recoverWal(fs: FileSystem, walDir: string, opts: RecoveryOptions
     throw ioError(e, "stat", walDir);
   }
   if (st === undefined) {
+    if (opts.readOnly) return report;
     try {
       fs.mkdir(walDir);
       fs.syncDir(dirname(walDir));
@@ -242,6 +253,8 @@ function recoverSegment(
     if (ev.laterValid > 0) {
       throw corrupt(`segment ${name} has a damaged header (${hp.reason}) but holds records`, { segment: name, offset: 0, reason: hp.reason });
     }
+    report.firstLsnHint = nameLsn;
+    if (opts.readOnly) return undefined;
     opts.onPhase?.("wal-recovery:before-remove-torn-segment");
     try {
       fs.remove(path);
@@ -251,7 +264,6 @@ function recoverSegment(
     }
     opts.onPhase?.("wal-recovery:after-remove-torn-segment");
     report.removedSegments.push(name);
-    report.firstLsnHint = nameLsn;
     return undefined;
   }
   const header = hp.header;
@@ -307,7 +319,8 @@ function recoverSegment(
     );
   }
   // Torn tail of an interrupted append: cut it off, and sync so that the cut is durable before
-  // anything is appended over it.
+  // anything is appended over it. Read-only: the records end here all the same; the file stays.
+  if (opts.readOnly) return seg;
   opts.onPhase?.("wal-recovery:before-truncate");
   let rw: FileHandle;
   try {

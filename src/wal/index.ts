@@ -3,6 +3,7 @@
  *
  * Invariants kept: this file only re-exports; each invariant lives in the file that keeps it.
  */
+export { ReadOnlyLog } from "./ReadOnlyLog.js";
 export { WriteAheadLog, READER_FLOOR, type WalWatermarks, type WalRecoverySummary, type GcResult, type RotateResult } from "./WriteAheadLog.js";
 export { type WalOptions, WAL_DEFAULTS } from "./WalOptions.js";
 export { type DurabilityProfile } from "./GroupCommit.js";

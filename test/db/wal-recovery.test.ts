@@ -17,7 +17,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, KeelError, type Database, type OpenOptions } from "../../src/index.js";
@@ -27,9 +29,10 @@ import { canon, diffStates, emptyState, readState, type DbState } from "../helpe
 import { Rng } from "../helpers/rng.js";
 import { applyWalOp } from "../helpers/walHistory.js";
 import { subHandles, walValue } from "../helpers/walWorkload.js";
-import { appendTornRecord, flipByte, scanSegment, segmentNames } from "../helpers/walFiles.js";
+import { addTornSegment, appendTornRecord, flipByte, scanSegment, segmentNames } from "../helpers/walFiles.js";
 import { treeBytes } from "../helpers/walUtil.js";
 
+const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
 const DIR = "/db";
 
 /** Sequential awaited writes over the four sub-databases; returns the model. */
@@ -307,6 +310,56 @@ test("a torn record at the tail of the newest segment is cut off silently and th
       assert.equal(db2.txlogWatermarks().lastCommittedLsn, lsn);
       await db2.close();
     }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a read-only open replays the log but repairs nothing: a torn tail and a torn newest segment stay on disk (a writer may have opened meanwhile)", async () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-wal-ro-recovery-"));
+  const dir = join(root, "db");
+  try {
+    // A writer acknowledges five strict commits the data file does not have yet, then dies.
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { open } from ${JSON.stringify(INDEX)};
+         const db = await open(${JSON.stringify(dir)}, { checkpointMs: 3600000 });
+         await db.put("base", 0); await db.checkpoint();
+         for (let i = 1; i <= 5; i++) await db.put("acked" + i, i);
+         process.kill(process.pid, "SIGKILL");`,
+      ],
+      { encoding: "utf8", timeout: 30000 },
+    );
+    assert.equal(child.signal, "SIGKILL", child.stderr);
+    const wal = join(dir, "wal");
+    const readAll = async (what: string): Promise<void> => {
+      const before = treeBytes(wal);
+      const db = await open(dir, { readOnly: true });
+      try {
+        for (let i = 1; i <= 5; i++) assert.equal(db.get(`acked${i}`), i, `${what}: the acknowledged commit ${i} is replayed`);
+        assert.equal(db.get("torn-key"), undefined, `${what}: the torn record is not a commit`);
+      } finally {
+        await db.close();
+      }
+      sameTree(before, treeBytes(wal), `${what}: the read-only open`);
+    };
+    // One kind of damage at a time: a writer repairs a torn tail before it ever rolls.
+    const tornSeg = addTornSegment(dir);
+    await readAll("torn newest segment");
+    unlinkSync(join(wal, tornSeg));
+    const torn = appendTornRecord(dir, 0.5);
+    await readAll("torn tail");
+    // The writer's open repairs it, and keeps every acknowledged commit.
+    const db = await open(dir);
+    try {
+      for (let i = 1; i <= 5; i++) assert.equal(db.get(`acked${i}`), i);
+    } finally {
+      await db.close();
+    }
+    assert.equal(scanSegment(dir, torn.segment).end, torn.offset, "the writer's open cut the torn tail");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
