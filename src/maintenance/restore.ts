@@ -8,7 +8,7 @@
  * The target must not exist. A failure removes the partial directory.
  */
 import { dirname, join, resolve } from "node:path";
-import { KeelError, ioError } from "../errors.js";
+import { KeelError, invalidArgument, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { Engine, DATA_FILE } from "../txn/Engine.js";
@@ -76,11 +76,14 @@ export async function restore(snapshotDir: string, targetDir: string, options?: 
   pathArgument(targetDir, "targetDir", "restore");
   const o = methodOptions(options, "restore");
   if (o.walDir !== undefined) pathArgument(o.walDir, "walDir", "restore");
+  if (o.toLsn !== undefined && (!Number.isSafeInteger(o.toLsn) || o.toLsn < 0)) {
+    throw invalidArgument(`toLsn must be a non-negative integer, not ${String(o.toLsn)}`, { argument: "toLsn", value: o.toLsn });
+  }
   const fs = o.fs ?? nodeFileSystem;
   const info = readSnapshotInfo(fs, snapshotDir, "current");
   if (!info) throw new KeelError("NOT_FOUND", `${snapshotDir} is not a finished KeelDB snapshot (no snapshot.json)`, { path: snapshotDir });
-  if (o.toLsn !== undefined && (!Number.isSafeInteger(o.toLsn) || o.toLsn < info.lsn)) {
-    throw new KeelError("INVALID_ARGUMENT", `toLsn ${o.toLsn} is before the snapshot's LSN ${info.lsn}`, { argument: "toLsn", snapshotLsn: info.lsn });
+  if (o.toLsn !== undefined && o.toLsn < info.lsn) {
+    throw invalidArgument(`toLsn ${o.toLsn} is before the snapshot's LSN ${info.lsn}`, { argument: "toLsn", value: o.toLsn, snapshotLsn: info.lsn });
   }
   if (fs.stat(targetDir)) throw new KeelError("EXISTS", `${targetDir} already exists; restore never overwrites`, { target: targetDir });
   checkSnapshot(fs, info);

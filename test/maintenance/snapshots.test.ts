@@ -200,6 +200,13 @@ test("a snapshot opens as a database equal to the source at its LSN; restore to 
     // Refused arguments leave nothing behind.
     await expectCode(restore(cur.path, join(root, "bad1"), { toLsn: cur.lsn - 1 }), "INVALID_ARGUMENT", "toLsn before the snapshot");
     await expectCode(restore(cur.path, join(root, "bad2"), { toLsn: head + 5 }), "NOT_FOUND", "toLsn past the end of the log");
+    // Not an integer: said so (not "before the snapshot", which it is not), with the value.
+    const frac = await restore(cur.path, join(root, "bad4"), { toLsn: cur.lsn + 0.5 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(frac instanceof KeelError && frac.code === "INVALID_ARGUMENT", describeError(frac));
+    assert.deepEqual(frac.details, { argument: "toLsn", value: cur.lsn + 0.5 });
     await expectCode(restore(cur.path, join(root, "r0")), "EXISTS", "an existing target");
     await expectCode(restore(join(root, "nowhere"), join(root, "bad3")), "NOT_FOUND", "not a snapshot");
     assert.deepEqual(

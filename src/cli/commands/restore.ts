@@ -3,13 +3,15 @@
  * plus the log after it, up to LSN N (default: the end of the log) (restore()). <snapshot> is a
  * snapshot directory (<db>/snapshots/current or previous) or a database directory, meaning its
  * newest snapshot (current; previous if current is missing). Only reads the source; `dest` must not exist.
+ * A source database a live process has open is refused (LOCKED, exit 3).
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { restore } from "../../index.js";
 import { nonNegativeInt, outputPath } from "../args.js";
 import { action } from "../context.js";
+import { refuseIfLocked } from "../database.js";
 
 export function resolveSnapshotDir(path: string): string {
   if (existsSync(join(path, "snapshot.json"))) return path;
@@ -32,6 +34,10 @@ export function registerRestore(program: Command): void {
     .action(
       action(async (ctx, snapshot: string, dest: string, opts: { toLsn?: number; walDir?: string }) => {
         const from = resolveSnapshotDir(snapshot);
+        // The log replayed belongs to a database (the snapshot's, or --wal-dir's parent): while a
+        // process has it open, that log grows and is collected under the copy. Refused as every
+        // command refuses a database in use (exit 3).
+        refuseIfLocked(opts.walDir !== undefined ? dirname(resolve(opts.walDir)) : dirname(dirname(resolve(from))));
         const r = await restore(from, dest, { toLsn: opts.toLsn, walDir: opts.walDir, signal: ctx.signal });
         await ctx.out.result({ snapshot: from, ...r }, () => `restored ${from} (lsn ${r.snapshotLsn}) + ${r.records} log records to ${r.target}, now at lsn ${r.lsn}`);
       }),
