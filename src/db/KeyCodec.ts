@@ -57,11 +57,29 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
   return scratch.latin1Slice(0, len);
 }
 
-/** -0 and 0 are one key (ordered-binary would encode -0 apart, after +Infinity). */
+/**
+ * -0 and 0 are one key (ordered-binary would encode -0 apart, after +Infinity). Only the types
+ * README lists get through: ordered-binary itself also takes a BigInt (as a lossy number: 5n would
+ * be the key 5), a Symbol (as its description) and undefined inside an array (as null), each a
+ * silent collision with another key.
+ */
 function normalize(key: unknown): unknown {
-  if (key === 0) return 0;
-  if (Array.isArray(key)) return key.map(normalize);
-  return key;
+  switch (typeof key) {
+    case "string":
+    case "boolean":
+      return key;
+    case "number":
+      return key === 0 ? 0 : key;
+    case "object":
+      if (key === null || key instanceof Uint8Array) return key;
+      if (Array.isArray(key)) return key.map(normalize);
+  }
+  const type = key === null ? "null" : typeof key === "object" ? (key.constructor?.name ?? "object") : typeof key;
+  throw invalidArgument(`an ordered-binary key is a string, number, boolean, null, Buffer/Uint8Array or an array of those, not ${type === "undefined" ? "undefined" : `a ${type}`}`, {
+    argument: "key",
+    keyEncoding: "ordered-binary",
+    type,
+  });
 }
 
 /** A lower bound of the encoded size, so a huge key is refused by its limit before encoding. */

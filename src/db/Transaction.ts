@@ -104,6 +104,9 @@ export class Transaction {
       };
       for (const [k, v] of db.walk(() => w.cursor(db.name), bounds, changed)) {
         yield { key: db.decodeKey(k), value: db.decodeValue(w.readValue(v)) };
+        // Resumed after the transaction ended: its tree is rolled back or published, and its
+        // pages may be reused (it holds no reader slot). TXN, before the cursor takes a step.
+        w.checkOpen();
       }
     });
   }

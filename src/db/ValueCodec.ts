@@ -8,6 +8,7 @@
 import { Packr } from "msgpackr";
 import { KeelError, invalidArgument } from "../errors.js";
 import type { ValueEncodingName } from "../txn/Snapshot.js";
+import { wellFormed } from "../util/wellFormed.js";
 
 const packr = new Packr({ copyBuffers: true, useRecords: false, moreTypes: true });
 
@@ -35,6 +36,8 @@ function encode(value: unknown, enc: ValueEncodingName): Buffer | Uint8Array {
     }
     case "string":
       if (typeof value !== "string") throw invalidArgument('encoding "string" takes string values', { argument: "value", encoding: enc });
+      // UTF-8 has no form for a lone surrogate: stored as U+FFFD, the value would read back changed.
+      if (!wellFormed(value)) throw invalidArgument('encoding "string" takes well-formed strings (this one holds a lone surrogate)', { argument: "value", encoding: enc });
       return Buffer.from(value, "utf8");
     case "binary":
       if (!(value instanceof Uint8Array)) throw invalidArgument('encoding "binary" takes Buffer or Uint8Array values', { argument: "value", encoding: enc });

@@ -317,4 +317,9 @@ export class WriteTxn implements TreeWriter {
   get ended(): boolean {
     return this.#done;
   }
+
+  /** TXN if the transaction has ended (for readers that hold a cursor across calls). */
+  checkOpen(): void {
+    this.#check();
+  }
 }

@@ -428,6 +428,38 @@ test("inside a transaction, reads see its own writes; getRange re-seeks around i
   await db.close();
 });
 
+test("a tx.getRange iterator resumed after its transaction ended is TXN: rolled back, committed, or its pages since reused", async () => {
+  for (const wal of [false, true]) {
+    const { db } = memDb({ wal, pageSize: 1024, cacheSize: 64 * 1024 });
+    await db.batch(Array.from({ length: 3000 }, (_, i) => ({ type: "put" as const, key: `k${String(i).padStart(5, "0")}`, value: `v${i}` })));
+    const started = async (fail: boolean): Promise<Iterator<{ key: unknown; value: unknown }>> => {
+      let it: Iterator<{ key: unknown; value: unknown }> | undefined;
+      await db
+        .transaction((tx) => {
+          tx.put("k00000", "ROLLED-BACK");
+          it = tx.getRange()[Symbol.iterator]();
+          assert.deepEqual(it.next().value, { key: "k00000", value: "ROLLED-BACK" }, "inside: its own write");
+          if (fail) throw new Error("roll back");
+        })
+        .catch(() => {});
+      return it!;
+    };
+    const rolledBack = await started(true);
+    throwsKeel(() => rolledBack.next(), "TXN", `wal ${wal}: resumed after a rollback`);
+    assert.equal(db.get("k00000"), "v0", "the rolled-back write is nowhere");
+    const committed = await started(false);
+    throwsKeel(() => committed.next(), "TXN", `wal ${wal}: resumed after the commit`);
+    // Its pages reused by later commits and checkpoints: still TXN, not a false CORRUPT.
+    const stale = await started(false);
+    for (let r = 0; r < 5; r++) {
+      await db.batch(Array.from({ length: 500 }, (_, i) => ({ type: "put" as const, key: `k${String(i * 6 + r).padStart(5, "0")}`, value: `r${r}` })));
+      await db.checkpoint();
+    }
+    throwsKeel(() => stale.next(), "TXN", `wal ${wal}: resumed after its pages were reused`);
+    await db.close();
+  }
+});
+
 test("tx.swap returns the value it replaced: inline and overflow, written in this transaction or read from disk", async () => {
   const fs = new CrashFileSystem();
   const big = (c: string) => c.repeat(20_000); // overflow pages at the default page size

@@ -120,10 +120,17 @@ test("ordered-binary: arrays sort element-wise, after their prefix, and mixed ty
 
 test("ordered-binary: a key that cannot be encoded is INVALID_ARGUMENT; undefined is refused", async () => {
   const { db } = memDb({ wal: false });
-  for (const bad of [undefined, { a: 1 }, () => 1] as unknown[]) {
-    await rejectsKeel(db.put(bad as Key, 1), "INVALID_ARGUMENT", String(bad));
-    throwsKeel(() => db.get(bad as Key), "INVALID_ARGUMENT", String(bad));
+  // ordered-binary itself would take a BigInt (5n as the key 5), a Symbol and undefined inside an
+  // array (as null): each a silent collision with another key.
+  await db.put(5, "five");
+  await db.put([1, null], "pair");
+  for (const bad of [undefined, { a: 1 }, () => 1, 5n, 2n ** 70n, Symbol("x"), [1, undefined], [1, 5n], new Date(5)] as unknown[]) {
+    const what = typeof bad === "symbol" ? "a symbol" : Array.isArray(bad) ? `[${bad.map(String).join(",")}]` : String(bad);
+    await rejectsKeel(db.put(bad as Key, 1), "INVALID_ARGUMENT", what);
+    throwsKeel(() => db.get(bad as Key), "INVALID_ARGUMENT", what);
+    if (bad !== undefined) throwsKeel(() => db.getRange({ start: bad as Key }), "INVALID_ARGUMENT", `${what} as a range bound`); // undefined: no bound
   }
+  assert.deepEqual([db.get(5), db.get([1, null]), db.getCount()], ["five", "pair", 2], "nothing overwritten");
   await db.close();
 });
 

@@ -236,3 +236,16 @@ test("a stored value that does not decode under the encoding is INVALID_ARGUMENT
   assert.equal(e.details.encoding, "json");
   assert.deepEqual(decodeValue(Buffer.from(encodeValue({ a: [1] }, "msgpack")), "msgpack"), { a: [1] });
 });
+
+test("a lone surrogate: refused by the string encoding, kept exactly by json, documented as U+FFFD under msgpack", async () => {
+  const lone = "a\uD800b";
+  throwsKeel(() => encodeValue(lone, "string"), "INVALID_ARGUMENT", "string encoding");
+  assert.equal(decodeValue(Buffer.from(encodeValue("a\uD83D\uDE00b", "string")), "string"), "a\uD83D\uDE00b", "a surrogate pair is fine");
+  assert.deepEqual(decodeValue(Buffer.from(encodeValue({ s: lone }, "json")), "json"), { s: lone });
+  const viaMsgpack = (decodeValue(Buffer.from(encodeValue({ s: lone }, "msgpack")), "msgpack") as { s: string }).s;
+  assert.ok(viaMsgpack !== lone && /^a\uFFFD+b$/.test(viaMsgpack), `as README says: ${JSON.stringify(viaMsgpack)}`);
+  const { db } = memDb({ wal: false, encoding: "string" });
+  await rejectsKeel(db.put("k", lone), "INVALID_ARGUMENT", "put");
+  assert.equal(db.get("k"), undefined);
+  await db.close();
+});
