@@ -60,8 +60,8 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
 /**
  * -0 and 0 are one key (ordered-binary would encode -0 apart, after +Infinity). Only the types
  * README lists get through: ordered-binary itself also takes a BigInt (as a lossy number: 5n would
- * be the key 5), a Symbol (as its description) and undefined inside an array (as null), each a
- * silent collision with another key.
+ * be the key 5), a Symbol (as its description) and undefined inside an array (read back as
+ * null): a silent collision with another key, or a key that reads back as another.
  */
 function normalize(key: unknown): unknown {
   switch (typeof key) {
