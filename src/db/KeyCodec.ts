@@ -59,9 +59,9 @@ export function encodeKey(key: unknown, enc: KeyEncodingName, maxKeySize: number
 
 /**
  * -0 and 0 are one key (ordered-binary would encode -0 apart, after +Infinity). Only the types
- * README lists get through: ordered-binary itself also takes a BigInt (as a lossy number: 5n would
- * be the key 5), a Symbol (as its description) and undefined inside an array (read back as
- * null): a silent collision with another key, or a key that reads back as another.
+ * README lists get through: ordered-binary itself also takes a BigInt (5n is the key 5, and
+ * reads back as the number), a Symbol (stored by its description, read back as Symbol.for of it,
+ * not the symbol given) and undefined or a hole inside an array (read back as null).
  */
 function normalize(key: unknown): unknown {
   switch (typeof key) {
@@ -72,7 +72,13 @@ function normalize(key: unknown): unknown {
       return key === 0 ? 0 : key;
     case "object":
       if (key === null || key instanceof Uint8Array) return key;
-      if (Array.isArray(key)) return key.map(normalize);
+      if (Array.isArray(key)) {
+        // By index, not map: map skips the holes of a sparse array, which ordered-binary writes as
+        // nothing ([1, , 2] would read back as [1, null, 2]; new Array(2) would be the key null).
+        const out = new Array<unknown>(key.length);
+        for (let i = 0; i < key.length; i++) out[i] = normalize(key[i]);
+        return out;
+      }
   }
   const type = key === null ? "null" : typeof key === "object" ? (key.constructor?.name ?? "object") : typeof key;
   throw invalidArgument(`an ordered-binary key is a string, number, boolean, null, Buffer/Uint8Array or an array of those, not ${type === "undefined" ? "undefined" : `a ${type}`}`, {

@@ -24,17 +24,27 @@ export async function snapshotOnline(db: Database, d: LogDurability, opts: { sig
   const engine = db.engine;
   // Step 1.
   await d.checkpointConcurrently(db);
-  // Step 2.
-  const snap = await db.task(() => {
-    d.checkpoint(true);
-    engine.onPhase?.("snapshot:after-checkpoint");
-    d.wal.rotate();
-    const s = engine.published;
-    engine.readers.acquire(s.txn);
-    // Checkpoints and gc go on during the copy: keep the log the new snapshot will need.
-    d.setFloor("snapshot-pending", s.lsn + 1);
-    return s;
-  });
+  // Step 2. If the task's group fails after the pin was taken, the pin and the floor go with it.
+  let pinned: number | null = null;
+  const snap = await db
+    .task(() => {
+      d.checkpoint(true);
+      engine.onPhase?.("snapshot:after-checkpoint");
+      d.wal.rotate();
+      const s = engine.published;
+      engine.readers.acquire(s.txn);
+      pinned = s.txn;
+      // Checkpoints and gc go on during the copy: keep the log the new snapshot will need.
+      d.setFloor("snapshot-pending", s.lsn + 1);
+      return s;
+    })
+    .catch((e: unknown) => {
+      if (pinned !== null) {
+        engine.readers.release(pinned);
+        d.setFloor("snapshot-pending", undefined);
+      }
+      throw e;
+    });
   // Step 3.
   let info: SnapshotInfo;
   try {

@@ -288,12 +288,16 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       if (lsn !== log.toLsn) {
         throw corrupt(`the log of ${engine.path} ended at LSN ${lsn} while the backup needed up to ${log.toLsn}`, { lastLsn: lsn, toLsn: log.toLsn, reason: "log-short" });
       }
-      // The last commit carries the source's txn at the backup's LSN, as every other copy's meta
-      // does: the records were applied in fewer commits than the source made (at most one per
-      // record), so ids stay increasing.
-      c.publish(c.commitWrite(w, lsn));
-      c.advanceTxnTo(log.toTxn);
-      c.publish(c.commitWrite(c.beginWrite(), lsn));
+      // The copy ends at the source's txn for the backup's LSN, as every other copy's meta does.
+      // It applied the records in at most as many commits as the source made (one per record at
+      // most): when fewer, an empty commit at the source's txn closes it. An empty transaction
+      // left open by a checkpoint after the last record is not committed (it would add one).
+      if (w.modCount === 0 && c.head.lsn === lsn) c.abortWrite(w);
+      else c.publish(c.commitWrite(w, lsn));
+      if (c.head.txn < log.toTxn) {
+        c.advanceTxnTo(log.toTxn);
+        c.publish(c.commitWrite(c.beginWrite(), lsn));
+      }
       c.checkpoint();
       slicer.check();
       // Both slots name the backup's LSN (the older one would need the log the copy does not have).

@@ -18,7 +18,7 @@ test("a database held open by another process: exit 3 naming its pid, for reads,
   try {
     await db.createSnapshot();
     const expected = `database ${dir} is in use by process ${process.pid}; stop it or use \`keel\` commands against the server instead`;
-    const runs = [["get", dir, "user:01"], ["put", dir, "k", "v"], ["stat", dir], ["verify", dir], ["txlog", dir], ["dump", dir, "-f", join(dir, "..", "d")], ["salvage", dir, join(dir, "..", "s")], ["compact", dir, join(dir, "..", "c")], ["restore", dir, join(dir, "..", "r")], ["restore", join(dir, "snapshots", "current"), join(dir, "..", "r2")]];
+    const runs = [["get", dir, "user:01"], ["put", dir, "k", "v"], ["stat", dir], ["verify", dir], ["txlog", dir], ["dump", dir, "-f", join(dir, "..", "d")], ["salvage", dir, join(dir, "..", "s")], ["compact", dir, join(dir, "..", "c")], ["restore", dir, join(dir, "..", "r")], ["restore", join(dir, "snapshots", "current"), join(dir, "..", "r2")], ["restore", dir, join(dir, "..", "r3"), "--wal-dir", join(dir, "..", "archive", "wal")]];
     const results = await Promise.all(runs.map((args) => keelExpect(args, 3)));
     results.forEach((r, i) => assert.ok(r.stderr.includes(expected), `${runs[i]![0]}: ${r.stderr}`));
     const doc = await keelJson<{ error: { code: string; message: string; details: { pid: number } } }>(["scan", dir], 3);

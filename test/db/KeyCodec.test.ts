@@ -124,7 +124,7 @@ test("ordered-binary: a key that cannot be encoded is INVALID_ARGUMENT; undefine
   // array (as null): each a silent collision with another key.
   await db.put(5, "five");
   await db.put([1, null], "pair");
-  for (const bad of [undefined, { a: 1 }, () => 1, 5n, 2n ** 70n, Symbol("x"), [1, undefined], [1, 5n], new Date(5)] as unknown[]) {
+  for (const bad of [undefined, { a: 1 }, () => 1, 5n, 2n ** 70n, Symbol("x"), [1, undefined], [1, 5n], new Date(5), [1, , 2], new Array(2)] as unknown[]) {
     const what = typeof bad === "symbol" ? "a symbol" : Array.isArray(bad) ? `[${bad.map(String).join(",")}]` : String(bad);
     await rejectsKeel(db.put(bad as Key, 1), "INVALID_ARGUMENT", what);
     throwsKeel(() => db.get(bad as Key), "INVALID_ARGUMENT", what);

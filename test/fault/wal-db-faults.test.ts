@@ -134,6 +134,9 @@ async function workload(db: Database, steps: readonly Step[], start: DbState, er
         const info = await db.createSnapshot();
         snapshot = { state: at, lsn: info.lsn };
       });
+      // Failed or not, it leaves no pin and no pending floor behind.
+      assert.equal(db.engine.readers.active, 0, `${what}: createSnapshot left a reader pinned`);
+      assert.equal(db.txlogWatermarks().floors["snapshot-pending"], undefined, `${what}: createSnapshot left its pending floor`);
     }
     if (i === 11 || i === 17 || i === 22) await attempt(`gcTxlogSegments after step ${i}`, () => db.gcTxlogSegments());
   }

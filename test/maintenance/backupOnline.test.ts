@@ -262,6 +262,17 @@ test("every online copy holds the commits queued before the call (same turn, not
         ["backup (pages)", (d) => db.backup(d, { compact: false })],
         ["compact", (d) => db.compact(d)],
       ];
+      // A one-record tail: the page backup's copy ends at the source's txn, not one past it.
+      await db.checkpoint();
+      await db.put("one-record", 1);
+      const one = (await db.backup(join(root, `${wal}-one`), { compact: false, maxReplayBytes: Infinity })) as BackupPagesResult;
+      assert.equal(one.txn, db.engine.head.txn, `wal ${wal}: the reported txn is the source's`);
+      const oneCopy = openSync(join(root, `${wal}-one`), { readOnly: true });
+      try {
+        assert.equal(oneCopy.engine.durable.txn, one.txn, `wal ${wal}: the copy's meta carries it`);
+      } finally {
+        await oneCopy.close();
+      }
       for (const [what, copy] of copies) {
         const key = `queued-${what}`;
         const put = db.put(key, 1); // queued before the call, in the same turn

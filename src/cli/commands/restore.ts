@@ -34,10 +34,11 @@ export function registerRestore(program: Command): void {
     .action(
       action(async (ctx, snapshot: string, dest: string, opts: { toLsn?: number; walDir?: string }) => {
         const from = resolveSnapshotDir(snapshot);
-        // The log replayed belongs to a database (the snapshot's, or --wal-dir's parent): while a
-        // process has it open, that log grows and is collected under the copy. Refused as every
-        // command refuses a database in use (exit 3).
-        refuseIfLocked(opts.walDir !== undefined ? dirname(resolve(opts.walDir)) : dirname(dirname(resolve(from))));
+        // The snapshot's database and the database whose log is replayed (--wal-dir's parent):
+        // while a process has either open, its snapshots rotate and its log grows and is collected
+        // under the copy. Refused as every command refuses a database in use (exit 3).
+        refuseIfLocked(dirname(dirname(resolve(from))));
+        if (opts.walDir !== undefined) refuseIfLocked(dirname(resolve(opts.walDir)));
         const r = await restore(from, dest, { toLsn: opts.toLsn, walDir: opts.walDir, signal: ctx.signal });
         await ctx.out.result({ snapshot: from, ...r }, () => `restored ${from} (lsn ${r.snapshotLsn}) + ${r.records} log records to ${r.target}, now at lsn ${r.lsn}`);
       }),
