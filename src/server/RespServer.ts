@@ -6,7 +6,9 @@
  * - Every write is replied to only after its commit is as durable as the database's profile makes
  *   it (Connection); acknowledged writes are reported to persistence.noteChanges.
  * - maxclients is checked on accept: one client too many gets "-ERR max number of clients reached"
- *   and is closed, and counts as a rejected connection.
+ *   and its socket is destroyed as soon as that is written (as Redis closes it at once): a refused
+ *   peer that never closes its side must not keep a file descriptor. It counts as a rejected
+ *   connection, not in total_connections_received (Redis counts only accepted clients there).
  * - CONFIG RESETSTAT (host.resetStats) zeroes every counter INFO stats shows; /metrics turns the
  *   drop into a restart of its counters (ServerMetrics), never into a decrease.
  * - close() stops accepting, lets every connection finish and reply to what it has already read,
@@ -76,7 +78,6 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
   };
 
   net.on("connection", (socket: Socket) => {
-    totalConnections++;
     if (closing) {
       socket.destroy();
       return;
@@ -84,9 +85,11 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
     if (conns.size >= options.config.maxclients) {
       rejected++;
       socket.on("error", () => socket.destroy());
-      socket.end("-ERR max number of clients reached\r\n");
+      // end() alone waits for the peer's FIN, which a peer need never send.
+      socket.end("-ERR max number of clients reached\r\n", () => socket.destroy());
       return;
     }
+    totalConnections++;
     const conn = new Connection(socket, host, nextId++);
     conns.add(conn);
     void conn.closed.then(() => conns.delete(conn));

@@ -4,7 +4,9 @@
  * pipelining, MULTI/EXEC/WATCH, RESP3, binary values, AUTH, maxclients, administration commands.
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { existsSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -508,8 +510,38 @@ describe("AUTH, maxclients, close()", () => {
       a.send("PING\r\n");
       assert.equal(await a.until((s) => s.endsWith("\r\n")), "+PONG\r\n");
       assert.equal(ts.server.stats().rejectedConnections, 1);
+      // As redis-server 7.0.15 (INFO stats): a refused connection is not a connection received.
+      assert.equal(ts.server.stats().totalConnectionsReceived, 2);
       a.close();
       b.close();
+    } finally {
+      await ts.stop();
+    }
+  });
+
+  test("maxclients: a refused peer that never closes its side does not keep the server's socket", async () => {
+    const ts = await startTestServer({ maxclients: 1 });
+    try {
+      const a = await rawConnect(ts.port);
+      // allowHalfOpen: the peer does not answer the server's FIN with its own, as a leaking client would not.
+      const s = connect({ port: ts.port, host: "127.0.0.1", allowHalfOpen: true });
+      let got = "";
+      s.on("data", (d: Buffer) => (got += d.toString("latin1")));
+      s.on("error", () => undefined);
+      await once(s, "end");
+      assert.equal(got, "-ERR max number of clients reached\r\n");
+      // Data sent to a socket the server has destroyed is answered with a reset, and the peer's
+      // socket closes; a socket the server only ended (old code) takes the data and stays open.
+      const closed = new Promise((r) => s.once("close", r));
+      const poke = setInterval(() => s.destroyed || s.write("PING\r\n"), 100);
+      try {
+        const r = await Promise.race([closed.then(() => "closed"), sleep(10_000).then(() => "still open")]);
+        assert.equal(r, "closed");
+      } finally {
+        clearInterval(poke);
+        s.destroy();
+      }
+      a.close();
     } finally {
       await ts.stop();
     }
