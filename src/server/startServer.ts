@@ -4,7 +4,9 @@
  *
  * Start-up, in order (a failure at any step undoes the steps before it and rejects):
  *   0. bind and http_bind resolve to local addresses (INVALID_ARGUMENT naming the key otherwise,
- *      before the data directory is touched); leftovers of an interrupted restore are removed.
+ *      before the data directory is touched); maxclients is lowered to what the descriptor limit
+ *      allows (clientsForFdLimit, logged as a warning); leftovers of an interrupted restore are
+ *      removed.
  *   1. restore_from: an EMPTY data directory is loaded from the dump first (all or nothing);
  *      a missing or damaged dump rejects (the directory stays empty); a directory holding a
  *      database ignores restore_from (logged); one holding anything else is refused.
@@ -35,6 +37,7 @@ import { ServerMetrics } from "./metrics/ServerMetrics.js";
 import { KeelPersistence } from "./persistence/KeelPersistence.js";
 import { removeRestoreLeftovers, restoreFromDump } from "./persistence/restoreFromDump.js";
 import { checkBindAddress, listenError } from "./config/checkBindAddress.js";
+import { clientsForFdLimit, FD_RESERVE } from "../util/clientsForFdLimit.js";
 import type { RespServer, RespServerOptions, ShutdownMode } from "./ServerContext.js";
 import { startRespServer } from "./RespServer.js";
 
@@ -60,6 +63,24 @@ export interface StartServerOptions {
   readonly exitCodeFor?: (e: unknown) => number;
 }
 
+/**
+ * As Redis at start: clients past the descriptor limit would take the descriptors the engine needs
+ * for its next log segment or snapshot (EMFILE), where refusing them costs only those clients.
+ */
+function fitMaxclients(s: ServeConfig["server"], logger: Logger): void {
+  const fitted = clientsForFdLimit();
+  if (fitted === null || s.maxclients <= fitted) return;
+  // Redis exits when the limit leaves no client; Node cannot even load this code with 32
+  // descriptors, so that case never gets here: 1 only keeps the value valid.
+  const fit = Math.max(1, fitted);
+  const limit = fitted + FD_RESERVE;
+  logger.warn(
+    { event: "maxclients-reduced", requested: s.maxclients, maxclients: fit, openFilesLimit: limit, reserved: FD_RESERVE },
+    `maxclients ${s.maxclients} needs at least ${s.maxclients + FD_RESERVE} open files; the limit is ${limit}: maxclients reduced to ${fit}. Raise 'ulimit -n' for more clients`,
+  );
+  s.maxclients = fit;
+}
+
 function errInfo(e: unknown): Record<string, unknown> {
   if (e instanceof KeelError) return { code: e.code, message: e.message, details: e.details };
   return { message: (e as Error)?.message ?? String(e) };
@@ -74,6 +95,7 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
   // create a data directory), then what an interrupted restore_from left behind.
   await checkBindAddress(s.bind, "bind");
   if (s.httpPort !== 0) await checkBindAddress(s.httpBind, "http_bind");
+  fitMaxclients(s, logger);
   removeRestoreLeftovers(s.dir);
 
   // 1. restore_from
@@ -183,6 +205,7 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
       httpPort: http?.port ?? null,
       appendfsync: s.appendfsync,
       durability: w.durability,
+      maxclients: s.maxclients,
       config: config.configFile,
       lsn: w.lastCommittedLsn,
       replayed: w.replay,

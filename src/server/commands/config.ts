@@ -7,10 +7,14 @@
  * Invariants:
  * - CONFIG SET checks every name (unknown, immutable, given twice) and then every value before it
  *   applies any, so a failed CONFIG SET changes nothing (as in Redis 7); errors use Redis 7's words.
- * - A value is accepted by CONFIG SET exactly when the TOML file accepts it (CONFIG_LIMITS); sizes
+ * - A value is accepted by CONFIG SET exactly when the TOML file accepts it (CONFIG_LIMITS; the one
+ *   exception is below: maxclients over the descriptor limit); sizes
  *   take Redis's memory units ("64mb" = 64 * 1024^2, "64m" = 64 * 10^6).
  * - CONFIG GET port answers the port actually bound (port 0 in the file picks one).
+ * - CONFIG SET maxclients above what the descriptor limit allows (clientsForFdLimit) is refused
+ *   with Redis's words; at start the server lowers maxclients to it instead (startServer).
  */
+import { clientsForFdLimit } from "../../util/clientsForFdLimit.js";
 import { globMatch } from "../keyspace/globMatch.js";
 import { bulk, map, type Reply } from "../resp/Reply.js";
 import { RespError } from "../resp/RespError.js";
@@ -85,6 +89,9 @@ const PARAMS: Record<string, Param> = {
     get: (c) => String(c.maxclients),
     set: (v) => {
       const n = intValue(v, CONFIG_LIMITS.maxclients);
+      // As Redis: more clients than the descriptor limit leaves room for is refused, not fitted.
+      const fit = clientsForFdLimit();
+      if (fit !== null && n > fit) throw new Error(`The operating system is not able to handle the specified number of clients, try with ${fit}`);
       return (c) => (c.maxclients = n);
     },
   },

@@ -25,8 +25,18 @@ export interface Exited {
   readonly stderr: string;
 }
 
-function launch(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [KEEL, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+export interface LaunchOptions {
+  /** Start under this soft open-files limit (`ulimit -n` in a shell that then execs node). */
+  readonly nofile?: number;
+}
+
+function launch(args: string[], env: Record<string, string> = {}, o: LaunchOptions = {}) {
+  const argv = [KEEL, "serve", ...args];
+  const opts = { stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } };
+  const child =
+    o.nofile === undefined
+      ? spawn(process.execPath, argv, opts)
+      : spawn("/bin/sh", ["-c", `ulimit -n ${o.nofile} && exec "$0" "$@"`, process.execPath, ...argv], opts);
   const lines: Array<Record<string, unknown>> = [];
   let out = "";
   let err = "";
@@ -54,9 +64,9 @@ function launch(args: string[], env: Record<string, string> = {}) {
 }
 
 /** Start `keel serve` with `args` (plus --port 0 unless given) and wait until it is ready. */
-export async function startServe(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Served> {
+export async function startServe(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, o: LaunchOptions = {}): Promise<Served> {
   const full = args.includes("--port") ? args : [...args, "--port", "0"];
-  const l = launch(full, env);
+  const l = launch(full, env, o);
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => {
       l.child.kill("SIGKILL");
@@ -82,8 +92,8 @@ export async function startServe(args: string[], env: Record<string, string> = {
 }
 
 /** Run `keel serve` expecting it to exit by itself (a refused start). */
-export async function runServe(args: string[], timeoutMs = 20_000): Promise<Exited> {
-  const l = launch(args);
+export async function runServe(args: string[], timeoutMs = 20_000, o: LaunchOptions = {}): Promise<Exited> {
+  const l = launch(args, {}, o);
   const timer = setTimeout(() => l.child.kill("SIGKILL"), timeoutMs);
   const e = await l.exit;
   clearTimeout(timer);
