@@ -16,7 +16,12 @@
  *   later command needs that is known only when a transaction runs, the db after an EXEC that has
  *   WATCHed keys and a SELECT inside, is a barrier: commands after it wait in `#held` until it runs.
  * - Bounded memory: the parser bounds one request; reading pauses while more than MAX_INFLIGHT
- *   replies are pending or more than MAX_OUTPUT bytes wait in the socket.
+ *   replies are pending or more than MAX_OUTPUT bytes of replies wait (in the socket or encoded for
+ *   it). The output bound is checked before every command, not once per read: a small read can
+ *   hold many commands with large replies (500 `GET big` in 4.5 KB). Once it is passed, the rest of
+ *   the read stays parsed in `#held` and is dispatched, in order, as the socket drains. Replies
+ *   that wait for a commit are bounded by count (MAX_INFLIGHT) only: their size is known when they
+ *   are produced. At server close, commands held back by the bounds are not run (as if unread).
  * - After a protocol error nothing more is read: earlier replies, then the error, then close.
  */
 import type { Socket } from "node:net";
@@ -83,9 +88,11 @@ export class Connection {
   #stopped = false;
   #paused = false;
   #flushScheduled = false;
+  /** A reply that closes the connection (QUIT, protocol error) has been encoded: nothing follows it. */
+  #closeAfterFlush = false;
   #ended = false;
   #idle: Array<() => void> = [];
-  /** Commands parsed and not yet dispatched (only while a barrier holds them back). */
+  /** Commands parsed and not yet dispatched (while a barrier or the output bound holds them back). */
   #held: Buffer[][] = [];
   #heldAt = 0;
   /** Set while later commands must not be dispatched: they depend on how an EXEC ends. */
@@ -167,12 +174,18 @@ export class Connection {
     this.#dispatchHeld();
   }
 
-  /** Dispatch parsed commands in order until a barrier (see #exec) holds the rest back. */
+  /**
+   * Dispatch parsed commands in order until a barrier (see #exec) or the memory bound holds the rest
+   * back (resumed by #maybeResume).
+   */
   #dispatchHeld(): void {
-    while (this.#heldAt < this.#held.length && !this.#barrier && !this.#stopped) {
+    while (this.#heldAt < this.#held.length && !this.#barrier && !this.#stopped && !this.#overBound()) {
       const args = this.#held[this.#heldAt]!;
       this.#held[this.#heldAt++] = EMPTY_ARGS;
       this.#dispatch(args);
+      // Encoded now (not yet written: the read's replies still leave in one write) so that
+      // #overBound sees their size.
+      this.#collect();
     }
     if (this.#heldAt >= this.#held.length) {
       this.#held = [];
@@ -185,19 +198,32 @@ export class Connection {
       }
     }
     this.#flush();
-    const backlog = this.#inflight() + this.#held.length - this.#heldAt;
-    if (!this.#stopped && (backlog > MAX_INFLIGHT || this.#socket.writableLength > MAX_OUTPUT)) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
+    this.#updateReading();
   }
 
-  #maybeResume(): void {
+  /** More replies pending or bytes waiting than the bounds allow: dispatch and reading stop. */
+  #overBound(): boolean {
+    return this.#inflight() > MAX_INFLIGHT || this.#socket.writableLength + this.#writer.pendingBytes > MAX_OUTPUT;
+  }
+
+  #updateReading(): void {
+    if (this.#stopped) return;
     const backlog = this.#inflight() + this.#held.length - this.#heldAt;
-    if (this.#paused && !this.#stopped && !this.#protocolError && backlog < MAX_INFLIGHT / 2 && this.#socket.writableLength <= MAX_OUTPUT) {
+    if (!this.#paused) {
+      if (backlog > MAX_INFLIGHT || this.#overBound()) {
+        this.#paused = true;
+        this.#socket.pause();
+      }
+    } else if (!this.#protocolError && backlog < MAX_INFLIGHT / 2 && this.#socket.writableLength <= MAX_OUTPUT) {
       this.#paused = false;
       this.#socket.resume();
     }
+  }
+
+  /** The socket drained or replies were written: dispatch what the bounds held back, read again. */
+  #maybeResume(): void {
+    if (this.#heldAt < this.#held.length && !this.#barrier && !this.#stopped) this.#dispatchHeld();
+    else this.#updateReading();
   }
 
   #push(reply: Reply | null): Slot {
@@ -228,9 +254,9 @@ export class Connection {
     });
   }
 
-  #flush(): void {
-    if (this.#ended) return;
-    let close = false;
+  /** Encode the replies that are ready, in order, up to the first that is not (or a closing one). */
+  #collect(): void {
+    if (this.#ended || this.#closeAfterFlush) return;
     while (this.#head < this.#slots.length) {
       const s = this.#slots[this.#head]!;
       if (s.reply === null) break;
@@ -238,16 +264,21 @@ export class Connection {
       this.#writer.add(s.reply);
       this.#head++;
       if (s.close) {
-        close = true;
+        this.#closeAfterFlush = true;
         break;
       }
     }
+  }
+
+  #flush(): void {
+    if (this.#ended) return;
+    this.#collect();
     if (this.#head > 1024 && this.#head * 2 > this.#slots.length) {
       this.#slots = this.#slots.slice(this.#head);
       this.#head = 0;
     }
     this.#writer.flush(this.#socket);
-    if (close) {
+    if (this.#closeAfterFlush) {
       this.#slots = [];
       this.#head = 0;
       this.#end();

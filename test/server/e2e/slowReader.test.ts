@@ -1,0 +1,84 @@
+/**
+ * A client that does not read its replies: the server's memory for it stays near the documented
+ * bound (32 MiB of replies waiting), even when one small read holds many commands with large
+ * replies, and every reply still arrives, complete and in order, once the client reads.
+ */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { startTestServer, type TestServer } from "../../helpers/respServer.js";
+
+const MIB = 1024 * 1024;
+
+/** Wait until the server's command count stops moving (500 ms unchanged), then return it. */
+async function settledCommands(ts: TestServer): Promise<number> {
+  let last = -1;
+  for (;;) {
+    const n = ts.server.stats().totalCommandsProcessed;
+    if (n === last) return n;
+    last = n;
+    await sleep(500);
+  }
+}
+
+describe("slow readers", () => {
+  let ts: TestServer;
+  let r: Redis;
+  before(async () => {
+    ts = await startTestServer();
+    r = new Redis({ port: ts.port, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    await r.set("big", Buffer.alloc(2 * MIB, 120));
+  });
+  after(async () => {
+    r.disconnect();
+    await ts.stop();
+  });
+
+  test("100 GETs of 2 MiB in one small write: dispatch stops near the 32 MiB bound, resumes as the client reads", async () => {
+    const s = connect({ port: ts.port, host: "127.0.0.1" });
+    await new Promise((res) => s.once("connect", res));
+    s.pause();
+    const base = await settledCommands(ts);
+    // An ECHO after every 10th GET checks the order of the replies.
+    let req = "";
+    for (let i = 0; i < 100; i++) req += i % 10 === 9 ? `GET big\r\nECHO m${i}\r\n` : "GET big\r\n";
+    s.write(req);
+    const dispatched = (await settledCommands(ts)) - base;
+    // 32 MiB is 16 replies; the kernel's socket buffers take a few more. Not 110.
+    assert.ok(dispatched < 50, `${dispatched} commands dispatched for a client that reads nothing`);
+
+    const header = Buffer.from(`$${2 * MIB}\r\n`);
+    let expected = 0;
+    for (let i = 0; i < 100; i++) expected += header.length + 2 * MIB + 2 + (i % 10 === 9 ? `$${`m${i}`.length}\r\nm${i}\r\n`.length : 0);
+    const got: Buffer[] = [];
+    let n = 0;
+    await new Promise<void>((res, rej) => {
+      s.on("data", (d: Buffer) => {
+        got.push(d);
+        n += d.length;
+        if (n >= expected) res();
+      });
+      s.on("error", rej);
+      s.on("close", () => res());
+      s.resume();
+    });
+    s.destroy();
+    const all = Buffer.concat(got);
+    assert.equal(all.length, expected);
+    let at = 0;
+    for (let i = 0; i < 100; i++) {
+      assert.ok(all.subarray(at, at + header.length).equals(header), `reply ${i} is the 2 MiB bulk`);
+      at += header.length;
+      assert.equal(all.indexOf(Buffer.from("\r\n"), at), at + 2 * MIB, `reply ${i} has 2 MiB`);
+      at += 2 * MIB + 2;
+      if (i % 10 === 9) {
+        const echo = `$${`m${i}`.length}\r\nm${i}\r\n`;
+        assert.equal(all.subarray(at, at + echo.length).toString("latin1"), echo);
+        at += echo.length;
+      }
+    }
+    assert.equal((await settledCommands(ts)) - base, 110);
+  });
+});
