@@ -23,6 +23,10 @@
  *   that wait for a commit are bounded by count (MAX_INFLIGHT) only: their size is known when they
  *   are produced. At server close, commands held back by the bounds are not run (as if unread).
  * - After a protocol error nothing more is read: earlier replies, then the error, then close.
+ * - Closing (QUIT, protocol error, server close) never cuts off replies a slow reader is still
+ *   taking: the socket is destroyed FIN_WAIT_MS after every byte was handed to the kernel (if the
+ *   peer has not closed by then), or once the peer took nothing for CLOSE_STALL_MS (2 s when the
+ *   server is closing, so a peer that stopped reading cannot hold a shutdown for long).
  */
 import type { Socket } from "node:net";
 import { isKeelError } from "../errors.js";
@@ -41,6 +45,10 @@ import type { ShutdownMode } from "./ServerContext.js";
 const MAX_INFLIGHT = 4096;
 const EMPTY_ARGS: Buffer[] = [];
 const MAX_OUTPUT = 32 * 1024 * 1024;
+/** After the last reply is handed to the kernel, how long the peer's FIN is waited for. */
+const FIN_WAIT_MS = 2000;
+/** A closing connection whose peer took no byte of its last replies for this long is destroyed. */
+const CLOSE_STALL_MS = 60_000;
 
 interface Slot {
   reply: Reply | null;
@@ -143,7 +151,7 @@ export class Connection {
     this.#stopped = true;
     this.#socket.pause();
     if (this.#inflight() > 0) await new Promise<void>((r) => this.#idle.push(r));
-    this.#end();
+    this.#end(FIN_WAIT_MS);
     await this.closed;
   }
 
@@ -292,16 +300,27 @@ export class Connection {
     for (const r of w) r();
   }
 
-  #end(): void {
+  #end(stallMs = CLOSE_STALL_MS): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#stopped = true;
-    this.#socket.end();
-    // Keep reading (and ignoring: #stopped) so the peer's FIN is seen and 'close' follows; a client
-    // that neither reads nor closes is destroyed after 2 s, so close() always finishes.
-    this.#socket.resume();
-    const timer = setTimeout(() => this.#socket.destroy(), 2000);
-    this.#socket.once("close", () => clearTimeout(timer));
+    const socket = this.#socket;
+    socket.end();
+    // Keep reading (and ignoring: #stopped) so the peer's FIN is seen and 'close' follows: closing
+    // with unread input would send a reset, which can discard replies the peer has not read yet.
+    socket.resume();
+    let left = socket.writableLength;
+    const stalled = (): void => {
+      if (left > 0 && socket.writableLength >= left) return void socket.destroy();
+      left = socket.writableLength;
+      timer = setTimeout(stalled, stallMs);
+    };
+    let timer = setTimeout(stalled, stallMs);
+    socket.once("finish", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => socket.destroy(), FIN_WAIT_MS);
+    });
+    socket.once("close", () => clearTimeout(timer));
   }
 
   // ---- dispatch ----

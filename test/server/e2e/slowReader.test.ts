@@ -1,7 +1,8 @@
 /**
  * A client that does not read its replies: the server's memory for it stays near the documented
  * bound (32 MiB of replies waiting), even when one small read holds many commands with large
- * replies, and every reply still arrives, complete and in order, once the client reads.
+ * replies, and every reply still arrives, complete and in order, once the client reads. A QUIT or a
+ * protocol error after a large reply does not cut it off for a client that starts reading late.
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
@@ -80,5 +81,38 @@ describe("slow readers", () => {
       }
     }
     assert.equal((await settledCommands(ts)) - base, 110);
+  });
+
+  test("QUIT or a protocol error after a 24 MiB reply (under the 32 MiB bound, so the QUIT is dispatched at once): a client that starts reading 3 s later gets all of it", async () => {
+    const big = await startTestServer({ protoMaxBulkLen: 64 * MIB });
+    try {
+      const c = new Redis({ port: big.port, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      await c.set("huge", Buffer.alloc(24 * MIB, 121));
+      c.disconnect();
+      const bulk = `$${24 * MIB}\r\n`.length + 24 * MIB + 2;
+      for (const [tail, end] of [
+        ["QUIT\r\n", "+OK\r\n"],
+        ["*1\r\n:5\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"],
+      ] as const) {
+        const s = connect({ port: big.port, host: "127.0.0.1" });
+        await new Promise((res) => s.once("connect", res));
+        s.pause();
+        s.write(`GET huge\r\n${tail}`);
+        // Longer than the 2 s the server used to give a closing connection in all.
+        await sleep(3000);
+        const got: Buffer[] = [];
+        await new Promise<void>((res) => {
+          s.on("data", (d: Buffer) => got.push(d));
+          s.on("error", () => res());
+          s.on("close", () => res());
+          s.resume();
+        });
+        const all = Buffer.concat(got);
+        assert.equal(all.length, bulk + end.length, `after ${JSON.stringify(tail)}: the whole reply, then ${JSON.stringify(end)}`);
+        assert.equal(all.subarray(bulk).toString("latin1"), end);
+      }
+    } finally {
+      await big.stop();
+    }
   });
 });
