@@ -13,8 +13,10 @@
  *   it, even those committed in the same group; otherwise it runs at once on the published state.
  * - The logical db, and everything else a deferred command needs, is captured when it is dispatched,
  *   so later pipelined commands (SELECT) cannot change what an earlier one does. The one state a
- *   later command needs that is known only when a transaction runs, the db after an EXEC that has
- *   WATCHed keys and a SELECT inside, is a barrier: commands after it wait in `#held` until it runs.
+ *   later command needs that is known only when a transaction runs (the db after an EXEC that has
+ *   WATCHed keys and a SELECT inside; the name, protocol, authentication or configuration after an
+ *   EXEC holding CLIENT, HELLO, AUTH, CONFIG...) is a barrier: commands after it wait in `#held`
+ *   until it runs.
  * - Bounded memory: the parser bounds one request; reading pauses while more than MAX_INFLIGHT
  *   replies are pending or more than MAX_OUTPUT bytes of replies wait (in the socket or encoded for
  *   it). The output bound is checked before every command, not once per read: a small read can
@@ -559,10 +561,14 @@ export class Connection {
     // Commands after EXEC run in the db its SELECTs leave. Without WATCH, EXEC cannot abort now, so
     // that db is known and set at once. With WATCH it is known only when the transaction runs:
     // later commands of this connection wait for it (a barrier), which costs only such EXECs.
+    // The other connection commands (CLIENT SETNAME, HELLO, AUTH, CONFIG SET...) change their state
+    // only when the transaction runs, so they are a barrier too.
     const finalDb = db;
     const selects = plan.some((e) => e.select !== undefined);
+    const connState = plan.some((e) => e.select === undefined && e.q.cmd.kind === "conn");
     if (!selects || watched.length === 0) this.client.db = finalDb;
     else this.#barrier = true;
+    if (connState) this.#barrier = true;
     const ks = this.#host.keyspace;
     const p = this.#transaction((store) => {
       const now = Date.now();

@@ -56,6 +56,20 @@ describe("RESP wire behaviour", () => {
     c.close();
   });
 
+  test("CLIENT SETNAME and HELLO inside MULTI apply to the commands pipelined after the EXEC", async () => {
+    // The replies of redis-server 7.0.15 to the same bytes (its EXEC array header goes out in RESP2,
+    // before the HELLO inside switches the connection; KeelDB encodes the whole EXEC reply in RESP2).
+    const a = await rawConnect(ts.port);
+    a.send("MULTI\r\nCLIENT SETNAME foo\r\nEXEC\r\nCLIENT GETNAME\r\n");
+    assert.equal(await a.until((s) => s.endsWith("foo\r\n") || s.endsWith("$-1\r\n")), "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n$3\r\nfoo\r\n");
+    a.close();
+    const b = await rawConnect(ts.port);
+    b.send("MULTI\r\nHELLO 3\r\nEXEC\r\nGET nokey-in-multi\r\n");
+    const out = await b.until((s) => /\*0\r\n.+\r\n$/s.test(s));
+    assert.ok(out.endsWith("$7\r\nmodules\r\n*0\r\n_\r\n"), `the GET after EXEC answers the RESP3 null: ${JSON.stringify(out)}`);
+    b.close();
+  });
+
   test("stats(): connections, commands, keyspace", async () => {
     const s = ts.server.stats();
     assert.ok(s.totalConnectionsReceived >= 4);
