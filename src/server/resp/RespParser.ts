@@ -6,7 +6,9 @@
  * - A frame split at any byte position parses exactly as the whole frame does.
  * - Memory held per connection is bounded: a header or inline line longer than MAX_LINE, a bulk
  *   longer than `maxBulkLen`, an array longer than `maxMultibulkLen`, or one command whose
- *   arguments together exceed `maxBulkLen + MAX_LINE` is a ProtocolError before it is buffered.
+ *   arguments' bytes together exceed `maxBulkLen + MAX_LINE` (exactly the documented limit: the
+ *   bytes a client sends, nothing else) is a ProtocolError before it is buffered. The per-argument
+ *   cost (a Buffer view each) is bounded by `maxMultibulkLen`, as in Redis.
  * - A large bulk is gathered as a list of chunks and joined once (no quadratic re-copying).
  * - After a ProtocolError the parser is dead: the connection must answer it and close.
  * - Arguments are views into received chunks (no copy); callers must copy what they keep.
@@ -27,7 +29,6 @@ export interface ParserLimits {
 /** Longest header line ("*<n>", "$<n>") or inline command, as in Redis (PROTO_INLINE_MAX_SIZE). */
 export const MAX_LINE = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
-const ARG_OVERHEAD = 64;
 const CR = 13;
 const LF = 10;
 
@@ -133,8 +134,7 @@ export class RespParser {
         const end = this.#pos + this.#bulkLen;
         if (buf[end] !== CR || buf[end + 1] !== LF) throw new ProtocolError("Protocol error: bulk string not terminated by CRLF");
         this.#args.push(buf.subarray(this.#pos, end));
-        // Each argument also costs a Buffer view: counted, so a million empty arguments are bounded too.
-        this.#argBytes += this.#bulkLen + ARG_OVERHEAD;
+        this.#argBytes += this.#bulkLen;
         this.#pos = end + 2;
         this.#bulkLen = -1;
         this.#argsLeft--;

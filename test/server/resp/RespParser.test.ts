@@ -126,6 +126,25 @@ test("a request whose arguments together exceed the bulk limit is refused before
   assert.throws(() => p.feed(Buffer.concat(parts)), (e: unknown) => e instanceof ProtocolError && e.message === "Protocol error: request too large");
 });
 
+test("the request limit counts the argument bytes only: exactly maxBulkLen + MAX_LINE passes, one more byte does not", () => {
+  const limits = { maxBulkLen: 1024 * 1024, maxMultibulkLen: 1024 * 1024 };
+  // 20,003 arguments (the old 64 bytes each of overhead alone would be 1.28 MB), the last two
+  // (each within maxBulkLen) sized to bring the total to the limit exactly.
+  const total = limits.maxBulkLen + MAX_LINE;
+  const request = (extra: number): Buffer => {
+    const args: Buffer[] = [Buffer.from("MSET")];
+    for (let i = 0; i < 20_000; i++) args.push(Buffer.from("k"));
+    const used = args.reduce((n, a) => n + a.length, 0);
+    const rest = total - used + extra;
+    args.push(Buffer.alloc(Math.floor(rest / 2), 0x61), Buffer.alloc(Math.ceil(rest / 2), 0x62));
+    return enc(...args);
+  };
+  const ok = new RespParser(limits).feed(request(0));
+  assert.equal(ok.length, 1);
+  assert.equal(ok[0]!.length, 20_003);
+  assert.throws(() => new RespParser(limits).feed(request(1)), (e: unknown) => e instanceof ProtocolError && e.message === "Protocol error: request too large");
+});
+
 test("commands completed before an error are delivered; the parser is dead afterwards", () => {
   const p = new RespParser(LIMITS);
   const out: Buffer[][] = [];
