@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { open, type Database } from "../../src/index.js";
+import { open, type Database, type OpenOptions } from "../../src/index.js";
 import { startRespServer } from "../../src/server/RespServer.js";
 import { KeelPersistence } from "../../src/server/persistence/KeelPersistence.js";
 import type { RespServer, ServerConfig, ShutdownMode } from "../../src/server/ServerContext.js";
@@ -46,13 +46,13 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(over: Partial<ServerConfig> = {}, keepDir?: string): Promise<TestServer> {
+export async function startTestServer(over: Partial<ServerConfig> = {}, keepDir?: string, dbOptions: OpenOptions = {}): Promise<TestServer> {
   const dir = keepDir ?? mkdtempSync(join(tmpdir(), "keel-resp-"));
   const config = testConfig(join(dir, "db"), over);
   const shutdowns: ShutdownMode[] = [];
   const logger = pino({ level: "silent" });
   const boot = async () => {
-    const db = await open(config.dir, { durability: "strict" });
+    const db = await open(config.dir, { durability: "strict", ...dbOptions });
     const persistence = new KeelPersistence(db, config, logger);
     const server = await startRespServer({ db, config, persistence, logger, onShutdown: (m) => void shutdowns.push(m) });
     return { db, persistence, server };

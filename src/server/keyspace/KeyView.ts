@@ -8,7 +8,10 @@
  *   stale fields can never reappear under a new hash of the same name.
  * - Every write touches the key's WATCH version (Keyspace.touch) in the same callback.
  * - Type checks happen before any write, so a WRONGTYPE error leaves the transaction unchanged.
+ * - A string is stored after its HEADER bytes, so the longest string is the engine's maxValueSize
+ *   minus HEADER; refusals say so in the client's terms (its string's length, that limit).
  */
+import { isKeelError, KeelError } from "../../errors.js";
 import { RespError, WRONGTYPE } from "../resp/RespError.js";
 import type { Keyspace, LogicalDb } from "./Keyspace.js";
 import { TxStore, type KV, type Store } from "./Store.js";
@@ -144,7 +147,20 @@ export class KeyView {
     this.checkKey(key);
     // One descent: the old value comes back from the put. Its side entries (expiry index, hash
     // fields) live in other sub-databases, so dropping them after the put is the same as before.
-    const old = this.store.swap(this.ldb.keys, key, encodeString(value, expireAt));
+    let old: Buffer | undefined;
+    try {
+      old = this.store.swap(this.ldb.keys, key, encodeString(value, expireAt));
+    } catch (e) {
+      // The engine names the stored size (header included); the client sent `value`. Same code, so
+      // the write queue treats the refusal as before.
+      if (!isKeelError(e) || e.details.limit !== "maxValueSize") throw e;
+      const max = Number(e.details.max);
+      throw new KeelError(
+        "INVALID_ARGUMENT",
+        `string of ${value.length} bytes exceeds the longest string KeelDB stores, ${max - HEADER} bytes (maxValueSize ${max} minus the ${HEADER}-byte value header)`,
+        { ...e.details, size: value.length, maxString: max - HEADER },
+      );
+    }
     if (old === undefined) this.ks.countKeys(this.ldb.index, 1);
     else this.#dropSide(key, old);
     if (expireAt !== 0) this.store.put(this.ldb.ttl, expiryKey(expireAt, key), EMPTY);

@@ -587,3 +587,22 @@ describe("AUTH, maxclients, close()", () => {
     }
   });
 });
+
+describe("maxValueSize", () => {
+  test("the longest string is maxValueSize minus the 9-byte header; a longer one is refused in the client's terms", async () => {
+    const ts = await startTestServer({}, undefined, { maxValueSize: 1024 });
+    const r = client(ts.port);
+    try {
+      assert.equal(await r.set("s", Buffer.alloc(1015, 1)), "OK");
+      const msg = "ERR string of 1016 bytes exceeds the longest string KeelDB stores, 1015 bytes (maxValueSize 1024 minus the 9-byte value header)";
+      await rejects(r.set("s", Buffer.alloc(1016, 1)), msg);
+      await rejects(r.append("s", "x"), "ERR string of 1016 bytes exceeds the longest string KeelDB stores, 1015 bytes (maxValueSize 1024 minus the 9-byte value header)");
+      assert.equal(await r.strlen("s"), 1015);
+      // A hash field's value has no header: maxValueSize itself.
+      assert.equal(await r.hset("h", "f", Buffer.alloc(1024, 2)), 1);
+    } finally {
+      r.disconnect();
+      await ts.stop();
+    }
+  });
+});
