@@ -77,6 +77,9 @@ const KNOWN = new Set([
   "freelistDeltas",
 ]);
 
+/** The longest delay setTimeout takes (larger ones fire after 1 ms, with a warning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function positiveInt(o: Record<string, unknown>, name: string, min = 1, max = Number.MAX_SAFE_INTEGER): void {
   const v = o[name];
   if (v === undefined) return;
@@ -105,7 +108,8 @@ export function validateOptions(options: unknown): OpenOptions {
   positiveInt(o, "maxReaders", 1, 1 << 20);
   positiveInt(o, "maxValueSize", 1, 2 ** 31 - 1);
   positiveInt(o, "groupCommit", 1);
-  positiveInt(o, "groupCommitMs", 0);
+  // A timer delay: Node's setTimeout turns anything above 2^31 - 1 ms into 1 ms.
+  positiveInt(o, "groupCommitMs", 0, MAX_TIMER_MS);
   positiveInt(o, "walSegmentMaxBytes", 64 * 1024);
   positiveInt(o, "walSegmentMaxMs", 1);
   positiveInt(o, "walRetentionBytes", 0);

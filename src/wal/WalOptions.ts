@@ -59,10 +59,10 @@ function int(name: string, v: unknown, min: number, dflt: number): number {
   return v;
 }
 
-function num(name: string, v: unknown, min: number, dflt: number): number {
+function num(name: string, v: unknown, min: number, dflt: number, max = Infinity): number {
   if (v === undefined) return dflt;
-  if (typeof v !== "number" || Number.isNaN(v) || v < min) {
-    throw invalidArgument(`${name} must be a number >= ${min}`, { argument: name, value: v, limit: min });
+  if (typeof v !== "number" || Number.isNaN(v) || v < min || v > max) {
+    throw invalidArgument(`${name} must be a number from ${min} to ${max}`, { argument: name, value: v, limit: min, min, max });
   }
   return v;
 }
@@ -77,7 +77,8 @@ export function resolveWalOptions(o: WalOptions = {}): ResolvedWalOptions {
   return {
     durability,
     groupCommit: int("groupCommit", o.groupCommit, 1, WAL_DEFAULTS.groupCommit),
-    groupCommitMs: num("groupCommitMs", o.groupCommitMs, 0, WAL_DEFAULTS.groupCommitMs),
+    // A timer delay: setTimeout turns anything above 2^31 - 1 ms into 1 ms.
+    groupCommitMs: num("groupCommitMs", o.groupCommitMs, 0, WAL_DEFAULTS.groupCommitMs, 2 ** 31 - 1),
     walSegmentMaxBytes: int("walSegmentMaxBytes", o.walSegmentMaxBytes, 256, WAL_DEFAULTS.walSegmentMaxBytes),
     walSegmentMaxMs: num("walSegmentMaxMs", o.walSegmentMaxMs, 0, WAL_DEFAULTS.walSegmentMaxMs),
     walPreallocBytes: int("walPreallocBytes", o.walPreallocBytes, 0, WAL_DEFAULTS.walPreallocBytes),

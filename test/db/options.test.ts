@@ -51,6 +51,7 @@ const BAD: Array<[string, unknown]> = [
   ["groupCommit", 0],
   ["groupCommit", 2.5],
   ["groupCommitMs", -1],
+  ["groupCommitMs", 2 ** 31], // setTimeout would fire it after 1 ms
   ["walSegmentMaxBytes", 1024],
   ["walSegmentMaxBytes", "1MB"],
   ["walSegmentMaxMs", 0],
