@@ -65,6 +65,7 @@ const META_REASONS: Record<string, string> = {
   checksum: "its checksum does not match",
   "page-size": "its page size is invalid or does not fit the file",
   "page-number": "its header is not a meta page header for this slot",
+  "counter-range": "its txn or applied LSN is 2^53 or more, past what can be counted",
 };
 
 export const CATALOG_TREE = "(catalog)";

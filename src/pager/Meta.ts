@@ -101,7 +101,7 @@ export function encodeMeta(m: Meta, slot: 0 | 1): Buffer {
 
 export type MetaProbe =
   | { ok: true; meta: Meta }
-  | { ok: false; reason: "short" | "magic" | "checksum" | "page-size" | "page-number"; version?: number; pageSize?: number }
+  | { ok: false; reason: "short" | "magic" | "checksum" | "page-size" | "page-number" | "counter-range"; version?: number; pageSize?: number }
   | { ok: false; reason: "version"; version: number; pageSize: number };
 
 /** Decode the meta at `slot` from a buffer holding at least that page. Never throws. */
@@ -116,7 +116,12 @@ export function probeMeta(buf: Buffer, slot: 0 | 1): MetaProbe {
   if (version !== FORMAT_VERSION) return { ok: false, reason: "version", version, pageSize };
   const h = readHeader(page);
   if (h.type !== PageType.Meta || h.pageNo !== slot) return { ok: false, reason: "page-number", version, pageSize };
-  return { ok: true, meta: { ...readMetaFields(page, pageSize), txn: h.txn } };
+  const meta = { ...readMetaFields(page, pageSize), txn: h.txn };
+  // Counters at 2^53 and past cannot be counted on: txn + 1 would equal txn, so every later
+  // checkpoint would carry the same txn and open could not tell the newer slot (acknowledged
+  // commits lost); LSN + 1 likewise. As in the log (WAL-FORMAT.md), such a value is damage.
+  if (!Number.isSafeInteger(meta.txn + 1) || !Number.isSafeInteger(meta.appliedLsn + 1)) return { ok: false, reason: "counter-range", version, pageSize };
+  return { ok: true, meta };
 }
 
 /**

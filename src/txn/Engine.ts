@@ -196,7 +196,10 @@ export class Engine implements TxnHost, CheckpointHost {
     this.pager.cache.sweeper = () => this.#sweep();
     // After a fallback, skip the txn ids the damaged meta's checkpoint used: page headers and
     // parents compare txn ids to catch stale pages, so an id must never name two different writes.
-    this.#nextTxn = Math.max(meta.txn, report.metaFallback?.claimedTxn ?? 0) + 1;
+    // Past a damaged newest meta, txns go on above the txn it claims, unless that claim is past
+    // what can be counted (probeMeta "counter-range"): then from the meta in use.
+    const claimed = report.metaFallback?.claimedTxn ?? 0;
+    this.#nextTxn = Math.max(meta.txn, Number.isSafeInteger(claimed + 1) ? claimed : 0) + 1;
     this.lastCheckpointAt = meta.checkpointAt;
   }
 
@@ -310,9 +313,9 @@ export class Engine implements TxnHost, CheckpointHost {
     let fallback: OpenReport["metaFallback"];
     const bad: 0 | 1 = newest === 0 ? 1 : 0;
     const badProbe = bad === 0 ? p0 : p1;
-    if (!badProbe.ok && badProbe.reason === "checksum") {
+    if (!badProbe.ok && (badProbe.reason === "checksum" || badProbe.reason === "counter-range")) {
       const claimed = claimedTxn(slots.raw[bad]);
-      if (claimed > (newest === 0 ? m0 : m1)!.txn) fallback = { slot: bad, reason: "checksum", claimedTxn: claimed };
+      if (claimed > (newest === 0 ? m0 : m1)!.txn) fallback = { slot: bad, reason: badProbe.reason, claimedTxn: claimed };
     }
     return { metas: [m0, m1], newest, fallback };
   }
