@@ -116,6 +116,60 @@ export function clientLine(c: ClientState, now: number): string {
   return `id=${c.id} addr=${c.addr} laddr=${c.laddr} fd=-1 name=${c.name ?? ""} age=${age} idle=${idle} flags=${flags} db=${c.db} sub=0 psub=0 ssub=0 multi=${c.inMulti ? 0 : -1} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=${c.lastCommand} user=default redir=-1 resp=${c.proto}`;
 }
 
+/** CLIENT HELP: Redis's shape (one status line each), for the subcommands KeelDB serves. */
+const CLIENT_HELP = [
+  "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+  "GETNAME",
+  "    Return the name of the current connection.",
+  "ID",
+  "    Return the ID of the current connection.",
+  "INFO",
+  "    Return information about the current client connection.",
+  "LIST [options ...]",
+  "    Return information about client connections. Options:",
+  "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+  "      Return clients of specified type.",
+  "    * ID <client-id> [<client-id> ...]",
+  "      Return clients with the given IDs.",
+  "SETNAME <name>",
+  "    Assign the name <name> to the current connection.",
+  "SETINFO <LIB-NAME|LIB-VER> <value>",
+  "    Accepted and ignored.",
+  "NO-EVICT (ON|OFF), NO-TOUCH (ON|OFF), REPLY (ON|OFF|SKIP)",
+  "    Accepted and ignored.",
+  "HELP",
+  "    Print this help.",
+];
+
+/**
+ * CLIENT LIST [TYPE type | ID id...], parsed as Redis 7 parses it: TYPE takes exactly one type (every
+ * KeelDB client is "normal": there are no replicas, masters or subscribers); ID lists the given ids
+ * in argument order (repeated ones repeated, unknown ones skipped), and any argument that is not an
+ * integer fails the whole call; anything else is a syntax error.
+ */
+function clientList(ctx: CommandContext, args: Buffer[]): string {
+  const now = Date.now();
+  const opt = args.length > 2 ? upper(args[2]) : "";
+  let text = "";
+  if (args.length === 4 && opt === "TYPE") {
+    const type = upper(args[3]);
+    if (!["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].includes(type)) throw new RespError(`ERR Unknown client type '${args[3]!.toString("latin1")}'`);
+    if (type !== "NORMAL") return "";
+  } else if (args.length > 3 && opt === "ID") {
+    const byId = new Map<bigint, ClientState>();
+    for (const c of ctx.server.clients()) byId.set(BigInt(c.id), c);
+    for (let i = 3; i < args.length; i++) {
+      const id = toInt64(args[i]!);
+      if (id === null) throw new RespError("ERR Invalid client ID");
+      const c = byId.get(id);
+      if (c) text += clientLine(c, now) + "\n";
+    }
+    return text;
+  } else if (args.length !== 2) throw new RespError(SYNTAX);
+  for (const c of ctx.server.clients()) text += clientLine(c, now) + "\n";
+  return text;
+}
+
 function client(ctx: CommandContext, args: Buffer[]): Reply {
   const sub = upper(args[1]);
   const arity = (n: number) => {
@@ -132,18 +186,17 @@ function client(ctx: CommandContext, args: Buffer[]): Reply {
     case "ID":
       arity(2);
       return int(ctx.client.id);
-    case "LIST": {
-      const now = Date.now();
-      let text = "";
-      for (const c of ctx.server.clients()) text += clientLine(c, now) + "\n";
-      return { t: "verbatim", s: text };
-    }
+    case "LIST":
+      return { t: "verbatim", s: clientList(ctx, args) };
     case "INFO":
       arity(2);
       return { t: "verbatim", s: clientLine(ctx.client, Date.now()) + "\n" };
     case "SETINFO":
       arity(4);
       return OK;
+    case "HELP":
+      arity(2);
+      return arr(CLIENT_HELP.map((l) => simple(l)));
     case "NO-EVICT":
     case "NO-TOUCH":
     case "REPLY":

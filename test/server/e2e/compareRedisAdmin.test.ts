@@ -142,6 +142,51 @@ describe("administration compared with redis-server", { skip: existsSync(REDIS) 
     }
   });
 
+  test("CLIENT LIST TYPE / ID filter as in redis-server, bad arguments are errors; CLIENT HELP is an array of status lines", async () => {
+    await both(async (port) => {
+      const a = await ReplyReader.open(port);
+      const b = await ReplyReader.open(port);
+      try {
+        const ida = (await a.call("CLIENT", "ID"))!.slice(1, -2);
+        const idb = (await b.call("CLIENT", "ID"))!.slice(1, -2);
+        // Each client line as "<client a|b>": the ids, addresses and sizes differ between servers.
+        const lines = (r: string | null) => r?.replace(/^\$\d+/, "$n").replace(/id=(\d+) [^\n]*\n/g, (_m, id: string) => (id === ida ? "<a>" : id === idb ? "<b>" : "<other>"));
+        const r: Array<string | null | undefined> = [];
+        for (const args of [
+          ["ID", "999999"],
+          ["ID", idb, "999999", ida, idb],
+          ["ID", "0", "-1"],
+          ["ID", "abc"],
+          ["ID", "1", "abc"],
+          ["ID", "01"],
+          ["ID"],
+          ["garbage"],
+          ["TYPE"],
+          ["TYPE", "master"],
+          ["TYPE", "replica"],
+          ["TYPE", "slave"],
+          ["TYPE", "pubsub"],
+          ["TYPE", "fOo"],
+          ["TYPE", "normal", "x"],
+          ["TYPE", "normal", "ID", ida],
+        ]) {
+          r.push(lines(await a.call("CLIENT", "LIST", ...args)));
+        }
+        const normal = (await a.call("CLIENT", "LIST", "TYPE", "NORMAL"))!;
+        r.push(String(normal.includes(`id=${ida} `) && normal.includes(`id=${idb} `)));
+        await a.call("HELLO", "3");
+        r.push(await a.call("CLIENT", "LIST", "ID", "999999"));
+        const help = (await b.call("CLIENT", "HELP"))!;
+        r.push(String(/^\*(\d+)\r\n(\+[^\r\n]*\r\n)+$/.test(help) && help.split("\r\n").length - 2 === Number(/^\*(\d+)/.exec(help)![1])));
+        r.push(await b.call("CLIENT", "HELP", "x"));
+        return r;
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+  });
+
   test("CONFIG RESETSTAT zeroes the INFO stats counters", async () => {
     const fields = ["total_connections_received", "total_commands_processed", "keyspace_hits", "keyspace_misses", "expired_keys", "rejected_connections"];
     await both(async (port) => {
