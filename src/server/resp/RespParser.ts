@@ -180,23 +180,34 @@ export class RespParser {
   }
 }
 
-/** Decimal integer in buf[start, end) (optional '-'), or null if malformed or beyond 2^53. */
+/**
+ * The length in buf[start, end), read as Redis's string2ll reads it: an optional '-', then "0" alone
+ * or a digit 1-9 followed by digits, within 64 bits. Anything else ("01", "-0", "+1", " 1", "") is
+ * null, so "*01" and "$04" are protocol errors as in Redis, not silently read as 1 and 4. A value
+ * beyond 17 digits is null too when positive (over every limit anyway: the same error); a negative
+ * one is only ever "none" (an empty multibulk, an invalid bulk length), so its magnitude is -1.
+ * On the hot path: one loop over the digits, no allocation.
+ */
 function parseLen(buf: Buffer, start: number, end: number): number | null {
-  if (start >= end || end - start > 17) return null;
   let i = start;
-  let neg = false;
-  if (buf[i] === 0x2d) {
-    neg = true;
-    i++;
-    if (i >= end) return null;
-  }
-  let n = 0;
-  for (; i < end; i++) {
+  const neg = buf[i] === 0x2d; /* '-' */
+  if (neg) i++;
+  const digits = end - i;
+  if (digits <= 0) return null;
+  let n = buf[i]! - 0x30;
+  if (n < 1 || n > 9) return n === 0 && digits === 1 && !neg ? 0 : null;
+  if (digits > 17) return neg && digits <= 19 && allDigits(buf, i, end) && (digits < 19 || buf.toString("latin1", i, end) <= "9223372036854775808") ? -1 : null;
+  for (i++; i < end; i++) {
     const d = buf[i]! - 0x30;
     if (d < 0 || d > 9) return null;
     n = n * 10 + d;
   }
   return neg ? -n : n;
+}
+
+function allDigits(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i]! < 0x30 || buf[i]! > 0x39) return false;
+  return true;
 }
 
 function printable(c: number): string {

@@ -45,6 +45,24 @@ describe("RESP wire behaviour", () => {
     assert.ok(b.closed);
   });
 
+  test("a length with a leading zero or '-0' is a protocol error, as in redis-server", async () => {
+    // redis-server 7.0.15's replies to the same bytes; "*-1" is an empty request there too.
+    for (const [req, reply] of [
+      ["*01\r\n$4\r\nPING\r\n", "-ERR Protocol error: invalid multibulk length\r\n"],
+      ["*-0\r\nPING\r\n", "-ERR Protocol error: invalid multibulk length\r\n"],
+      ["*1\r\n$04\r\nPING\r\n", "-ERR Protocol error: invalid bulk length\r\n"],
+    ] as const) {
+      const c = await rawConnect(ts.port);
+      c.send(req);
+      assert.equal(await c.until(() => false, 300), reply, req);
+      assert.ok(c.closed, req);
+    }
+    const d = await rawConnect(ts.port);
+    d.send("*-1\r\nPING\r\n");
+    assert.equal(await d.until((s) => s.endsWith("\r\n")), "+PONG\r\n");
+    d.close();
+  });
+
   test("a pipeline written one byte at a time gets its replies in order", async () => {
     const c = await rawConnect(ts.port);
     const cmds = "*3\r\n$3\r\nSET\r\n$2\r\nbk\r\n$3\r\nabc\r\nAPPEND bk de\r\n*2\r\n$3\r\nGET\r\n$2\r\nbk\r\n";

@@ -118,6 +118,19 @@ test("malformed input: Redis's protocol error messages", () => {
   assert.equal(errorOf("*1\r\n$" + "1".repeat(MAX_LINE + 10)), "Protocol error: too big bulk count string");
 });
 
+test("lengths are read as Redis reads them: no leading zeros, no '-0', no '+', no blanks", () => {
+  // Refused by redis-server 7.0.15 with these messages (and the connection closed).
+  for (const h of ["*01", "*00", "*-0", "*+1", "* 1", "*1 ", "*", "*-", "*-01", "*-9223372036854775809", "*-10000000000000000000"]) {
+    assert.equal(errorOf(`${h}\r\n$4\r\nPING\r\n`), "Protocol error: invalid multibulk length", h);
+  }
+  for (const h of ["$04", "$00", "$-0", "$+4", "$ 4", "$4 ", "$"]) {
+    assert.equal(errorOf(`*1\r\n${h}\r\nPING\r\n`), "Protocol error: invalid bulk length", h);
+  }
+  // Accepted by redis-server: "*0" and any negative count within 64 bits are empty requests.
+  const ok = ["*0", "*-1", "*-5", "*-99999999999999999", "*-9223372036854775808"].map((h) => `${h}\r\n`).join("");
+  assert.deepEqual(parseAll([Buffer.from(ok + "*1\r\n$0\r\n\r\n*1\r\n$10\r\n0123456789\r\n")]), [[""], ["0123456789"]]);
+});
+
 test("a request whose arguments together exceed the bulk limit is refused before it is buffered", () => {
   const limits = { maxBulkLen: 100_000, maxMultibulkLen: 1000 };
   const p = new RespParser(limits);
