@@ -25,6 +25,10 @@
  *   that wait for a commit are bounded by count (MAX_INFLIGHT) only: their size is known when they
  *   are produced. At server close, commands held back by the bounds are not run (as if unread).
  * - After a protocol error nothing more is read: earlier replies, then the error, then close.
+ * - A client that has not authenticated may send no request beyond Redis 7's unauthenticated limits
+ *   (10 arguments, 16 KiB each): the parser stops at such a header, reading pauses, and once every
+ *   command before it has run (an AUTH pipelined just before it included) the request is let
+ *   through or is the protocol error, as Redis decides it when it reads that header.
  * - Closing (QUIT, protocol error, server close) never cuts off replies a slow reader is still
  *   taking: the socket is destroyed FIN_WAIT_MS after every byte was handed to the kernel (if the
  *   peer has not closed by then), or once the peer took nothing for CLOSE_STALL_MS (2 s when the
@@ -118,12 +122,14 @@ export class Connection {
     this.#parser = new RespParser({ maxBulkLen: cfg.protoMaxBulkLen, maxMultibulkLen: cfg.protoMaxMultibulkLen });
     this.#writer = new RespWriter(2);
     const now = Date.now();
+    const authenticated = cfg.requirepass === null || cfg.requirepass === "";
+    this.#parser.authPending = !authenticated;
     this.client = {
       id,
       name: null,
       db: 0,
       proto: 2,
-      authenticated: cfg.requirepass === null || cfg.requirepass === "",
+      authenticated,
       addr: `${socket.remoteAddress}:${socket.remotePort}`,
       laddr: `${socket.localAddress}:${socket.localPort}`,
       createdAt: now,
@@ -189,17 +195,21 @@ export class Connection {
    * back (resumed by #maybeResume).
    */
   #dispatchHeld(): void {
-    while (this.#heldAt < this.#held.length && !this.#barrier && !this.#stopped && !this.#overBound()) {
-      const args = this.#held[this.#heldAt]!;
-      this.#held[this.#heldAt++] = EMPTY_ARGS;
-      this.#dispatch(args);
-      // Encoded now (not yet written: the read's replies still leave in one write) so that
-      // #overBound sees their size.
-      this.#collect();
-    }
-    if (this.#heldAt >= this.#held.length) {
+    for (;;) {
+      while (this.#heldAt < this.#held.length && !this.#barrier && !this.#stopped && !this.#overBound()) {
+        const args = this.#held[this.#heldAt]!;
+        this.#held[this.#heldAt++] = EMPTY_ARGS;
+        this.#dispatch(args);
+        // Encoded now (not yet written: the read's replies still leave in one write) so that
+        // #overBound sees their size.
+        this.#collect();
+      }
+      if (this.#heldAt < this.#held.length) break;
       this.#held = [];
       this.#heldAt = 0;
+      if (!this.#resumeParser()) break;
+    }
+    if (this.#heldAt >= this.#held.length) {
       const perr = this.#protocolError;
       if (perr && !this.#stopped) {
         this.#host.protocolError();
@@ -211,6 +221,28 @@ export class Connection {
     this.#updateReading();
   }
 
+  /**
+   * The parser stopped at a header beyond the unauthenticated limits and every command before it has
+   * run (none held, no barrier): refuse it if the client must still authenticate, else parse on.
+   * True if parsing resumed (it may have produced commands to dispatch).
+   */
+  #resumeParser(): boolean {
+    if (this.#parser.stalled === null || this.#barrier || this.#stopped || this.#protocolError) return false;
+    if (authRequired(this.client, this.#host.options.config.requirepass)) {
+      this.#protocolError = this.#parser.fail();
+      return false;
+    }
+    // Authenticated for good (nothing takes it back); without a password now, only for this request.
+    if (this.client.authenticated) this.#parser.authPending = false;
+    try {
+      this.#parser.resume(this.#held);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.#protocolError = e;
+    }
+    return true;
+  }
+
   /** More replies pending or bytes waiting than the bounds allow: dispatch and reading stop. */
   #overBound(): boolean {
     return this.#inflight() > MAX_INFLIGHT || this.#socket.writableLength + this.#writer.pendingBytes > MAX_OUTPUT;
@@ -219,12 +251,14 @@ export class Connection {
   #updateReading(): void {
     if (this.#stopped) return;
     const backlog = this.#inflight() + this.#held.length - this.#heldAt;
+    // While the parser is stopped for authentication nothing more is read: it would only pile up.
+    const stalled = this.#parser.stalled !== null;
     if (!this.#paused) {
-      if (backlog > MAX_INFLIGHT || this.#overBound()) {
+      if (backlog > MAX_INFLIGHT || stalled || this.#overBound()) {
         this.#paused = true;
         this.#socket.pause();
       }
-    } else if (!this.#protocolError && backlog < MAX_INFLIGHT / 2 && this.#socket.writableLength <= MAX_OUTPUT) {
+    } else if (!this.#protocolError && !stalled && backlog < MAX_INFLIGHT / 2 && this.#socket.writableLength <= MAX_OUTPUT) {
       this.#paused = false;
       this.#socket.resume();
     }

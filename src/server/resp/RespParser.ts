@@ -10,6 +10,12 @@
  *   bytes a client sends, nothing else) is a ProtocolError before it is buffered. The per-argument
  *   cost (a Buffer view each) is bounded by `maxMultibulkLen`, as in Redis.
  * - A large bulk is gathered as a list of chunks and joined once (no quadratic re-copying).
+ * - While `authPending` is set (the client has not authenticated), a "*<n>" above
+ *   UNAUTH_MAX_MULTIBULK or a "$<n>" above UNAUTH_MAX_BULK stops parsing at that header, before
+ *   anything of it is buffered (`stalled`): the parser reads ahead of the commands that run, so an
+ *   AUTH pipelined just before it may not have run yet. The connection decides once every command
+ *   before it has run: `resume()` (the client may send it) or `fail()` (it may not, as Redis 7
+ *   refuses it).
  * - After a ProtocolError the parser is dead: the connection must answer it and close.
  * - Arguments are views into received chunks (no copy); callers must copy what they keep.
  */
@@ -25,6 +31,15 @@ export interface ParserLimits {
   maxBulkLen: number;
   maxMultibulkLen: number;
 }
+
+/**
+ * Redis 7's limits on a request from a client that must still authenticate (networking.c): what a
+ * client that has not given the password can make the server buffer.
+ */
+export const UNAUTH_MAX_MULTIBULK = 10;
+export const UNAUTH_MAX_BULK = 16384;
+/** Redis refuses a multibulk count above this before anything else. */
+const INT_MAX = 2 ** 31 - 1;
 
 /** Longest header line ("*<n>", "$<n>") or inline command, as in Redis (PROTO_INLINE_MAX_SIZE). */
 export const MAX_LINE = 64 * 1024;
@@ -45,8 +60,22 @@ export class RespParser {
   #parts: Buffer[] | null = null;
   #partsLen = 0;
   #dead = false;
+  /** Set by the connection while its client has not authenticated (see the invariants). */
+  authPending = false;
+  /** The error for the header parsing stopped at (authPending), or null. */
+  #stalled: string | null = null;
+  /** resume() was called: the header parsing stopped at is let through, once. */
+  #authPassed = false;
 
   constructor(readonly limits: ParserLimits) {}
+
+  /**
+   * While parsing is stopped at a header beyond the unauthenticated limits: the protocol error that
+   * applies if the client must still authenticate. Otherwise null.
+   */
+  get stalled(): string | null {
+    return this.#stalled;
+  }
 
   /** Bytes held by the parser (tests check that it stays bounded). */
   get bufferedBytes(): number {
@@ -74,12 +103,30 @@ export class RespParser {
       this.#buf = chunk;
       this.#pos = 0;
     }
+    return this.#run(out);
+  }
+
+  /** Parsing stopped at a header beyond the unauthenticated limits: the client may send it; go on. */
+  resume(out: Buffer[][] = []): Buffer[][] {
+    if (this.#dead) throw new ProtocolError("parser closed after a protocol error");
+    if (this.#stalled === null) return out;
+    this.#stalled = null;
+    this.#authPassed = true;
+    return this.#run(out);
+  }
+
+  /** Parsing stopped at a header beyond the unauthenticated limits: the client may not send it. */
+  fail(): ProtocolError {
+    const e = new ProtocolError(this.#stalled ?? "parser closed");
+    this.#kill();
+    return e;
+  }
+
+  #run(out: Buffer[][]): Buffer[][] {
     try {
       this.#parse(out);
     } catch (e) {
-      this.#dead = true;
-      this.#buf = EMPTY;
-      this.#args = [];
+      this.#kill();
       throw e;
     }
     if (this.#pos >= this.#buf.length) {
@@ -87,6 +134,32 @@ export class RespParser {
       this.#pos = 0;
     }
     return out;
+  }
+
+  #kill(): void {
+    this.#dead = true;
+    this.#stalled = null;
+    this.#buf = EMPTY;
+    this.#pos = 0;
+    this.#parts = null;
+    this.#partsLen = 0;
+    this.#args = [];
+    this.#argBytes = 0;
+  }
+
+  /**
+   * A header beyond the unauthenticated limits, at `lineStart`: if the client has not authenticated,
+   * stop before it (true), to be re-read once the connection has decided; let it through after resume().
+   */
+  #stopForAuth(lineStart: number, what: string): boolean {
+    if (!this.authPending) return false;
+    if (this.#authPassed) {
+      this.#authPassed = false;
+      return false;
+    }
+    this.#pos = lineStart;
+    this.#stalled = `Protocol error: ${what}`;
+    return true;
   }
 
   #parse(out: Buffer[][]): void {
@@ -101,7 +174,10 @@ export class RespParser {
         const n = this.#line("too big mbulk count string");
         if (n === null) return;
         const count = parseLen(buf, n.start + 1, n.end);
-        if (count === null || count > this.limits.maxMultibulkLen) throw new ProtocolError("Protocol error: invalid multibulk length");
+        // INT_MAX and then the unauthenticated limit before our own, in Redis's order, for its wording.
+        if (count === null || count > INT_MAX) throw new ProtocolError("Protocol error: invalid multibulk length");
+        if (count > UNAUTH_MAX_MULTIBULK && this.#stopForAuth(n.start, "unauthenticated multibulk length")) return;
+        if (count > this.limits.maxMultibulkLen) throw new ProtocolError("Protocol error: invalid multibulk length");
         if (count <= 0) continue; // "*0" and "*-1" are empty requests, skipped as Redis does
         this.#argsLeft = count;
         this.#args = [];
@@ -116,6 +192,7 @@ export class RespParser {
           if (n === null) return;
           const len = parseLen(buf, n.start + 1, n.end);
           if (len === null || len < 0 || len > this.limits.maxBulkLen) throw new ProtocolError("Protocol error: invalid bulk length");
+          if (len > UNAUTH_MAX_BULK && this.#stopForAuth(n.start, "unauthenticated bulk length")) return;
           if (this.#argBytes + len > this.limits.maxBulkLen + MAX_LINE) throw new ProtocolError("Protocol error: request too large");
           this.#bulkLen = len;
         }

@@ -1,7 +1,8 @@
 /**
  * The wire behaviour of one connection: inline commands, QUIT, a protocol error in the middle of a
- * pipeline (earlier replies first, then the error, then the close), limits from the config, and the
- * reply to a pipeline split into one-byte TCP writes.
+ * pipeline (earlier replies first, then the error, then the close), limits from the config, Redis 7's
+ * limits on a request before AUTH (requirepass), and the reply to a pipeline split into one-byte TCP
+ * writes.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -94,5 +95,68 @@ describe("RESP wire behaviour", () => {
     assert.ok(s.totalCommandsProcessed >= 5);
     const db0 = s.keyspace.find((k) => k.db === 0);
     assert.ok(db0 && db0.keys >= 2);
+  });
+});
+
+describe("RESP wire behaviour with requirepass: Redis 7's limits on unauthenticated requests", () => {
+  let ts: TestServer;
+  before(async () => {
+    // Redis's default bulk limit, so a 200 MB header is refused for authentication, not for size.
+    ts = await startTestServer({ requirepass: "secret", protoMaxBulkLen: 512 * 1024 * 1024 });
+  });
+  after(async () => {
+    await ts.stop();
+  });
+
+  const mset = (n: number) => `*${n}\r\n$4\r\nMSET\r\n` + "$1\r\nk\r\n$1\r\nv\r\n".repeat((n - 1) / 2);
+
+  test("beyond 10 arguments or a 16 KiB argument before AUTH: the protocol error and the close, as redis-server answers", async () => {
+    // redis-server 7.0.15 (requirepass secret) answers these bytes so, and closes after the error.
+    for (const [req, reply] of [
+      ["*11\r\n", "-ERR Protocol error: unauthenticated multibulk length\r\n"],
+      ["*2000000000\r\n", "-ERR Protocol error: unauthenticated multibulk length\r\n"],
+      ["*2147483648\r\n", "-ERR Protocol error: invalid multibulk length\r\n"],
+      ["*2\r\n$4\r\nAUTH\r\n$16385\r\n", "-ERR Protocol error: unauthenticated bulk length\r\n"],
+      ["*2\r\n$4\r\nAUTH\r\n$200000000\r\n", "-ERR Protocol error: unauthenticated bulk length\r\n"],
+      ["PING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n", "-NOAUTH Authentication required.\r\n-ERR Protocol error: unauthenticated bulk length\r\n"],
+      ["AUTH wrong\r\n*11\r\n", "-WRONGPASS invalid username-password pair or user is disabled.\r\n-ERR Protocol error: unauthenticated multibulk length\r\n"],
+      ["*-5\r\n*11\r\n", "-ERR Protocol error: unauthenticated multibulk length\r\n"],
+      ["*2\r\n$4\r\nAUTH\r\n$016385\r\n", "-ERR Protocol error: invalid bulk length\r\n"],
+    ] as const) {
+      const c = await rawConnect(ts.port);
+      c.send(req);
+      assert.equal(await c.until(() => false, 300), reply, req);
+      assert.ok(c.closed, req);
+    }
+  });
+
+  test("within the limits, or after AUTH pipelined just before it, a request is served", async () => {
+    const a = await rawConnect(ts.port);
+    a.send(`*2\r\n$4\r\nAUTH\r\n$16384\r\n${"x".repeat(16384)}\r\n${mset(9)}`);
+    assert.equal(await a.until((s) => s.split("\r\n").length > 2), "-WRONGPASS invalid username-password pair or user is disabled.\r\n-NOAUTH Authentication required.\r\n");
+    // AUTH and the large requests in one write: they are read once the AUTH has run.
+    a.send(`AUTH secret\r\n${mset(11)}*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$20000\r\n${"y".repeat(20000)}\r\nSTRLEN big\r\n`);
+    assert.equal(await a.until((s) => s.endsWith(":20000\r\n")), "-WRONGPASS invalid username-password pair or user is disabled.\r\n-NOAUTH Authentication required.\r\n+OK\r\n+OK\r\n+OK\r\n:20000\r\n");
+    assert.ok(!a.closed);
+    a.close();
+    const b = await rawConnect(ts.port);
+    b.send(`HELLO 2 AUTH default secret\r\n${mset(13)}`);
+    assert.ok((await b.until((s) => s.endsWith("+OK\r\n"))).endsWith("*0\r\n+OK\r\n"));
+    b.close();
+  });
+
+  test("once requirepass is removed, a client that connected before is not limited (its password is not required)", async () => {
+    const early = await rawConnect(ts.port);
+    const admin = await rawConnect(ts.port);
+    admin.send('AUTH secret\r\nCONFIG SET requirepass ""\r\n');
+    assert.equal(await admin.until((s) => s === "+OK\r\n+OK\r\n"), "+OK\r\n+OK\r\n");
+    early.send(mset(11));
+    assert.equal(await early.until((s) => s.endsWith("\r\n")), "+OK\r\n");
+    admin.send("CONFIG SET requirepass secret\r\n");
+    assert.equal(await admin.until((s) => s.length > 10), "+OK\r\n+OK\r\n+OK\r\n");
+    early.send(mset(11));
+    assert.equal(await early.until((s) => s.length > 5), "+OK\r\n-ERR Protocol error: unauthenticated multibulk length\r\n");
+    admin.close();
+    early.close();
   });
 });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MAX_LINE, ProtocolError, RespParser, splitArgs } from "../../../src/server/resp/RespParser.js";
+import { MAX_LINE, ProtocolError, RespParser, splitArgs, UNAUTH_MAX_BULK, UNAUTH_MAX_MULTIBULK } from "../../../src/server/resp/RespParser.js";
 
 const LIMITS = { maxBulkLen: 1024 * 1024, maxMultibulkLen: 1000 };
 
@@ -164,4 +164,43 @@ test("commands completed before an error are delivered; the parser is dead after
   assert.throws(() => p.feed(Buffer.concat([enc("PING"), Buffer.from("*1\r\n!")]), out), ProtocolError);
   assert.deepEqual(strs(out), [["PING"]]);
   assert.throws(() => p.feed(enc("PING")), ProtocolError);
+});
+
+test("authPending: parsing stops at a header beyond the unauthenticated limits, before its bytes are buffered", () => {
+  assert.equal(UNAUTH_MAX_MULTIBULK, 10);
+  assert.equal(UNAUTH_MAX_BULK, 16384);
+  const stalled = (input: string | Buffer): { p: RespParser; out: string[][] } => {
+    const p = new RespParser(LIMITS);
+    p.authPending = true;
+    const out: Buffer[][] = [];
+    p.feed(typeof input === "string" ? Buffer.from(input) : input, out);
+    return { p, out: strs(out) };
+  };
+  // Within the limits: parsed as usual.
+  const within = stalled(Buffer.concat([enc(...Array.from({ length: 10 }, () => "a")), enc("x".repeat(16384))]));
+  assert.equal(within.p.stalled, null);
+  assert.equal(within.out.length, 2);
+  // Beyond: the commands before it are delivered, then parsing stops at the header.
+  const multi = stalled(Buffer.concat([enc("AUTH", "pw"), Buffer.from("*11\r\n$4\r\nMSET\r\n")]));
+  assert.deepEqual(multi.out, [["AUTH", "pw"]]);
+  assert.equal(multi.p.stalled, "Protocol error: unauthenticated multibulk length");
+  const bulk = stalled(`*2\r\n$4\r\nAUTH\r\n$16385\r\n${"x".repeat(1000)}`);
+  assert.equal(bulk.p.stalled, "Protocol error: unauthenticated bulk length");
+  // fail(): the error, and the parser is dead.
+  const e = bulk.p.fail();
+  assert.ok(e instanceof ProtocolError && e.message === "Protocol error: unauthenticated bulk length");
+  assert.equal(bulk.p.bufferedBytes, 0);
+  assert.throws(() => bulk.p.feed(enc("PING")), ProtocolError);
+  // resume(): that request parses, and the next one beyond the limits stops again (still pending).
+  const again = stalled(Buffer.concat([enc(...Array.from({ length: 11 }, () => "b")), Buffer.from("*12\r\n")]));
+  const out: Buffer[][] = [];
+  again.p.resume(out);
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.length, 11);
+  assert.equal(again.p.stalled, "Protocol error: unauthenticated multibulk length");
+  // Malformed or over our own bulk limit is still "invalid", checked first (as Redis does).
+  assert.throws(() => stalled("*1\r\n$016385\r\n"), (x: unknown) => x instanceof ProtocolError && x.message === "Protocol error: invalid bulk length");
+  assert.throws(() => stalled(`*1\r\n$${LIMITS.maxBulkLen + 1}\r\n`), (x: unknown) => x instanceof ProtocolError && x.message === "Protocol error: invalid bulk length");
+  // Not pending: no limit but ours.
+  assert.equal(parseAll([enc(...Array.from({ length: 11 }, () => "c"), "y".repeat(20000))]).length, 1);
 });
