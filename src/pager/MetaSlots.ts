@@ -31,11 +31,15 @@ export function readMetaSlots(handle: FileHandle): MetaSlots {
   let pageSize = p0.ok ? p0.meta.pageSize : "pageSize" in p0 && p0.pageSize && isValidPageSize(p0.pageSize) ? p0.pageSize : 0;
   let p1: MetaProbe = { ok: false, reason: "short" };
   if (pageSize) p1 = probeMeta(head.subarray(pageSize), 1);
-  else {
+  // Slot 0's page size can be trusted only when its checksum passed. When slot 0 is damaged and
+  // slot 1 is not where its page size points (that field may be the damage), every page size is
+  // tried, as when slot 0 gives none (FORMAT.md).
+  const hintTrusted = p0.ok || (p0.reason !== "checksum" && p0.reason !== "page-size");
+  if (!pageSize || (!p1.ok && !hintTrusted)) {
     for (let ps = 1024; ps <= 65536; ps *= 2) {
       const probe = probeMeta(head.subarray(ps), 1);
       const claims = probe.ok ? probe.meta.pageSize : "pageSize" in probe ? probe.pageSize : undefined;
-      if (claims === ps && (probe.ok || probe.reason === "version" || probe.reason === "checksum")) {
+      if (claims === ps && (probe.ok || probe.reason === "version" || probe.reason === "checksum") && (pageSize === 0 || probe.ok)) {
         p1 = probe;
         pageSize = ps;
         if (probe.ok) break;

@@ -905,6 +905,29 @@ test("a newest meta whose txn or applied LSN is 2^53 or more (checksum valid) is
   }
 });
 
+test("slot 0's page-size field damaged: slot 1 is still found (every page size is tried) and open uses it", async () => {
+  const fs = new CrashFileSystem();
+  const db = openSync(DIR, { fs, wal: false, pageSize: 1024 });
+  for (let i = 0; i < 3; i++) await db.put(`k${i}`, i); // a checkpoint each: both slots hold a meta
+  await db.close();
+  const f = fs.open(DIR + "/data.keel", "rw");
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(8192);
+  f.write(b, 0, 4, 40); // slot 0's page size: 1024 -> 8192, a valid size, its checksum now fails
+  f.close();
+  const onWarning = () => {};
+  process.on("warning", onWarning);
+  try {
+    const db2 = openSync(DIR, { fs, wal: false, pageSize: 1024 });
+    assert.deepEqual([db2.get("k0"), db2.get("k1")], [0, 1], "the state slot 1 names");
+    assert.equal(db2.getStats().pageSize, 1024);
+    await db2.put("after", 1);
+    await db2.close();
+  } finally {
+    process.off("warning", onWarning);
+  }
+});
+
 // ---- page size ----
 
 test("opening with a pageSize other than the file's is VERSION naming both; the lock is released", async (t) => {
