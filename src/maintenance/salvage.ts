@@ -23,6 +23,9 @@
  *      the newest valid meta's applied LSN is needed; replay starts earlier, at the older meta's
  *      applied LSN, when the log still holds it (ranges only the older tree vouches for are that
  *      old, and replaying a record the pages already include does no harm: the last write wins).
+ *      A record writing to a sub-database that neither a readable catalog nor an earlier replayed
+ *      record creates gets the encodings of the newest unreachable old catalog page that names it;
+ *      with none, its writes go to "salvaged-orphans" as raw bytes: never a guessed encoding.
  *   6. Checkpoint, fsync, rename to `dest`, fsync the parent (I7). On failure, the partial
  *      directory is removed.
  *
@@ -45,7 +48,7 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import { inferPageSize, readFreePages, readLeafPage, readRunValue, runMatches, scanPages, type PageScan } from "./salvageScan.js";
 import { claimedTxn, readMetaSlots, unsafeMetaFields, type MetaSlots } from "./verifyMeta.js";
 import { Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
-import { CATALOG, findInterval, sortedHas, walkSource, type DbInfo, type Interval, type Source, type Vouch } from "./salvageTrees.js";
+import { CATALOG, catalogHints, findInterval, sortedHas, walkSource, type DbInfo, type EncodingHint, type Interval, type Source, type Vouch } from "./salvageTrees.js";
 import { planReplay } from "./salvageReplay.js";
 import { partialPath, refuseExisting } from "./partialPath.js";
 import { setOwn } from "../util/ownRecord.js";
@@ -68,7 +71,10 @@ export interface SalvageReport {
   leafPagesRead: number;
   /** Source pages that failed verification (all-zero pages and payload pages of damaged runs not listed). */
   badPages: number[];
-  /** Entries written to the "salvaged-orphans" sub-database. */
+  /**
+   * Entries in the "salvaged-orphans" sub-database: from pages no sub-database reaches, and from log
+   * writes to a sub-database whose encodings are unknown.
+   */
   orphanEntries: number;
   logRecordsReplayed: number;
   /** The first LSN that could not be replayed because of a gap or damage, when there are records after it. */
@@ -287,14 +293,14 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
   }
   const owned = new Map<string, Map<string, Slot>>();
   const orphans = new Map<string, Slot>();
-  let staleCatalogPages = 0;
+  const staleCatalogPages: number[] = [];
   let uncovered = 0;
   if (scan) {
     for (const [page, leaf] of scan.leaves) {
       const owner = leafOwner.get(page);
       if (owner === CATALOG) continue;
       if (owner === undefined && leaf.catalogLike) {
-        staleCatalogPages++;
+        staleCatalogPages.push(page);
         continue;
       }
       report.leafPagesRead++;
@@ -323,7 +329,11 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
       if (progress.wantsYield) yield;
     }
   }
-  if (staleCatalogPages) notes.push(`${staleCatalogPages} unreachable pages hold old catalog records and were skipped`);
+  if (staleCatalogPages.length) notes.push(`${staleCatalogPages.length} unreachable pages hold old catalog records and were skipped`);
+  // What they say about the encodings of sub-databases no readable catalog lists: the log may still
+  // write to such a sub-database and not hold its createDB record (step 5).
+  const hints = scan ? catalogHints(scan, handle!, dataPath, staleCatalogPages) : new Map<string, EncodingHint>();
+  for (const name of dbInfo.keys()) hints.delete(name);
 
   const vouchFor = (db: string, key: string, txn: number): Interval | undefined => {
     for (const v of vouches.get(db) ?? []) {
@@ -470,15 +480,44 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
       notes.push(`sub-database "${db}": the catalog at txn ${info.txn} counted ${info.entries} entries; ${written} were recovered from pages`);
     }
   }
-  if (!w.entry(DEFAULT_DB)) w.createDB(DEFAULT_DB, "ordered-binary", "msgpack");
-  if (orphanList.length) report.orphanEntries = yield* writeDb(orphansDb, { keyEncoding: "binary", valueEncoding: "binary" }, orphanList);
+  if (!w.entry(DEFAULT_DB)) {
+    // No readable catalog lists it: an old catalog record's encodings, else open()'s defaults.
+    const h = hints.get(DEFAULT_DB);
+    if (h) notes.push(`the default sub-database was in no readable catalog: it was created with the encodings of an old catalog record (txn ${h.txn}: ${h.keyEncoding} keys, ${h.valueEncoding} values)`);
+    w.createDB(DEFAULT_DB, h?.keyEncoding ?? "ordered-binary", h?.valueEncoding ?? "msgpack");
+  }
+  let pageOrphans = 0;
+  if (orphanList.length) report.orphanEntries = pageOrphans = yield* writeDb(orphansDb, { keyEncoding: "binary", valueEncoding: "binary" }, orphanList);
   engine.commitWrite(w, sourceMeta?.appliedLsn ?? 0);
   engine.publish(engine.head);
   engine.checkpoint();
   yield;
 
   // ---- 5. replay the log ----
-  const replayed = yield* planReplay(fs, walDir, earliest, required, engine, progress);
+  // A put to a sub-database that does not exist: its createDB record is gc'd or before where replay
+  // starts, and no readable catalog lists it. Its encodings come from the newest old catalog record naming it; with
+  // none, its entries go to the orphans as raw bytes: decoding them with guessed encodings would
+  // make them unreadable, or worse, read as something else.
+  const fromHint = new Map<string, EncodingHint>();
+  const toOrphans = new Map<string, number>();
+  const missingDb = (tx: WriteTxn, db: string): string => {
+    const h = db === orphansDb ? undefined : hints.get(db);
+    if (h) {
+      tx.createDB(db, h.keyEncoding, h.valueEncoding);
+      fromHint.set(db, h);
+      return db;
+    }
+    if (!tx.entry(orphansDb)) tx.createDB(orphansDb, "binary", "binary");
+    toOrphans.set(db, (toOrphans.get(db) ?? 0) + 1);
+    return orphansDb;
+  };
+  const replayed = yield* planReplay(fs, walDir, earliest, required, engine, progress, missingDb);
+  for (const [db, h] of fromHint) {
+    notes.push(`sub-database "${db}" was in no readable catalog and the log replayed does not create it: it was created with the encodings of the newest old catalog record naming it (txn ${h.txn}: ${h.keyEncoding} keys, ${h.valueEncoding} values)`);
+  }
+  for (const [db, n] of toOrphans) {
+    notes.push(`${n} log writes to sub-database "${db}", whose encodings no catalog or log record left gives, went to "${orphansDb}" (keys and values as raw encoded bytes)`);
+  }
   report.logRecordsReplayed = replayed.records;
   if (replayed.lostLogFrom !== undefined) report.lostLogFrom = replayed.lostLogFrom;
   notes.push(...replayed.notes);
@@ -490,6 +529,7 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
     setOwn(report.perDb, name, e.tree.entries); // a sub-database may be named "__proto__"
     report.entries += e.tree.entries;
   }
+  if (toOrphans.size) report.orphanEntries = engine.head.dbs.get(orphansDb)?.tree.entries ?? report.orphanEntries;
   engine.close();
   setOut(null);
 
@@ -500,7 +540,7 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
     );
   }
   if (report.lostValues) notes.push(`${report.lostValues} keys have a newest version whose overflow value failed its checksum (an older version was kept where one survived)`);
-  if (report.orphanEntries) notes.push(`${report.orphanEntries} entries from pages no sub-database reaches are in "${orphansDb}" (keys and values as raw encoded bytes)`);
+  if (pageOrphans) notes.push(`${pageOrphans} entries from pages no sub-database reaches are in "${orphansDb}" (keys and values as raw encoded bytes)`);
   if (report.badPages.length) notes.push(`${report.badPages.length} pages failed verification; their entries are lost unless an older copy or the log held them`);
   progress.done = Math.max(progress.done, progress.total);
   progress.report();

@@ -5,6 +5,7 @@
 import type { FileSystem } from "../io/FileSystem.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import type { Engine } from "../txn/Engine.js";
+import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { LogRecord } from "../wal/LogRecord.js";
 import { Aborted, errorText, type Progress, type Work } from "./verifyTypes.js";
 import { scanWal, type WalBreak } from "./verifyWal.js";
@@ -24,8 +25,20 @@ export interface ReplayOutcome {
  * must start at or before `required` (the newest meta's applied LSN + 1), or the records in between
  * are lost. Without an engine, only find out where that replay would stop. With neither bound (no
  * valid meta), the replay starts at the oldest record left.
+ *
+ * A put to a sub-database that does not exist (its createDB record is gc'd or before `earliest`,
+ * and no readable catalog names it) goes where `missingDb` says: never into a sub-database created with
+ * guessed encodings, whose values could then not be decoded (salvage.ts).
  */
-export function* planReplay(fs: FileSystem, walDir: string, earliest: number | undefined, required: number | undefined, engine: Engine | null, progress: Progress): Work<ReplayOutcome> {
+export function* planReplay(
+  fs: FileSystem,
+  walDir: string,
+  earliest: number | undefined,
+  required: number | undefined,
+  engine: Engine | null,
+  progress: Progress,
+  missingDb?: (w: WriteTxn, db: string) => string,
+): Work<ReplayOutcome> {
   const o: ReplayOutcome = { exists: false, records: 0, reachedStart: false, lostLogFrom: undefined, notes: [] };
   let next: number | undefined;
   let stopped = false;
@@ -55,7 +68,14 @@ export function* planReplay(fs: FileSystem, walDir: string, earliest: number | u
       const w = engine.beginWrite();
       w.logging = false;
       try {
-        applyLogRecord(w, rec);
+        if (!missingDb) applyLogRecord(w, rec);
+        else {
+          // One op at a time: an earlier op of the record may create the sub-database a later one writes.
+          for (const op of rec.ops) {
+            const db = op.type === "put" && !w.entry(op.db) ? missingDb(w, op.db) : op.db;
+            applyLogRecord(w, { ...rec, ops: [db === op.db ? op : { ...op, db }] });
+          }
+        }
       } catch (e) {
         engine.abortWrite(w);
         if (e instanceof Aborted) throw e;

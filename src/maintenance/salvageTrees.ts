@@ -142,3 +142,39 @@ export function sortedHas(keys: string[], key: string): boolean {
   return keys[lowerBound(keys, key)] === key;
 }
 
+
+/** The encodings an old catalog record gives a sub-database, and the txn of the leaf it was read from. */
+export interface EncodingHint {
+  keyEncoding: KeyEncodingName;
+  valueEncoding: ValueEncodingName;
+  txn: number;
+}
+
+/**
+ * The encodings that the old catalog pages no walk reached give each sub-database, from the newest
+ * such page that names it. Only a hint (the sub-database may have been dropped and created again
+ * with other encodings since), but every page it comes from verified: it is better than a guess for
+ * a sub-database that the log writes to and whose createDB record is gone.
+ */
+export function catalogHints(scan: PageScan, handle: FileHandle, file: string, pages: Iterable<number>): Map<string, EncodingHint> {
+  const hints = new Map<string, EncodingHint>();
+  for (const page of pages) {
+    const txn = scan.leaves.get(page)?.txn;
+    const node = txn === undefined ? null : readLeafPage(handle, file, scan, page);
+    if (!node || txn === undefined) continue;
+    for (let i = 0; i < node.keys.length; i++) {
+      const v = node.vals[i]!;
+      if (typeof v !== "string") continue;
+      const name = Buffer.from(node.keys[i]!, "latin1").toString("utf8");
+      const had = hints.get(name);
+      if (had && had.txn >= txn) continue;
+      try {
+        const rec = decodeCatalogRecord(Buffer.from(v, "latin1"), { file, name });
+        hints.set(name, { keyEncoding: rec.keyEncoding, valueEncoding: rec.valueEncoding, txn });
+      } catch {
+        // not a record: no hint from it
+      }
+    }
+  }
+  return hints;
+}

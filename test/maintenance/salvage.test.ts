@@ -15,6 +15,10 @@
  * - The newest meta damaged: its fields still lead to verified pages, so the last commit survives.
  * - The newest catalog page damaged: the older meta's catalog still names every sub-database and
  *   its tree; entries only the lost catalog reached go to the orphans.
+ * - No catalog readable and the log record that created a sub-database not replayed (before the
+ *   replay start, or gc'd): the log's writes to it keep its real encodings, taken from the newest old
+ *   catalog page naming it; with no such page (data.keel lost) they go to "salvaged-orphans" as raw
+ *   bytes, never into a sub-database of guessed encodings.
  * - After simulated power losses at random calls (CrashFileSystem, with and without the log), the
  *   salvaged database equals the state open recovers, exactly: log records after the checkpoint are
  *   replayed, pages of an interrupted checkpoint are set aside, nothing is reported bad or orphaned.
@@ -38,6 +42,7 @@ import type { Snapshot } from "../../src/txn/Snapshot.js";
 import { OverflowValue, type BranchNode, type Node } from "../../src/btree/Node.js";
 import { overflowPages } from "../../src/pager/PageLayout.js";
 import { probeLogRecord } from "../../src/wal/LogRecord.js";
+import { seal } from "../../src/pager/PageCodec.js";
 
 const PS = 1024;
 
@@ -495,6 +500,66 @@ test("salvage: with the newest meta damaged, its fields still lead to verified p
   const r = await salvage(src, dest);
   assertStatesEqual(dumpDir(dest), truth, "newest meta damaged");
   assert.ok(r.notes.some((n) => new RegExp(`meta page ${newest} is damaged`).test(n)), r.notes.join("\n"));
+});
+
+/**
+ * A "binary" sub-database written over several checkpoints (so the log record that created it is
+ * older than where a replay from either meta starts), then five puts that only the log holds.
+ */
+async function buildGcdBinary(dir: string): Promise<void> {
+  const db = await open(dir, { pageSize: PS, freelistDeltas: false, walSegmentMaxBytes: 64 * 1024 });
+  const bin = db.openDB("bin", { keyEncoding: "string", encoding: "binary" });
+  for (let r = 0; r < 8; r++) {
+    for (let i = 0; i < 20; i++) await bin.put(`k${i}`, Buffer.alloc(2000, r));
+    await db.checkpoint();
+  }
+  for (let i = 0; i < 5; i++) await bin.put(`k${i}`, Buffer.alloc(40, 9));
+  await db.close();
+}
+
+test("salvage: with no catalog readable and the createDB record before the replay start, the log's writes keep the sub-database's encodings from an old catalog page", async (t) => {
+  const root = tempRoot(t);
+  const src = join(root, "src");
+  await buildGcdBinary(src);
+  // Both metas (checksums valid) name a catalog root past the end of the file.
+  const fd = openSync(join(src, "data.keel"), "r+");
+  for (const slot of [0, 1]) {
+    const p = Buffer.alloc(PS);
+    readSync(fd, p, 0, PS, slot * PS);
+    p.writeUInt32LE(99999, 48);
+    seal(p);
+    writeSync(fd, p, 0, PS, slot * PS);
+  }
+  closeSync(fd);
+  const dest = join(root, "dest");
+  const r = await salvage(src, dest);
+  assert.ok(r.notes.some((n) => /sub-database "bin" was in no readable catalog.*binary values/.test(n)), r.notes.join("\n"));
+  const out = await open(dest, { readOnly: true });
+  try {
+    assert.equal(out.engine.head.dbs.get("bin")?.valueEncoding, "binary");
+    const bin = out.openDB("bin", { keyEncoding: "string", encoding: "binary" });
+    for (let i = 0; i < 5; i++) assert.ok(Buffer.from(bin.get(`k${i}`) as Buffer).equals(Buffer.alloc(40, 9)), `k${i}`);
+  } finally {
+    await out.close();
+  }
+});
+
+test("salvage: a log write to a sub-database whose encodings nothing left gives goes to salvaged-orphans as raw bytes", async (t) => {
+  const root = tempRoot(t);
+  const src = join(root, "src");
+  await buildGcdBinary(src);
+  unlinkSync(join(src, "data.keel"));
+  // As gc leaves it: the segment holding the createDB record of "bin" is gone.
+  const first = segments(src)[0]!;
+  assert.equal(recordOffsets(join(src, "wal", first))[0]?.lsn, 1);
+  unlinkSync(join(src, "wal", first));
+  const dest = join(root, "dest");
+  const r = await salvage(src, dest);
+  assert.ok(r.notes.some((n) => /\d+ log writes to sub-database "bin".*salvaged-orphans/.test(n)), r.notes.join("\n"));
+  assert.equal(r.orphanEntries, 20);
+  const got = dumpDir(dest);
+  assert.equal(got.has("bin"), false, "no \"bin\" of guessed encodings");
+  for (let i = 0; i < 20; i++) assert.equal(got.get(ORPHANS_DB)?.get(keyOf(`k${i}`)), Buffer.alloc(i < 5 ? 40 : 2000, i < 5 ? 9 : 7).toString("hex"), `k${i}`);
 });
 
 test("salvage: after a simulated power loss, salvage yields exactly the state open recovers", async () => {
