@@ -6,7 +6,8 @@
  *   torn meta write leaves the other slot intact (I1).
  * - Open takes the valid meta with the highest txn. A meta is valid when its checksum, magic,
  *   page number and page size check out. A meta with our magic but another format version is
- *   refused with VERSION naming both versions, never guessed at.
+ *   refused with VERSION naming both versions, never guessed at; only a meta that is otherwise
+ *   valid (checksum, type, page number) counts as one: anything else is damage, never VERSION.
  *
  * Layout after the common 32-byte page header (offsets from the page start):
  *   32 u32 magic "KEEL" (big-endian, the only BE field)     36 u16 format version   38 u16 reserved
@@ -113,9 +114,13 @@ export function probeMeta(buf: Buffer, slot: 0 | 1): MetaProbe {
   if (!isValidPageSize(pageSize) || buf.length < pageSize) return { ok: false, reason: "page-size", version, pageSize };
   const page = buf.subarray(0, pageSize);
   if (page.readUInt32LE(OFF_CHECKSUM) !== pageChecksum(page)) return { ok: false, reason: "checksum", version, pageSize };
-  if (version !== FORMAT_VERSION) return { ok: false, reason: "version", version, pageSize };
+  // Type and page number before the version: a misdirected write (another page's copy, a meta
+  // of the other slot) is damage that open passes over, whatever version it carries. Read as a
+  // version mismatch it would refuse the file: after a migration, which converts only the slots
+  // that are metas of their own page, such a slot left behind would refuse it forever.
   const h = readHeader(page);
   if (h.type !== PageType.Meta || h.pageNo !== slot) return { ok: false, reason: "page-number", version, pageSize };
+  if (version !== FORMAT_VERSION) return { ok: false, reason: "version", version, pageSize };
   const meta = { ...readMetaFields(page, pageSize), txn: h.txn };
   // Counters at 2^53 and past cannot be counted on: txn + 1 would equal txn, so every later
   // checkpoint would carry the same txn and open could not tell the newer slot (acknowledged

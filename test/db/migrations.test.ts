@@ -18,6 +18,8 @@
  *   the current code with every key equal; snapshots still pass their checksum and restore; log
  *   records not yet checkpointed are still replayed; migrating again changes nothing.
  * - The registry is a chain ending at FORMAT_VERSION; a missing step is VERSION.
+ * - A version-1 database whose slot 1 holds a misdirected version-1 meta (page number 0) opens after
+ *   its migration and on every open after it: such a slot is damage, not a version mismatch.
  * - Power loss at every I/O call of runMigrations, several seeds each: data.keel (and each snapshot
  *   data file) is the original or the migrated one, a backup under its final name is complete, and
  *   the next open (migrating again if needed) holds every key and leaves no partial directory.
@@ -406,6 +408,55 @@ test("open() migrates a version-0 database", async () => {
   }
   assert.ok(fx.fs.list("/").some((n) => n.startsWith("db.backup-v0-")), "backup kept");
   await rejectsKeel(Promise.resolve().then(() => openSync(DIR, { fs: fx.fs, pageSize: 1024 })), "VERSION", "page size still checked");
+});
+
+test("open() migrates a version-1 database whose slot 1 holds a misdirected version-1 meta (page number 0): it opens, then and on every later open", async () => {
+  const fs = new CrashFileSystem();
+  const db = openSync(DIR, { fs, wal: false, freelistDeltas: false });
+  await db.put("a", 1);
+  await db.put("b", 2);
+  await db.close();
+  const path = `${DIR}/data.keel`;
+  const f = fs.open(path, "rw");
+  try {
+    const ps = readAll(fs, path).readUInt32LE(40);
+    const slots = [0, 1].map((s) => {
+      const b = Buffer.alloc(ps);
+      f.read(b, 0, ps, s * ps);
+      return b;
+    });
+    const txnOf = (b: Buffer) => b.readUInt32LE(8) + b.readUInt32LE(12) * 2 ** 32;
+    // Slot 0 <- the newest meta; slot 1 <- a copy of it that names page 0: a misdirected write.
+    const newest = Buffer.from(txnOf(slots[0]!) >= txnOf(slots[1]!) ? slots[0]! : slots[1]!);
+    newest.writeUInt32LE(0, 4);
+    seal(newest);
+    f.write(newest, 0, ps, 0);
+    f.write(newest, 0, ps, ps);
+    f.sync();
+  } finally {
+    f.close();
+  }
+  downgradeDataFile(fs, path, 1, 1); // slot 0 to version 1 (slot 1 is no valid meta of its page)
+  const head = readAll(fs, path);
+  const ps = head.readUInt32LE(40);
+  const misdirected = Buffer.from(head.subarray(0, ps)); // version 1 wrote the misdirected copy too
+  const h = fs.open(path, "rw");
+  h.write(misdirected, 0, ps, ps);
+  h.sync();
+  h.close();
+  const p1 = probeMeta(misdirected, 1);
+  assert.equal(!p1.ok && p1.reason, "page-number", "damage, not a version mismatch");
+  assert.equal(detectVersion(fs, DIR), 1);
+  for (const round of ["first open (migrates)", "second open"]) {
+    const again = openSync(DIR, { fs, wal: false });
+    try {
+      assert.deepEqual([...again.getRange()].map((e) => [e.key, e.value]), [["a", 1], ["b", 2]], round);
+    } finally {
+      await again.close();
+    }
+  }
+  assert.equal(detectVersion(fs, DIR), FORMAT_VERSION);
+  assert.equal(fs.list("/").filter((n) => n.startsWith("db.backup-v1-")).length, 1, "migrated once");
 });
 
 // ---- faults ----
