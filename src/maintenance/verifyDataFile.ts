@@ -20,6 +20,7 @@
  * Invariants: read-only (the handle may be the open engine's; nothing is written or cached); no
  * damage escapes as an exception: every failure becomes a problem naming the file and the page.
  */
+import { formatVersionOfFile } from "../db/migrations/formatVersionOf.js";
 import { checkTreeSteps, type TreeProblem } from "../btree/TreeCheck.js";
 import { OverflowValue, type LeafNode, type Node } from "../btree/Node.js";
 import type { TreeReader, TreeState } from "../btree/TreeState.js";
@@ -89,6 +90,20 @@ export function* verifyDataFile(handle: FileHandle, path: string, out: ProblemLi
     const p = probes[s];
     if (!p.ok && p.reason === "version") {
       err("meta-version", `meta page ${s} of ${path} has format version ${p.version}; this KeelDB reads format version ${FORMAT_VERSION}${p.version !== undefined && p.version < FORMAT_VERSION ? " (open() migrates it)" : ""}`, s);
+      fatal = true;
+    }
+  }
+  if (!fatal && !probes[0].ok && !probes[1].ok) {
+    // A meta of an older layout (version 0's little-endian magic) is no meta of this one, but no
+    // damage either: formatVersionOf knows every layout KeelDB wrote.
+    let older: number | undefined;
+    try {
+      older = formatVersionOfFile(handle);
+    } catch {
+      older = undefined; // unreadable: reported as the meta pages' damage below
+    }
+    if (older !== undefined && older !== FORMAT_VERSION) {
+      err("meta-version", `${path} has format version ${older}; this KeelDB reads format version ${FORMAT_VERSION}${older < FORMAT_VERSION ? " (open() migrates it)" : ""}`, 0);
       fatal = true;
     }
   }

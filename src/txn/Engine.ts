@@ -29,6 +29,7 @@ import { emptyTree, type TreeState } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
 import { META_FLAG_ONE_SYNC, bootTag, encodeMeta, versionError, type Meta } from "../pager/Meta.js";
 import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
+import { formatVersionOfFile } from "../db/migrations/formatVersionOf.js";
 import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
@@ -300,6 +301,10 @@ export class Engine implements TxnHost, CheckpointHost {
     const m0 = p0.ok ? p0.meta : null;
     const m1 = p1.ok ? p1.meta : null;
     if (!m0 && !m1) {
+      // A meta of an older layout (version 0's little-endian magic) is no valid meta of this one,
+      // but it is no damage either: VERSION, as for any other version (open() migrates it first).
+      const older = formatVersionOfFile(file);
+      if (older !== undefined && older !== FORMAT_VERSION) throw versionError(path, older);
       throw corrupt(`${path} has no valid meta page (page 0: ${p0.ok ? "ok" : p0.reason}, page 1: ${p1.ok ? "ok" : p1.reason})`, {
         file: path,
         page: 0,

@@ -18,6 +18,8 @@
  *   the current code with every key equal; snapshots still pass their checksum and restore; log
  *   records not yet checkpointed are still replayed; migrating again changes nothing.
  * - The registry is a chain ending at FORMAT_VERSION; a missing step is VERSION.
+ * - A version-0 database is an older format, not damage: verify reports "meta-version" (open()
+ *   migrates it), restore of its snapshot is VERSION naming both versions.
  * - A version-1 database whose slot 1 holds a misdirected version-1 meta (page number 0) opens after
  *   its migration and on every open after it: such a slot is damage, not a version mismatch.
  * - Power loss at every I/O call of runMigrations, several seeds each: data.keel (and each snapshot
@@ -457,6 +459,25 @@ test("open() migrates a version-1 database whose slot 1 holds a misdirected vers
   }
   assert.equal(detectVersion(fs, DIR), FORMAT_VERSION);
   assert.equal(fs.list("/").filter((n) => n.startsWith("db.backup-v1-")).length, 1, "migrated once");
+});
+
+test("a version-0 database is an older format, not damage: verify says meta-version (open() migrates it), restore of its snapshot says VERSION", async () => {
+  for (const versionField of [0, 1] as const) {
+    const fx = await fixture(versionField);
+    const fs = fx.fs;
+    assert.equal(detectVersion(fs, DIR), 0);
+    const r = await verify(DIR, { fs });
+    assert.deepEqual(r.problems.map((p) => p.kind), ["meta-version"], `version field ${versionField}: ${JSON.stringify(r.problems)}`);
+    assert.match(r.problems[0]!.message, /format version 0; .*\(open\(\) migrates it\)/);
+    const snap = listSnapshots(fs, DIR).find((s) => s.name === "current")!;
+    const e = await restore(snap.path, "/restored", { fs }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    assert.ok(e instanceof KeelError && e.code === "VERSION", `restore: ${describeError(e)}`);
+    assert.deepEqual([e.details.found, e.details.supported], [0, FORMAT_VERSION]);
+    assert.equal(fs.stat("/restored"), undefined, "nothing restored");
+  }
 });
 
 // ---- faults ----

@@ -26,10 +26,10 @@ import { basename, dirname, join, normalize, resolve } from "node:path";
 import { KeelError, ioError } from "../../errors.js";
 import type { FileSystem } from "../../io/FileSystem.js";
 import { versionError } from "../../pager/Meta.js";
-import { FORMAT_VERSION, MAGIC, MAX_PAGE_SIZE, MIN_PAGE_SIZE, OFF_CHECKSUM, PageType, isValidPageSize } from "../../pager/PageLayout.js";
-import { pageChecksum, readHeader } from "../../pager/PageCodec.js";
+import { FORMAT_VERSION } from "../../pager/PageLayout.js";
 import { DATA_FILE } from "../../txn/Engine.js";
-import { MIGRATING_SUFFIX, isV0Meta, v0ToV1 } from "./v0ToV1.js";
+import { MIGRATING_SUFFIX, v0ToV1 } from "./v0ToV1.js";
+import { formatVersionOfFile } from "./formatVersionOf.js";
 import { v1ToV2 } from "./v1ToV2.js";
 
 export interface Migration {
@@ -68,66 +68,27 @@ const LOCK_FILE = "LOCK";
 
 // ---- detection ----
 
-type SlotProbe = { layout: "v0"; txn: number } | { layout: "current"; version: number; txn: number } | null;
-
-function probeSlot(page: Buffer, slot: 0 | 1): SlotProbe {
-  if (page.length < 128) return null;
-  if (page.readUInt32BE(32) === MAGIC) {
-    const pageSize = page.readUInt32LE(40);
-    if (!isValidPageSize(pageSize) || page.length < pageSize) return null;
-    const p = page.subarray(0, pageSize);
-    if (p.readUInt32LE(OFF_CHECKSUM) !== pageChecksum(p)) return null;
-    const h = readHeader(p);
-    if (h.type !== PageType.Meta || h.pageNo !== slot) return null;
-    return { layout: "current", version: p.readUInt16LE(36), txn: h.txn };
-  }
-  if (page.readUInt32LE(32) === MAGIC) {
-    const pageSize = page.readUInt32LE(40);
-    if (!isValidPageSize(pageSize) || page.length < pageSize) return null;
-    const p = page.subarray(0, pageSize);
-    return isV0Meta(p, slot) ? { layout: "v0", txn: readHeader(p).txn } : null;
-  }
-  return null;
-}
-
 /**
- * The format version of the database in `dir`, judged from its valid meta pages without opening it:
- * 0 for the little-endian-magic layout, the meta's version field otherwise. undefined when there is
- * no data.keel or no valid meta of any known layout (open then reports CORRUPT as usual). A version
- * newer than FORMAT_VERSION found in either slot wins, so that it is refused, never migrated.
+ * The format version of the database in `dir`, judged from its valid meta pages without opening it
+ * (formatVersionOf.ts): 0 for the little-endian-magic layout, the meta's version field otherwise.
+ * undefined when there is no data.keel or no valid meta of any known layout (open then reports
+ * CORRUPT as usual). A version newer than FORMAT_VERSION found in either slot wins, so that it is
+ * refused, never migrated.
  */
 export function detectVersion(fs: FileSystem, dir: string): number | undefined {
   const path = join(dir, DATA_FILE);
-  let head: Buffer;
   try {
     const st = fs.stat(path);
     if (!st || st.isDirectory) return undefined;
     const f = fs.open(path, "r");
     try {
-      head = Buffer.alloc(Math.min(f.size(), 2 * MAX_PAGE_SIZE));
-      const n = f.read(head, 0, head.length, 0);
-      head = head.subarray(0, n);
+      return formatVersionOfFile(f);
     } finally {
       f.close();
     }
   } catch (e) {
     throw ioError(e, "read", path);
   }
-  const p0 = probeSlot(head, 0);
-  let p1: SlotProbe = null;
-  const ps0 = head.length >= 128 ? head.readUInt32LE(40) : 0;
-  if (p0 && isValidPageSize(ps0)) p1 = probeSlot(head.subarray(ps0), 1);
-  else {
-    for (let ps = MIN_PAGE_SIZE; ps <= MAX_PAGE_SIZE && !p1; ps *= 2) {
-      if (head.length >= 2 * ps) p1 = probeSlot(head.subarray(ps, 2 * ps), 1);
-    }
-  }
-  const found = [p0, p1].filter((p): p is NonNullable<SlotProbe> => p !== null);
-  if (!found.length) return undefined;
-  const newer = found.filter((p) => p.layout === "current" && p.version > FORMAT_VERSION) as Array<{ version: number }>;
-  if (newer.length) return Math.max(...newer.map((p) => p.version));
-  if (found.some((p) => p.layout === "v0")) return 0;
-  return Math.max(...found.map((p) => (p.layout === "current" ? p.version : 0)));
 }
 
 // ---- running ----

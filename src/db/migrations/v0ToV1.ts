@@ -12,26 +12,14 @@
  *
  * rewriteMetas (metaRewrite.ts) applies it to every snapshot and then to data.keel.
  */
-import { MAGIC, PageType, OFF_CHECKSUM, isValidPageSize } from "../../pager/PageLayout.js";
-import { pageChecksum, readHeader, seal } from "../../pager/PageCodec.js";
+import { MAGIC } from "../../pager/PageLayout.js";
+import { seal } from "../../pager/PageCodec.js";
 import type { Migration } from "./index.js";
+import { isV0Meta } from "./formatVersionOf.js";
 import { checkConverted, rewriteMetas, type MetaConverter } from "./metaRewrite.js";
 
 export { MIGRATING_SUFFIX } from "./metaRewrite.js";
-
-/**
- * Whether `page` (one whole page, slot 0 or 1) is a valid version-0 meta: little-endian magic,
- * valid page size, checksum, type meta, page number = slot, version field 0 or 1. Never throws.
- */
-export function isV0Meta(page: Buffer, slot: 0 | 1): boolean {
-  if (page.length < 128 || page.readUInt32LE(32) !== MAGIC) return false;
-  const pageSize = page.readUInt32LE(40);
-  if (!isValidPageSize(pageSize) || page.length !== pageSize) return false;
-  if (page.readUInt32LE(OFF_CHECKSUM) !== pageChecksum(page)) return false;
-  if (page.readUInt16LE(36) > 1) return false;
-  const h = readHeader(page);
-  return h.type === PageType.Meta && h.pageNo === slot;
-}
+export { isV0Meta } from "./formatVersionOf.js";
 
 /** Convert one version-0 meta page to version 1 in place. */
 function convertMeta(page: Buffer, slot: 0 | 1, file: string): void {
