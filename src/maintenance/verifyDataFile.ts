@@ -20,7 +20,7 @@
  * Invariants: read-only (the handle may be the open engine's; nothing is written or cached); no
  * damage escapes as an exception: every failure becomes a problem naming the file and the page.
  */
-import { formatVersionOfFile } from "../db/migrations/formatVersionOf.js";
+import { formatVersionOfFile } from "../pager/formatVersionOf.js";
 import { checkTreeSteps, type TreeProblem } from "../btree/TreeCheck.js";
 import { OverflowValue, type LeafNode, type Node } from "../btree/Node.js";
 import type { TreeReader, TreeState } from "../btree/TreeState.js";

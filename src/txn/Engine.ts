@@ -29,7 +29,7 @@ import { emptyTree, type TreeState } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
 import { META_FLAG_ONE_SYNC, bootTag, encodeMeta, versionError, type Meta } from "../pager/Meta.js";
 import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
-import { formatVersionOfFile } from "../db/migrations/formatVersionOf.js";
+import { formatVersionOfFile } from "../pager/formatVersionOf.js";
 import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";

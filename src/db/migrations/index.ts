@@ -29,7 +29,7 @@ import { versionError } from "../../pager/Meta.js";
 import { FORMAT_VERSION } from "../../pager/PageLayout.js";
 import { DATA_FILE } from "../../txn/Engine.js";
 import { MIGRATING_SUFFIX, v0ToV1 } from "./v0ToV1.js";
-import { formatVersionOfFile } from "./formatVersionOf.js";
+import { formatVersionOfFile } from "../../pager/formatVersionOf.js";
 import { v1ToV2 } from "./v1ToV2.js";
 
 export interface Migration {

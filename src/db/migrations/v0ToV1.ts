@@ -15,11 +15,11 @@
 import { MAGIC } from "../../pager/PageLayout.js";
 import { seal } from "../../pager/PageCodec.js";
 import type { Migration } from "./index.js";
-import { isV0Meta } from "./formatVersionOf.js";
+import { isV0Meta } from "../../pager/formatVersionOf.js";
 import { checkConverted, rewriteMetas, type MetaConverter } from "./metaRewrite.js";
 
 export { MIGRATING_SUFFIX } from "./metaRewrite.js";
-export { isV0Meta } from "./formatVersionOf.js";
+export { isV0Meta } from "../../pager/formatVersionOf.js";
 
 /** Convert one version-0 meta page to version 1 in place. */
 function convertMeta(page: Buffer, slot: 0 | 1, file: string): void {

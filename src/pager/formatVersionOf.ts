@@ -1,5 +1,6 @@
 /**
- * formatVersionOf: which data-file format a file's meta pages are written in, judged without opening
+ * formatVersionOf (pager layer: it reads only meta pages, so open, verify and the migrations can all
+ * call it): which data-file format a file's meta pages are written in, judged without opening
  * it. The one place that knows every meta layout KeelDB ever wrote: detectVersion (open() migrates
  * by it), and the readers that must tell an older format from damage (Engine.open, so that restore
  * and a read-only open say VERSION; verify, which says "meta-version") all ask here.
@@ -17,9 +18,9 @@
  *   migrated or read.
  * - Never throws (formatVersionOfFile passes on the read's own errors).
  */
-import type { FileHandle } from "../../io/FileSystem.js";
-import { FORMAT_VERSION, MAGIC, MAX_PAGE_SIZE, MIN_PAGE_SIZE, OFF_CHECKSUM, PageType, isValidPageSize } from "../../pager/PageLayout.js";
-import { pageChecksum, readHeader } from "../../pager/PageCodec.js";
+import type { FileHandle } from "../io/FileSystem.js";
+import { FORMAT_VERSION, MAGIC, MAX_PAGE_SIZE, MIN_PAGE_SIZE, OFF_CHECKSUM, PageType, isValidPageSize } from "./PageLayout.js";
+import { pageChecksum, readHeader } from "./PageCodec.js";
 
 /**
  * Whether `page` (one whole page, slot 0 or 1) is a valid version-0 meta: little-endian magic,
