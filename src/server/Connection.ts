@@ -2,9 +2,8 @@
  * Connection: one client socket: parse, dispatch, reply in order.
  *
  * Invariants:
- * - Replies go out in request order: every request gets a slot in `#slots`; a slot is written only
- *   once every slot before it is, and all replies ready after one read (or one batch of commit
- *   completions) leave in one corked write.
+ * - Replies go out in request order (ReplyQueue.ts), and all replies ready after one read (or one
+ *   batch of commit completions) leave in one corked write.
  * - A write command is queued (Keyspace.batched) in the same tick it is parsed, so the writes of
  *   this and the other connections dispatched before the queue runs share one transaction where
  *   possible and one group commit; its reply waits for the commit to be durable. A read issued
@@ -30,9 +29,8 @@
  *   command before it has run (an AUTH pipelined just before it included) the request is let
  *   through or is the protocol error, as Redis decides it when it reads that header.
  * - Closing (QUIT, protocol error, server close) never cuts off replies a slow reader is still
- *   taking: the socket is destroyed FIN_WAIT_MS after every byte was handed to the kernel (if the
- *   peer has not closed by then), or once the peer took nothing for CLOSE_STALL_MS (2 s when the
- *   server is closing, so a peer that stopped reading cannot hold a shutdown for long).
+ *   taking (endSocket.ts); at server close a peer that takes nothing for 2 s is dropped, so a peer
+ *   that stopped reading cannot hold a shutdown for long.
  */
 import type { Socket } from "node:net";
 import { isKeelError } from "../errors.js";
@@ -45,25 +43,13 @@ import { TxStore } from "./keyspace/Store.js";
 import { ProtocolError, RespParser } from "./resp/RespParser.js";
 import { arr, err, NULL_ARRAY, OK, QUEUED, type Reply } from "./resp/Reply.js";
 import { RespError } from "./resp/RespError.js";
-import { RespWriter } from "./resp/RespWriter.js";
+import { ReplyQueue, type Slot } from "./ReplyQueue.js";
+import { endSocket, FIN_WAIT_MS } from "./endSocket.js";
 import type { ShutdownMode } from "./ServerContext.js";
 
 const MAX_INFLIGHT = 4096;
 const EMPTY_ARGS: Buffer[] = [];
 const MAX_OUTPUT = 32 * 1024 * 1024;
-/** After the last reply is handed to the kernel, how long the peer's FIN is waited for. */
-const FIN_WAIT_MS = 2000;
-/** A closing connection whose peer took no byte of its last replies for this long is destroyed. */
-const CLOSE_STALL_MS = 60_000;
-
-interface Slot {
-  reply: Reply | null;
-  /** The protocol of the connection when the request was parsed (HELLO changes it in between). */
-  readonly proto: 2 | 3;
-  /** Close the connection once this reply is written. */
-  close?: boolean;
-}
-
 interface Queued {
   readonly cmd: Command;
   readonly args: Buffer[];
@@ -89,10 +75,8 @@ export class Connection {
   readonly #socket: Socket;
   readonly #host: ConnectionHost;
   readonly #parser: RespParser;
-  readonly #writer: RespWriter;
+  readonly #replies = new ReplyQueue();
   readonly #ctx: CommandContext;
-  #slots: Slot[] = [];
-  #head = 0;
   #pendingWrites = 0;
   /** Settles (never rejects) once this connection's latest write has settled. */
   #lastWrite: Promise<unknown> = Promise.resolve();
@@ -102,10 +86,7 @@ export class Connection {
   #stopped = false;
   #paused = false;
   #flushScheduled = false;
-  /** A reply that closes the connection (QUIT, protocol error) has been encoded: nothing follows it. */
-  #closeAfterFlush = false;
   #ended = false;
-  #idle: Array<() => void> = [];
   /** Commands parsed and not yet dispatched (while a barrier or the output bound holds them back). */
   #held: Buffer[][] = [];
   #heldAt = 0;
@@ -120,7 +101,6 @@ export class Connection {
     this.#host = host;
     const cfg = host.options.config;
     this.#parser = new RespParser({ maxBulkLen: cfg.protoMaxBulkLen, maxMultibulkLen: cfg.protoMaxMultibulkLen });
-    this.#writer = new RespWriter(2);
     const now = Date.now();
     const authenticated = cfg.requirepass === null || cfg.requirepass === "";
     this.#parser.authPending = !authenticated;
@@ -148,7 +128,7 @@ export class Connection {
         this.#stopped = true;
         this.#ended = true;
         this.#unwatchAll();
-        this.#notifyIdle();
+        this.#replies.notifyIdle();
         resolve();
       }),
     );
@@ -158,13 +138,9 @@ export class Connection {
   async shutdown(): Promise<void> {
     this.#stopped = true;
     this.#socket.pause();
-    if (this.#inflight() > 0) await new Promise<void>((r) => this.#idle.push(r));
+    if (this.#replies.inflight > 0) await this.#replies.whenIdle();
     this.#end(FIN_WAIT_MS);
     await this.closed;
-  }
-
-  #inflight(): number {
-    return this.#slots.length - this.#head;
   }
 
   #onData(chunk: Buffer): void {
@@ -174,7 +150,7 @@ export class Connection {
       // A bug must cost this connection, never the server: answer what we can, then close.
       this.#host.options.logger.error({ err: e, client: this.client.id }, "RESP connection failed");
       this.#stopped = true;
-      this.#slots.push({ reply: errorReply(e), proto: this.client.proto, close: true });
+      this.#replies.push(errorReply(e), this.client.proto, true);
       this.#flush();
     }
   }
@@ -202,7 +178,7 @@ export class Connection {
         this.#dispatch(args);
         // Encoded now (not yet written: the read's replies still leave in one write) so that
         // #overBound sees their size.
-        this.#collect();
+        if (!this.#ended) this.#replies.collect();
       }
       if (this.#heldAt < this.#held.length) break;
       this.#held = [];
@@ -214,7 +190,7 @@ export class Connection {
       if (perr && !this.#stopped) {
         this.#host.protocolError();
         this.#stopped = true;
-        this.#slots.push({ reply: err(`ERR ${perr.message}`), proto: this.client.proto, close: true });
+        this.#replies.push(err(`ERR ${perr.message}`), this.client.proto, true);
       }
     }
     this.#flush();
@@ -245,12 +221,12 @@ export class Connection {
 
   /** More replies pending or bytes waiting than the bounds allow: dispatch and reading stop. */
   #overBound(): boolean {
-    return this.#inflight() > MAX_INFLIGHT || this.#socket.writableLength + this.#writer.pendingBytes > MAX_OUTPUT;
+    return this.#replies.inflight > MAX_INFLIGHT || this.#socket.writableLength + this.#replies.encodedBytes > MAX_OUTPUT;
   }
 
   #updateReading(): void {
     if (this.#stopped) return;
-    const backlog = this.#inflight() + this.#held.length - this.#heldAt;
+    const backlog = this.#replies.inflight + this.#held.length - this.#heldAt;
     // While the parser is stopped for authentication nothing more is read: it would only pile up.
     const stalled = this.#parser.stalled !== null;
     if (!this.#paused) {
@@ -271,9 +247,7 @@ export class Connection {
   }
 
   #push(reply: Reply | null): Slot {
-    const s: Slot = { reply, proto: this.client.proto };
-    this.#slots.push(s);
-    return s;
+    return this.#replies.push(reply, this.client.proto);
   }
 
   #later(p: Promise<Reply>): void {
@@ -298,65 +272,17 @@ export class Connection {
     });
   }
 
-  /** Encode the replies that are ready, in order, up to the first that is not (or a closing one). */
-  #collect(): void {
-    if (this.#ended || this.#closeAfterFlush) return;
-    while (this.#head < this.#slots.length) {
-      const s = this.#slots[this.#head]!;
-      if (s.reply === null) break;
-      this.#writer.proto = s.proto;
-      this.#writer.add(s.reply);
-      this.#head++;
-      if (s.close) {
-        this.#closeAfterFlush = true;
-        break;
-      }
-    }
-  }
-
   #flush(): void {
     if (this.#ended) return;
-    this.#collect();
-    if (this.#head > 1024 && this.#head * 2 > this.#slots.length) {
-      this.#slots = this.#slots.slice(this.#head);
-      this.#head = 0;
-    }
-    this.#writer.flush(this.#socket);
-    if (this.#closeAfterFlush) {
-      this.#slots = [];
-      this.#head = 0;
-      this.#end();
-    }
-    if (this.#inflight() === 0) this.#notifyIdle();
+    this.#replies.write(this.#socket);
+    if (this.#replies.closing) this.#end();
   }
 
-  #notifyIdle(): void {
-    const w = this.#idle;
-    this.#idle = [];
-    for (const r of w) r();
-  }
-
-  #end(stallMs = CLOSE_STALL_MS): void {
+  #end(stallMs?: number): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#stopped = true;
-    const socket = this.#socket;
-    socket.end();
-    // Keep reading (and ignoring: #stopped) so the peer's FIN is seen and 'close' follows: closing
-    // with unread input would send a reset, which can discard replies the peer has not read yet.
-    socket.resume();
-    let left = socket.writableLength;
-    const stalled = (): void => {
-      if (left > 0 && socket.writableLength >= left) return void socket.destroy();
-      left = socket.writableLength;
-      timer = setTimeout(stalled, stallMs);
-    };
-    let timer = setTimeout(stalled, stallMs);
-    socket.once("finish", () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => socket.destroy(), FIN_WAIT_MS);
-    });
-    socket.once("close", () => clearTimeout(timer));
+    this.#stopped = true; // input read from now on (endSocket keeps reading) is ignored
+    endSocket(this.#socket, stallMs);
   }
 
   // ---- dispatch ----
@@ -474,7 +400,7 @@ export class Connection {
     switch (name) {
       case "quit":
         this.#stopped = true;
-        this.#slots.push({ reply: OK, proto: this.client.proto, close: true });
+        this.#replies.push(OK, this.client.proto, true);
         return;
       case "multi":
         if (this.#multi) return void this.#push(err("ERR MULTI calls can not be nested"));
