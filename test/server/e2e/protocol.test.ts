@@ -9,6 +9,14 @@ import { after, before, describe, test } from "node:test";
 import { startTestServer, type TestServer } from "../../helpers/respServer.js";
 import { rawConnect } from "./rawClient.js";
 
+/** Send `req` on a fresh raw connection: the server answers exactly `reply`, then closes it. */
+async function expectRepliedAndClosed(port: number, req: string, reply: string): Promise<void> {
+  const c = await rawConnect(port);
+  c.send(req);
+  assert.equal(await c.until(() => false, 300), reply, req);
+  assert.ok(c.closed, req);
+}
+
 describe("RESP wire behaviour", () => {
   let ts: TestServer;
   before(async () => {
@@ -53,10 +61,7 @@ describe("RESP wire behaviour", () => {
       ["*-0\r\nPING\r\n", "-ERR Protocol error: invalid multibulk length\r\n"],
       ["*1\r\n$04\r\nPING\r\n", "-ERR Protocol error: invalid bulk length\r\n"],
     ] as const) {
-      const c = await rawConnect(ts.port);
-      c.send(req);
-      assert.equal(await c.until(() => false, 300), reply, req);
-      assert.ok(c.closed, req);
+      await expectRepliedAndClosed(ts.port, req, reply);
     }
     const d = await rawConnect(ts.port);
     d.send("*-1\r\nPING\r\n");
@@ -123,10 +128,7 @@ describe("RESP wire behaviour with requirepass: Redis 7's limits on unauthentica
       ["*-5\r\n*11\r\n", "-ERR Protocol error: unauthenticated multibulk length\r\n"],
       ["*2\r\n$4\r\nAUTH\r\n$016385\r\n", "-ERR Protocol error: invalid bulk length\r\n"],
     ] as const) {
-      const c = await rawConnect(ts.port);
-      c.send(req);
-      assert.equal(await c.until(() => false, 300), reply, req);
-      assert.ok(c.closed, req);
+      await expectRepliedAndClosed(ts.port, req, reply);
     }
   });
 
