@@ -9,8 +9,9 @@
  *   1. The caller, in one write-queue task: takes the durable meta and its snapshot (`snap`,
  *      engine.durable), registers it as a reader, sets a log floor at its applied LSN + 1, and
  *      captures the log records after it up to the head's LSN (`log`: read lazily later; with
- *      wal: false, or nothing after the checkpoint, there are none). Here `snap` is registered
- *      once more for the duration of the copy.
+ *      wal: false, or nothing after the checkpoint, there are none). The caller keeps `snap`
+ *      registered until this call settles; it is not registered again here (one reader slot per
+ *      backup).
  *   2. Create `<dest>.partial-<pid>/data.keel` and copy the pages [2, high water) of that meta from
  *      the live file in large sequential chunks (1 MiB), in time slices (TimeSlicer: a few ms of
  *      work, then a turn of the event loop; stepping back while writers commit) so that writers go
@@ -149,8 +150,8 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
   const chunkPages = Math.max(1, Math.floor((o.chunkBytes ?? DEFAULT_BACKUP_CHUNK) / ps));
   const totalRecords = log ? log.toLsn - snap.lsn : 0;
 
-  // Step 1 (the caller pinned it; this pin lasts as long as the copy reads the source).
-  engine.readers.acquire(snap.txn);
+  // Step 1: the caller holds `snap` as a registered reader until this settles (one slot per
+  // backup: registering it again here made a backup fail READERS_FULL with a slot free).
   let out: PartialOutput | null = null;
   let src: FileHandle | null = null;
   let copy: Engine | null = null;
@@ -341,6 +342,5 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     } catch {
       // nothing to do: read-only handle
     }
-    engine.readers.release(snap.txn);
   }
 }

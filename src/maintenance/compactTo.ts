@@ -76,6 +76,7 @@ export async function compactTo(srcDir: string, destDir: string, opts: CompactTo
     }
     // Step 3.
     let res: CopyResult;
+    engine.readers.acquire(snap.txn); // copySnapshot's precondition (the engine is this call's own)
     try {
       res = await copySnapshot(engine, snap, fs, destDir, { signal: opts.signal, onProgress: opts.onProgress, batch: opts.batch, flags: meta.flags });
     } catch (e) {
@@ -90,6 +91,8 @@ export async function compactTo(srcDir: string, destDir: string, opts: CompactTo
       }
       // copySnapshot lets a few errno errors of its set-up calls through uncoded.
       throw ioError(e, "compact", destDir);
+    } finally {
+      engine.readers.release(snap.txn);
     }
     return {
       ...res,

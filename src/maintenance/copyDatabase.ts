@@ -4,7 +4,9 @@
  *
  * The sequence, in order:
  *   1. Refuse an existing `dest` (EXISTS); create `<dest>.partial-<pid>/data.keel` (PartialOutput).
- *   2. Register `snap` as a reader for the whole copy (I2: no page it reaches is reused).
+ *   2. (The caller) holds `snap` as a registered reader for the whole call (I2: no page it
+ *      reaches is reused). Not registered again here: a second slot per copy made a copy fail
+ *      READERS_FULL with one slot free (and with maxReaders 1, always).
  *   3. Write every sub-database bottom-up from a key-order scan, then the catalog
  *      (CompactTreeWriter): leaves filled to `fill`, then the branch levels, all in one sequential
  *      pass from page 2, cut into time slices so that the event loop (writers, readers) runs
@@ -57,14 +59,14 @@ export interface CopyResult {
   ms: number;
 }
 
+/** `snap` must stay registered in `src.readers` by the caller until this settles (step 2). */
 export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, dest: string, o: CopyOptions = {}): Promise<CopyResult> {
   const t0 = performance.now();
   const slicer = new TimeSlicer({ signal: o.signal, isClosed: () => src.closed, budgetMs: o.sliceMs, what: "the copy", activity: () => src.head.txn, share: o.share });
   slicer.check();
-  // Step 1.
+  // Step 1. Nothing between the creation and the try: a throw there would leak the partial
+  // output and its handle (I7).
   const out = PartialOutput.create(fs, dest, "a copy");
-  // Step 2.
-  src.readers.acquire(snap.txn);
   try {
     let total = 0;
     for (const e of snap.dbs.values()) total += e.tree.entries;
@@ -116,8 +118,6 @@ export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, 
   } catch (e) {
     out.discard();
     throw e instanceof KeelError ? e : ioError(e, "copy", dest);
-  } finally {
-    src.readers.release(snap.txn);
   }
 }
 

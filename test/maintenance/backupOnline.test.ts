@@ -20,10 +20,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openSync, type Database } from "../../src/index.js";
+import { open, openSync, type Database } from "../../src/index.js";
 import { CrashFileSystem, isSimulatedCrash } from "../../src/io/CrashFileSystem.js";
 import type { FileSystem } from "../../src/io/FileSystem.js";
 import { backupPages, type BackupPagesResult } from "../../src/maintenance/backupPages.js";
@@ -440,4 +440,45 @@ test("compacting copy of a source with a damaged leaf: CORRUPT naming the page, 
   assert.equal(e.details.page, leaf);
   assert.equal(fs.stat(DEST), undefined);
   assert.deepEqual(fs.paths().filter((p) => p.includes(".partial-")), []);
+});
+
+test("one reader slot per online copy: with maxReaders 1 every copy runs; with none free each is READERS_FULL and leaves no partial output or descriptor", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "keel-slots-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, "db");
+  const db = await open(dir, { maxReaders: 1 });
+  await db.transaction((tx) => {
+    for (let i = 0; i < 500; i++) tx.put(`k${i}`, { i });
+  });
+  // Each of these pins one snapshot; registering it a second time made all of them fail here.
+  const copies: Array<[string, (dest: string) => Promise<unknown>]> = [
+    ["backup", (d) => db.backup(d)],
+    ["backup compact: false", (d) => db.backup(d, { compact: false })],
+    ["compact", (d) => db.compact(d)],
+    ["createSnapshot", () => db.createSnapshot()],
+  ];
+  for (const [name, run] of copies) {
+    const dest = join(root, `ok-${name.replace(/\W/g, "")}`);
+    await run(dest);
+    if (name !== "createSnapshot") {
+      const report = await verify(dest);
+      assert.equal(report.ok, true, `${name}: the copy verifies`);
+    }
+  }
+  assert.equal(db.getStats().readers, 0);
+
+  // Hold the one slot with an iterator; every copy is refused before it creates anything.
+  const it = db.getRange({})[Symbol.iterator]();
+  assert.equal(it.next().done, false);
+  const fds = () => (existsSync("/proc/self/fd") ? readdirSync("/proc/self/fd").length : 0);
+  const fdsBefore = fds();
+  for (const [name, run] of copies) {
+    for (let i = 0; i < 5; i++) await rejectsKeel(run(join(root, `full-${i}`)), "READERS_FULL", name);
+  }
+  assert.equal(fds(), fdsBefore, "no descriptor left open by a refused copy");
+  assert.deepEqual(readdirSync(root).filter((n) => n.startsWith("full-") || n.includes(".partial-")), [], "no partial output beside the destinations");
+  assert.deepEqual(readdirSync(join(dir, "snapshots")).filter((n) => n !== "current" && n !== "previous"), [], "no incoming snapshot left");
+  it.return?.();
+  await db.backup(join(root, "after"));
+  await db.close();
 });
