@@ -130,11 +130,17 @@ export class Database extends SubDatabase {
     const outer = this.#inListener;
     this.#inListener = true;
     try {
+      const warn = (e: unknown) => process.emitWarning(`a KeelDB commit listener threw: ${(e as Error)?.message ?? e}`, { code: "KEEL_LISTENER" });
       for (const l of this.#events.listeners("commit")) {
         try {
-          (l as (r: CommitReport) => void)(report);
+          const r: unknown = (l as (r: CommitReport) => unknown)(report);
+          // An async listener's rejection is reported as a throw is, not left unhandled (which
+          // would end the process under Node's default --unhandled-rejections=throw).
+          if (r !== null && typeof r === "object" && typeof (r as { then?: unknown }).then === "function") {
+            (r as PromiseLike<unknown>).then(undefined, warn);
+          }
         } catch (e) {
-          process.emitWarning(`a KeelDB commit listener threw: ${(e as Error)?.message ?? e}`, { code: "KEEL_LISTENER" });
+          warn(e);
         }
       }
     } finally {
@@ -244,6 +250,7 @@ export class Database extends SubDatabase {
   /** Resolves when every write queued before the call has settled (later ones are not waited for). */
   flushed(): Promise<void> {
     try {
+      this.#check();
       this.#writes.refuseInCallback("db.flushed()");
     } catch (e) {
       return Promise.reject(e);
@@ -507,15 +514,16 @@ export class Database extends SubDatabase {
    * running when close() is called is finished in that final call instead.
    */
   close(): Promise<void> {
+    // The same promise every time, a rejected one included: a retried close must not report
+    // success for a close whose final checkpoint failed.
+    if (this.#closing) return this.#closing;
     if (this.#closed) return Promise.resolve();
-    if (!this.#closing) {
-      try {
-        this.#writes.refuseInCallback("db.close()");
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      this.#closing = this.#close();
+    try {
+      this.#writes.refuseInCallback("db.close()");
+    } catch (e) {
+      return Promise.reject(e);
     }
+    this.#closing = this.#close();
     return this.#closing;
   }
 

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KeelError, open, openSync, type Database } from "../../src/index.js";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
+import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { DIR, memDb, rejectsKeel, sleep, tempDir, throwsKeel } from "./dbUtil.js";
 import { Rng } from "../helpers/rng.js";
 import { seal } from "../../src/pager/PageCodec.js";
@@ -702,7 +703,29 @@ test("after close: reads throw CLOSED, writes and transactions reject with CLOSE
   await rejectsKeel(db.checkpoint(), "CLOSED", "checkpoint");
   throwsKeel(() => db.transactionSync(() => 1), "CLOSED", "transactionSync");
   throwsKeel(() => db.putSync(1, 1), "CLOSED", "putSync");
+  await rejectsKeel(db.flushed(), "CLOSED", "flushed");
   await db.close(); // a second close is a no-op
+});
+
+test("close() returns the same promise every time, so a failed close stays failed when called again", async () => {
+  for (const opts of [{}, { wal: false, noSync: true }] as const) {
+    const ffs = new FaultFileSystem(new CrashFileSystem());
+    const db = openSync(DIR, { fs: ffs, ...opts });
+    await db.put("a", 1);
+    ffs.failEvery(["sync", "syncAsync", "write"], "EIO");
+    const first = db.close();
+    const second = db.close();
+    assert.equal(first, second);
+    await rejectsKeel(first, "IO", `${JSON.stringify(opts)}: the close fails`);
+    const third = db.close();
+    assert.equal(third, first, "called again after it failed: the same (rejected) promise");
+    await rejectsKeel(third, "IO", "still failed");
+    assert.equal(db.isClosed, true);
+  }
+  const { db } = memDb();
+  const p = db.close();
+  await p;
+  assert.equal(db.close(), p, "after a clean close too");
 });
 
 test("close waits for queued writes", async () => {

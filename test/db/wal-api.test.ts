@@ -288,6 +288,32 @@ test("openTxLog decodes a record with the encodings its sub-database had when it
 
 // ---- commit events ------------------------------------------------------------------------------
 
+test("commit events: an async listener that rejects is reported as KEEL_LISTENER, never left an unhandled rejection", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    for (const wal of [true, false]) {
+      const fs = freshFs();
+      const db = await open(DIR, { fs, wal });
+      db.on("commit", async () => {
+        await null;
+        throw new Error("async listener bug");
+      });
+      const warningsBefore = warningCounts.get("KEEL_LISTENER") ?? 0;
+      await db.put("a", 1);
+      await db.put("b", 2);
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(db.get("b"), 2);
+      assert.ok((warningCounts.get("KEEL_LISTENER") ?? 0) >= warningsBefore + 2, `wal ${wal}: each rejection is a warning`);
+      await db.close();
+    }
+    assert.deepEqual(unhandled, [], "no rejection was left unhandled");
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});
+
 test("commit events: contiguous LSNs, op counts and bytes, after durability under strict; a throwing listener breaks nothing", async () => {
   const fs = freshFs();
   const db = await open(DIR, { fs });
