@@ -10,7 +10,7 @@
  *       that does not exist (NOT_FOUND)
  *   5   corrupt: damage found while reading (CORRUPT), or a format version this keel cannot read
  *       (VERSION)
- *   6   I/O error or disk full (IO, FULL)
+ *   6   I/O error or disk full (IO, FULL), stdout included (stdoutErrors.ts)
  *   10  internal error: a bug (INTERNAL, an untyped exception, or a code not listed here)
  *   130 interrupted (Ctrl-C): the partial output of a copy, compaction or dump was removed (ABORTED)
  */
@@ -63,6 +63,6 @@ export const EXIT_CODES_HELP = `Exit codes:
   3    database in use by another process (the message names its pid)
   4    not found (no database at the directory; key not found for get)
   5    corrupt (damage found), or a format version this keel cannot read
-  6    I/O error or disk full
+  6    I/O error or disk full (stdout too)
   10   internal error (a bug: please report it)
   130  interrupted (Ctrl-C); partial output removed`;

@@ -4,14 +4,9 @@
  * the exit codes (exitCodes.ts); each command lives in commands/<name>.ts.
  */
 import { main } from "./program.js";
+import { installStdioErrorHandlers } from "./stdoutErrors.js";
 
-// `keel scan db | head`: the reader went away; that is not an error of ours.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw e;
-  });
-}
+installStdioErrorHandlers();
 
 const status = await main(process.argv.slice(2));
 process.exitCode = status;

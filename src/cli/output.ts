@@ -3,13 +3,14 @@
  * exactly one JSON document on stdout, errors included: {"error":{"code","message","details"}}.
  * A document streamed in pieces (scan, txlog) that an error interrupts is closed, not followed by
  * a second one: the error becomes its last field, {..., "count":N, "error":{...}}.
- * Human errors go to stderr as "keel: <message>". Writes respect back-pressure, and a closed pipe
- * (`keel scan db | head`) ends the process quietly.
+ * Human errors go to stderr as "keel: <message>". Writes respect back-pressure; what a failing
+ * stdout does (a closed pipe, a full disk) is stdoutErrors.ts's.
  */
 import { once } from "node:events";
 import type { Writable } from "node:stream";
 import { KeelError } from "../errors.js";
 import { CliError } from "./CliError.js";
+import { setDataOnStdout } from "./stdoutErrors.js";
 
 export interface OutputStreams {
   stdout: Writable & { isTTY?: boolean };
@@ -58,7 +59,14 @@ export class Output {
   readonly stdout: Writable & { isTTY?: boolean };
   readonly stderr: Writable & { isTTY?: boolean };
   /** Set when stdout carries data (dump without -f): the JSON summary then goes to stderr. */
-  stdoutIsData = false;
+  get stdoutIsData(): boolean {
+    return this.#stdoutIsData;
+  }
+  set stdoutIsData(on: boolean) {
+    this.#stdoutIsData = on;
+    if (this.stdout === process.stdout) setDataOnStdout(on);
+  }
+  #stdoutIsData = false;
   /** While a streamed --json document is open: what closes its array and adds the fields after it. */
   #openDocument: (() => string) | undefined;
 

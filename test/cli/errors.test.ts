@@ -1,15 +1,16 @@
 /**
  * keel against a database in use (exit 3, naming the holder's pid), a damaged one (exit 5 on read,
- * exit 1 from verify), and keel doctor (OK/WARN lines, --strict, --json).
+ * exit 1 from verify), keel doctor (OK/WARN lines, --strict, --json), and a stdout that fails
+ * (a full disk, a reader that goes away).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { stampLines } from "../../src/io/ProcessStamp.js";
-import { damagePages, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
+import { KEEL, damagePages, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
 
 test("a database held open by another process: exit 3 naming its pid, for reads, writes and verify", async (t) => {
   const dir = join(tempDir(t), "db");
@@ -113,4 +114,45 @@ test("doctor lists read-only processes: OK when none or at the newest meta, WARN
   } finally {
     await ro.close();
   }
+});
+
+/** Run keel with stdout on /dev/full (every write: ENOSPC), or on a pipe closed after its first chunk. */
+function keelFailingStdout(args: string[], how: "full" | "closed-pipe"): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const fd = how === "full" ? openSync("/dev/full", "w") : undefined;
+    const child = spawn(process.execPath, [KEEL, ...args], { stdio: ["ignore", fd ?? "pipe", "pipe"] });
+    if (fd !== undefined) closeSync(fd);
+    const err: Buffer[] = [];
+    child.stderr!.on("data", (c: Buffer) => err.push(c));
+    child.stdout?.once("data", () => child.stdout!.destroy()); // the reader goes away (`| head -c`)
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr: Buffer.concat(err).toString("utf8") });
+    });
+  });
+}
+
+test("a stdout that fails: exit 6 naming FULL on a full disk, never a stack trace; a cut-short dump is never a success; `scan | head` ends quietly", { skip: !existsSync("/dev/full") }, async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir);
+  await db.transaction((tx) => {
+    for (let i = 0; i < 20000; i++) tx.put(`key${i}`, "v".repeat(60));
+  });
+  await db.close();
+  for (const args of [["dump", dir], ["--json", "dump", dir], ["scan", dir], ["--json", "stat", dir], ["--json", "txlog", dir]]) {
+    const r = await keelFailingStdout(args, "full");
+    assert.equal(r.status, 6, `keel ${args.join(" ")} > /dev/full: ${r.stderr}`);
+    assert.match(r.stderr, /\[FULL\]|"code":"FULL"/, `keel ${args.join(" ")}: names FULL`);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, `keel ${args.join(" ")}: no stack trace`);
+  }
+  // The dump's reader goes away after its first chunk: the dump is incomplete, so it fails.
+  const cut = await keelFailingStdout(["dump", dir], "closed-pipe");
+  assert.equal(cut.status, 6, `dump | head -c: ${cut.stderr}`);
+  assert.match(cut.stderr, /\[IO\]/);
+  // A listing whose reader goes away is the reader's choice: exit 0, nothing printed.
+  const scan = await keelFailingStdout(["scan", dir], "closed-pipe");
+  assert.equal(scan.status, 0, `scan | head: ${scan.stderr}`);
+  assert.equal(scan.stderr, "");
 });
