@@ -193,6 +193,7 @@ export class ServerMetrics {
     cumulative(r, "keel_commands_processed_total", "RESP commands processed", () => resp()?.totalCommandsProcessed);
     cumulative(r, "keel_rejected_connections_total", "RESP connections refused (maxclients)", () => resp()?.rejectedConnections);
     cumulative(r, "keel_protocol_errors_total", "RESP protocol errors", () => resp()?.protocolErrors);
+    const seenKeyDbs = new Set<string>();
     new Gauge({
       name: "keel_keys",
       help: "Keys per logical database",
@@ -201,7 +202,15 @@ export class ServerMetrics {
       collect() {
         const s = resp();
         if (!s) return;
-        for (const k of s.keyspace) this.set({ db: String(k.db) }, k.keys);
+        // The keyspace lists only databases that hold keys: one emptied since an earlier scrape
+        // reads 0 (its series goes on), never its last count.
+        const now = new Set<string>();
+        for (const k of s.keyspace) {
+          now.add(String(k.db));
+          this.set({ db: String(k.db) }, k.keys);
+        }
+        for (const db of seenKeyDbs) if (!now.has(db)) this.set({ db }, 0);
+        for (const db of now) seenKeyDbs.add(db);
       },
     });
   }

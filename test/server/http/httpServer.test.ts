@@ -19,13 +19,16 @@ import type { RespServerStats } from "../../../src/server/ServerContext.js";
 
 const silent = pino({ level: "silent" });
 
+let keyspace: RespServerStats["keyspace"] = [{ db: 0, keys: 42, expires: 2 }];
 const respStats: RespServerStats = {
   connectedClients: 3,
   totalConnectionsReceived: 7,
   totalCommandsProcessed: 1234,
   rejectedConnections: 1,
   protocolErrors: 0,
-  keyspace: [{ db: 0, keys: 42, expires: 2 }],
+  get keyspace() {
+    return keyspace;
+  },
 };
 
 async function setup(t: { after: (fn: () => Promise<void> | void) => void }, minFreeBytes = 0) {
@@ -136,6 +139,16 @@ test("/metrics is Prometheus text with every documented metric, fed by real comm
   // Counters from cumulative sources only go up across scrapes.
   const again = await get("/metrics");
   assert.ok(again.body.includes("keel_commands_processed_total 1234"));
+  // A database emptied since (FLUSHDB): the keyspace no longer lists it, and its gauge reads 0.
+  const listed = keyspace;
+  keyspace = [{ db: 3, keys: 5, expires: 0 }];
+  try {
+    const emptied = (await get("/metrics")).body.split("\n");
+    assert.ok(emptied.includes('keel_keys{db="0"} 0'), "db 0, emptied, reads 0");
+    assert.ok(emptied.includes('keel_keys{db="3"} 5'));
+  } finally {
+    keyspace = listed;
+  }
 });
 
 test("/stats is JSON with getStats, the watermarks, the server and persistence; unknown paths 404, POST 405", async (t) => {
