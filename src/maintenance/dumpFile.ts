@@ -7,7 +7,7 @@
  */
 import { Readable, Writable } from "node:stream";
 import { dirname } from "node:path";
-import { KeelError, ioError } from "../errors.js";
+import { KeelError, invalidArgument, ioError } from "../errors.js";
 import type { Database } from "../db/Database.js";
 import type { FileHandle } from "../io/FileSystem.js";
 import { dump, type DumpOptions, type DumpReport } from "./dump.js";
@@ -47,6 +47,7 @@ function finish(w: Writable): Promise<void> {
 
 export async function dumpToFile(db: Database, path: string, opts: DumpOptions = {}): Promise<DumpReport & { path: string }> {
   pathArgument(path, "path", "dumpToFile");
+  if (path.endsWith("/")) throw invalidArgument(`dumpToFile: ${path} ends with "/": a dump is written to a file, not into a directory`, { argument: "path", method: "dumpToFile", path });
   const fs = db.fs;
   refuseExisting(fs, path, "a dump");
   const dir = dirname(path);

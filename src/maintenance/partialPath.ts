@@ -15,8 +15,14 @@ import type { FileSystem } from "../io/FileSystem.js";
 
 let jobs = 0;
 
+/**
+ * A trailing "/" is not part of the name: `out/` gives `out.partial-...`, beside `out`, not
+ * `out/.partial-...`, which would create `out` itself and make the final rename fail EXISTS after
+ * all the work, leaving an empty `out` that blocks the retry.
+ */
 export function partialPath(dest: string): string {
-  return `${dest}.partial-${process.pid}-${++jobs}`;
+  const name = dest.length > 1 ? dest.replace(/\/+$/, "") : dest;
+  return `${name || dest}.partial-${process.pid}-${++jobs}`;
 }
 
 /** EXISTS if `dest` exists (IO/FULL if it cannot be told). `what` names the job in the message ("a backup never overwrites"). */

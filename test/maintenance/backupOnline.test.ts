@@ -482,3 +482,47 @@ test("one reader slot per online copy: with maxReaders 1 every copy runs; with n
   await db.backup(join(root, "after"));
   await db.close();
 });
+
+test("a destination written with a trailing slash: every copy lands at that directory, nothing is left inside or beside it; a dump file path ending in / is refused before any work", async (t) => {
+  const { compactTo } = await import("../../src/maintenance/compactTo.js");
+  const { salvage } = await import("../../src/maintenance/salvage.js");
+  const { restore } = await import("../../src/maintenance/restore.js");
+  const { dumpToFile } = await import("../../src/maintenance/dumpFile.js");
+  const root = mkdtempSync(join(tmpdir(), "keel-slash-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, "db");
+  const db = await open(dir);
+  await db.transaction((tx) => {
+    for (let i = 0; i < 300; i++) tx.put(`k${i}`, { i });
+  });
+  const snap = await db.createSnapshot();
+  await db.put("after", 1);
+  const jobs: Array<[string, (dest: string) => Promise<unknown>]> = [
+    ["backup", (d) => db.backup(d)],
+    ["backup compact: false", (d) => db.backup(d, { compact: false })],
+    ["compact", (d) => db.compact(d)],
+    ["restore", (d) => restore(join(dir, "snapshots", "current"), d)],
+  ];
+  for (const [name, run] of jobs) {
+    const dest = join(root, name.replace(/\W/g, ""));
+    await run(dest + "/");
+    assert.deepEqual(readdirSync(dest).filter((n) => n.includes(".partial")), [], `${name}: nothing left inside`);
+    const report = await verify(dest);
+    assert.equal(report.ok, true, `${name}: the copy verifies`);
+  }
+  assert.ok(snap.lsn > 0);
+  await db.close();
+  for (const [name, run] of [
+    ["compactTo", (d: string) => compactTo(dir, d)],
+    ["salvage", (d: string) => salvage(dir, d)],
+  ] as const) {
+    const dest = join(root, name);
+    await run(dest + "/");
+    assert.equal((await verify(dest)).ok, true, `${name}: the copy verifies`);
+  }
+  assert.deepEqual(readdirSync(root).filter((n) => n.includes(".partial")), [], "nothing left beside the destinations");
+  const again = await open(dir);
+  await rejectsKeel(dumpToFile(again, join(root, "dump.jsonl") + "/"), "INVALID_ARGUMENT", "dump path ending in /");
+  assert.equal(existsSync(join(root, "dump.jsonl")), false);
+  await again.close();
+});
