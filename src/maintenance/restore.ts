@@ -71,6 +71,9 @@ function copyFile(fs: FileSystem, from: string, to: string): void {
   }
 }
 
+/** Work between two turns of the event loop (the abort signal is checked at each). */
+const YIELD_MS = 20;
+
 export async function restore(snapshotDir: string, targetDir: string, options?: RestoreOptions): Promise<RestoreResult> {
   pathArgument(snapshotDir, "snapshotDir", "restore");
   pathArgument(targetDir, "targetDir", "restore");
@@ -97,6 +100,15 @@ export async function restore(snapshotDir: string, targetDir: string, options?: 
     if (o.signal?.aborted) throw new KeelError("ABORTED", "restore aborted", { target: targetDir });
   };
   aborted();
+  // A turn of the event loop every YIELD_MS of work, so that a SIGINT handler can run and set the
+  // signal: by record count alone, a log of a few big records never gave it one.
+  let lastYield = performance.now();
+  const pause = async (now = false): Promise<void> => {
+    if (!now && performance.now() - lastYield < YIELD_MS) return;
+    await new Promise((r) => setImmediate(r));
+    lastYield = performance.now();
+    aborted();
+  };
   const tmp = partialPath(targetDir);
   fs.removeDir(tmp);
   try {
@@ -108,6 +120,7 @@ export async function restore(snapshotDir: string, targetDir: string, options?: 
     for (let i = 0; i < names.length; i++) {
       const nextFirst = firsts[i + 1];
       if (nextFirst !== undefined && nextFirst <= info.lsn + 1) continue;
+      await pause();
       aborted();
       copyFile(fs, join(walDir, names[i]!), join(tmp, "wal", names[i]!));
     }
@@ -125,11 +138,7 @@ export async function restore(snapshotDir: string, targetDir: string, options?: 
         }
         if (to > engine.head.lsn) {
           for (const rec of wal.readRecords(engine.head.lsn + 1, to)) {
-            if (records % 1024 === 0) {
-              aborted();
-              // Give the event loop a turn (a signal from a SIGINT handler is set in one).
-              await new Promise((r) => setImmediate(r));
-            }
+            await pause(records % 1024 === 0);
             // The snapshot lacks what a wal: false session changed before this mark.
             if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "restore");
             const w = engine.beginWrite();

@@ -293,6 +293,33 @@ test("restore: bad arguments are INVALID_ARGUMENT; a walDir named but missing or
   assert.equal(r.records, 3000);
 });
 
+test("restore of a log of a few big records still hears an abort (a timer, as a SIGINT handler is) while it replays", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "keel-restore-abort-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const db = await open(join(root, "db"));
+  const s = await db.createSnapshot();
+  for (let r = 0; r < 30; r++) {
+    await db.transaction((tx) => {
+      for (let i = 0; i < 4000; i++) tx.put(`r${r}-${i}`, "v".repeat(40));
+    });
+  }
+  await db.close();
+  const ac = new AbortController();
+  let aborted = 0;
+  const timer = setTimeout(() => {
+    aborted = performance.now();
+    ac.abort();
+  }, 30);
+  const t0 = performance.now();
+  try {
+    await expectCode(restore(s.path, join(root, "t"), { signal: ac.signal }), "ABORTED", "aborted by a timer during the replay");
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.ok(aborted > t0, "the timer ran while the restore was working");
+  assert.deepEqual(readdirSync(root), ["db"], "no target, no partial directory");
+});
+
 test("a wal: false session between two log sessions: no replay onto an older state crosses it (restore and openTxLog are NOT_FOUND there), the rest works", async () => {
   const fs = new CrashFileSystem();
   fs.mkdir("/x");
