@@ -61,6 +61,12 @@ export interface StartServerOptions {
   readonly tickMs?: number;
   /** The exit status a failed shutdown step maps to (the CLI passes its exitCodeFor). */
   readonly exitCodeFor?: (e: unknown) => number;
+  /**
+   * Stops a start that is still working (a SIGTERM before the server serves): a restore_from load
+   * in progress ends with ABORTED and leaves nothing, and the start rejects with ABORTED before
+   * the database is opened or a port is.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -98,14 +104,20 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
   fitMaxclients(s, logger);
   removeRestoreLeftovers(s.dir);
 
+  const stopRequested = () => {
+    if (opts.signal?.aborted) throw new KeelError("ABORTED", "the start was stopped (a signal) before the server served", { reason: String(opts.signal.reason ?? "") });
+  };
+  stopRequested();
+
   // 1. restore_from
   if (s.restoreFrom !== null) {
-    const r = await restoreFromDump(s.dir, s.restoreFrom, options);
+    const r = await restoreFromDump(s.dir, s.restoreFrom, options, opts.signal);
     if (r.kind === "restored") logger.info({ event: "restore", file: s.restoreFrom, dir: s.dir, entries: r.report.entries, format: r.report.format, ms: Math.round(r.ms) }, "data directory restored from dump");
     else logger.info({ event: "restore-skipped", file: s.restoreFrom, dir: s.dir, reason: r.reason }, "restore_from ignored: the data directory already holds a database");
   }
 
   // 2. the database
+  stopRequested();
   const db = await open(s.dir, options);
   let metrics: ServerMetrics | null = null;
   let persistence: KeelPersistence | null = null;

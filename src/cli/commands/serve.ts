@@ -4,7 +4,8 @@
  * The Redis-compatible server (server/startServer.ts). Flags override the TOML file; with no
  * file and no flags it serves ./keel-data on 127.0.0.1:7878 (HTTP 7879) with appendfsync always.
  *
- * Exit statuses (cli/exitCodes.ts): 0 after a clean shutdown (SIGTERM, SIGINT, SHUTDOWN);
+ * Exit statuses (cli/exitCodes.ts): 0 after a clean shutdown (SIGTERM, SIGINT, SHUTDOWN; a
+ * signal during the start stops it before it serves, a restore_from load abandoned whole);
  * 2 bad configuration (unknown key, bad value: the message names the key); 3 the data directory
  * is locked by another process; 4 the configuration file or the restore_from dump is missing;
  * 5 the data or the restore_from dump is corrupt (the message names the file and line/offset);
@@ -18,7 +19,7 @@ import type { Command } from "commander";
 import { KeelError } from "../../errors.js";
 import { loadConfig } from "../../server/config/loadConfig.js";
 import { createLogger } from "../../server/config/createLogger.js";
-import { startServer } from "../../server/startServer.js";
+import { startServer, type RunningServer } from "../../server/startServer.js";
 import { ExitCode, exitCodeFor } from "../exitCodes.js";
 import { setExitStatus } from "../context.js";
 
@@ -43,14 +44,11 @@ async function serve(opts: ServeCliOptions): Promise<number> {
     return exitCodeFor(e);
   }
   const logger = createLogger(config.server.logLevel);
-  let server;
-  try {
-    server = await startServer(config, { logger, exitCodeFor });
-  } catch (e) {
-    logger.fatal({ event: "start-failed", err: errInfo(e) }, `keel serve: cannot start: ${(e as Error)?.message ?? String(e)}`);
-    process.stderr.write(`keel serve: cannot start: ${(e as Error)?.message ?? String(e)}\n`);
-    return exitCodeFor(e);
-  }
+  // The handlers go in before the start: a signal while a restore_from load or the log replay
+  // runs stops the start cleanly (nothing half-restored is left; exit 0), not with Node's
+  // default death by signal.
+  let server: RunningServer | undefined;
+  const starting = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
@@ -60,11 +58,28 @@ async function serve(opts: ServeCliOptions): Promise<number> {
       logger.warn({ event: "forced-exit", signal: sig }, "second signal during shutdown: exiting now");
       process.exit(ExitCode.INTERRUPTED);
     }
-    void server.shutdown("default", sig);
+    if (server) void server.shutdown("default", sig);
+    else {
+      logger.info({ event: "shutdown", mode: "default", reason: sig, during: "start" }, "signal during start-up: stopping before serving");
+      starting.abort(sig);
+    }
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
+    try {
+      server = await startServer(config, { logger, exitCodeFor, signal: starting.signal });
+    } catch (e) {
+      if (starting.signal.aborted && e instanceof KeelError && e.code === "ABORTED") {
+        logger.info({ event: "shutdown-complete", mode: "default", code: 0, during: "start" }, "stopped before serving");
+        return ExitCode.OK;
+      }
+      logger.fatal({ event: "start-failed", err: errInfo(e) }, `keel serve: cannot start: ${(e as Error)?.message ?? String(e)}`);
+      process.stderr.write(`keel serve: cannot start: ${(e as Error)?.message ?? String(e)}\n`);
+      return exitCodeFor(e);
+    }
+    // A signal after the last check of the start, while the ports opened: shut down now.
+    if (starting.signal.aborted) void server.shutdown("default", String(starting.signal.reason));
     return await server.done;
   } finally {
     process.off("SIGTERM", onSignal);

@@ -124,7 +124,7 @@ export function removeRestoreLeftovers(dir: string): void {
 }
 
 /** Restore `file` into `dir` if `dir` is empty; see the invariants above. */
-export async function restoreFromDump(dir: string, file: string, options: OpenOptions): Promise<RestoreOutcome> {
+export async function restoreFromDump(dir: string, file: string, options: OpenOptions, signal?: AbortSignal): Promise<RestoreOutcome> {
   removeRestoreLeftovers(dir);
   if (!isEmptyDir(dir)) {
     if (existsSync(join(dir, "data.keel"))) return { kind: "skipped", reason: "has-database" };
@@ -153,7 +153,7 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
   try {
     const enc = await headerEncodings(file);
     db = await open(tmp, { ...options, ...enc });
-    report = await loadFromFile(db, file);
+    report = await loadFromFile(db, file, { signal });
     await db.close();
     db = null;
     syncDir(tmp);

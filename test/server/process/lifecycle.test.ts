@@ -3,17 +3,17 @@
  * LOCK released, every acknowledged write there), a second signal exits promptly without losing
  * anything acknowledged, refused starts (bad configuration: exit 2 naming the key; a locked
  * directory: exit 3; a missing or corrupt restore_from dump: exit 4 / 5 naming the file, the
- * directory left empty), restore_from loading a `keel dump` of a served database, and the HTTP
- * port answering /health.
+ * directory left empty), restore_from loading a `keel dump` of a served database, a signal during
+ * that load (the start stops, exit 0, nothing half-restored), and the HTTP port answering /health.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { open } from "../../../src/index.js";
+import { dumpToFile, open } from "../../../src/index.js";
 import { KEEL, client, exited, runServe, startServe, type Served } from "./serveChild.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
@@ -204,6 +204,44 @@ test("restore_from: an empty directory is loaded from a keel dump of a served da
   r3.disconnect();
   s3.child.kill("SIGTERM");
   await exited(s3);
+});
+
+test("a signal while restore_from loads: the start stops before serving, exit 0, nothing half-restored left; the next start loads the dump", async (t) => {
+  const root = tmp(t);
+  const src = join(root, "src");
+  const db = await open(src);
+  await db.transaction((tx) => {
+    for (let i = 0; i < 200_000; i++) tx.put(`k${i}`, `value-${i}`);
+  });
+  const dump = join(root, "src.dump");
+  await dumpToFile(db, dump);
+  await db.close();
+  const target = join(root, "target");
+  mkdirSync(target);
+  const conf = join(root, "keel.toml");
+  writeFileSync(conf, `dir = "target"\nrestore_from = "src.dump"\nhttp_port = 0\nport = 0\n`);
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    const child = spawn(process.execPath, [KEEL, "serve", "--config", conf], { stdio: ["ignore", "pipe", "pipe"] });
+    t.after(() => child.kill("SIGKILL"));
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.resume();
+    const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    // The load is under way once its partial directory exists.
+    const deadline = Date.now() + 20_000;
+    while (!readdirSync(target).some((n) => n.includes("partial")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(Date.now() < deadline, "the load started");
+    child.kill(sig);
+    assert.equal(await exit, 0, `${sig}: ${out}`);
+    const lines = out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(lines.some((l) => l.event === "shutdown" && l.during === "start"), `${sig}: logged`);
+    assert.ok(!lines.some((l) => l.event === "ready"), `${sig}: never served`);
+    assert.deepEqual(readdirSync(target), [], `${sig}: nothing half-restored left`);
+  }
+  const s = guard(t, await startServe(["--config", conf], {}, 60_000));
+  assert.equal(s.lines.find((l) => l.event === "restore")?.entries, 200_000, "the next start loads the whole dump");
+  s.child.kill("SIGTERM");
+  assert.equal((await exited(s)).code, 0);
 });
 
 test("restore_from a corrupt dump refuses to start (exit 5, naming the file and where) and the directory stays empty; a missing dump exits 4", async (t) => {
