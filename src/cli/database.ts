@@ -11,11 +11,11 @@
  * - The database is always closed, also when the command fails; a close error is reported only
  *   when the command itself succeeded. One the command created is then removed (created.ts).
  */
-import { closeSync, openSync as fsOpen, readSync, statSync } from "node:fs";
+import { closeSync, openSync as fsOpen, readSync } from "node:fs";
 import { join } from "node:path";
 import { KeelError, open, type Database, type OpenOptions, type SubDatabase } from "../index.js";
 import { liveLockHolder } from "../db/Lock.js";
-import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { nodeFileSystem, statIfAny } from "../io/NodeFileSystem.js";
 import { META_FLAG_WAL, probeMeta, type Meta } from "../pager/Meta.js";
 import { CliError } from "./CliError.js";
 import { CreatedDatabase } from "./created.js";
@@ -24,11 +24,11 @@ import { ExitCode } from "./exitCodes.js";
 export const DATA_FILE = "data.keel";
 
 export function isDirectory(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  return statIfAny(path)?.isDirectory() ?? false;
 }
 
 export function hasDatabase(dir: string): boolean {
-  return statSync(join(dir, DATA_FILE), { throwIfNoEntry: false })?.isFile() ?? false;
+  return statIfAny(join(dir, DATA_FILE))?.isFile() ?? false;
 }
 
 export function notFound(dir: string): CliError {

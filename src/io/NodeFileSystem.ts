@@ -10,6 +10,20 @@ import type { FileHandle, FileStat, FileSystem, OpenMode } from "./FileSystem.js
 import { ownStamp } from "./ProcessStamp.js";
 
 /**
+ * stat, or undefined when nothing is there: ENOENT, and ENOTDIR (a file where a directory of the
+ * path should be: `keel stat some-file` looks for some-file/data.keel), which is "no database
+ * there" (NOT_FOUND), not an I/O error.
+ */
+export function statIfAny(path: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(path, { throwIfNoEntry: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+    throw e;
+  }
+}
+
+/**
  * mkdir -p, one level at a time. Not fs.mkdirSync's `recursive`: on Node 20 it loops forever
  * where mkdir answers ENOENT under a parent that exists (e.g. anything under /proc), which hung
  * a server asked to BACKUP there. Here such an answer is thrown.
@@ -17,7 +31,7 @@ import { ownStamp } from "./ProcessStamp.js";
 function mkdirParents(path: string): void {
   const missing: string[] = [];
   for (let p = resolve(path); ; ) {
-    if (fs.statSync(p, { throwIfNoEntry: false })) break;
+    if (statIfAny(p)) break;
     missing.push(p);
     const parent = dirname(p);
     if (parent === p) break;
@@ -105,7 +119,7 @@ export class NodeFileSystem implements FileSystem {
   }
 
   stat(path: string): FileStat | undefined {
-    const s = fs.statSync(path, { throwIfNoEntry: false });
+    const s = statIfAny(path);
     return s ? { size: s.size, isDirectory: s.isDirectory(), mtimeMs: s.mtimeMs } : undefined;
   }
 

@@ -156,3 +156,15 @@ test("a stdout that fails: exit 6 naming FULL on a full disk, never a stack trac
   assert.equal(scan.status, 0, `scan | head: ${scan.stderr}`);
   assert.equal(scan.stderr, "");
 });
+
+test("a path that is a regular file, not a database directory: exit 4 (NOT_FOUND), not an I/O error", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "afile");
+  writeFileSync(file, "not a database");
+  for (const cmd of ["stat", "verify", "list", "scan", "dump"]) {
+    const r = await keelExpect([cmd, file], 4);
+    assert.match(r.stderr, /no database at/, cmd);
+  }
+  const j = await keelJson<{ error: { code: string } }>(["stat", file], 4);
+  assert.equal(j.error.code, "NOT_FOUND");
+});
