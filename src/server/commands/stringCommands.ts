@@ -108,7 +108,11 @@ function mget(v: KeyView, args: Buffer[]): Reply {
 
 function mset(v: KeyView, args: Buffer[], name: string): Reply {
   if (args.length % 2 !== 1) throw new RespError(`ERR wrong number of arguments for '${name}' command`);
-  for (let i = 1; i < args.length; i += 2) v.checkKey(args[i]!);
+  // Every key and value is checked before the first is written: a refusal fails MSET whole.
+  for (let i = 1; i < args.length; i += 2) {
+    v.checkKey(args[i]!);
+    v.checkString(args[i + 1]!.length);
+  }
   if (name === "msetnx") {
     for (let i = 1; i < args.length; i += 2) if (v.exists(args[i]!)) return int(0);
   }

@@ -43,8 +43,31 @@ export class KeyView {
     this.ks.touch(this.ldb.index, key);
   }
 
-  checkKey(key: Buffer, extra = 0): void {
-    if (key.length + extra > this.ks.maxKeyLen) throw new RespError(`ERR key too long for KeelDB (at most ${this.ks.maxKeyLen} bytes of key and field)`);
+  /** A key, or a hash's key and field (whose limit is 4 bytes more: the field entry has no expiry prefix). */
+  checkKey(key: Buffer, field?: Buffer): void {
+    const max = this.ks.maxKeyLen;
+    if (field === undefined) {
+      if (key.length > max) throw new RespError(`ERR key too long for KeelDB (at most ${max} bytes)`);
+    } else if (key.length + field.length > max + 4) {
+      throw new RespError(`ERR key too long for KeelDB (at most ${max + 4} bytes of key and field)`);
+    }
+  }
+
+  /**
+   * Refuse a string the engine could not store, before the command writes anything: a command
+   * error fails that command alone (inside EXEC too, as a Redis runtime error does), where the
+   * engine's refusal in the middle of the transaction would undo the whole EXEC.
+   */
+  checkString(length: number): void {
+    const max = this.ks.maxValueSize - HEADER;
+    if (length > max) {
+      throw new RespError(`ERR string of ${length} bytes exceeds the longest string KeelDB stores, ${max} bytes (maxValueSize ${this.ks.maxValueSize} minus the ${HEADER}-byte value header)`);
+    }
+  }
+
+  /** As checkString, for a hash field's value (stored as is). */
+  checkFieldValue(length: number): void {
+    if (length > this.ks.maxValueSize) throw new RespError(`ERR value of ${length} bytes exceeds maxValueSize ${this.ks.maxValueSize}`);
   }
 
   /** The stored value, expired or not. */
@@ -145,6 +168,7 @@ export class KeyView {
   /** Store a string, replacing whatever the key held; expireAt 0 = no expiry. */
   setString(key: Buffer, value: Buffer, expireAt: number): void {
     this.checkKey(key);
+    this.checkString(value.length);
     // One descent: the old value comes back from the put. Its side entries (expiry index, hash
     // fields) live in other sub-databases, so dropping them after the put is the same as before.
     let old: Buffer | undefined;
@@ -221,7 +245,10 @@ export class KeyView {
   /** Set fields; returns how many were new. */
   hset(key: Buffer, pairs: ReadonlyArray<readonly [Buffer, Buffer]>): number {
     this.checkKey(key);
-    for (const [f] of pairs) this.checkKey(key, f.length - 4);
+    for (const [f, val] of pairs) {
+      this.checkKey(key, f);
+      this.checkFieldValue(val.length);
+    }
     const h = this.#hashHeader(key);
     let count = h === undefined ? 0 : hashCount(h);
     const expireAt = h === undefined ? 0 : readExpireAt(h);
@@ -280,7 +307,7 @@ export class KeyView {
       return true;
     }
     const fields = this.#fields(src);
-    for (const f of fields) this.checkKey(dst, f.key.length - 4);
+    for (const f of fields) this.checkKey(dst, f.key);
     this.del(src);
     this.del(dst);
     const prefix = fieldPrefix(dst);

@@ -83,6 +83,8 @@ export class Keyspace {
   #sweeping: Promise<void> | null = null;
   /** Largest key the keyspace accepts (the hash field prefix and the expiry prefix must fit too). */
   readonly maxKeyLen: number;
+  /** Largest value the engine stores (a string's value header counts against it). */
+  readonly maxValueSize: number;
   expiredKeys = 0;
   readonly #heads: number[];
   #open: number[] | null = null;
@@ -105,6 +107,7 @@ export class Keyspace {
     this.#heads = list.map((d) => d.keys.getCount());
     const pageSize = db.getStats().pageSize;
     this.maxKeyLen = Math.floor((pageSize - 40) / 4) - 10 - 8;
+    this.maxValueSize = db.engine.maxValueSize;
   }
 
   ldb(index: number): LogicalDb {

@@ -397,6 +397,10 @@ describe("ioredis against the KeelDB server", () => {
     assert.equal(await r.get(long), null);
     assert.equal(await r.exists(long), 0);
     await assert.rejects(r.hset("hk", "f".repeat(2000), "v"), (e: Error) => e.message.startsWith("ERR key too long for KeelDB"));
+    // A hash's key and field may be 4 bytes longer than a key (996 at 4096-byte pages): the message names that limit.
+    assert.equal(await r.hset("k".repeat(996), "ffff", "v"), 1);
+    await assert.rejects(r.hset("k".repeat(996), "fffff", "v"), (e: Error) => e.message === "ERR key too long for KeelDB (at most 1000 bytes of key and field)");
+    await assert.rejects(r.set("k".repeat(997), "v"), (e: Error) => e.message === "ERR key too long for KeelDB (at most 996 bytes)");
     await r.set("empty", "");
     assert.equal(await r.get("empty"), "");
     assert.equal(await r.strlen("empty"), 0);
@@ -600,6 +604,20 @@ describe("maxValueSize", () => {
       assert.equal(await r.strlen("s"), 1015);
       // A hash field's value has no header: maxValueSize itself.
       assert.equal(await r.hset("h", "f", Buffer.alloc(1024, 2)), 1);
+      await rejects(r.hset("h", "g", "1", "f2", Buffer.alloc(1025, 2)), "ERR value of 1025 bytes exceeds maxValueSize 1024");
+      assert.equal(await r.hexists("h", "g"), 0, "HSET refused whole: no field of it written");
+      await rejects(r.mset("m1", "1", "m2", Buffer.alloc(1016, 1)), msg);
+      assert.equal(await r.exists("m1"), 0, "MSET refused whole");
+
+      // Inside EXEC the refusal is that command's error, as a Redis runtime error is: the rest applies.
+      const res = await r.multi().set("d", "1").set("e", Buffer.alloc(1016, 1)).incr("d").mset("m3", "x", "m4", Buffer.alloc(2000)).hset("h2", "a", "1", "b", Buffer.alloc(1025)).incr("d").exec();
+      assert.ok(res);
+      assert.deepEqual(
+        res.map(([e, v]) => (e ? e.message.split(" ")[0] : v)),
+        ["OK", "ERR", 2, "ERR", "ERR", 3],
+      );
+      assert.equal(await r.get("d"), "3");
+      assert.equal(await r.exists("e", "m3", "h2"), 0, "the refused commands wrote nothing");
     } finally {
       r.disconnect();
       await ts.stop();
