@@ -110,6 +110,21 @@ test("put --create that fails creates nothing: a bad key or value, or one the ne
   assert.ok(readdirSync(empty).includes("data.keel"));
 });
 
+test("put --key-encoding/--encoding for a database that exists: a usage error unless they match (never dropped silently)", async (t) => {
+  const root = tempDir(t);
+  const fresh = join(root, "fresh");
+  const e = await keelExpect(["put", fresh, "k", "00ff", "--create", "--key-encoding", "string", "--encoding", "binary", "--value-type", "hex"], 2);
+  assert.match(e.stderr, /applies only to a sub-database this write creates/);
+  assert.equal(existsSync(fresh), false, "--create made nothing");
+  await keelExpect(["put", fresh, "k", "v", "--create"], 0);
+  await keelExpect(["put", fresh, "k", "v", "--encoding", "msgpack"], 0); // the default database's own encoding: fine
+  await keelExpect(["put", fresh, "a", "1", "--db", "s", "--encoding", "json"], 0);
+  await keelExpect(["put", fresh, "b", "2", "--db", "s", "--encoding", "binary"], 2);
+  await keelExpect(["put", fresh, "b", "2", "--db", "s", "--key-encoding", "string"], 2);
+  await keelExpect(["put", fresh, "b", "2", "--db", "s", "--encoding", "json"], 0);
+  await keelExpect(["get", fresh, "b", "--db", "s"], 0);
+});
+
 test("put keeps a wal: false database without the log", async (t) => {
   const dir = join(tempDir(t), "db");
   await makeDb(dir, { wal: false });

@@ -3,11 +3,13 @@
  * wait until it is durable. A value of "-" is read from stdin, as bytes (values.ts says how they
  * become the value). The database must exist unless --create is given; a put that fails leaves
  * no database it created behind (created.ts). A sub-database named with --db is created by its
- * first write, with the encodings --key-encoding and --encoding (defaults: ordered-binary, msgpack).
+ * first write, with the encodings --key-encoding and --encoding (defaults: ordered-binary, msgpack);
+ * given for a database that exists, they must match its encodings (else a usage error, exit 2).
  */
 import { Option, type Command } from "commander";
 import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
 import { dbOption, keyTypeOption, valueTypeOption } from "../args.js";
+import { usage } from "../CliError.js";
 import { action } from "../context.js";
 import { withDatabase } from "../database.js";
 import { fitKey, fitValue, keyJson, readKey, readValue, type KeyType, type ValueType } from "../values.js";
@@ -50,6 +52,17 @@ export function registerPut(program: Command): void {
           const named = opts.db !== undefined && opts.db !== "";
           const exists = named && db.listDBs().includes(opts.db!);
           const sub = named ? db.openDB(opts.db!, exists ? {} : { keyEncoding: opts.keyEncoding, encoding: opts.encoding }) : db;
+          // An encoding given for a database this write does not create would be dropped silently.
+          if (!named || exists) {
+            for (const [flag, given, stored] of [
+              ["--key-encoding", opts.keyEncoding, sub.keyEncoding],
+              ["--encoding", opts.encoding, sub.valueEncoding],
+            ] as const) {
+              if (given !== undefined && given !== stored) {
+                throw usage(`${flag} ${given} applies only to a sub-database this write creates (--db NAME); ${named ? `sub-database ${opts.db}` : "the default database"} exists with ${stored}`, { flag, given, stored, db: sub.name });
+              }
+            }
+          }
           const key = fitKey(givenKey, sub.keyEncoding);
           const value = fitValue(givenValue, opts.valueType, sub.valueEncoding);
           const existed = await sub.transaction((tx) => tx.put(key, value));
