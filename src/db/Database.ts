@@ -113,6 +113,8 @@ export class Database extends SubDatabase {
   // ---- events ----
 
   on(event: "commit", listener: (report: CommitReport) => void): this {
+    if (event !== "commit") throw invalidArgument(`on: unknown event ${String(event)} (only "commit")`, { argument: "event", value: String(event) });
+    if (typeof listener !== "function") throw invalidArgument("on: the listener must be a function", { argument: "listener" });
     this.#events.on(event, listener);
     return this;
   }

@@ -54,6 +54,7 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import type { LogRecord } from "../wal/index.js";
 import { PartialOutput } from "./PartialOutput.js";
+import { callerError, progressCallback } from "./progressCallback.js";
 import { TimeSlicer } from "./TimeSlicer.js";
 
 export interface BackupProgress {
@@ -152,6 +153,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
 
   // Step 1: the caller holds `snap` as a registered reader until this settles (one slot per
   // backup: registering it again here made a backup fail READERS_FULL with a slot free).
+  const onProgress = progressCallback<BackupProgress>(o.onProgress, "backup");
   let out: PartialOutput | null = null;
   let src: FileHandle | null = null;
   let copy: Engine | null = null;
@@ -166,7 +168,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     // Step 2: the pages, in big sequential chunks, in time slices.
     const buf = Buffer.allocUnsafeSlow(chunkPages * ps);
     const progress = (page: number, records?: number) =>
-      o.onProgress?.({
+      onProgress?.({
         bytes: page * ps,
         totalBytes,
         entries: totalBytes ? Math.round((totalEntries * page * ps) / totalBytes) : totalEntries,
@@ -315,8 +317,8 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     // Step 5: durable, then visible.
     await out.syncData();
     slicer.check();
-    out.publish();
     progress(totalPages, records);
+    out.publish();
     return {
       dest,
       txn,
@@ -335,7 +337,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       // the backup error is the one to report
     }
     out?.discard();
-    throw e;
+    throw callerError(e)[0];
   } finally {
     try {
       src?.close();

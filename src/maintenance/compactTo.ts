@@ -89,8 +89,10 @@ export async function compactTo(srcDir: string, destDir: string, opts: CompactTo
           // report the compaction error
         }
       }
-      // copySnapshot lets a few errno errors of its set-up calls through uncoded.
-      throw ioError(e, "compact", destDir);
+      // An errno error is coded here; anything else copySnapshot lets through is a KeelError or
+      // what the caller's onProgress threw (progressCallback.ts), passed on as it is.
+      const errno = (e as NodeJS.ErrnoException | null)?.code;
+      throw typeof errno === "string" && /^E[A-Z]+$/.test(errno) ? ioError(e, "compact", destDir) : e;
     } finally {
       engine.readers.release(snap.txn);
     }

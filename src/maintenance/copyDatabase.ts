@@ -33,6 +33,7 @@ import { DATA_FILE, type Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
 import { writeCompactTrees } from "./CompactTreeWriter.js";
 import { PartialOutput } from "./PartialOutput.js";
+import { callerError, progressCallback } from "./progressCallback.js";
 import { TimeSlicer } from "./TimeSlicer.js";
 
 export interface CopyOptions {
@@ -66,6 +67,7 @@ export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, 
   slicer.check();
   // Step 1. Nothing between the creation and the try: a throw there would leak the partial
   // output and its handle (I7).
+  const onProgress = progressCallback<{ entries: number; totalEntries: number }>(o.onProgress, "copy");
   const out = PartialOutput.create(fs, dest, "a copy");
   try {
     let total = 0;
@@ -75,7 +77,7 @@ export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, 
     // Step 3.
     const res = await writeCompactTrees(src, snap, out.handle(), out.path, txn, slicer, {
       fill: o.fill,
-      onEntries: (n) => o.onProgress?.({ entries: n, totalEntries: total }),
+      onEntries: (n) => onProgress?.({ entries: n, totalEntries: total }),
     });
     slicer.check();
     // Step 4.
@@ -112,12 +114,13 @@ export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, 
     // Step 5.
     await out.syncData();
     slicer.check();
+    onProgress?.({ entries: res.entries, totalEntries: total });
     out.publish();
-    o.onProgress?.({ entries: res.entries, totalEntries: total });
     return { dest, txn: snap.txn, lsn: snap.lsn, entries: res.entries, bytes: res.highWater * ps, ms: performance.now() - t0 };
-  } catch (e) {
+  } catch (thrown) {
     out.discard();
-    throw e instanceof KeelError ? e : ioError(e, "copy", dest);
+    const [e, callers] = callerError(thrown);
+    throw e instanceof KeelError || callers ? e : ioError(e, "copy", dest);
   }
 }
 

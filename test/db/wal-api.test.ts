@@ -14,6 +14,7 @@ import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
 import { quietWarnings, waitFor, warningCounts } from "../helpers/walUtil.js";
+import { throwsKeel } from "./dbUtil.js";
 
 const DIR = "/db";
 quietWarnings();
@@ -287,6 +288,13 @@ test("openTxLog decodes a record with the encodings its sub-database had when it
 });
 
 // ---- commit events ------------------------------------------------------------------------------
+
+test("on(): a listener that is not a function, or another event name, is INVALID_ARGUMENT", async () => {
+  const db = await open(DIR, { fs: freshFs() });
+  throwsKeel(() => db.on("commit", 5 as never), "INVALID_ARGUMENT", "listener 5");
+  throwsKeel(() => db.on("comit" as never, () => {}), "INVALID_ARGUMENT", "event name");
+  await db.close();
+});
 
 test("commit events: an async listener that rejects is reported as KEEL_LISTENER, never left an unhandled rejection", async () => {
   const unhandled: unknown[] = [];

@@ -526,3 +526,44 @@ test("a destination written with a trailing slash: every copy lands at that dire
   assert.equal(existsSync(join(root, "dump.jsonl")), false);
   await again.close();
 });
+
+test("onProgress: not a function is INVALID_ARGUMENT; one that throws rejects the copy with its own error and leaves no destination, even at the last call", async (t) => {
+  const { compactTo } = await import("../../src/maintenance/compactTo.js");
+  const root = mkdtempSync(join(tmpdir(), "keel-progress-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, "db");
+  const db = await open(dir);
+  await db.transaction((tx) => {
+    for (let i = 0; i < 2000; i++) tx.put(`k${i}`, { i });
+  });
+  class Mine extends Error {}
+  const jobs: Array<[string, (dest: string, onProgress: unknown) => Promise<unknown>]> = [
+    ["backup", (d, p) => db.backup(d, { onProgress: p as never })],
+    ["backup compact: false", (d, p) => db.backup(d, { compact: false, onProgress: p as never })],
+    ["compact", (d, p) => db.compact(d, { onProgress: p as never })],
+  ];
+  for (const [name, run] of jobs) {
+    await rejectsKeel(run(join(root, "x"), 5), "INVALID_ARGUMENT", `${name}: onProgress 5`);
+    for (const at of ["first", "last"] as const) {
+      let calls = 0;
+      const dest = join(root, `${name.replace(/\W/g, "")}-${at}`);
+      const thrower = (p: { entries: number; totalEntries: number }) => {
+        calls++;
+        if (at === "first" || p.entries === p.totalEntries) throw new Mine(`${name} ${at}`);
+      };
+      await assert.rejects(run(dest, thrower), (e: unknown) => e instanceof Mine, `${name}: the callback's own error`);
+      assert.ok(calls > 0);
+      assert.equal(existsSync(dest), false, `${name}, throw at the ${at} call: no destination`);
+    }
+  }
+  await db.close();
+  await assert.rejects(
+    compactTo(dir, join(root, "ct"), {
+      onProgress: () => {
+        throw new Mine("compactTo");
+      },
+    }),
+    (e: unknown) => e instanceof Mine,
+  );
+  assert.deepEqual(readdirSync(root).filter((n) => n !== "db"), [], "nothing left beside the source");
+});
