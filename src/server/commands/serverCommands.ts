@@ -141,6 +141,36 @@ const CLIENT_HELP = [
   "    Print this help.",
 ];
 
+/** CONFIG HELP, for the subcommands KeelDB serves (REWRITE is refused: the TOML file is the user's). */
+const CONFIG_HELP = [
+  "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+  "GET <pattern>",
+  "    Return parameters matching the glob-like <pattern> and their values.",
+  "SET <directive> <value>",
+  "    Set the configuration <directive> to <value>.",
+  "RESETSTAT",
+  "    Reset statistics reported by the INFO command.",
+  "HELP",
+  "    Prints this help.",
+];
+
+/** COMMAND HELP, for the subcommands KeelDB serves. */
+const COMMAND_HELP = [
+  "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+  "(no subcommand)",
+  "    Return details about all commands.",
+  "COUNT",
+  "    Return the total number of commands in this server.",
+  "LIST [FILTERBY PATTERN <pattern>]",
+  "    Return a list of all commands in this server.",
+  "INFO [<command-name> ...]",
+  "    Return details about multiple commands.",
+  "DOCS [<command-name> ...]",
+  "    Answered with an empty map (clients fall back to their built-in hints).",
+  "HELP",
+  "    Prints this help.",
+];
+
 /**
  * CLIENT LIST [TYPE type | ID id...], parsed as Redis 7 parses it: TYPE takes exactly one type (every
  * KeelDB client is "normal": there are no replicas, masters or subscribers); ID lists the given ids
@@ -223,6 +253,10 @@ function config(ctx: CommandContext, args: Buffer[]): Reply {
     return OK;
   }
   if (sub === "REWRITE") throw new RespError("ERR CONFIG REWRITE is not supported by KeelDB: edit the TOML configuration file");
+  if (sub === "HELP") {
+    if (args.length !== 2) throw new RespError("ERR wrong number of arguments for 'config|help' command");
+    return arr(CONFIG_HELP.map((l) => simple(l)));
+  }
   throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CONFIG HELP.`);
 }
 
@@ -262,6 +296,9 @@ function command(ctx: CommandContext, args: Buffer[]): Reply {
     case "DOCS":
       // No documentation is served: redis-cli then falls back to its built-in hints.
       return map([]);
+    case "HELP":
+      if (args.length !== 2) throw new RespError("ERR wrong number of arguments for 'command|help' command");
+      return arr(COMMAND_HELP.map((l) => simple(l)));
     default:
       throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try COMMAND HELP.`);
   }

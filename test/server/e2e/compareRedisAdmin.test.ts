@@ -179,6 +179,11 @@ describe("administration compared with redis-server", { skip: existsSync(REDIS) 
         const help = (await b.call("CLIENT", "HELP"))!;
         r.push(String(/^\*(\d+)\r\n(\+[^\r\n]*\r\n)+$/.test(help) && help.split("\r\n").length - 2 === Number(/^\*(\d+)/.exec(help)![1])));
         r.push(await b.call("CLIENT", "HELP", "x"));
+        for (const cmd of ["CONFIG", "COMMAND"]) {
+          const h = (await b.call(cmd, "HELP"))!;
+          r.push(`${cmd} HELP: ${/^\*(\d+)\r\n(\+[^\r\n]*\r\n)+$/.test(h) && h.split("\r\n").length - 2 === Number(/^\*(\d+)/.exec(h)![1])}`);
+          r.push(await b.call(cmd, "HELP", "x"));
+        }
         return r;
       } finally {
         a.close();
