@@ -537,6 +537,7 @@ export class Connection {
       const replies: Reply[] = [];
       let dirty = 0;
       for (const { q, db: qdb, select } of plan) {
+        const writesBefore = store.writes;
         try {
           if (select !== undefined) replies.push(select);
           else if (q.cmd.kind === "conn") {
@@ -550,7 +551,9 @@ export class Connection {
             dirty += v.dirty;
           }
         } catch (e) {
-          if (!(e instanceof RespError)) throw e;
+          // A command error is that command's reply only if it wrote nothing: one that failed
+          // half-way (checks are meant to come first) undoes the whole EXEC, never commits half.
+          if (!(e instanceof RespError) || store.writes !== writesBefore) throw e;
           replies.push(err(e.reply));
         }
       }

@@ -300,14 +300,20 @@ export class KeyView {
     if (src.equals(dst)) return true;
     this.checkKey(dst);
     const at = readExpireAt(v);
+    // Every check before the first write (the value may exceed a maxValueSize lowered since it
+    // was stored): a refusal leaves src where it was.
     if (v[0] === T_STRING) {
       const payload = Buffer.from(v.subarray(HEADER));
+      this.checkString(payload.length);
       this.del(src);
       this.setString(dst, payload, at);
       return true;
     }
     const fields = this.#fields(src);
-    for (const f of fields) this.checkKey(dst, f.key);
+    for (const f of fields) {
+      this.checkKey(dst, f.key);
+      this.checkFieldValue(f.value.length);
+    }
     this.del(src);
     this.del(dst);
     const prefix = fieldPrefix(dst);

@@ -39,6 +39,8 @@ export class TxStore implements Store {
   readonly writable: boolean;
   readonly #tx: Transaction;
   readonly #fors = new Map<SubDatabase, Transaction>();
+  /** Writes made through this store (EXEC: a command that fails after writing must not be kept half-done). */
+  writes = 0;
 
   /** readOnly: a read that runs in the write queue to see exactly the writes queued before it. */
   constructor(tx: Transaction, readOnly = false) {
@@ -63,18 +65,22 @@ export class TxStore implements Store {
   }
   put(sub: SubDatabase, key: Buffer, value: Buffer): boolean {
     if (!this.writable) readOnlyWrite();
+    this.writes++;
     return this.#for(sub).put(key, value);
   }
   swap(sub: SubDatabase, key: Buffer, value: Buffer): Buffer | undefined {
     if (!this.writable) readOnlyWrite();
+    this.writes++;
     return this.#for(sub).swap(key, value) as Buffer | undefined;
   }
   remove(sub: SubDatabase, key: Buffer): boolean {
     if (!this.writable) readOnlyWrite();
+    this.writes++;
     return this.#for(sub).remove(key);
   }
   clear(sub: SubDatabase): void {
     if (!this.writable) readOnlyWrite();
+    this.writes++;
     this.#for(sub).clear();
   }
   *range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV> {

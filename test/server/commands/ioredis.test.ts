@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -593,6 +594,38 @@ describe("AUTH, maxclients, close()", () => {
 });
 
 describe("maxValueSize", () => {
+  test("lowered since a value was stored: RENAME of it inside EXEC is refused without touching it, the rest of the block applies", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-rename-"));
+    try {
+      const first = await startTestServer({}, dir, { maxValueSize: 8192 });
+      const a = client(first.port);
+      assert.equal(await a.set("big", Buffer.alloc(5000, 7)), "OK");
+      assert.equal(await a.hset("hbig", "f", Buffer.alloc(5000, 8)), 1);
+      a.disconnect();
+      await first.stop();
+      const ts = await startTestServer({}, dir, { maxValueSize: 4096 });
+      const r = client(ts.port);
+      try {
+        const res = await r.multi().rename("big", "dst").rename("hbig", "hdst").set("other", "1").exec();
+        assert.ok(res);
+        assert.deepEqual(
+          res.map(([e, v]) => (e ? e.message.split(" ")[0] : v)),
+          ["ERR", "ERR", "OK"],
+        );
+        assert.equal((await r.getBuffer("big"))?.length, 5000, "the source string is kept");
+        assert.equal((await r.hgetBuffer("hbig", "f"))?.length, 5000, "the source hash is kept");
+        assert.equal(await r.exists("dst", "hdst"), 0);
+        assert.equal(await r.get("other"), "1");
+        await rejects(r.rename("big", "dst"), "ERR string of 5000 bytes exceeds the longest string KeelDB stores, 4087 bytes (maxValueSize 4096 minus the 9-byte value header)");
+      } finally {
+        r.disconnect();
+        await ts.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("the longest string is maxValueSize minus the 9-byte header; a longer one is refused in the client's terms", async () => {
     const ts = await startTestServer({}, undefined, { maxValueSize: 1024 });
     const r = client(ts.port);
