@@ -19,7 +19,7 @@ import { dirname, join } from "node:path";
 import { ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { DATA_FILE } from "../txn/Engine.js";
-import { partialPath, refuseExisting } from "./partialPath.js";
+import { destPath, partialPath, refuseExisting } from "./partialPath.js";
 
 export class PartialOutput {
   readonly fs: FileSystem;
@@ -33,16 +33,16 @@ export class PartialOutput {
 
   private constructor(fs: FileSystem, dest: string, what: string) {
     this.fs = fs;
-    this.dest = dest;
+    this.dest = destPath(dest);
     this.what = what;
-    this.parent = dirname(dest);
+    this.parent = dirname(this.dest);
     this.dir = partialPath(dest);
     this.path = join(this.dir, DATA_FILE);
   }
 
   /** Step 1. `createFile: false` leaves data.keel to the caller (an Engine creates its own). */
   static create(fs: FileSystem, dest: string, what: string, createFile = true): PartialOutput {
-    refuseExisting(fs, dest, what);
+    refuseExisting(fs, destPath(dest), what);
     const out = new PartialOutput(fs, dest, what);
     try {
       fs.mkdir(out.parent);

@@ -153,7 +153,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
 
   // Step 1: the caller holds `snap` as a registered reader until this settles (one slot per
   // backup: registering it again here made a backup fail READERS_FULL with a slot free).
-  const onProgress = progressCallback<BackupProgress>(o.onProgress, "backup");
+  const onProgress = progressCallback<BackupProgress>(o.onProgress, "a page backup");
   let out: PartialOutput | null = null;
   let src: FileHandle | null = null;
   let copy: Engine | null = null;

@@ -67,7 +67,7 @@ export async function copySnapshot(src: Engine, snap: Snapshot, fs: FileSystem, 
   slicer.check();
   // Step 1. Nothing between the creation and the try: a throw there would leak the partial
   // output and its handle (I7).
-  const onProgress = progressCallback<{ entries: number; totalEntries: number }>(o.onProgress, "copy");
+  const onProgress = progressCallback<{ entries: number; totalEntries: number }>(o.onProgress, "a compacting copy");
   const out = PartialOutput.create(fs, dest, "a copy");
   try {
     let total = 0;

@@ -47,7 +47,9 @@ function finish(w: Writable): Promise<void> {
 
 export async function dumpToFile(db: Database, path: string, opts: DumpOptions = {}): Promise<DumpReport & { path: string }> {
   pathArgument(path, "path", "dumpToFile");
-  if (path.endsWith("/")) throw invalidArgument(`dumpToFile: ${path} ends with "/": a dump is written to a file, not into a directory`, { argument: "path", method: "dumpToFile", path });
+  if (path.endsWith("/") || /(^|\/)\.\.?$/.test(path)) {
+    throw invalidArgument(`dumpToFile: ${path} names a directory: a dump is written to a file, not into a directory`, { argument: "path", method: "dumpToFile", path });
+  }
   const fs = db.fs;
   refuseExisting(fs, path, "a dump");
   const dir = dirname(path);

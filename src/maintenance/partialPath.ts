@@ -10,19 +10,25 @@
  *   synchronously right before the rename): rename(2) would silently replace a file or an empty
  *   directory, and the job that lost the race must fail with EXISTS, not overwrite the winner.
  */
+import { normalize } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 
 let jobs = 0;
 
 /**
- * A trailing "/" is not part of the name: `out/` gives `out.partial-...`, beside `out`, not
- * `out/.partial-...`, which would create `out` itself and make the final rename fail EXISTS after
- * all the work, leaving an empty `out` that blocks the retry.
+ * The destination as a name: `out/`, `out/.` and `out//` are `out`. The jobs use this form for
+ * the partial name, the parent they create and the rename: with `out/` kept as written the
+ * partial output went to `out/.partial-...`, which created `out` itself, so the final rename
+ * failed EXISTS after all the work and left an empty `out` that blocked the retry.
  */
+export function destPath(dest: string): string {
+  const n = normalize(dest);
+  return n.length > 1 ? n.replace(/\/+$/, "") : n;
+}
+
 export function partialPath(dest: string): string {
-  const name = dest.length > 1 ? dest.replace(/\/+$/, "") : dest;
-  return `${name || dest}.partial-${process.pid}-${++jobs}`;
+  return `${destPath(dest)}.partial-${process.pid}-${++jobs}`;
 }
 
 /** EXISTS if `dest` exists (IO/FULL if it cannot be told). `what` names the job in the message ("a backup never overwrites"). */

@@ -5,6 +5,8 @@
  * - What the callback throws is the caller's own error: it rejects the job as it was thrown (the
  *   job still removes its partial output), not reported as an I/O error of the copy. The jobs call
  *   it for the last time before they publish, so a throw there leaves no destination.
+ * - A promise it returns is not awaited. If it rejects, the rejection is handled here (never left
+ *   to crash the process) and the job fails with that error at its next progress report.
  */
 import { invalidArgument } from "../errors.js";
 
@@ -13,14 +15,22 @@ class CallbackThrew {
   constructor(readonly error: unknown) {}
 }
 
-export function progressCallback<P>(cb: unknown, method: string): ((p: P) => void) | undefined {
+export function progressCallback<P>(cb: unknown, job: string): ((p: P) => void) | undefined {
   if (cb === undefined) return undefined;
-  if (typeof cb !== "function") throw invalidArgument(`${method}: onProgress must be a function`, { argument: "onProgress", method });
+  if (typeof cb !== "function") throw invalidArgument(`onProgress of ${job} must be a function`, { argument: "onProgress", job });
+  let rejected: { error: unknown } | null = null;
   return (p: P) => {
+    if (rejected) throw new CallbackThrew(rejected.error);
+    let r: unknown;
     try {
-      (cb as (p: P) => void)(p);
+      r = (cb as (p: P) => unknown)(p);
     } catch (e) {
       throw new CallbackThrew(e);
+    }
+    if (r !== null && typeof r === "object" && typeof (r as { then?: unknown }).then === "function") {
+      (r as PromiseLike<unknown>).then(undefined, (e: unknown) => {
+        rejected ??= { error: e };
+      });
     }
   };
 }

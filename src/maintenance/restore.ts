@@ -16,7 +16,7 @@ import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import { UNLOGGED_KIND, unloggedGap } from "../db/unloggedChanges.js";
 import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
-import { partialPath, refuseExisting } from "./partialPath.js";
+import { destPath, partialPath, refuseExisting } from "./partialPath.js";
 import { methodOptions, pathArgument } from "../db/options.js";
 
 export interface RestoreOptions {
@@ -74,9 +74,10 @@ function copyFile(fs: FileSystem, from: string, to: string): void {
 /** Work between two turns of the event loop (the abort signal is checked at each). */
 const YIELD_MS = 20;
 
-export async function restore(snapshotDir: string, targetDir: string, options?: RestoreOptions): Promise<RestoreResult> {
+export async function restore(snapshotDir: string, target: string, options?: RestoreOptions): Promise<RestoreResult> {
   pathArgument(snapshotDir, "snapshotDir", "restore");
-  pathArgument(targetDir, "targetDir", "restore");
+  pathArgument(target, "targetDir", "restore");
+  const targetDir = destPath(target); // `out/.` and `out/` name `out`
   const o = methodOptions(options, "restore");
   if (o.walDir !== undefined) pathArgument(o.walDir, "walDir", "restore");
   if (o.toLsn !== undefined && (!Number.isSafeInteger(o.toLsn) || o.toLsn < 0)) {

@@ -50,7 +50,7 @@ import { claimedTxn, readMetaSlots, unsafeMetaFields, type MetaSlots } from "./v
 import { Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
 import { CATALOG, catalogHints, findInterval, sortedHas, walkSource, type DbInfo, type EncodingHint, type Interval, type Source, type Vouch } from "./salvageTrees.js";
 import { planReplay } from "./salvageReplay.js";
-import { partialPath, refuseExisting } from "./partialPath.js";
+import { destPath, partialPath, refuseExisting } from "./partialPath.js";
 import { setOwn } from "../util/ownRecord.js";
 
 export const ORPHANS_DB = "salvaged-orphans";
@@ -111,11 +111,12 @@ interface Slot {
 }
 
 /** Salvage `srcDir` into a new database at `destDir` (which must not exist). */
-export async function salvage(srcDir: string, destDir: string, opts: SalvageOptions = {}): Promise<SalvageReport> {
+export async function salvage(srcDir: string, dest: string, opts: SalvageOptions = {}): Promise<SalvageReport> {
   const fs = opts.fs ?? nodeFileSystem;
-  for (const [arg, v] of [["srcDir", srcDir], ["destDir", destDir]] as const) {
+  for (const [arg, v] of [["srcDir", srcDir], ["destDir", dest]] as const) {
     if (typeof v !== "string" || v.length === 0) throw new KeelError("INVALID_ARGUMENT", `${arg} must be a non-empty string`, { argument: arg });
   }
+  const destDir = destPath(dest); // `out/.` and `out/` name `out`
   const st = fs.stat(srcDir);
   if (!st || !st.isDirectory) throw new KeelError("NOT_FOUND", `no database directory at ${srcDir}`, { path: srcDir });
   const dataPath = join(srcDir, DATA_FILE);

@@ -504,6 +504,9 @@ test("a destination written with a trailing slash: every copy lands at that dire
     ["restore", (d) => restore(join(dir, "snapshots", "current"), d)],
   ];
   for (const [name, run] of jobs) {
+    const dotted = join(root, `${name.replace(/\W/g, "")}-dot`);
+    await run(dotted + "/.");
+    assert.equal((await verify(dotted)).ok, true, `${name} to out/.: the copy verifies`);
     const dest = join(root, name.replace(/\W/g, ""));
     await run(dest + "/");
     assert.deepEqual(readdirSync(dest).filter((n) => n.includes(".partial")), [], `${name}: nothing left inside`);
@@ -523,6 +526,7 @@ test("a destination written with a trailing slash: every copy lands at that dire
   assert.deepEqual(readdirSync(root).filter((n) => n.includes(".partial")), [], "nothing left beside the destinations");
   const again = await open(dir);
   await rejectsKeel(dumpToFile(again, join(root, "dump.jsonl") + "/"), "INVALID_ARGUMENT", "dump path ending in /");
+  await rejectsKeel(dumpToFile(again, join(root, "dump.jsonl") + "/."), "INVALID_ARGUMENT", "dump path ending in /.");
   assert.equal(existsSync(join(root, "dump.jsonl")), false);
   await again.close();
 });
@@ -555,6 +559,29 @@ test("onProgress: not a function is INVALID_ARGUMENT; one that throws rejects th
       assert.ok(calls > 0);
       assert.equal(existsSync(dest), false, `${name}, throw at the ${at} call: no destination`);
     }
+  }
+  // An async callback that rejects: handled (no unhandled rejection), and the copy fails with it.
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    for (const [name, run] of jobs) {
+      const dest = join(root, `${name.replace(/\W/g, "")}-async`);
+      // Not awaited: the copy fails with it at its next report, or completes if none comes.
+      const outcome = await run(dest, async () => {
+        throw new Mine(`${name} async`);
+      }).then(
+        () => "done",
+        (e: unknown) => (e instanceof Mine ? "failed with it" : e),
+      );
+      assert.ok(outcome === "done" || outcome === "failed with it", `${name}: ${String(outcome)}`);
+      if (outcome !== "done") assert.equal(existsSync(dest), false);
+      else rmSync(dest, { recursive: true, force: true });
+    }
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
   }
   await db.close();
   await assert.rejects(

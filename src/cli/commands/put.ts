@@ -59,7 +59,8 @@ export function registerPut(program: Command): void {
               ["--encoding", opts.encoding, sub.valueEncoding],
             ] as const) {
               if (given !== undefined && given !== stored) {
-                throw usage(`${flag} ${given} applies only to a sub-database this write creates (--db NAME); ${named ? `sub-database ${opts.db}` : "the default database"} exists with ${stored}`, { flag, given, stored, db: sub.name });
+                const which = named ? `sub-database ${opts.db} exists with ${stored}` : `the default database has ${stored} (set when a database is made, --create included)`;
+                throw usage(`${flag} ${given} applies only to a sub-database this write creates (--db NAME); ${which}`, { flag, given, stored, db: sub.name });
               }
             }
           }
