@@ -311,6 +311,11 @@ export class Connection {
         this.#push(err("ERR Command not allowed inside a transaction"));
         return;
       }
+      const sub = cmd.subArity && args.length > 1 ? args[1]!.toString("latin1").toLowerCase() : undefined;
+      const subArity = sub === undefined ? undefined : cmd.subArity![sub];
+      if (subArity !== undefined && ((subArity > 0 && args.length !== subArity) || args.length < -subArity)) {
+        return this.#reject(name, `ERR wrong number of arguments for '${name}|${sub}' command`);
+      }
       this.#multi.queue.push({ cmd, args: args.map((a) => Buffer.from(a)) });
       this.#push(QUEUED);
       return;

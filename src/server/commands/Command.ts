@@ -34,6 +34,11 @@ export interface Command {
   readonly immediate?: boolean;
   /** Refused inside MULTI (asynchronous administration: SAVE, BACKUP, SHUTDOWN). */
   readonly noMulti?: boolean;
+  /**
+   * Redis arity of subcommands (lower case, container name included in the count), checked when
+   * MULTI queues the call: Redis refuses `CONFIG GET` there and fails the transaction at once.
+   */
+  readonly subArity?: Readonly<Record<string, number>>;
   readonly run?: (v: KeyView, args: Buffer[], ctx: CommandContext) => Reply;
   readonly conn?: (ctx: CommandContext, args: Buffer[]) => Reply | Promise<Reply>;
 }

@@ -359,9 +359,13 @@ export const serverCommands: Command[] = [
   connCmd("hello", -1, hello, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true, immediate: true }),
   connCmd("auth", -2, auth, ["noscript", "loading", "stale", "fast", "no_auth"], { noauth: true, immediate: true }),
   connCmd("select", 2, select, ["loading", "stale", "fast"], { immediate: true }),
-  connCmd("client", -2, client, ["admin", "noscript", "loading", "stale"], { immediate: true }),
-  connCmd("config", -2, config, ["admin", "noscript", "loading", "stale"]),
-  connCmd("command", -1, command, ["loading", "stale"]),
+  // subArity: Redis 7.0's arities (COMMAND INFO container|sub) of the subcommands served here.
+  connCmd("client", -2, client, ["admin", "noscript", "loading", "stale"], {
+    immediate: true,
+    subArity: { id: 2, getname: 2, setname: 3, list: -2, info: 2, help: 2, reply: 3, "no-evict": 3 },
+  }),
+  connCmd("config", -2, config, ["admin", "noscript", "loading", "stale"], { subArity: { get: -3, set: -4, resetstat: 2, rewrite: 2, help: 2 } }),
+  connCmd("command", -1, command, ["loading", "stale"], { subArity: { count: 2, list: -2, info: -2, docs: -2, help: 2 } }),
   connCmd("info", -1, info, ["loading", "stale"]),
   connCmd("time", 1, time, ["loading", "stale", "fast"]),
   connCmd("lastsave", 1, (ctx) => int(ctx.server.options.persistence.lastSave()), ["loading", "stale", "fast"]),

@@ -192,6 +192,32 @@ describe("administration compared with redis-server", { skip: existsSync(REDIS) 
     });
   });
 
+  test("inside MULTI a subcommand with the wrong number of arguments is refused when queued and fails the EXEC, as in redis-server", async () => {
+    await both(async (port) => {
+      const c = await ReplyReader.open(port);
+      const r: Array<string | null> = [];
+      try {
+        for (const bad of [["CONFIG", "GET"], ["CONFIG", "HELP", "x"], ["CONFIG", "SET", "a"], ["CLIENT", "ID", "x"], ["CLIENT", "SETNAME"], ["COMMAND", "COUNT", "x"], ["COMMAND", "HELP", "x"]]) {
+          r.push(await c.call("MULTI"));
+          r.push(await c.call("SET", "k", "v"));
+          r.push(await c.call(...bad));
+          r.push(await c.call("EXEC"));
+        }
+        // Well-formed ones are queued and run at EXEC.
+        r.push(await c.call("MULTI"));
+        r.push(await c.call("CONFIG", "GET", "maxclients"));
+        r.push(await c.call("CLIENT", "SETNAME", "x"));
+        r.push(await c.call("COMMAND", "COUNT"));
+        const exec = await c.call("EXEC");
+        r.push(exec === null ? null : exec.replace(/:\d+\r\n$/, ":<count>\r\n").replace(/\$\d+\r\n\d+\r\n/, "<maxclients>"));
+        r.push(await c.call("CLIENT", "GETNAME"));
+      } finally {
+        c.close();
+      }
+      return r;
+    });
+  });
+
   test("CONFIG RESETSTAT zeroes the INFO stats counters", async () => {
     const fields = ["total_connections_received", "total_commands_processed", "keyspace_hits", "keyspace_misses", "expired_keys", "rejected_connections"];
     await both(async (port) => {
