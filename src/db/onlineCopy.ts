@@ -36,7 +36,8 @@ export interface OnlineCopyOptions {
 
 export interface PageBackupOptions extends OnlineCopyOptions {
   /**
-   * Most bytes of commits not yet checkpointed (WriteTxn.dirtyBytes: key + value + 64 per write)
+   * Most bytes of commits not yet checkpointed (WriteTxn.dirtyBytes: key + value + 64 per write,
+   * plus a page per node copied on write)
    * that the copy replays from the log; above it, the source checkpoints first. Default 256 KiB.
    * 0: always checkpoint first; Infinity: never.
    */

@@ -80,6 +80,10 @@ export class WriteTxn implements TreeWriter {
 
   freed(page: number, count: number): void {
     this.freedPages.push(page, count);
+    // A page replaced by a copy-on-write copy: that copy (a whole decoded node) is held in memory
+    // until a checkpoint writes it. Counting only keys and values missed it, so small random puts
+    // held the whole decoded tree far past checkpointDirtyBytes.
+    this.dirtyBytes += count * this.limits.pageSize;
   }
 
   #check(): void {

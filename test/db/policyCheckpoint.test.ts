@@ -97,3 +97,26 @@ test("writers that outrun a running policy checkpoint make a group finish it; no
     await again.close();
   }
 });
+
+test("checkpointDirtyBytes counts the tree pages a change copies, not only its key and value: small random puts checkpoint before their copied pages pass it", async (t) => {
+  const dir = tempDir(t);
+  const limit = 1 << 20;
+  const db = await open(dir, { checkpointDirtyBytes: limit, checkpointLogBytes: 1 << 30, checkpointMs: 3_600_000, keyEncoding: "binary", encoding: "binary" });
+  // 60,000 keys over about 1,500 leaves, all checkpointed.
+  await db.transaction((tx) => {
+    for (let i = 0; i < 60_000; i++) tx.put(Buffer.from(`key${String(i).padStart(6, "0")}`), Buffer.alloc(40, 1));
+  });
+  await db.checkpoint();
+  const before = db.engine.checkpoints;
+  // 3,000 one-byte updates at random keys: about 3,000 * (9 + 1 + 64) = 222 KB of keys and values,
+  // far under the limit, but they copy about 1,300 distinct leaves (over 5 MiB of pages).
+  const rng = new Rng(5);
+  for (let g = 0; g < 30; g++) {
+    await Promise.all(Array.from({ length: 100 }, () => db.put(Buffer.from(`key${String(rng.int(60_000)).padStart(6, "0")}`), Buffer.from([2]))));
+  }
+  await db.flushed();
+  for (let i = 0; i < 100 && db.engine.checkpoints === before; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(db.engine.checkpoints > before, "a policy checkpoint ran on the copied pages' memory");
+  assert.ok(db.engine.dirtyBytes < 4 * limit, `what stays uncheckpointed is bounded (${db.engine.dirtyBytes} bytes estimated)`);
+  await db.close();
+});
