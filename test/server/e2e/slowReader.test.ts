@@ -83,6 +83,40 @@ describe("slow readers", () => {
     assert.equal((await settledCommands(ts)) - base, 110);
   });
 
+  test("reads pipelined behind the connection's own writes (SET, GET big) x 200 from a client that reads nothing: dispatch stops after 64 reads, not at 4096 replies; everything arrives in order once it reads", async () => {
+    await r.set("big1", Buffer.alloc(MIB, 122));
+    const s = connect({ port: ts.port, host: "127.0.0.1" });
+    await new Promise((res) => s.once("connect", res));
+    s.pause();
+    const base = await settledCommands(ts);
+    let req = "";
+    for (let i = 0; i < 200; i++) req += `SET a${i} 1\r\nGET big1\r\n`;
+    s.write(req);
+    const dispatched = (await settledCommands(ts)) - base;
+    // Each GET waits behind its SET: at most 64 of them run in a group (64 MiB of replies), then the
+    // 32 MiB output bound holds. Before the cap all 400 commands ran (200 MiB of replies held).
+    assert.ok(dispatched < 250, `${dispatched} commands dispatched for a client that reads nothing`);
+    const one = Buffer.concat([Buffer.from("+OK\r\n"), Buffer.from(`$${MIB}\r\n`), Buffer.alloc(MIB, 122), Buffer.from("\r\n")]);
+    const expected = 200 * one.length;
+    const got: Buffer[] = [];
+    let n = 0;
+    await new Promise<void>((res, rej) => {
+      s.on("data", (d: Buffer) => {
+        got.push(d);
+        n += d.length;
+        if (n >= expected) res();
+      });
+      s.on("error", rej);
+      s.on("close", () => res());
+      s.resume();
+    });
+    s.destroy();
+    const all = Buffer.concat(got);
+    assert.equal(all.length, expected);
+    for (let i = 0; i < 200; i++) assert.ok(all.subarray(i * one.length, (i + 1) * one.length).equals(one), `pair ${i} in order`);
+    assert.equal((await settledCommands(ts)) - base, 400);
+  });
+
   test("QUIT or a protocol error after a 24 MiB reply (under the 32 MiB bound, so the QUIT is dispatched at once): a client that starts reading 3 s later gets all of it", async () => {
     const big = await startTestServer({ protoMaxBulkLen: 64 * MIB });
     try {
