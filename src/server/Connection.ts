@@ -23,7 +23,8 @@
  *   the read stays parsed in `#held` and is dispatched, in order, as the socket drains. Replies
  *   that wait for a commit are bounded by count (MAX_INFLIGHT), and reads queued behind the
  *   connection's own writes by MAX_READS_BEHIND: their size is known only once their group runs,
- *   and then MAX_OUTPUT counts them. At server close, commands held back by the bounds are not run (as if unread).
+ *   and then MAX_OUTPUT counts them. At server close, commands held back by the bounds are not
+ *   run (as if unread).
  * - After a protocol error nothing more is read: earlier replies, then the error, then close.
  * - A client that has not authenticated may send no request beyond Redis 7's unauthenticated limits
  *   (10 arguments, 16 KiB each): the parser stops at such a header, reading pauses, and once every
