@@ -36,7 +36,7 @@
  */
 import type { Socket } from "node:net";
 import { isKeelError } from "../errors.js";
-import type { Command } from "./commands/Command.js";
+import { subcommandArityError, type Command } from "./commands/Command.js";
 import type { ClientState, CommandContext, ServerHandle } from "./commands/CommandContext.js";
 import { authRequired, selectIndex } from "./commands/serverCommands.js";
 import type { WatchMark } from "./keyspace/Keyspace.js";
@@ -52,12 +52,7 @@ import type { ShutdownMode } from "./ServerContext.js";
 const MAX_INFLIGHT = 4096;
 const EMPTY_ARGS: Buffer[] = [];
 const MAX_OUTPUT = 32 * 1024 * 1024;
-/**
- * Reads queued behind this connection's own writes at once. Their replies are made when the write
- * group runs, all of them before any can be written, so their size cannot stop the dispatch in time:
- * 3000 pipelined (SET, GET of an 8 MiB value) pairs from a client that never read made 16 GB of
- * replies. With this cap one group makes at most MAX_READS_BEHIND of them; then MAX_OUTPUT sees them.
- */
+/** Reads queued behind this connection's own writes at once (their size is known only once run). */
 const MAX_READS_BEHIND = 64;
 interface Queued {
   readonly cmd: Command;
@@ -322,11 +317,8 @@ export class Connection {
         this.#push(err("ERR Command not allowed inside a transaction"));
         return;
       }
-      const sub = cmd.subArity && args.length > 1 ? args[1]!.toString("latin1").toLowerCase() : undefined;
-      const subArity = sub === undefined ? undefined : cmd.subArity![sub];
-      if (subArity !== undefined && ((subArity > 0 && args.length !== subArity) || args.length < -subArity)) {
-        return this.#reject(name, `ERR wrong number of arguments for '${name}|${sub}' command`);
-      }
+      const subError = subcommandArityError(cmd, args);
+      if (subError) return this.#reject(name, subError);
       this.#multi.queue.push({ cmd, args: args.map((a) => Buffer.from(a)) });
       this.#push(QUEUED);
       return;

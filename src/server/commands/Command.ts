@@ -42,3 +42,12 @@ export interface Command {
   readonly run?: (v: KeyView, args: Buffer[], ctx: CommandContext) => Reply;
   readonly conn?: (ctx: CommandContext, args: Buffer[]) => Reply | Promise<Reply>;
 }
+
+/** The arity error of a served subcommand called with the wrong number of arguments, if it is one. */
+export function subcommandArityError(cmd: Command, args: readonly Buffer[]): string | undefined {
+  if (!cmd.subArity || args.length < 2) return undefined;
+  const sub = args[1]!.toString("latin1").toLowerCase();
+  const a = cmd.subArity[sub];
+  if (a === undefined || (a > 0 ? args.length === a : args.length >= -a)) return undefined;
+  return `ERR wrong number of arguments for '${cmd.name}|${sub}' command`;
+}

@@ -5,7 +5,7 @@
  * protocol error after a large reply does not cut it off for a client that starts reading late.
  */
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
@@ -22,6 +22,24 @@ async function settledCommands(ts: TestServer): Promise<number> {
     last = n;
     await sleep(500);
   }
+}
+
+/** Resume the paused socket and read until `expected` bytes came (or it closed); then destroy it. */
+async function readAll(s: Socket, expected: number): Promise<Buffer> {
+  const got: Buffer[] = [];
+  let n = 0;
+  await new Promise<void>((res, rej) => {
+    s.on("data", (d: Buffer) => {
+      got.push(d);
+      n += d.length;
+      if (n >= expected) res();
+    });
+    s.on("error", rej);
+    s.on("close", () => res());
+    s.resume();
+  });
+  s.destroy();
+  return Buffer.concat(got);
 }
 
 describe("slow readers", () => {
@@ -53,20 +71,7 @@ describe("slow readers", () => {
     const header = Buffer.from(`$${2 * MIB}\r\n`);
     let expected = 0;
     for (let i = 0; i < 100; i++) expected += header.length + 2 * MIB + 2 + (i % 10 === 9 ? `$${`m${i}`.length}\r\nm${i}\r\n`.length : 0);
-    const got: Buffer[] = [];
-    let n = 0;
-    await new Promise<void>((res, rej) => {
-      s.on("data", (d: Buffer) => {
-        got.push(d);
-        n += d.length;
-        if (n >= expected) res();
-      });
-      s.on("error", rej);
-      s.on("close", () => res());
-      s.resume();
-    });
-    s.destroy();
-    const all = Buffer.concat(got);
+    const all = await readAll(s, expected);
     assert.equal(all.length, expected);
     let at = 0;
     for (let i = 0; i < 100; i++) {
@@ -98,20 +103,7 @@ describe("slow readers", () => {
     assert.ok(dispatched < 250, `${dispatched} commands dispatched for a client that reads nothing`);
     const one = Buffer.concat([Buffer.from("+OK\r\n"), Buffer.from(`$${MIB}\r\n`), Buffer.alloc(MIB, 122), Buffer.from("\r\n")]);
     const expected = 200 * one.length;
-    const got: Buffer[] = [];
-    let n = 0;
-    await new Promise<void>((res, rej) => {
-      s.on("data", (d: Buffer) => {
-        got.push(d);
-        n += d.length;
-        if (n >= expected) res();
-      });
-      s.on("error", rej);
-      s.on("close", () => res());
-      s.resume();
-    });
-    s.destroy();
-    const all = Buffer.concat(got);
+    const all = await readAll(s, expected);
     assert.equal(all.length, expected);
     for (let i = 0; i < 200; i++) assert.ok(all.subarray(i * one.length, (i + 1) * one.length).equals(one), `pair ${i} in order`);
     assert.equal((await settledCommands(ts)) - base, 400);
