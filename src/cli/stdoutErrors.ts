@@ -10,6 +10,7 @@
  *   stdout ... [FULL]` with exit 6. Never an uncaught exception; the document `--json` promises
  *   cannot reach a stdout that fails, so this one message goes to stderr.
  */
+import { ioError } from "../errors.js";
 import { ExitCode } from "./exitCodes.js";
 
 let dataOnStdout = false;
@@ -25,7 +26,7 @@ export function installStdioErrorHandlers(): void {
     if (failed || dataOnStdout) return; // reported once; a dump's sink reports its own
     failed = true;
     if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    const code = e.code === "ENOSPC" || e.code === "EDQUOT" || e.code === "EFBIG" ? "FULL" : "IO";
+    const code = ioError(e, "write", "stdout").code; // FULL for ENOSPC and kin, as everywhere
     try {
       process.stderr.write(`keel: cannot write to stdout: ${e.message} [${code}]\n`);
     } catch {

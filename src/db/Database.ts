@@ -7,6 +7,7 @@
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { KeelError, invalidArgument } from "../errors.js";
+import { isThenable } from "../util/isThenable.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";
 import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
@@ -138,9 +139,7 @@ export class Database extends SubDatabase {
           const r: unknown = (l as (r: CommitReport) => unknown)(report);
           // An async listener's rejection is reported as a throw is, not left unhandled (which
           // would end the process under Node's default --unhandled-rejections=throw).
-          if (r !== null && typeof r === "object" && typeof (r as { then?: unknown }).then === "function") {
-            (r as PromiseLike<unknown>).then(undefined, warn);
-          }
+          if (isThenable(r)) r.then(undefined, warn);
         } catch (e) {
           warn(e);
         }

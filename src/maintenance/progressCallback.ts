@@ -9,6 +9,7 @@
  *   to crash the process) and the job fails with that error at its next progress report.
  */
 import { invalidArgument } from "../errors.js";
+import { isThenable } from "../util/isThenable.js";
 
 /** Carries a callback's own error through the job's error handling (unwrap with `callerError`). */
 class CallbackThrew {
@@ -27,8 +28,8 @@ export function progressCallback<P>(cb: unknown, job: string): ((p: P) => void) 
     } catch (e) {
       throw new CallbackThrew(e);
     }
-    if (r !== null && typeof r === "object" && typeof (r as { then?: unknown }).then === "function") {
-      (r as PromiseLike<unknown>).then(undefined, (e: unknown) => {
+    if (isThenable(r)) {
+      r.then(undefined, (e: unknown) => {
         rejected ??= { error: e };
       });
     }

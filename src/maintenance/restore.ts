@@ -17,6 +17,7 @@ import { applyLogRecord } from "../db/LogDurability.js";
 import { UNLOGGED_KIND, unloggedGap } from "../db/unloggedChanges.js";
 import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
 import { destPath, partialPath, refuseExisting } from "./partialPath.js";
+import { TimeSlicer } from "./TimeSlicer.js";
 import { methodOptions, pathArgument } from "../db/options.js";
 
 export interface RestoreOptions {
@@ -97,19 +98,10 @@ export async function restore(snapshotDir: string, target: string, options?: Res
   if (o.walDir !== undefined && !listSegments(fs, walDir).length) {
     throw new KeelError("NOT_FOUND", `${walDir} holds no log segments`, { walDir });
   }
-  const aborted = () => {
-    if (o.signal?.aborted) throw new KeelError("ABORTED", "restore aborted", { target: targetDir });
-  };
-  aborted();
   // A turn of the event loop every YIELD_MS of work, so that a SIGINT handler can run and set the
-  // signal: by record count alone, a log of a few big records never gave it one.
-  let lastYield = performance.now();
-  const pause = async (now = false): Promise<void> => {
-    if (!now && performance.now() - lastYield < YIELD_MS) return;
-    await new Promise((r) => setImmediate(r));
-    lastYield = performance.now();
-    aborted();
-  };
+  // signal (by record count alone, a log of a few big records never gave it one); check() is ABORTED.
+  const slicer = new TimeSlicer({ signal: o.signal, budgetMs: YIELD_MS, what: "the restore" });
+  slicer.check();
   const tmp = partialPath(targetDir);
   fs.removeDir(tmp);
   try {
@@ -121,8 +113,8 @@ export async function restore(snapshotDir: string, target: string, options?: Res
     for (let i = 0; i < names.length; i++) {
       const nextFirst = firsts[i + 1];
       if (nextFirst !== undefined && nextFirst <= info.lsn + 1) continue;
-      await pause();
-      aborted();
+      await slicer.maybePause();
+      slicer.check();
       copyFile(fs, join(walDir, names[i]!), join(tmp, "wal", names[i]!));
     }
     fs.syncDir(join(tmp, "wal"));
@@ -139,7 +131,8 @@ export async function restore(snapshotDir: string, target: string, options?: Res
         }
         if (to > engine.head.lsn) {
           for (const rec of wal.readRecords(engine.head.lsn + 1, to)) {
-            await pause(records % 1024 === 0);
+            if (records % 1024 === 0) await slicer.pause();
+            else await slicer.maybePause();
             // The snapshot lacks what a wal: false session changed before this mark.
             if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "restore");
             const w = engine.beginWrite();
