@@ -142,9 +142,15 @@ export class FreeList {
     if (k) this.#pending.splice(0, k);
   }
 
-  /** Take up to `n` reusable single pages, lowest first. */
+  /**
+   * Take up to `n` reusable single pages: the `n` that lie closest together (PageRuns.takeNarrowest).
+   * Any reusable page is safe (I2); the choice is for the disk. A checkpoint writes and syncs its
+   * pages together, and the sync costs more the further apart they lie: 75 pages at random in a
+   * 40 MB file took 2.9 ms to write and fdatasync here, 1.5 ms within 1.2 MB, 0.8 ms in 20 runs
+   * close together. Lowest-first took pages spread over the whole file.
+   */
   takeMany(n: number): number[] {
-    const pages = this.#ready.takeLowest(n);
+    const pages = this.#ready.takeNarrowest(n);
     const j = this.#journal;
     if (j) for (const p of pages) j.takes.add(p, 1);
     return pages;

@@ -171,6 +171,55 @@ export class PageRuns {
     return out;
   }
 
+  /**
+   * Remove and return `n` pages, ascending: the `n` consecutive members of the set that span the
+   * fewest page numbers (the lowest such window on a tie); all of them when the set holds fewer.
+   * Why not lowest-first: a checkpoint's pages are written and then fdatasync'ed together, and
+   * on the disk measured (FreeList.takeMany) that costs less the closer together
+   * they lie. One pass over the runs: a narrowest window always starts at a run's first page.
+   */
+  takeNarrowest(n: number): number[] {
+    if (n <= 0) return [];
+    if (n >= this.size) return this.takeLowest(n);
+    const s = this.starts;
+    const c = this.counts;
+    let best = 0;
+    let bestSpan = Infinity;
+    let sum = 0; // pages in runs [i, j)
+    for (let i = 0, j = 0; i < s.length; i++) {
+      while (j < s.length && sum < n) sum += c[j++]!;
+      if (sum < n) break;
+      // Window: runs i .. j-2 whole, then what is still needed from run j-1.
+      const last = s[j - 1]! + (n - (sum - c[j - 1]!)) - 1;
+      if (last - s[i]! < bestSpan) {
+        bestSpan = last - s[i]!;
+        best = i;
+      }
+      sum -= c[i]!;
+    }
+    const out: number[] = [];
+    let k = best;
+    while (out.length < n) {
+      const start = s[k]!;
+      const take = Math.min(c[k]!, n - out.length);
+      for (let p = start; p < start + take; p++) out.push(p);
+      if (take < c[k]!) {
+        s[k] = start + take;
+        c[k] = c[k]! - take;
+        break;
+      }
+      k++;
+    }
+    // Runs best .. k-1 were taken whole (run k, if it was cut, stays).
+    const whole = k - best;
+    if (whole > 0) {
+      s.splice(best, whole);
+      c.splice(best, whole);
+    }
+    this.size -= n;
+    return out;
+  }
+
   /** Remove the first `n` pages of the first run at least `n` long (first fit); 0 when none is. */
   takeRun(n: number): number {
     const s = this.starts;

@@ -18,7 +18,35 @@ function canonical(r: PageRuns): void {
   assert.equal(r.size, size);
 }
 
-test("random add/delete/takeLowest/takeRun agree with a Set model and keep the runs canonical", () => {
+/** The model of takeNarrowest: the n consecutive members with the smallest last - first, lowest on a tie. */
+function narrowestOf(model: Set<number>, n: number): number[] {
+  const sorted = [...model].sort((a, b) => a - b);
+  if (n >= sorted.length) return sorted;
+  let best = 0;
+  for (let i = 1; i + n - 1 < sorted.length; i++) {
+    if (sorted[i + n - 1]! - sorted[i]! < sorted[best + n - 1]! - sorted[best]!) best = i;
+  }
+  return n <= 0 ? [] : sorted.slice(best, best + n);
+}
+
+test("takeNarrowest takes the n members spanning the fewest pages, lowest on a tie", () => {
+  const r = new PageRuns();
+  for (const p of [2, 5, 10, 11, 12, 40, 41, 42, 43, 90]) r.add(p, 1);
+  assert.deepEqual(r.takeNarrowest(4), [40, 41, 42, 43], "not the lowest four (2..11), the closest four");
+  assert.deepEqual([...r.pages()], [2, 5, 10, 11, 12, 90]);
+  assert.deepEqual(r.takeNarrowest(2), [10, 11], "a tie (10-11, 11-12) goes to the lower window");
+  const cut = new PageRuns();
+  cut.add(2, 2);
+  cut.add(20, 10);
+  assert.deepEqual(cut.takeNarrowest(5), [20, 21, 22, 23, 24], "the window may end inside a run");
+  canonical(cut);
+  assert.deepEqual([...cut.pages()], [2, 3, 25, 26, 27, 28, 29]);
+  assert.deepEqual(cut.takeNarrowest(0), []);
+  assert.deepEqual(cut.takeNarrowest(99), [2, 3, 25, 26, 27, 28, 29], "more than the set holds: all of it");
+  assert.equal(cut.size, 0);
+});
+
+test("random add/delete/takeLowest/takeRun/takeNarrowest agree with a Set model and keep the runs canonical", () => {
   const rng = new Rng(12345);
   const rnd = (n: number): number => rng.int(n);
   for (let round = 0; round < 40; round++) {
@@ -37,6 +65,11 @@ test("random add/delete/takeLowest/takeRun agree with a Set model and keep the r
       } else if (op < 7) {
         const p = 2 + rnd(300);
         assert.equal(r.delete(p), model.delete(p));
+      } else if (op < 8 && rng.chance(0.5)) {
+        const n = rnd(12);
+        const want = narrowestOf(model, n);
+        assert.deepEqual(r.takeNarrowest(n), want, `round ${round} step ${step}: narrowest ${n}`);
+        for (const p of want) model.delete(p);
       } else if (op < 8) {
         const n = rnd(6);
         const want = [...model].sort((a, b) => a - b).slice(0, n);
