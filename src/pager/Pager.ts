@@ -275,6 +275,7 @@ export class Pager {
 
   close(): void {
     this.#closed = true;
+    this.cache.close();
     try {
       this.file.close();
     } catch (e) {

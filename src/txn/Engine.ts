@@ -587,7 +587,6 @@ export class Engine implements TxnHost, CheckpointHost {
     this.closed = true;
     // A running checkpoint has changed nothing yet: drop it (its pages went to free pages).
     if (this.#running) this.failRun(this.#running, new KeelError("CLOSED", "the database was closed during a checkpoint", { path: this.path }));
-    this.pager.cache.close();
     this.pager.close();
   }
 
