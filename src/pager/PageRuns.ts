@@ -15,6 +15,9 @@
  */
 import { KeelError } from "../errors.js";
 
+/** takeNarrowest weighs windows that start in this many of the lowest runs. */
+export const NARROWEST_SCAN_RUNS = 4096;
+
 export class PageRuns {
   starts: number[] = [];
   counts: number[] = [];
@@ -177,6 +180,9 @@ export class PageRuns {
    * Why not lowest-first: a checkpoint's pages are written and then fdatasync'ed together, and
    * on the disk measured (FreeList.takeMany) that costs less the closer together
    * they lie. One pass over the runs: a narrowest window always starts at a run's first page.
+   * Only windows starting in the lowest NARROWEST_SCAN_RUNS runs are weighed, so a list left in
+   * hundreds of thousands of pieces (a long-lived reader let go) costs each checkpoint a bounded
+   * scan, not one over every piece (500,000 runs took about 5 ms a call).
    */
   takeNarrowest(n: number): number[] {
     if (n <= 0) return [];
@@ -186,7 +192,7 @@ export class PageRuns {
     let best = 0;
     let bestSpan = Infinity;
     let sum = 0; // pages in runs [i, j)
-    for (let i = 0, j = 0; i < s.length; i++) {
+    for (let i = 0, j = 0; i < s.length && i < NARROWEST_SCAN_RUNS; i++) {
       while (j < s.length && sum < n) sum += c[j++]!;
       if (sum < n) break;
       // Window: runs i .. j-2 whole, then what is still needed from run j-1.

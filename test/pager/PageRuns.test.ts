@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import { Rng } from "../helpers/rng.js";
 import assert from "node:assert/strict";
-import { PageRuns } from "../../src/pager/PageRuns.js";
+import { NARROWEST_SCAN_RUNS, PageRuns } from "../../src/pager/PageRuns.js";
 import { KeelError } from "../../src/errors.js";
 
 function canonical(r: PageRuns): void {
@@ -44,6 +44,19 @@ test("takeNarrowest takes the n members spanning the fewest pages, lowest on a t
   assert.deepEqual(cut.takeNarrowest(0), []);
   assert.deepEqual(cut.takeNarrowest(99), [2, 3, 25, 26, 27, 28, 29], "more than the set holds: all of it");
   assert.equal(cut.size, 0);
+});
+
+test("takeNarrowest weighs only windows starting in the lowest NARROWEST_SCAN_RUNS runs (a bounded scan)", () => {
+  const r = new PageRuns();
+  for (let i = 0; i < NARROWEST_SCAN_RUNS + 10; i++) r.add(2 + 3 * i, 1);
+  const top = 10 + 3 * (NARROWEST_SCAN_RUNS + 10);
+  r.add(top, 8); // the closest 8 pages of all, past the scanned runs
+  const near = new PageRuns();
+  for (let i = 0; i < 20; i++) near.add(2 + 3 * i, 1);
+  near.add(100, 8);
+  assert.deepEqual(near.takeNarrowest(8), [100, 101, 102, 103, 104, 105, 106, 107], "in reach: the closest");
+  assert.deepEqual(r.takeNarrowest(8), [2, 5, 8, 11, 14, 17, 20, 23], "out of reach: among the scanned runs");
+  canonical(r);
 });
 
 test("random add/delete/takeLowest/takeRun/takeNarrowest agree with a Set model and keep the runs canonical", () => {
