@@ -220,7 +220,9 @@ export class Lock {
     const path = join(dir, LOCK_FILE);
     const key = resolve(dir);
     const mine = held.get(fs) ?? held.set(fs, new Set()).get(fs)!;
-    const deadline = Date.now() + TAKEOVER_WAIT_MS;
+    // Waits are timed by a monotonic clock: a wall clock stepped back during one made it last as
+    // long as the step (the thread blocked meanwhile).
+    const deadline = performance.now() + TAKEOVER_WAIT_MS;
     let takeovers = 0;
     for (;;) {
       const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}`;
@@ -231,7 +233,7 @@ export class Lock {
       }
       const f = readHolderFile(fs, path);
       if (f === undefined) continue; // removed meanwhile: create again
-      const late = Date.now() >= deadline;
+      const late = performance.now() >= deadline;
       const state = holderState(fs, path, f, mine.has(key), late);
       if (state === "writing") {
         sleepSync(5);
@@ -293,14 +295,14 @@ function takeOver(fs: FileSystem, dir: string, heldHere: boolean, late: boolean)
   const lockPath = join(dir, LOCK_FILE);
   const guardPath = join(dir, TAKEOVER_FILE);
   // Step 1.
-  const deadline = Date.now() + TAKEOVER_WAIT_MS;
+  const deadline = performance.now() + TAKEOVER_WAIT_MS;
   let guardClaim: FileHandle | undefined;
   while (guardClaim === undefined) {
     guardClaim = createClaimed(fs, guardPath, `${process.pid}\nthread ${threadId}\n${stampLines()}`);
     if (guardClaim !== undefined) break;
     const guard = readHolderFile(fs, guardPath);
     if (guard === undefined) continue; // removed meanwhile: try again
-    const guardLate = Date.now() >= deadline;
+    const guardLate = performance.now() >= deadline;
     // An empty guard is one being written: waited for like a live one, but one still empty after
     // the whole wait was left by a process that died between its create and its write.
     const state = holderState(fs, guardPath, guard, false, guardLate);

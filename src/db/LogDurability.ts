@@ -187,7 +187,11 @@ export class LogDurability implements Durability {
   #onTimer(): void {
     const e = this.#engine;
     if (e.closed || e.checkpointRunning || !e.needsCheckpoint) return;
-    if (Date.now() - e.lastCheckpointAt >= this.#o.checkpointMs) this.#queuePolicyCheckpoint(false);
+    // By the wall clock, which is what the meta keeps (so the age holds across a restart). A last
+    // checkpoint in the future means the clock stepped back since: due now, or no checkpointMs
+    // checkpoint would run until the clock caught up again, across restarts too.
+    const age = Date.now() - e.lastCheckpointAt;
+    if (age >= this.#o.checkpointMs || age < 0) this.#queuePolicyCheckpoint(false);
   }
 
   /**

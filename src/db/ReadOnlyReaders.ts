@@ -186,7 +186,7 @@ export class ReadOnlyFloorWatch {
     this.#dir = dir;
     this.#newestTxn = newestTxn;
     this.#floor = readOnlyFloor(fs, dir, newestTxn).floor;
-    this.#checkedAt = Date.now();
+    this.#checkedAt = performance.now();
   }
 
   /** null when no read-only process has the directory open: nothing to watch, ever. */
@@ -197,9 +197,11 @@ export class ReadOnlyFloorWatch {
 
   /** The floor now: cached, listed again at most every RECHECK_MS until it lifts for good. */
   floor(): number {
-    if (this.#floor !== Infinity && Date.now() - this.#checkedAt >= RECHECK_MS) {
+    // A monotonic clock: after a step back of the wall clock, a check by Date.now() waited until the
+    // clock caught up, holding a closed reader's floor (and every page freed since) meanwhile.
+    if (this.#floor !== Infinity && performance.now() - this.#checkedAt >= RECHECK_MS) {
       this.#floor = readOnlyFloor(this.#fs, this.#dir, this.#newestTxn).floor;
-      this.#checkedAt = Date.now();
+      this.#checkedAt = performance.now();
     }
     return this.#floor;
   }

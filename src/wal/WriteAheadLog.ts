@@ -427,7 +427,10 @@ export class WriteAheadLog {
     const seg = this.#active;
     if (seg.records === 0) return; // a record larger than the limit gets a segment of its own
     const tooBig = seg.end + nextRecordSize > this.#o.walSegmentMaxBytes;
-    const tooOld = this.#o.now() - seg.createdAt >= this.#o.walSegmentMaxMs;
+    // A segment created in the future (the clock stepped back since, maybe before a restart:
+    // createdAt is in its header) rolls now; otherwise it would not roll until the clock caught up.
+    const age = this.#o.now() - seg.createdAt;
+    const tooOld = age >= this.#o.walSegmentMaxMs || age < 0;
     if (tooBig || tooOld) this.#roll();
   }
 

@@ -133,6 +133,22 @@ test("an empty or unreadable LOCK (its writer died while writing it) is taken ov
   }
 });
 
+test("the wait on a young empty LOCK is timed by a monotonic clock: a wall clock stepped back meanwhile does not stretch it", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "LOCK"), "");
+  // In a child (the wait blocks its thread): Date.now steps back an hour 300 ms into the open. By
+  // Date.now the 2 s wait would last an hour and the child would be killed at the timeout.
+  const script = `
+const realNow = Date.now;
+const t0 = realNow();
+Date.now = () => (realNow() - t0 >= 300 ? realNow() - 3_600_000 : realNow());
+${openerScript(dir, false)}`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20000 });
+  assert.equal(r.status, 0, `the open ended (signal ${r.signal}): ${r.stderr}`);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").pop()!).ok, true, "the empty LOCK was taken over after the wait");
+});
+
 test("a young empty LOCK is one being written: open waits for its text and is LOCKED by its writer", async (t) => {
   const dir = tempDir(t);
   mkdirSync(dir, { recursive: true });

@@ -116,7 +116,19 @@ test("a read-only process keeps its view while a writer process opened later rew
   await w.close();
 });
 
-test("the writer releases what the reader pinned once the reader is gone: the file stops growing", async (t) => {
+for (const stepBack of [false, true]) {
+  const how = stepBack ? ", even after the wall clock stepped back a day" : "";
+  test(`the writer releases what the reader pinned once the reader is gone: the file stops growing${how}`, async (t) => {
+    const realNow = Date.now;
+    t.after(() => (Date.now = realNow));
+    await releasesDeadReader(t, () => {
+      // The recheck interval is timed by a monotonic clock; by Date.now it never came round again.
+      if (stepBack) Date.now = () => realNow() - 86_400_000;
+    });
+  });
+}
+
+async function releasesDeadReader(t: { after: (fn: () => void) => void }, afterFirstChurn: () => void): Promise<void> {
   const dir = tempDir(t);
   const db0 = await open(dir, { wal: false });
   await db0.transaction((tx) => {
@@ -137,6 +149,7 @@ test("the writer releases what the reader pinned once the reader is gone: the fi
   };
   await churn(1);
   const pinned = w.getStats().totalPages;
+  afterFirstChurn();
   // Killed, not closed: the registration stays behind, naming a dead process.
   reader.child.kill("SIGKILL");
   await new Promise((r) => reader.child.once("exit", r));
@@ -149,7 +162,7 @@ test("the writer releases what the reader pinned once the reader is gone: the fi
   assert.ok(after < pinned * 2, `pages are reused once the reader is dead (${pinned} -> ${after} pages)`);
   assert.deepEqual(registrations(dir), [], "the dead reader's registration is removed");
   await w.close();
-});
+}
 
 test("readOnlyFloor: live registrations give their txn, dead or foreign-boot ones are removed, pending ones pin the newest meta", (t) => {
   const dir = tempDir(t);

@@ -146,6 +146,29 @@ test("segments roll by age, checked on append; an empty segment never rolls", ()
   }
 });
 
+test("a segment created in the future (the clock stepped back since, across a reopen) rolls on the next append, not when the clock catches up", () => {
+  const dir = tempDir();
+  try {
+    let now = 1_000_000 + 86_400_000;
+    const first = WriteAheadLog.open(nodeFileSystem, dir, { walSegmentMaxMs: 1000, now: () => now });
+    first.append({ ops: [] }); // the segment's header says "a day from now"
+    first.closeSync();
+    now -= 86_400_000;
+    const wal = WriteAheadLog.open(nodeFileSystem, dir, { walSegmentMaxMs: 1000, now: () => now });
+    wal.append({ ops: [] });
+    assert.deepEqual(wal.segments().map((s) => s.firstLsn), [1, 2], "rolled at once");
+    now += 500;
+    wal.append({ ops: [] });
+    assert.deepEqual(wal.segments().map((s) => s.firstLsn), [1, 2], "the new segment ages from the present");
+    now += 600;
+    wal.append({ ops: [] });
+    assert.deepEqual(wal.segments().map((s) => s.firstLsn), [1, 2, 4], "and rolls after walSegmentMaxMs");
+    wal.closeSync();
+  } finally {
+    cleanup(dir);
+  }
+});
+
 test("rotate seals the active segment; a no-op on an empty one", () => {
   const dir = tempDir();
   try {
