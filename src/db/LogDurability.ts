@@ -81,7 +81,7 @@ function applyOp(w: WriteTxn, op: StoredLogOp, lsn: number): void {
     }
     case "put":
       if (!w.entry(op.db)) w.createDB(op.db, "ordered-binary", "msgpack");
-      w.put(op.db, key, op.value ?? new Uint8Array());
+      w.putCommitted(op.db, key, op.value ?? new Uint8Array());
       return;
     case "remove":
       w.remove(op.db, key);

@@ -137,6 +137,18 @@ export class WriteTxn implements TreeWriter {
     return this.#swapChecked(this.#ownTree(db), db, key, value, rawKey);
   }
 
+  /**
+   * put of a committed log record (replay, restore, salvage): the value was checked against the
+   * maxValueSize of the open that wrote it, which may have been larger than this one's (it is an
+   * open option, not kept in the file). Refusing it here made acknowledged writes unrecoverable.
+   * The key limit comes from the page size, which the file keeps: still checked.
+   */
+  putCommitted(db: string, key: string, value: Uint8Array): void {
+    this.#check();
+    this.#checkSizes(key, undefined);
+    this.#swapChecked(this.#ownTree(db), db, key, value);
+  }
+
   /** `index`: the write's place in a batch, named in the error. */
   #checkSizes(key: string, value: Uint8Array | string | undefined, index?: number): void {
     if (key.length > this.limits.maxKeySize) {

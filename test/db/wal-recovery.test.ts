@@ -407,3 +407,31 @@ test("a log that ends before the data file's applied LSN is CORRUPT (log-behind-
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("a committed value larger than this open's maxValueSize (an open option, not kept in the file) replays: open, read-only open, restore and salvage keep it", async () => {
+  const { restore, salvage } = await import("../../src/index.js");
+  const fs = new CrashFileSystem();
+  const big = Buffer.alloc(2 << 20, 7);
+  const db = await open("/db", { fs, checkpointMs: 3_600_000, keyEncoding: "binary", encoding: "binary" });
+  const snap = await db.createSnapshot();
+  await db.put(Buffer.from("big"), big); // acknowledged under the default maxValueSize (256 MiB)
+  await db.put(Buffer.from("later"), Buffer.from("acknowledged"));
+  fs.crash(1, { model: "dropAll" }); // a power cut: only what was synced is left
+  const small = { fs, maxValueSize: 1 << 20 };
+  const check = async (path: string, opts: OpenOptions, what: string) => {
+    const d = await open(path, { ...small, ...opts });
+    try {
+      assert.ok(Buffer.from(d.get(Buffer.from("big")) as Uint8Array).equals(big), `${what}: the big value replayed`);
+      assert.equal(Buffer.from(d.get(Buffer.from("later")) as Uint8Array).toString(), "acknowledged", `${what}: and the record after it`);
+    } finally {
+      await d.close();
+    }
+  };
+  await check("/db", { readOnly: true }, "read-only open");
+  await check("/db", {}, "open");
+  await restore(snap.path, "/restored", { fs });
+  await check("/restored", {}, "restore");
+  const report = await salvage("/db", "/salvaged", { fs });
+  assert.equal(report.lostLogFrom, undefined, `salvage applied every record: ${report.notes.join("; ")}`);
+  await check("/salvaged", {}, "salvage");
+});
