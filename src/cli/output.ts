@@ -6,9 +6,10 @@
  * Human errors go to stderr as "keel: <message>". Writes respect back-pressure; what a failing
  * stdout does (a closed pipe, a full disk) is stdoutErrors.ts's.
  */
+import { constants as bufferConstants } from "node:buffer";
 import { once } from "node:events";
 import type { Writable } from "node:stream";
-import { KeelError } from "../errors.js";
+import { KeelError, invalidArgument } from "../errors.js";
 import { CliError } from "./CliError.js";
 import { setDataOnStdout } from "./stdoutErrors.js";
 
@@ -17,11 +18,22 @@ export interface OutputStreams {
   stderr: Writable & { isTTY?: boolean };
 }
 
+/** What keel prints must fit one JavaScript string; a stored value can be larger (up to 2³¹ − 1 bytes). */
+function tooLargeToPrint(what: string, details: Record<string, unknown>): KeelError {
+  return invalidArgument(`${what} is too large to print (over the largest JavaScript string); copy the value out with keel dump --format binary`, { ...details, max: bufferConstants.MAX_STRING_LENGTH });
+}
+
+/** Bytes as hex, or INVALID_ARGUMENT (exit 2) when the hex would pass the largest JavaScript string. */
+export function hexOf(v: Uint8Array): string {
+  if (2 * v.byteLength > bufferConstants.MAX_STRING_LENGTH) throw tooLargeToPrint(`a value of ${v.byteLength} bytes, as hex,`, { size: v.byteLength });
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex");
+}
+
 /** JSON.stringify replacer: Buffers as {"$binary": hex}, bigints as strings, Maps and Sets as arrays, errors as {code,message}. */
 export function jsonReplacer(this: unknown, _key: string, value: unknown): unknown {
   const raw = (this as Record<string, unknown> | undefined)?.[_key];
   const v = raw instanceof Uint8Array ? raw : value;
-  if (v instanceof Uint8Array) return { $binary: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") };
+  if (v instanceof Uint8Array) return { $binary: hexOf(v) };
   if (typeof v === "bigint") return v.toString();
   if (v instanceof Map) return { $map: [...v.entries()] };
   if (v instanceof Set) return [...v];
@@ -32,7 +44,13 @@ export function jsonReplacer(this: unknown, _key: string, value: unknown): unkno
 }
 
 export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, jsonReplacer, indent) ?? "null";
+  try {
+    return JSON.stringify(value, jsonReplacer, indent) ?? "null";
+  } catch (e) {
+    // Each piece fit, the whole did not (hex just under the limit, plus the rest of the line).
+    if (e instanceof RangeError) throw tooLargeToPrint("this output, as JSON,", {});
+    throw e;
+  }
 }
 
 /** The error as reported: the code, the message, the details. */

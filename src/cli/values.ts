@@ -15,7 +15,7 @@
  */
 import type { Key, KeyEncodingName, ValueEncodingName } from "../index.js";
 import { usage } from "./CliError.js";
-import { toJson } from "./output.js";
+import { hexOf, toJson } from "./output.js";
 
 export const KEY_TYPES = ["string", "number", "json", "hex"] as const;
 export const VALUE_TYPES = ["string", "json", "hex"] as const;
@@ -101,7 +101,7 @@ export function parseValue(input: string | Buffer, type: ValueType, enc: ValueEn
 }
 
 function hex(v: unknown): string {
-  return v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") : String(v);
+  return v instanceof Uint8Array ? hexOf(v) : String(v);
 }
 
 export function keyText(key: unknown, enc: KeyEncodingName | undefined): string {

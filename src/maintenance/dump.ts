@@ -31,7 +31,8 @@ import type { Database } from "../db/Database.js";
 import { decodeKey } from "../db/KeyCodec.js";
 import type { DbEntry, Snapshot } from "../txn/Snapshot.js";
 import { crc32 } from "../util/crc32.js";
-import { BINARY_MAGIC, DUMP_VERSION, REC_DB, REC_END, REC_ENTRY, compareNames, headerText, type DumpDbHeader, type DumpFormat, type DumpHeader } from "./dumpFormat.js";
+import { constants as bufferConstants } from "node:buffer";
+import { BINARY_MAGIC, DUMP_VERSION, MAX_HEADER_BYTES, REC_DB, REC_END, REC_ENTRY, compareNames, headerText, type DumpDbHeader, type DumpFormat, type DumpHeader } from "./dumpFormat.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { DumpSink } from "./dumpSink.js";
 import { setOwn } from "../util/ownRecord.js";
@@ -198,6 +199,18 @@ class JsonlWriter implements Writer {
   }
 
   entry(e: DbEntry, key: string, value: Buffer): void {
+    // A line is one JavaScript string: base64 of a value past about 400 MB cannot be made (and the
+    // loader could not read it back). Refused with the way out, before any of the line is written.
+    const lineChars = 4 * Math.ceil(value.length / 3) + 4 * Math.ceil(key.length / 3) + 3 * key.length + 64;
+    if (lineChars > bufferConstants.MAX_STRING_LENGTH) {
+      throw invalidArgument(`a value of ${value.length} bytes in sub-database "${e.name}" is too large for a JSON Lines dump; use format "binary"`, {
+        argument: "format",
+        value: "jsonl",
+        db: e.name,
+        size: value.length,
+        max: bufferConstants.MAX_STRING_LENGTH,
+      });
+    }
     const k = Buffer.from(key, "latin1").toString("base64");
     const human = this.#readable ? readableKey(e, key) : undefined;
     const pre = human === undefined ? "{" : `{"key":${JSON.stringify(human)},`;
@@ -235,6 +248,15 @@ class BinaryWriter implements Writer {
 
   header(h: DumpHeader): void {
     const json = Buffer.from(headerText(h) + "}", "utf8");
+    // The loader refuses a longer header as damage (a damaged length must not allocate gigabytes).
+    if (json.length > MAX_HEADER_BYTES) {
+      throw invalidArgument(`the header of a binary dump of these ${h.dbs.length} sub-databases would be ${json.length} bytes, over the format's ${MAX_HEADER_BYTES}; use format "jsonl"`, {
+        argument: "format",
+        value: "binary",
+        size: json.length,
+        max: MAX_HEADER_BYTES,
+      });
+    }
     const pre = Buffer.alloc(16);
     BINARY_MAGIC.copy(pre, 0);
     pre.writeUInt16LE(DUMP_VERSION, 8);

@@ -168,3 +168,20 @@ test("a path that is a regular file, not a database directory: exit 4 (NOT_FOUND
   const j = await keelJson<{ error: { code: string } }>(["stat", file], 4);
   assert.equal(j.error.code, "NOT_FOUND");
 });
+
+test("a stored value too large to print (hex or base64 past the largest JavaScript string): get, get --json and a JSON Lines dump exit 2 with INVALID_ARGUMENT, never 10", async (t) => {
+  const dir = tempDir(t);
+  // 403 MB: allowed with maxValueSize up to 2^31 - 1; its hex (and its base64) pass V8's 2^29 - 24 characters.
+  const db = await open(dir, { wal: false, maxValueSize: 2 ** 31 - 1 });
+  const bin = db.openDB("bin", { keyEncoding: "binary", encoding: "binary" });
+  await bin.put(Buffer.from("k"), Buffer.alloc(403_000_000, 0xab));
+  await db.close();
+  const get = await keelExpect(["get", dir, "6b", "--db", "bin", "--key-type", "hex"], 2);
+  assert.match(get.stderr, /keel dump --format binary/, "the message names the way out");
+  const json = await keelJson<{ error: { code: string } }>(["get", dir, "6b", "--db", "bin", "--key-type", "hex"], 2);
+  assert.equal(json.error.code, "INVALID_ARGUMENT");
+  const dumped = await keelJson<{ error: { code: string; details: { argument: string } } }>(["dump", dir, "-f", join(dir, "..", "big.jsonl")], 2);
+  assert.equal(dumped.error.code, "INVALID_ARGUMENT");
+  assert.equal(dumped.error.details.argument, "format");
+  assert.equal(existsSync(join(dir, "..", "big.jsonl")), false, "no dump left");
+});

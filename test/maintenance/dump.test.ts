@@ -957,3 +957,28 @@ test("report counts per sub-database keep a sub-database named __proto__ (an ass
   await db.close();
   await target.close();
 });
+
+test("a dump the format cannot hold is refused with INVALID_ARGUMENT before it exists: a binary header past 64 MiB (thousands of maximal sub-database names); JSON Lines holds it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "keel-dumphdr-"));
+  try {
+    const db = await open(join(dir, "db"), { wal: false, pageSize: 65536 });
+    // 4200 names at the 16364-byte maximum of 64 KiB pages: a header of about 69 MB.
+    const name = (i: number) => String(i).padStart(8, "0") + "n".repeat(16364 - 8);
+    await db.transaction((tx) => {
+      for (let i = 0; i < 4200; i++) tx.for(db.openDB(name(i))).put("k", i);
+    });
+    const out = join(dir, "d.bin");
+    await assert.rejects(dumpToFile(db, out, { format: "binary" }), (e: unknown) => {
+      assert.ok(e instanceof KeelError && e.code === "INVALID_ARGUMENT", String(e));
+      assert.equal(e.details.argument, "format");
+      assert.ok((e.details.size as number) > (e.details.max as number));
+      return true;
+    });
+    assert.deepEqual(readdirSync(dir).sort(), ["db"], "no dump and no partial file");
+    const r = await dumpToFile(db, join(dir, "d.jsonl"), { format: "jsonl" });
+    assert.equal(r.entries, 4200);
+    await db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
