@@ -75,6 +75,7 @@ export class CheckpointDurability implements Durability {
   }
 
   close(): void {
+    if (!this.#readOnly) this.#engine.supersedeFailedMeta();
     if (!this.#readOnly && (this.#engine.noSync || this.#engine.noMetaSync)) this.#engine.sync();
   }
 }

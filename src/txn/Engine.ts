@@ -17,7 +17,7 @@
  *   unless that meta's one-sync checkpoint did not reach the disk whole after a reboot; then it
  *   takes the other slot (checkpointIntact.ts, trustNewestMeta).
  *
- * Layout: open and create, the meta choice (#readMetas), the memory sweep, the write transaction,
+ * Layout: open (creating and reading the metas: dataFileMetas.ts), the memory sweep, the write transaction,
  * checkpoints (checkpoint, beginCheckpoint, failRun, adoptRun), close.
  */
 import { join } from "node:path";
@@ -27,13 +27,12 @@ import { OverflowValue, ownBranchArrays, type BranchNode, type LeafValue, type N
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { emptyTree, type TreeState } from "../btree/TreeState.js";
 import { FreeList } from "../pager/FreeList.js";
-import { META_FLAG_ONE_SYNC, bootTag, encodeMeta, versionError, type Meta } from "../pager/Meta.js";
-import { claimedTxn, readMetaSlots } from "../pager/MetaSlots.js";
-import { formatVersionOfFile } from "../pager/formatVersionOf.js";
-import { DEFAULT_PAGE_SIZE, FORMAT_VERSION, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
+import { META_FLAG_ONE_SYNC, bootTag, type Meta } from "../pager/Meta.js";
+import { DEFAULT_PAGE_SIZE, PageType, isValidPageSize, pageLimits, type PageLimits } from "../pager/PageLayout.js";
 import { Pager } from "../pager/Pager.js";
 import { decodeCatalogRecord } from "./CatalogRecord.js";
 import { trustNewestMeta } from "./checkpointIntact.js";
+import { createDataFile, readDataFileMetas, type MetaFallback } from "./dataFileMetas.js";
 import { CheckpointError, checkpointSteps, unreachablePages, type CheckpointResult } from "./Checkpoint.js";
 import { RunningCheckpoint, type CheckpointHost, type CheckpointInfo, type CheckpointPacer } from "./RunningCheckpoint.js";
 
@@ -68,7 +67,7 @@ export interface EngineOptions {
 export interface OpenReport {
   created: boolean;
   /** Set when the newest-looking meta was damaged and the other slot was used. */
-  metaFallback?: { slot: 0 | 1; reason: string; claimedTxn: number } | undefined;
+  metaFallback?: MetaFallback | undefined;
 }
 
 export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
@@ -216,7 +215,7 @@ export class Engine implements TxnHost, CheckpointHost {
       st = fs.stat(path);
       if (!st) {
         if (opts.readOnly) throw new KeelError("NOT_FOUND", `no database at ${dir}`, { dir });
-        Engine.#create(fs, dir, opts);
+        createDataFile(fs, dir, DATA_FILE, opts.pageSize ?? DEFAULT_PAGE_SIZE, opts.flags ?? 0);
         created = true;
       }
     } catch (e) {
@@ -231,7 +230,7 @@ export class Engine implements TxnHost, CheckpointHost {
     try {
       let read;
       try {
-        read = Engine.#readMetas(file, path);
+        read = readDataFileMetas(file, path);
       } catch (e) {
         throw ioError(e, "read", path);
       }
@@ -253,76 +252,6 @@ export class Engine implements TxnHost, CheckpointHost {
       }
       throw e;
     }
-  }
-
-  /** A new file appears whole or not at all (I7): temp name, fsync, rename, fsync the directory. */
-  static #create(fs: FileSystem, dir: string, opts: EngineOptions): void {
-    const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
-    const tmp = join(dir, DATA_FILE + ".creating");
-    fs.remove(tmp);
-    const f = fs.open(tmp, "createExclusive");
-    try {
-      const now = Date.now();
-      const meta: Meta = {
-        version: FORMAT_VERSION,
-        pageSize,
-        txn: 0,
-        appliedLsn: 0,
-        highWater: 2,
-        catalogRoot: 0,
-        catalogRootTxn: 0,
-        catalogDepth: 0,
-        catalogEntries: 0,
-        catalogBranchPages: 0,
-        catalogLeafPages: 0,
-        catalogOverflowPages: 0,
-        freelistPage: 0,
-        freelistPages: 0,
-        freelistTxn: 0,
-        flags: (opts.flags ?? 0) & ~META_FLAG_ONE_SYNC,
-        bootTag: 0,
-        createdAt: now,
-        checkpointAt: now,
-      };
-      f.write(encodeMeta(meta, 0), 0, pageSize, 0);
-      f.write(Buffer.alloc(pageSize), 0, pageSize, pageSize);
-      f.sync();
-    } finally {
-      f.close();
-    }
-    fs.rename(tmp, join(dir, DATA_FILE));
-    fs.syncDir(dir);
-  }
-
-  static #readMetas(file: FileHandle, path: string): { metas: [Meta | null, Meta | null]; newest: 0 | 1; fallback: OpenReport["metaFallback"] } {
-    const slots = readMetaSlots(file);
-    const [p0, p1] = slots.probes;
-    for (const p of [p0, p1]) if (!p.ok && p.reason === "version") throw versionError(path, p.version, p.pageSize);
-    const m0 = p0.ok ? p0.meta : null;
-    const m1 = p1.ok ? p1.meta : null;
-    if (!m0 && !m1) {
-      // A meta of an older layout (version 0's little-endian magic) is no valid meta of this one,
-      // but it is no damage either: VERSION, as for any other version (open() migrates it first).
-      const older = formatVersionOfFile(file);
-      if (older !== undefined && older !== FORMAT_VERSION) throw versionError(path, older);
-      throw corrupt(`${path} has no valid meta page (page 0: ${p0.ok ? "ok" : p0.reason}, page 1: ${p1.ok ? "ok" : p1.reason})`, {
-        file: path,
-        page: 0,
-        reason: "no-valid-meta",
-      });
-    }
-    if (m0 && m1 && m0.pageSize !== m1.pageSize) {
-      throw corrupt(`${path} meta pages disagree on the page size (${m0.pageSize} and ${m1.pageSize})`, { file: path, page: 1, reason: "meta-page-size" });
-    }
-    const newest: 0 | 1 = m0 && (!m1 || m0.txn >= m1.txn) ? 0 : 1;
-    let fallback: OpenReport["metaFallback"];
-    const bad: 0 | 1 = newest === 0 ? 1 : 0;
-    const badProbe = bad === 0 ? p0 : p1;
-    if (!badProbe.ok && (badProbe.reason === "checksum" || badProbe.reason === "counter-range")) {
-      const claimed = claimedTxn(slots.raw[bad]);
-      if (claimed > (newest === 0 ? m0 : m1)!.txn) fallback = { slot: bad, reason: badProbe.reason, claimedTxn: claimed };
-    }
-    return { metas: [m0, m1], newest, fallback };
   }
 
   /**
@@ -468,6 +397,19 @@ export class Engine implements TxnHost, CheckpointHost {
     if (!run) return null;
     this.finishCheckpoint();
     return run.info;
+  }
+
+  /**
+   * wal: false, at close: a checkpoint that failed after writing its meta (its sync failed, its
+   * commits were rejected) may have left that meta in the file, newer than any other. With nothing
+   * else to write, close left it there and the next open brought the rejected commits back. So
+   * checkpoint the durable state over that slot, under a new txn id (no two metas share one).
+   */
+  supersedeFailedMeta(): void {
+    if (!this.#freelistDiverged || this.#writer || this.head !== this.durable) return;
+    this.head = { txn: this.#nextTxn++, lsn: this.head.lsn, dbs: this.head.dbs };
+    this.checkpoint();
+    this.publish(this.head);
   }
 
   /**

@@ -76,7 +76,7 @@ export function checkpointIntact(file: FileHandle, path: string, meta: Meta): In
   return { ok: true, pages };
 }
 
-/** Both meta slots as open read them, and which one it takes (Engine.#readMetas). */
+/** Both meta slots as open read them, and which one it takes (readDataFileMetas, dataFileMetas.ts). */
 export interface MetaChoice {
   metas: [Meta | null, Meta | null];
   newest: 0 | 1;

@@ -530,3 +530,30 @@ test("minimal: open() taking over a dead process's LOCK reports a failed removal
   ffs.failAt(1, { kinds: ["remove"] });
   await expectOpenFails(ffs, "IO", "EIO removing the dead process's LOCK");
 });
+
+test("wal: false: a commit rejected because the sync after its meta write failed does not come back after a clean close and reopen", async () => {
+  for (const base of ["crash", "node"] as const) {
+    const dir = base === "node" ? mkdtempSync(join(tmpdir(), "keel-rejected-")) : "/db";
+    const inner: FileSystem = base === "node" ? new NodeFileSystem() : new CrashFileSystem();
+    try {
+      const fs = new FaultFileSystem(inner);
+      const db = await open(dir, { wal: false, fs });
+      await db.put("k", "acknowledged");
+      // A small group is one checkpoint with one sync after its meta write (FORMAT.md "One sync").
+      fs.failAt(1, { kinds: ["sync"], errno: "EIO" });
+      await assert.rejects(db.put("k", "rejected"), (e: unknown) => e instanceof KeelError && e.code === "IO");
+      fs.clearFaults();
+      assert.equal(db.get("k"), "acknowledged", `${base}: the open database serves the old value`);
+      await db.close();
+      const again = await open(dir, { wal: false, fs: inner });
+      assert.equal(again.get("k"), "acknowledged", `${base}: and so does the next open: the rejected commit's meta was overwritten at close`);
+      await again.put("k2", "after");
+      await again.close();
+      const third = await open(dir, { wal: false, fs: inner });
+      assert.deepEqual([third.get("k"), third.get("k2")], ["acknowledged", "after"]);
+      await third.close();
+    } finally {
+      if (base === "node") rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
