@@ -43,7 +43,7 @@ import type { WatchMark } from "./keyspace/Keyspace.js";
 import type { KeyView } from "./keyspace/KeyView.js";
 import { TxStore } from "./keyspace/Store.js";
 import { ProtocolError, RespParser } from "./resp/RespParser.js";
-import { arr, err, NULL_ARRAY, OK, QUEUED, type Reply } from "./resp/Reply.js";
+import { arr, cText, err, NULL_ARRAY, OK, QUEUED, type Reply } from "./resp/Reply.js";
 import { RespError } from "./resp/RespError.js";
 import { ReplyQueue, type Slot } from "./ReplyQueue.js";
 import { endSocket, FIN_WAIT_MS } from "./endSocket.js";
@@ -302,8 +302,8 @@ export class Connection {
       if (this.#multi) this.#multi.failed = true;
       // Redis's wording: the arguments quoted until their text reaches 128 chars.
       let rest = "";
-      for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args[i]!.toString("latin1").slice(0, 128 - rest.length)}' `;
-      this.#push(err(`ERR unknown command '${args[0]!.toString("latin1").slice(0, 128)}', with args beginning with: ${rest}`));
+      for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${cText(args[i]!).slice(0, 128 - rest.length)}' `;
+      this.#push(err(`ERR unknown command '${cText(args[0]!).slice(0, 128)}', with args beginning with: ${rest}`));
       return;
     }
     this.client.lastCommand = name;

@@ -135,7 +135,17 @@ export function configGet(c: ServerConfig, patterns: string[], live: LiveValues)
   const out: Array<readonly [Reply, Reply]> = [];
   const seen = new Set<string>();
   for (const p of patterns) {
-    const pat = Buffer.from(p.toLowerCase());
+    const lower = p.toLowerCase();
+    if (!/[[*?]/.test(p)) {
+      // A plain name: looked up, and echoed as the client typed it (as redis-server does).
+      const param = Object.hasOwn(PARAMS, lower) ? PARAMS[lower] : undefined;
+      if (param && !seen.has(lower)) {
+        seen.add(lower);
+        out.push([bulk(p), bulk(param.get(c, live))]);
+      }
+      continue;
+    }
+    const pat = Buffer.from(lower);
     for (const [name, param] of Object.entries(PARAMS)) {
       if (seen.has(name) || !globMatch(pat, Buffer.from(name))) continue;
       seen.add(name);

@@ -4,7 +4,7 @@
  */
 import type { KeyView } from "../keyspace/KeyView.js";
 import { globMatch } from "../keyspace/globMatch.js";
-import { arr, bulk, int, OK, simple, type Reply } from "../resp/Reply.js";
+import { arr, bulk, cText, int, OK, simple, type Reply } from "../resp/Reply.js";
 import { RespError, SYNTAX } from "../resp/RespError.js";
 import { intArg, upper } from "./args.js";
 import type { Command } from "./Command.js";
@@ -37,7 +37,7 @@ function expireGeneric(name: string, seconds: boolean, relative: boolean) {
       else if (o === "XX") xx = true;
       else if (o === "GT") gt = true;
       else if (o === "LT") lt = true;
-      else throw new RespError(`ERR Unsupported option ${args[i]!.toString("latin1")}`);
+      else throw new RespError(`ERR Unsupported option ${cText(args[i]!)}`);
     }
     if (nx && (xx || gt || lt)) throw new RespError("ERR NX and XX, GT or LT options at the same time are not compatible");
     if (gt && lt) throw new RespError("ERR GT and LT options at the same time are not compatible");
@@ -60,7 +60,8 @@ function ttl(ms: boolean, absolute = false) {
     const at = v.expireAtOf(args[1]!);
     if (at === -2) return int(-2);
     if (at === 0) return int(-1);
-    if (absolute) return int(ms ? at : Math.floor(at / 1000));
+    // Seconds round to the nearest, as TTL's do (Redis 7.0 ttlGenericCommand: (ttl + 500) / 1000).
+    if (absolute) return int(ms ? at : Math.floor((at + 500) / 1000));
     const left = Math.max(0, at - v.now);
     return int(ms ? left : Math.floor((left + 500) / 1000));
   };

@@ -9,7 +9,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isKeelError } from "../../errors.js";
-import { arr, bulk, int, map, NULL, OK, simple, strMap, type Reply } from "../resp/Reply.js";
+import { arr, bulk, cText, int, map, NULL, OK, simple, strMap, type Reply } from "../resp/Reply.js";
 import { RespError, SYNTAX } from "../resp/RespError.js";
 import type { Command } from "./Command.js";
 import type { ClientState, CommandContext } from "./CommandContext.js";
@@ -105,6 +105,8 @@ function select(ctx: CommandContext, args: Buffer[]): Reply {
 export function selectIndex(ctx: CommandContext, arg: Buffer): number {
   const n = toInt64(arg);
   if (n === null) throw new RespError("ERR value is not an integer or out of range");
+  // Redis reads the index as a C int first (getIntFromObjectOrReply), with its own message.
+  if (n < -2147483648n || n > 2147483647n) throw new RespError("ERR value is out of range, value must between -2147483648 and 2147483647");
   if (n < 0n || n >= BigInt(ctx.server.options.config.databases)) throw new RespError("ERR DB index is out of range");
   return Number(n);
 }
@@ -232,7 +234,7 @@ function client(ctx: CommandContext, args: Buffer[]): Reply {
     case "REPLY":
       return OK;
     default:
-      throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CLIENT HELP.`);
+      throw new RespError(`ERR unknown subcommand '${cText(args[1]!)}'. Try CLIENT HELP.`);
   }
 }
 
@@ -243,7 +245,8 @@ function config(ctx: CommandContext, args: Buffer[]): Reply {
     return configGet(ctx.server.options.config, args.slice(2).map((a) => a.toString()), { port: ctx.server.port });
   }
   if (sub === "SET") {
-    if (args.length < 4 || args.length % 2 !== 0) throw new RespError("ERR wrong number of arguments for 'config|set' command");
+    if (args.length < 4) throw new RespError("ERR wrong number of arguments for 'config|set' command");
+    if (args.length % 2 !== 0) throw new RespError(SYNTAX); // a name without its value: Redis's text
     configSet(ctx.server.options.config, args.slice(2).map((a) => a.toString()));
     return OK;
   }
@@ -257,7 +260,7 @@ function config(ctx: CommandContext, args: Buffer[]): Reply {
     if (args.length !== 2) throw new RespError("ERR wrong number of arguments for 'config|help' command");
     return arr(CONFIG_HELP.map((l) => simple(l)));
   }
-  throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try CONFIG HELP.`);
+  throw new RespError(`ERR unknown subcommand '${cText(args[1]!)}'. Try CONFIG HELP.`);
 }
 
 function commandInfo(c: Command): Reply {
@@ -286,7 +289,9 @@ function command(ctx: CommandContext, args: Buffer[]): Reply {
     case "LIST": {
       // FILTERBY PATTERN is served; MODULE and ACLCAT name things KeelDB does not have.
       if (args.length !== 2 && (args.length !== 5 || upper(args[2]) !== "FILTERBY" || upper(args[3]) !== "PATTERN")) throw new RespError(SYNTAX);
-      const names = [...table.keys()].filter((n) => args.length === 2 || globMatch(args[4]!, Buffer.from(n)));
+      // Case-insensitive, as Redis's (stringmatchlen with nocase): the names are lower case.
+      const pattern = args.length === 2 ? null : Buffer.from(args[4]!.map((b) => (b >= 0x41 && b <= 0x5a ? b + 0x20 : b)));
+      const names = [...table.keys()].filter((n) => pattern === null || globMatch(pattern, Buffer.from(n)));
       return arr(names.map((n) => bulk(n)));
     }
     case "INFO": {
@@ -300,7 +305,7 @@ function command(ctx: CommandContext, args: Buffer[]): Reply {
       if (args.length !== 2) throw new RespError("ERR wrong number of arguments for 'command|help' command");
       return arr(COMMAND_HELP.map((l) => simple(l)));
     default:
-      throw new RespError(`ERR unknown subcommand '${args[1]!.toString("latin1")}'. Try COMMAND HELP.`);
+      throw new RespError(`ERR unknown subcommand '${cText(args[1]!)}'. Try COMMAND HELP.`);
   }
 }
 

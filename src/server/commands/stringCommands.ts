@@ -34,7 +34,8 @@ function set(v: KeyView, args: Buffer[]): Reply {
     else if (o === "XX" && !nx) xx = true;
     else if (o === "GET") get = true;
     else if (o === "KEEPTTL" && unit === null) keepTtl = true;
-    else if ((o === "EX" || o === "PX" || o === "EXAT" || o === "PXAT") && unit === null && !keepTtl && i + 1 < args.length) {
+    // The same expiry option again replaces the first (Redis: the last wins); another one clashes.
+    else if ((o === "EX" || o === "PX" || o === "EXAT" || o === "PXAT") && (unit === null || unit === o) && !keepTtl && i + 1 < args.length) {
       unit = o;
       expireArg = args[++i];
     } else throw new RespError(SYNTAX);
@@ -82,17 +83,21 @@ function getex(v: KeyView, args: Buffer[]): Reply {
   const key = a(args, 1);
   let persist = false;
   let unit: ExpireUnit | null = null;
-  if (args.length > 2) {
-    const o = upper(args[2]);
-    if (o === "PERSIST" && args.length === 3) persist = true;
-    else if ((o === "EX" || o === "PX" || o === "EXAT" || o === "PXAT") && args.length === 4) unit = o;
-    else throw new RespError(SYNTAX);
+  let expireArg: Buffer | undefined;
+  // As SET's options: the same one again replaces the first, two different ones clash.
+  for (let i = 2; i < args.length; i++) {
+    const o = upper(args[i]);
+    if (o === "PERSIST" && unit === null) persist = true;
+    else if ((o === "EX" || o === "PX" || o === "EXAT" || o === "PXAT") && (unit === null || unit === o) && !persist && i + 1 < args.length) {
+      unit = o;
+      expireArg = args[++i];
+    } else throw new RespError(SYNTAX);
   }
   // As in Redis: the syntax first, then the key (nil, WRONGTYPE), then the time's validity.
   const val = v.getString(key);
   if (val === undefined) return NULL;
   const copy = Buffer.from(val);
-  const expireAt = persist ? 0 : unit !== null ? expireOption(unit, a(args, 3), "getex", v.now) : null;
+  const expireAt = persist ? 0 : unit !== null && expireArg !== undefined ? expireOption(unit, expireArg, "getex", v.now) : null;
   if (expireAt !== null && (expireAt !== 0 || v.expireAtOf(key) > 0)) v.setExpireAt(key, expireAt);
   return bulk(copy);
 }

@@ -34,6 +34,12 @@ export const EMPTY_ARRAY: Reply = { t: "arr", items: [] };
 export function simple(s: string): Reply {
   return { t: "simple", s };
 }
+/** An argument as redis-server echoes it in an error (C's %s): its bytes up to the first NUL. */
+export function cText(b: Buffer): string {
+  const nul = b.indexOf(0);
+  return b.toString("latin1", 0, nul < 0 ? b.length : nul);
+}
+
 export function err(s: string): Reply {
   return { t: "err", s: s.replace(/[\r\n]/g, " ").replace(/[^\x00-\xff]/g, "?") };
 }
