@@ -199,9 +199,12 @@ class JsonlWriter implements Writer {
   }
 
   entry(e: DbEntry, key: string, value: Buffer): void {
+    const k = Buffer.from(key, "latin1").toString("base64");
+    const human = this.#readable ? readableKey(e, key) : undefined;
+    const pre = human === undefined ? "{" : `{"key":${JSON.stringify(human)},`;
     // A line is one JavaScript string: base64 of a value past about 400 MB cannot be made (and the
     // loader could not read it back). Refused with the way out, before any of the line is written.
-    const lineChars = 4 * Math.ceil(value.length / 3) + 4 * Math.ceil(key.length / 3) + 3 * key.length + 64;
+    const lineChars = pre.length + k.length + 4 * Math.ceil(value.length / 3) + 16;
     if (lineChars > bufferConstants.MAX_STRING_LENGTH) {
       throw invalidArgument(`a value of ${value.length} bytes in sub-database "${e.name}" is too large for a JSON Lines dump; use format "binary"`, {
         argument: "format",
@@ -211,9 +214,6 @@ class JsonlWriter implements Writer {
         max: bufferConstants.MAX_STRING_LENGTH,
       });
     }
-    const k = Buffer.from(key, "latin1").toString("base64");
-    const human = this.#readable ? readableKey(e, key) : undefined;
-    const pre = human === undefined ? "{" : `{"key":${JSON.stringify(human)},`;
     this.#sink.text(`${pre}"k":"${k}","v":"${value.toString("base64")}"}\n`);
   }
 

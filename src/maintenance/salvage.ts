@@ -459,7 +459,8 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
         continue;
       }
       try {
-        w.put(db, key, v);
+        // A stored value was accepted by the open that wrote it, whatever this one's maxValueSize.
+        w.putCommitted(db, key, v);
         written++;
       } catch (e) {
         if (e instanceof KeelError && e.code === "INVALID_ARGUMENT") {

@@ -143,7 +143,7 @@ export class WriteTxn implements TreeWriter {
    * open option, not kept in the file). Refusing it here made acknowledged writes unrecoverable.
    * The key limit comes from the page size, which the file keeps: still checked.
    */
-  putCommitted(db: string, key: string, value: Uint8Array): void {
+  putCommitted(db: string, key: string, value: Uint8Array | string): void {
     this.#check();
     this.#checkSizes(key, undefined);
     this.#swapChecked(this.#ownTree(db), db, key, value);

@@ -35,6 +35,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { constants as bufferConstants } from "node:buffer";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -977,6 +978,27 @@ test("a dump the format cannot hold is refused with INVALID_ARGUMENT before it e
     assert.deepEqual(readdirSync(dir).sort(), ["db"], "no dump and no partial file");
     const r = await dumpToFile(db, join(dir, "d.jsonl"), { format: "jsonl" });
     assert.equal(r.entries, 4200);
+    await db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("JSON Lines with readable keys: the line's length is counted with the key as JSON writes it (a control character is 6 characters), so a line just past the string limit is INVALID_ARGUMENT, not a RangeError", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "keel-dumpline-"));
+  try {
+    const db = await open(join(dir, "db"), { wal: false, maxValueSize: 2 ** 31 - 1 });
+    const sub = db.openDB("s", { keyEncoding: "string", encoding: "binary" });
+    const key = "\x01".repeat(1000); // readable: 6000 characters of JSON for 1000 bytes
+    // base64 of the value: 5000 characters under the limit, so the line passes it only with the key counted.
+    const b64 = Math.floor((bufferConstants.MAX_STRING_LENGTH - 5000) / 4) * 4;
+    await sub.put(key, Buffer.alloc((b64 / 4) * 3, 0x5a));
+    await assert.rejects(dumpToFile(db, join(dir, "d.jsonl"), { format: "jsonl", readable: true }), (e: unknown) => {
+      assert.ok(e instanceof KeelError && e.code === "INVALID_ARGUMENT", String(e));
+      assert.equal(e.details.argument, "format");
+      return true;
+    });
+    assert.deepEqual(readdirSync(dir).sort(), ["db"], "no dump and no partial file");
     await db.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

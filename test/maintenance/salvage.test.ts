@@ -633,3 +633,23 @@ test("salvage: misuse (EXISTS, NOT_FOUND) and an abort leave nothing behind", as
     "no partial directory is left",
   );
 });
+
+test("salvage keeps a stored value larger than its own open's default maxValueSize (accepted by the open that wrote it) rebuilt from its pages", async () => {
+  const base = mkdtempSync(join(tmpdir(), "keel-salv-big-"));
+  try {
+    const dir = join(base, "db");
+    const big = Buffer.alloc(256 * 1024 * 1024 + 16, 7); // over the 256 MiB default salvage opens its output with
+    const db = await open(dir, { maxValueSize: 300 * 1024 * 1024, keyEncoding: "string", encoding: "binary" });
+    await db.put("big", big);
+    await db.put("small", Buffer.from("s"));
+    await db.close(); // checkpointed: salvage rebuilds it from the pages
+    const r = await salvage(dir, join(base, "out"));
+    assert.equal(r.lostValues, 0, r.notes.join("; "));
+    const out = await open(join(base, "out"), { readOnly: true, keyEncoding: "string", encoding: "binary" });
+    assert.ok(Buffer.from(out.get("big") as Uint8Array).equals(big), "the big value came through");
+    assert.equal(Buffer.from(out.get("small") as Uint8Array).toString(), "s");
+    await out.close();
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});

@@ -74,7 +74,7 @@ function hello(ctx: CommandContext, args: Buffer[]): Reply {
       i += 2;
     } else if (o === "SETNAME" && i + 1 < args.length) {
       name = validName(args[++i]!);
-    } else throw new RespError(`ERR Syntax error in HELLO option '${args[i]!.toString("latin1")}'`);
+    } else throw new RespError(`ERR Syntax error in HELLO option '${cText(args[i]!)}'`);
   }
   if (authRequired(ctx.client, ctx.server.options.config.requirepass)) {
     throw new RespError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
@@ -185,7 +185,7 @@ function clientList(ctx: CommandContext, args: Buffer[]): string {
   let text = "";
   if (args.length === 4 && opt === "TYPE") {
     const type = upper(args[3]);
-    if (!["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].includes(type)) throw new RespError(`ERR Unknown client type '${args[3]!.toString("latin1")}'`);
+    if (!["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].includes(type)) throw new RespError(`ERR Unknown client type '${cText(args[3]!)}'`);
     if (type !== "NORMAL") return "";
   } else if (args.length > 3 && opt === "ID") {
     const byId = new Map<bigint, ClientState>();
@@ -247,7 +247,8 @@ function config(ctx: CommandContext, args: Buffer[]): Reply {
   if (sub === "SET") {
     if (args.length < 4) throw new RespError("ERR wrong number of arguments for 'config|set' command");
     if (args.length % 2 !== 0) throw new RespError(SYNTAX); // a name without its value: Redis's text
-    configSet(ctx.server.options.config, args.slice(2).map((a) => a.toString()));
+    // Names as redis-server reads them (C strings: up to a NUL), values as text.
+    configSet(ctx.server.options.config, args.slice(2).map((a, i) => (i % 2 === 0 ? cText(a) : a.toString())));
     return OK;
   }
   if (sub === "RESETSTAT") {

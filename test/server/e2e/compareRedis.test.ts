@@ -394,7 +394,12 @@ test("replies match a real redis-server command by command", { skip: existsSync(
     }
     // Inline commands, as telnet sends them, and a protocol error that closes the connection.
     // An argument with a NUL echoed in an error: redis-server prints it as a C string (cut at the NUL).
-    const nul = ["*4\r\n$6\r\nEXPIRE\r\n$3\r\ninl\r\n$2\r\n10\r\n$3\r\na\0b\r\n", "*2\r\n$3\r\nf\0o\r\n$3\r\nb\0r\r\n"];
+    const nul = [
+      "*4\r\n$6\r\nEXPIRE\r\n$3\r\ninl\r\n$2\r\n10\r\n$3\r\na\0b\r\n",
+      "*2\r\n$3\r\nf\0o\r\n$3\r\nb\0r\r\n",
+      "*3\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$3\r\na\0b\r\n",
+      "*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$3\r\na\0b\r\n$1\r\n1\r\n",
+    ];
     for (const raw of ["PING\r\n", "set inl \"a b\"\r\n", "get inl\r\n", ...nul, "*1\r\n$4\r\nPING\r\n", "*1\r\n*1\r\n"]) {
       a.socket.write(raw);
       b.socket.write(raw);
