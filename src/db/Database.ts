@@ -338,7 +338,7 @@ export class Database extends SubDatabase {
     // Validated now, not at the first next(): INVALID_ARGUMENT for a bad LSN, NOT_FOUND for
     // records already deleted. (readRecords checks eagerly; iterating is what pins segments.)
     d.wal.readRecords(fromLsn, to);
-    return txLogRecords(d.wal, this.engine.head, fromLsn, to, !!opts.raw, () => this.#check());
+    return txLogRecords(d.wal, this.engine.head, d.schemaChanges, fromLsn, to, !!opts.raw, () => this.#check());
   }
 
 

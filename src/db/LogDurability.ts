@@ -41,6 +41,7 @@ import { CONSUMER, CONSUMER_FLOORS_FILE, DAMAGED_FLOORS, readConsumerFloors, wri
 import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
 import type { DurabilityProfile, OpenOptions } from "./options.js";
+import { SchemaChanges } from "./SchemaChanges.js";
 
 export const LOG_DEFAULTS = {
   checkpointLogBytes: 64 * 1024 * 1024,
@@ -99,6 +100,8 @@ export class LogDurability implements Durability {
   readonly wal: WriteAheadLog;
   readonly profile: DurabilityProfile;
   readonly replay: ReplayReport;
+  /** Creates and drops of the log, for openTxLog's encodings (built on first need). */
+  readonly schemaChanges = new SchemaChanges();
   #engine: Engine;
   #db: Database | null = null;
   #o: Required<Pick<OpenOptions, "checkpointLogBytes" | "checkpointDirtyBytes" | "checkpointMs" | "walRetentionBytes" | "walRetentionMs">>;
@@ -153,6 +156,7 @@ export class LogDurability implements Durability {
       throw e instanceof KeelError ? e : new KeelError("IO", "log append failed", {}, { cause: e });
     }
     for (const op of w.ops) this.#logBytesSinceCheckpoint += 24 + op.db.length + (op.key?.length ?? 0) + (op.value?.length ?? 0);
+    this.schemaChanges.note(lsn, "txn", w.ops);
     this.#engine.commitWrite(w, lsn);
   }
 

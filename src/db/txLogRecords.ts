@@ -3,18 +3,20 @@
  * values decoded by the encodings their sub-database had when each record was written.
  *
  * - Two passes over the range, at the first next(): the encodings each sub-database had at
- *   `fromLsn` (from the creates and drops in the range, else its current ones), then the records,
+ *   `fromLsn` (from the creates and drops in the range, else those it had at the range's end:
+ *   SchemaChanges finds a drop after it), then the records,
  *   following creates and drops as they come. Raw bytes for a sub-database that no longer exists,
  *   or with `raw`.
  * - Each record first calls `check` (an iteration running across close() ends with CLOSED).
  * - The mark of a wal: false session ends the iteration with NOT_FOUND (unloggedChanges.ts):
  *   the records after it do not follow from those before it.
  */
-import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
+import type { Snapshot } from "../txn/Snapshot.js";
 import type { WriteAheadLog } from "../wal/index.js";
 import { decodeKey, type Key } from "./KeyCodec.js";
 import { UNLOGGED_KIND, unloggedGap } from "./unloggedChanges.js";
 import { decodeValue } from "./ValueCodec.js";
+import { parseEncodings, type Encodings, type SchemaChanges } from "./SchemaChanges.js";
 
 export interface TxLogRecord {
   lsn: number;
@@ -23,36 +25,34 @@ export interface TxLogRecord {
   ops: Array<{ db: string; type: string; key: Key | Buffer | undefined; value: unknown }>;
 }
 
-type Enc = { keyEncoding: KeyEncodingName; valueEncoding: ValueEncodingName };
-
-function parseEnc(v: Uint8Array | undefined): Enc | undefined {
-  try {
-    const e = JSON.parse(Buffer.from(v ?? []).toString("utf8")) as Enc;
-    return e.keyEncoding && e.valueEncoding ? e : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export function txLogRecords(wal: WriteAheadLog, head: Snapshot, fromLsn: number, to: number, raw: boolean, check: () => void): Iterable<TxLogRecord> {
+export function txLogRecords(wal: WriteAheadLog, head: Snapshot, schema: SchemaChanges, fromLsn: number, to: number, raw: boolean, check: () => void): Iterable<TxLogRecord> {
   return {
     *[Symbol.iterator]() {
       // Pass 1: the encodings each sub-database had at `fromLsn`. A sub-database first dropped
       // in the range had the encodings its drop records; one first created in the range did not
-      // exist before; any other kept its current encodings throughout.
-      const enc = new Map<string, Enc | undefined>();
-      const seen = new Set<string>();
+      // exist before; any other kept through the range the encodings it had at `to`: those of
+      // its next drop after `to`, else its current ones (none known past a wal: false session).
+      const enc = new Map<string, Encodings | undefined>();
       if (!raw) {
+        const seen = new Set<string>();
+        const named = new Set<string>();
         for (const rec of wal.readRecords(fromLsn, to)) {
           for (const op of rec.ops) {
+            named.add(op.db);
             if (seen.has(op.db)) continue;
-            if (op.type === "dropDB") enc.set(op.db, parseEnc(op.value));
+            if (op.type === "dropDB") enc.set(op.db, parseEncodings(op.value));
             else if (op.type === "createDB") enc.set(op.db, undefined);
             else continue;
             seen.add(op.db);
           }
         }
-        for (const [name, e] of head.dbs) if (!seen.has(name)) enc.set(name, { keyEncoding: e.keyEncoding, valueEncoding: e.valueEncoding });
+        for (const name of named) {
+          if (seen.has(name)) continue;
+          const next = schema.firstAfter(wal, to, name);
+          const e = head.dbs.get(name);
+          if (next === undefined) enc.set(name, e && { keyEncoding: e.keyEncoding, valueEncoding: e.valueEncoding });
+          else enc.set(name, next.type === "dropDB" ? next.enc : undefined);
+        }
       }
       // Pass 2: decode, following creates and drops as they come.
       for (const rec of wal.readRecords(fromLsn, to)) {
@@ -60,7 +60,7 @@ export function txLogRecords(wal: WriteAheadLog, head: Snapshot, fromLsn: number
         if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "be read");
         const ops = rec.ops.map((op) => {
           const e = raw ? undefined : enc.get(op.db);
-          if (op.type === "createDB" && !raw) enc.set(op.db, parseEnc(op.value));
+          if (op.type === "createDB" && !raw) enc.set(op.db, parseEncodings(op.value));
           if (op.type === "dropDB") enc.delete(op.db);
           const key = op.key && op.type !== "createDB" ? (e ? decodeKey(Buffer.from(op.key).latin1Slice(0, op.key.length), e.keyEncoding) : Buffer.from(op.key)) : undefined;
           const value = op.value && op.type === "put" ? (e ? decodeValue(Buffer.from(op.value), e.valueEncoding) : Buffer.from(op.value)) : undefined;

@@ -287,6 +287,41 @@ test("openTxLog decodes a record with the encodings its sub-database had when it
   await db.close();
 });
 
+test("openTxLog decodes a record by its own generation's encodings whatever the range: read whole, record by record, or before the drop is durable (relaxed)", async () => {
+  for (const durability of ["strict", "relaxed"] as const) {
+    for (const [first, second] of [
+      [{ keyEncoding: "string", encoding: "json" }, { keyEncoding: "binary", encoding: "binary" }],
+      [{ keyEncoding: "binary", encoding: "binary" }, { keyEncoding: "string", encoding: "json" }],
+    ] as const) {
+      const fs = freshFs();
+      const db0 = await open(DIR, { fs, durability });
+      const g1 = db0.openDB("x", first);
+      const k = (s: string) => (first.keyEncoding === "binary" ? Buffer.from(s) : s);
+      const v = (n: number) => (first.encoding === "binary" ? Buffer.from([0xff, 0xfe, n]) : { n });
+      await g1.put(k("alpha"), v(1));
+      await g1.put(k("beta"), v(2));
+      await db0.close(); // a handle keeps its encodings for the session: generation 2 in the next
+      const db = await open(DIR, { fs, durability });
+      const durable = db.txlogWatermarks().lastDurableLsn;
+      await db.dropDB("x");
+      const g2 = db.openDB("x", second);
+      await g2.put(second.keyEncoding === "binary" ? Buffer.from("k") : "k", second.encoding === "binary" ? Buffer.from([1]) : { m: 1 });
+      // Under relaxed the drop and the new generation are committed, not yet durable: the default
+      // range ends at `durable`, before them, and must still decode generation 1 as generation 1.
+      const tail = [...db.openTxLog(2)];
+      if (durability === "relaxed") assert.equal(tail[tail.length - 1]!.lsn, durable);
+      await db.sync();
+      const whole = [...db.openTxLog(2)];
+      const one = whole.map((r) => [...db.openTxLog(r.lsn, r.lsn)][0]);
+      assert.deepEqual(one, whole, `${durability} ${first.encoding}->${second.encoding}: each record alone decodes as in the whole range`);
+      assert.deepEqual(tail, whole.slice(0, tail.length), `${durability}: the range ending before the drop decodes the same`);
+      const beta = whole.find((r) => r.ops[0]!.type === "put" && r.lsn === durable)!.ops[0]!;
+      assert.deepEqual([beta.key, beta.value], [k("beta"), v(2)], "generation 1's record, as it was written");
+      await db.close();
+    }
+  }
+});
+
 // ---- commit events ------------------------------------------------------------------------------
 
 test("on(): a listener that is not a function, or another event name, is INVALID_ARGUMENT", async () => {
