@@ -8,7 +8,8 @@
  * between setTxLogFloor and the next write leaves the older floor on disk: the log kept from it
  * is a superset of what the newer one needed, never less. A file that cannot be read or parsed
  * keeps all the log (floor 0), as a damaged snapshot.json does, and open warns; the next write
- * of the floors replaces it.
+ * of the floors replaces it. A temp file left by a process killed while writing it is removed
+ * by the next writable open with the log (it holds the LOCK: no other process is writing one).
  */
 import { join } from "node:path";
 import type { FileSystem } from "../io/FileSystem.js";
@@ -37,6 +38,11 @@ export function readConsumerFloors(fs: FileSystem, dir: string): Map<string, num
   } catch {
     return "damaged";
   }
+}
+
+/** Remove the temp files of floors writes that a killed process left (writeFileAtomic's names). */
+export function removeFloorsTemps(fs: FileSystem, dir: string): void {
+  for (const name of fs.list(dir)) if (name.startsWith(`${CONSUMER_FLOORS_FILE}.tmp-`)) fs.remove(join(dir, name));
 }
 
 /** Write the consumer floors (by name, without the prefix); throws a KeelError IO/FULL. */

@@ -157,7 +157,11 @@ export class Database extends SubDatabase {
   emitCommits(txns: WriteTxn[]): void {
     if (!this.hasCommitListeners) return;
     const time = Date.now();
-    for (const w of txns) this.emitCommit({ lsn: w.lsn, txnId: w.txn, time, ops: w.opCount, bytes: w.opBytes });
+    for (const w of txns) {
+      // A transaction that changed nothing wrote no record: no event (its lsn 0 would read as "no log").
+      if (w.opCount === 0 && w.lsn === 0) continue;
+      this.emitCommit({ lsn: w.lsn, txnId: w.txn, time, ops: w.opCount, bytes: w.opBytes });
+    }
   }
 
   // ---- sub-databases ----

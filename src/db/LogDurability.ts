@@ -37,7 +37,7 @@ import type { CheckpointPacer, RunningCheckpoint } from "../txn/Engine.js";
 import { TimeSlicer } from "../maintenance/TimeSlicer.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import { READER_FLOOR, ReadOnlyLog, WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
-import { CONSUMER, CONSUMER_FLOORS_FILE, DAMAGED_FLOORS, readConsumerFloors, writeConsumerFloors } from "./ConsumerFloors.js";
+import { CONSUMER, CONSUMER_FLOORS_FILE, DAMAGED_FLOORS, readConsumerFloors, removeFloorsTemps, writeConsumerFloors } from "./ConsumerFloors.js";
 import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
 import type { DurabilityProfile, OpenOptions } from "./options.js";
@@ -375,6 +375,7 @@ export class LogDurability implements Durability {
    */
   loadConsumerFloors(fs: FileSystem, dir: string): void {
     this.#floorsAt = { fs, dir };
+    removeFloorsTemps(fs, dir);
     const kept = readConsumerFloors(fs, dir);
     if (kept === "damaged") {
       this.#floors.set(DAMAGED_FLOORS, 0);

@@ -613,3 +613,37 @@ test("commit listeners: transactionSync inside one is TXN (its own event would r
     await db.close();
   }
 });
+
+test("a floors temp file left by a process killed while writing txlog-floors.json is removed by the next open", async () => {
+  const fs = freshFs();
+  const db0 = await open(DIR, { fs });
+  db0.setTxLogFloor("replica", 1);
+  await db0.close();
+  // What writeFileAtomic leaves when its process dies between the temp write and the rename.
+  const h = fs.open(`${DIR}/txlog-floors.json.tmp-99999`, "create");
+  h.write(Buffer.from("{}"), 0, 2, 0);
+  h.close();
+  const db = await open(DIR, { fs });
+  assert.deepEqual(fs.list(DIR).filter((n) => n.includes(".tmp-")), [], "no temp file left");
+  assert.equal(db.txlogWatermarks().floors["consumer:replica"], 1, "the floors themselves are read as before");
+  await db.close();
+});
+
+test("commit events: a transaction that changed nothing (a remove of a missing key, a callback that only read) emits none, with or without the log", async () => {
+  for (const wal of [true, false]) {
+    const db = await open(DIR, { fs: freshFs(), wal });
+    const seen: CommitReport[] = [];
+    db.on("commit", (r) => void seen.push(r));
+    await db.put("a", 1);
+    await db.remove("missing");
+    await db.transaction((tx) => void tx.get("a"));
+    await db.transaction(() => {});
+    await db.put("b", 2);
+    assert.deepEqual(seen.map((r) => r.ops), [1, 1], `wal ${wal}: the two puts only`);
+    if (wal) {
+      const lsns = seen.map((r) => r.lsn);
+      assert.equal(lsns[1], lsns[0]! + 1, "contiguous LSNs, no 0 between them");
+    }
+    await db.close();
+  }
+});
