@@ -18,7 +18,8 @@
  * - The source is never written, except what log recovery may do to a torn log tail (truncate it
  *   and sync the newest segment), exactly as a read-only open does.
  * - An AbortSignal cancels the copy between batches; the partial destination is removed and `dest`
- *   does not exist afterwards (ABORTED). Any other failure removes it too.
+ *   is not created (ABORTED). Any other failure removes its partial output too. A `dest` that
+ *   exists after a failure is never this call's: another compaction to it published first.
  */
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
@@ -80,15 +81,9 @@ export async function compactTo(srcDir: string, destDir: string, opts: CompactTo
     try {
       res = await copySnapshot(engine, snap, fs, destDir, { signal: opts.signal, onProgress: opts.onProgress, batch: opts.batch, flags: meta.flags });
     } catch (e) {
-      // copySnapshot renames before it fsyncs the parent: if that fsync failed, the destination
-      // exists but is not known to be durable. A failed compaction leaves nothing behind.
-      if (!(e instanceof KeelError && e.code === "EXISTS")) {
-        try {
-          if (fs.stat(destDir)) fs.removeDir(destDir);
-        } catch {
-          // report the compaction error
-        }
-      }
+      // Nothing to remove: copySnapshot's PartialOutput discards its partial directory, and removes
+      // the destination itself if the sync after its rename failed. A destination that exists now
+      // is someone else's (another compaction that published first): never touched here.
       // An errno error is coded here; anything else copySnapshot lets through is a KeelError or
       // what the caller's onProgress threw (progressCallback.ts), passed on as it is.
       const errno = (e as NodeJS.ErrnoException | null)?.code;

@@ -14,7 +14,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { dumpToFile, KeelError, loadFromFile, open, restore, type Database } from "../../src/index.js";
+import { compactTo, dumpToFile, KeelError, loadFromFile, open, restore, verify, type Database } from "../../src/index.js";
 import { checkSnapshot } from "../../src/maintenance/Snapshots.js";
 import { tempDir } from "../db/dbUtil.js";
 
@@ -118,4 +118,22 @@ test("two restores to one target at once: one is published complete, the other i
   assert.equal(r.getCount(), 3002);
   assert.equal(r.get("after"), 1);
   await r.close();
+});
+
+test("two compactTo to one dest: the second, aborted after the first published, leaves the first's copy alone", async (t) => {
+  const dir = tempDir(t);
+  const db = await filled(dir, 20_000);
+  await db.close();
+  const dest = join(dir, "compacted");
+  const ac = new AbortController();
+  const first = compactTo(join(dir, "db"), dest);
+  await new Promise((r) => setImmediate(r));
+  const second = compactTo(join(dir, "db"), dest, { signal: ac.signal });
+  const r = await first;
+  assert.equal(r.entries, 20_001);
+  ac.abort("cancelled");
+  await assert.rejects(second, (e: unknown) => e instanceof KeelError && (e.code === "ABORTED" || e.code === "EXISTS"));
+  assert.ok(readdirSync(dir).includes("compacted"), "the first compaction's copy is still there");
+  assert.equal((await verify(dest)).ok, true);
+  noPartials(dir);
 });
