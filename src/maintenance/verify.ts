@@ -94,10 +94,13 @@ export async function verify(dir: string, opts: VerifyOptions = {}): Promise<Ver
  * (a registered reader, I2), the log kept from gc, and the log read only up to `bound`.
  */
 export async function verifyEngine(engine: Engine, opts: VerifyEngineOptions = {}, bound?: WalScanBound): Promise<VerifyReport> {
-  if (engine.closed) throw new KeelError("CLOSED", "the database is closed", { path: engine.path });
+  const stillOpen = () => {
+    if (engine.closed) throw new KeelError("CLOSED", "the database was closed during verify", { path: engine.path });
+  };
+  stillOpen();
   const progress = new Progress(opts.onProgress, opts.signal);
   const work = verifyWork(engine.fs, engine.dir, engine.pager.file, engine.path, progress, opts.wal ?? true, opts.snapshots ?? true, bound);
-  return runAsync(work, opts.signal);
+  return runAsync(work, opts.signal, stillOpen);
 }
 
 function* verifyWork(

@@ -179,7 +179,12 @@ function abortedError(signal: AbortSignal | undefined): KeelError {
   return new KeelError("ABORTED", "the operation was aborted", { reason: String(signal?.reason ?? "") });
 }
 
-export async function runAsync<T>(w: Work<T>, signal: AbortSignal | undefined): Promise<T> {
+/**
+ * `stillOpen` runs after every turn given away, and throws (CLOSED) when what the work reads was
+ * closed meanwhile: reading on through a closed descriptor (or one reused for another file)
+ * reported damage that was not there.
+ */
+export async function runAsync<T>(w: Work<T>, signal: AbortSignal | undefined, stillOpen?: () => void): Promise<T> {
   try {
     if (signal?.aborted) throw new Aborted();
     for (;;) {
@@ -189,6 +194,12 @@ export async function runAsync<T>(w: Work<T>, signal: AbortSignal | undefined): 
       if (signal?.aborted) {
         w.return(undefined as T);
         throw new Aborted();
+      }
+      try {
+        stillOpen?.();
+      } catch (e) {
+        w.return(undefined as T);
+        throw e;
       }
     }
   } catch (e) {

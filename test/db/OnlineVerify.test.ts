@@ -162,3 +162,27 @@ test("a checkpoint finished after the verify pinned its log bound (a snapshot's,
   assert.deepEqual(report.problems, [], "a healthy database");
   await db.close();
 });
+
+test("db.verify() running when close() comes ends with CLOSED, never a report of damage that is not there", async () => {
+  for (const wal of [true, false]) {
+    const dir = mkdtempSync(join(tmpdir(), "keel-verify-close-"));
+    try {
+      const db = await open(join(dir, "db"), { wal });
+      const big = "x".repeat(300);
+      for (let b = 0; b < 20; b++) await db.transaction((tx) => { for (let i = 0; i < 2000; i++) tx.put(`k${b}-${i}`, big); });
+      await db.checkpoint();
+      const v = db.verify();
+      await new Promise((r) => setTimeout(r, 5));
+      const closing = db.close();
+      // Open files meanwhile: the closed descriptor's number goes to one of them.
+      const others = Array.from({ length: 8 }, (_, i) => openSync(join(dir, `other-${i}`), "w"));
+      const [rv, rc] = await Promise.allSettled([v, closing]);
+      for (const fd of others) closeSync(fd);
+      assert.equal(rc.status, "fulfilled");
+      if (rv.status === "fulfilled") assert.equal(rv.value.ok, true, `wal ${wal}: a verify that finished first found nothing: ${JSON.stringify(rv.value.problems.slice(0, 2))}`);
+      else assert.ok(rv.reason instanceof KeelError && rv.reason.code === "CLOSED", `wal ${wal}: ${String(rv.reason)}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
