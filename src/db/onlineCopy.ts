@@ -106,12 +106,16 @@ export async function backupPagesOnline(db: Database, dest: string, opts: PageBa
     .task((): Pin => {
       if (d instanceof LogDurability) {
         if (!db.readOnly && engine.dirtyBytes > maxReplay && engine.head.lsn > engine.durable.lsn) {
-          const run = d.beginCheckpoint();
+          // The slot first: READERS_FULL after beginCheckpoint left a frozen checkpoint that no one
+          // ran, and while one is frozen no policy checkpoint starts.
+          const head = engine.head;
+          engine.readers.acquire(head.txn);
+          const run = d.beginCheckpoint(); // freezes `head` (nothing commits inside a task)
           if (run) {
-            engine.readers.acquire(run.head.txn);
-            pinned = run.head;
+            pinned = head;
             return { run };
           }
+          engine.readers.release(head.txn);
         }
         const s = engine.durable;
         const head = engine.head;

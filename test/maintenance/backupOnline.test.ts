@@ -594,3 +594,27 @@ test("onProgress: not a function is INVALID_ARGUMENT; one that throws rejects th
   );
   assert.deepEqual(readdirSync(root).filter((n) => n !== "db"), [], "nothing left beside the source");
 });
+
+test("a page backup refused READERS_FULL after deciding to checkpoint first leaves no frozen checkpoint behind: policy checkpoints go on", async () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-bk-readers-"));
+  try {
+    const db = await open(join(root, "db"), { maxReaders: 1, checkpointMs: 100 });
+    for (let i = 0; i < 200; i++) await db.put(`k${i}`, i);
+    await db.checkpoint();
+    for (let i = 0; i < 200; i++) await db.put(`k${i}`, i + 1); // a log tail over maxReplayBytes 0
+    const it = db.getRange()[Symbol.iterator]();
+    it.next(); // holds the only reader slot
+    await assert.rejects(db.backup(join(root, "b"), { compact: false, maxReplayBytes: 0 }), (e: unknown) => (e as { code?: string }).code === "READERS_FULL");
+    assert.equal(db.engine.checkpointRunning, false, "no checkpoint frozen and left to no one");
+    it.return?.();
+    await db.put("after", 1);
+    const lsn = db.txlogWatermarks().lastCommittedLsn;
+    const until = Date.now() + 5000;
+    while (db.txlogWatermarks().lastAppliedLsn < lsn && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(db.txlogWatermarks().lastAppliedLsn, lsn, "a checkpointMs checkpoint ran");
+    assert.equal(existsSync(join(root, "b")), false);
+    await db.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
