@@ -166,3 +166,19 @@ test("db.checkpoint() that close() finishes in one call meanwhile resolves (its 
     await again.close();
   }
 });
+
+test("db.checkpoint() called before close(), while a policy checkpoint runs, resolves: close checkpointed everything meanwhile", async (t) => {
+  const dir = tempDir(t);
+  for (let round = 0; round < 5; round++) {
+    const db = await open(dir, { checkpointLogBytes: 4096 });
+    const big = "x".repeat(2000);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => db.put(`k${round}-${i}`, big))); // queues a policy checkpoint
+    const ck = db.checkpoint(); // waits for that policy checkpoint (step 1), then meets a closed database
+    const closing = db.close();
+    await ck;
+    await closing;
+  }
+  const reopened = await open(dir);
+  assert.equal(reopened.txlogWatermarks().lag.applied, 0, "nothing left to replay");
+  await reopened.close();
+});
