@@ -30,8 +30,9 @@ export class Context {
   }
 
   /**
-   * Aborted by the first Ctrl-C (SIGINT) or SIGTERM, so that long work stops and removes its
-   * partial output; a second one exits at once.
+   * Aborted by the first Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal or ssh session), so
+   * that long work stops and removes its partial output; a second one exits at once. A command
+   * reads it before its first slow step (an open replays the log): until then a signal kills.
    */
   get signal(): AbortSignal {
     if (!this.#onSignal) {
@@ -39,10 +40,11 @@ export class Context {
         this.#signals++;
         if (this.#signals > 1) process.exit(ExitCode.INTERRUPTED);
         this.out.note("keel: interrupted; stopping (press Ctrl-C again to quit at once)");
-        this.#abort.abort("interrupted (SIGINT or SIGTERM)");
+        this.#abort.abort("interrupted (SIGINT, SIGTERM or SIGHUP)");
       };
       process.on("SIGINT", this.#onSignal);
       process.on("SIGTERM", this.#onSignal);
+      process.on("SIGHUP", this.#onSignal);
     }
     return this.#abort.signal;
   }
@@ -59,6 +61,7 @@ export class Context {
     if (this.#onSignal) {
       process.off("SIGINT", this.#onSignal);
       process.off("SIGTERM", this.#onSignal);
+      process.off("SIGHUP", this.#onSignal);
       this.#onSignal = null;
     }
   }

@@ -65,4 +65,5 @@ export const EXIT_CODES_HELP = `Exit codes:
   5    corrupt (damage found), or a format version this keel cannot read
   6    I/O error or disk full (stdout too)
   10   internal error (a bug: please report it)
-  130  interrupted (Ctrl-C); partial output removed`;
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP); partial output removed
+       (a second signal exits at once, as kill -9 would)`;

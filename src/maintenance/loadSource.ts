@@ -20,6 +20,8 @@ export class LoadSource {
   #cur: Buffer = EMPTY;
   #pos = 0;
   #eof = false;
+  /** A read of the input has not answered yet. */
+  #pending = false;
   /** Bytes consumed, and their CRC-32. */
   offset = 0;
   crc = 0;
@@ -33,24 +35,63 @@ export class LoadSource {
     this.#signal = signal;
   }
 
-  /** Stop reading: the stream's iterator is returned (a node Readable is destroyed). */
+  /**
+   * Stop reading: the stream's iterator is returned (a node Readable is destroyed). Not awaited
+   * while a read the abort cut short is still pending: an async iterator's return() waits behind
+   * its pending next(), which a silent producer may never answer.
+   */
   async close(): Promise<void> {
     try {
-      await this.#it.return?.();
+      const done = this.#it.return?.();
+      if (this.#pending) void Promise.resolve(done).catch(() => {});
+      else await done;
     } catch {
       // the load's own error is the one to report
     }
   }
 
   checkAborted(): void {
-    if (this.#signal?.aborted) throw new KeelError("ABORTED", "the load was aborted", { reason: String(this.#signal.reason ?? "") });
+    if (this.#signal?.aborted) throw this.#abortedError();
+  }
+
+  #abortedError(): KeelError {
+    return new KeelError("ABORTED", "the load was aborted", { reason: String(this.#signal?.reason ?? "") });
+  }
+
+  /**
+   * The input's next chunk, or ABORTED as soon as the signal fires: a producer that sends nothing
+   * for a while (`slow | keel load`) must not keep an interrupted load waiting for its next byte.
+   */
+  #read(): Promise<IteratorResult<unknown>> {
+    const signal = this.#signal;
+    const next = this.#it.next();
+    if (!signal) return next;
+    this.#pending = true;
+    void next.then(
+      () => (this.#pending = false),
+      () => (this.#pending = false),
+    );
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(this.#abortedError());
+      signal.addEventListener("abort", onAbort, { once: true });
+      next.then(
+        (r) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(r);
+        },
+        (e: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      );
+    });
   }
 
   /** The next non-empty chunk, or null at the end of the input. */
   async #next(): Promise<Buffer | null> {
     while (!this.#eof) {
       this.checkAborted();
-      const r = await this.#it.next();
+      const r = await this.#read();
       this.checkAborted();
       if (r.done) {
         this.#eof = true;

@@ -161,29 +161,31 @@ test("load into an existing directory without a database: a failed load or open 
   assert.equal(readFileSync(join(dir, "notes.txt"), "utf8"), "the user's");
 });
 
-test("load interrupted (Ctrl-C) into an existing empty directory: exit 130, the database it created is removed", async (t) => {
-  const root = tempDir(t);
-  const lines = readFileSync(await bigDump(root), "utf8").split("\n");
-  const dir = join(root, "target");
-  mkdirSync(dir);
-  const child = spawn(process.execPath, [KEEL, "load", dir], { stdio: ["pipe", "pipe", "pipe"] });
-  t.after(() => child.kill("SIGKILL")); // a no-op once it has exited
-  let stderr = "";
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on("close", r));
-  // Most of the dump, without its end: the load commits batches, then waits for more input.
-  child.stdin.on("error", () => {}); // EPIPE if it exits with input still in the pipe: expected
-  child.stdin.write(lines.slice(0, 25000).join("\n") + "\n");
-  const staged = join(dir, `.load-partial-${child.pid}`, "data.keel");
-  for (let i = 0; i < 400 && !existsSync(staged); i++) await delay(50);
-  assert.ok(existsSync(staged), "the load created its database, in its staging directory");
-  await delay(500);
-  child.kill("SIGINT");
-  await delay(200);
-  child.stdin.end(); // the read the load waits on returns, and it sees the interrupt
-  assert.equal(await exited, 130, stderr);
-  assert.deepEqual(readdirSync(dir), []);
-});
+for (const sig of ["SIGINT", "SIGHUP"] as const) {
+  test(`load interrupted (${sig}) into an existing empty directory while its input is silent: exit 130 at once, the database it created is removed`, async (t) => {
+    const root = tempDir(t);
+    const lines = readFileSync(await bigDump(root), "utf8").split("\n");
+    const dir = join(root, "target");
+    mkdirSync(dir);
+    const child = spawn(process.execPath, [KEEL, "load", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    t.after(() => child.kill("SIGKILL")); // a no-op once it has exited
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((r) => child.on("close", r));
+    // Most of the dump, without its end: the load commits batches, then waits for more input.
+    child.stdin.on("error", () => {}); // EPIPE if it exits with input still in the pipe: expected
+    child.stdin.write(lines.slice(0, 25000).join("\n") + "\n");
+    const staged = join(dir, `.load-partial-${child.pid}`, "data.keel");
+    for (let i = 0; i < 400 && !existsSync(staged); i++) await delay(50);
+    assert.ok(existsSync(staged), "the load created its database, in its staging directory");
+    await delay(500);
+    // The input stays open and sends nothing (a slow producer): the load must not wait for it.
+    child.kill(sig);
+    const status = await Promise.race([exited, delay(20_000).then(() => "still running 20 s after the signal")]);
+    assert.equal(status, 130, stderr);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+}
 
 test("load killed (SIGKILL) halfway: no database under the final name, and the rerun loads it whole", async (t) => {
   const root = tempDir(t);

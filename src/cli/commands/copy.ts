@@ -19,10 +19,11 @@ export function registerCopy(program: Command): void {
     .option("--compact", "rewrite the copy without free pages (entries re-inserted in key order)")
     .action(
       action(async (ctx, dir: string, dest: string, opts: { compact?: boolean }) => {
+        const signal = ctx.signal; // before the open, which may take seconds (it replays the log)
         const progress = ctx.progress("copy");
         const result: CopyResult = await withDatabase(dir, { readOnly: true }, (db) => {
           // Passed as a variable: `compact` is an option of backup() newer than some builds' types.
-          const backupOptions = { compact: !!opts.compact, signal: ctx.signal, onProgress: progress.update };
+          const backupOptions = { compact: !!opts.compact, signal, onProgress: progress.update };
           return db.backup(dest, backupOptions);
         });
         progress.stop();

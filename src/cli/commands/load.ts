@@ -74,8 +74,8 @@ class Rewindable {
 }
 
 /** The encodings of the dump's default database, read from its header (undefined when it has none). */
-async function defaultEncodings(input: AsyncIterable<unknown>, format: "jsonl" | "binary" | undefined): Promise<{ keyEncoding: KeyEncodingName; encoding: ValueEncodingName } | undefined> {
-  const src = new LoadSource(input, undefined);
+async function defaultEncodings(input: AsyncIterable<unknown>, format: "jsonl" | "binary" | undefined, signal: AbortSignal): Promise<{ keyEncoding: KeyEncodingName; encoding: ValueEncodingName } | undefined> {
+  const src = new LoadSource(input, signal);
   const first = await src.peek(BINARY_MAGIC.length);
   const f = format ?? (first.equals(BINARY_MAGIC) ? "binary" : "jsonl");
   // Limits only bound entry lines, which the header read does not reach.
@@ -119,7 +119,7 @@ export function registerLoad(program: Command): void {
           db = await openDatabase(dir, { readOnly: false });
         } else {
           const rw = new Rewindable(raw);
-          const enc = await defaultEncodings(rw.recording(), opts.format);
+          const enc = await defaultEncodings(rw.recording(), opts.format, ctx.signal);
           input = rw.replay();
           const create = async () => {
             new NodeFileSystem().mkdir(dir);

@@ -66,6 +66,8 @@ async function serve(opts: ServeCliOptions): Promise<number> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // A closed terminal or ssh session: a clean shutdown, as SIGTERM (the default action kills at once).
+  process.on("SIGHUP", onSignal);
   try {
     try {
       server = await startServer(config, { logger, exitCodeFor, signal: starting.signal });
@@ -84,6 +86,7 @@ async function serve(opts: ServeCliOptions): Promise<number> {
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+    process.off("SIGHUP", onSignal);
   }
 }
 

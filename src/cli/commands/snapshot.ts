@@ -24,7 +24,8 @@ export function registerSnapshot(program: Command): void {
     .action(
       action(async (ctx, dir: string) => {
         requireLog(dir, "snapshot");
-        const info = await withDatabase(dir, { readOnly: false }, (db) => db.createSnapshot({ signal: ctx.signal }));
+        const signal = ctx.signal; // before the open, which may take seconds (it replays the log)
+        const info = await withDatabase(dir, { readOnly: false }, (db) => db.createSnapshot({ signal }));
         await ctx.out.result(info, () => `snapshot ${info.name} at lsn ${info.lsn} (txn ${info.txn}): ${info.entries} entries, ${formatBytes(info.bytes)}, in ${info.path}`);
       }),
     );

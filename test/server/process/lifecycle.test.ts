@@ -57,7 +57,7 @@ async function checkKeys(port: number, expected: Map<string, string>): Promise<v
   }
 }
 
-test("SIGTERM under load: exit 0, LOCK released, every acknowledged write there; /health answered while serving", async (t) => {
+test("SIGTERM under load: exit 0, LOCK released, every acknowledged write there; /health answered while serving; SIGHUP shuts down as cleanly", async (t) => {
   const root = tmp(t);
   const dir = join(root, "data");
   const httpPort = await freePort();
@@ -90,8 +90,12 @@ test("SIGTERM under load: exit 0, LOCK released, every acknowledged write there;
   await lockReleased(dir);
   const again = guard(t, await startServe(["--dir", dir, "--http-port", "0"]));
   await checkKeys(again.port, acked);
-  again.child.kill("SIGTERM");
-  assert.equal((await exited(again)).code, 0);
+  // SIGHUP (a closed terminal) shuts down as cleanly: exit 0, the LOCK released.
+  again.child.kill("SIGHUP");
+  const hup = await exited(again);
+  assert.equal(hup.code, 0, again.stderr());
+  assert.ok(again.lines.some((l) => l.event === "shutdown-complete" && l.code === 0));
+  await lockReleased(dir);
 });
 
 test("SHUTDOWN SAVE takes a snapshot, SHUTDOWN NOSAVE does not; both exit 0 and keep the data", async (t) => {
