@@ -10,6 +10,8 @@
  *   that session changed is not in the log, so nothing after it is known.
  * - Only what openTxLog asks grows the scan: a range above `#from` reads nothing; a range below it
  *   reads the log from that range up to `#from` once (batches read in order cost the log once).
+ * - Memory follows the log that is kept: changes below its oldest record are dropped (no range can
+ *   start there any more).
  */
 import type { WriteAheadLog } from "../wal/index.js";
 import type { KeyEncodingName, ValueEncodingName } from "../txn/Snapshot.js";
@@ -66,6 +68,10 @@ export class SchemaChanges {
    */
   firstAfter(wal: WriteAheadLog, lsn: number, db: string): SchemaChange | undefined {
     this.#cover(wal, lsn + 1);
+    const oldest = wal.segments()[0]?.firstLsn ?? 0;
+    let gone = 0;
+    while (gone < this.#list.length && this.#list[gone]!.lsn < oldest) gone++;
+    if (gone > 0) this.#list.splice(0, gone);
     const list = this.#list;
     let lo = 0;
     let hi = list.length;
