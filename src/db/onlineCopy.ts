@@ -110,12 +110,11 @@ export async function backupPagesOnline(db: Database, dest: string, opts: PageBa
           // ran, and while one is frozen no policy checkpoint starts.
           const head = engine.head;
           engine.readers.acquire(head.txn);
+          pinned = head; // a throwing beginCheckpoint (its log sync) releases it in the catch below
           const run = d.beginCheckpoint(); // freezes `head` (nothing commits inside a task)
-          if (run) {
-            pinned = head;
-            return { run };
-          }
+          if (run) return { run };
           engine.readers.release(head.txn);
+          pinned = null;
         }
         const s = engine.durable;
         const head = engine.head;

@@ -618,3 +618,15 @@ test("a page backup refused READERS_FULL after deciding to checkpoint first leav
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("a page backup whose checkpoint-first fails at the log sync releases its reader slot", async () => {
+  const { FaultFileSystem } = await import("../../src/io/FaultFileSystem.js");
+  const fs = new FaultFileSystem(new CrashFileSystem());
+  const db = await open("/db", { fs, durability: "relaxed" });
+  for (let i = 0; i < 50; i++) await db.put(`k${i}`, i); // unsynced under relaxed: beginCheckpoint syncs the log
+  fs.failAt(1, { kinds: ["sync"], errno: "EIO" });
+  await assert.rejects(db.backup("/bk", { compact: false, maxReplayBytes: 0 }), (e: unknown) => (e as { code?: string }).code === "IO");
+  fs.clearFaults();
+  assert.equal(db.getStats().readers, 0, "no reader slot left held");
+  await db.close().catch(() => {}); // the log failed: close may report it
+});
