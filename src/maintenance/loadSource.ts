@@ -67,20 +67,20 @@ export class LoadSource {
     const next = this.#it.next();
     if (!signal) return next;
     this.#pending = true;
-    void next.then(
-      () => (this.#pending = false),
-      () => (this.#pending = false),
-    );
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(this.#abortedError());
       signal.addEventListener("abort", onAbort, { once: true });
+      const settled = () => {
+        this.#pending = false;
+        signal.removeEventListener("abort", onAbort);
+      };
       next.then(
         (r) => {
-          signal.removeEventListener("abort", onAbort);
+          settled();
           resolve(r);
         },
         (e: unknown) => {
-          signal.removeEventListener("abort", onAbort);
+          settled();
           reject(e);
         },
       );
