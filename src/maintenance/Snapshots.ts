@@ -42,7 +42,7 @@ export interface SnapshotInfo {
   pageSize: number;
 }
 
-interface SnapshotMeta {
+export interface SnapshotMeta {
   format: number;
   lsn: number;
   txn: number;
@@ -100,6 +100,29 @@ export function writeFileAtomic(fs: FileSystem, path: string, data: Uint8Array):
   }
 }
 
+const META_NUMBERS = ["lsn", "txn", "createdAt", "entries", "bytes", "dataCrc32", "pageSize"] as const;
+
+/**
+ * The fields of a snapshot.json, or why it is not one (a phrase to follow the file's name). Every
+ * field is checked, not only those the caller reads: the file is damaged data like any page.
+ */
+export function parseSnapshotMeta(text: string): SnapshotMeta | string {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return "is not valid JSON";
+  }
+  if (m === null || typeof m !== "object" || Array.isArray(m)) return "does not hold a JSON object";
+  const r = m as Record<string, unknown>;
+  if (r.format !== SNAPSHOT_FORMAT) return `is not a KeelDB snapshot description of format ${SNAPSHOT_FORMAT}`;
+  for (const f of META_NUMBERS) {
+    const v = r[f];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) return `has no valid "${f}" (a non-negative integer)`;
+  }
+  return r as unknown as SnapshotMeta;
+}
+
 /** Read and check one snapshot directory; undefined if it is not a finished snapshot. */
 export function readSnapshotInfo(fs: FileSystem, path: string, name: "current" | "previous"): SnapshotInfo | undefined {
   const metaPath = join(path, SNAPSHOT_META);
@@ -110,15 +133,8 @@ export function readSnapshotInfo(fs: FileSystem, path: string, name: "current" |
   } catch (e) {
     throw ioError(e, "read", metaPath);
   }
-  let m: SnapshotMeta;
-  try {
-    m = JSON.parse(text) as SnapshotMeta;
-  } catch {
-    throw corrupt(`${metaPath} is not valid JSON`, { file: metaPath, reason: "snapshot-meta" });
-  }
-  if (m.format !== SNAPSHOT_FORMAT || !Number.isSafeInteger(m.lsn) || !Number.isSafeInteger(m.dataCrc32)) {
-    throw corrupt(`${metaPath} is not a KeelDB snapshot description of format ${SNAPSHOT_FORMAT}`, { file: metaPath, reason: "snapshot-meta" });
-  }
+  const m = parseSnapshotMeta(text);
+  if (typeof m === "string") throw corrupt(`${metaPath} ${m}`, { file: metaPath, reason: "snapshot-meta" });
   return { name, path, lsn: m.lsn, txn: m.txn, createdAt: m.createdAt, entries: m.entries, bytes: m.bytes, dataCrc32: m.dataCrc32, pageSize: m.pageSize };
 }
 

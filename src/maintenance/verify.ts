@@ -25,7 +25,7 @@ import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { DATA_FILE, type Engine } from "../txn/Engine.js";
-import { SNAPSHOTS_DIR, SNAPSHOT_FORMAT, SNAPSHOT_META, fileCrc32 } from "./Snapshots.js";
+import { SNAPSHOTS_DIR, SNAPSHOT_META, fileCrc32, parseSnapshotMeta } from "./Snapshots.js";
 import { verifyDataFile, type DataFileOutcome } from "./verifyDataFile.js";
 import {
   Aborted,
@@ -206,16 +206,16 @@ function* checkSnapshots(fs: FileSystem, dir: string, out: ProblemList): Work<vo
       out.add({ severity: "error", kind: "snapshot-incomplete", file: hasMeta ? dataPath : metaPath, message: `snapshot ${sdir} has no ${hasMeta ? DATA_FILE : SNAPSHOT_META}` });
       continue;
     }
-    let m: Record<string, unknown>;
+    let text: string;
     try {
-      m = JSON.parse(Buffer.from(fs.readFile(metaPath)).toString("utf8")) as Record<string, unknown>;
-      if (m === null || typeof m !== "object") throw new Error("not an object");
+      text = Buffer.from(fs.readFile(metaPath)).toString("utf8");
     } catch (e) {
-      out.add({ severity: "error", kind: "snapshot-meta", file: metaPath, message: `${metaPath} is not valid JSON: ${errorText(e)}` });
+      out.add({ severity: "error", kind: "snapshot-io", file: metaPath, message: `cannot read ${metaPath}: ${errorText(e)}` });
       continue;
     }
-    if (m.format !== SNAPSHOT_FORMAT || !Number.isSafeInteger(m.lsn) || !Number.isSafeInteger(m.dataCrc32) || !Number.isSafeInteger(m.bytes)) {
-      out.add({ severity: "error", kind: "snapshot-meta", file: metaPath, message: `${metaPath} is not a snapshot description of format ${SNAPSHOT_FORMAT}` });
+    const m = parseSnapshotMeta(text);
+    if (typeof m === "string") {
+      out.add({ severity: "error", kind: "snapshot-meta", file: metaPath, message: `${metaPath} ${m}` });
       continue;
     }
     let crc: number;

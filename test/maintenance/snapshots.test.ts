@@ -19,7 +19,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, KeelError, type Database } from "../../src/index.js";
@@ -27,6 +27,7 @@ import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { restore } from "../../src/maintenance/restore.js";
 import { checkSnapshot } from "../../src/maintenance/Snapshots.js";
+import { verify } from "../../src/maintenance/verify.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
 import { cloneState, emptyState, readState, assertSameState as assertSame, type DbState } from "../helpers/dbModel.js";
 import { forEachSeed, Rng, seedList } from "../helpers/rng.js";
@@ -127,6 +128,47 @@ test("createSnapshot: current and previous with snapshot.json, listed newest fir
     assert.equal(s4.lsn, s3.lsn);
     assert.equal(db.txlogWatermarks().floors.snapshot, s3.lsn + 1, "the snapshot floor is 1 + the LSN of the oldest kept snapshot");
     await db.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a damaged snapshot.json (not JSON, null, an array, a field missing or of the wrong type) is CORRUPT from listSnapshots and restore, and a verify problem", async () => {
+  const root = tmp();
+  const dir = join(root, "db");
+  try {
+    const db = await open(dir);
+    await db.put("k", "v");
+    await db.createSnapshot();
+    await db.close();
+    const metaPath = join(dir, "snapshots", "current", "snapshot.json");
+    const good = JSON.parse(readFileSync(metaPath, "utf8")) as Record<string, unknown>;
+    const damaged: Array<[string, string]> = [
+      ["not JSON", "{bad"],
+      ["null", "null"],
+      ["a number", "7"],
+      ["an array", "[1, 2]"],
+      ["another format", JSON.stringify({ ...good, format: 2 })],
+      ["lsn as text", JSON.stringify({ ...good, lsn: String(good.lsn) })],
+      ["no pageSize", JSON.stringify({ ...good, pageSize: undefined })],
+      ["negative entries", JSON.stringify({ ...good, entries: -1 })],
+      ["fractional txn", JSON.stringify({ ...good, txn: 1.5 })],
+    ];
+    let n = 0;
+    for (const [what, text] of damaged) {
+      writeFileSync(metaPath, text);
+      const db2 = await open(dir, { readOnly: true });
+      try {
+        assert.throws(() => db2.listSnapshots(), (e: unknown) => e instanceof KeelError && e.code === "CORRUPT" && e.details.reason === "snapshot-meta", `listSnapshots, ${what}`);
+      } finally {
+        await db2.close();
+      }
+      await expectCode(restore(join(dir, "snapshots", "current"), join(root, `out${n++}`), { walDir: join(dir, "wal") }), "CORRUPT", `restore, ${what}`);
+      const report = await verify(dir);
+      assert.ok(report.problems.some((p) => p.kind === "snapshot-meta" && p.file === metaPath), `verify, ${what}: ${JSON.stringify(report.problems)}`);
+    }
+    writeFileSync(metaPath, JSON.stringify(good));
+    assert.equal((await verify(dir)).ok, true, "the file put back verifies");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
