@@ -16,7 +16,7 @@ export type { KeyEncodingName, ValueEncodingName } from "./txn/Snapshot.js";
 export { restore, type RestoreOptions, type RestoreResult } from "./maintenance/restore.js";
 export type { SnapshotInfo } from "./maintenance/Snapshots.js";
 export type { CopyResult } from "./maintenance/copyDatabase.js";
-export type { TxLogWatermarks, TxLogRecord } from "./db/Database.js";
+export type { TxLogWatermarks, TxLogRecord, TxLogOp } from "./db/Database.js";
 export { verify, type VerifyReport, type VerifyProblem } from "./maintenance/verify.js";
 export { salvage, type SalvageReport } from "./maintenance/salvage.js";
 export { dump, type DumpReport, type DumpOptions } from "./maintenance/dump.js";

@@ -22,7 +22,7 @@ import type { Transaction } from "./Transaction.js";
 import { WriteQueue, type QueueItem } from "./WriteQueue.js";
 
 export type { QueueItem } from "./WriteQueue.js";
-export type { TxLogRecord } from "./txLogRecords.js";
+export type { TxLogOp, TxLogRecord } from "./txLogRecords.js";
 import type { Durability } from "./Durability.js";
 import { LogDurability, type ReplayReport } from "./LogDurability.js";
 import { listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";

@@ -11,18 +11,32 @@
  * - The mark of a wal: false session ends the iteration with NOT_FOUND (unloggedChanges.ts):
  *   the records after it do not follow from those before it.
  */
-import type { Snapshot } from "../txn/Snapshot.js";
+import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
 import type { WriteAheadLog } from "../wal/index.js";
 import { decodeKey, type Key } from "./KeyCodec.js";
 import { UNLOGGED_KIND, unloggedGap } from "./unloggedChanges.js";
 import { decodeValue } from "./ValueCodec.js";
 import { parseEncodings, type Encodings, type SchemaChanges } from "./SchemaChanges.js";
 
+export interface TxLogOp {
+  db: string;
+  type: string;
+  key: Key | Buffer | undefined;
+  value: unknown;
+  /**
+   * The encodings `key` and `value` were decoded with: those the sub-database had when the record
+   * was written. Absent when they stay raw bytes (raw: true, or encodings no longer known), so a
+   * raw Buffer is never mistaken for a decoded `binary` one.
+   */
+  keyEncoding?: KeyEncodingName;
+  encoding?: ValueEncodingName;
+}
+
 export interface TxLogRecord {
   lsn: number;
   txTime: number;
   kind: string;
-  ops: Array<{ db: string; type: string; key: Key | Buffer | undefined; value: unknown }>;
+  ops: TxLogOp[];
 }
 
 export function txLogRecords(wal: WriteAheadLog, head: Snapshot, schema: SchemaChanges, fromLsn: number, to: number, raw: boolean, check: () => void): Iterable<TxLogRecord> {
@@ -58,13 +72,13 @@ export function txLogRecords(wal: WriteAheadLog, head: Snapshot, schema: SchemaC
       for (const rec of wal.readRecords(fromLsn, to)) {
         check();
         if (rec.kind === UNLOGGED_KIND) throw unloggedGap(rec.lsn, "be read");
-        const ops = rec.ops.map((op) => {
+        const ops = rec.ops.map((op): TxLogOp => {
           const e = raw ? undefined : enc.get(op.db);
           if (op.type === "createDB" && !raw) enc.set(op.db, parseEncodings(op.value));
           if (op.type === "dropDB") enc.delete(op.db);
           const key = op.key && op.type !== "createDB" ? (e ? decodeKey(Buffer.from(op.key).latin1Slice(0, op.key.length), e.keyEncoding) : Buffer.from(op.key)) : undefined;
           const value = op.value && op.type === "put" ? (e ? decodeValue(Buffer.from(op.value), e.valueEncoding) : Buffer.from(op.value)) : undefined;
-          return { db: op.db, type: op.type, key, value };
+          return e ? { db: op.db, type: op.type, key, value, keyEncoding: e.keyEncoding, encoding: e.valueEncoding } : { db: op.db, type: op.type, key, value };
         });
         yield { lsn: rec.lsn, txTime: rec.txTime, kind: rec.kind, ops };
       }

@@ -225,6 +225,30 @@ test("verify a healthy database: exit 0, and the report as JSON", async (t) => {
   assert.equal(doc.stats.entries, 54);
 });
 
+test("txlog prints each record by the encodings it was written with: a dropped or re-created sub-database keeps its own", async (t) => {
+  const dir = join(tempDir(t), "db");
+  let db = await open(dir);
+  await db.openDB("bin", { keyEncoding: "binary", encoding: "binary" }).put(Buffer.from([1, 2]), Buffer.from([3, 4]));
+  await db.openDB("re", { keyEncoding: "binary", encoding: "binary" }).put(Buffer.from([5]), Buffer.from([6]));
+  await db.dropDB("bin");
+  await db.dropDB("re");
+  await db.close();
+  db = await open(dir); // a re-created name with other encodings needs a reopen
+  await db.openDB("re", { encoding: "json" }).put("s", { x: 1 });
+  await db.close();
+  type Doc = { records: Array<{ ops: Array<{ db: string; type: string; key?: unknown; value?: unknown }> }> };
+  const puts = (await keelJson<Doc>(["txlog", dir])).records.flatMap((r) => r.ops).filter((o) => o.type === "put");
+  assert.deepEqual(puts, [
+    { db: "bin", type: "put", key: "0102", value: "0304" },
+    { db: "re", type: "put", key: "05", value: "06" },
+    { db: "re", type: "put", key: "s", value: { x: 1 } },
+  ]);
+  const text = (await keelExpect(["txlog", dir], 0)).stdout;
+  assert.match(text, /put +bin +0102 = 0304/);
+  assert.match(text, /put +re +05 = 06/);
+  assert.match(text, /put +re +s = \{"x":1\}/);
+});
+
 test("snapshot, snapshots, restore to an LSN, txlog, watermarks, gc", async (t) => {
   const root = tempDir(t);
   const dir = join(root, "db");

@@ -186,6 +186,16 @@ test("openTxLog: ranges, record fields, and ops decoded by each sub-database's e
   const binPut = binRec.ops.find((o) => o.type === "put")!;
   assert.ok(Buffer.isBuffer(binPut.key) && Buffer.isBuffer(binPut.value));
   assert.deepEqual([...(binPut.value as Buffer)], [1, 2, 3]);
+  // Each decoded op names the encodings it was decoded with (the dropped binary one included: its
+  // drop record keeps them); raw bytes name none, so they are never taken for decoded binary.
+  const encOf = (db: string) => {
+    const op = all.flatMap((r) => r.ops).find((o) => o.db === db && o.type === "put")!;
+    return [op.keyEncoding, op.encoding];
+  };
+  assert.deepEqual(encOf("strs"), ["string", "json"]);
+  assert.deepEqual(encOf("bins"), ["binary", "binary"]);
+  assert.deepEqual(encOf("ords"), ["ordered-binary", "msgpack"]);
+  assert.deepEqual(encOf("text"), ["ordered-binary", "string"]);
 
   // Ranges are inclusive; toLsn is capped at the last durable LSN.
   const mid = expected[3]!.lsn;
@@ -199,6 +209,7 @@ test("openTxLog: ranges, record fields, and ops decoded by each sub-database's e
   const raw = [...db.openTxLog(expected[0]!.lsn, expected[0]!.lsn, { raw: true })][0]!;
   const rawPut = raw.ops.find((o) => o.type === "put")!;
   assert.ok(Buffer.isBuffer(rawPut.key) && Buffer.isBuffer(rawPut.value));
+  assert.deepEqual([rawPut.keyEncoding, rawPut.encoding], [undefined, undefined], "raw ops name no encodings");
   assert.equal((rawPut.key as Buffer).toString("utf8"), "héllo");
   assert.deepEqual(JSON.parse((rawPut.value as Buffer).toString("utf8")), { a: [1, 2], b: "x" });
   throwsCode(() => [...db.openTxLog(0)], "INVALID_ARGUMENT", "openTxLog(0)");

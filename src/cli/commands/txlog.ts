@@ -3,6 +3,8 @@
  * from the oldest one kept (or --from) to the last durable one (or --to). Records are streamed:
  * one block per record in text, or one JSON document {"path","records":[...],"count"} with --json
  * (an error after it began is its last field, "error": output.ts).
+ * Keys and values are printed by the encodings each record was decoded with (a sub-database dropped
+ * or re-created since keeps its own); bytes left raw (encodings no longer known) print as binary.
  * The log is only open in a writable open, so this command takes the LOCK while it runs.
  */
 import type { Command } from "commander";
@@ -29,7 +31,6 @@ export function registerTxlog(program: Command): void {
         let count = 0;
         await withDatabase(dir, { readOnly: false }, async (db) => {
           const w = db.txlogWatermarks();
-          const enc = db.getStats().dbs;
           const from = opts.from ?? w.oldestLsn;
           const to = Math.min(opts.to ?? w.lastDurableLsn, w.lastDurableLsn);
           if (out.json) await out.beginDocument(`{"path":${toJson(dir)},"from":${toJson(from ?? null)},"to":${to},"records":[`, () => `],"count":${count}`);
@@ -43,8 +44,8 @@ export function registerTxlog(program: Command): void {
                   ops: rec.ops.map((op) => ({
                     db: op.db,
                     type: op.type,
-                    ...(op.key !== undefined ? { key: keyJson(op.key, enc[op.db]?.keyEncoding) } : {}),
-                    ...(op.value !== undefined ? { value: valueJson(op.value, enc[op.db]?.encoding) } : {}),
+                    ...(op.key !== undefined ? { key: keyJson(op.key, op.keyEncoding ?? "binary") } : {}),
+                    ...(op.value !== undefined ? { value: valueJson(op.value, op.encoding ?? "binary") } : {}),
                   })),
                 };
                 await out.write((count ? "," : "") + toJson(doc));
@@ -52,8 +53,8 @@ export function registerTxlog(program: Command): void {
                 const lines = [`lsn ${rec.lsn}  ${formatTime(rec.txTime)}  ${rec.kind}`];
                 for (const op of rec.ops) {
                   let line = `  ${op.type.padEnd(8)} ${dbLabel(op.db)}`;
-                  if (op.key !== undefined) line += `  ${keyText(op.key, enc[op.db]?.keyEncoding)}`;
-                  if (op.value !== undefined) line += ` = ${valueText(op.value, enc[op.db]?.encoding)}`;
+                  if (op.key !== undefined) line += `  ${keyText(op.key, op.keyEncoding ?? "binary")}`;
+                  if (op.value !== undefined) line += ` = ${valueText(op.value, op.encoding ?? "binary")}`;
                   lines.push(line);
                 }
                 await out.write(lines.join("\n") + "\n");
