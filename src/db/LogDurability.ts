@@ -412,6 +412,13 @@ export class LogDurability implements Durability {
     return r;
   }
 
+  /** An open that failed: stop the timer and release the log's files, without a checkpoint. */
+  abandon(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    this.wal.closeSync();
+  }
+
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;

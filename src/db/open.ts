@@ -20,6 +20,7 @@ import { LogDurability, openLog, replayLogReadOnly } from "./LogDurability.js";
 import { listSnapshots } from "../maintenance/Snapshots.js";
 import { migrateOnOpen } from "./migrations/index.js";
 import { markUnloggedChanges } from "./unloggedChanges.js";
+import { checkedStat } from "../io/checkedStat.js";
 
 export async function open(path: string, options?: OpenOptions): Promise<Database> {
   return openSync(path, options);
@@ -37,7 +38,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
     } catch (e) {
       throw ioError(e, "mkdir", path);
     }
-  } else if (!fs.stat(path)) throw new KeelError("NOT_FOUND", `no database at ${path}`, { path });
+  } else if (!checkedStat(fs, path)) throw new KeelError("NOT_FOUND", `no database at ${path}`, { path });
   // A read-only open registers before it checks the LOCK, a writer lists the registrations after
   // taking it: either the writer sees the reader, or the reader sees the writer (ReadOnlyReaders.ts).
   const registration = o.readOnly ? Registration.create(fs, path) : null;
@@ -50,6 +51,8 @@ export function openSync(path: string, options?: OpenOptions): Database {
     throw e;
   }
   let engine: Engine | null = null;
+  // Released if the open fails after the log is open: its descriptor (and timer) would outlive it.
+  let openedLog: { abandon(): void } | null = null;
   try {
     // An older format shipped in this package is migrated here, in-process, with a backup of
     // the original kept next to the database; a newer one is refused with VERSION.
@@ -90,7 +93,9 @@ export function openSync(path: string, options?: OpenOptions): Database {
     let durability: CheckpointDurability | LogDurability;
     if (wal && !o.readOnly) {
       const { wal: log, replay } = openLog(fs, path, engine, o);
+      openedLog = { abandon: () => log.closeSync() };
       durability = new LogDurability(engine, log, o, replay);
+      openedLog = durability;
       engine.logOps = true;
       // Before any checkpoint (and so any gc): the log that consumers and the kept snapshots need
       // is a floor.
@@ -139,6 +144,11 @@ export function openSync(path: string, options?: OpenOptions): Database {
     }
     return db;
   } catch (e) {
+    try {
+      openedLog?.abandon();
+    } catch {
+      // report the open error
+    }
     try {
       engine?.close();
     } catch {

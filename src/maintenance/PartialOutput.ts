@@ -19,7 +19,7 @@ import { dirname, join } from "node:path";
 import { ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { DATA_FILE } from "../txn/Engine.js";
-import { destPath, partialPath, refuseExisting } from "./partialPath.js";
+import { destPath, partialPath, publishRenamed, refuseExisting } from "./partialPath.js";
 
 export class PartialOutput {
   readonly fs: FileSystem;
@@ -87,27 +87,12 @@ export class PartialOutput {
   /** Step 3, the rest: rename into place, durable. */
   publish(): void {
     const fs = this.fs;
-    let renamed = false;
     try {
       fs.syncDir(this.dir);
     } catch (e) {
       throw ioError(e, "fsync", this.dir);
     }
-    refuseExisting(fs, this.dest, this.what);
-    try {
-      fs.rename(this.dir, this.dest);
-      renamed = true;
-      fs.syncDir(this.parent);
-    } catch (e) {
-      if (renamed) {
-        try {
-          fs.removeDir(this.dest);
-        } catch {
-          // report the sync error
-        }
-      }
-      throw ioError(e, "rename", this.dest);
-    }
+    publishRenamed(fs, this.dir, this.dest, this.what, "dir");
   }
 
   /** Step 4. Never throws: the caller's error is the one to report. */

@@ -14,7 +14,8 @@
  *   5. Advance the "snapshot" floor of the log to 1 + the LSN of the oldest kept snapshot, and
  *      let gc delete what no floor needs.
  * A crash at any step leaves at most an `incoming` (or `*.partial-*`) directory that is never
- * listed (no valid snapshot.json) and is removed by the next createSnapshot.
+ * listed (no valid snapshot.json) and is removed by the next createSnapshot; an error before step
+ * 4's last rename removes `incoming` at once.
  * A snapshot plus the log after it restores any later LSN (restore()).
  */
 import { join } from "node:path";
@@ -169,34 +170,47 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
   hooks.onPhase?.("snapshot:before-copy");
   const res = await copySnapshot(engine, snap, fs, incoming, { signal: hooks.signal });
   hooks.onPhase?.("snapshot:after-copy");
-  const { crc, bytes } = fileCrc32(fs, join(incoming, DATA_FILE));
-  const meta: SnapshotMeta = {
-    format: SNAPSHOT_FORMAT,
-    lsn: snap.lsn,
-    txn: snap.txn,
-    createdAt: Date.now(),
-    entries: res.entries,
-    bytes,
-    dataCrc32: crc,
-    pageSize: engine.limits.pageSize,
-  };
-  writeFileAtomic(fs, join(incoming, SNAPSHOT_META), Buffer.from(JSON.stringify(meta, null, 2) + "\n"));
-  hooks.onPhase?.("snapshot:before-rotate");
   const current = join(root, "current");
   const previous = join(root, "previous");
+  let meta: SnapshotMeta;
   try {
-    // With no current (a rotation cut off between its two renames), previous is the newest
-    // snapshot there is: it stays until incoming has taken current's place.
-    if (fs.stat(current)) {
-      fs.removeDir(previous);
+    const { crc, bytes } = fileCrc32(fs, join(incoming, DATA_FILE));
+    meta = {
+      format: SNAPSHOT_FORMAT,
+      lsn: snap.lsn,
+      txn: snap.txn,
+      createdAt: Date.now(),
+      entries: res.entries,
+      bytes,
+      dataCrc32: crc,
+      pageSize: engine.limits.pageSize,
+    };
+    writeFileAtomic(fs, join(incoming, SNAPSHOT_META), Buffer.from(JSON.stringify(meta, null, 2) + "\n"));
+    hooks.onPhase?.("snapshot:before-rotate");
+    try {
+      // With no current (a rotation cut off between its two renames), previous is the newest
+      // snapshot there is: it stays until incoming has taken current's place.
+      if (fs.stat(current)) {
+        fs.removeDir(previous);
+        fs.syncDir(root);
+        fs.rename(current, previous);
+        hooks.onPhase?.("snapshot:after-rename-previous");
+      }
+      fs.rename(incoming, current);
       fs.syncDir(root);
-      fs.rename(current, previous);
-      hooks.onPhase?.("snapshot:after-rename-previous");
+    } catch (e) {
+      throw ioError(e, "rename", current);
     }
-    fs.rename(incoming, current);
-    fs.syncDir(root);
   } catch (e) {
-    throw ioError(e, "rename", current);
+    // A failure before incoming became current leaves a whole copy of the database there: remove
+    // it now rather than at the next createSnapshot (a full disk is the likely cause). After that
+    // rename the new current stays: it is complete, and listed like any other.
+    try {
+      fs.removeDir(incoming);
+    } catch {
+      // report the snapshot's error
+    }
+    throw e;
   }
   hooks.onPhase?.("snapshot:after-rotate");
   // From the description just written, not read back: a read error now would report a

@@ -25,9 +25,9 @@ import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { openSync } from "../db/open.js";
-import type { Database } from "../db/Database.js";
 import { copySnapshot, type CopyResult } from "./copyDatabase.js";
 import { META_FLAG_ONE_SYNC } from "../pager/Meta.js";
+import { checkedStat } from "../io/checkedStat.js";
 
 export interface CompactToOptions {
   fs?: FileSystem | undefined;
@@ -50,21 +50,10 @@ export interface CompactToResult extends CopyResult {
 export async function compactTo(srcDir: string, destDir: string, opts: CompactToOptions = {}): Promise<CompactToResult> {
   const fs = opts.fs ?? nodeFileSystem;
   // Step 1.
-  let exists: boolean;
-  try {
-    exists = fs.stat(destDir) !== undefined;
-  } catch (e) {
-    throw ioError(e, "stat", destDir);
-  }
-  if (exists) throw new KeelError("EXISTS", `${destDir} already exists; compaction never overwrites`, { dest: destDir });
+  if (checkedStat(fs, destDir)) throw new KeelError("EXISTS", `${destDir} already exists; compaction never overwrites`, { dest: destDir });
   if (opts.signal?.aborted) throw new KeelError("ABORTED", "the compaction was aborted", { reason: String(opts.signal.reason ?? "") });
   // Step 2.
-  let db: Database;
-  try {
-    db = openSync(srcDir, { readOnly: true, fs });
-  } catch (e) {
-    throw ioError(e, "open", srcDir); // openSync lets an errno error of its first stat through
-  }
+  const db = openSync(srcDir, { readOnly: true, fs });
   try {
     const engine = db.engine;
     const meta = engine.durableMeta;

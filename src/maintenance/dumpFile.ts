@@ -12,7 +12,7 @@ import type { Database } from "../db/Database.js";
 import type { FileHandle } from "../io/FileSystem.js";
 import { dump, type DumpOptions, type DumpReport } from "./dump.js";
 import { load, type LoadOptions, type LoadReport } from "./load.js";
-import { partialPath, refuseExisting } from "./partialPath.js";
+import { partialPath, publishRenamed, refuseExisting } from "./partialPath.js";
 import { pathArgument } from "../db/options.js";
 
 const CHUNK = 1 << 20;
@@ -74,13 +74,7 @@ export async function dumpToFile(db: Database, path: string, opts: DumpOptions =
       throw ioError(e, "sync", tmp);
     }
     // A rename onto a file replaces it: a dump to the same path that finished first wins.
-    refuseExisting(fs, path, "a dump");
-    try {
-      fs.rename(tmp, path);
-      fs.syncDir(dir);
-    } catch (e) {
-      throw ioError(e, "sync", path);
-    }
+    publishRenamed(fs, tmp, path, "a dump", "file");
     return { ...report, path };
   } catch (e) {
     try {
@@ -127,6 +121,11 @@ export async function loadFromFile(db: Database, path: string, opts: LoadOptions
   try {
     return await load(db, Readable.from(chunks(), { objectMode: false }), opts);
   } finally {
-    f.close();
+    try {
+      f.close();
+    } catch {
+      // The file was only read: a failing close loses nothing, and the load's own outcome (its
+      // commits are durable, or its error) is what the caller must hear, not this.
+    }
   }
 }

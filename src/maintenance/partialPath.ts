@@ -9,8 +9,10 @@
  * - A finished output is renamed only onto a name that does not exist (refuseExisting, checked
  *   synchronously right before the rename): rename(2) would silently replace a file or an empty
  *   directory, and the job that lost the race must fail with EXISTS, not overwrite the winner.
+ * - publishRenamed: an output whose rename is not known durable (the parent's fsync failed) is
+ *   removed again, so a failed job leaves nothing under `dest` and its retry is not EXISTS.
  */
-import { normalize } from "node:path";
+import { dirname, normalize } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 
@@ -40,4 +42,29 @@ export function refuseExisting(fs: FileSystem, dest: string, what: string): void
     throw ioError(e, "stat", dest);
   }
   if (exists) throw new KeelError("EXISTS", `${dest} already exists; ${what} never overwrites`, { dest });
+}
+
+/**
+ * Rename the finished output `from` (a file or a directory, already synced) to `dest`, then fsync
+ * the parent. EXISTS if `dest` appeared meanwhile; IO/FULL if the rename or the fsync fails, and
+ * then `dest` is removed again (best effort): a failed job leaves no output behind.
+ */
+export function publishRenamed(fs: FileSystem, from: string, dest: string, what: string, kind: "file" | "dir"): void {
+  refuseExisting(fs, dest, what);
+  let renamed = false;
+  try {
+    fs.rename(from, dest);
+    renamed = true;
+    fs.syncDir(dirname(dest));
+  } catch (e) {
+    if (renamed) {
+      try {
+        if (kind === "dir") fs.removeDir(dest);
+        else fs.remove(dest);
+      } catch {
+        // report the first error
+      }
+    }
+    throw ioError(e, renamed ? "fsync" : "rename", renamed ? dirname(dest) : dest);
+  }
 }

@@ -7,18 +7,19 @@
  * must not be replayed by the next open); fsync; rename to `target`; fsync the parent (I7).
  * The target must not exist. A failure removes the partial directory.
  */
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { KeelError, invalidArgument, ioError } from "../errors.js";
-import type { FileSystem } from "../io/FileSystem.js";
+import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { Engine, DATA_FILE } from "../txn/Engine.js";
 import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import { UNLOGGED_KIND, unloggedGap } from "../db/unloggedChanges.js";
 import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
-import { destPath, partialPath, refuseExisting } from "./partialPath.js";
+import { destPath, partialPath, publishRenamed } from "./partialPath.js";
 import { TimeSlicer } from "./TimeSlicer.js";
 import { methodOptions, pathArgument } from "../db/options.js";
+import { checkedStat } from "../io/checkedStat.js";
 
 export interface RestoreOptions {
   /** Restore up to and including this LSN (default: everything in the log). */
@@ -53,10 +54,13 @@ function listSegments(fs: FileSystem, walDir: string): string[] {
   }
 }
 
+/** Copy one file, synced. Both handles are closed whatever fails (a leaked one would hold the file). */
 function copyFile(fs: FileSystem, from: string, to: string): void {
-  const src = fs.open(from, "r");
-  const dst = fs.open(to, "createExclusive");
+  let src: FileHandle | null = null;
+  let dst: FileHandle | null = null;
   try {
+    src = fs.open(from, "r");
+    dst = fs.open(to, "createExclusive");
     const size = src.size();
     const buf = Buffer.allocUnsafe(1 << 20);
     for (let pos = 0; pos < size; ) {
@@ -66,9 +70,21 @@ function copyFile(fs: FileSystem, from: string, to: string): void {
       pos += n;
     }
     dst.sync();
-  } finally {
-    src.close();
-    dst.close();
+    const d = dst;
+    dst = null;
+    d.close();
+    const sh = src;
+    src = null;
+    sh.close();
+  } catch (e) {
+    for (const h of [dst, src]) {
+      try {
+        h?.close();
+      } catch {
+        // report the copy's error
+      }
+    }
+    throw ioError(e, "copy", `${from} -> ${to}`);
   }
 }
 
@@ -90,7 +106,7 @@ export async function restore(snapshotDir: string, target: string, options?: Res
   if (o.toLsn !== undefined && o.toLsn < info.lsn) {
     throw invalidArgument(`toLsn ${o.toLsn} is before the snapshot's LSN ${info.lsn}`, { argument: "toLsn", value: o.toLsn, snapshotLsn: info.lsn });
   }
-  if (fs.stat(targetDir)) throw new KeelError("EXISTS", `${targetDir} already exists; restore never overwrites`, { target: targetDir });
+  if (checkedStat(fs, targetDir)) throw new KeelError("EXISTS", `${targetDir} already exists; restore never overwrites`, { target: targetDir });
   checkSnapshot(fs, info);
   const walDir = o.walDir ?? resolve(snapshotDir, "..", "..", "wal");
   // A log named explicitly that is missing or empty is a mistake (a typo), not "no log": going on
@@ -103,8 +119,8 @@ export async function restore(snapshotDir: string, target: string, options?: Res
   const slicer = new TimeSlicer({ signal: o.signal, budgetMs: YIELD_MS, what: "the restore" });
   slicer.check();
   const tmp = partialPath(targetDir);
-  fs.removeDir(tmp);
   try {
+    fs.removeDir(tmp);
     fs.mkdir(join(tmp, "wal"));
     copyFile(fs, join(snapshotDir, DATA_FILE), join(tmp, DATA_FILE));
     // Only the segments that can hold records after the snapshot.
@@ -152,12 +168,14 @@ export async function restore(snapshotDir: string, target: string, options?: Res
     }
     fs.removeDir(join(tmp, "wal"));
     fs.syncDir(tmp);
-    refuseExisting(fs, targetDir, "restore");
-    fs.rename(tmp, targetDir);
-    fs.syncDir(dirname(targetDir));
+    publishRenamed(fs, tmp, targetDir, "restore", "dir");
     return { target: targetDir, snapshotLsn: info.lsn, lsn, records };
   } catch (e) {
-    fs.removeDir(tmp);
+    try {
+      fs.removeDir(tmp);
+    } catch {
+      // report the restore's error
+    }
     throw e instanceof KeelError ? e : ioError(e, "restore", targetDir);
   }
 }

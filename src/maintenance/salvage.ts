@@ -50,8 +50,9 @@ import { claimedTxn, readMetaSlots, unsafeMetaFields, type MetaSlots } from "./v
 import { Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
 import { CATALOG, catalogHints, findInterval, sortedHas, walkSource, type DbInfo, type EncodingHint, type Interval, type Source, type Vouch } from "./salvageTrees.js";
 import { planReplay } from "./salvageReplay.js";
-import { destPath, partialPath, refuseExisting } from "./partialPath.js";
+import { destPath, partialPath, publishRenamed } from "./partialPath.js";
 import { setOwn } from "../util/ownRecord.js";
+import { checkedStat } from "../io/checkedStat.js";
 
 export const ORPHANS_DB = "salvaged-orphans";
 
@@ -117,13 +118,13 @@ export async function salvage(srcDir: string, dest: string, opts: SalvageOptions
     if (typeof v !== "string" || v.length === 0) throw new KeelError("INVALID_ARGUMENT", `${arg} must be a non-empty string`, { argument: arg });
   }
   const destDir = destPath(dest); // `out/.` and `out/` name `out`
-  const st = fs.stat(srcDir);
+  const st = checkedStat(fs, srcDir);
   if (!st || !st.isDirectory) throw new KeelError("NOT_FOUND", `no database directory at ${srcDir}`, { path: srcDir });
   const dataPath = join(srcDir, DATA_FILE);
   const walDir = join(srcDir, "wal");
-  const hasData = !!fs.stat(dataPath);
-  if (!hasData && !fs.stat(walDir)) throw new KeelError("NOT_FOUND", `no database at ${srcDir} (neither ${DATA_FILE} nor wal/)`, { path: srcDir });
-  if (fs.stat(destDir)) throw new KeelError("EXISTS", `${destDir} already exists; salvage never overwrites`, { dest: destDir });
+  const hasData = !!checkedStat(fs, dataPath);
+  if (!hasData && !checkedStat(fs, walDir)) throw new KeelError("NOT_FOUND", `no database at ${srcDir} (neither ${DATA_FILE} nor wal/)`, { path: srcDir });
+  if (checkedStat(fs, destDir)) throw new KeelError("EXISTS", `${destDir} already exists; salvage never overwrites`, { dest: destDir });
 
   let handle: FileHandle | null = null;
   if (hasData) {
@@ -153,13 +154,7 @@ export async function salvage(srcDir: string, dest: string, opts: SalvageOptions
     } catch (e) {
       throw ioError(e, "fsync", tmp);
     }
-    refuseExisting(fs, destDir, "salvage");
-    try {
-      fs.rename(tmp, destDir);
-      fs.syncDir(parent);
-    } catch (e) {
-      throw ioError(e, "rename", destDir);
-    }
+    publishRenamed(fs, tmp, destDir, "salvage", "dir");
     return report;
   } catch (e) {
     try {

@@ -33,6 +33,7 @@ import {
   Progress,
   emptyStats,
   errorText,
+  stoppedKind,
   runAsync,
   type VerifyProgress,
   type VerifyReport,
@@ -41,6 +42,7 @@ import {
 } from "./verifyTypes.js";
 import { scanWal, type WalScanBound } from "./verifyWal.js";
 import { bootTag } from "../pager/Meta.js";
+import { checkedStat } from "../io/checkedStat.js";
 
 export type { VerifyProblem, VerifyReport, VerifyStats, VerifyProgress, VerifySeverity } from "./verifyTypes.js";
 
@@ -64,10 +66,10 @@ export interface VerifyEngineOptions {
 export async function verify(dir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const fs = opts.fs ?? nodeFileSystem;
   if (typeof dir !== "string" || dir.length === 0) throw new KeelError("INVALID_ARGUMENT", "dir must be a non-empty string", { argument: "dir" });
-  const st = fs.stat(dir);
+  const st = checkedStat(fs, dir);
   if (!st || !st.isDirectory) throw new KeelError("NOT_FOUND", `no database directory at ${dir}`, { path: dir });
   const path = join(dir, DATA_FILE);
-  if (!fs.stat(path)) throw new KeelError("NOT_FOUND", `no database at ${dir} (${DATA_FILE} is missing)`, { path: dir, file: path });
+  if (!checkedStat(fs, path)) throw new KeelError("NOT_FOUND", `no database at ${dir} (${DATA_FILE} is missing)`, { path: dir, file: path });
   let handle: FileHandle;
   try {
     handle = fs.open(path, "r");
@@ -120,7 +122,7 @@ function* verifyWork(
     data = yield* verifyDataFile(handle, path, out, stats, progress, bootTag(fs.bootId()));
   } catch (e) {
     if (e instanceof Aborted) throw e;
-    out.add({ severity: "error", kind: "internal", file: path, message: `the check of ${path} stopped: ${errorText(e)}` });
+    out.add({ severity: "error", kind: stoppedKind(e, "io"), file: path, message: `the check of ${path} stopped: ${errorText(e)}` });
   }
   if (wal) {
     const walDir = join(dir, "wal");
@@ -131,7 +133,7 @@ function* verifyWork(
       checkLogAgainstData(res, data, walDir, out, bound?.appliedLsn);
     } catch (e) {
       if (e instanceof Aborted) throw e;
-      out.add({ severity: "error", kind: "internal", file: walDir, message: `the check of ${walDir} stopped: ${errorText(e)}` });
+      out.add({ severity: "error", kind: stoppedKind(e, "wal-io"), file: walDir, message: `the check of ${walDir} stopped: ${errorText(e)}` });
     }
   }
   if (snapshots) {
@@ -139,7 +141,7 @@ function* verifyWork(
       yield* checkSnapshots(fs, dir, out);
     } catch (e) {
       if (e instanceof Aborted) throw e;
-      out.add({ severity: "error", kind: "internal", file: join(dir, SNAPSHOTS_DIR), message: `the check of the snapshots stopped: ${errorText(e)}` });
+      out.add({ severity: "error", kind: stoppedKind(e, "snapshot-io"), file: join(dir, SNAPSHOTS_DIR), message: `the check of the snapshots stopped: ${errorText(e)}` });
     }
   }
   progress.done = Math.max(progress.done, progress.total);

@@ -34,7 +34,7 @@ import { loadFreeList, type FreeListSegment } from "../pager/FreeListChain.js";
 import { decodeCatalogRecord } from "../txn/CatalogRecord.js";
 import { checkpointIntact, type IntactResult } from "../txn/checkpointIntact.js";
 import { claimedTxn, isZero, readMetaSlots, type MetaSlots } from "./verifyMeta.js";
-import { Aborted, errorText, reasonOf, type ProblemList, type Progress, type VerifyStats, type Work } from "./verifyTypes.js";
+import { Aborted, errorText, reasonOf, stoppedKind, type ProblemList, type Progress, type VerifyStats, type Work } from "./verifyTypes.js";
 
 const TWO32 = 0x100000000;
 
@@ -499,6 +499,6 @@ function* checkOlder(
     }
   } catch (e) {
     if (e instanceof Aborted) throw e;
-    out.add({ severity: "error", kind: "internal", file: path, message: `${prefix}: the walk failed: ${errorText(e)}` });
+    out.add({ severity: "error", kind: stoppedKind(e, "io"), file: path, message: `${prefix}: the walk failed: ${errorText(e)}` });
   }
 }

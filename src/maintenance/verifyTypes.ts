@@ -212,6 +212,16 @@ export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * The problem kind for an error that stopped a check: `ioKind` (io, wal-io, snapshot-io) when the
+ * files could not be read (an OS error, or KeelError IO/FULL), "internal" for anything else.
+ */
+export function stoppedKind(e: unknown, ioKind: string): string {
+  if (e instanceof KeelError) return e.code === "IO" || e.code === "FULL" ? ioKind : "internal";
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === "string" && /^E[A-Z]+$/.test(code) ? ioKind : "internal";
+}
+
 /** The CORRUPT reason of a KeelError, or its code. */
 export function reasonOf(e: unknown): string {
   if (e instanceof KeelError) return e.code === "CORRUPT" ? String(e.details.reason ?? "corrupt") : e.code.toLowerCase();
