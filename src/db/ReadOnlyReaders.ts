@@ -10,8 +10,8 @@
  * The protocol, as numbered steps:
  *   Read-only open (register, then Registration.setTxn, then Registration.release at close):
  *     1. Create <dir>/READER.<pid>.<n> holding this process's stamp (io/ProcessStamp.ts) and no
- *        txn: "opening". (Beside the LOCK, not in a directory of their own: a read-only open leaves
- *        nothing behind once closed.)
+ *        txn: "opening", and claim it (FileSystem.claim, as the LOCK). (Beside the LOCK, not in a
+ *        directory of their own: a read-only open leaves nothing behind once closed.)
  *     2. Check the LOCK: a live writer refuses the open (and the file is removed).
  *     3. Read the meta; write "txn T" (the meta's txn: the tree the view reads pages of) before
  *        the stamp in the file.
@@ -21,7 +21,9 @@
  *        I2) stays at or below it, so no page that tree reaches is handed out again. One still
  *        opening, or unreadable, pins the newest meta at the writer's open: whichever meta it
  *        reads later is that one or newer. A file whose stamp is not live (its process is gone,
- *        it is from an earlier boot, or its pid now names a process that started later) is removed.
+ *        it is from an earlier boot, or its pid now names a process that started later) is removed,
+ *        and so is one of this process that no thread claims any more (a worker thread that ended
+ *        without close(): its pid alone would pin pages for as long as the process lives).
  * Why that is enough: a reader past step 2 created its file before the writer created the LOCK,
  * so the writer's listing in step 5 sees it; a reader starting later meets the LOCK and stops.
  * The set a writer must respect is fixed at its open and only shrinks, so while it is not empty
@@ -36,7 +38,7 @@
  * that wrote it).
  */
 import { join } from "node:path";
-import type { FileSystem } from "../io/FileSystem.js";
+import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { parseStamp, stampIsLive, stampLines } from "../io/ProcessStamp.js";
 
 export const READER_PREFIX = "READER.";
@@ -54,11 +56,14 @@ let seq = 0;
 export class Registration {
   readonly path: string;
   readonly #fs: FileSystem;
+  /** This thread's claim on the file (FileSystem.claim): how the other threads of this process tell it is still open. */
+  #claim: FileHandle | null;
   #removed = false;
 
-  private constructor(fs: FileSystem, path: string) {
+  private constructor(fs: FileSystem, path: string, claim: FileHandle | null) {
     this.#fs = fs;
     this.path = path;
+    this.#claim = claim;
   }
 
   /** Step 1. null when the file cannot be made (see the limits above). */
@@ -74,6 +79,14 @@ export class Registration {
           if ((e as NodeJS.ErrnoException).code !== "EEXIST") return null;
           continue;
         }
+        // Claimed before anything else: a writer in another thread of this process that lists it
+        // unclaimed (and no longer young) takes it for a dead thread's.
+        let claim: FileHandle | null = null;
+        try {
+          claim = fs.claim(path);
+        } catch {
+          // judged by its pid and age alone: held as long as this process lives
+        }
         try {
           const text = Buffer.from(stampLines());
           f.write(text, 0, text.length, 0);
@@ -85,7 +98,7 @@ export class Registration {
         } catch {
           // the file exists either way: it is registered
         }
-        return new Registration(fs, path);
+        return new Registration(fs, path, claim);
       }
     } catch {
       // read-only file system, no permission: unprotected (documented above)
@@ -108,15 +121,47 @@ export class Registration {
     }
   }
 
-  /** Step 4 (also when the open fails). */
+  /** Step 4 (also when the open fails). The claim ends after the remove: until then the file is held. */
   release(): void {
     if (this.#removed) return;
     this.#removed = true;
     try {
       this.#fs.remove(this.path);
     } catch {
-      // a writer removes it once this process is gone
+      // a writer removes it once this process is gone (or, in this process, once the claim ends)
     }
+    try {
+      this.#claim?.close();
+    } catch {
+      // the descriptor is released either way
+    }
+    this.#claim = null;
+  }
+}
+
+/** How long a registration of this process may go unclaimed: its creator claims it right after the create. */
+const CLAIM_WAIT_MS = 2000;
+
+/**
+ * A registration naming this process: a worker thread that ended without close() leaves one,
+ * which its pid (alive: ours) would keep pinning pages for as long as the process lives. Its
+ * claim tells: Node closes a terminated worker's descriptors (trackUnmanagedFds, as for the LOCK),
+ * so an unclaimed file that is not brand new is a dead thread's. Where claims cannot be seen
+ * (undefined), it is held, as before.
+ */
+function ownThreadLive(fs: FileSystem, path: string): boolean {
+  let claimed: boolean | undefined;
+  try {
+    claimed = fs.isClaimed(path);
+  } catch {
+    claimed = undefined;
+  }
+  if (claimed !== false) return true;
+  try {
+    const st = fs.stat(path);
+    return st !== undefined && Date.now() - st.mtimeMs < CLAIM_WAIT_MS;
+  } catch {
+    return true;
   }
 }
 
@@ -146,7 +191,9 @@ export function listRegistrations(fs: FileSystem, dir: string): RegistrationInfo
       // removed meanwhile, or unreadable: judged by its pid alone
     }
     const m = /^txn (\d+)$/m.exec(text);
-    return { name, pid, txn: m ? Number(m[1]) : undefined, live: stampIsLive(parseStamp(pid, text)) };
+    let live = stampIsLive(parseStamp(pid, text));
+    if (live && pid === process.pid) live = ownThreadLive(fs, join(dir, name));
+    return { name, pid, txn: m ? Number(m[1]) : undefined, live };
   });
 }
 

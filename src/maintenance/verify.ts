@@ -14,8 +14,11 @@
  *      CRC-32 and size.
  *
  * Invariants:
- * - Read-only: no file is written, truncated, created or removed, and the LOCK is not taken (the
- *   command line refuses a database a live process holds); every file is opened "r".
+ * - Read-only: no file of the database is written, truncated, created or removed, and the LOCK is
+ *   not taken; every file is opened "r". verify(dir) registers like a read-only open (a
+ *   READER.<pid>.<n> file beside the LOCK while it runs, pinning both meta slots' trees): a writer
+ *   that opens during the walk reuses none of the pages it reads. A live writer of another
+ *   process already holding the LOCK is LOCKED (verify a live database with db.verify()).
  * - Damage never throws: it becomes a problem. Only misuse throws (a missing directory or data
  *   file: NOT_FOUND), and an aborted signal (ABORTED).
  * - `ok` is true exactly when no problem has severity "error"; a clean database reports none.
@@ -43,6 +46,9 @@ import {
 import { scanWal, type WalScanBound } from "./verifyWal.js";
 import { bootTag } from "../pager/Meta.js";
 import { checkedStat } from "../io/checkedStat.js";
+import { Lock } from "../db/Lock.js";
+import { Registration } from "../db/ReadOnlyReaders.js";
+import { readMetaSlots } from "../pager/MetaSlots.js";
 
 export type { VerifyProblem, VerifyReport, VerifyStats, VerifyProgress, VerifySeverity } from "./verifyTypes.js";
 
@@ -70,21 +76,56 @@ export async function verify(dir: string, opts: VerifyOptions = {}): Promise<Ver
   if (!st || !st.isDirectory) throw new KeelError("NOT_FOUND", `no database directory at ${dir}`, { path: dir });
   const path = join(dir, DATA_FILE);
   if (!checkedStat(fs, path)) throw new KeelError("NOT_FOUND", `no database at ${dir} (${DATA_FILE} is missing)`, { path: dir, file: path });
-  let handle: FileHandle;
+  // Registered as a read-only open is (READER.<pid>.<n>), so that a writer opening meanwhile keeps
+  // the pages of both meta slots' trees, which the walk reads for a while (I2 across processes).
+  const registration = Registration.create(fs, dir);
+  let handle: FileHandle | null = null;
   try {
-    handle = fs.open(path, "r");
-  } catch (e) {
-    throw ioError(e, "open", path);
-  }
-  const progress = new Progress(opts.onProgress, opts.signal);
-  try {
+    refuseLiveWriter(fs, dir);
+    try {
+      handle = fs.open(path, "r");
+    } catch (e) {
+      throw ioError(e, "open", path);
+    }
+    if (registration) {
+      registration.setTxn(pinnedTxn(handle));
+      // A writer that opened before the txn was written pinned only the newest meta; one that
+      // opens from now on reads the txn. The first is refused here like one found above.
+      refuseLiveWriter(fs, dir);
+    }
+    const progress = new Progress(opts.onProgress, opts.signal);
     return await runAsync(verifyWork(fs, dir, handle, path, progress, true, true), opts.signal);
   } finally {
     try {
-      handle.close();
+      handle?.close();
     } catch {
       // read-only descriptor
     }
+    registration?.release();
+  }
+}
+
+/**
+ * LOCKED when another live process has the database open for writing: its checkpoints would
+ * change the files under the walk (db.verify() checks an open database). This process's own open
+ * is the caller's business (a test reading what a crash would leave, say): not refused.
+ */
+function refuseLiveWriter(fs: FileSystem, dir: string): void {
+  try {
+    Lock.check(fs, dir);
+  } catch (e) {
+    if (!(e instanceof KeelError && e.code === "LOCKED" && e.details.pid === process.pid)) throw e;
+  }
+}
+
+/** The older txn of the two meta slots (0 when they cannot be read: pins every page). */
+function pinnedTxn(handle: FileHandle): number {
+  try {
+    const { metas } = readMetaSlots(handle);
+    const t = Math.min(metas[0]?.txn ?? Infinity, metas[1]?.txn ?? Infinity);
+    return Number.isFinite(t) ? t : 0;
+  } catch {
+    return 0;
   }
 }
 

@@ -216,3 +216,115 @@ test("a read-only open of a database whose log holds commits not yet checkpointe
   await db.close();
   assert.ok(Buffer.from(fs.readFile("/db/data.keel")).equals(before), "the read-only process wrote to data.keel");
 });
+
+/** Rewrite the first `keys` keys `rounds` times in `dir` (wal: false: every commit a checkpoint that reuses pages). */
+function writerScript(dir: string, keys: number, rounds: number): string {
+  return `
+import { open } from ${JSON.stringify(INDEX)};
+const db = await open(${JSON.stringify(dir)}, { wal: false });
+for (let r = 0; r < ${rounds}; r++) {
+  const ps = [];
+  for (let i = 0; i < ${keys}; i++) ps.push(db.put("k" + String(i).padStart(5, "0"), "w" + r + "-" + i + "-".repeat(150)));
+  await Promise.all(ps);
+}
+await db.close();
+`;
+}
+
+test("verify(dir) registers like a read-only open: a writer process that opens and rewrites pages during the walk reuses none it reads (no false damage)", async (t) => {
+  const dir = tempDir(t);
+  // Big enough (about 4,000 pages) that verify reports progress (every 1,024 pages) mid-walk.
+  const keys = 10 * KEYS;
+  const db = await open(dir, { wal: false });
+  for (let r = 0; r < 3; r++) await db.transaction((tx) => {
+    for (let i = 0; i < keys; i++) tx.put(`k${String(i).padStart(5, "0")}`, value(r, i));
+  });
+  await db.close();
+  const { verify } = await import("../../src/index.js");
+  const { spawnSync } = await import("node:child_process");
+  let ran = false;
+  let seenReader = false;
+  const report = await verify(dir, {
+    onProgress: (p) => {
+      // A third of the way: the metas are read and part of the trees walked.
+      if (ran || p.pages < p.totalPages / 3) return;
+      ran = true;
+      seenReader = registrations(dir).length === 1;
+      // Mid-walk, blocking the walk: another process opens for writing and rewrites every key
+      // a few times, each commit a checkpoint that reuses what the free list allows.
+      const w = spawnSync(process.execPath, ["--input-type=module", "-e", writerScript(dir, keys, 4)], { stdio: "inherit" });
+      assert.equal(w.status, 0);
+    },
+  });
+  assert.ok(ran, "the writer ran mid-walk");
+  assert.deepEqual(report.problems, [], "the walk read only pages of the trees it started on");
+  assert.ok(seenReader, "verify's registration was there while the writer ran");
+  assert.deepEqual(registrations(dir), [], "the registration is removed at the end");
+  // Afterwards the database is whole and holds the writer's last round.
+  const after = await verify(dir);
+  assert.equal(after.ok, true);
+});
+
+test("a worker thread's read-only open that ends without close(): its registration is dropped (no claim), and a writer of the process reuses pages again; a live one is kept", async (t) => {
+  const { Worker } = await import("node:worker_threads");
+  const { statSync, utimesSync } = await import("node:fs");
+  const dir = tempDir(t);
+  let db = await open(dir, { wal: false });
+  for (let i = 0; i < 200; i++) await db.put(`k${i}`, value(0, i));
+  await db.close();
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    import(workerData.index).then(async ({ open }) => {
+      const db = await open(workerData.dir, { readOnly: true, wal: false });
+      parentPort.postMessage(db.get("k1"));
+      parentPort.on("message", () => parentPort.postMessage(db.get("k1")));
+    });
+  `;
+  const workers: Array<InstanceType<typeof Worker>> = [];
+  const startWorker = async (): Promise<{ w: InstanceType<typeof Worker>; first: unknown }> => {
+    const w = new Worker(code, { eval: true, workerData: { index: INDEX, dir } });
+    workers.push(w);
+    const first = await new Promise((resolve, reject) => {
+      w.once("message", resolve);
+      w.once("error", reject);
+    });
+    return { w, first };
+  };
+  try {
+    // A live worker's registration is claimed: kept, and its view stays intact under the writer.
+    const live = await startWorker();
+    assert.equal(live.first, value(0, 1));
+    db = await open(dir, { wal: false });
+    for (let r = 1; r <= 30; r++) await db.transaction((tx) => {
+      for (let i = 0; i < 200; i++) tx.put(`k${i}`, value(r, i));
+    });
+    assert.equal(registrations(dir).length, 1, "a live worker's registration is kept");
+    live.w.postMessage("read");
+    assert.equal(await new Promise((resolve) => live.w.once("message", resolve)), value(0, 1), "its view is intact");
+    await db.close();
+    await live.w.terminate();
+
+    // A terminated worker's: unclaimed once its descriptors are closed. Aged past the moment
+    // between create and claim, the next listing drops it (and the one left above).
+    const dead = await startWorker();
+    assert.equal(dead.first, value(30, 1));
+    await dead.w.terminate();
+    assert.equal(registrations(dir).length, 2, "the terminated workers left their registrations");
+    const old = new Date(Date.now() - 60_000);
+    for (const n of registrations(dir)) utimesSync(join(dir, n), old, old);
+  } finally {
+    for (const w of workers) await w.terminate();
+  }
+  db = await open(dir, { wal: false });
+  assert.deepEqual(registrations(dir), [], "a registration no thread claims is a dead thread's: removed");
+  const grown = () => statSync(join(dir, "data.keel")).size;
+  const round = (r: number) =>
+    db.transaction((tx) => {
+      for (let i = 0; i < 200; i++) tx.put(`k${i}`, value(r, i));
+    });
+  for (let r = 100; r < 104; r++) await round(r);
+  const before = grown();
+  for (let r = 104; r <= 160; r++) await round(r);
+  assert.ok(grown() <= before * 2, `pages are reused again: ${before} -> ${grown()} bytes`);
+  await db.close();
+});
