@@ -39,6 +39,7 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
   let totalCommands = 0;
   let rejected = 0;
   let protocolErrors = 0;
+  let statsEpoch = 0;
   let closing: Promise<void> | null = null;
   const net: Server = createServer();
   const stats = (): RespServerStats => ({
@@ -47,6 +48,7 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
     totalCommandsProcessed: totalCommands,
     rejectedConnections: rejected,
     protocolErrors,
+    statsEpoch,
     keyspace: keyspace.stats(),
   });
 
@@ -64,6 +66,7 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
     },
     counters: { expiredKeys: () => keyspace.expiredKeys, keyspaceHits: 0, keyspaceMisses: 0 },
     resetStats: () => {
+      statsEpoch++;
       totalConnections = 0;
       totalCommands = 0;
       rejected = 0;

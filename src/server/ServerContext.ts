@@ -90,6 +90,12 @@ export interface RespServerStats {
   readonly totalCommandsProcessed: number;
   readonly rejectedConnections: number;
   readonly protocolErrors: number;
+  /**
+   * Incremented by each CONFIG RESETSTAT: the counters above restarted from 0 then. A reader that
+   * turns them into ever-growing counters (/metrics) needs it: a counter that grew past its old
+   * value again between two reads would look like it never went back.
+   */
+  readonly statsEpoch: number;
   /** Per logical database: keys (and keys with an expiry). */
   readonly keyspace: ReadonlyArray<{ readonly db: number; readonly keys: number; readonly expires: number }>;
 }

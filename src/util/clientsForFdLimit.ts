@@ -1,8 +1,8 @@
 /**
  * clientsForFdLimit: the most clients of `keel serve` the process's descriptor limit leaves room
  * for, as Redis fits maxclients to RLIMIT_NOFILE: the soft limit minus FD_RESERVE descriptors kept
- * for the server's own files (data file, log segments, snapshots, backups, the HTTP port, Node's
- * own handles). Start-up and CONFIG SET both use it, so it sits outside both sides of the server.
+ * for the server's own files (data file, log segments, snapshots, backups, Node's own handles)
+ * and for the HTTP port's connections (at most HTTP_MAX_CONNECTIONS). Start-up and CONFIG SET both use it, so it sits outside both sides of the server.
  *
  * Invariants:
  * - Node has no getrlimit: the soft limit is read from /proc/self/limits (Linux). Where that file is
@@ -12,8 +12,11 @@
  */
 import { readFileSync } from "node:fs";
 
-/** Redis's CONFIG_MIN_RESERVED_FDS. */
-export const FD_RESERVE = 32;
+/** Connections the HTTP port (/health, /metrics, /stats) holds at once; more are dropped at accept. */
+export const HTTP_MAX_CONNECTIONS = 16;
+
+/** Redis's CONFIG_MIN_RESERVED_FDS (32), plus the HTTP port's connections. */
+export const FD_RESERVE = 32 + HTTP_MAX_CONNECTIONS;
 
 /** The soft RLIMIT_NOFILE, or null where it cannot be read or is unlimited. */
 export function openFilesSoftLimit(): number | null {

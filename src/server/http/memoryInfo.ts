@@ -22,7 +22,8 @@ let peak = 0;
 
 export function memoryInfo(db: Database): Array<[string, string | number]> {
   const m = process.memoryUsage();
-  const used = m.heapUsed + m.external + m.arrayBuffers;
+  // `external` already includes `arrayBuffers` (Buffers): adding both counted them twice.
+  const used = m.heapUsed + m.external;
   peak = Math.max(peak, used);
   const rows: Array<[string, string | number]> = [
     ["used_memory", used],

@@ -6,7 +6,8 @@
  * Anything else is 404; a method other than GET/HEAD is 405.
  *
  * Invariants: no route writes to the database; a handler error is a 500 with a JSON body, never
- * a crash of the process; close() stops accepting and ends idle keep-alive connections.
+ * a crash of the process; close() stops accepting and ends idle keep-alive connections; at most
+ * HTTP_MAX_CONNECTIONS connections are open at once, and none stays silent past HTTP_IDLE_MS.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,6 +17,10 @@ import type { HealthSettings } from "../config/ServeConfig.js";
 import type { ServerMetrics } from "../metrics/ServerMetrics.js";
 import type { Persistence, RespServerStats } from "../ServerContext.js";
 import { healthCheck } from "./healthCheck.js";
+import { HTTP_MAX_CONNECTIONS } from "../../util/clientsForFdLimit.js";
+
+/** A connection of the HTTP port with no traffic for this long is closed. */
+export const HTTP_IDLE_MS = 30_000;
 
 export interface HttpServerOptions {
   readonly db: Database;
@@ -24,6 +29,8 @@ export interface HttpServerOptions {
   readonly port: number;
   readonly health: HealthSettings;
   readonly metrics: ServerMetrics;
+  /** Idle connection timeout (default HTTP_IDLE_MS; tests shorten it). */
+  readonly idleMs?: number;
   readonly persistence: Persistence;
   readonly respStats: () => RespServerStats | null;
   readonly shuttingDown: () => boolean;
@@ -83,6 +90,11 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     });
   });
   server.keepAliveTimeout = 5000;
+  // Bounded, so the port cannot take the descriptors the database needs (they are counted in the
+  // reserve that maxclients leaves: clientsForFdLimit.ts): connections past the limit are closed
+  // at accept, and one silent for HTTP_IDLE_MS (never sending a request, or stalled) is closed.
+  server.maxConnections = HTTP_MAX_CONNECTIONS;
+  server.timeout = o.idleMs ?? HTTP_IDLE_MS;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port, o.bind, () => {

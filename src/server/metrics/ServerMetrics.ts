@@ -65,23 +65,33 @@ export const METRIC_NAMES = [
   "keel_keys",
 ] as const;
 
-/** A counter fed from a cumulative number read at scrape time. */
-function cumulative(registry: Registry, name: string, help: string, read: () => number | undefined): Counter {
+/**
+ * A counter fed from a cumulative number read at scrape time. `epoch` changes when the source was
+ * reset (CONFIG RESETSTAT): all of its value then counts, even if it grew past the last one read.
+ */
+function cumulative(registry: Registry, name: string, help: string, read: () => { value: number; epoch: number } | undefined): Counter {
   let last = 0;
+  let lastEpoch = 0;
   return new Counter({
     name,
     help,
     registers: [registry],
     collect() {
-      const v = read();
-      if (v === undefined) return;
-      // A source that went down was reset (CONFIG RESETSTAT) and counted v since: add v.
-      const delta = v >= last ? v - last : v;
+      const r = read();
+      if (r === undefined) return;
+      const { value: v, epoch } = r;
+      // Reset since the last scrape (or a source that went down, which only a reset does): it
+      // counted v since, add v.
+      const delta = epoch === lastEpoch && v >= last ? v - last : v;
       if (delta > 0) this.inc(delta);
       last = v;
+      lastEpoch = epoch;
     },
   });
 }
+
+/** A count of a source that is never reset. */
+const never = (v: number | undefined) => (v === undefined ? undefined : { value: v, epoch: 0 });
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -135,9 +145,9 @@ export class ServerMetrics {
 
     const stats = () => this.#stats();
     const marks = () => this.#marks();
-    cumulative(r, "keel_checkpoints_total", "Checkpoints since the database was opened", () => stats()?.checkpoints);
-    cumulative(r, "keel_page_cache_misses_total", "Pages read from disk into the page cache (misses)", () => stats()?.cache.loads);
-    cumulative(r, "keel_page_cache_evictions_total", "Pages evicted from the page cache", () => stats()?.cache.evictions);
+    cumulative(r, "keel_checkpoints_total", "Checkpoints since the database was opened", () => never(stats()?.checkpoints));
+    cumulative(r, "keel_page_cache_misses_total", "Pages read from disk into the page cache (misses)", () => never(stats()?.cache.loads));
+    cumulative(r, "keel_page_cache_evictions_total", "Pages evicted from the page cache", () => never(stats()?.cache.evictions));
     const gauge = (name: string, help: string, read: () => number | undefined) =>
       new Gauge({
         name,
@@ -187,12 +197,16 @@ export class ServerMetrics {
         this.set({ kind: "applied" }, m.lag.applied);
       },
     });
-    const resp = () => this.#resp?.();
+    const resp = () => this.#respStats();
+    const since = (pick: (s: RespServerStats) => number) => () => {
+      const s = resp();
+      return s && { value: pick(s), epoch: s.statsEpoch };
+    };
     gauge("keel_connected_clients", "Connected RESP clients", () => resp()?.connectedClients);
-    cumulative(r, "keel_connections_received_total", "RESP connections accepted", () => resp()?.totalConnectionsReceived);
-    cumulative(r, "keel_commands_processed_total", "RESP commands processed", () => resp()?.totalCommandsProcessed);
-    cumulative(r, "keel_rejected_connections_total", "RESP connections refused (maxclients)", () => resp()?.rejectedConnections);
-    cumulative(r, "keel_protocol_errors_total", "RESP protocol errors", () => resp()?.protocolErrors);
+    cumulative(r, "keel_connections_received_total", "RESP connections accepted", since((s) => s.totalConnectionsReceived));
+    cumulative(r, "keel_commands_processed_total", "RESP commands processed", since((s) => s.totalCommandsProcessed));
+    cumulative(r, "keel_rejected_connections_total", "RESP connections refused (maxclients)", since((s) => s.rejectedConnections));
+    cumulative(r, "keel_protocol_errors_total", "RESP protocol errors", since((s) => s.protocolErrors));
     const seenKeyDbs = new Set<string>();
     new Gauge({
       name: "keel_keys",
@@ -230,6 +244,15 @@ export class ServerMetrics {
     unsubscribe("keeldb:checkpoint", this.#onCheckpoint);
     unsubscribe("keeldb:write-group", this.#onGroup);
     unsubscribe("keeldb:write-group-done", this.#onGroupDone);
+  }
+
+  /** The RESP server's stats, or undefined while they cannot be read (its keyspace counts read a closed database). */
+  #respStats(): RespServerStats | undefined {
+    try {
+      return this.#resp?.();
+    } catch {
+      return undefined;
+    }
   }
 
   /** The RESP server's stats(), read at each scrape. */

@@ -26,12 +26,13 @@ const respStats: RespServerStats = {
   totalCommandsProcessed: 1234,
   rejectedConnections: 1,
   protocolErrors: 0,
+  statsEpoch: 0,
   get keyspace() {
     return keyspace;
   },
 };
 
-async function setup(t: { after: (fn: () => Promise<void> | void) => void }, minFreeBytes = 0) {
+async function setup(t: { after: (fn: () => Promise<void> | void) => void }, minFreeBytes = 0, idleMs?: number) {
   const root = mkdtempSync(join(tmpdir(), "keel-http-"));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const dir = join(root, "db");
@@ -52,6 +53,7 @@ async function setup(t: { after: (fn: () => Promise<void> | void) => void }, min
     respStats: () => respStats,
     shuttingDown: () => false,
     logger: silent,
+    ...(idleMs !== undefined ? { idleMs } : {}),
   });
   t.after(async () => {
     metrics.detach();
@@ -62,7 +64,7 @@ async function setup(t: { after: (fn: () => Promise<void> | void) => void }, min
     const r = await fetch(`http://127.0.0.1:${http.port}${path}`, init);
     return { status: r.status, type: r.headers.get("content-type") ?? "", body: await r.text() };
   };
-  return { db, persistence, get, dir };
+  return { db, persistence, get, dir, port: http.port };
 }
 
 test("/health is 200 with the read probe, the LSNs, the lag and free disk", async (t) => {
@@ -171,4 +173,61 @@ test("INFO memory: used_memory and friends from process.memoryUsage()", async (t
   const m = Object.fromEntries(memoryInfo(db));
   for (const k of ["used_memory", "used_memory_rss", "used_memory_peak", "used_memory_human", "maxmemory", "keel_page_cache_pages"]) assert.ok(k in m, k);
   assert.ok((m.used_memory as number) > 0);
+});
+
+test("/metrics counters fed from RESP stats: a CONFIG RESETSTAT (statsEpoch) counts all of the new value even when it grew past the old one; a scrape while the stats cannot be read (closed database) keeps the last values", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "keel-http-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const db = await open(join(root, "db"));
+  t.after(() => db.close());
+  const metrics = new ServerMetrics(db);
+  let s: RespServerStats | null = { ...respStats, totalCommandsProcessed: 104, statsEpoch: 0, keyspace: [] };
+  metrics.setRespStats(() => {
+    if (!s) throw new Error("the database is closed");
+    return s;
+  });
+  const commands = async () => {
+    const line = (await metrics.registry.metrics()).split("\n").find((l) => l.startsWith("keel_commands_processed_total "));
+    return Number(line?.split(" ")[1]);
+  };
+  assert.equal(await commands(), 104);
+  s = { ...s, totalCommandsProcessed: 301, statsEpoch: 1 }; // reset, then 301 commands
+  assert.equal(await commands(), 405, "nothing counted before the reset is lost, nothing after it either");
+  s = { ...s, totalCommandsProcessed: 310 };
+  assert.equal(await commands(), 414);
+  s = null;
+  assert.equal(await commands(), 414, "the scrape does not throw; the counter keeps its value");
+});
+
+test("INFO memory: used_memory counts Buffer memory once (process.memoryUsage's external already holds arrayBuffers)", async (t) => {
+  const { db } = await setup(t);
+  const big = Buffer.alloc(64 << 20, 1);
+  const m = Object.fromEntries(memoryInfo(db));
+  const u = process.memoryUsage();
+  assert.ok((m.used_memory as number) < u.heapUsed + u.external + u.arrayBuffers - (32 << 20), `used_memory ${m.used_memory}, external ${u.external}, arrayBuffers ${u.arrayBuffers}`);
+  assert.ok((m.used_memory as number) >= big.length);
+});
+
+test("the HTTP port holds at most HTTP_MAX_CONNECTIONS connections (more are closed at accept) and closes silent ones after the idle timeout", { timeout: 20_000 }, async (t) => {
+  const { get, port } = await setup(t, 0, 400);
+  const { connect } = await import("node:net");
+  const { HTTP_MAX_CONNECTIONS } = await import("../../../src/util/clientsForFdLimit.js");
+  const sockets = await Promise.all(
+    Array.from(
+      { length: HTTP_MAX_CONNECTIONS + 8 },
+      () =>
+        new Promise<{ closedAt: Promise<number> }>((resolve, reject) => {
+          const s = connect(port, "127.0.0.1", () => resolve({ closedAt: new Promise((r) => s.once("close", () => r(performance.now()))) }));
+          s.on("error", () => undefined);
+          s.once("error", reject);
+        }),
+    ),
+  );
+  const t0 = performance.now();
+  const closed = await Promise.all(sockets.map((s) => s.closedAt));
+  // The 8 over the limit close at once; the rest (silent) at the idle timeout, 400 ms.
+  const early = closed.filter((at) => at - t0 < 200).length;
+  assert.ok(early >= 8, `${early} of ${sockets.length} closed at once`);
+  assert.ok(closed.filter((at) => at - t0 >= 200).length >= 1, "the silent ones wait for the idle timeout");
+  assert.equal((await get("/health")).status, 200, "the port still answers");
 });

@@ -1,6 +1,6 @@
 /**
  * maxclients fitted to the open-files limit, as Redis does: under `ulimit -n 128` a configured
- * maxclients of 10000 becomes 128 - 32 = 96 (a warning names both), CONFIG GET and INFO report 96,
+ * maxclients of 10000 becomes 128 - 48 = 80 (a warning names both), CONFIG GET and INFO report 80,
  * CONFIG SET above it is refused with Redis's words, and with every client slot taken the next
  * connection is refused while the server's own files (a SAVE, new log segments) still open.
  */
@@ -18,7 +18,7 @@ function tmp(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
-test("maxclients is lowered to the open-files limit minus 32, reported, and enforced", async (t) => {
+test("maxclients is lowered to the open-files limit minus 48, reported, and enforced", async (t) => {
   const d = tmp(t);
   const cfg = join(d, "keel.toml");
   writeFileSync(cfg, `dir = "${join(d, "db")}"\nmaxclients = 10000\nhttp_port = 0\n[engine]\nwal_segment_max_bytes = "64kb"\n`);
@@ -27,23 +27,23 @@ test("maxclients is lowered to the open-files limit minus 32, reported, and enfo
   const warn = s.lines.find((l) => l.event === "maxclients-reduced");
   assert.ok(warn, "a warning says maxclients was reduced");
   assert.equal(warn.requested, 10000);
-  assert.equal(warn.maxclients, 96);
+  assert.equal(warn.maxclients, 80);
   assert.equal(warn.openFilesLimit, 128);
-  assert.equal(s.lines.find((l) => l.event === "ready")?.maxclients, 96);
+  assert.equal(s.lines.find((l) => l.event === "ready")?.maxclients, 80);
 
   const admin = client(s.port);
   const raws: Raw[] = [];
   try {
-    assert.deepEqual(await admin.config("GET", "maxclients"), ["maxclients", "96"]);
-    assert.match(String(await admin.info("clients")), /\r\nmaxclients:96\r\n/);
-    await assert.rejects(admin.config("SET", "maxclients", "97"), {
-      message: "ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with 96",
+    assert.deepEqual(await admin.config("GET", "maxclients"), ["maxclients", "80"]);
+    assert.match(String(await admin.info("clients")), /\r\nmaxclients:80\r\n/);
+    await assert.rejects(admin.config("SET", "maxclients", "81"), {
+      message: "ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with 80",
     });
-    assert.equal(await admin.config("SET", "maxclients", "96"), "OK");
+    assert.equal(await admin.config("SET", "maxclients", "80"), "OK");
 
-    // 95 more clients fill the slots; the next one is refused, and the server's files still open.
-    for (let i = 0; i < 95; i++) raws.push(await rawConnect(s.port));
-    const last = raws[94]!;
+    // 79 more clients fill the slots; the next one is refused, and the server's files still open.
+    for (let i = 0; i < 79; i++) raws.push(await rawConnect(s.port));
+    const last = raws[78]!;
     last.send("PING\r\n");
     assert.equal(await last.until((x) => x.endsWith("\r\n")), "+PONG\r\n");
     const over = await rawConnect(s.port);
