@@ -48,7 +48,8 @@ export function openSync(path: string, options?: OpenOptions): Database {
     else lock = Lock.acquire(fs, path);
   } catch (e) {
     registration?.release();
-    throw e;
+    // LOCKED as it is; an OS error reading the LOCK's state (a stat, /proc) coded like any other.
+    throw e instanceof KeelError ? e : ioError(e, "lock", path);
   }
   let engine: Engine | null = null;
   // Released if the open fails after the log is open: its descriptor (and timer) would outlive it.

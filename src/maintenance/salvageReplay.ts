@@ -9,6 +9,7 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { LogRecord } from "../wal/LogRecord.js";
 import { Aborted, errorText, type Progress, type Work } from "./verifyTypes.js";
 import { scanWal, type WalBreak } from "./verifyWal.js";
+import { KeelError } from "../errors.js";
 
 export interface ReplayOutcome {
   exists: boolean;
@@ -94,6 +95,8 @@ export function* planReplay(
     next = rec.lsn + 1;
   };
   const onBreak = (b: WalBreak) => {
+    // A segment of another format version is not damage: refused, as every open refuses it.
+    if (b.kind === "wal-version") throw new KeelError("VERSION", b.message, { segment: b.segment });
     if (stopped) return;
     const E = b.expectedLsn;
     if (next === undefined) {

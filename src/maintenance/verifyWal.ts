@@ -13,6 +13,7 @@
  * - Records are handed to `onRecord` in file order, each validated; every break in the sequence is
  *   handed to `onBreak` at the point where it occurs, so a caller can stop at the first one.
  */
+import { KeelError } from "../errors.js";
 import { join } from "node:path";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import type { LogRecord } from "../wal/LogRecord.js";
@@ -163,7 +164,9 @@ export function* scanWal(
       const r = yield* scanSegment(h, name, path, nameLsn, newest, res, brk, hooks, progress, end);
       prevLast = r;
     } catch (e) {
-      if (e instanceof Aborted) throw e;
+      // VERSION here comes from a hook that refuses a segment of another format (salvage): its
+      // decision, not a read error of the segment.
+      if (e instanceof Aborted || (e instanceof KeelError && e.code === "VERSION")) throw e;
       brk({ kind: "wal-io", severity: "error", segment: name, offset: 0, expectedLsn: undefined, torn: false, message: `cannot read segment ${name}: ${errorText(e)}` }, path);
       prevLast = undefined;
     } finally {

@@ -13,7 +13,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, KeelError, NodeFileSystem, dumpToFile, loadFromFile, restore, salvage, verify } from "../../src/index.js";
@@ -281,6 +281,39 @@ test("verify: a log or snapshots directory it cannot read is an I/O problem (wal
     writeFileSync(join(dir, "snapshots", "current", "snapshot.json"), "null");
     const r = await verify(dir, { fs: failFirst("readFile", join(dir, "snapshots", "current", "snapshot.json")) });
     assert.ok(r.problems.some((p) => p.kind === "snapshot-io"), JSON.stringify(r.problems));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("open taking over a stale LOCK (empty, or naming this pid) with a stat failing at call k (every k): IO, never an untyped error; the retry opens", async () => {
+  const root = tmp();
+  try {
+    const dir = join(root, "db");
+    const db = await open(dir);
+    await db.put("k", "v");
+    await db.close();
+    const old = new Date(Date.now() - 60_000);
+    for (const lockText of ["", `${process.pid}\n`]) {
+      for (let k = 1; ; k++) {
+        writeFileSync(join(dir, "LOCK"), lockText);
+        utimesSync(join(dir, "LOCK"), old, old);
+        const fs = new FaultFileSystem(new NodeFileSystem()).failAt(k, { errno: "EIO", kinds: ["stat"] });
+        let err: unknown;
+        try {
+          const d = await open(dir, { fs });
+          await d.close();
+        } catch (e) {
+          err = e;
+        }
+        if (fs.faultsInjected === 0) {
+          assert.equal(err, undefined, describeError(err));
+          break;
+        }
+        if (err !== undefined) assert.ok(isIo(err), `LOCK ${JSON.stringify(lockText)}, stat ${k} (${fs.lastFault?.path}): ${describeError(err)}`);
+        assert.ok(k < 500);
+      }
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

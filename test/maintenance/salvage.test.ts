@@ -653,3 +653,68 @@ test("salvage keeps a stored value larger than its own open's default maxValueSi
     rmSync(base, { recursive: true, force: true });
   }
 });
+
+test("salvage refuses another format version with VERSION instead of reading it as damage: a newer or an older data file (migratable), a log segment of another version", async (t) => {
+  const { probeMeta } = await import("../../src/pager/Meta.js");
+  const { FORMAT_VERSION } = await import("../../src/pager/PageLayout.js");
+  const { crc32 } = await import("node:zlib");
+  const root = tempRoot(t);
+  const build = async (name: string, wal: boolean): Promise<string> => {
+    const dir = join(root, name);
+    const db = await open(dir, { wal, pageSize: 4096 });
+    await db.openDB("users").put("u1", { n: 1 });
+    await db.put("k", "v");
+    await db.close();
+    return dir;
+  };
+  const setDataVersion = (dir: string, version: number) => {
+    const fd = openSync(join(dir, "data.keel"), "r+");
+    try {
+      for (const slot of [0, 1] as const) {
+        const page = Buffer.alloc(4096);
+        readSync(fd, page, 0, 4096, slot * 4096);
+        if (!probeMeta(page, slot).ok) continue;
+        page.writeUInt16LE(version, 36);
+        seal(page);
+        writeSync(fd, page, 0, 4096, slot * 4096);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const refused = async (dir: string, what: string) => {
+    const out = join(root, `${what}-out`);
+    let err: unknown;
+    try {
+      await salvage(dir, out);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof KeelError && err.code === "VERSION", `${what}: ${String(err)}`);
+    assert.ok(!existsSync(out), `${what}: nothing written`);
+    return err;
+  };
+  const newer = await build("newer", false);
+  setDataVersion(newer, FORMAT_VERSION + 1);
+  const e1 = await refused(newer, "newer");
+  assert.equal(e1.details.found, FORMAT_VERSION + 1);
+  const older = await build("older", false);
+  setDataVersion(older, FORMAT_VERSION - 1);
+  const e2 = await refused(older, "older");
+  assert.equal(e2.details.migratable, true);
+  // A log segment with a valid header of another version.
+  const logged = await build("segment", true);
+  const seg = join(logged, "wal", readdirSync(join(logged, "wal")).sort()[0]!);
+  const fd = openSync(seg, "r+");
+  try {
+    const head = Buffer.alloc(64);
+    readSync(fd, head, 0, 64, 0);
+    head.writeUInt16LE(head.readUInt16LE(4) + 1, 4);
+    head.writeUInt32LE(crc32(head.subarray(0, 60)), 60);
+    writeSync(fd, head, 0, 64, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const e3 = await refused(logged, "segment");
+  assert.match(e3.message, /format version/);
+});

@@ -6,7 +6,8 @@
  *   1. Plan the chain of registered migrations from the found version to FORMAT_VERSION (VERSION if
  *      a step is missing). Remove what an interrupted earlier run left (partial backups, converted
  *      copies not yet renamed).
- *   2. Back up: copy every file of the database directory (data.keel, wal/, snapshots/; not LOCK)
+ *   2. Back up: copy every file of the database directory (data.keel, wal/, snapshots/; not the
+ *      coordination files LOCK, LOCK.takeover and READER.*, which name processes, not data)
  *      into `<parent>/<name>.backup-v<from>-<timestamp>.partial-<pid>`, fdatasync each file, fsync
  *      each directory, rename it to `<parent>/<name>.backup-v<from>-<timestamp>`, fsync the parent.
  *   3. Apply each migration in order. Each one replaces the files it changes atomically (converted
@@ -31,6 +32,8 @@ import { DATA_FILE } from "../../txn/Engine.js";
 import { MIGRATING_SUFFIX, v0ToV1 } from "./v0ToV1.js";
 import { formatVersionOfFile } from "../../pager/formatVersionOf.js";
 import { v1ToV2 } from "./v1ToV2.js";
+import { LOCK_FILE, TAKEOVER_FILE } from "../Lock.js";
+import { isRegistration } from "../ReadOnlyReaders.js";
 
 export interface Migration {
   /** Format version it reads. */
@@ -64,7 +67,8 @@ export interface RunMigrationsOptions {
 }
 
 /** Lock file of an open database: never part of a backup. */
-const LOCK_FILE = "LOCK";
+/** Top-level files the backup leaves out: they say which processes hold the directory, not what it holds. */
+const isCoordinationFile = (name: string): boolean => name === LOCK_FILE || name === TAKEOVER_FILE || isRegistration(name);
 
 // ---- detection ----
 
@@ -152,7 +156,7 @@ function copyFile(fs: FileSystem, from: string, to: string, buf: Buffer): number
 function copyTree(fs: FileSystem, from: string, to: string, top: boolean, buf: Buffer): number {
   let bytes = 0;
   for (const name of fs.list(from)) {
-    if ((top && name === LOCK_FILE) || name.endsWith(MIGRATING_SUFFIX)) continue;
+    if ((top && isCoordinationFile(name)) || name.endsWith(MIGRATING_SUFFIX)) continue;
     const src = join(from, name);
     const st = fs.stat(src);
     if (!st) continue;
