@@ -58,12 +58,15 @@ export class Registration {
   readonly #fs: FileSystem;
   /** This thread's claim on the file (FileSystem.claim): how the other threads of this process tell it is still open. */
   #claim: FileHandle | null;
+  /** The text after the txn line: the stamp, and CLAIMED_LINE when the claim was made. */
+  readonly #tail: string;
   #removed = false;
 
-  private constructor(fs: FileSystem, path: string, claim: FileHandle | null) {
+  private constructor(fs: FileSystem, path: string, claim: FileHandle | null, tail: string) {
     this.#fs = fs;
     this.path = path;
     this.#claim = claim;
+    this.#tail = tail;
   }
 
   /** Step 1. null when the file cannot be made (see the limits above). */
@@ -79,16 +82,17 @@ export class Registration {
           if ((e as NodeJS.ErrnoException).code !== "EEXIST") return null;
           continue;
         }
-        // Claimed before anything else: a writer in another thread of this process that lists it
-        // unclaimed (and no longer young) takes it for a dead thread's.
+        // Claimed before its text is written, and the text says so: a writer in another thread of
+        // this process takes a file that says "claimed" but has no claim open for a dead thread's.
         let claim: FileHandle | null = null;
         try {
           claim = fs.claim(path);
         } catch {
-          // judged by its pid and age alone: held as long as this process lives
+          // no CLAIMED_LINE: judged by its pid alone, held as long as this process lives
         }
+        const tail = stampLines() + (claim ? `${CLAIMED_LINE}\n` : "");
         try {
-          const text = Buffer.from(stampLines());
+          const text = Buffer.from(tail);
           f.write(text, 0, text.length, 0);
         } catch {
           // an empty file is judged by its pid alone: still protected
@@ -98,7 +102,7 @@ export class Registration {
         } catch {
           // the file exists either way: it is registered
         }
-        return new Registration(fs, path, claim);
+        return new Registration(fs, path, claim, tail);
       }
     } catch {
       // read-only file system, no permission: unprotected (documented above)
@@ -111,7 +115,7 @@ export class Registration {
     try {
       const f = this.#fs.open(this.path, "rw");
       try {
-        const text = Buffer.from(`txn ${txn}\n${stampLines()}`);
+        const text = Buffer.from(`txn ${txn}\n${this.#tail}`);
         f.write(text, 0, text.length, 0);
       } finally {
         f.close();
@@ -139,27 +143,20 @@ export class Registration {
   }
 }
 
-/** How long a registration of this process may go unclaimed: its creator claims it right after the create. */
-const CLAIM_WAIT_MS = 2000;
+/** In a registration's text: its creator claimed it before writing the text (see Registration.create). */
+const CLAIMED_LINE = "claimed";
 
 /**
- * A registration naming this process: a worker thread that ended without close() leaves one,
- * which its pid (alive: ours) would keep pinning pages for as long as the process lives. Its
- * claim tells: Node closes a terminated worker's descriptors (trackUnmanagedFds, as for the LOCK),
- * so an unclaimed file that is not brand new is a dead thread's. Where claims cannot be seen
- * (undefined), it is held, as before.
+ * A registration of this process whose text says it was claimed: a worker thread that ended
+ * without close() leaves one, which its pid (alive: ours) would keep pinning pages for as long as
+ * the process lives. Node closes a terminated worker's descriptors (trackUnmanagedFds, as for the
+ * LOCK), so such a file with no claim open is a dead thread's. One without the line (its claim
+ * failed, or an older KeelDB wrote it) is judged by its pid alone; where claims cannot be seen
+ * (undefined) it is held too.
  */
 function ownThreadLive(fs: FileSystem, path: string): boolean {
-  let claimed: boolean | undefined;
   try {
-    claimed = fs.isClaimed(path);
-  } catch {
-    claimed = undefined;
-  }
-  if (claimed !== false) return true;
-  try {
-    const st = fs.stat(path);
-    return st !== undefined && Date.now() - st.mtimeMs < CLAIM_WAIT_MS;
+    return fs.isClaimed(path) !== false;
   } catch {
     return true;
   }
@@ -192,7 +189,7 @@ export function listRegistrations(fs: FileSystem, dir: string): RegistrationInfo
     }
     const m = /^txn (\d+)$/m.exec(text);
     let live = stampIsLive(parseStamp(pid, text));
-    if (live && pid === process.pid) live = ownThreadLive(fs, join(dir, name));
+    if (live && pid === process.pid && new RegExp(`^${CLAIMED_LINE}$`, "m").test(text)) live = ownThreadLive(fs, join(dir, name));
     return { name, pid, txn: m ? Number(m[1]) : undefined, live };
   });
 }

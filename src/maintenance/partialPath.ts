@@ -3,9 +3,11 @@
  * and the last check before that rename.
  *
  * Invariants:
- * - `<dest>.partial-<pid>-<n>`, n counting this process's jobs: two concurrent jobs toward one
- *   destination (two BACKUPs of the same path) never write into, or clear as stale, each other's
- *   output. Cleanup elsewhere matches ".partial-" in a name.
+ * - `<dest>.partial-<pid>-<n>`, n unique in the process: this thread's job count, prefixed by the
+ *   thread id in a worker thread (`<thread>.<count>`: worker threads share the pid, and each has
+ *   its own counter). Two concurrent jobs toward one destination (two BACKUPs of the same path,
+ *   two threads dumping to one file) never write into, or clear as stale, each other's output.
+ *   Cleanup elsewhere matches ".partial-" in a name.
  * - A finished output is renamed only onto a name that does not exist (refuseExisting, checked
  *   synchronously right before the rename): rename(2) would silently replace a file or an empty
  *   directory, and the job that lost the race must fail with EXISTS, not overwrite the winner.
@@ -13,8 +15,9 @@
  *   removed again, so a failed job leaves nothing under `dest` and its retry is not EXISTS.
  */
 import { dirname, normalize } from "node:path";
+import { threadId } from "node:worker_threads";
 import { KeelError, ioError } from "../errors.js";
-import type { FileSystem } from "../io/FileSystem.js";
+import type { FileStat, FileSystem } from "../io/FileSystem.js";
 
 let jobs = 0;
 
@@ -30,7 +33,7 @@ export function destPath(dest: string): string {
 }
 
 export function partialPath(dest: string): string {
-  return `${destPath(dest)}.partial-${process.pid}-${++jobs}`;
+  return `${destPath(dest)}.partial-${process.pid}-${threadId === 0 ? "" : `${threadId}.`}${++jobs}`;
 }
 
 /** EXISTS if `dest` exists (IO/FULL if it cannot be told). `what` names the job in the message ("a backup never overwrites"). */
@@ -47,11 +50,15 @@ export function refuseExisting(fs: FileSystem, dest: string, what: string): void
 /**
  * Rename the finished output `from` (a file or a directory, already synced) to `dest`, then fsync
  * the parent. EXISTS if `dest` appeared meanwhile; IO/FULL if the rename or the fsync fails, and
- * then `dest` is removed again (best effort): a failed job leaves no output behind.
+ * then `dest` is removed again (best effort): a failed job leaves no output behind. Only its own:
+ * a file renamed onto ours by a concurrent job that passed the same EXISTS check (rename replaces
+ * a file) is left alone, told apart by size and modification time. A directory cannot be
+ * replaced once it holds files.
  */
 export function publishRenamed(fs: FileSystem, from: string, dest: string, what: string, kind: "file" | "dir"): void {
   refuseExisting(fs, dest, what);
   let renamed = false;
+  const ours = kind === "file" ? statQuietly(fs, from) : undefined;
   try {
     fs.rename(from, dest);
     renamed = true;
@@ -60,11 +67,22 @@ export function publishRenamed(fs: FileSystem, from: string, dest: string, what:
     if (renamed) {
       try {
         if (kind === "dir") fs.removeDir(dest);
-        else fs.remove(dest);
+        else {
+          const now = statQuietly(fs, dest);
+          if (ours && now && now.size === ours.size && now.mtimeMs === ours.mtimeMs) fs.remove(dest);
+        }
       } catch {
         // report the first error
       }
     }
     throw ioError(e, renamed ? "fsync" : "rename", renamed ? dirname(dest) : dest);
+  }
+}
+
+function statQuietly(fs: FileSystem, path: string): FileStat | undefined {
+  try {
+    return fs.stat(path);
+  } catch {
+    return undefined;
   }
 }

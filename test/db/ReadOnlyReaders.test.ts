@@ -328,3 +328,36 @@ test("a worker thread's read-only open that ends without close(): its registrati
   assert.ok(grown() <= before * 2, `pages are reused again: ${before} -> ${grown()} bytes`);
   await db.close();
 });
+
+test("a read-only open whose claim on its registration failed is judged by its pid alone: a writer of the same process keeps its view, however old the file", async (t) => {
+  const { FaultFileSystem } = await import("../../src/io/FaultFileSystem.js");
+  const { NodeFileSystem } = await import("../../src/index.js");
+  const { utimesSync } = await import("node:fs");
+  const dir = tempDir(t);
+  let db = await open(dir, { wal: false });
+  for (let i = 0; i < 300; i++) await db.put(`k${i}`, value(0, i));
+  await db.close();
+  const ffs = new FaultFileSystem(new NodeFileSystem());
+  let readerOpens = 0;
+  ffs.onCall = (c) => {
+    // The 2nd open of the READER file is the claim (the 1st its exclusive create).
+    if (c.kind === "open" && c.path.includes(READER_PREFIX) && ++readerOpens === 2) {
+      throw Object.assign(new Error(`EMFILE: too many open files, open '${c.path}' (injected)`), { code: "EMFILE", errno: -24, syscall: "open", path: c.path });
+    }
+  };
+  const ro = await open(dir, { readOnly: true, wal: false, cacheSize: 0, fs: ffs });
+  try {
+    assert.ok(readerOpens >= 2, "the claim was attempted and failed");
+    const old = new Date(Date.now() - 60_000);
+    for (const n of registrations(dir)) utimesSync(join(dir, n), old, old);
+    db = await open(dir, { wal: false });
+    for (let r = 1; r <= 20; r++) await db.transaction((tx) => {
+      for (let i = 0; i < 300; i++) tx.put(`k${i}`, value(r, i));
+    });
+    assert.equal(registrations(dir).length, 1, "the registration is kept");
+    for (let i = 0; i < 300; i++) assert.equal(ro.get(`k${i}`), value(0, i), `the view at open, key ${i}`);
+    await db.close();
+  } finally {
+    await ro.close();
+  }
+});

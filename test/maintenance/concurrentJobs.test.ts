@@ -136,3 +136,55 @@ test("two compactTo to one dest: the one that loses, aborted after the other pub
   assert.equal((await verify(dest)).ok, true);
   noPartials(dir);
 });
+
+test("two worker threads dumping to one path get distinct partial names: one dump wins whole (it loads), the other gets EXISTS; neither truncates the other", { timeout: 120_000 }, async (t) => {
+  const { Worker } = await import("node:worker_threads");
+  const { mkdtempSync: mk, rmSync: rm } = await import("node:fs");
+  const { tmpdir: td } = await import("node:os");
+  const { join: j } = await import("node:path");
+  const { fileURLToPath } = await import("node:url");
+  const { open: openDb, loadFromFile } = await import("../../src/index.js");
+  const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
+  const root = mk(j(td(), "keel-threads-dump-"));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  for (const name of ["a", "b"]) {
+    const db = await openDb(j(root, name));
+    await db.transaction((tx) => {
+      for (let i = 0; i < 20_000; i++) tx.put(`${name}${i}`, `${name}-${i}-`.padEnd(200, name));
+    });
+    await db.close();
+  }
+  const dest = j(root, "out.jsonl");
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    import(workerData.index).then(async ({ open, dumpToFile }) => {
+      const db = await open(workerData.dir, { readOnly: true });
+      try {
+        const r = await dumpToFile(db, workerData.dest);
+        parentPort.postMessage({ ok: true, entries: r.entries });
+      } catch (e) {
+        parentPort.postMessage({ ok: false, code: e.code, message: e.message });
+      } finally {
+        await db.close();
+      }
+    });
+  `;
+  const run = (name: string) =>
+    new Promise<{ ok: boolean; code?: string; entries?: number; name: string }>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { index: INDEX, dir: j(root, name), dest } });
+      w.once("message", (m) => resolve({ ...m, name }));
+      w.once("error", reject);
+    });
+  const results = await Promise.all([run("a"), run("b")]);
+  const won = results.filter((r) => r.ok);
+  assert.equal(won.length, 1, JSON.stringify(results));
+  assert.deepEqual(results.filter((r) => !r.ok).map((r) => r.code), ["EXISTS"], JSON.stringify(results));
+  const loaded = await openDb(j(root, "loaded"));
+  try {
+    const rep = await loadFromFile(loaded, dest);
+    assert.equal(rep.entries, 20_000);
+    assert.ok(loaded.get(`${won[0]!.name}19999`), "the winner's own dump is at the path");
+  } finally {
+    await loaded.close();
+  }
+});
