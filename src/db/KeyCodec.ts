@@ -123,6 +123,9 @@ export function decodeKey(s: string, enc: KeyEncodingName): Key {
   // readKey reads its first byte whatever the end: an empty key would decode stale scratch bytes.
   // Both keys that encode to nothing ([] and an empty Buffer) read back as an empty Buffer.
   if (n === 0) return Buffer.alloc(0);
+  // readKey also reads a byte or so past `n` (an array ending in null): zeros there, not what an
+  // earlier key left, or the key would read back as it did.
+  scratch.fill(0, n, Math.min(n + 8, scratch.length));
   const k = readKey(scratch, 0, n) as Key;
   return k instanceof Uint8Array ? Buffer.from(k) : k;
 }

@@ -11,6 +11,37 @@ import type { ValueEncodingName } from "../txn/Snapshot.js";
 import { wellFormed } from "../util/wellFormed.js";
 
 const packr = new Packr({ copyBuffers: true, useRecords: false, moreTypes: true });
+/**
+ * Reads back a value whose maps have keys an object cannot hold (written before Maps were
+ * refused, see refuseMaps): as Maps, instead of an error that also stops every range over it.
+ */
+const mapsPackr = new Packr({ copyBuffers: true, useRecords: false, moreTypes: true, mapsAsObjects: false });
+
+/**
+ * msgpack stores a Map as a map, and reading it back (mapsAsObjects, the default without records)
+ * gives a plain object: its keys become strings (1 and "1" collide), and a key that is an object
+ * makes the stored value unreadable. A write the read cannot give back is refused instead.
+ */
+function refuseMaps(value: unknown): void {
+  if (value === null || typeof value !== "object") return;
+  // Each object once: a cycle (which msgpackr then refuses) is walked once, not forever.
+  const seen = new Set<object>();
+  const stack: object[] = [value];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof Map) {
+      throw invalidArgument("value holds a Map, which msgpack reads back as a plain object (keys turned into strings): store Object.fromEntries(map), or [...map] as an array of entries", {
+        argument: "value",
+        encoding: "msgpack",
+      });
+    }
+    if (ArrayBuffer.isView(v) || v instanceof Date || v instanceof ArrayBuffer) continue;
+    const children: Iterable<unknown> = v instanceof Set || Array.isArray(v) ? v : Object.values(v);
+    for (const c of children) if (c !== null && typeof c === "object") stack.push(c);
+  }
+}
 
 export function encodeValue(value: unknown, enc: ValueEncodingName): Buffer | Uint8Array {
   if (value === undefined) throw invalidArgument("value is undefined (use remove to delete a key)", { argument: "value" });
@@ -28,6 +59,7 @@ export function encodeValue(value: unknown, enc: ValueEncodingName): Buffer | Ui
 function encode(value: unknown, enc: ValueEncodingName): Buffer | Uint8Array {
   switch (enc) {
     case "msgpack":
+      refuseMaps(value);
       return packr.pack(value);
     case "json": {
       const s = JSON.stringify(value);
@@ -59,7 +91,15 @@ export function decodeValue(buf: Buffer, enc: ValueEncodingName): unknown {
 function decode(buf: Buffer, enc: ValueEncodingName): unknown {
   switch (enc) {
     case "msgpack":
-      return packr.unpack(buf);
+      try {
+        return packr.unpack(buf);
+      } catch (e) {
+        try {
+          return mapsPackr.unpack(buf);
+        } catch {
+          throw e;
+        }
+      }
     case "json":
       return JSON.parse(buf.toString("utf8"));
     case "string":

@@ -260,3 +260,15 @@ test("ordered-binary: a key far over the limit is refused naming maxKeySize and 
     assert.ok((e.details.size as number) > 16364);
   }
 });
+
+test("ordered-binary: an array key ending in null reads back the same whatever key was encoded before it", () => {
+  for (const key of [["x", "y", null], ["", "", null]] as Key[]) {
+    const s = encodeKey(key, "ordered-binary", 1024);
+    const fresh = decodeKey(s, "ordered-binary");
+    assert.deepEqual(fresh, key);
+    for (const before of ["z".repeat(20), "\u0000".repeat(8), [1, "zzzzzzzz"]] as Key[]) {
+      encodeKey(before, "ordered-binary", 1024); // leaves its bytes in the codec's scratch buffer
+      assert.deepEqual(decodeKey(s, "ordered-binary"), key, `after encoding ${JSON.stringify(before)}`);
+    }
+  }
+});
