@@ -1,8 +1,9 @@
 /**
  * ValueCodec: user values <-> stored bytes.
  *
- * - "msgpack" (default): any structured-clone-like value, via msgpackr. Decoded binary fields
- *   are copies, never views into the page cache.
+ * - "msgpack" (default): any structured-clone-like value, via msgpackr, except a Map (refused:
+ *   it would read back as a plain object). Decoded binary fields are copies, never views into
+ *   the page cache.
  * - "json": JSON text.  - "string": UTF-8 text.  - "binary": Buffer/Uint8Array, returned as a copy.
  */
 import { Packr } from "msgpackr";
