@@ -145,6 +145,7 @@ export class Registration {
 
 /** In a registration's text: its creator claimed it before writing the text (see Registration.create). */
 const CLAIMED_LINE = "claimed";
+const CLAIMED_RE = new RegExp(`^${CLAIMED_LINE}$`, "m");
 
 /**
  * A registration of this process whose text says it was claimed: a worker thread that ended
@@ -189,7 +190,7 @@ export function listRegistrations(fs: FileSystem, dir: string): RegistrationInfo
     }
     const m = /^txn (\d+)$/m.exec(text);
     let live = stampIsLive(parseStamp(pid, text));
-    if (live && pid === process.pid && new RegExp(`^${CLAIMED_LINE}$`, "m").test(text)) live = ownThreadLive(fs, join(dir, name));
+    if (live && pid === process.pid && CLAIMED_RE.test(text)) live = ownThreadLive(fs, join(dir, name));
     return { name, pid, txn: m ? Number(m[1]) : undefined, live };
   });
 }

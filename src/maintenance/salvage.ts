@@ -41,7 +41,7 @@ import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import type { LeafNode } from "../btree/Node.js";
-import { DEFAULT_PAGE_SIZE, FORMAT_VERSION } from "../pager/PageLayout.js";
+import { DEFAULT_PAGE_SIZE } from "../pager/PageLayout.js";
 import { DATA_FILE, Engine } from "../txn/Engine.js";
 import { DEFAULT_DB } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
@@ -53,8 +53,7 @@ import { planReplay } from "./salvageReplay.js";
 import { destPath, partialPath, publishRenamed } from "./partialPath.js";
 import { setOwn } from "../util/ownRecord.js";
 import { checkedStat } from "../io/checkedStat.js";
-import { detectVersion } from "../db/migrations/index.js";
-import { versionError } from "../pager/Meta.js";
+import { refuseOtherVersion } from "../db/migrations/index.js";
 
 export const ORPHANS_DB = "salvaged-orphans";
 
@@ -129,15 +128,7 @@ export async function salvage(srcDir: string, dest: string, opts: SalvageOptions
   if (checkedStat(fs, destDir)) throw new KeelError("EXISTS", `${destDir} already exists; salvage never overwrites`, { dest: destDir });
   // Another format is not damage: read with this format's layout, an intact database of an older
   // one would come out as orphans and lost sub-databases (and a newer one is never read at all).
-  const found = hasData ? detectVersion(fs, srcDir) : undefined;
-  if (found !== undefined && found > FORMAT_VERSION) throw versionError(dataPath, found);
-  if (found !== undefined && found !== FORMAT_VERSION) {
-    throw new KeelError(
-      "VERSION",
-      `${dataPath} has format version ${found}; salvage reads format version ${FORMAT_VERSION}. Open it once (not readOnly) to migrate it, the original backed up first; then salvage the migrated database if it still needs it`,
-      { file: dataPath, found, supported: FORMAT_VERSION, migratable: true },
-    );
-  }
+  if (hasData) refuseOtherVersion(fs, srcDir);
 
   let handle: FileHandle | null = null;
   if (hasData) {

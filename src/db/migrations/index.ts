@@ -237,16 +237,25 @@ export function runMigrations(fs: FileSystem, dir: string, foundVersion: number,
  * read-only open never writes, so it cannot migrate); otherwise the migration's result.
  */
 export function migrateOnOpen(fs: FileSystem, dir: string, opts: { readOnly?: boolean | undefined } & RunMigrationsOptions = {}): MigrationResult | undefined {
+  if (opts.readOnly) return void refuseOtherVersion(fs, dir);
   const found = detectVersion(fs, dir);
   if (found === undefined || found === FORMAT_VERSION) return undefined;
+  if (found > FORMAT_VERSION) throw versionError(join(dir, DATA_FILE), found);
+  return runMigrations(fs, dir, found, opts);
+}
+
+/**
+ * For what reads a database without writing it (a read-only open, salvage): VERSION for any format
+ * but this one; an older one has `details.migratable` (a writable open migrates it).
+ */
+export function refuseOtherVersion(fs: FileSystem, dir: string): void {
+  const found = detectVersion(fs, dir);
+  if (found === undefined || found === FORMAT_VERSION) return;
   const file = join(dir, DATA_FILE);
   if (found > FORMAT_VERSION) throw versionError(file, found);
-  if (opts.readOnly) {
-    throw new KeelError(
-      "VERSION",
-      `${file} has format version ${found}; this KeelDB reads format version ${FORMAT_VERSION}. Open it once without readOnly to migrate it (the original is backed up first)`,
-      { file, found, supported: FORMAT_VERSION, migratable: true },
-    );
-  }
-  return runMigrations(fs, dir, found, opts);
+  throw new KeelError(
+    "VERSION",
+    `${file} has format version ${found}; this KeelDB reads format version ${FORMAT_VERSION}. Open it once without readOnly to migrate it (the original is backed up first)`,
+    { file, found, supported: FORMAT_VERSION, migratable: true },
+  );
 }
