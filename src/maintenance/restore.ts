@@ -9,7 +9,8 @@
  */
 import { join, resolve } from "node:path";
 import { KeelError, invalidArgument, ioError } from "../errors.js";
-import type { FileHandle, FileSystem } from "../io/FileSystem.js";
+import type { FileSystem } from "../io/FileSystem.js";
+import { copyFileSynced } from "../io/copyFileSynced.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { Engine, DATA_FILE } from "../txn/Engine.js";
 import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
@@ -54,36 +55,11 @@ function listSegments(fs: FileSystem, walDir: string): string[] {
   }
 }
 
-/** Copy one file, synced. Both handles are closed whatever fails (a leaked one would hold the file). */
+/** Copy one file, synced, with every error coded. */
 function copyFile(fs: FileSystem, from: string, to: string): void {
-  let src: FileHandle | null = null;
-  let dst: FileHandle | null = null;
   try {
-    src = fs.open(from, "r");
-    dst = fs.open(to, "createExclusive");
-    const size = src.size();
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let pos = 0; pos < size; ) {
-      const n = src.read(buf, 0, Math.min(buf.length, size - pos), pos);
-      if (n <= 0) break;
-      dst.write(buf, 0, n, pos);
-      pos += n;
-    }
-    dst.sync();
-    const d = dst;
-    dst = null;
-    d.close();
-    const sh = src;
-    src = null;
-    sh.close();
+    copyFileSynced(fs, from, to);
   } catch (e) {
-    for (const h of [dst, src]) {
-      try {
-        h?.close();
-      } catch {
-        // report the copy's error
-      }
-    }
     throw ioError(e, "copy", `${from} -> ${to}`);
   }
 }

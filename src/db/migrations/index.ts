@@ -26,6 +26,7 @@
 import { basename, dirname, join, normalize, resolve } from "node:path";
 import { KeelError, ioError } from "../../errors.js";
 import type { FileSystem } from "../../io/FileSystem.js";
+import { copyFileSynced } from "../../io/copyFileSynced.js";
 import { versionError } from "../../pager/Meta.js";
 import { FORMAT_VERSION } from "../../pager/PageLayout.js";
 import { DATA_FILE } from "../../txn/Engine.js";
@@ -123,35 +124,6 @@ function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, "");
 }
 
-const ZEROS = Buffer.alloc(1 << 20);
-
-/**
- * Copy a file's bytes; runs of zeros (a log segment's preallocated tail) are left as a hole of the
- * same size, which reads back as the same zeros.
- */
-function copyFile(fs: FileSystem, from: string, to: string, buf: Buffer): number {
-  const src = fs.open(from, "r");
-  try {
-    const dst = fs.open(to, "createExclusive");
-    try {
-      const size = src.size();
-      dst.truncate(size);
-      for (let pos = 0; pos < size; ) {
-        const n = src.read(buf, 0, Math.min(buf.length, ZEROS.length, size - pos), pos);
-        if (n <= 0) break;
-        if (buf.compare(ZEROS, 0, n, 0, n) !== 0) dst.write(buf, 0, n, pos);
-        pos += n;
-      }
-      dst.sync();
-      return size;
-    } finally {
-      dst.close();
-    }
-  } finally {
-    src.close();
-  }
-}
-
 /** Copy the tree under `from` into the existing directory `to`; every file and directory made durable. */
 function copyTree(fs: FileSystem, from: string, to: string, top: boolean, buf: Buffer): number {
   let bytes = 0;
@@ -165,7 +137,7 @@ function copyTree(fs: FileSystem, from: string, to: string, top: boolean, buf: B
       fs.mkdir(dst);
       bytes += copyTree(fs, src, dst, false, buf);
     } else {
-      bytes += copyFile(fs, src, dst, buf);
+      bytes += copyFileSynced(fs, src, dst, { buf, sparse: true });
     }
   }
   fs.syncDir(to);
