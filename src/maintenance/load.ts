@@ -231,15 +231,16 @@ export async function load(db: Database, input: NodeJS.ReadableStream, opts: Loa
     // 4. Body.
     for (;;) {
       const item = await parser.next();
-      if (item.kind === "entry") {
-        batcher.add(item.key, item.value);
-        if (batcher.full) {
-          src.checkAborted();
-          await batcher.commit();
-          opts.onProgress?.({ entries: batcher.committed, totalEntries: total });
-        }
-      } else if (item.kind === "db") batcher.startSection(targets[item.index]!);
-      else break;
+      if (item.kind === "end") break;
+      // A full batch is committed only once another item follows it, never on its last entry:
+      // the dump's last batch (all of a dump that fits in one) waits for the trailer's checks.
+      if (batcher.full) {
+        src.checkAborted();
+        await batcher.commit();
+        opts.onProgress?.({ entries: batcher.committed, totalEntries: total });
+      }
+      if (item.kind === "entry") batcher.add(item.key, item.value);
+      else batcher.startSection(targets[item.index]!);
     }
     // 5. The trailer checked out: the last batch.
     src.checkAborted();

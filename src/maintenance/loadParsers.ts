@@ -91,13 +91,20 @@ export class JsonlParser implements DumpParser {
     return { line: this.#line, offset: this.#lineOffset };
   }
 
-  async #readLine(): Promise<Buffer | null> {
+  /** The header's line is bounded only by the largest string: it lists every sub-database, not an entry. */
+  async #readLine(max = this.#maxLine): Promise<Buffer | null> {
     this.#lineOffset = this.#src.offset;
     this.#line++;
-    const r = await this.#src.readLine(this.#maxLine);
+    const r = await this.#src.readLine(max);
     if (!r) return null;
-    if (r.tooLong) this.fail(`the line is longer than any entry this database accepts (${this.#maxLine} bytes)`, "line-too-long", { max: this.#maxLine });
+    if (r.tooLong) {
+      const what = max === this.#maxLine ? "any entry this database accepts" : "the largest string this process can parse";
+      this.fail(`the line is longer than ${what} (${max} bytes)`, "line-too-long", { max });
+    }
     if (!r.terminated) this.fail("the dump is cut short: its last line has no newline", "truncated");
+    // A text conversion (unix2dos, a Windows editor, git autocrlf) changes every line: said at the
+    // first line, not as a checksum mismatch at the trailer after batches were committed.
+    if (r.bytes.length > 0 && r.bytes[r.bytes.length - 1] === 13) this.fail('the line ends in "\\r\\n": the dump went through a text conversion', "line-end");
     if (!isUtf8(r.bytes)) this.fail("the line is not UTF-8", "utf8");
     return r.bytes;
   }
@@ -122,7 +129,7 @@ export class JsonlParser implements DumpParser {
   }
 
   async header(): Promise<DumpHeader> {
-    const b = await this.#readLine();
+    const b = await this.#readLine(bufferConstants.MAX_STRING_LENGTH);
     if (!b) this.fail("the dump is empty", "truncated");
     const o = this.#json(b);
     checkIdentity(o, this.fail);

@@ -9,7 +9,7 @@
  *   gigabytes makes the read run into the end of the input (a short result), never a huge
  *   allocation up front.
  */
-import { KeelError } from "../errors.js";
+import { ioError, KeelError } from "../errors.js";
 import { crc32 } from "../util/crc32.js";
 
 const EMPTY = Buffer.alloc(0);
@@ -91,7 +91,13 @@ export class LoadSource {
   async #next(): Promise<Buffer | null> {
     while (!this.#eof) {
       this.checkAborted();
-      const r = await this.#read();
+      let r: IteratorResult<unknown>;
+      try {
+        r = await this.#read();
+      } catch (e) {
+        // The stream's own error (EIO of a file, a destroyed socket): coded like any I/O error.
+        throw e instanceof KeelError ? e : ioError(e, "read", "the load's input stream");
+      }
       this.checkAborted();
       if (r.done) {
         this.#eof = true;

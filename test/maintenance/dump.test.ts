@@ -564,7 +564,8 @@ test("mid-stream damage with small batches: the committed prefix is reported and
     await target.close();
   }
   // JSON Lines, damage that keeps the line well-formed: found only at the trailer's CRC. As
-  // documented, the full batches before it are committed, the damaged entry among them.
+  // documented, the full batches before the last are committed, the damaged entry among them;
+  // the last (entries 90-99, full on the dump's last entry) waits for the trailer.
   {
     const bad = [...ls];
     const o = JSON.parse(bad[2 + damaged]!);
@@ -575,7 +576,8 @@ test("mid-stream damage with small batches: the committed prefix is reported and
     const e = await rejectsCode(loadBytes(target, Buffer.from(bad.join("\n") + "\n"), { batch: 10 }), "CORRUPT");
     assert.equal(e.details.line, ls.length);
     assert.equal(e.details.reason, "checksum");
-    assert.equal(e.details.committedEntries, 100);
+    assert.equal(e.details.committedEntries, 90);
+    assert.equal(target.getStats().entries, 90);
     await target.close();
     // With batch: Infinity the same load is all or nothing.
     const atomic = await fresh({ keyEncoding: "binary", encoding: "binary" });
@@ -594,6 +596,80 @@ test("mid-stream damage with small batches: the committed prefix is reported and
     return rows;
   })());
   await ok.close();
+});
+
+test("a dump of exactly one batch (or ending on a batch boundary) commits its last batch only after the trailer checks out", async () => {
+  for (const format of ["jsonl", "binary"] as const) {
+    const good = await numberedDump(format, 20);
+    // The trailer's CRC is the last 4 bytes (binary) or inside the last line (JSON Lines).
+    const badCrc = Buffer.from(good);
+    badCrc[good.length - (format === "binary" ? 1 : 3)]! ^= 0x01;
+    const damaged: Array<[string, Buffer, string]> = [
+      ["trailer checksum", badCrc, "checksum"],
+      ["bytes after the trailer", Buffer.concat([good, format === "binary" ? Buffer.from([0xff]) : Buffer.from('{"end":true}\n')]), "trailing-data"],
+      ["no trailer", good.subarray(0, format === "binary" ? good.length - 13 : good.lastIndexOf('{"end"')), "truncated"],
+    ];
+    for (const [what, bad, reason] of damaged) {
+      for (const batch of [20, 10]) {
+        const target = await fresh({ keyEncoding: "binary", encoding: "binary" });
+        const e = await rejectsCode(loadBytes(target, bad, { batch }), "CORRUPT");
+        assert.equal(e.details.reason, reason, `${format} ${what}`);
+        // batch 20: the whole dump is one batch, so nothing; batch 10: the first batch only.
+        const expected = batch === 20 ? 0 : 10;
+        assert.equal(e.details.committedEntries, expected, `${format} ${what} batch ${batch}`);
+        assert.equal(target.getStats().entries, expected, `${format} ${what} batch ${batch}: the target holds what the error says`);
+        await target.close();
+      }
+    }
+    // The same batch sizes load the good dump whole.
+    const ok = await fresh({ keyEncoding: "binary", encoding: "binary" });
+    assert.equal((await loadBytes(ok, good, { batch: 10 })).entries, 20);
+    await ok.close();
+  }
+});
+
+test("load: an input stream that fails is IO with the committed prefix; a header longer than an entry line loads; CRLF line ends are refused at line 1", async () => {
+  // A stream destroyed with EIO part-way: IO (not the raw error), and what stays committed.
+  const good = await numberedDump("binary", 100);
+  let sent = false;
+  const failing = new Readable({
+    read() {
+      if (!sent) {
+        sent = true;
+        this.push(good.subarray(0, 2000));
+      } else this.destroy(Object.assign(new Error("EIO: i/o error, read"), { code: "EIO", errno: -5, syscall: "read" }));
+    },
+  });
+  const t1 = await fresh({ keyEncoding: "binary", encoding: "binary" });
+  const e = await rejectsCode(load(t1, failing, { batch: 10 }), "IO");
+  assert.equal(e.details.errno, "EIO");
+  assert.ok(typeof e.details.committedEntries === "number" && e.details.committedEntries > 0);
+  assert.equal(t1.getStats().entries, e.details.committedEntries);
+  await t1.close();
+
+  // 300 sub-databases with one tiny entry each: the header line (~20 KB) is longer than any
+  // entry line a target with maxValueSize 1000 accepts, and it still loads.
+  const src = await fresh({ keyEncoding: "binary", encoding: "binary" });
+  for (let i = 0; i < 300; i++) {
+    const d = src.openDB(`sub-database-with-a-long-name-${String(i).padStart(4, "0")}`, { keyEncoding: "binary", encoding: "binary" });
+    await d.put(Buffer.from([1]), Buffer.from([2]));
+  }
+  const { bytes } = await dumpBytes(src, { format: "jsonl" });
+  await src.close();
+  assert.ok(lines(bytes)[0]!.length > 15_000);
+  const small = await fresh({ keyEncoding: "binary", encoding: "binary", maxValueSize: 1000 });
+  assert.equal((await loadBytes(small, bytes)).entries, 300);
+  await small.close();
+
+  // CRLF: refused at the first line, nothing committed (it used to load every line and fail at
+  // the trailer's checksum after committing the full batches).
+  const crlf = Buffer.from((await numberedDump("jsonl", 30)).toString("utf8").replaceAll("\n", "\r\n"));
+  const t2 = await fresh({ keyEncoding: "binary", encoding: "binary" });
+  const e2 = await rejectsCode(loadBytes(t2, crlf, { batch: 10 }), "CORRUPT");
+  assert.equal(e2.details.reason, "line-end");
+  assert.equal(e2.details.line, 1);
+  assert.equal(t2.getStats().entries, 0);
+  await t2.close();
 });
 
 test("load refuses a non-empty target and other encodings, naming the sub-database; other sub-databases are left alone", async () => {
