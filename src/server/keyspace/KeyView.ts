@@ -101,7 +101,7 @@ export class KeyView {
     }
     if (this.#due(v)) {
       this.misses++;
-      if (this.store.writable) this.#purge(key, v);
+      if (this.store.writable) this.store.purgeExpired(() => this.#purge(key, v));
       return undefined;
     }
     this.hits++;

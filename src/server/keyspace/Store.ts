@@ -27,6 +27,11 @@ export interface Store {
   swap(sub: SubDatabase, key: Buffer, value: Buffer): Buffer | undefined;
   remove(sub: SubDatabase, key: Buffer): boolean;
   clear(sub: SubDatabase): void;
+  /**
+   * Run the removal of a key found expired: no client can tell it happened (the key was already
+   * gone), so its writes are not counted as the command's own.
+   */
+  purgeExpired(run: () => void): void;
   /** Entries with start <= key < end, in key order, at most `limit`. */
   range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV>;
 }
@@ -83,6 +88,16 @@ export class TxStore implements Store {
     this.writes++;
     this.#for(sub).clear();
   }
+  purgeExpired(run: () => void): void {
+    // EXEC keeps a failed command's error as its reply only if the command wrote nothing; a
+    // read that met an expired key (RENAME of one, then "no such key") wrote nothing visible.
+    const before = this.writes;
+    try {
+      run();
+    } finally {
+      this.writes = before;
+    }
+  }
   *range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV> {
     for (const e of this.#for(sub).getRange({ start, end, limit })) yield { key: e.key as Buffer, value: e.value as Buffer };
   }
@@ -106,6 +121,9 @@ export class ReadStore implements Store {
     return readOnlyWrite();
   }
   clear(): void {
+    readOnlyWrite();
+  }
+  purgeExpired(): void {
     readOnlyWrite();
   }
   *range(sub: SubDatabase, start: Buffer | undefined, end: Buffer | undefined, limit?: number): Iterable<KV> {

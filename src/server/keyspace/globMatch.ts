@@ -1,10 +1,15 @@
 /**
  * glob: Redis's glob-style pattern match (stringmatchlen) over bytes, for KEYS and SCAN MATCH:
- * `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, and `\x` to match x literally. Case-sensitive.
+ * `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, and `\x` to match x literally. Case-sensitive. Bytes compare
+ * unsigned (Redis compares C chars, signed on x86 and unsigned on ARM: a range spanning 0x7f-0x80
+ * matches as Redis on ARM does).
  * Invariant: the match is iterative with backtracking to the last `*` only, so it is linear in
  * practice and never recurses (no stack overflow on hostile patterns).
  */
 export function globMatch(pat: Buffer, str: Buffer): boolean {
+  // Redis's matcher never enters its loop for an empty string: only an empty pattern matches it
+  // (KEYS * and SCAN MATCH * return "" through their match-everything shortcut, as here).
+  if (str.length === 0) return pat.length === 0;
   let p = 0;
   let s = 0;
   let starP = -1;

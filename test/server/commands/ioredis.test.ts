@@ -289,6 +289,42 @@ describe("ioredis against the KeelDB server", () => {
     }
   });
 
+  test("MULTI/EXEC: a command that fails after meeting an expired key is that command's error; the rest of the block applies (as Redis)", async () => {
+    const raw = await rawConnect(ts.port);
+    try {
+      // "e" is expired but not yet swept: RENAME and INCRBYFLOAT read it (removing it) and then fail.
+      raw.send("SET xe 1 PXAT 1\r\nSET xf 1 PXAT 1\r\nMULTI\r\nSET xa 1\r\nRENAME xe xb\r\nINCRBYFLOAT xf abc\r\nINCR xcounter\r\nEXEC\r\nGET xa\r\nGET xcounter\r\nEXISTS xe xf xb\r\n");
+      const out = await raw.until((s) => s.endsWith(":0\r\n") && s.includes("*4\r\n"));
+      assert.equal(
+        out,
+        "+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n" +
+          "*4\r\n+OK\r\n-ERR no such key\r\n-ERR value is not a valid float\r\n:1\r\n" +
+          "$1\r\n1\r\n$1\r\n1\r\n:0\r\n",
+      );
+    } finally {
+      raw.close();
+    }
+  });
+
+  test("KEYS and SCAN MATCH: the empty key matches * (everything) but no other pattern, as in Redis", async () => {
+    const raw = await rawConnect(ts.port);
+    try {
+      raw.send("SELECT 9\r\nSET \"\" v\r\nSET g1 v\r\nKEYS *\r\nKEYS **\r\nSCAN 0 MATCH *\r\nSCAN 0 MATCH **\r\nFLUSHDB\r\nSELECT 0\r\n");
+      const out = await raw.until((s) => s.split("\r\n").length >= 25);
+      assert.equal(
+        out,
+        "+OK\r\n+OK\r\n+OK\r\n" +
+          "*2\r\n$0\r\n\r\n$2\r\ng1\r\n" +
+          "*1\r\n$2\r\ng1\r\n" +
+          "*2\r\n$1\r\n0\r\n*2\r\n$0\r\n\r\n$2\r\ng1\r\n" +
+          "*2\r\n$1\r\n0\r\n*1\r\n$2\r\ng1\r\n" +
+          "+OK\r\n+OK\r\n",
+      );
+    } finally {
+      raw.close();
+    }
+  });
+
   test("SELECT inside MULTI and pipelined after writes: each command keeps the db it was sent for", async () => {
     const raw = await rawConnect(ts.port);
     try {

@@ -31,7 +31,13 @@ async function withKs(t: { after: (fn: () => void) => void }, fn: (ks: Keyspace,
 
 test("glob patterns as Redis matches them", () => {
   const m = (p: string, s: string) => globMatch(b(p), b(s));
-  assert.ok(m("*", ""));
+  // The empty key matches only the empty pattern, as in Redis's stringmatchlen (KEYS * and SCAN
+  // MATCH * return it through their match-everything shortcut; "**" does not match it).
+  assert.ok(!m("*", "") && !m("**", "") && !m("?", "") && m("", ""));
+  assert.ok(m("a*", "a") && m("a**", "a") && !m("", "a"));
+  // Bytes compare unsigned (as Redis on ARM; x86 Redis compares signed chars).
+  const raw = (p: string, s: string) => globMatch(Buffer.from(p, "latin1"), Buffer.from(s, "latin1"));
+  assert.ok(raw("[!-\xff]", "b") && raw("[!-\xff]", "\xff") && !raw("[\xe9-z]", "b") && raw("[\xe9-z]", "\xe0"));
   assert.ok(m("h?llo", "hello") && !m("h?llo", "hllo"));
   assert.ok(m("h*llo", "heeeello") && m("h*llo", "hllo"));
   assert.ok(m("h[ae]llo", "hallo") && !m("h[ae]llo", "hillo"));
