@@ -256,6 +256,19 @@ function* salvageWork(fs: FileSystem, handle: FileHandle | null, dataPath: strin
   let dbSetFinal = false;
   for (const src of sources) {
     const r = walkSource(scan!, handle!, dataPath, src, leafOwner, vouches);
+    if (newestValid && src.txn === newestValid.txn && src.catalogRoot === newestValid.catalogRoot) {
+      // The newest valid tree references pages that are not what it recorded (verify: stale-page).
+      // Their entries can only come from older copies: said, never served silently as current.
+      const known = new Set(report.badPages);
+      const stale = [...new Set(r.broken)].filter((p) => !known.has(p));
+      if (stale.length) {
+        report.badPages = [...report.badPages, ...stale].sort((a, b) => a - b);
+        notes.push(
+          `${stale.length} pages the newest tree (${src.label}) references hold another version than the one it recorded ` +
+            `(a lost or misdirected write; verify reports stale-page): their entries come from older copies where any survive, so changes made since may be lost`,
+        );
+      }
+    }
     if (r.catalogPages === 0 && src.catalogRoot) {
       notes.push(`the catalog of ${src.label} could not be read (its root page is lost)`);
       continue;

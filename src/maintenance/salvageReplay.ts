@@ -94,14 +94,19 @@ export function* planReplay(
     o.records++;
     next = rec.lsn + 1;
   };
+  /** The first break met below what replay needs: harmless if intact records it needs follow it. */
+  let ignored: WalBreak | undefined;
   const onBreak = (b: WalBreak) => {
     // A segment of another format version is not damage: refused, as every open refuses it.
     if (b.kind === "wal-version") throw new KeelError("VERSION", b.message, { segment: b.segment });
     if (stopped) return;
     const E = b.expectedLsn;
     if (next === undefined) {
-      // Not started yet: a break below what replay needs does not matter.
-      if (E !== undefined && ((earliest !== undefined && E < earliest) || (required !== undefined && E < required))) return;
+      // Not started yet: a break below what replay needs does not matter (the scan resyncs after it).
+      if (E !== undefined && ((earliest !== undefined && E < earliest) || (required !== undefined && E < required))) {
+        ignored ??= b;
+        return;
+      }
     } else if (E !== undefined && E < next) return;
     if (b.torn) {
       stopped = true;
@@ -114,7 +119,7 @@ export function* planReplay(
     }
     stop(E ?? next ?? required, `replay stopped at ${b.kind} in segment ${b.segment}, offset ${b.offset}: ${b.message}`);
   };
-  const res = yield* scanWal(fs, walDir, null, { onRecord, onBreak }, progress);
+  const res = yield* scanWal(fs, walDir, null, { onRecord, onBreak, resync: true }, progress);
   o.exists = res.exists && res.segments > 0;
   if (!o.reachedStart && o.lostLogFrom === undefined) {
     // No record was needed: complete when the log simply ends before `required`.
@@ -123,7 +128,22 @@ export function* planReplay(
     else if (o.exists && res.firstLsn !== undefined && res.firstLsn > required) {
       o.lostLogFrom = required;
       o.notes.push(`the log starts at LSN ${res.firstLsn}: records ${required}..${res.firstLsn - 1} are gone`);
-    } else o.reachedStart = last !== undefined && last <= required - 1;
+    } else {
+      o.reachedStart = last !== undefined && last <= required - 1;
+      // The log must reach the data file's applied LSN (a checkpoint syncs it first): ending before
+      // it, or breaking with nothing readable after, records after it may have existed and are gone.
+      if (o.exists && last !== undefined && (last < required - 1 || ignored !== undefined)) {
+        o.lostLogFrom = required;
+        o.notes.push(
+          ignored !== undefined
+            ? `the log is damaged (${ignored.kind} in segment ${ignored.segment}, offset ${ignored.offset}) in records the data file already holds, and no record from LSN ${required} on could be read after it: commits after LSN ${required - 1}, if there were any, are lost`
+            : `the log ends at LSN ${last}, before the data file's applied LSN ${required - 1} (verify: log-behind-data): part of the log is missing, and commits after LSN ${required - 1}, if there were any, are lost`,
+        );
+      }
+    }
+  }
+  if (ignored !== undefined && o.lostLogFrom === undefined && o.reachedStart) {
+    o.notes.push(`the log is damaged (${ignored.kind} in segment ${ignored.segment}, offset ${ignored.offset}) in records the data file already holds; replay went on from the next intact record: nothing is lost`);
   }
   if (engine && o.records) engine.publish(engine.head);
   return o;

@@ -47,19 +47,23 @@ export function walkSource(
   src: Source,
   leafOwner: Map<number, string>,
   vouches: Map<string, Vouch[]>,
-): { complete: boolean; catalogPages: number; dbs: Map<string, DbInfo>; leavesOf: Map<string, number[]> } {
+): { complete: boolean; catalogPages: number; dbs: Map<string, DbInfo>; leavesOf: Map<string, number[]>; broken: number[] } {
   const dbs = new Map<string, DbInfo>();
+  /** Pages the tree references that are not what it recorded: unreadable, another txn (a lost or misdirected write), or a loop. */
+  const broken: number[] = [];
   const leavesOf = new Map<string, number[]>();
   let catalogPages = 0;
   const walk = (root: number, rootTxn: number, onLeaf: (page: number, leaf: ScannedLeaf, lo: string | null, hi: string | null) => void, onBranch?: () => void): boolean => {
     const path = new Set<number>();
     const visit = (page: number, txn: number, lo: string | null, hi: string | null, depth: number): boolean => {
-      if (depth > 64 || path.has(page)) return false;
       const leaf = scan.leaves.get(page);
       const br = leaf ? undefined : scan.branches.get(page);
       const node = leaf ?? br;
-      if (!node) return false;
-      if (txn !== 0 && node.txn % TWO32 !== txn % TWO32) return false; // a stale or reused page
+      // A stale or reused page, a lost one, or a loop: the tree is broken there.
+      if (depth > 64 || path.has(page) || !node || (txn !== 0 && node.txn % TWO32 !== txn % TWO32)) {
+        broken.push(page);
+        return false;
+      }
       if (leaf) {
         onLeaf(page, leaf, lo, hi);
         return true;
@@ -75,7 +79,7 @@ export function walkSource(
     };
     return visit(root, rootTxn, null, null, 1);
   };
-  if (!src.catalogRoot) return { complete: true, catalogPages: 0, dbs, leavesOf };
+  if (!src.catalogRoot) return { complete: true, catalogPages: 0, dbs, leavesOf, broken };
   const records: Array<[string, string]> = [];
   let complete = walk(
     src.catalogRoot,
@@ -118,7 +122,7 @@ export function walkSource(
     list.push({ txn: src.txn, intervals });
     list.sort((a, b) => b.txn - a.txn);
   }
-  return { complete, catalogPages, dbs, leavesOf };
+  return { complete, catalogPages, dbs, leavesOf, broken };
 }
 
 /** The interval of a walk's in-order list that holds `key` (intervals are disjoint and sorted). */

@@ -17,7 +17,7 @@ import { KeelError } from "../errors.js";
 import { join } from "node:path";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import type { LogRecord } from "../wal/LogRecord.js";
-import { scanAfter } from "../wal/WalRecovery.js";
+import { nextRecordAfter, scanAfter } from "../wal/WalRecovery.js";
 import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "../wal/SegmentHeader.js";
 import { parseSegmentName, looksLikeSegment } from "../wal/SegmentName.js";
 import { SegmentReader } from "../wal/SegmentReader.js";
@@ -38,6 +38,12 @@ export interface WalBreak {
 export interface WalScanHooks {
   onRecord?: (rec: LogRecord, segment: string, offset: number) => void;
   onBreak?: (b: WalBreak) => void;
+  /**
+   * After damage that is not a torn tail (a damaged record or segment header), go on from the
+   * next valid record of the segment instead of leaving the rest of it unread. Salvage sets this:
+   * damage in records the data file already holds must not hide the intact ones after it.
+   */
+  resync?: boolean;
 }
 
 /**
@@ -228,7 +234,9 @@ function* scanSegment(
       },
       path,
     );
-    return ev.maxLsn;
+    const first = hooks.resync ? nextRecordAfter(reader, SEGMENT_HEADER_SIZE, nameLsn) : undefined;
+    if (first === undefined) return ev.maxLsn;
+    return yield* scanRecords(reader, size, name, path, newest, first.offset, first.lsn, res, brk, hooks, progress);
   }
   if (hp.header.firstLsn !== nameLsn) {
     brk(
@@ -244,88 +252,118 @@ function* scanSegment(
       path,
     );
   }
-  let pos = SEGMENT_HEADER_SIZE;
-  let expected = nameLsn;
-  let badReason: string | undefined;
+  return yield* scanRecords(reader, size, name, path, newest, SEGMENT_HEADER_SIZE, nameLsn, res, brk, hooks, progress);
+}
+
+/** The records of a segment from `pos` on, where LSN `expected` belongs; returns the last LSN when known. */
+function* scanRecords(
+  reader: SegmentReader,
+  size: number,
+  name: string,
+  path: string,
+  newest: boolean,
+  pos: number,
+  expected: number,
+  res: WalScanResult,
+  brk: (b: WalBreak, file: string) => void,
+  hooks: WalScanHooks,
+  progress: Progress | undefined,
+): Work<number | undefined> {
   let n = 0;
-  for (;;) {
-    const p = reader.probe(pos);
-    if (p.status === "end") break;
-    if (p.status === "bad") {
-      badReason = p.reason;
-      break;
+  // One pass per run of intact records: damage ends a run, and with `resync` the next valid record starts another.
+  resync: for (;;) {
+    let badReason: string | undefined;
+    for (;;) {
+      const p = reader.probe(pos);
+      if (p.status === "end") break;
+      if (p.status === "bad") {
+        badReason = p.reason;
+        break;
+      }
+      if (p.record.lsn !== expected) {
+        brk(
+          {
+            kind: "wal-lsn",
+            severity: "error",
+            segment: name,
+            offset: pos,
+            expectedLsn: expected,
+            torn: false,
+            message: `segment ${name} holds LSN ${p.record.lsn} at offset ${pos} where LSN ${expected} belongs`,
+          },
+          path,
+        );
+        expected = p.record.lsn;
+      }
+      res.records++;
+      res.lastLsn = p.record.lsn;
+      hooks.onRecord?.(p.record, name, pos);
+      pos += p.size;
+      expected++;
+      if (++n % 256 === 0) {
+        progress?.step(0);
+        yield;
+      }
     }
-    if (p.record.lsn !== expected) {
+    if (pos >= size) return expected - 1;
+    const ev = scanAfter(reader, pos + 8, expected, false);
+    if (badReason === undefined && !ev.nonZero) return expected - 1; // clean end of the log, zeros after it
+    const reason = badReason ?? "non-zero bytes after the end of the log";
+    const later = ev.laterValid ? `; ${ev.laterValid} valid records follow it (up to LSN ${ev.maxLsn})` : "";
+    if (!newest) {
       brk(
         {
-          kind: "wal-lsn",
+          kind: "wal-damaged",
           severity: "error",
           segment: name,
           offset: pos,
           expectedLsn: expected,
           torn: false,
-          message: `segment ${name} holds LSN ${p.record.lsn} at offset ${pos} where LSN ${expected} belongs`,
+          message: `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`,
         },
         path,
       );
-      expected = p.record.lsn;
+      const next = hooks.resync ? nextRecordAfter(reader, pos + 8, expected) : undefined;
+      if (next !== undefined) {
+        pos = next.offset;
+        expected = next.lsn;
+        continue resync;
+      }
+      return ev.maxLsn !== undefined ? ev.maxLsn : undefined;
     }
-    res.records++;
-    res.lastLsn = p.record.lsn;
-    hooks.onRecord?.(p.record, name, pos);
-    pos += p.size;
-    expected++;
-    if (++n % 256 === 0) {
-      progress?.step(0);
-      yield;
+    if (ev.proof !== undefined) {
+      brk(
+        {
+          kind: "wal-damaged",
+          severity: "error",
+          segment: name,
+          offset: pos,
+          expectedLsn: expected,
+          torn: false,
+          message: `segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs (${reason}): the valid record of LSN ${ev.proof.lsn} at offset ${ev.proof.offset} was written after LSN ${expected} had been synced${later}`,
+        },
+        path,
+      );
+      const next = hooks.resync ? nextRecordAfter(reader, pos + 8, expected) : undefined;
+      if (next !== undefined) {
+        pos = next.offset;
+        expected = next.lsn;
+        continue resync;
+      }
+      return ev.maxLsn;
     }
-  }
-  if (pos >= size) return expected - 1;
-  const ev = scanAfter(reader, pos + 8, expected, false);
-  if (badReason === undefined && !ev.nonZero) return expected - 1; // clean end of the log, zeros after it
-  const reason = badReason ?? "non-zero bytes after the end of the log";
-  const later = ev.laterValid ? `; ${ev.laterValid} valid records follow it (up to LSN ${ev.maxLsn})` : "";
-  if (!newest) {
     brk(
       {
-        kind: "wal-damaged",
-        severity: "error",
+        kind: "wal-torn-tail",
+        severity: "warning",
         segment: name,
         offset: pos,
         expectedLsn: expected,
-        torn: false,
-        message: `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`,
+        torn: true,
+        message: `the newest segment ${name} ends with a torn record at offset ${pos} (${reason}; ${size - pos} bytes${ev.laterValid ? `, ${ev.laterValid} unsynced records after it` : ""}): an interrupted append, which the next open truncates`,
       },
       path,
     );
-    return ev.maxLsn !== undefined ? ev.maxLsn : undefined;
+    return expected - 1;
   }
-  if (ev.proof !== undefined) {
-    brk(
-      {
-        kind: "wal-damaged",
-        severity: "error",
-        segment: name,
-        offset: pos,
-        expectedLsn: expected,
-        torn: false,
-        message: `segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs (${reason}): the valid record of LSN ${ev.proof.lsn} at offset ${ev.proof.offset} was written after LSN ${expected} had been synced${later}`,
-      },
-      path,
-    );
-    return ev.maxLsn;
-  }
-  brk(
-    {
-      kind: "wal-torn-tail",
-      severity: "warning",
-      segment: name,
-      offset: pos,
-      expectedLsn: expected,
-      torn: true,
-      message: `the newest segment ${name} ends with a torn record at offset ${pos} (${reason}; ${size - pos} bytes${ev.laterValid ? `, ${ev.laterValid} unsynced records after it` : ""}): an interrupted append, which the next open truncates`,
-    },
-    path,
-  );
-  return expected - 1;
 }

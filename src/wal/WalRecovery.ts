@@ -29,7 +29,7 @@
 import { dirname, join } from "node:path";
 import { corrupt, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { RECORD_MAGIC } from "./LogRecord.js";
+import { RECORD_MAGIC, type RecordProbe } from "./LogRecord.js";
 import { LogSegment, type PhaseHook } from "./LogSegment.js";
 import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "./SegmentHeader.js";
 import { looksLikeSegment, parseSegmentName } from "./SegmentName.js";
@@ -88,12 +88,11 @@ export interface Evidence {
 }
 
 /**
- * Look at every aligned offset in [from, fileEnd) for valid records (skipping over the ones
- * found). Recovery stops at the first proof of damage; verify (`stopAtProof: false`) scans on to
- * count everything that follows.
+ * Every valid record at an aligned offset in [from, fileEnd), in file order, skipping over each one
+ * found (a record's bytes are never searched for another). `nonZero` is set on `seen` when any
+ * byte looked at is not zero.
  */
-export function scanAfter(reader: SegmentReader, from: number, expectedLsn: number, stopAtProof = true): Evidence {
-  const ev: Evidence = { nonZero: false, laterValid: 0, proof: undefined, maxLsn: undefined };
+function* validRecordsAfter(reader: SegmentReader, from: number, seen: { nonZero: boolean }): Generator<{ offset: number; probe: Extract<RecordProbe, { status: "ok" }> }> {
   const fileEnd = reader.fileEnd;
   let pos = from;
   while (pos < fileEnd) {
@@ -104,14 +103,14 @@ export function scanAfter(reader: SegmentReader, from: number, expectedLsn: numb
     for (; k + 8 <= w.available; k += 8) {
       const a = view.getUint32(k, true);
       if ((a | view.getUint32(k + 4, true)) === 0) continue;
-      ev.nonZero = true;
+      seen.nonZero = true;
       if (a === RECORD_MAGIC) {
         candidate = pos + k;
         break;
       }
     }
     if (candidate < 0) {
-      for (; k < w.available; k++) if (w.bytes[w.at + k] !== 0) ev.nonZero = true;
+      for (; k < w.available; k++) if (w.bytes[w.at + k] !== 0) seen.nonZero = true;
       pos += w.available;
       if (w.available === 0) break;
       continue;
@@ -119,20 +118,36 @@ export function scanAfter(reader: SegmentReader, from: number, expectedLsn: numb
     // Probing moves the reader's window: the loop restarts from the candidate's end.
     const p = reader.probe(candidate);
     if (p.status === "ok") {
-      if (p.record.lsn >= expectedLsn) {
-        ev.laterValid++;
-        ev.maxLsn = Math.max(ev.maxLsn ?? 0, p.record.lsn);
-        if (p.syncedThrough >= expectedLsn && ev.proof === undefined) {
-          ev.proof = { offset: candidate, lsn: p.record.lsn, syncedThrough: p.syncedThrough };
-          if (stopAtProof) return ev;
-        }
-      }
+      yield { offset: candidate, probe: p };
       pos = candidate + p.size;
     } else {
       pos = candidate + 8;
     }
   }
+}
+
+/**
+ * Look at every aligned offset in [from, fileEnd) for valid records. Recovery stops at the first
+ * proof of damage; verify (`stopAtProof: false`) scans on to count everything that follows.
+ */
+export function scanAfter(reader: SegmentReader, from: number, expectedLsn: number, stopAtProof = true): Evidence {
+  const ev: Evidence = { nonZero: false, laterValid: 0, proof: undefined, maxLsn: undefined };
+  for (const { offset, probe: p } of validRecordsAfter(reader, from, ev)) {
+    if (p.record.lsn < expectedLsn) continue;
+    ev.laterValid++;
+    ev.maxLsn = Math.max(ev.maxLsn ?? 0, p.record.lsn);
+    if (p.syncedThrough >= expectedLsn && ev.proof === undefined) {
+      ev.proof = { offset, lsn: p.record.lsn, syncedThrough: p.syncedThrough };
+      if (stopAtProof) return ev;
+    }
+  }
   return ev;
+}
+
+/** The first valid record at or after `from` with LSN >= `minLsn` (salvage's resync after damage). */
+export function nextRecordAfter(reader: SegmentReader, from: number, minLsn: number): { offset: number; lsn: number } | undefined {
+  for (const { offset, probe: p } of validRecordsAfter(reader, from, { nonZero: false })) if (p.record.lsn >= minLsn) return { offset, lsn: p.record.lsn };
+  return undefined;
 }
 
 function openRead(fs: FileSystem, path: string): FileHandle {

@@ -29,6 +29,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { open, KeelError, type Database } from "../../src/index.js";
 import { salvage, ORPHANS_DB } from "../../src/maintenance/salvage.js";
@@ -717,4 +718,97 @@ test("salvage refuses another format version with VERSION instead of reading it 
   }
   const e3 = await refused(logged, "segment");
   assert.match(e3.message, /format version/);
+});
+
+/** Run `body` (statements using `db`, opened on `dir`) in a child process that exits without close(): its files are a crash image. */
+function childWrites(dir: string, body: string): void {
+  const index = new URL("../../src/index.js", import.meta.url).href;
+  const script = `const { open } = await import(${JSON.stringify(index)});
+const db = await open(${JSON.stringify(dir)}, { checkpointLogBytes: 1 << 30, checkpointDirtyBytes: 1 << 30, checkpointMs: 3600000 });
+${body}
+process.exit(0);`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+test("salvage: damage in log records the data file already holds does not hide the intact records after it", async (t) => {
+  const root = tempRoot(t);
+  const dir = join(root, "db");
+  childWrites(
+    dir,
+    `for (let i = 0; i < 50; i++) await db.put("k" + i, "v1-" + i);
+await db.checkpoint();
+await db.put("x", 1); await db.checkpoint(); // both meta slots are past LSN 12
+for (let i = 0; i < 20; i++) await db.put("k" + i, "v2-" + i); // LSN 52..71, only in the log`,
+  );
+  const seg = join(dir, "wal", segments(dir).at(-1)!);
+  flipByte(seg, readFileSync(seg).indexOf(Buffer.from("v1-10")));
+  assert.ok((await verify(dir)).problems.some((p) => p.kind === "wal-damaged"));
+  const out = join(root, "out");
+  const r = await salvage(dir, out);
+  // It used to replay nothing and say nothing: the scan of the segment stopped at the damage.
+  assert.equal(r.lostLogFrom, undefined);
+  assert.ok(r.logRecordsReplayed >= 20, `replayed ${r.logRecordsReplayed}`);
+  assert.ok(r.notes.some((n) => n.includes("already holds")), r.notes.join("\n"));
+  const db = await open(out);
+  for (let i = 0; i < 50; i++) assert.equal(db.get(`k${i}`), i < 20 ? `v2-${i}` : `v1-${i}`, `k${i}`);
+  await db.close();
+});
+
+test("salvage: a log that ends before the data file's applied LSN is reported (lostLogFrom and a note), not passed over", async (t) => {
+  const root = tempRoot(t);
+  const dir = join(root, "db");
+  childWrites(
+    dir,
+    `for (let i = 0; i < 50; i++) await db.put("k" + i, "v1-" + i);
+await db.createSnapshot(); // checkpoint and roll: a new segment starts at LSN 51
+for (let i = 0; i < 50; i++) await db.put("k" + i, "v2-" + i);
+await db.checkpoint(); // applied LSN 100
+for (let i = 0; i < 20; i++) await db.put("k" + i, "v3-" + i); // LSN 101..120, only in the newest segment`,
+  );
+  const segs = segments(dir);
+  assert.equal(segs.length, 2);
+  unlinkSync(join(dir, "wal", segs.at(-1)!));
+  assert.ok((await verify(dir)).problems.some((p) => p.kind === "log-behind-data"));
+  const r = await salvage(dir, join(root, "out"));
+  assert.ok(r.lostLogFrom !== undefined && r.lostLogFrom > 100, `lostLogFrom ${r.lostLogFrom}`); // the data file's applied LSN + 1
+  assert.ok(r.notes.some((n) => n.includes("log-behind-data")), r.notes.join("\n"));
+});
+
+test("salvage: a lost write of a leaf the newest tree references is reported as a bad page, not served silently from the older copy", async (t) => {
+  const root = tempRoot(t);
+  const dir = join(root, "db");
+  const ps = 4096;
+  const db = await open(dir, { wal: false, pageSize: ps });
+  for (let i = 0; i < 10; i++) await db.put(`k${i}`, `v0-${i}`);
+  const history: Buffer[] = [];
+  for (let round = 1; round <= 6; round++) {
+    await db.put("k1", `v${round}-1`);
+    history.push(readFileSync(join(dir, "data.keel")));
+  }
+  await db.transaction((tx) => {
+    tx.put("k5", "NEW-5");
+    tx.remove("k7");
+  });
+  await db.close();
+  const now = readFileSync(join(dir, "data.keel"));
+  // The newest leaf (holding NEW-5) gets the bytes an earlier checkpoint left there: valid checksum, older txn.
+  let lost: { page: number; bytes: Buffer } | undefined;
+  for (const old of history.reverse()) {
+    for (let p = 2; p < Math.min(old.length, now.length) / ps && !lost; p++) {
+      const a = old.subarray(p * ps, (p + 1) * ps);
+      const b = now.subarray(p * ps, (p + 1) * ps);
+      if (b.includes(Buffer.from("NEW-5")) && a[0] === b[0] && !a.equals(b)) lost = { page: p, bytes: Buffer.from(a) };
+    }
+    if (lost) break;
+  }
+  assert.ok(lost, "an older version of the newest leaf");
+  const fd = openSync(join(dir, "data.keel"), "r+");
+  writeSync(fd, lost.bytes, 0, ps, lost.page * ps);
+  closeSync(fd);
+  assert.ok((await verify(dir)).problems.some((p) => p.kind === "stale-page" && p.page === lost!.page));
+  const r = await salvage(dir, join(root, "out"));
+  assert.ok(r.badPages.includes(lost.page), `badPages ${JSON.stringify(r.badPages)}`);
+  assert.ok(r.notes.some((n) => n.includes("stale-page")), r.notes.join("\n"));
+  assert.ok(r.notes.some((n) => n.includes("may have come back")), r.notes.join("\n"));
 });
