@@ -7,8 +7,9 @@
  *   2. Copy the published snapshot, compacted, into snapshots/incoming (copyDatabase: temp name,
  *      fsync, rename, fsync: I7).
  *   3. Write snapshot.json (LSN, txn, sizes, CRC-32 of data.keel) into it atomically.
- *   4. Rotate: delete previous, rename current -> previous, rename incoming -> current, fsync
- *      the snapshots directory. Where current is missing (a rotation cut off between its two
+ *   4. Rotate: rename previous -> previous.tmp-retired, fsync the snapshots directory, rename
+ *      current -> previous, rename incoming -> current, fsync it again, then delete the retired
+ *      copy. Where current is missing (a rotation cut off between its two
  *      renames), previous is kept and only incoming -> current runs: at every point at least the
  *      newest acknowledged snapshot is listed.
  *   5. Advance the "snapshot" floor of the log to 1 + the LSN of the oldest kept snapshot, and
@@ -172,6 +173,7 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
   hooks.onPhase?.("snapshot:after-copy");
   const current = join(root, "current");
   const previous = join(root, "previous");
+  const retired = join(root, "previous.tmp-retired");
   let meta: SnapshotMeta;
   try {
     const { crc, bytes } = fileCrc32(fs, join(incoming, DATA_FILE));
@@ -191,7 +193,10 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
       // With no current (a rotation cut off between its two renames), previous is the newest
       // snapshot there is: it stays until incoming has taken current's place.
       if (fs.stat(current)) {
-        fs.removeDir(previous);
+        // previous leaves by one rename, not by deleting its files one by one: a crash mid-delete
+        // would leave a half snapshot under a listed name. The retired copy is deleted below, or
+        // (after a crash) by the next createSnapshot, as a `.tmp-` leftover.
+        if (fs.stat(previous)) fs.rename(previous, retired);
         fs.syncDir(root);
         fs.rename(current, previous);
         hooks.onPhase?.("snapshot:after-rename-previous");
@@ -211,6 +216,11 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
       // report the snapshot's error
     }
     throw e;
+  }
+  try {
+    if (fs.stat(retired)) fs.removeDir(retired);
+  } catch {
+    // The snapshot is done; the next createSnapshot removes the leftover.
   }
   hooks.onPhase?.("snapshot:after-rotate");
   // From the description just written, not read back: a read error now would report a
