@@ -310,40 +310,13 @@ function* scanRecords(
     if (badReason === undefined && !ev.nonZero) return expected - 1; // clean end of the log, zeros after it
     const reason = badReason ?? "non-zero bytes after the end of the log";
     const later = ev.laterValid ? `; ${ev.laterValid} valid records follow it (up to LSN ${ev.maxLsn})` : "";
-    if (!newest) {
-      brk(
-        {
-          kind: "wal-damaged",
-          severity: "error",
-          segment: name,
-          offset: pos,
-          expectedLsn: expected,
-          torn: false,
-          message: `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`,
-        },
-        path,
-      );
-      const next = hooks.resync ? nextRecordAfter(reader, pos + 8, expected) : undefined;
-      if (next !== undefined) {
-        pos = next.offset;
-        expected = next.lsn;
-        continue resync;
-      }
-      return ev.maxLsn !== undefined ? ev.maxLsn : undefined;
-    }
-    if (ev.proof !== undefined) {
-      brk(
-        {
-          kind: "wal-damaged",
-          severity: "error",
-          segment: name,
-          offset: pos,
-          expectedLsn: expected,
-          torn: false,
-          message: `segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs (${reason}): the valid record of LSN ${ev.proof.lsn} at offset ${ev.proof.offset} was written after LSN ${expected} had been synced${later}`,
-        },
-        path,
-      );
+    // A sealed segment damaged, or the newest one with proof that the bad spot had been synced:
+    // damage, not an interrupted append.
+    if (!newest || ev.proof !== undefined) {
+      const message = !newest
+        ? `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`
+        : `segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs (${reason}): the valid record of LSN ${ev.proof!.lsn} at offset ${ev.proof!.offset} was written after LSN ${expected} had been synced${later}`;
+      brk({ kind: "wal-damaged", severity: "error", segment: name, offset: pos, expectedLsn: expected, torn: false, message }, path);
       const next = hooks.resync ? nextRecordAfter(reader, pos + 8, expected) : undefined;
       if (next !== undefined) {
         pos = next.offset;
