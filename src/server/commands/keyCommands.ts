@@ -102,8 +102,7 @@ function scan(v: KeyView, args: Buffer[], ctx: CommandContext): Reply {
     } else if (o === "MATCH" && i + 1 < args.length) {
       match = args[++i]!;
       if (match.length === 1 && match[0] === 0x2a) match = null; // everything, the empty key too (as Redis)
-    }
-    else if (o === "TYPE" && i + 1 < args.length) type = args[++i]!.toString().toLowerCase();
+    } else if (o === "TYPE" && i + 1 < args.length) type = args[++i]!.toString().toLowerCase();
     else throw new RespError(SYNTAX);
   }
   let after: Buffer | undefined;
