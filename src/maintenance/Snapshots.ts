@@ -20,13 +20,14 @@
  * A snapshot plus the log after it restores any later LSN (restore()).
  */
 import { join } from "node:path";
-import { KeelError, corrupt, ioError } from "../errors.js";
+import { KeelError, corrupt, ioError, isKeelError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import { crc32 } from "../util/crc32.js";
 import { copySnapshot } from "./copyDatabase.js";
 import type { Engine } from "../txn/Engine.js";
 import { DATA_FILE } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
+import { readDataFileMetas } from "../txn/dataFileMetas.js";
 
 export const SNAPSHOTS_DIR = "snapshots";
 export const SNAPSHOT_META = "snapshot.json";
@@ -125,6 +126,37 @@ export function parseSnapshotMeta(text: string): SnapshotMeta | string {
   return r as unknown as SnapshotMeta;
 }
 
+/**
+ * How snapshot.json disagrees with its data file's newest meta (the LSN, txn and page size the copy
+ * wrote there), or undefined. snapshot.json carries no checksum of its own, and its LSN sets the log
+ * floor a restore from it needs: a damaged LSN that passed would let log GC delete records that
+ * restore must replay. A data file with no readable meta of this format is left to the CRC check
+ * (verify, restore) and to migration (an older format's snapshot).
+ */
+export function snapshotMetaMismatch(fs: FileSystem, path: string, m: SnapshotMeta): string | undefined {
+  const dataPath = join(path, DATA_FILE);
+  let metas: ReturnType<typeof readDataFileMetas>;
+  try {
+    const f = fs.open(dataPath, "r");
+    try {
+      metas = readDataFileMetas(f, dataPath);
+    } finally {
+      f.close();
+    }
+  } catch (e) {
+    if (isKeelError(e, "CORRUPT") || isKeelError(e, "VERSION")) return undefined;
+    throw ioError(e, "read", dataPath);
+  }
+  const meta = metas.metas[metas.newest]!;
+  // The copy writes txn 1 for a snapshot of an empty database (txn 0): a meta's txn is never 0.
+  const want = { lsn: meta.appliedLsn, txn: meta.txn, pageSize: meta.pageSize };
+  const got = { lsn: m.lsn, txn: Math.max(1, m.txn), pageSize: m.pageSize };
+  for (const f of ["lsn", "txn", "pageSize"] as const) {
+    if (want[f] !== got[f]) return `records ${f} ${m[f]}, but its ${DATA_FILE} holds ${f} ${want[f]}`;
+  }
+  return undefined;
+}
+
 /** Read and check one snapshot directory; undefined if it is not a finished snapshot. */
 export function readSnapshotInfo(fs: FileSystem, path: string, name: "current" | "previous"): SnapshotInfo | undefined {
   const metaPath = join(path, SNAPSHOT_META);
@@ -137,6 +169,8 @@ export function readSnapshotInfo(fs: FileSystem, path: string, name: "current" |
   }
   const m = parseSnapshotMeta(text);
   if (typeof m === "string") throw corrupt(`${metaPath} ${m}`, { file: metaPath, reason: "snapshot-meta" });
+  const differs = snapshotMetaMismatch(fs, path, m);
+  if (differs) throw corrupt(`${metaPath} ${differs}`, { file: metaPath, reason: "snapshot-meta" });
   return { name, path, lsn: m.lsn, txn: m.txn, createdAt: m.createdAt, entries: m.entries, bytes: m.bytes, dataCrc32: m.dataCrc32, pageSize: m.pageSize };
 }
 

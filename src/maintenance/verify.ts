@@ -28,7 +28,7 @@ import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { DATA_FILE, type Engine } from "../txn/Engine.js";
-import { SNAPSHOTS_DIR, SNAPSHOT_META, fileCrc32, parseSnapshotMeta } from "./Snapshots.js";
+import { SNAPSHOTS_DIR, SNAPSHOT_META, fileCrc32, parseSnapshotMeta, snapshotMetaMismatch } from "./Snapshots.js";
 import { verifyDataFile, type DataFileOutcome } from "./verifyDataFile.js";
 import {
   Aborted,
@@ -276,6 +276,15 @@ function* checkSnapshots(fs: FileSystem, dir: string, out: ProblemList): Work<vo
         file: dataPath,
         message: `snapshot ${name} fails its checksum: ${SNAPSHOT_META} records CRC-32 ${m.dataCrc32} over ${m.bytes} bytes, ${DATA_FILE} has CRC-32 ${crc} over ${bytes} bytes`,
       });
+    } else {
+      let differs: string | undefined;
+      try {
+        differs = snapshotMetaMismatch(fs, sdir, m);
+      } catch (e) {
+        out.add({ severity: "error", kind: "snapshot-io", file: dataPath, message: `cannot read ${dataPath}: ${errorText(e)}` });
+        continue;
+      }
+      if (differs) out.add({ severity: "error", kind: "snapshot-meta", file: metaPath, message: `${metaPath} ${differs}` });
     }
     yield;
   }

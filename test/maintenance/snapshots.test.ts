@@ -134,7 +134,7 @@ test("createSnapshot: current and previous with snapshot.json, listed newest fir
   }
 });
 
-test("a damaged snapshot.json (not JSON, null, an array, a field missing or of the wrong type) is CORRUPT from listSnapshots and restore, and a verify problem", async () => {
+test("a damaged snapshot.json (not JSON, null, an array, a field missing or of the wrong type, an LSN, txn or page size its data file does not hold) is CORRUPT from listSnapshots and restore, and a verify problem", async () => {
   const root = tmp();
   const dir = join(root, "db");
   try {
@@ -154,6 +154,12 @@ test("a damaged snapshot.json (not JSON, null, an array, a field missing or of t
       ["no pageSize", JSON.stringify({ ...good, pageSize: undefined })],
       ["negative entries", JSON.stringify({ ...good, entries: -1 })],
       ["fractional txn", JSON.stringify({ ...good, txn: 1.5 })],
+      // Well-formed but not what the data file holds: snapshot.json has no checksum of its own,
+      // and a raised LSN would raise the log floor a restore from this snapshot needs.
+      ["lsn raised", JSON.stringify({ ...good, lsn: (good.lsn as number) + 8 })],
+      ["lsn lowered", JSON.stringify({ ...good, lsn: (good.lsn as number) - 1 })],
+      ["txn changed", JSON.stringify({ ...good, txn: (good.txn as number) + 2 })],
+      ["pageSize changed", JSON.stringify({ ...good, pageSize: 8192 })],
     ];
     let n = 0;
     for (const [what, text] of damaged) {
