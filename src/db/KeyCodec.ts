@@ -126,8 +126,52 @@ export function decodeKey(s: string, enc: KeyEncodingName): Key {
   // readKey also reads a byte or so past `n` (an array ending in null): zeros there, not what an
   // earlier key left, or the key would read back as it did.
   scratch.fill(0, n, Math.min(n + 8, scratch.length));
-  const k = readKey(scratch, 0, n) as Key;
+  let k: Key;
+  try {
+    k = readFlatArray(scratch, n) ?? (readKey(scratch, 0, n) as Key);
+  } catch {
+    // Some arrays holding a Buffer have bytes readKey cannot parse (RangeError): such a key reads
+    // back as its raw bytes, a Buffer key that names the same entry (a Buffer is stored raw).
+    return Buffer.from(scratch.subarray(0, n));
+  }
   return k instanceof Uint8Array ? Buffer.from(k) : k;
+}
+
+/**
+ * readKey misreads flat arrays with a null followed by an element that starts with a 0x00 byte (the
+ * next null): it takes the null's byte for the separator after it, so `["a", "b", null, null]`
+ * (stored apart from `["a", "b", null]`) read back as that other key. The bytes themselves are
+ * unambiguous for flat arrays of scalars, so the elements are bounded here and readKey decodes each
+ * one alone. Undefined when `buf` is not such an array: one value, or an element this cannot bound
+ * (raw Buffer bytes, a string of 64+ units holding raw control bytes): readKey reads those as ever.
+ *
+ * Element forms (writeKey with inSequence): null 0x00; false/true 0x06/0x07; a number 9 bytes whose
+ * first is 0x08-0x17; a string starting with 0x1B (its escape) or a byte >= 0x1C, ending at a byte
+ * below 4 (0x04 escapes the byte after it). Elements are joined by one 0x00.
+ */
+function readFlatArray(buf: Buffer, n: number): Key[] | undefined {
+  const out: Key[] = [];
+  let p = 0;
+  for (;;) {
+    const c = buf[p]!;
+    let q: number;
+    if (c === 0 || c === 6 || c === 7) q = p + 1;
+    else if (c >= 8 && c < 24) q = p + 9;
+    else if (c >= 27) {
+      q = c === 27 ? p + 1 : p;
+      while (q < n) {
+        const b = buf[q]!;
+        if (b < 4) break;
+        q += b === 4 ? 2 : 1;
+      }
+    } else return undefined;
+    if (p === 0 && q >= n) return undefined;
+    if (q > n || (q < n && buf[q] !== 0)) return undefined;
+    out.push(readKey(buf, p, q) as Key);
+    if (q === n) return out;
+    p = q + 1;
+    if (p === n) return undefined;
+  }
 }
 
 /** Key bytes for the write-ahead log and dumps. */
