@@ -21,9 +21,11 @@
  *   it). The output bound is checked before every command, not once per read: a small read can
  *   hold many commands with large replies (500 `GET big` in 4.5 KB). Once it is passed, the rest of
  *   the read stays parsed in `#held` and is dispatched, in order, as the socket drains. Replies
- *   that wait for a commit are bounded by count (MAX_INFLIGHT), and reads queued behind the
- *   connection's own writes by MAX_READS_BEHIND: their size is known only once their group runs,
- *   and then MAX_OUTPUT counts them. At server close, commands held back by the bounds are not
+ *   made in the write queue (writes, and reads queued behind the connection's own writes) have a
+ *   size only once their group runs, and then MAX_OUTPUT counts them; until then they are bounded
+ *   by count (MAX_INFLIGHT), and by the stored values they may carry (Command.values: an MGET its
+ *   keys, GETEX or SET ... GET one, HGETALL or KEYS the whole budget), MAX_VALUES_BEHIND at a time
+ *   per connection, passed by at most one command's. At server close, commands held back by the bounds are not
  *   run (as if unread).
  * - After a protocol error nothing more is read: earlier replies, then the error, then close.
  * - A client that has not authenticated may send no request beyond Redis 7's unauthenticated limits
@@ -36,7 +38,7 @@
  */
 import type { Socket } from "node:net";
 import { isKeelError } from "../errors.js";
-import { subcommandArityError, type Command } from "./commands/Command.js";
+import { replyValues, subcommandArityError, type Command } from "./commands/Command.js";
 import type { ClientState, CommandContext, ServerHandle } from "./commands/CommandContext.js";
 import { authRequired, selectIndex } from "./commands/serverCommands.js";
 import type { WatchMark } from "./keyspace/Keyspace.js";
@@ -52,8 +54,8 @@ import type { ShutdownMode } from "./ServerContext.js";
 const MAX_INFLIGHT = 4096;
 const EMPTY_ARGS: Buffer[] = [];
 const MAX_OUTPUT = 32 * 1024 * 1024;
-/** Reads queued behind this connection's own writes at once (their size is known only once run). */
-const MAX_READS_BEHIND = 64;
+/** Stored values the replies made in the write queue may carry at once (their size is known only once run). */
+const MAX_VALUES_BEHIND = 64;
 interface Queued {
   readonly cmd: Command;
   readonly args: Buffer[];
@@ -82,8 +84,8 @@ export class Connection {
   readonly #replies = new ReplyQueue();
   readonly #ctx: CommandContext;
   #pendingWrites = 0;
-  /** Reads queued in the write queue behind this connection's writes, not yet run (MAX_READS_BEHIND). */
-  #readsBehind = 0;
+  /** Stored values the replies of this connection's calls in the write queue may carry (MAX_VALUES_BEHIND). */
+  #valuesBehind = 0;
   /** Settles (never rejects) once this connection's latest write has settled. */
   #lastWrite: Promise<unknown> = Promise.resolve();
   #multi: { queue: Queued[]; failed: boolean } | null = null;
@@ -227,7 +229,7 @@ export class Connection {
 
   /** More replies pending or bytes waiting than the bounds allow: dispatch and reading stop. */
   #overBound(): boolean {
-    return this.#replies.inflight > MAX_INFLIGHT || this.#readsBehind >= MAX_READS_BEHIND || this.#socket.writableLength + this.#replies.encodedBytes > MAX_OUTPUT;
+    return this.#replies.inflight > MAX_INFLIGHT || this.#valuesBehind >= MAX_VALUES_BEHIND || this.#socket.writableLength + this.#replies.encodedBytes > MAX_OUTPUT;
   }
 
   #updateReading(): void {
@@ -356,12 +358,12 @@ export class Connection {
     const db = this.client.db;
     const ks = this.#host.keyspace;
     if (this.#pendingWrites === 0) return void this.#push(this.#runRead(cmd, ks.read(db), args));
-    this.#readsBehind++;
+    const values = this.#holdValues(replyValues(cmd, args));
     this.#later(
       ks
         .batched((tx) => this.#runRead(cmd, ks.write(db, new TxStore(tx, true)), args))
         .catch(errorReply)
-        .finally(() => this.#readsBehind--),
+        .finally(() => (this.#valuesBehind -= values)),
     );
   }
 
@@ -383,17 +385,25 @@ export class Connection {
       const v = ks.write(db, store);
       const reply = cmd.run!(v, args, this.#ctx);
       return { reply, dirty: v.dirty };
-    });
+    }, replyValues(cmd, args));
     this.#later(p);
+  }
+
+  /** Count `n` stored values (capped at the budget) against MAX_VALUES_BEHIND; returns what to give back. */
+  #holdValues(n: number): number {
+    const held = Math.min(n, MAX_VALUES_BEHIND);
+    this.#valuesBehind += held;
+    return held;
   }
 
   /**
    * Run `fn` as one transaction (sharing a commit with the other connections' commands of this turn:
    * Keyspace.batched); reply once durable; count the changes for persistence.
    */
-  #transaction(fn: (store: TxStore) => { reply: Reply; dirty: number }): Promise<Reply> {
+  #transaction(fn: (store: TxStore) => { reply: Reply; dirty: number }, replyValues: number): Promise<Reply> {
     this.#pendingWrites++;
     this.#host.inflightWrites++;
+    const values = this.#holdValues(replyValues);
     const p = this.#host.keyspace.batched((tx) => fn(new TxStore(tx)));
     const done = p.then(
       ({ reply, dirty }) => {
@@ -405,6 +415,7 @@ export class Connection {
     const settled = done.finally(() => {
       this.#pendingWrites--;
       this.#host.inflightWrites--;
+      this.#valuesBehind -= values;
     });
     this.#lastWrite = settled;
     return settled;
@@ -572,7 +583,7 @@ export class Connection {
         }
       }
       return { reply: arr(replies), dirty };
-    });
+    }, plan.reduce((n, e) => n + (e.select === undefined && e.q.cmd.kind !== "conn" ? replyValues(e.q.cmd, e.q.args) : 0), 0));
     this.#later(p.finally(release));
     if (this.#barrier) {
       void p.finally(() => {

@@ -39,8 +39,19 @@ export interface Command {
    * MULTI queues the call: Redis refuses `CONFIG GET` there and fails the transaction at once.
    */
   readonly subArity?: Readonly<Record<string, number>>;
+  /**
+   * How many stored values its reply may hold, for a call whose reply is made in the write queue
+   * (its size is known only then): Connection bounds those per connection. Infinity for a reply of
+   * unbounded count (a whole hash, the keyspace). Default: 1 for a read, 0 for a write.
+   */
+  readonly values?: (args: readonly Buffer[]) => number;
   readonly run?: (v: KeyView, args: Buffer[], ctx: CommandContext) => Reply;
   readonly conn?: (ctx: CommandContext, args: Buffer[]) => Reply | Promise<Reply>;
+}
+
+/** Command.values with its default. */
+export function replyValues(cmd: Command, args: readonly Buffer[]): number {
+  return cmd.values ? cmd.values(args) : cmd.kind === "read" ? 1 : 0;
 }
 
 /** The arity error of a served subcommand called with the wrong number of arguments, if it is one. */

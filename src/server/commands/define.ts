@@ -18,6 +18,14 @@ export function writeCmd(name: string, arity: number, run: Run, keys: [number, n
   return { name, arity, kind: "write", run, keys, flags: ["write", "denyoom", ...flags] };
 }
 
+/** `cmd` with Command.values set. */
+export function withValues(cmd: Command, values: (args: readonly Buffer[]) => number): Command {
+  return { ...cmd, values };
+}
+
+/** For Command.values: a reply of unbounded count (a whole hash, the keyspace). */
+export const UNBOUNDED = (): number => Infinity;
+
 export function connCmd(name: string, arity: number, conn: Conn, flags: string[] = [], extra: Partial<Command> = {}): Command {
   return { name, arity, kind: "conn", conn, keys: [0, 0, 0], flags, ...extra };
 }

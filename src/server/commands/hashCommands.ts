@@ -8,7 +8,7 @@ import { RespError } from "../resp/RespError.js";
 import { int64Arg, INT64_MAX, INT64_MIN, ldArg, toInt64 } from "./args.js";
 import { incrLd, ZERO } from "./longDouble.js";
 import type { Command } from "./Command.js";
-import { readCmd, writeCmd } from "./define.js";
+import { readCmd, UNBOUNDED, withValues, writeCmd } from "./define.js";
 
 function pairs(args: Buffer[], from: number, name: string): Array<[Buffer, Buffer]> {
   if ((args.length - from) % 2 !== 0) throw new RespError(`ERR wrong number of arguments for '${name}' command`);
@@ -70,21 +70,24 @@ export const hashCommands: Command[] = [
     ["fast"],
   ),
   readCmd("hget", 3, (v, args) => bulkOrNull(v.hget(args[1]!, args[2]!)), [1, 1, 1], ["fast"]),
-  readCmd(
-    "hmget",
-    -3,
-    (v, args) => arr(v.hmget(args[1]!, args.slice(2)).map((x) => bulkOrNull(x))),
-    [1, 1, 1],
-    ["fast"],
+  withValues(
+    readCmd(
+      "hmget",
+      -3,
+      (v, args) => arr(v.hmget(args[1]!, args.slice(2)).map((x) => bulkOrNull(x))),
+      [1, 1, 1],
+      ["fast"],
+    ),
+    (args) => args.length - 2,
   ),
   writeCmd("hdel", -3, (v, args) => int(v.hdel(args[1]!, args.slice(2))), [1, 1, 1], ["fast"]),
-  readCmd("hgetall", 2, (v, args) => map(v.hgetall(args[1]!).map((e) => [bulk(e.key), bulk(e.value)] as const)), [1, 1, 1]),
+  withValues(readCmd("hgetall", 2, (v, args) => map(v.hgetall(args[1]!).map((e) => [bulk(e.key), bulk(e.value)] as const)), [1, 1, 1]), UNBOUNDED),
   readCmd("hlen", 2, (v, args) => int(v.hlen(args[1]!)), [1, 1, 1], ["fast"]),
   readCmd("hexists", 3, (v, args) => int(v.hget(args[1]!, args[2]!) === undefined ? 0 : 1), [1, 1, 1], ["fast"]),
   readCmd("hstrlen", 3, (v, args) => int(v.hget(args[1]!, args[2]!)?.length ?? 0), [1, 1, 1], ["fast"]),
   writeCmd("hincrby", 4, hincrby, [1, 1, 1], ["fast"]),
   writeCmd("hincrbyfloat", 4, hincrbyfloat, [1, 1, 1], ["fast"]),
-  readCmd("hkeys", 2, (v, args) => arr(v.hgetall(args[1]!).map((e) => bulk(e.key))), [1, 1, 1]),
-  readCmd("hvals", 2, (v, args) => arr(v.hgetall(args[1]!).map((e) => bulk(e.value))), [1, 1, 1]),
+  withValues(readCmd("hkeys", 2, (v, args) => arr(v.hgetall(args[1]!).map((e) => bulk(e.key))), [1, 1, 1]), UNBOUNDED),
+  withValues(readCmd("hvals", 2, (v, args) => arr(v.hgetall(args[1]!).map((e) => bulk(e.value))), [1, 1, 1]), UNBOUNDED),
 ];
 

@@ -9,7 +9,7 @@ import { RespError, SYNTAX } from "../resp/RespError.js";
 import { intArg, upper } from "./args.js";
 import type { Command } from "./Command.js";
 import type { CommandContext } from "./CommandContext.js";
-import { readCmd, writeCmd } from "./define.js";
+import { readCmd, UNBOUNDED, withValues, writeCmd } from "./define.js";
 import { expireCommandArg } from "./expireArgs.js";
 
 function del(v: KeyView, args: Buffer[]): Reply {
@@ -169,8 +169,8 @@ export const keyCommands: Command[] = [
   readCmd("type", 2, (v, args) => simple(v.type(args[1]!)), [1, 1, 1], ["fast"]),
   writeCmd("rename", 3, rename(false), [1, 2, 1]),
   writeCmd("renamenx", 3, rename(true), [1, 2, 1], ["fast"]),
-  readCmd("scan", -2, scan, [0, 0, 0]),
-  readCmd("keys", 2, keys, [0, 0, 0]),
+  withValues(readCmd("scan", -2, scan, [0, 0, 0]), UNBOUNDED),
+  withValues(readCmd("keys", 2, keys, [0, 0, 0]), UNBOUNDED),
   readCmd("dbsize", 1, (v) => int(v.dbsize()), [0, 0, 0], ["fast"]),
   writeCmd("flushdb", -1, flushOne, [0, 0, 0]),
   writeCmd("flushall", -1, flushAll, [0, 0, 0]),

@@ -11,7 +11,7 @@ import { incrLd, ZERO } from "./longDouble.js";
 import type { Command } from "./Command.js";
 import type { CommandContext } from "./CommandContext.js";
 import { expireOption, type ExpireUnit } from "./expireArgs.js";
-import { readCmd, writeCmd } from "./define.js";
+import { readCmd, withValues, writeCmd } from "./define.js";
 
 function a(args: Buffer[], i: number): Buffer {
   const b = args[i];
@@ -202,12 +202,13 @@ function get(v: KeyView, args: Buffer[]): Reply {
 
 export const stringCommands: Command[] = [
   readCmd("get", 2, get, [1, 1, 1], ["fast"]),
-  writeCmd("set", -3, set, [1, 1, 1]),
+  // SET ... GET replies with the old value; options start after the value (args[3]).
+  withValues(writeCmd("set", -3, set, [1, 1, 1]), (args) => (args.slice(3).some((o) => o.length === 3 && o.toString("latin1").toLowerCase() === "get") ? 1 : 0)),
   writeCmd("setnx", 3, setnx, [1, 1, 1], ["fast"]),
-  writeCmd("getset", 3, getset, [1, 1, 1], ["fast"]),
-  writeCmd("getdel", 2, getdel, [1, 1, 1], ["fast"]),
-  writeCmd("getex", -2, getex, [1, 1, 1], ["fast"]),
-  readCmd("mget", -2, mget, [1, -1, 1], ["fast"]),
+  withValues(writeCmd("getset", 3, getset, [1, 1, 1], ["fast"]), () => 1),
+  withValues(writeCmd("getdel", 2, getdel, [1, 1, 1], ["fast"]), () => 1),
+  withValues(writeCmd("getex", -2, getex, [1, 1, 1], ["fast"]), () => 1),
+  withValues(readCmd("mget", -2, mget, [1, -1, 1], ["fast"]), (args) => args.length - 1),
   writeCmd("mset", -3, (v, args) => mset(v, args, "mset"), [1, -1, 2]),
   writeCmd("msetnx", -3, (v, args) => mset(v, args, "msetnx"), [1, -1, 2]),
   writeCmd("incr", 2, (v, args) => incrBy(v, a(args, 1), 1n), [1, 1, 1], ["fast"]),

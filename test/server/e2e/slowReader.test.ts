@@ -109,6 +109,30 @@ describe("slow readers", () => {
     assert.equal((await settledCommands(ts)) - base, 400);
   });
 
+  test("writes that reply with a value (GETEX x 300 of 1 MiB) and multi-value reads behind writes (SET, MGET of 10 x 1 MiB) x 100 from a client that reads nothing: dispatch stops near 64 values, not at 4096 replies", async () => {
+    await r.set("big1", Buffer.alloc(MIB, 122));
+    const bulk = Buffer.concat([Buffer.from(`$${MIB}\r\n`), Buffer.alloc(MIB, 122), Buffer.from("\r\n")]);
+    for (const [one, count, reply, bound] of [
+      ["GETEX big1\r\n", 300, bulk, 150],
+      [`SET b 1\r\nMGET${" big1".repeat(10)}\r\n`, 100, Buffer.concat([Buffer.from("+OK\r\n*10\r\n"), ...Array<Buffer>(10).fill(bulk)]), 60],
+    ] as const) {
+      const s = connect({ port: ts.port, host: "127.0.0.1" });
+      await new Promise((res) => s.once("connect", res));
+      s.pause();
+      const base = await settledCommands(ts);
+      s.write(one.repeat(count));
+      const perRound = one.split("\r\n").length - 1;
+      const dispatched = (await settledCommands(ts)) - base;
+      // A reply made in the write queue has no size until its group runs: before the value budget,
+      // every GETEX ran (300 MiB held) and 64 MGETs (640 MiB).
+      assert.ok(dispatched < bound, `${one.trim()}: ${dispatched} commands dispatched for a client that reads nothing`);
+      const all = await readAll(s, count * reply.length);
+      assert.equal(all.length, count * reply.length);
+      for (let i = 0; i < count; i++) assert.ok(all.subarray(i * reply.length, (i + 1) * reply.length).equals(reply), `${one.trim()}: reply ${i} in order`);
+      assert.equal((await settledCommands(ts)) - base, count * perRound);
+    }
+  });
+
   test("QUIT or a protocol error after a 24 MiB reply (under the 32 MiB bound, so the QUIT is dispatched at once): a client that starts reading 3 s later gets all of it", async () => {
     const big = await startTestServer({ protoMaxBulkLen: 64 * MIB });
     try {
