@@ -17,8 +17,8 @@
  *   EXEC holding CLIENT, HELLO, AUTH, CONFIG...) is a barrier: commands after it wait in `#held`
  *   until it runs.
  * - Bounded memory: the parser bounds one request; reading pauses while more than MAX_INFLIGHT
- *   replies are pending or more than MAX_OUTPUT bytes of replies wait (in the socket or encoded for
- *   it). The output bound is checked before every command, not once per read: a small read can
+ *   replies are pending or more than MAX_OUTPUT bytes of replies wait (in the socket, encoded for
+ *   it, or ready behind a reply still pending: ReplyQueue.bytes). The output bound is checked before every command, not once per read: a small read can
  *   hold many commands with large replies (500 `GET big` in 4.5 KB). Once it is passed, the rest of
  *   the read stays parsed in `#held` and is dispatched, in order, as the socket drains. Replies
  *   made in the write queue (writes, and reads queued behind the connection's own writes) have a
@@ -229,7 +229,7 @@ export class Connection {
 
   /** More replies pending or bytes waiting than the bounds allow: dispatch and reading stop. */
   #overBound(): boolean {
-    return this.#replies.inflight > MAX_INFLIGHT || this.#valuesBehind >= MAX_VALUES_BEHIND || this.#socket.writableLength + this.#replies.encodedBytes > MAX_OUTPUT;
+    return this.#replies.inflight > MAX_INFLIGHT || this.#valuesBehind >= MAX_VALUES_BEHIND || this.#socket.writableLength + this.#replies.bytes > MAX_OUTPUT;
   }
 
   #updateReading(): void {
@@ -261,8 +261,8 @@ export class Connection {
   #later(p: Promise<Reply>): void {
     const slot = this.#push(null);
     p.then(
-      (r) => (slot.reply = r),
-      (e) => (slot.reply = errorReply(e)),
+      (r) => this.#replies.complete(slot, r),
+      (e) => this.#replies.complete(slot, errorReply(e)),
     ).then(() => this.#scheduleFlush());
   }
 

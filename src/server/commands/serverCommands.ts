@@ -77,7 +77,7 @@ function hello(ctx: CommandContext, args: Buffer[]): Reply {
     } else throw new RespError(`ERR Syntax error in HELLO option '${cText(args[i]!)}'`);
   }
   if (authRequired(ctx.client, ctx.server.options.config.requirepass)) {
-    throw new RespError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    throw new RespError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
   }
   if (name !== undefined) ctx.client.name = name;
   ctx.client.proto = proto;

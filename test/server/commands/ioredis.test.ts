@@ -521,7 +521,7 @@ describe("AUTH, maxclients, close()", () => {
         // EXEC refused is an EXECABORT naming why (Redis 7, checked against redis-server 7.0.15).
         "-NOAUTH Authentication required.\r\n-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n" +
           "-WRONGPASS invalid username-password pair or user is disabled.\r\n" +
-          "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n" +
+          "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n" +
           "+OK\r\n+OK\r\n$1\r\nv\r\n",
       );
       raw.close();

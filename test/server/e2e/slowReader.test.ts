@@ -133,6 +133,23 @@ describe("slow readers", () => {
     }
   });
 
+  test("SAVE, then 100 GETs of 2 MiB from a client that reads nothing: the replies ready behind the pending SAVE count against the 32 MiB bound", async () => {
+    const s = connect({ port: ts.port, host: "127.0.0.1" });
+    await new Promise((res) => s.once("connect", res));
+    s.pause();
+    const base = await settledCommands(ts);
+    s.write("SAVE\r\n" + "GET big\r\n".repeat(100));
+    const dispatched = (await settledCommands(ts)) - base;
+    // Before: the GETs' replies, ready but behind SAVE's, were counted nowhere: all 100 ran.
+    assert.ok(dispatched < 50, `${dispatched} commands dispatched for a client that reads nothing`);
+    const one = Buffer.concat([Buffer.from(`$${2 * MIB}\r\n`), Buffer.alloc(2 * MIB, 120), Buffer.from("\r\n")]);
+    const all = await readAll(s, 5 + 100 * one.length);
+    assert.equal(all.subarray(0, 5).toString("latin1"), "+OK\r\n");
+    assert.equal(all.length, 5 + 100 * one.length);
+    for (let i = 0; i < 100; i++) assert.ok(all.subarray(5 + i * one.length, 5 + (i + 1) * one.length).equals(one), `reply ${i} in order`);
+    assert.equal((await settledCommands(ts)) - base, 101);
+  });
+
   test("QUIT or a protocol error after a 24 MiB reply (under the 32 MiB bound, so the QUIT is dispatched at once): a client that starts reading 3 s later gets all of it", async () => {
     const big = await startTestServer({ protoMaxBulkLen: 64 * MIB });
     try {
