@@ -242,13 +242,15 @@ export class RespParser {
   #inline(out: Buffer[][]): boolean {
     const buf = this.#buf;
     const lf = buf.indexOf(LF, this.#pos);
+    // The limit is on the line itself: its CR (and LF) may come on top.
     if (lf < 0) {
-      if (buf.length - this.#pos > MAX_LINE) throw new ProtocolError("Protocol error: too big inline request");
+      const cr = buf[buf.length - 1] === CR ? 1 : 0;
+      if (buf.length - cr - this.#pos > MAX_LINE) throw new ProtocolError("Protocol error: too big inline request");
       return false;
     }
-    if (lf - this.#pos > MAX_LINE) throw new ProtocolError("Protocol error: too big inline request");
     let end = lf;
     if (end > this.#pos && buf[end - 1] === CR) end--;
+    if (end - this.#pos > MAX_LINE) throw new ProtocolError("Protocol error: too big inline request");
     const args = splitArgs(buf.subarray(this.#pos, end));
     this.#pos = lf + 1;
     if (args === null) throw new ProtocolError("Protocol error: unbalanced quotes in request");
@@ -287,8 +289,9 @@ function allDigits(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
+/** The byte as Redis quotes it (%c, raw), except CR and LF, which would end the error line early. */
 function printable(c: number): string {
-  return c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
+  return c === 0x0d || c === 0x0a ? " " : String.fromCharCode(c);
 }
 
 function isSpace(c: number): boolean {
@@ -305,7 +308,9 @@ function hexVal(c: number): number {
 /**
  * Split an inline line into arguments as Redis's sdssplitargs does: blanks separate, "double quotes"
  * allow \n \r \t \b \a \\ \" and \xHH escapes, 'single quotes' allow \'. A closing quote must be
- * followed by a blank or the end. null: unbalanced quotes.
+ * followed by a blank or the end. null: unbalanced quotes. As there, any isspace() blank (\v and \f
+ * too) is skipped between words and after a closing quote, but only space, \t, \r and \n end an
+ * unquoted word: "ECHO\va" is one word.
  */
 export function splitArgs(line: Buffer): Buffer[] | null {
   const out: Buffer[] = [];
@@ -344,7 +349,7 @@ export function splitArgs(line: Buffer): Buffer[] | null {
           if (i + 1 < n && !isSpace(line[i + 1]!)) return null;
           done = true;
         } else cur.push(c);
-      } else if (isSpace(c)) {
+      } else if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a) {
         done = true;
       } else if (c === 0x22) inDq = true;
       else if (c === 0x27) inSq = true;

@@ -102,7 +102,21 @@ test("inline commands: blanks, CRLF or LF, quotes, empty lines skipped", () => {
   assert.deepEqual(strs([splitArgs(Buffer.from("'a\\'b' \"\\t\\x7a\""))!]), [["a'b", "\tz"]]);
 });
 
+test("inline commands as sdssplitargs: \\v and \\f are skipped between words but do not end one; the 64 KiB limit is on the line without its CR", () => {
+  assert.deepEqual(parseAll([Buffer.from("ECHO\va\r\n\x0bECHO \fb\x0c\r\n")]), [["ECHO\va"], ["ECHO", "b\f"]]);
+  assert.deepEqual(strs([splitArgs(Buffer.from('"x"\v y'))!]), [["x", "y"]]);
+  const line = "x".repeat(MAX_LINE);
+  for (const chunks of [[line + "\r\n"], [line + "\r", "\n"], [line, "\r", "\n"]]) {
+    assert.deepEqual(parseAll(chunks.map((c) => Buffer.from(c))), [[line]], `${chunks.length} chunk(s)`);
+  }
+  assert.equal(errorOf(line + "x\r\n"), "Protocol error: too big inline request");
+  assert.equal(errorOf(line + "xy"), "Protocol error: too big inline request");
+});
+
 test("malformed input: Redis's protocol error messages", () => {
+  // The unexpected byte is quoted raw (Redis's %c); CR or LF as a space, not to end the line.
+  assert.equal(errorOf("*1\r\n\x01x\r\n"), "Protocol error: expected '$', got '\x01'");
+  assert.equal(errorOf("*1\r\n\xe9x\r\n"), "Protocol error: expected '$', got '\u00c3'");
   assert.equal(errorOf("*abc\r\n"), "Protocol error: invalid multibulk length");
   assert.equal(errorOf("*1001\r\n"), "Protocol error: invalid multibulk length");
   assert.equal(errorOf("*1\r\n+x\r\n"), "Protocol error: expected '$', got '+'");
