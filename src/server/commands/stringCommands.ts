@@ -200,10 +200,18 @@ function get(v: KeyView, args: Buffer[]): Reply {
   return bytesOrNull(v.getStringBytes(a(args, 1)));
 }
 
+/** SET ... GET replies with the old value (Command.values); options start after the value. */
+function setReplyValues(args: readonly Buffer[]): number {
+  for (let i = 3; i < args.length; i++) {
+    const o = args[i]!;
+    if (o.length === 3 && (o[0]! | 0x20) === 0x67 && (o[1]! | 0x20) === 0x65 && (o[2]! | 0x20) === 0x74) return 1;
+  }
+  return 0;
+}
+
 export const stringCommands: Command[] = [
   readCmd("get", 2, get, [1, 1, 1], ["fast"]),
-  // SET ... GET replies with the old value; options start after the value (args[3]).
-  withValues(writeCmd("set", -3, set, [1, 1, 1]), (args) => (args.slice(3).some((o) => o.length === 3 && o.toString("latin1").toLowerCase() === "get") ? 1 : 0)),
+  withValues(writeCmd("set", -3, set, [1, 1, 1]), setReplyValues),
   writeCmd("setnx", 3, setnx, [1, 1, 1], ["fast"]),
   withValues(writeCmd("getset", 3, getset, [1, 1, 1], ["fast"]), () => 1),
   withValues(writeCmd("getdel", 2, getdel, [1, 1, 1], ["fast"]), () => 1),
