@@ -121,6 +121,8 @@ export class Database extends SubDatabase {
   }
 
   off(event: "commit", listener: (report: CommitReport) => void): this {
+    if (event !== "commit") throw invalidArgument(`off: unknown event ${String(event)} (only "commit")`, { argument: "event", value: String(event) });
+    if (typeof listener !== "function") throw invalidArgument("off: the listener must be a function", { argument: "listener" });
     this.#events.off(event, listener);
     return this;
   }
@@ -338,6 +340,10 @@ export class Database extends SubDatabase {
   openTxLog(fromLsn: number, toLsn?: number, options?: { raw?: boolean }): Iterable<TxLogRecord> {
     const d = this.#log();
     const opts = methodOptions(options, "openTxLog");
+    // Checked before the cap: Math.min would coerce a string, a boolean or an array to a number.
+    if (toLsn !== undefined && (typeof toLsn !== "number" || Number.isNaN(toLsn))) {
+      throw invalidArgument("toLsn must be a non-negative integer", { argument: "toLsn", value: typeof toLsn === "bigint" ? String(toLsn) : (toLsn as unknown) });
+    }
     const to = Math.min(toLsn ?? d.wal.lastDurableLsn, d.wal.lastDurableLsn);
     // Validated now, not at the first next(): INVALID_ARGUMENT for a bad LSN, NOT_FOUND for
     // records already deleted. (readRecords checks eagerly; iterating is what pins segments.)

@@ -265,6 +265,7 @@ export class WriteTxn implements TreeWriter {
     const existed = treeRemove(this, own, key, true);
     if (existed) {
       this.opCount++;
+      this.opBytes += key.length;
       this.dirtyBytes += 64;
       if (this.logging) this.ops.push({ type: "remove", db, key: rawKey ?? key });
     }

@@ -213,6 +213,11 @@ test("openTxLog: ranges, record fields, and ops decoded by each sub-database's e
   assert.equal((rawPut.key as Buffer).toString("utf8"), "héllo");
   assert.deepEqual(JSON.parse((rawPut.value as Buffer).toString("utf8")), { a: [1, 2], b: "x" });
   throwsCode(() => [...db.openTxLog(0)], "INVALID_ARGUMENT", "openTxLog(0)");
+  // toLsn of another type is refused, not coerced by the cap (true was LSN 1, "3" was 3, 3n a TypeError).
+  for (const bad of [3n, true, false, "3", [2], {}, null, Number.NaN, -1, 2.5]) {
+    throwsCode(() => db.openTxLog(1, bad as unknown as number), "INVALID_ARGUMENT", `openTxLog(1, ${String(bad)})`);
+  }
+  assert.deepEqual([...db.openTxLog(head, Infinity)].map((r) => r.lsn), [head], "Infinity: everything durable");
 
   await db.close();
 });
@@ -386,6 +391,7 @@ test("commit events: contiguous LSNs, op counts and bytes, after durability unde
   const start = db.txlogWatermarks().lastCommittedLsn;
   assert.equal(await db.put("a", "xyz"), true);
   await Promise.all([db.put("b", 1), db.put("c", 2), db.remove("a")]); // one group, one record
+  await db.remove("b"); // a remove alone: its key bytes
   await db.transaction((tx) => {
     tx.put("d", "dd");
     tx.put("e", "ee");
@@ -397,11 +403,17 @@ test("commit events: contiguous LSNs, op counts and bytes, after durability unde
   const real = seen.filter((r) => r.lsn !== 0);
   assert.deepEqual(
     real.map((r) => r.lsn),
-    [start + 1, start + 2, start + 3, start + 4],
+    [start + 1, start + 2, start + 3, start + 4, start + 5],
   );
   assert.deepEqual(
     real.map((r) => r.ops),
-    [1, 3, 2, 1],
+    [1, 3, 1, 2, 1],
+  );
+  // Encoded bytes: "a" (1) + msgpack "xyz" (4); b 1, c 2 (2 each) + the removed key "a" (1); "b".
+  assert.deepEqual(
+    real.slice(0, 3).map((r) => r.bytes),
+    [5, 5, 1],
+    "puts count key and value bytes, removes their key's",
   );
   assert.ok(real.every((r) => r.bytes > 0 && r.time > 0 && r.txnId > 0));
   for (let i = 1; i < real.length; i++) assert.ok(real[i]!.txnId > real[i - 1]!.txnId);
@@ -409,7 +421,11 @@ test("commit events: contiguous LSNs, op counts and bytes, after durability unde
   assert.ok((warningCounts.get("KEEL_LISTENER") ?? 0) > warningsBefore, "the throwing listener is reported as a warning");
   db.off("commit", listener);
   await db.put("g", 1);
-  assert.equal(seen.filter((r) => r.lsn !== 0).length, 4, "off() removes the listener");
+  assert.equal(seen.filter((r) => r.lsn !== 0).length, 5, "off() removes the listener");
+  // off() checks its arguments as on() does.
+  for (const [ev, fn] of [["commit", 5], ["commit", null], ["bogus", listener]] as const) {
+    throwsCode(() => db.off(ev as "commit", fn as unknown as (r: CommitReport) => void), "INVALID_ARGUMENT", `off(${String(ev)}, ${typeof fn})`);
+  }
   await db.close();
 });
 
