@@ -36,6 +36,15 @@ export function notFound(dir: string): CliError {
 }
 
 /**
+ * For commands that may create the database (put --create, load): a file where its directory goes
+ * is "no database there" (exit 4), as for every other command, not an IO error from mkdir.
+ */
+export function refuseFileAsDirectory(dir: string): void {
+  const st = statIfAny(dir);
+  if (st && !st.isDirectory()) throw new CliError(ExitCode.NOT_FOUND, "NOT_FOUND", `no database at ${dir} (it is a file, not a directory)`, { path: dir });
+}
+
+/**
  * The newest valid meta page of `<dir>/data.keel`, read straight from the file (no lock, no
  * open); undefined when neither slot validates (open then reports the damage).
  */
@@ -112,8 +121,14 @@ export function refuseIfLocked(dir: string): void {
   }
 }
 
-/** Open, run `fn`, close. A database `o.create` made is removed again when `fn` fails (created.ts). */
-export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Database) => Promise<T> | T): Promise<T> {
+/**
+ * Open, run `fn`, close. A database `o.create` made is removed again when `fn` fails (created.ts).
+ * A close that fails after `fn` succeeded is the command's error, unless `onCloseError` takes it:
+ * for a write that was durable before close (put, del), the write stands and the command must
+ * not say otherwise.
+ */
+export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Database) => Promise<T> | T, onCloseError?: (e: unknown) => void): Promise<T> {
+  if (o.create) refuseFileAsDirectory(dir);
   const created = o.create && !hasDatabase(dir) ? CreatedDatabase.before(dir) : undefined;
   const db = await (created ? created.open(() => openDatabase(dir, o)) : openDatabase(dir, o));
   let result: T;
@@ -124,7 +139,8 @@ export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Datab
     created?.remove();
     throw e;
   }
-  await db.close();
+  if (!onCloseError) await db.close();
+  else await db.close().catch(onCloseError);
   return result;
 }
 

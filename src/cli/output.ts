@@ -23,9 +23,15 @@ function tooLargeToPrint(what: string, details: Record<string, unknown>): KeelEr
   return invalidArgument(`${what} is too large to print (over the largest JavaScript string); copy the value out with keel dump --format binary`, { ...details, max: bufferConstants.MAX_STRING_LENGTH });
 }
 
-/** Bytes as hex, or INVALID_ARGUMENT (exit 2) when the hex would pass the largest JavaScript string. */
+/**
+ * Room left beside a value's hex in the largest string: the line or JSON document printing it also
+ * holds its key (at most a few KiB of text) and separators.
+ */
+const PRINT_MARGIN = 64 * 1024;
+
+/** Bytes as hex, or INVALID_ARGUMENT (exit 2) when the hex, with the text around it, would pass the largest JavaScript string. */
 export function hexOf(v: Uint8Array): string {
-  if (2 * v.byteLength > bufferConstants.MAX_STRING_LENGTH) throw tooLargeToPrint(`a value of ${v.byteLength} bytes, as hex,`, { size: v.byteLength });
+  if (2 * v.byteLength > bufferConstants.MAX_STRING_LENGTH - PRINT_MARGIN) throw tooLargeToPrint(`a value of ${v.byteLength} bytes, as hex,`, { size: v.byteLength });
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex");
 }
 
@@ -133,12 +139,29 @@ export class Output {
       else await this.write(text);
       return;
     }
-    const h = human();
-    const text = Array.isArray(h) ? h.join("\n") : h;
-    if (text.length) {
-      if (this.stdoutIsData) this.stderr.write(text + "\n");
-      else await this.write(text + "\n");
+    let line: string;
+    try {
+      const h = human();
+      const text = Array.isArray(h) ? h.join("\n") : h;
+      if (!text.length) return;
+      line = text + "\n";
+    } catch (e) {
+      // Past the largest JavaScript string (a string value near it): as hexOf refuses a binary one.
+      if (e instanceof RangeError) throw tooLargeToPrint("this output", {});
+      throw e;
     }
+    if (this.stdoutIsData) this.stderr.write(line);
+    else await this.write(line);
+  }
+
+  /**
+   * A write that is durable although closing the database failed afterwards (the next open
+   * replays it from the log): the result carries `closeError`, and a person is told on stderr.
+   */
+  closeFailedAfterWrite(e: unknown): { closeError: ReturnType<typeof errorDocument>["error"] } {
+    const doc = errorDocument(e);
+    this.note(`keel: warning: the write is durable, but closing the database failed: ${doc.error.message} [${doc.error.code}]`);
+    return { closeError: doc.error };
   }
 
   /** A note for a person (never part of the JSON document): stderr. */
@@ -164,7 +187,7 @@ export class Output {
     }
     const { code, message, details } = doc.error;
     let text = `keel: ${message}`;
-    if (code !== "USAGE" && code !== "INTERNAL" && !(e instanceof CliError)) text += ` [${code}]`;
+    if (code !== "USAGE" && code !== "INTERNAL") text += ` [${code}]`;
     if (code === "CORRUPT") {
       const where = Object.entries(details).filter(([, v]) => v !== undefined && typeof v !== "object").map(([k, v]) => `${k}=${String(v)}`);
       if (where.length) text += `\n  where: ${where.join(" ")}`;

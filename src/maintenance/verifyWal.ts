@@ -76,6 +76,9 @@ export interface WalScanResult {
 }
 
 
+/** Record bytes between yields of a scan (about 10-50 ms of a salvage's replay). */
+const YIELD_BYTES = 2 * 1024 * 1024;
+
 function closeQuietly(h: FileHandle): void {
   try {
     h.close();
@@ -270,6 +273,9 @@ function* scanRecords(
   progress: Progress | undefined,
 ): Work<number | undefined> {
   let n = 0;
+  // Bytes of records handed on since the last yield: a hook's work grows with a record's size
+  // (salvage applies every op), so big records yield sooner than every 256.
+  let bytes = 0;
   // One pass per run of intact records: damage ends a run, and with `resync` the next valid record starts another.
   resync: for (;;) {
     let badReason: string | undefined;
@@ -300,7 +306,9 @@ function* scanRecords(
       hooks.onRecord?.(p.record, name, pos);
       pos += p.size;
       expected++;
-      if (++n % 256 === 0) {
+      bytes += p.size;
+      if (++n % 256 === 0 || bytes >= YIELD_BYTES) {
+        bytes = 0;
         progress?.step(0);
         yield;
       }

@@ -19,9 +19,9 @@ export interface RunResult {
   stdoutBytes: Buffer;
 }
 
-export function keel(args: string[], o: { input?: string | Buffer; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function keel(args: string[], o: { input?: string | Buffer; cwd?: string; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [KEEL, ...args], { cwd: o.cwd, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, [...(o.nodeArgs ?? []), KEEL, ...args], { cwd: o.cwd, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => out.push(c));
@@ -40,7 +40,7 @@ export function keel(args: string[], o: { input?: string | Buffer; cwd?: string;
 }
 
 /** Run keel and check its exit status; the message shows its output when it is not `status`. */
-export async function keelExpect(args: string[], status: number, o: { input?: string | Buffer; cwd?: string } = {}): Promise<RunResult> {
+export async function keelExpect(args: string[], status: number, o: { input?: string | Buffer; cwd?: string; nodeArgs?: string[] } = {}): Promise<RunResult> {
   const r = await keel(args, o);
   assert.equal(r.status, status, `keel ${args.join(" ")} exited ${r.status}, expected ${status}\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(0, 2000)}`);
   return r;

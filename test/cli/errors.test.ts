@@ -167,6 +167,14 @@ test("a path that is a regular file, not a database directory: exit 4 (NOT_FOUND
   }
   const j = await keelJson<{ error: { code: string } }>(["stat", file], 4);
   assert.equal(j.error.code, "NOT_FOUND");
+  // Commands that may create the database say the same (before: exit 6, mkdir's EEXIST as IO).
+  const dump = join(dir, "d.jsonl");
+  await makeDb(join(dir, "src"));
+  await keelExpect(["dump", join(dir, "src"), "-f", dump], 0);
+  for (const args of [["load", file, "-f", dump], ["put", file, "k", "v", "--create"]]) {
+    const r = await keelExpect(args, 4);
+    assert.match(r.stderr, /no database at .* \[NOT_FOUND\]/, args[0]);
+  }
 });
 
 test("a stored value too large to print (hex or base64 past the largest JavaScript string): get, get --json and a JSON Lines dump exit 2 with INVALID_ARGUMENT, never 10", async (t) => {

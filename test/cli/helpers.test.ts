@@ -9,7 +9,8 @@ import { Writable } from "node:stream";
 import { KeelError } from "../../src/index.js";
 import { CliError } from "../../src/cli/CliError.js";
 import { ExitCode, exitCodeFor } from "../../src/cli/exitCodes.js";
-import { errorDocument, Output, toJson } from "../../src/cli/output.js";
+import { errorDocument, hexOf, Output, toJson } from "../../src/cli/output.js";
+import { constants as bufferConstants } from "node:buffer";
 import { Progress, progressCount } from "../../src/cli/progress.js";
 import { keyText, parseKey, parseValue, valueText } from "../../src/cli/values.js";
 import { checkHugePages, checkSwappiness, findMount, checkFreePages } from "../../src/cli/commands/doctor.js";
@@ -171,4 +172,13 @@ test("restore's source: a snapshot directory as given; a database directory mean
   } finally {
     rmSync(db, { recursive: true, force: true });
   }
+});
+
+test("hexOf refuses a value whose hex would leave no room for the key and separators beside it in one string (get and scan lines built on it failed with a RangeError, exit 10)", () => {
+  // Only byteLength is read before refusing: no 268 MB buffer is needed to test the bound.
+  const sized = (n: number) => ({ byteLength: n }) as unknown as Uint8Array;
+  const atLimit = Math.floor(bufferConstants.MAX_STRING_LENGTH / 2);
+  assert.throws(() => hexOf(sized(atLimit)), (e: unknown) => e instanceof KeelError && e.code === "INVALID_ARGUMENT");
+  assert.throws(() => hexOf(sized(atLimit - 1024)), (e: unknown) => e instanceof KeelError && e.code === "INVALID_ARGUMENT");
+  assert.equal(hexOf(Buffer.from([1, 255])), "01ff");
 });

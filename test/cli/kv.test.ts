@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
+import { pathToFileURL } from "node:url";
 import { keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
 
 test("get prints values by encoding: JSON (msgpack), text (string), hex (binary); --key-type number|hex", async (t) => {
@@ -173,4 +174,31 @@ test("scan --json that fails halfway is still one JSON document: the entries so 
   assert.ok(doc.count > 0, "entries were streamed before the damaged page");
   assert.equal(doc.entries.length, doc.count);
   assert.deepEqual(doc.entries[doc.count - 1], { key: `k${String(doc.count - 1).padStart(6, "0")}`, value: doc.count - 1 });
+});
+
+test("put and del whose write is durable but whose closing checkpoint fails: exit 0 with the close error as a warning, not exit 6 (the write stands)", async (t) => {
+  const dir = join(tempDir(t), "db");
+  await makeDb(dir);
+  // A preload that makes every close fail after it ran (a full disk at the final checkpoint, say).
+  const patch = join(tempDir(t), "closeFails.mjs");
+  const dbModule = pathToFileURL(join(import.meta.dirname, "../../src/db/Database.js")).href;
+  const errorsModule = pathToFileURL(join(import.meta.dirname, "../../src/errors.js")).href;
+  writeFileSync(
+    patch,
+    `import { Database } from ${JSON.stringify(dbModule)};\nimport { KeelError } from ${JSON.stringify(errorsModule)};\n` +
+      `const close = Database.prototype.close;\nDatabase.prototype.close = async function () { await close.call(this); throw new KeelError("FULL", "simulated: no space left for the closing checkpoint", {}); };\n`,
+  );
+  const nodeArgs = ["--import", pathToFileURL(patch).href];
+  const put = await keelExpect(["put", dir, "k", "v", "--json"], 0, { nodeArgs });
+  const doc = JSON.parse(put.stdout) as { ok: boolean; existed: boolean; closeError?: { code: string } };
+  assert.equal(doc.ok, true);
+  assert.equal(doc.closeError?.code, "FULL");
+  const text = await keelExpect(["put", dir, "k2", "w"], 0, { nodeArgs });
+  assert.match(text.stderr, /warning: the write is durable, but closing the database failed: .* \[FULL\]/);
+  assert.equal((await keelJson<{ value: unknown }>(["get", dir, "k"])).value, "v", "the write stands");
+  const del = await keelExpect(["del", dir, "k", "--json"], 0, { nodeArgs });
+  assert.equal((JSON.parse(del.stdout) as { removed: boolean; closeError?: { code: string } }).closeError?.code, "FULL");
+  await keelExpect(["get", dir, "k"], 4);
+  // Other commands still fail when close fails.
+  await keelExpect(["stat", dir], 6, { nodeArgs });
 });

@@ -28,6 +28,7 @@ import { verify, verifyEngine, type VerifyProblem, type VerifyReport } from "../
 import { Engine } from "../../src/txn/Engine.js";
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
+import { scanWal } from "../../src/maintenance/verifyWal.js";
 import { checkTree } from "../../src/btree/TreeCheck.js";
 import { TreeCursor } from "../../src/btree/TreeCursor.js";
 import { decodeCatalogRecord } from "../../src/txn/CatalogRecord.js";
@@ -706,4 +707,23 @@ test("verify: misuse throws NOT_FOUND; an aborted signal is ABORTED; progress re
   assert.equal(r.ok, true);
   const last = seen[seen.length - 1]!;
   assert.ok(last && last.pages === last.totalPages && last.totalPages >= r.stats.pages, JSON.stringify(last));
+});
+
+test("a log scan gives the event loop a turn every few MiB of records, not only every 256 records (salvage applies each record between them)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "keel-scanyield-"));
+  try {
+    const db = await open(dir, { encoding: "binary" });
+    const big = Buffer.alloc(1024 * 1024, 7);
+    for (let i = 0; i < 20; i++) await db.put(`k${i}`, big);
+    await db.close();
+    let records = 0;
+    const w = scanWal(nodeFileSystem, join(dir, "wal"), null, { onRecord: () => void records++ });
+    let turns = 0;
+    for (let r = w.next(); !r.done; r = w.next()) turns++;
+    assert.ok(records >= 20, `${records} records read`);
+    // 20 MiB of records: before, no turn at all (fewer than 256 records).
+    assert.ok(turns >= 8, `${turns} turns given over 20 MiB of records`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -18,13 +18,15 @@ export function registerDel(program: Command): void {
     .addOption(keyTypeOption())
     .action(
       action(async (ctx, dir: string, keyText: string, opts: { db?: string; keyType: KeyType }) => {
+        let closeError: unknown;
         const r = await withDatabase(dir, { readOnly: false }, async (db) => {
           const sub = subDatabase(db, opts.db, { mustExist: true });
           const key = parseKey(keyText, opts.keyType, sub.keyEncoding);
           const removed = await sub.remove(key);
           return { key: keyJson(key, sub.keyEncoding), db: sub.name, removed };
-        });
-        await ctx.out.result(r, () => (r.removed ? "removed" : `key ${JSON.stringify(keyText)} was not there; nothing removed`));
+        }, (e) => (closeError = e));
+        const warning = closeError === undefined ? {} : ctx.out.closeFailedAfterWrite(closeError);
+        await ctx.out.result({ ...r, ...warning }, () => (r.removed ? "removed" : `key ${JSON.stringify(keyText)} was not there; nothing removed`));
       }),
     );
 }

@@ -23,7 +23,7 @@ import { publishStaged, removeStaleStaging, stagingDir } from "../loadStaging.js
 import { NodeFileSystem } from "../../io/NodeFileSystem.js";
 import { action } from "../context.js";
 import { ExitCode } from "../exitCodes.js";
-import { hasDatabase, openDatabase } from "../database.js";
+import { hasDatabase, openDatabase, refuseFileAsDirectory } from "../database.js";
 
 /**
  * An input that can be read twice from the start: the header is parsed from the chunks seen so
@@ -101,6 +101,7 @@ export function registerLoad(program: Command): void {
     .action(
       action(async (ctx, dir: string, opts: LoadCliOptions) => {
         if (opts.file !== undefined && !existsSync(opts.file)) throw new CliError(ExitCode.NOT_FOUND, "NOT_FOUND", `no dump file ${opts.file}`, { path: opts.file });
+        refuseFileAsDirectory(dir);
         // Ctrl-C is caught from here on, so that one during the open is undone like one during the load.
         const signal = ctx.signal;
         const progress = ctx.progress("load");

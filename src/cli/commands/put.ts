@@ -48,6 +48,7 @@ export function registerPut(program: Command): void {
         // encodings they are fitted to are known only once it is open.
         const givenKey = readKey(keyText, opts.keyType);
         const givenValue = readValue(valueText === "-" ? await readStdin() : valueText, opts.valueType);
+        let closeError: unknown;
         const r = await withDatabase(dir, { readOnly: false, create: !!opts.create }, async (db) => {
           const named = opts.db !== undefined && opts.db !== "";
           const exists = named && db.listDBs().includes(opts.db!);
@@ -68,8 +69,9 @@ export function registerPut(program: Command): void {
           const value = fitValue(givenValue, opts.valueType, sub.valueEncoding);
           const existed = await sub.transaction((tx) => tx.put(key, value));
           return { key: keyJson(key, sub.keyEncoding), db: sub.name, existed };
-        });
-        await ctx.out.result({ ok: true, ...r }, () => (r.existed ? "replaced" : "added"));
+        }, (e) => (closeError = e));
+        const warning = closeError === undefined ? {} : ctx.out.closeFailedAfterWrite(closeError);
+        await ctx.out.result({ ok: true, ...r, ...warning }, () => (r.existed ? "replaced" : "added"));
       }),
     );
 }

@@ -52,9 +52,18 @@ export function registerScan(program: Command): void {
           // The entries still in `batch` when an error stops the scan are printed with it.
           if (out.json) await out.beginDocument(`{"path":${toJson(dir)},"db":${toJson(sub.name)},"keyEncoding":${toJson(ke)},"encoding":${toJson(ve)},"entries":[`, () => `${batch}],"count":${count}`);
           for (const { key, value } of sub.getRange(range)) {
-            if (out.json) batch += (count ? "," : "") + toJson(opts.keysOnly ? { key: keyJson(key, ke) } : { key: keyJson(key, ke), value: valueJson(value, ve) });
-            else batch += opts.keysOnly ? `${keyText(key, ke)}\n` : `${keyText(key, ke)}\t${valueText(value, ve)}\n`;
+            const item = out.json
+              ? (count ? "," : "") + toJson(opts.keysOnly ? { key: keyJson(key, ke) } : { key: keyJson(key, ke), value: valueJson(value, ve) })
+              : opts.keysOnly
+                ? `${keyText(key, ke)}\n`
+                : `${keyText(key, ke)}\t${valueText(value, ve)}\n`;
             count++;
+            // Written before a large item joins it: the item alone fits a string (hexOf's margin), the batch and it may not.
+            if (batch.length && batch.length + item.length > 65536) {
+              await out.write(batch);
+              batch = "";
+            }
+            batch += item;
             if (batch.length > 65536) {
               await out.write(batch);
               batch = "";
