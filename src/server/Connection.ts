@@ -18,15 +18,16 @@
  *   until it runs.
  * - Bounded memory: the parser bounds one request; reading pauses while more than MAX_INFLIGHT
  *   replies are pending or more than MAX_OUTPUT bytes of replies wait (in the socket, encoded for
- *   it, or ready behind a reply still pending: ReplyQueue.bytes). The output bound is checked before every command, not once per read: a small read can
- *   hold many commands with large replies (500 `GET big` in 4.5 KB). Once it is passed, the rest of
- *   the read stays parsed in `#held` and is dispatched, in order, as the socket drains. Replies
- *   made in the write queue (writes, and reads queued behind the connection's own writes) have a
- *   size only once their group runs, and then MAX_OUTPUT counts them; until then they are bounded
- *   by count (MAX_INFLIGHT), and by the stored values they may carry (Command.values: an MGET its
- *   keys, GETEX or SET ... GET one, HGETALL or KEYS the whole budget), MAX_VALUES_BEHIND at a time
- *   per connection, passed by at most one command's. At server close, commands held back by the bounds are not
- *   run (as if unread).
+ *   it, or ready behind a reply still pending: ReplyQueue.bytes). The output bound is checked
+ *   before every command, not once per read: a small read can hold many commands with large
+ *   replies (500 `GET big` in 4.5 KB). Once it is passed, the rest of the read stays parsed in
+ *   `#held` and is dispatched, in order, as the socket drains. Replies made in the write queue
+ *   (writes, and reads queued behind the connection's own writes) have a size only once their
+ *   group runs, and then MAX_OUTPUT counts them; until then they are bounded by count
+ *   (MAX_INFLIGHT), and by the stored values they may carry (Command.values: an MGET its keys,
+ *   GETEX or SET ... GET one, HGETALL or KEYS the whole budget), MAX_VALUES_BEHIND at a time per
+ *   connection, passed by at most one command's. At server close, commands held back by the
+ *   bounds are not run (as if unread).
  * - After a protocol error nothing more is read: earlier replies, then the error, then close.
  * - A client that has not authenticated may send no request beyond Redis 7's unauthenticated limits
  *   (10 arguments, 16 KiB each): the parser stops at such a header, reading pauses, and once every
@@ -583,7 +584,7 @@ export class Connection {
         }
       }
       return { reply: arr(replies), dirty };
-    }, plan.reduce((n, e) => n + (e.select === undefined && e.q.cmd.kind !== "conn" ? replyValues(e.q.cmd, e.q.args) : 0), 0));
+    }, execReplyValues(plan));
     this.#later(p.finally(release));
     if (this.#barrier) {
       void p.finally(() => {
@@ -592,6 +593,13 @@ export class Connection {
       });
     }
   }
+}
+
+/** The stored values an EXEC's reply may carry: those of the commands it runs. */
+function execReplyValues(plan: ReadonlyArray<{ q: Queued; select?: Reply }>): number {
+  let n = 0;
+  for (const e of plan) if (e.select === undefined && e.q.cmd.kind !== "conn") n += replyValues(e.q.cmd, e.q.args);
+  return n;
 }
 
 /** The error reply for anything a command threw: RespError as is, KeelError by code. */
