@@ -102,6 +102,8 @@ export function* checkTreeSteps(io: TreeReader, st: TreeState, o: TreeCheckOptio
               if (e instanceof KeelError) add(v.page, String(e.details.reason ?? e.code), e.message);
               else throw e;
             }
+            // One leaf can name a hundred values of 100 KB: a turn between them, not only between pages.
+            if (wantsYield?.()) yield;
           }
         }
       }

@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { KeelError, corrupt, ioError, isKeelError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import { crc32 } from "../util/crc32.js";
+import { runAsync, type Work } from "./verifyTypes.js";
 import { copySnapshot } from "./copyDatabase.js";
 import type { Engine } from "../txn/Engine.js";
 import { DATA_FILE } from "../txn/Engine.js";
@@ -56,8 +57,12 @@ export interface SnapshotMeta {
   pageSize: number;
 }
 
-/** CRC-32 of a whole file, read in 1 MiB chunks through the FileSystem. I/O errors: IO/FULL. */
-export function fileCrc32(fs: FileSystem, path: string): { crc: number; bytes: number } {
+/**
+ * CRC-32 of a whole file, read in 1 MiB chunks through the FileSystem, as steps: one yield after
+ * each chunk, so a caller in a live process (verify, createSnapshot) gives the event loop a turn
+ * between them (a snapshot of some GB would otherwise hold it for seconds). I/O errors: IO/FULL.
+ */
+export function* fileCrc32Steps(fs: FileSystem, path: string): Work<{ crc: number; bytes: number }> {
   try {
     const f = fs.open(path, "r");
     try {
@@ -69,6 +74,7 @@ export function fileCrc32(fs: FileSystem, path: string): { crc: number; bytes: n
         if (n <= 0) break;
         crc = crc32(buf.subarray(0, n), crc);
         pos += n;
+        yield;
       }
       return { crc, bytes: size };
     } finally {
@@ -76,6 +82,15 @@ export function fileCrc32(fs: FileSystem, path: string): { crc: number; bytes: n
     }
   } catch (e) {
     throw ioError(e, "read", path);
+  }
+}
+
+/** fileCrc32Steps run to the end at once (offline callers: restore, migration). */
+export function fileCrc32(fs: FileSystem, path: string): { crc: number; bytes: number } {
+  const steps = fileCrc32Steps(fs, path);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
   }
 }
 
@@ -210,7 +225,7 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
   const retired = join(root, "previous.tmp-retired");
   let meta: SnapshotMeta;
   try {
-    const { crc, bytes } = fileCrc32(fs, join(incoming, DATA_FILE));
+    const { crc, bytes } = await runAsync(fileCrc32Steps(fs, join(incoming, DATA_FILE)), hooks.signal);
     meta = {
       format: SNAPSHOT_FORMAT,
       lsn: snap.lsn,

@@ -28,7 +28,7 @@ import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { nodeFileSystem } from "../io/NodeFileSystem.js";
 import { DATA_FILE, type Engine } from "../txn/Engine.js";
-import { SNAPSHOTS_DIR, SNAPSHOT_META, fileCrc32, parseSnapshotMeta, snapshotMetaMismatch } from "./Snapshots.js";
+import { SNAPSHOTS_DIR, SNAPSHOT_META, fileCrc32Steps, parseSnapshotMeta, snapshotMetaMismatch } from "./Snapshots.js";
 import { verifyDataFile, type DataFileOutcome } from "./verifyDataFile.js";
 import {
   Aborted,
@@ -264,7 +264,7 @@ function* checkSnapshots(fs: FileSystem, dir: string, out: ProblemList): Work<vo
     let crc: number;
     let bytes: number;
     try {
-      ({ crc, bytes } = fileCrc32(fs, dataPath));
+      ({ crc, bytes } = yield* fileCrc32Steps(fs, dataPath));
     } catch (e) {
       out.add({ severity: "error", kind: "snapshot-io", file: dataPath, message: `cannot read ${dataPath}: ${errorText(e)}` });
       continue;

@@ -29,6 +29,8 @@ import { Engine } from "../../src/txn/Engine.js";
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { scanWal } from "../../src/maintenance/verifyWal.js";
+import { fileCrc32, fileCrc32Steps } from "../../src/maintenance/Snapshots.js";
+import { checkTreeSteps } from "../../src/btree/TreeCheck.js";
 import { checkTree } from "../../src/btree/TreeCheck.js";
 import { TreeCursor } from "../../src/btree/TreeCursor.js";
 import { decodeCatalogRecord } from "../../src/txn/CatalogRecord.js";
@@ -723,6 +725,45 @@ test("a log scan gives the event loop a turn every few MiB of records, not only 
     assert.ok(records >= 20, `${records} records read`);
     // 20 MiB of records: before, no turn at all (fewer than 256 records).
     assert.ok(turns >= 8, `${turns} turns given over 20 MiB of records`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("verify's long steps give the event loop turns: a snapshot's CRC per MiB read, and overflow values of one leaf one by one (an online verify stalled for seconds)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "keel-verifyturns-"));
+  try {
+    const file = join(dir, "blob");
+    const fd = openSync(file, "w");
+    writeSync(fd, Buffer.alloc(5 * 1024 * 1024 + 3, 9));
+    closeSync(fd);
+    const steps = fileCrc32Steps(nodeFileSystem, file);
+    let turns = 0;
+    let r = steps.next();
+    for (; !r.done; r = steps.next()) turns++;
+    assert.ok(turns >= 5, `${turns} turns over 5 MiB (before: the whole file in one step)`);
+    assert.deepEqual(r.value, fileCrc32(nodeFileSystem, file));
+
+    // A leaf with ten overflow values (small keys, 20 KB values): a turn after each one read.
+    const db = await open(join(dir, "db"), { encoding: "binary", wal: false });
+    await db.transaction((tx) => {
+      for (let i = 0; i < 10; i++) tx.put(`k${i}`, Buffer.alloc(20_000, i));
+    });
+    await db.close();
+    const e = Engine.open(nodeFileSystem, join(dir, "db"), { readOnly: true });
+    try {
+      const entry = e.durable.dbs.get("")!;
+      let reads = 0;
+      let yields = 0;
+      const walk = checkTreeSteps(e.pager, { ...entry.tree }, { name: "", readOverflow: (v) => void (reads++, e.pager.readOverflow(v)), wantsYield: () => true });
+      let w = walk.next();
+      for (; !w.done; w = walk.next()) yields++;
+      assert.deepEqual(w.value, []);
+      assert.equal(reads, 10);
+      assert.ok(yields >= 10, `${yields} turns for one leaf's 10 overflow values (before: 1)`);
+    } finally {
+      e.close();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
