@@ -405,10 +405,17 @@ export class Connection {
     this.#pendingWrites++;
     this.#host.inflightWrites++;
     const values = this.#holdValues(replyValues);
-    const p = this.#host.keyspace.batched((tx) => fn(new TxStore(tx)));
+    const ks = this.#host.keyspace;
+    const p = ks.batched((tx) => {
+      const store = new TxStore(tx);
+      return { ...fn(store), expired: store.expired };
+    });
     const done = p.then(
-      ({ reply, dirty }) => {
+      ({ reply, dirty, expired }) => {
         if (dirty > 0) this.#host.options.persistence.noteChanges(dirty);
+        // Keys met expired and removed by this command (lazily, as Redis counts them too); the
+        // sweep counts its own. Counted once committed: a retried or failed attempt counts nothing.
+        ks.expiredKeys += expired;
         return reply;
       },
       (e) => errorReply(e),

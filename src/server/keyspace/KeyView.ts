@@ -208,6 +208,9 @@ export class KeyView {
       this.#purge(key, v);
       return true;
     }
+    // The value is rewritten with its new header: one stored under a larger maxValueSize than
+    // this server's is refused here, before anything is written (inside EXEC: this command's error).
+    if (v[0] !== T_HASH) this.checkString(v.length - HEADER);
     const old = readExpireAt(v);
     if (old !== 0) this.store.remove(this.ldb.ttl, expiryKey(old, key));
     this.#putKey(key, withExpireAt(v, expireAt));

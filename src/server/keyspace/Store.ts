@@ -46,6 +46,8 @@ export class TxStore implements Store {
   readonly #fors = new Map<SubDatabase, Transaction>();
   /** Writes made through this store (EXEC: a command that fails after writing must not be kept half-done). */
   writes = 0;
+  /** Keys found expired and removed through this store (INFO stats expired_keys, once committed). */
+  expired = 0;
 
   /** readOnly: a read that runs in the write queue to see exactly the writes queued before it. */
   constructor(tx: Transaction, readOnly = false) {
@@ -94,6 +96,7 @@ export class TxStore implements Store {
     const before = this.writes;
     try {
       run();
+      this.expired++;
     } finally {
       this.writes = before;
     }
