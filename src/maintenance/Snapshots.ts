@@ -225,7 +225,13 @@ export async function createSnapshot(engine: Engine, fs: FileSystem, dbDir: stri
   const retired = join(root, "previous.tmp-retired");
   let meta: SnapshotMeta;
   try {
-    const { crc, bytes } = await runAsync(fileCrc32Steps(fs, join(incoming, DATA_FILE)), hooks.signal);
+    // In steps (a turn per MiB); a close() meanwhile must not find the snapshot rotated after the
+    // LOCK is released, so the copy stops as it does when the source closes mid-copy.
+    const stillOpen = (): void => {
+      if (engine.closed) throw new KeelError("CLOSED", `the database at ${dbDir} was closed during createSnapshot`, { path: dbDir });
+    };
+    const { crc, bytes } = await runAsync(fileCrc32Steps(fs, join(incoming, DATA_FILE)), hooks.signal, stillOpen);
+    stillOpen();
     meta = {
       format: SNAPSHOT_FORMAT,
       lsn: snap.lsn,

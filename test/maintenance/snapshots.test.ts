@@ -753,3 +753,33 @@ test("a power cut at any call of a snapshot rotation (current and previous exist
   }
   assert.ok(finished, "the rotation finished within 500 calls");
 });
+
+test("close() while createSnapshot checks its copy's CRC: the snapshot stops CLOSED and nothing is rotated after the LOCK is released", async () => {
+  const root = tmp();
+  const dir = join(root, "db");
+  try {
+    let phase = "";
+    const db = await open(dir, { encoding: "binary", onPhase: (p) => void (phase = p) });
+    const big = Buffer.alloc(64 * 1024, 5);
+    await db.transaction((tx) => {
+      for (let i = 0; i < 200; i++) tx.put(`k${i}`, big); // a copy of about 13 MiB: many CRC steps
+    });
+    const first = await db.createSnapshot();
+    phase = "";
+    const snap = db.createSnapshot();
+    // Close as soon as the copy is done: the CRC of 13 MiB takes 13 turns.
+    while (phase !== "snapshot:after-copy") await new Promise((r) => setImmediate(r));
+    const closing = db.close();
+    await expectCode(snap, "CLOSED", "createSnapshot across close()");
+    await closing;
+    assert.deepEqual(readdirSync(join(dir, "snapshots")).sort(), ["current"], "no incoming left, no rotation");
+    const db2 = await open(dir, { readOnly: true });
+    try {
+      assert.deepEqual(db2.listSnapshots().map((s) => s.lsn), [first.lsn]);
+    } finally {
+      await db2.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
