@@ -114,16 +114,12 @@ export class Database extends SubDatabase {
   // ---- events ----
 
   on(event: "commit", listener: (report: CommitReport) => void): this {
-    if (event !== "commit") throw invalidArgument(`on: unknown event ${String(event)} (only "commit")`, { argument: "event", value: String(event) });
-    if (typeof listener !== "function") throw invalidArgument("on: the listener must be a function", { argument: "listener" });
-    this.#events.on(event, listener);
+    this.#events.on(commitEvent("on", event, listener), listener);
     return this;
   }
 
   off(event: "commit", listener: (report: CommitReport) => void): this {
-    if (event !== "commit") throw invalidArgument(`off: unknown event ${String(event)} (only "commit")`, { argument: "event", value: String(event) });
-    if (typeof listener !== "function") throw invalidArgument("off: the listener must be a function", { argument: "listener" });
-    this.#events.off(event, listener);
+    this.#events.off(commitEvent("off", event, listener), listener);
     return this;
   }
 
@@ -603,4 +599,11 @@ export interface CommitReport {
   time: number;
   ops: number;
   bytes: number;
+}
+
+/** on/off's arguments checked: the one event there is, and a function. */
+function commitEvent(method: string, event: unknown, listener: unknown): "commit" {
+  if (event !== "commit") throw invalidArgument(`${method}: unknown event ${String(event)} (only "commit")`, { argument: "event", value: String(event) });
+  if (typeof listener !== "function") throw invalidArgument(`${method}: the listener must be a function`, { argument: "listener" });
+  return event;
 }

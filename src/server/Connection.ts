@@ -38,10 +38,11 @@
  *   that stopped reading cannot hold a shutdown for long.
  */
 import type { Socket } from "node:net";
-import { isKeelError } from "../errors.js";
 import { replyValues, subcommandArityError, type Command } from "./commands/Command.js";
 import type { ClientState, CommandContext, ServerHandle } from "./commands/CommandContext.js";
 import { authRequired, selectIndex } from "./commands/serverCommands.js";
+import { shutdownMode } from "./commands/shutdownMode.js";
+import { errorReply } from "./resp/errorReply.js";
 import type { WatchMark } from "./keyspace/Keyspace.js";
 import type { KeyView } from "./keyspace/KeyView.js";
 import { TxStore } from "./keyspace/Store.js";
@@ -464,17 +465,8 @@ export class Connection {
   }
 
   #shutdownCommand(args: Buffer[]): void {
-    const flags = new Set<string>();
-    for (let i = 1; i < args.length; i++) {
-      const o = args[i]!.toString("latin1").toUpperCase();
-      if (!["SAVE", "NOSAVE", "NOW", "FORCE", "ABORT"].includes(o)) return void this.#push(err("ERR syntax error"));
-      flags.add(o);
-    }
-    // As Redis: SAVE with NOSAVE, or ABORT with anything, is refused, not settled by argument order.
-    if ((flags.has("SAVE") && flags.has("NOSAVE")) || (flags.has("ABORT") && flags.size > 1)) return void this.#push(err("ERR syntax error"));
-    // A shutdown here starts and finishes without waiting for replicas, so there is never one to abort.
-    if (flags.has("ABORT")) return void this.#push(err("ERR No shutdown in progress."));
-    const mode: ShutdownMode = flags.has("SAVE") ? "save" : flags.has("NOSAVE") ? "nosave" : "default";
+    const mode = shutdownMode(args);
+    if (typeof mode !== "string") return void this.#push(mode);
     // As in Redis, a successful SHUTDOWN gets no reply: the connection closes.
     this.#stopped = true;
     this.#host.shutdown(mode);
@@ -607,14 +599,4 @@ function execReplyValues(plan: ReadonlyArray<{ q: Queued; select?: Reply }>): nu
   let n = 0;
   for (const e of plan) if (e.select === undefined && e.q.cmd.kind !== "conn") n += replyValues(e.q.cmd, e.q.args);
   return n;
-}
-
-/** The error reply for anything a command threw: RespError as is, KeelError by code. */
-export function errorReply(e: unknown): Reply {
-  if (e instanceof RespError) return err(e.reply);
-  if (isKeelError(e)) {
-    if (e.code === "INVALID_ARGUMENT") return err(`ERR ${e.message}`);
-    return err(`ERR KeelDB ${e.code}: ${e.message}`);
-  }
-  return err(`ERR internal error: ${e instanceof Error ? e.message : String(e)}`);
 }

@@ -315,7 +315,7 @@ function time(): Reply {
   return arr([bulk(String(us / 1000000n)), bulk(String(us % 1000000n))]);
 }
 
-/** A failed persistence job as an error reply, the way Connection.errorReply words engine errors. */
+/** A failed persistence job as an error reply, the way errorReply (resp/errorReply.ts) words engine errors. */
 function keelErr(e: unknown): never {
   if (isKeelError(e)) throw new RespError(`ERR KeelDB ${e.code}: ${e.message}`);
   throw e;
