@@ -13,7 +13,8 @@
  *      registered until this call settles; it is not registered again here (one reader slot per
  *      backup).
  *   2. Create `<dest>.partial-<pid>/data.keel` and copy the pages [2, high water) of that meta from
- *      the live file in large sequential chunks (1 MiB), in time slices (TimeSlicer: a few ms of
+ *      the live file in large sequential chunks (1 MiB), checking the checksum of every page the
+ *      meta does not list as free (PageCopyCheck: damage fails the backup CORRUPT), in time slices (TimeSlicer: a few ms of
  *      work, then a turn of the event loop; stepping back while writers commit) so that writers go
  *      on. Every 8 MiB the copy is fdatasynced off the event loop, so that its write-back reaches
  *      the disk in small steps, not in one burst their syncs would queue behind. While writers
@@ -39,6 +40,8 @@
  *   from snap's LSN + 1 to the backup's LSN, exactly as recovery would; the floor of step 1 keeps
  *   their segments from gc. The copy therefore equals the source's state at the backup LSN, entry by
  *   entry in every sub-database, and opens at that LSN with no log.
+ * - Damage (I6): a page the meta reaches that fails its checksum fails the backup CORRUPT
+ *   (PageCopyCheck) before anything is published; a copy never carries damage a checksum shows.
  * - The live meta pages (0 and 1) are never copied: step 3 writes them from the decoded meta.
  * - Atomic output (I7): nothing appears at `dest` until it is complete and durable; on failure or
  *   abort the partial directory is removed. `dest` must not exist (EXISTS).
@@ -47,12 +50,16 @@
  */
 import { KeelError, corrupt, invalidArgument, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
+import { loadFreeList } from "../pager/FreeListChain.js";
+import { FreeList } from "../pager/FreeList.js";
 import { encodeMeta, type Meta } from "../pager/Meta.js";
+import { PageType } from "../pager/PageLayout.js";
 import { Engine } from "../txn/Engine.js";
 import type { Snapshot } from "../txn/Snapshot.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import type { LogRecord } from "../wal/index.js";
+import { PageCopyCheck } from "./PageCopyCheck.js";
 import { PartialOutput } from "./PartialOutput.js";
 import { callerError, progressCallback } from "./progressCallback.js";
 import { TimeSlicer } from "./TimeSlicer.js";
@@ -165,7 +172,16 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
       throw ioError(e, "open", engine.path);
     }
     const dst = out.handle();
-    // Step 2: the pages, in big sequential chunks, in time slices.
+    // Step 2: the pages, in big sequential chunks, in time slices, each page the meta reaches checked.
+    // The meta's free list says which pages those are; `snap` pins its segments too.
+    const free = meta.freelistPage
+      ? loadFreeList(
+          (p, n, txn) => engine.pager.readRun(p, n, PageType.FreeList, txn),
+          { page: meta.freelistPage, pages: meta.freelistPages, txn: meta.freelistTxn },
+          { file: engine.path, highWater: meta.highWater },
+        ).freelist
+      : new FreeList();
+    const check = new PageCopyCheck(free, ps, totalPages, engine.path);
     const buf = Buffer.allocUnsafeSlow(chunkPages * ps);
     const progress = (page: number, records?: number) =>
       onProgress?.({
@@ -201,6 +217,7 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
           reason: "short-read",
         });
       }
+      check.check(buf, page, n);
       try {
         dst.write(buf, 0, len, page * ps);
       } catch (e) {
@@ -232,6 +249,8 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     }
     await settleWriteBack();
     slicer.check();
+    const damage = check.result();
+    if (damage) throw damage;
     try {
       src.close();
     } catch {

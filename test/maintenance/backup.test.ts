@@ -20,7 +20,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { closeSync as fsClose, existsSync, mkdtempSync, openSync as fsOpen, readdirSync, readSync as fsRead, rmSync, statSync, writeSync as fsWrite } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeelError, openSync, type Database } from "../../src/index.js";
@@ -36,6 +36,8 @@ import { cloneState, emptyState, readState, assertSameState as assertSame, type 
 import { readAll } from "../helpers/memFiles.js";
 import { Rng } from "../helpers/rng.js";
 import { rejectsKeel } from "../db/dbUtil.js";
+import { checkTree } from "../../src/btree/TreeCheck.js";
+import { Engine } from "../../src/txn/Engine.js";
 
 const DIR = "/db";
 const DEST = "/backups/b1";
@@ -413,4 +415,81 @@ test("backupPages on the real file system: the copy opens with the default optio
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("backupPages checks the checksum of every page the meta reaches: damage fails CORRUPT and leaves nothing; a damaged free page does not", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "keel-backup-damage-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const src = join(root, "src");
+  const PS = 4096;
+  const db0 = openSync(src, { wal: false });
+  const users = db0.openDB("users");
+  for (let i = 0; i < 400; i++) await users.put(`u${String(i).padStart(4, "0")}`, { i, pad: "p".repeat(200) });
+  await users.put("big", Buffer.alloc(5 * PS, 7)); // an overflow run of several pages
+  for (let i = 0; i < 400; i += 3) await users.remove(`u${String(i).padStart(4, "0")}`); // free pages
+  await db0.close();
+
+  // Where the pages are, as the newest meta names them.
+  const e = Engine.open(nodeFileSystem, src, { readOnly: true });
+  const leaves: number[] = [];
+  const runs: Array<{ page: number; count: number }> = [];
+  for (const [, entry] of e.durable.dbs) {
+    checkTree(e.pager, { ...entry.tree }, {
+      name: "x",
+      onPages: (page, count, kind) => {
+        if (kind === "overflow") runs.push({ page, count });
+        else if (kind === "leaf") leaves.push(page);
+      },
+    });
+  }
+  const free = [...e.freelist.allPages()].map(([p]) => p);
+  e.close();
+  const run = runs.find((r) => r.count > 1);
+  assert.ok(run && leaves.length > 2 && free.length > 0, "the layout has a multi-page run, leaves and free pages");
+  const file = join(src, "data.keel");
+  const flip = (offset: number) => {
+    const fd = fsOpen(file, "r+");
+    try {
+      const b = Buffer.alloc(1);
+      fsRead(fd, b, 0, 1, offset);
+      b[0] = b[0]! ^ 0x5a;
+      fsWrite(fd, b, 0, 1, offset);
+    } finally {
+      fsClose(fd);
+    }
+  };
+  const attempt = async (dest: string) => {
+    const db = openSync(src, { wal: false });
+    try {
+      return await db.backup(join(root, dest), { compact: false });
+    } finally {
+      await db.close();
+    }
+  };
+  const leftovers = () => readdirSync(root).filter((n) => n.includes(".partial-"));
+
+  // A free page's bytes do not matter: the copy is made and opens.
+  flip(free[0]! * PS + 100);
+  const ok = await attempt("b-free");
+  assert.equal("pages" in ok, true, "a page copy");
+  const copy = openSync(join(root, "b-free"), { readOnly: true });
+  assert.equal((copy.openDB("users").get("big") as Buffer | undefined)?.length, 5 * PS);
+  await copy.close();
+
+  // The last page of an overflow run: the run's checksum covers it.
+  flip((run.page + run.count - 1) * PS + 2000);
+  const e1 = await rejectsKeel(attempt("b-run"), "CORRUPT");
+  assert.equal(e1.details.reason, "checksum");
+  assert.deepEqual(e1.details.pages, [run.page]);
+  assert.ok(!existsSync(join(root, "b-run")) && leftovers().length === 0, "nothing left behind");
+  flip((run.page + run.count - 1) * PS + 2000); // repair
+
+  // Two leaves: both named, in page order.
+  const [a, b] = [leaves[0]!, leaves[leaves.length - 1]!].sort((x, y) => x - y);
+  flip(a! * PS + 700);
+  flip(b! * PS + 700);
+  const e2 = await rejectsKeel(attempt("b-leaf"), "CORRUPT");
+  assert.deepEqual(e2.details.pages, [a, b]);
+  assert.equal(e2.details.damagedPages, 2);
+  assert.ok(!existsSync(join(root, "b-leaf")) && leftovers().length === 0, "nothing left behind");
 });
