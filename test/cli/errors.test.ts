@@ -53,6 +53,12 @@ test("a damaged page: get exits 5 with CORRUPT and where; verify exits 1 listing
   // doctor says it cannot open it and exits with the error's status.
   const d = await keelExpect(["doctor", dir], 5);
   assert.match(d.stdout, /^WARN +open +.*CORRUPT/m);
+  // --json: the checks, and the error as every command reports one.
+  const dj = await keelJson<{ ok: boolean; checks: Array<{ name: string }>; error: { code: string; details: { page: number } } }>(["doctor", dir], 5);
+  assert.equal(dj.ok, false);
+  assert.ok(dj.checks.some((c) => c.name === "open"));
+  assert.equal(dj.error.code, "CORRUPT");
+  assert.equal(typeof dj.error.details.page, "number");
 });
 
 test("doctor: machine checks without a directory; OK/WARN lines; free pages suggest keel compact; --strict; --json", async (t) => {

@@ -31,7 +31,7 @@ import { META_FLAG_WAL } from "../../pager/Meta.js";
 import { action } from "../context.js";
 import { DATA_FILE, hasDatabase, notFound, openDatabase, readNewestMeta } from "../database.js";
 import { ExitCode, exitCodeFor, type ExitCodeValue } from "../exitCodes.js";
-import { describeError, formatBytes } from "../output.js";
+import { describeError, errorDocument, formatBytes } from "../output.js";
 
 export type CheckStatus = "OK" | "WARN";
 
@@ -229,6 +229,8 @@ export function checkReaders(dir: string, newestTxn: number | undefined): Check 
 interface DoctorResult {
   checks: Check[];
   exit: ExitCodeValue | undefined;
+  /** Why the database could not be opened (its exit is `exit`). */
+  error?: unknown;
 }
 
 async function databaseChecks(dir: string): Promise<DoctorResult> {
@@ -265,7 +267,7 @@ async function databaseChecks(dir: string): Promise<DoctorResult> {
     const msg = e instanceof KeelError ? `${describeError(e)} [${e.code}]` : String((e as Error)?.message ?? e);
     checks.push(warn("open", `the database could not be opened: ${msg}; run keel verify ${dir}`, e instanceof KeelError ? { code: e.code, ...e.details } : {}));
     const exit = exitCodeFor(e);
-    return { checks, exit: exit === ExitCode.LOCKED ? undefined : exit };
+    return exit === ExitCode.LOCKED ? { checks, exit: undefined } : { checks, exit, error: e };
   }
   try {
     const stats = db.getStats();
@@ -294,13 +296,17 @@ export function registerDoctor(program: Command): void {
         if (dir !== undefined && !hasDatabase(dir)) throw notFound(dir);
         const checks: Check[] = [checkSwappiness(realSources), checkHugePages(realSources)];
         let exit: ExitCodeValue | undefined;
+        let error: unknown;
         if (dir !== undefined) {
           const r = await databaseChecks(dir);
           checks.push(...r.checks);
           exit = r.exit;
+          error = r.error;
         }
         const warnings = checks.filter((c) => c.status === "WARN").length;
-        await ctx.out.result({ ...(dir !== undefined ? { path: dir } : {}), ok: warnings === 0, warnings, checks }, () => [
+        // An open that failed also ends the document with the error, as every command's --json does.
+        const failed = error === undefined ? {} : errorDocument(error);
+        await ctx.out.result({ ...(dir !== undefined ? { path: dir } : {}), ok: warnings === 0, warnings, checks, ...failed }, () => [
           ...doctorLines(checks),
           "",
           warnings ? `${warnings} warning(s)` : "all checks OK",
