@@ -12,7 +12,8 @@
  *   - relaxed: the prefix property only (DESIGN.md section 4: "prefix kept");
  *   - listSnapshots() lists only complete snapshots (CRC of snapshot.json matches).
  *
- * Rounds: KEEL_KILL_ROUNDS (default 20 per profile). Replay: KEEL_SEED=<n> picks the delays.
+ * Rounds: KEEL_KILL_ROUNDS (default 20 per profile). Replay: KEEL_SEED=<n> picks the delays
+ * (KEEL_SEED_BASE=<n> too, for campaigns).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -20,12 +21,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { emptyState, type DbState } from "../helpers/dbModel.js";
-import { Rng } from "../helpers/rng.js";
+import { oneSeed, Rng } from "../helpers/rng.js";
 import { parseLines, startChild, verifyAfterDeath } from "../helpers/walChild.js";
 import type { ChildConfig } from "../helpers/walKillChild.js";
 
 const ROUNDS = Number(process.env.KEEL_KILL_ROUNDS ?? 20);
-const SEED = Number(process.env.KEEL_SEED ?? 4242);
+const SEED = oneSeed(4242);
 
 for (const durability of ["strict", "relaxed"] as const) {
   test(`wal kill -9, ${durability}: ${ROUNDS} rounds on one directory`, async () => {

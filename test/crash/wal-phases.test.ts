@@ -42,6 +42,7 @@ import { parseLines, startChild, verifyAfterDeath, type ChildExit } from "../hel
 import type { ChildConfig } from "../helpers/walKillChild.js";
 import { addTornSegment, appendTornRecord, scanSegment, segmentNames } from "../helpers/walFiles.js";
 import type { WalHistory } from "../helpers/walHistory.js";
+import { oneSeed } from "../helpers/rng.js";
 
 const CHECKPOINT_PHASES = [
   "checkpoint:before-write",
@@ -60,7 +61,7 @@ const SNAPSHOT_PHASES = [
   "snapshot:after-rotate",
 ];
 const ALL_PHASES = [...CHECKPOINT_PHASES, ...WAL_PHASES, ...SNAPSHOT_PHASES];
-const SEED = Number(process.env.KEEL_SEED ?? 77);
+const SEED = oneSeed(77);
 
 type Variant = "fresh" | "after-prep" | "torn-tail" | "torn-segment";
 

@@ -97,6 +97,19 @@ export function seedList(defaultCount: number, countEnv?: string): number[] {
   return Array.from({ length: count }, (_, i) => base + i);
 }
 
+/**
+ * The seed of a suite that runs from one seed: KEEL_SEED (the first of a list), else KEEL_SEED_BASE
+ * (so that a campaign moving the base moves these suites too), else the suite's default.
+ */
+export function oneSeed(defaultSeed: number): number {
+  if (process.env.KEEL_SEED !== undefined && process.env.KEEL_SEED.trim() !== "") return seedList(1)[0]!;
+  const base = process.env.KEEL_SEED_BASE;
+  if (base === undefined || base === "") return defaultSeed;
+  const n = Number(base);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`KEEL_SEED_BASE must be an integer, got ${base}`);
+  return n;
+}
+
 /** True when one explicit seed is being replayed (suites may print more detail then). */
 export const replaying = process.env.KEEL_SEED !== undefined && process.env.KEEL_SEED !== "";
 
