@@ -32,10 +32,11 @@ import { latin1Of } from "../util/latin1.js";
 import { KeelError, corrupt } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";
-import type { Snapshot } from "../txn/Snapshot.js";
+import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
 import type { CheckpointPacer, RunningCheckpoint } from "../txn/Engine.js";
 import { TimeSlicer } from "../maintenance/TimeSlicer.js";
 import type { WriteTxn } from "../txn/WriteTxn.js";
+import { KEY_ENCODINGS, VALUE_ENCODINGS } from "../txn/CatalogRecord.js";
 import { READER_FLOOR, ReadOnlyLog, WriteAheadLog, type GcResult, type LogRecord, type StoredLogOp } from "../wal/index.js";
 import { CONSUMER, CONSUMER_FLOORS_FILE, DAMAGED_FLOORS, readConsumerFloors, removeFloorsTemps, writeConsumerFloors } from "./ConsumerFloors.js";
 import type { Database } from "./Database.js";
@@ -61,23 +62,70 @@ export interface ReplayReport {
   ms: number;
 }
 
-/** Apply one log record's ops to a write transaction (replay, restore). */
+/**
+ * Apply one log record's ops to a write transaction (replay, restore, backup, salvage). A record
+ * that passed its checksum but cannot be applied (settings that name no encoding, a key or value
+ * over this database's limits: a bug or a forged file) is CORRUPT naming its LSN, never a usage
+ * error, and nothing of it reaches the tree.
+ */
 export function applyLogRecord(w: WriteTxn, rec: LogRecord): void {
-  for (const op of rec.ops) applyOp(w, op, rec.lsn);
+  for (const op of rec.ops) {
+    try {
+      applyOp(w, op, rec.lsn);
+    } catch (e) {
+      if (!(e instanceof KeelError) || e.code !== "INVALID_ARGUMENT") throw e;
+      throw corrupt(`log record ${rec.lsn} cannot be applied (${op.type} in sub-database "${op.db}"): ${e.message}`, {
+        lsn: rec.lsn,
+        db: op.db,
+        op: op.type,
+        reason: "log-op",
+      });
+    }
+  }
 }
 
+/**
+ * Why applyLogRecord would refuse a record that passed its checksum, or undefined (verify's check
+ * of the log). `maxKeySize`: the data file's, from its page size (unknown: keys are not checked).
+ */
+export function logRecordProblem(rec: LogRecord, maxKeySize: number | undefined): string | undefined {
+  for (const op of rec.ops) {
+    if (op.type === "createDB") {
+      try {
+        createDbSettings(op, rec.lsn);
+      } catch (e) {
+        return (e as Error).message;
+      }
+    }
+    if (op.type === "put" && maxKeySize !== undefined && (op.key?.length ?? 0) > maxKeySize) {
+      return `log record ${rec.lsn} puts a key of ${op.key!.length} bytes into sub-database "${op.db}", over the maxKeySize ${maxKeySize} of the data file's page size`;
+    }
+  }
+  return undefined;
+}
+
+/** The encodings a createDB op names; absent ones are the defaults (as createDB's own). */
+function createDbSettings(op: StoredLogOp, lsn: number): { keyEncoding: KeyEncodingName; valueEncoding: ValueEncodingName } {
+  const bad = (why: string) => corrupt(`log record ${lsn} creates sub-database "${op.db}" with ${why}`, { lsn, db: op.db, reason: "createDB" });
+  let enc: unknown;
+  try {
+    enc = JSON.parse(Buffer.from(op.value ?? new Uint8Array()).toString("utf8"));
+  } catch {
+    throw bad("unreadable settings");
+  }
+  if (enc === null || typeof enc !== "object" || Array.isArray(enc)) throw bad(`settings that are not an object (${JSON.stringify(enc)})`);
+  const { keyEncoding = "ordered-binary", valueEncoding = "msgpack" } = enc as { keyEncoding?: unknown; valueEncoding?: unknown };
+  if (!KEY_ENCODINGS.includes(keyEncoding as KeyEncodingName)) throw bad(`an unknown keyEncoding ${JSON.stringify(keyEncoding)}`);
+  if (!VALUE_ENCODINGS.includes(valueEncoding as ValueEncodingName)) throw bad(`an unknown valueEncoding ${JSON.stringify(valueEncoding)}`);
+  return { keyEncoding: keyEncoding as KeyEncodingName, valueEncoding: valueEncoding as ValueEncodingName };
+}
 
 function applyOp(w: WriteTxn, op: StoredLogOp, lsn: number): void {
   const key = op.key ? latin1Of(op.key) : "";
   switch (op.type) {
     case "createDB": {
-      let enc: { keyEncoding?: string; valueEncoding?: string } = {};
-      try {
-        enc = JSON.parse(Buffer.from(op.value ?? new Uint8Array()).toString("utf8"));
-      } catch {
-        throw corrupt(`log record ${lsn} creates sub-database "${op.db}" with unreadable settings`, { lsn, db: op.db, reason: "createDB" });
-      }
-      w.createDB(op.db, (enc.keyEncoding ?? "ordered-binary") as never, (enc.valueEncoding ?? "msgpack") as never);
+      const enc = createDbSettings(op, lsn);
+      w.createDB(op.db, enc.keyEncoding, enc.valueEncoding);
       return;
     }
     case "put":

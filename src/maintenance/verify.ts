@@ -44,6 +44,9 @@ import {
   type Work,
 } from "./verifyTypes.js";
 import { scanWal, type WalScanBound } from "./verifyWal.js";
+import { logRecordProblem } from "../db/LogDurability.js";
+import { pageLimits } from "../pager/PageLayout.js";
+import type { LogRecord } from "../wal/LogRecord.js";
 import { bootTag } from "../pager/Meta.js";
 import { checkedStat } from "../io/checkedStat.js";
 import { Lock } from "../db/Lock.js";
@@ -168,7 +171,13 @@ function* verifyWork(
   if (wal) {
     const walDir = join(dir, "wal");
     try {
-      const res = yield* scanWal(fs, walDir, out, {}, progress, bound);
+      // A record that passed its checksum but that replay would refuse (CORRUPT at open) is damage too.
+      const maxKeySize = data.pageSize ? pageLimits(data.pageSize).maxKeySize : undefined;
+      const onRecord = (rec: LogRecord, segment: string, offset: number) => {
+        const why = logRecordProblem(rec, maxKeySize);
+        if (why !== undefined) out.add({ severity: "error", kind: "wal-op", file: join(walDir, segment), segment, offset, message: `${why} (segment ${segment}, offset ${offset})` });
+      };
+      const res = yield* scanWal(fs, walDir, out, { onRecord }, progress, bound);
       stats.logRecords = res.records;
       stats.logSegments = res.segments;
       checkLogAgainstData(res, data, walDir, out, bound?.appliedLsn);

@@ -29,7 +29,8 @@ import { canon, diffStates, emptyState, readState, type DbState } from "../helpe
 import { Rng } from "../helpers/rng.js";
 import { applyWalOp } from "../helpers/walHistory.js";
 import { subHandles, walValue } from "../helpers/walWorkload.js";
-import { addTornSegment, appendTornRecord, flipByte, scanSegment, segmentNames } from "../helpers/walFiles.js";
+import { addTornSegment, appendTornRecord, flipByte, scanSegment, segmentNames, writeAt } from "../helpers/walFiles.js";
+import { encodeLogRecord, type LogOp } from "../../src/wal/LogRecord.js";
 import { treeBytes } from "../helpers/walUtil.js";
 
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
@@ -434,4 +435,41 @@ test("a committed value larger than this open's maxValueSize (an open option, no
   const report = await salvage("/db", "/salvaged", { fs });
   assert.equal(report.lostLogFrom, undefined, `salvage applied every record: ${report.notes.join("; ")}`);
   await check("/salvaged", {}, "salvage");
+});
+
+test("a record that passes its checksum but cannot be applied (createDB settings naming no encoding, a key over the page size's limit) is CORRUPT naming its LSN, at open and in verify; nothing changes", async () => {
+  const { verify } = await import("../../src/index.js");
+  const forged: Array<{ label: string; op: LogOp; reason: string }> = [
+    { label: "createDB settings null", op: { type: "createDB", db: "x", value: Buffer.from("null") }, reason: "createDB" },
+    { label: "createDB of an unknown keyEncoding", op: { type: "createDB", db: "x", value: Buffer.from('{"keyEncoding":"bogus","valueEncoding":"msgpack"}') }, reason: "createDB" },
+    { label: "createDB of an unknown valueEncoding", op: { type: "createDB", db: "x", value: Buffer.from('{"valueEncoding":7}') }, reason: "createDB" },
+    { label: "put of a 5000-byte key", op: { type: "put", db: "", key: Buffer.alloc(5000, 0x61), value: Buffer.from([0xc0]) }, reason: "log-op" },
+  ];
+  for (const { label, op, reason } of forged) {
+    const { dir, root, lsn } = await realDb({}, 20, 41);
+    try {
+      const names = segmentNames(dir);
+      const seg = scanSegment(dir, names[names.length - 1]!);
+      writeAt(seg.path, encodeLogRecord({ lsn: lsn + 1, txTime: Date.now(), kind: "txn", ops: [op] }), seg.end);
+      const before = treeBytes(dir);
+      for (const readOnly of [false, true]) {
+        let caught: unknown;
+        try {
+          const db = await open(dir, { readOnly });
+          await db.close();
+        } catch (e) {
+          caught = e;
+        }
+        assert.ok(caught instanceof KeelError && caught.code === "CORRUPT", `${label} (readOnly ${readOnly}): ${describeError(caught)}`);
+        assert.equal(caught.details.reason, reason, label);
+        assert.equal(caught.details.lsn, lsn + 1, label);
+      }
+      sameTree(before, treeBytes(dir), `${label}: after the failed opens`);
+      const report = await verify(dir);
+      assert.equal(report.ok, false, `${label}: verify finds it`);
+      assert.ok(report.problems.some((p) => p.kind === "wal-op" && p.segment === seg.name && p.offset === seg.end), `${label}: ${JSON.stringify(report.problems)}`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
 });
