@@ -36,7 +36,7 @@
  * runCheckpoint runs them in one call, RunningCheckpoint.drive between commits. Steps 6
  * and 7 always run in one call, so a run dropped at a pause has changed nothing.
  */
-import { KeelError } from "../errors.js";
+import { KeelError, corrupt } from "../errors.js";
 import { treePut, treeRemove } from "../btree/BTree.js";
 import { OverflowValue, type BranchNode, type Node, type NodeRef } from "../btree/Node.js";
 import { encodeBranch, encodeLeaf } from "../btree/NodeCodec.js";
@@ -226,7 +226,22 @@ export function* checkpointSteps(input: CheckpointInput): Generator<CheckpointPa
     fl.release(input.releaseLimit);
     let freed = 0;
     for (const f of input.frees) {
-      for (let i = 0; i < f.pages.length; i += 2) fl.free(f.txn, f.pages[i]!, f.pages[i + 1]!);
+      for (let i = 0; i < f.pages.length; i += 2) {
+        const page = f.pages[i]!;
+        const count = f.pages[i + 1]!;
+        // A page freed twice is one two trees share (a damaged catalog, a forged page): listing it
+        // twice would make the next open fail and could hand it out twice. Nothing is written.
+        if (fl.hasAny(page, count)) {
+          throw corrupt(`txn ${f.txn} frees pages ${page}..${page + count - 1} of ${pager.path}, which the free list already holds: two trees share them (run keel verify)`, {
+            file: pager.path,
+            page,
+            count,
+            txn: f.txn,
+            reason: "double-free",
+          });
+        }
+        fl.free(f.txn, page, count);
+      }
       freed += f.pages.length;
       if (freed >= STEP_ITEMS) {
         freed = 0;
