@@ -511,14 +511,12 @@ test("verify: a byte flipped in the free-list run is reported at its page", asyn
   assert.ok(!r.problems.some((q) => q.kind === "leaked"));
 });
 
-test("verify: two trees sharing a page (a forged, resealed branch) is reported at the shared page", async (t) => {
-  const dir = tempDir(t);
-  await build(dir);
+/** Rewrite b's first branch so that its first child is a's first leaf (with that leaf's txn), resealed. */
+function forgeSharedLeaf(dir: string): { victim: PageRef; originalChild: number } {
   const l = layout(dir);
   const victim = l.trees.get("a")!.leaves[0]!;
   const branch = l.trees.get("b")!.branches[0]!;
   assert.ok(branch, "b has a branch page");
-  // Rewrite b's branch so that its first child is a's first leaf (with that leaf's txn), resealed.
   const e = Engine.open(nodeFileSystem, dir, { readOnly: true });
   const node = e.pager.load(branch.page, branch.txn) as BranchNode;
   e.close();
@@ -530,6 +528,13 @@ test("verify: two trees sharing a page (a forged, resealed branch) is reported a
   const buf = Buffer.alloc(PS);
   encodeBranch(node, buf, branch.page, branch.txn, pages, txns);
   writePages(dir, branch.page, buf);
+  return { victim, originalChild };
+}
+
+test("verify: two trees sharing a page (a forged, resealed branch) is reported at the shared page", async (t) => {
+  const dir = tempDir(t);
+  await build(dir);
+  const { victim, originalChild } = forgeSharedLeaf(dir);
 
   const r = await verify(dir);
   const p = find(r, "page-shared", { page: victim.page });
@@ -543,21 +548,7 @@ test("verify: two trees sharing a page (a forged, resealed branch) is reported a
 test("two trees sharing a page: the commit that frees it a second time fails CORRUPT (double-free) before anything is written; the database opens as before", async (t) => {
   const dir = tempDir(t);
   await build(dir, { wal: false });
-  const l = layout(dir);
-  const victim = l.trees.get("a")!.leaves[0]!;
-  const branch = l.trees.get("b")!.branches[0]!;
-  assert.ok(branch, "b has a branch page");
-  // b's first child becomes a's first leaf (with that leaf's txn), resealed, as in the test above.
-  const e = Engine.open(nodeFileSystem, dir, { readOnly: true });
-  const node = e.pager.load(branch.page, branch.txn) as BranchNode;
-  e.close();
-  const pages = node.children.map((c) => c as number);
-  const txns = node.childTxn.slice();
-  pages[0] = victim.page;
-  txns[0] = victim.txn;
-  const buf = Buffer.alloc(PS);
-  encodeBranch(node, buf, branch.page, branch.txn, pages, txns);
-  writePages(dir, branch.page, buf);
+  const { victim } = forgeSharedLeaf(dir);
   const before = await verify(dir);
 
   const db = await open(dir, { pageSize: PS, wal: false });
