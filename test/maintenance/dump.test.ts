@@ -41,7 +41,8 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Readable, Writable } from "node:stream";
-import { open, KeelError, type Database, type SubDatabase } from "../../src/index.js";
+import { open, openSync, KeelError, type Database, type SubDatabase } from "../../src/index.js";
+import { CrashFileSystem, isSimulatedCrash } from "../../src/io/CrashFileSystem.js";
 import type { OpenOptions } from "../../src/db/options.js";
 import { encodeKey } from "../../src/db/KeyCodec.js";
 import { encodeValue } from "../../src/db/ValueCodec.js";
@@ -1078,5 +1079,52 @@ test("JSON Lines with readable keys: the line's length is counted with the key a
     await db.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("dumpToFile: a power cut at every I/O call leaves no dump or the complete one, and a dump that resolved survives it (I7)", async () => {
+  const base = new CrashFileSystem();
+  {
+    const db = openSync("/db", { fs: base });
+    const users = db.openDB("users");
+    for (let i = 0; i < 150; i++) await (i % 2 ? users : db).put(`k${i}`, { i, pad: "x".repeat(60) });
+    await db.close();
+  }
+  const durable = base.snapshotDurable();
+  for (const format of ["jsonl", "binary"] as const) {
+    const out = `/out/db.${format}`;
+    let total: number;
+    let reference: Buffer;
+    {
+      const fs = durable.clone();
+      const db = openSync("/db", { fs });
+      const c0 = fs.calls;
+      await dumpToFile(db, out, { format, reproducible: true });
+      total = fs.calls - c0;
+      reference = Buffer.from(fs.readFile(out));
+      await db.close();
+    }
+    let resolved = 0;
+    for (let k = 1; k <= total + 1; k++) {
+      const fs = durable.clone();
+      const db = openSync("/db", { fs });
+      fs.crashAfterCalls(k);
+      let done = false;
+      try {
+        await dumpToFile(db, out, { format, reproducible: true });
+        done = true;
+        resolved++;
+      } catch (e) {
+        assert.ok(isSimulatedCrash(e), `${format}, call ${k}: ${String(e)}`);
+      }
+      for (const seed of [1, 2, 3]) {
+        const after = fs.crashedCopy(seed);
+        const there = !!after.stat(out);
+        if (done) assert.ok(there, `${format}, call ${k}, seed ${seed}: the dump resolved, then a power cut took it`);
+        if (there) assert.ok(Buffer.from(after.readFile(out)).equals(reference), `${format}, call ${k}, seed ${seed}: a dump at its path that is not the complete one`);
+        if (after.stat("/out")) assert.deepEqual(after.list("/out").filter((n) => n !== `db.${format}` && !n.includes(".partial")), [], "nothing else appears");
+      }
+    }
+    assert.equal(resolved, 1, `${format}: only the run past the last call resolves`);
   }
 });
