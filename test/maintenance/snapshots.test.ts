@@ -34,6 +34,7 @@ import { cloneState, emptyState, readState, assertSameState as assertSame, type 
 import { forEachSeed, Rng, seedList } from "../helpers/rng.js";
 import { applyWalOp } from "../helpers/walHistory.js";
 import { subHandles, walValue } from "../helpers/walWorkload.js";
+import { powerCutSweep } from "../helpers/powerCutSweep.js";
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), "keel-snapshots-"));
@@ -782,4 +783,35 @@ test("close() while createSnapshot checks its copy's CRC: the snapshot stops CLO
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("restore: a power cut at every I/O call leaves no target or the complete one, and a restore that resolved survives it (I7)", async () => {
+  const fs0 = new CrashFileSystem();
+  const db0 = await open("/db", { fs: fs0 });
+  for (let i = 0; i < 30; i++) await db0.put(`a${i}`, { i, pad: "p".repeat(40) });
+  const snap = await db0.createSnapshot();
+  for (let i = 0; i < 20; i++) await db0.put(`b${i}`, i); // log after the snapshot: replayed by restore
+  const expected = readState(db0);
+  await db0.close();
+  const base = fs0.snapshotDurable();
+  removeStaleLock(base, "/db");
+  await powerCutSweep(
+    base,
+    async (fs, resolved) => {
+      await restore(snap.path, "/restored", { fs });
+      resolved();
+    },
+    async ({ after, resolved, label }) => {
+      const there = !!after.stat("/restored");
+      if (resolved) assert.ok(there, `${label}: the restore resolved, then a power cut took it`);
+      if (!there) return;
+      const db = await open("/restored", { fs: after, readOnly: true });
+      try {
+        assertSame(readState(db), expected, label);
+      } finally {
+        await db.close();
+      }
+    },
+    [1, 2],
+  );
 });
