@@ -33,6 +33,9 @@
  *   (10 arguments, 16 KiB each): the parser stops at such a header, reading pauses, and once every
  *   command before it has run (an AUTH pipelined just before it included) the request is let
  *   through or is the protocol error, as Redis decides it when it reads that header.
+ * - A peer that half-closes (its FIN after a request: `nc -N`, shutdown(SHUT_WR)) gets every reply
+ *   to what it sent, then our FIN (the server accepts half-open sockets): Node's default of ending
+ *   our side at once lost each reply not ready by then, though the command ran.
  * - Closing (QUIT, protocol error, server close) never cuts off replies a slow reader is still
  *   taking (endSocket.ts); at server close a peer that takes nothing for 2 s is dropped, so a peer
  *   that stopped reading cannot hold a shutdown for long.
@@ -97,6 +100,8 @@ export class Connection {
   #paused = false;
   #flushScheduled = false;
   #ended = false;
+  /** The peer sent its FIN: once everything it sent is answered, our side ends. */
+  #peerEnded = false;
   /** Commands parsed and not yet dispatched (while a barrier or the output bound holds them back). */
   #held: Buffer[][] = [];
   #heldAt = 0;
@@ -133,6 +138,10 @@ export class Connection {
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("drain", () => this.#maybeResume());
     socket.on("error", () => socket.destroy());
+    socket.on("end", () => {
+      this.#peerEnded = true;
+      this.#flush();
+    });
     this.closed = new Promise((resolve) =>
       socket.once("close", () => {
         this.#stopped = true;
@@ -286,6 +295,9 @@ export class Connection {
     if (this.#ended) return;
     this.#replies.write(this.#socket);
     if (this.#replies.closing) this.#end();
+    // A half-closed peer sends nothing more: end once every command it sent is answered (a MULTI
+    // it never EXECed is dropped, as with any closed connection).
+    else if (this.#peerEnded && this.#replies.inflight === 0 && this.#heldAt >= this.#held.length) this.#end();
   }
 
   #end(stallMs?: number): void {

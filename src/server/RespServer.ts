@@ -41,7 +41,8 @@ export async function startRespServer(options: RespServerOptions, extra: StartOp
   let protocolErrors = 0;
   let statsEpoch = 0;
   let closing: Promise<void> | null = null;
-  const net: Server = createServer();
+  // Half-open: a client's FIN ends only its side; Connection ends ours once its replies are out.
+  const net: Server = createServer({ allowHalfOpen: true });
   const stats = (): RespServerStats => ({
     connectedClients: conns.size,
     totalConnectionsReceived: totalConnections,

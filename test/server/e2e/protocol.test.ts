@@ -26,6 +26,25 @@ describe("RESP wire behaviour", () => {
     await ts.stop();
   });
 
+  test("a client that half-closes after its request (nc -N, shutdown(SHUT_WR)) gets every reply, slow ones included, then the close; a MULTI it never EXECs is not applied", async () => {
+    const cases: Array<[string, string]> = [
+      ["SAVE\r\n", "+OK\r\n"],
+      ["SET hc:a 1\r\nSAVE\r\nINCR hc:a\r\nGET hc:a\r\n", "+OK\r\n+OK\r\n:2\r\n$1\r\n2\r\n"],
+      ["MULTI\r\nSET hc:b 1\r\nINCR hc:b\r\nEXEC\r\nBGREWRITEAOF\r\n", "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:2\r\n+Background append only file rewriting started\r\n"],
+      ["MULTI\r\nSET hc:never 1\r\n", "+OK\r\n+QUEUED\r\n"],
+    ];
+    for (const [req, reply] of cases) {
+      const c = await rawConnect(ts.port);
+      c.socket.end(req);
+      assert.equal(await c.until(() => false, 3000), reply, req);
+      assert.ok(c.closed, `${req}: the server ended the connection`);
+    }
+    const check = await rawConnect(ts.port);
+    check.send("EXISTS hc:never\r\n");
+    assert.equal(await check.until((s) => s.endsWith("\r\n")), ":0\r\n");
+    check.close();
+  });
+
   test("inline commands and QUIT", async () => {
     const c = await rawConnect(ts.port);
     c.send('set greeting "hello world"\r\nget greeting\nPING\r\nQUIT\r\nPING\r\n');
