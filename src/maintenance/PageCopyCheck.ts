@@ -11,11 +11,12 @@
  *
  * Runs (overflow values, free-list segments) carry one checksum over all their pages, with the
  * run's length in the first page's header (aux1); the check follows a run across chunk
- * boundaries. A first page whose header names a run past the high water fails like a checksum.
+ * boundaries. A first page whose header names a run past the high water, or another page number
+ * (a valid page written at the wrong place), fails like a checksum.
  */
 import { corrupt, type KeelError } from "../errors.js";
 import type { FreeList } from "../pager/FreeList.js";
-import { OFF_AUX1, OFF_CHECKSUM, OFF_TYPE, PageType } from "../pager/PageLayout.js";
+import { OFF_AUX1, OFF_CHECKSUM, OFF_PAGENO, OFF_TYPE, PageType } from "../pager/PageLayout.js";
 import { pageChecksum } from "../pager/PageCodec.js";
 import { crc32 } from "../util/crc32.js";
 
@@ -56,6 +57,11 @@ export class PageCopyCheck {
       if (this.#free.hasAny(no, 1)) continue;
       this.checked++;
       const stored = page.readUInt32LE(OFF_CHECKSUM);
+      // A whole valid page written at the wrong place (a misdirected write) passes its checksum.
+      if (page.readUInt32LE(OFF_PAGENO) !== no >>> 0) {
+        this.#damage(no);
+        continue;
+      }
       const type = page[OFF_TYPE];
       if (type === PageType.Overflow || type === PageType.FreeList) {
         const length = page.readUInt32LE(OFF_AUX1);

@@ -492,4 +492,18 @@ test("backupPages checks the checksum of every page the meta reaches: damage fai
   assert.deepEqual(e2.details.pages, [a, b]);
   assert.equal(e2.details.damagedPages, 2);
   assert.ok(!existsSync(join(root, "b-leaf")) && leftovers().length === 0, "nothing left behind");
+  flip(a! * PS + 700);
+  flip(b! * PS + 700); // repair
+
+  // A misdirected write: a whole valid page (checksum and all) at another page's place.
+  const fd = fsOpen(file, "r+");
+  try {
+    const other = Buffer.alloc(PS);
+    fsRead(fd, other, 0, PS, b! * PS);
+    fsWrite(fd, other, 0, PS, a! * PS);
+  } finally {
+    fsClose(fd);
+  }
+  const e3 = await rejectsKeel(attempt("b-misdirected"), "CORRUPT");
+  assert.deepEqual(e3.details.pages, [a]);
 });
