@@ -101,6 +101,7 @@ function ownRoot(w: TreeWriter, st: TreeState): Node {
   if (n.txn === w.txn) return n;
   const c = n.clone(w.txn);
   if (n.page) w.freed(n.page, 1);
+  else w.unplaced?.(n);
   st.root = c;
   st.rootTxn = 0;
   return c;
@@ -112,6 +113,7 @@ function ownChild(w: TreeWriter, parent: BranchNode, i: number): Node {
   if (n.txn === w.txn) return n;
   const c = n.clone(w.txn);
   if (n.page) w.freed(n.page, 1);
+  else w.unplaced?.(n);
   parent.children[i] = c; // childTxn[i] now means nothing (see BranchNode): left as it is
   return c;
 }
@@ -125,6 +127,7 @@ function dropValue(w: TreeWriter, st: TreeState, v: LeafValue): void {
     const n = overflowPages(v.length, w.limits.pageSize);
     st.overflowPages -= n;
     if (v.page) w.freed(v.page, n);
+    else w.unplaced?.(v);
   }
 }
 
@@ -474,8 +477,13 @@ export function treeFreeAll(w: TreeWriter, st: TreeState): void {
     }
     const n = resolve(w, ref, txn);
     if (n.page) w.freed(n.page, 1);
+    else if (n.txn !== w.txn) w.unplaced?.(n);
     if (n.leaf) {
-      for (const v of n.vals) if (v instanceof OverflowValue && v.page) w.freed(v.page, overflowPages(v.length, pageSize));
+      for (const v of n.vals) {
+        if (!(v instanceof OverflowValue)) continue;
+        if (v.page) w.freed(v.page, overflowPages(v.length, pageSize));
+        else w.unplaced?.(v); // an owned leaf's copy still holds its original's values
+      }
       return;
     }
     for (let j = 0; j < n.children.length; j++) visit(n.children[j]!, n.childTxn[j]!, false);
@@ -485,6 +493,7 @@ export function treeFreeAll(w: TreeWriter, st: TreeState): void {
     if (level === 1) return visit(ref, txn, true);
     const n = resolve(w, ref, txn);
     if (n.page) w.freed(n.page, 1);
+    else if (n.txn !== w.txn) w.unplaced?.(n);
     if (n.leaf) throw new KeelError("CORRUPT", `tree depth ${st.depth} disagrees with a leaf found at level ${level}`, { page: n.page });
     for (let j = 0; j < n.children.length; j++) walk(n.children[j]!, n.childTxn[j]!, level - 1);
   };

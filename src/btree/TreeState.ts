@@ -4,7 +4,7 @@
  * A TreeState object belongs either to a committed snapshot (then it is never mutated) or to the
  * write transaction that copied it (then only that transaction mutates it).
  */
-import type { Node, NodeRef } from "./Node.js";
+import type { Node, NodeRef, OverflowValue } from "./Node.js";
 import type { PageLimits } from "../pager/PageLayout.js";
 
 export interface TreeStats {
@@ -43,4 +43,10 @@ export interface TreeWriter extends TreeReader {
   readonly txn: number;
   /** `count` pages from `page` were reachable before this transaction and are not any more. */
   freed(page: number, count: number): void;
+  /**
+   * A node or overflow value of an earlier commit, with no page yet, was replaced or dropped. A
+   * concurrent checkpoint may give it a page before this transaction commits (it froze a head
+   * that holds it): the commit must then free that page, or it leaks (WriteTxn.placedFrees).
+   */
+  unplaced?(x: Node | OverflowValue): void;
 }

@@ -342,6 +342,7 @@ export class Engine implements TxnHost, CheckpointHost {
     if (this.#writer !== w) throw new KeelError("TXN", "not the open write transaction", { txn: w.txn });
     this.#writer = null;
     w.lsn = lsn;
+    w.placedFrees();
     const snap = w.finish(lsn || this.head.lsn);
     if (snap.dbs === this.head.dbs && w.freedPages.length === 0 && !lsn) {
       // Nothing changed and nothing logged: keep the head, so no checkpoint is needed. (A logged

@@ -17,7 +17,7 @@ import { buildTree } from "../btree/buildTree.js";
 import { sortedOrder } from "../btree/sortedOrder.js";
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { copyTree, emptyTree, type TreeState, type TreeWriter } from "../btree/TreeState.js";
-import { LEAF_ENTRY_OVERHEAD, type PageLimits } from "../pager/PageLayout.js";
+import { LEAF_ENTRY_OVERHEAD, overflowPages, type PageLimits } from "../pager/PageLayout.js";
 import type { DbEntry, KeyEncodingName, Snapshot, ValueEncodingName } from "./Snapshot.js";
 
 
@@ -46,6 +46,8 @@ export class WriteTxn implements TreeWriter {
   readonly ops: LogOp[] = [];
   /** [first page, count] runs freed by this transaction. */
   readonly freedPages: number[] = [];
+  /** Nodes and values replaced or dropped while they had no page (see placedFrees). */
+  #unplaced: Array<Node | OverflowValue> = [];
   /**
    * Bumped when a change starts (after its arguments are validated, before the tree is touched),
    * so cursors opened in this transaction can notice and re-seek, and a caller can tell that an
@@ -76,6 +78,25 @@ export class WriteTxn implements TreeWriter {
 
   load(page: number, txn: number): Node {
     return this.#host.load(page, txn);
+  }
+
+  unplaced(x: Node | OverflowValue): void {
+    this.#unplaced.push(x);
+  }
+
+  /**
+   * At commit: the pages a concurrent checkpoint gave, while this transaction was open, to nodes and
+   * values it replaced or dropped before they had one. That checkpoint froze a head holding them and
+   * found them still reachable from the head when it adopted (this transaction had not committed),
+   * so nothing else frees them. Those it places after this commit it frees itself (Engine.adoptRun).
+   */
+  placedFrees(): void {
+    for (const x of this.#unplaced) {
+      if (x.page === 0) continue;
+      if (x instanceof OverflowValue) this.freed(x.page, overflowPages(x.length, this.limits.pageSize));
+      else this.freed(x.page, 1);
+    }
+    this.#unplaced = [];
   }
 
   freed(page: number, count: number): void {

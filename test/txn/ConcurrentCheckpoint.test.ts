@@ -25,6 +25,7 @@ import type { FileHandle, FileSystem } from "../../src/io/FileSystem.js";
 import { KeelError } from "../../src/errors.js";
 import { DATA_FILE, Engine, type CheckpointPacer } from "../../src/txn/Engine.js";
 import { Rng } from "../helpers/rng.js";
+import type { WriteTxn } from "../../src/txn/WriteTxn.js";
 import { DIR, accountPages, apply, assertModel, bytes, cloneModel, commit, key, memFs, openEngine, readSnapshot, type DbModel } from "./engineUtil.js";
 
 /** A pacer that pauses every `every` steps and runs `between` in the pause (writers, readers). */
@@ -42,19 +43,21 @@ function pacer(every: number, between: () => void): CheckpointPacer & { pauses: 
   return p;
 }
 
+function randomWrites(w: WriteTxn, rng: Rng, model: DbModel): void {
+  const db = rng.pick(["", "a", "b"]);
+  const ops: Array<[string, Buffer | null]> = [];
+  for (let i = 0, n = 1 + rng.int(30); i < n; i++) {
+    ops.push([key(rng.int(600)), rng.bool(0.3) ? null : bytes(rng.int(1e6), rng.bool(0.08) ? 1000 + rng.int(4000) : rng.int(120))]);
+  }
+  apply(w, model, db, ops);
+  if (rng.bool(0.03) && w.entry("b")) {
+    w.dropDB("b", rng.bool());
+    model.delete("b");
+  }
+}
+
 function randomCommit(e: Engine, rng: Rng, model: DbModel): void {
-  commit(e, (w) => {
-    const db = rng.pick(["", "a", "b"]);
-    const ops: Array<[string, Buffer | null]> = [];
-    for (let i = 0, n = 1 + rng.int(30); i < n; i++) {
-      ops.push([key(rng.int(600)), rng.bool(0.3) ? null : bytes(rng.int(1e6), rng.bool(0.08) ? 1000 + rng.int(4000) : rng.int(120))]);
-    }
-    apply(w, model, db, ops);
-    if (rng.bool(0.03) && w.entry("b")) {
-      w.dropDB("b", rng.bool());
-      model.delete("b");
-    }
-  });
+  commit(e, (w) => randomWrites(w, rng, model));
 }
 
 /** The state a fresh open of a copy of the disk reads (the newest meta). */
@@ -115,6 +118,43 @@ test("concurrent checkpoints with commits, readers and sweeps between their step
   assert.ok(takeovers >= 2, `synchronous checkpoints took over runs (${takeovers})`);
   for (const t of held) e.readers.release(t);
   e.checkpoint();
+  e.close();
+  const e2 = openEngine(fs);
+  assertModel(readSnapshot(e2, e2.head, "reopen"), model, "reopened");
+  accountPages(e2, "reopened");
+  e2.close();
+});
+
+test("a write transaction open while a concurrent checkpoint is adopted frees the pages that checkpoint gave to the nodes and values it had replaced (an async transaction leaked them)", async () => {
+  const rng = new Rng(777);
+  const fs = memFs();
+  const e = openEngine(fs, { cacheBytes: 48 * 1024 });
+  const model: DbModel = new Map();
+  let spanned = 0;
+  for (let r = 0; r < 30; r++) {
+    for (let i = 0, n = 1 + rng.int(6); i < n; i++) randomCommit(e, rng, model);
+    const run = e.beginCheckpoint()!;
+    let open: WriteTxn | null = null;
+    const p = pacer(1 + rng.int(4), () => {
+      if (open) return;
+      if (rng.bool(0.6)) {
+        // Copies frozen nodes (no page yet) and stays open until after the run adopted them.
+        open = e.beginWrite();
+        for (let i = 0, n = 1 + rng.int(4); i < n; i++) randomWrites(open, rng, model);
+      } else randomCommit(e, rng, model);
+    });
+    await e.runConcurrently(run, p);
+    const w = open as WriteTxn | null;
+    if (w) {
+      randomWrites(w, rng, model);
+      e.commitWrite(w, 0);
+      spanned++;
+    }
+    e.checkpoint();
+    assertModel(onDisk(fs).model, model, `round ${r}: after the next checkpoint`);
+    accountPages(e, `round ${r}`);
+  }
+  assert.ok(spanned >= 10, `transactions spanned an adoption in ${spanned} rounds`);
   e.close();
   const e2 = openEngine(fs);
   assertModel(readSnapshot(e2, e2.head, "reopen"), model, "reopened");
