@@ -131,16 +131,24 @@ export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Datab
   if (o.create) refuseFileAsDirectory(dir);
   const created = o.create && !hasDatabase(dir) ? CreatedDatabase.before(dir) : undefined;
   const db = await (created ? created.open(() => openDatabase(dir, o)) : openDatabase(dir, o));
+  // An exit before close (a reader that went away: stdoutErrors.ts) leaves no LOCK or READER file.
+  const onExit = () => db.releaseForExit();
+  process.once("exit", onExit);
   let result: T;
   try {
     result = await fn(db);
   } catch (e) {
     await db.close().catch(() => {});
+    process.off("exit", onExit);
     created?.remove();
     throw e;
   }
-  if (!onCloseError) await db.close();
-  else await db.close().catch(onCloseError);
+  try {
+    if (!onCloseError) await db.close();
+    else await db.close().catch(onCloseError);
+  } finally {
+    process.off("exit", onExit);
+  }
   return result;
 }
 

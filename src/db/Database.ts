@@ -101,6 +101,18 @@ export class Database extends SubDatabase {
     return this.#closed;
   }
 
+  /**
+   * The process exits now without close() (the CLI when its stdout goes away: process.exit in an
+   * 'exit' handler can run nothing asynchronous): remove this open's LOCK or READER file, which a
+   * later open would otherwise find left behind. Nothing else: what was committed is durable as a
+   * crash would leave it. Not for use while the process goes on.
+   */
+  releaseForExit(): void {
+    if (this.#closed) return;
+    this.#lock?.release();
+    this.#lock = null;
+  }
+
   #check(): void {
     if (this.#closed) throw new KeelError("CLOSED", `the database at ${this.path} is closed`, { path: this.path });
   }

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { stampLines } from "../../src/io/ProcessStamp.js";
@@ -161,6 +161,8 @@ test("a stdout that fails: exit 6 naming FULL on a full disk, never a stack trac
   const scan = await keelFailingStdout(["scan", dir], "closed-pipe");
   assert.equal(scan.status, 0, `scan | head: ${scan.stderr}`);
   assert.equal(scan.stderr, "");
+  // None of these exits left its READER.<pid>.<n> (read-only opens) or its LOCK (txlog's writable open).
+  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], "files left by the exits");
 });
 
 test("a path that is a regular file, not a database directory: exit 4 (NOT_FOUND), not an I/O error", async (t) => {
