@@ -184,6 +184,7 @@ export class Database extends SubDatabase {
     if (!wellFormed(name)) throw invalidArgument("a sub-database name must be a well-formed string (this one holds a lone surrogate)", { argument: "name" });
     if (Buffer.byteLength(name) > this.engine.limits.maxKeySize) throw invalidArgument("sub-database name too long", { argument: "name", max: this.engine.limits.maxKeySize });
     if (opts === null || typeof opts !== "object") throw invalidArgument("openDB options must be an object", { argument: "options" });
+    methodOptions(opts, "openDB", { keyEncoding: "any", encoding: "any" });
     checkEncodings(opts);
     const existing = this.engine.head.dbs.get(name);
     const keyEncoding = opts.keyEncoding ?? existing?.keyEncoding ?? "ordered-binary";
@@ -347,7 +348,7 @@ export class Database extends SubDatabase {
    */
   openTxLog(fromLsn: number, toLsn?: number, options?: { raw?: boolean }): Iterable<TxLogRecord> {
     const d = this.#log();
-    const opts = methodOptions(options, "openTxLog");
+    const opts = methodOptions(options, "openTxLog", { raw: "boolean" });
     // Checked before the cap: Math.min would coerce a string, a boolean or an array to a number.
     if (toLsn !== undefined && (typeof toLsn !== "number" || Number.isNaN(toLsn))) {
       throw invalidArgument("toLsn must be a non-negative integer", { argument: "toLsn", value: typeof toLsn === "bigint" ? String(toLsn) : (toLsn as unknown) });
@@ -395,7 +396,7 @@ export class Database extends SubDatabase {
     try {
       d = this.#log();
       this.#checkNotClosing();
-      opts = methodOptions(options, "createSnapshot");
+      opts = methodOptions(options, "createSnapshot", { signal: "signal" });
       // Its steps queue tasks after this call returns, where the write queue's own check no
       // longer sees the callback that holds the writer.
       this.#writes.refuseInCallback("db.createSnapshot()");
@@ -445,7 +446,7 @@ export class Database extends SubDatabase {
     this.#check();
     this.#checkNotClosing();
     pathArgument(dest, "dest", "backup");
-    const opts = methodOptions(options, "backup");
+    const opts = methodOptions(options, "backup", { compact: "boolean", signal: "signal", onProgress: "function", maxReplayBytes: "any" });
     // A read-only open that replayed log records holds them in memory only: no page of the
     // file has them, and it may not checkpoint. Only the compacting copy can include them.
     const replayedInMemory = this.readOnly && this.engine.head.txn !== this.engine.durable.txn;
@@ -460,7 +461,7 @@ export class Database extends SubDatabase {
     this.#check();
     this.#checkNotClosing();
     pathArgument(dest, "dest", "compact");
-    const opts = methodOptions(options, "compact");
+    const opts = methodOptions(options, "compact", { signal: "signal", onProgress: "function" });
     return copyHead(this, dest, opts, undefined);
   }
 
@@ -473,7 +474,7 @@ export class Database extends SubDatabase {
   async verify(options?: VerifyEngineOptions): Promise<VerifyReport> {
     this.#check();
     this.#checkNotClosing();
-    return verifyOnline(this, methodOptions(options, "verify"));
+    return verifyOnline(this, methodOptions(options, "verify", { wal: "boolean", snapshots: "boolean", onProgress: "function", signal: "signal" }));
   }
 
   getStats(): Stats {

@@ -20,6 +20,7 @@ import { walkRange, type RangeBounds } from "./Range.js";
 import { RangeIterable } from "./RangeIterable.js";
 import type { Transaction } from "./Transaction.js";
 import { decodeValue, encodeValue } from "./ValueCodec.js";
+import { methodOptions, type OptionKind } from "./options.js";
 
 export interface RangeOptions {
   /** First key (inclusive); with `reverse`, the highest key. */
@@ -30,6 +31,8 @@ export interface RangeOptions {
   limit?: number | undefined;
   offset?: number | undefined;
 }
+
+const RANGE_OPTIONS: Readonly<Record<keyof RangeOptions, OptionKind>> = { start: "any", end: "any", reverse: "boolean", limit: "any", offset: "any" };
 
 export interface Entry {
   key: Key;
@@ -94,6 +97,7 @@ export class SubDatabase {
   /** @internal */
   bounds(o: RangeOptions): RangeBounds {
     if (o === null || typeof o !== "object") throw invalidArgument("range options must be an object { start, end, reverse, limit, offset }", { argument: "options" });
+    methodOptions(o, "getRange", RANGE_OPTIONS);
     if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 0)) throw invalidArgument("limit must be a non-negative integer", { argument: "limit", value: o.limit });
     if (o.offset !== undefined && (!Number.isInteger(o.offset) || o.offset < 0)) throw invalidArgument("offset must be a non-negative integer", { argument: "offset", value: o.offset });
     return {

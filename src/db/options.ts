@@ -146,10 +146,26 @@ export function checkEncodings(o: { keyEncoding?: unknown; encoding?: unknown })
   }
 }
 
-/** The options argument of a method: an object, or undefined for none (INVALID_ARGUMENT otherwise). */
-export function methodOptions<T extends object>(o: T | undefined, method: string): T {
+/** What an option of a method must be ("any": the method checks it itself). */
+export type OptionKind = "boolean" | "function" | "signal" | "any";
+
+/**
+ * The options argument of a method: an object, or undefined for none. With `known`, an option it
+ * does not list (a typo: `{ encodng: "json" }`, `{ lmit: 1 }`) or of the wrong kind (`{ reverse:
+ * "no" }`) is INVALID_ARGUMENT naming it, as open() does: ignored, it silently did something else.
+ */
+export function methodOptions<T extends object>(o: T | undefined, method: string, known?: Readonly<Record<string, OptionKind>>): T {
   if (o === undefined) return {} as T;
   if (o === null || typeof o !== "object") throw invalidArgument(`${method}: options must be an object`, { argument: "options", method });
+  if (known) {
+    for (const [option, value] of Object.entries(o)) {
+      const kind = Object.hasOwn(known, option) ? known[option] : undefined;
+      if (kind === undefined) throw invalidArgument(`${method}: unknown option ${JSON.stringify(option)} (options: ${Object.keys(known).join(", ")})`, { option, method });
+      if (value === undefined || kind === "any") continue;
+      const ok = kind === "signal" ? value instanceof AbortSignal : typeof value === kind;
+      if (!ok) throw invalidArgument(`${method}: option ${option} must be ${kind === "signal" ? "an AbortSignal" : `a ${kind}`}`, { option, method, value: typeof value === "object" ? String(value) : value });
+    }
+  }
   return o;
 }
 

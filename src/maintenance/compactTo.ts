@@ -28,13 +28,12 @@ import { openSync } from "../db/open.js";
 import { copySnapshot, type CopyResult } from "./copyDatabase.js";
 import { META_FLAG_ONE_SYNC } from "../pager/Meta.js";
 import { checkedStat } from "../io/checkedStat.js";
+import { methodOptions } from "../db/options.js";
 
 export interface CompactToOptions {
   fs?: FileSystem | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((p: { entries: number; totalEntries: number }) => void) | undefined;
-  /** Entries between yields to the event loop (and the abort check). */
-  batch?: number | undefined;
 }
 
 export interface CompactToResult extends CopyResult {
@@ -47,7 +46,8 @@ export interface CompactToResult extends CopyResult {
   replayedRecords: number;
 }
 
-export async function compactTo(srcDir: string, destDir: string, opts: CompactToOptions = {}): Promise<CompactToResult> {
+export async function compactTo(srcDir: string, destDir: string, options?: CompactToOptions): Promise<CompactToResult> {
+  const opts = methodOptions(options, "compactTo", { fs: "any", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
   // Step 1.
   if (checkedStat(fs, destDir)) throw new KeelError("EXISTS", `${destDir} already exists; compaction never overwrites`, { dest: destDir });
@@ -68,7 +68,7 @@ export async function compactTo(srcDir: string, destDir: string, opts: CompactTo
     let res: CopyResult;
     engine.readers.acquire(snap.txn); // copySnapshot's precondition (the engine is this call's own)
     try {
-      res = await copySnapshot(engine, snap, fs, destDir, { signal: opts.signal, onProgress: opts.onProgress, batch: opts.batch, flags: meta.flags });
+      res = await copySnapshot(engine, snap, fs, destDir, { signal: opts.signal, onProgress: opts.onProgress, flags: meta.flags });
     } catch (e) {
       // Nothing to remove: copySnapshot's PartialOutput discards its partial directory, and removes
       // the destination itself if the sync after its rename failed. A destination that exists now

@@ -39,8 +39,6 @@ import { TimeSlicer } from "./TimeSlicer.js";
 export interface CopyOptions {
   signal?: AbortSignal | undefined;
   onProgress?: ((p: { entries: number; totalEntries: number }) => void) | undefined;
-  /** @deprecated ignored: the copy is cut by time (sliceMs), not by entry count. */
-  batch?: number | undefined;
   /** Meta flags for the copy. */
   flags?: number | undefined;
   /** Work between yields to the event loop, in ms (default 2; 0 = yield at every check). */

@@ -36,11 +36,15 @@ import { BINARY_MAGIC, DUMP_VERSION, MAX_HEADER_BYTES, REC_DB, REC_END, REC_ENTR
 import { TreeCursor } from "../btree/TreeCursor.js";
 import { DumpSink } from "./dumpSink.js";
 import { setOwn } from "../util/ownRecord.js";
+import { methodOptions, type OptionKind } from "../db/options.js";
 
 export interface DumpProgress {
   entries: number;
   totalEntries: number;
 }
+
+/** The options dump() takes (methodOptions: anything else is INVALID_ARGUMENT). */
+export const DUMP_OPTIONS: Readonly<Record<string, OptionKind>> = { format: "any", dbs: "any", signal: "signal", onProgress: "function", reproducible: "boolean", readable: "boolean" };
 
 export interface DumpOptions {
   /** "jsonl" (default) or "binary". */
@@ -74,7 +78,8 @@ const DIRECT_VALUE = 64 * 1024;
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-export async function dump(db: Database, out: NodeJS.WritableStream, opts: DumpOptions = {}): Promise<DumpReport> {
+export async function dump(db: Database, out: NodeJS.WritableStream, options?: DumpOptions): Promise<DumpReport> {
+  const opts = methodOptions(options, "dump", DUMP_OPTIONS);
   const format = opts.format ?? "jsonl";
   if (format !== "jsonl" && format !== "binary") throw invalidArgument(`unknown dump format ${JSON.stringify(format)} (jsonl or binary)`, { argument: "format", value: format });
   if (opts.dbs !== undefined && (!Array.isArray(opts.dbs) || opts.dbs.some((n) => typeof n !== "string"))) {

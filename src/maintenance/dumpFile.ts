@@ -10,10 +10,10 @@ import { dirname } from "node:path";
 import { KeelError, invalidArgument, ioError } from "../errors.js";
 import type { Database } from "../db/Database.js";
 import type { FileHandle } from "../io/FileSystem.js";
-import { dump, type DumpOptions, type DumpReport } from "./dump.js";
-import { load, type LoadOptions, type LoadReport } from "./load.js";
+import { DUMP_OPTIONS, dump, type DumpOptions, type DumpReport } from "./dump.js";
+import { LOAD_OPTIONS, load, type LoadOptions, type LoadReport } from "./load.js";
 import { partialPath, publishRenamed, refuseExisting } from "./partialPath.js";
-import { pathArgument } from "../db/options.js";
+import { methodOptions, pathArgument } from "../db/options.js";
 
 const CHUNK = 1 << 20;
 
@@ -45,8 +45,9 @@ function finish(w: Writable): Promise<void> {
   });
 }
 
-export async function dumpToFile(db: Database, path: string, opts: DumpOptions = {}): Promise<DumpReport & { path: string }> {
+export async function dumpToFile(db: Database, path: string, options?: DumpOptions): Promise<DumpReport & { path: string }> {
   pathArgument(path, "path", "dumpToFile");
+  const opts = methodOptions(options, "dumpToFile", DUMP_OPTIONS);
   if (path.endsWith("/") || /(^|\/)\.\.?$/.test(path)) {
     throw invalidArgument(`dumpToFile: ${path} names a directory: a dump is written to a file, not into a directory`, { argument: "path", method: "dumpToFile", path });
   }
@@ -91,8 +92,9 @@ export async function dumpToFile(db: Database, path: string, opts: DumpOptions =
   }
 }
 
-export async function loadFromFile(db: Database, path: string, opts: LoadOptions = {}): Promise<LoadReport> {
+export async function loadFromFile(db: Database, path: string, options?: LoadOptions): Promise<LoadReport> {
   pathArgument(path, "path", "loadFromFile");
+  const opts = methodOptions(options, "loadFromFile", LOAD_OPTIONS);
   const fs = db.fs;
   let fh: FileHandle;
   try {

@@ -54,6 +54,10 @@ import type { DumpProgress } from "./dump.js";
 import { BinaryParser, JsonlParser, type DumpParser } from "./loadParsers.js";
 import { LoadSource } from "./loadSource.js";
 import { recordOf, setOwn } from "../util/ownRecord.js";
+import { methodOptions, type OptionKind } from "../db/options.js";
+
+/** The options load() takes (methodOptions: anything else is INVALID_ARGUMENT). */
+export const LOAD_OPTIONS: Readonly<Record<string, OptionKind>> = { format: "any", signal: "signal", onProgress: "function", batch: "any", batchBytes: "any" };
 
 export interface LoadOptions {
   /** "jsonl" or "binary"; detected from the first bytes when omitted. */
@@ -205,7 +209,8 @@ class Batcher {
   }
 }
 
-export async function load(db: Database, input: NodeJS.ReadableStream, opts: LoadOptions = {}): Promise<LoadReport> {
+export async function load(db: Database, input: NodeJS.ReadableStream, options?: LoadOptions): Promise<LoadReport> {
+  const opts = methodOptions(options, "load", LOAD_OPTIONS);
   if (opts.format !== undefined && opts.format !== "jsonl" && opts.format !== "binary") {
     throw invalidArgument(`unknown dump format ${JSON.stringify(opts.format)} (jsonl or binary)`, { argument: "format", value: opts.format });
   }

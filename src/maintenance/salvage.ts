@@ -54,6 +54,7 @@ import { destPath, partialPath, publishRenamed } from "./partialPath.js";
 import { setOwn } from "../util/ownRecord.js";
 import { checkedStat } from "../io/checkedStat.js";
 import { refuseOtherVersion } from "../db/migrations/index.js";
+import { methodOptions } from "../db/options.js";
 
 export const ORPHANS_DB = "salvaged-orphans";
 
@@ -113,7 +114,8 @@ interface Slot {
 }
 
 /** Salvage `srcDir` into a new database at `destDir` (which must not exist). */
-export async function salvage(srcDir: string, dest: string, opts: SalvageOptions = {}): Promise<SalvageReport> {
+export async function salvage(srcDir: string, dest: string, options?: SalvageOptions): Promise<SalvageReport> {
+  const opts = methodOptions(options, "salvage", { fs: "any", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
   for (const [arg, v] of [["srcDir", srcDir], ["destDir", dest]] as const) {
     if (typeof v !== "string" || v.length === 0) throw new KeelError("INVALID_ARGUMENT", `${arg} must be a non-empty string`, { argument: arg });

@@ -171,3 +171,43 @@ test("every known option with a good value is accepted", async () => {
     assert.doesNotThrow(() => validateOptions({ [k]: v }), `${k}: ${v}`);
   }
 });
+
+test("a method's options: an unknown key (a typo) or a flag, signal or callback of the wrong kind is INVALID_ARGUMENT naming it, before anything is done", async () => {
+  const { dump } = await import("../../src/maintenance/dump.js");
+  const { load } = await import("../../src/maintenance/load.js");
+  const { dumpToFile, loadFromFile, restore, salvage, compactTo } = await import("../../src/index.js");
+  const fs = new CrashFileSystem();
+  const db = await open(DIR, { fs });
+  await db.put("k", 1);
+  const named = (e: { details: Record<string, unknown> }, option: string, label: string) => assert.equal(e.details.option, option, label);
+  // openDB: the typo would have created (and, at the first write, persisted) a msgpack sub-database.
+  named(throwsKeel(() => db.openDB("s", { encodng: "json" } as never), "INVALID_ARGUMENT", "openDB typo"), "encodng", "openDB");
+  assert.deepEqual(db.listDBs().filter((n) => n === "s"), [], "nothing created");
+  // Range options: a typo'd limit was ignored; a string reverse iterated in reverse.
+  named(throwsKeel(() => db.getRange({ lmit: 1 } as never), "INVALID_ARGUMENT"), "lmit", "getRange typo");
+  named(throwsKeel(() => db.getRange({ reverse: "no" } as never), "INVALID_ARGUMENT"), "reverse", "getRange reverse");
+  named(throwsKeel(() => db.getKeys({ offest: 1 } as never), "INVALID_ARGUMENT"), "offest", "getKeys typo");
+  named(throwsKeel(() => db.getCount({ rev: true } as never), "INVALID_ARGUMENT"), "rev", "getCount typo");
+  // Maintenance: `compcat: false` made a compacting copy.
+  named(await rejectsKeel(db.backup("/b1", { compcat: false } as never), "INVALID_ARGUMENT"), "compcat", "backup typo");
+  named(await rejectsKeel(db.backup("/b1", { signal: "x" } as never), "INVALID_ARGUMENT"), "signal", "backup signal");
+  named(await rejectsKeel(db.compact("/b2", { onProgress: 1 } as never), "INVALID_ARGUMENT"), "onProgress", "compact onProgress");
+  named(await rejectsKeel(db.verify({ wal: "no" } as never), "INVALID_ARGUMENT"), "wal", "verify wal");
+  named(throwsKeel(() => db.openTxLog(1, undefined, { raw: "yes" } as never), "INVALID_ARGUMENT"), "raw", "openTxLog raw");
+  named(await rejectsKeel(db.createSnapshot({ sigal: undefined } as never), "INVALID_ARGUMENT"), "sigal", "createSnapshot typo");
+  named(await rejectsKeel(dumpToFile(db, "/d.jsonl", { readble: true } as never), "INVALID_ARGUMENT"), "readble", "dumpToFile typo");
+  named(await rejectsKeel(dump(db, process.stdout, { reproducible: 1 } as never), "INVALID_ARGUMENT"), "reproducible", "dump flag");
+  named(await rejectsKeel(loadFromFile(db, "/d.jsonl", { foo: 1 } as never), "INVALID_ARGUMENT"), "foo", "loadFromFile typo");
+  named(await rejectsKeel(load(db, process.stdin, { batchSize: 1 } as never), "INVALID_ARGUMENT"), "batchSize", "load typo");
+  for (const p of ["/b1", "/b2", "/d.jsonl"]) assert.equal(fs.stat(p), undefined, `${p}: nothing written`);
+  await db.close();
+  named(await rejectsKeel(restore(`${DIR}/snapshots/current`, "/r", { fs, to: 3 } as never), "INVALID_ARGUMENT"), "to", "restore typo");
+  named(await rejectsKeel(salvage(DIR, "/s", { fs, signl: undefined } as never), "INVALID_ARGUMENT"), "signl", "salvage typo");
+  named(await rejectsKeel(compactTo(DIR, "/c", { fs, batch: 10 } as never), "INVALID_ARGUMENT"), "batch", "compactTo batch (never did anything)");
+  for (const p of ["/r", "/s", "/c"]) assert.equal(fs.stat(p), undefined, `${p}: nothing written`);
+  // Every known option still passes.
+  const again = await open(DIR, { fs });
+  assert.equal([...again.getRange({ start: "a", end: "z", reverse: false, limit: 5, offset: 0 })].length, 1);
+  await again.backup("/ok", { compact: false, signal: new AbortController().signal, onProgress: () => {}, maxReplayBytes: 0 });
+  await again.close();
+});

@@ -156,7 +156,7 @@ test("compactTo: EXISTS, LOCKED, NOT_FOUND, and an abort leaves nothing", async 
 
   const ac = new AbortController();
   await rejectsKeel(
-    compactTo(SRC, DEST, { fs, batch: 10, signal: ac.signal, onProgress: (p) => (p.entries >= 20 ? ac.abort() : undefined) }),
+    compactTo(SRC, DEST, { fs, signal: ac.signal, onProgress: (p) => (p.entries >= 20 ? ac.abort() : undefined) }),
     "ABORTED",
     "abort",
   );

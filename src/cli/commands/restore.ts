@@ -27,7 +27,7 @@ export function registerRestore(program: Command): void {
   program
     .command("restore")
     .description("restore a snapshot plus the log after it into a new database directory")
-    .argument("<snapshot>", "snapshot directory (<db>/snapshots/current|previous), or a database directory for its current snapshot")
+    .argument("<snapshot>", "snapshot directory (<db>/snapshots/current|previous), or a database directory for its newest snapshot (current, else previous)")
     .argument("<dest>", "new database directory (must not exist)", outputPath)
     .option("--to-lsn <lsn>", "restore up to and including this LSN (default: the end of the log)", nonNegativeInt)
     .option("--wal-dir <dir>", "the log to replay (default: the wal/ of the snapshot's database)")
