@@ -10,7 +10,9 @@ installStdioErrorHandlers();
 
 const status = await main(process.argv.slice(2));
 process.exitCode = status;
-// Flush what is written, then end even if a library left a timer behind.
-await new Promise<void>((r) => process.stdout.write("", () => r()));
-await new Promise<void>((r) => process.stderr.write("", () => r()));
+// Flush what is written, then end even if a library left a timer behind. Nothing pending: no write
+// at all (an empty write still reaches the device, and /dev/full refuses even that: exit 6).
+const flushed = (s: NodeJS.WriteStream) => new Promise<void>((r) => (s.writableLength === 0 ? r() : void s.write("", () => r())));
+await flushed(process.stdout);
+await flushed(process.stderr);
 process.exit(status);

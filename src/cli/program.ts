@@ -90,7 +90,9 @@ export function buildProgram(json: boolean): Command {
 
 /** Run keel with `argv` (without node and the script); resolves to the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  const json = argv.includes("--json");
+  // An argument after `--` is an operand (a key may be "--json"), never the option.
+  const end = argv.indexOf("--");
+  const json = (end < 0 ? argv : argv.slice(0, end)).includes("--json");
   const program = buildProgram(json);
   setExitStatus(ExitCode.OK);
   try {

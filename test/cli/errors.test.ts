@@ -165,6 +165,22 @@ test("a stdout that fails: exit 6 naming FULL on a full disk, never a stack trac
   assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], "files left by the exits");
 });
 
+test("a command that prints nothing on a stdout that refuses every write exits with its own status (an empty flush reached /dev/full: exit 6); --json after -- is an operand", { skip: !existsSync("/dev/full") }, async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir);
+  await db.put("k", "v");
+  await db.close();
+  const missing = await keelFailingStdout(["get", dir, "missing"], "full");
+  assert.equal(missing.status, 4, `get of a missing key > /dev/full: ${missing.stderr}`);
+  assert.doesNotMatch(missing.stderr, /FULL/);
+  const empty = await keelFailingStdout(["scan", dir, "--start", "zzz"], "full");
+  assert.equal(empty.status, 0, `an empty scan > /dev/full: ${empty.stderr}`);
+  // "--json" after "--" is a key, not the option: the usage error stays human, on stderr.
+  const r = await keelExpect(["get", dir, "--", "--json", "extra"], 2);
+  assert.equal(r.stdout, "");
+  assert.match(r.stderr, /too many arguments/);
+});
+
 test("a path that is a regular file, not a database directory: exit 4 (NOT_FOUND), not an I/O error", async (t) => {
   const dir = tempDir(t);
   const file = join(dir, "afile");

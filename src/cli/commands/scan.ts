@@ -10,6 +10,7 @@ import { dbOption, keyTypeOption, nonNegativeInt } from "../args.js";
 import { action } from "../context.js";
 import { subDatabase, withDatabase } from "../database.js";
 import { toJson } from "../output.js";
+import type { Key } from "../../db/KeyCodec.js";
 import { keyJson, keyText, parseKey, valueJson, valueText, type KeyType } from "../values.js";
 
 interface ScanOptions {
@@ -20,6 +21,10 @@ interface ScanOptions {
   limit?: number;
   reverse?: boolean;
   keysOnly?: boolean;
+}
+
+function* mapKeys(keys: Iterable<Key>): Generator<{ key: Key }> {
+  for (const key of keys) yield { key };
 }
 
 export function registerScan(program: Command): void {
@@ -51,25 +56,37 @@ export function registerScan(program: Command): void {
           };
           // The entries still in `batch` when an error stops the scan are printed with it.
           if (out.json) await out.beginDocument(`{"path":${toJson(dir)},"db":${toJson(sub.name)},"keyEncoding":${toJson(ke)},"encoding":${toJson(ve)},"entries":[`, () => `${batch}],"count":${count}`);
-          for (const { key, value } of sub.getRange(range)) {
-            const item = out.json
-              ? (count ? "," : "") + toJson(opts.keysOnly ? { key: keyJson(key, ke) } : { key: keyJson(key, ke), value: valueJson(value, ve) })
-              : opts.keysOnly
-                ? `${keyText(key, ke)}\n`
-                : `${keyText(key, ke)}\t${valueText(value, ve)}\n`;
-            count++;
-            // Written before a large item joins it: the item alone fits a string (hexOf's margin), the batch and it may not.
-            if (batch.length && batch.length + item.length > 65536) {
-              await out.write(batch);
+          // Keys only: values are never decoded, so one that cannot be decoded does not stop the listing.
+          const entries: Iterable<{ key: Key; value?: unknown }> = opts.keysOnly ? mapKeys(sub.getKeys(range)) : sub.getRange(range);
+          try {
+            for (const { key, value } of entries) {
+              const item = out.json
+                ? (count ? "," : "") + toJson(opts.keysOnly ? { key: keyJson(key, ke) } : { key: keyJson(key, ke), value: valueJson(value, ve) })
+                : opts.keysOnly
+                  ? `${keyText(key, ke)}\n`
+                  : `${keyText(key, ke)}\t${valueText(value, ve)}\n`;
+              count++;
+              // Written before a large item joins it: the item alone fits a string (hexOf's margin), the batch and it may not.
+              if (batch.length && batch.length + item.length > 65536) {
+                await out.write(batch);
+                batch = "";
+              }
+              batch += item;
+              if (batch.length > 65536) {
+                await out.write(batch);
+                batch = "";
+              }
+            }
+          } catch (e) {
+            // As --json does (inside its document), the entries read before the error are printed.
+            // (--json: its document's close callback prints `batch`, so it is kept.)
+            if (!out.json) {
+              if (batch) await out.write(batch).catch(() => {});
               batch = "";
             }
-            batch += item;
-            if (batch.length > 65536) {
-              await out.write(batch);
-              batch = "";
-            }
+            throw e;
           }
-          await out.write(batch);
+          if (batch) await out.write(batch);
           batch = "";
         });
         // After the close, so that an error closing the database is inside the document too.
