@@ -17,6 +17,7 @@ export { restore, type RestoreOptions, type RestoreResult } from "./maintenance/
 export type { SnapshotInfo } from "./maintenance/Snapshots.js";
 export type { CopyResult } from "./maintenance/copyDatabase.js";
 export type { TxLogWatermarks, TxLogRecord, TxLogOp } from "./db/Database.js";
+export type { HeldSegment } from "./wal/index.js";
 export { verify, type VerifyReport, type VerifyProblem } from "./maintenance/verify.js";
 export { salvage, type SalvageReport } from "./maintenance/salvage.js";
 export { dump, type DumpReport, type DumpOptions } from "./maintenance/dump.js";

@@ -32,6 +32,7 @@ import { backupPagesOnline, copyHead, type OnlineCopyOptions, type PageBackupOpt
 import type { VerifyEngineOptions, VerifyReport } from "../maintenance/verify.js";
 import { verifyOnline } from "./onlineVerify.js";
 import { snapshotOnline, updateSnapshotFloor } from "./onlineSnapshot.js";
+import type { HeldSegment } from "../wal/index.js";
 
 export interface SubDatabaseOptions {
   keyEncoding?: KeyEncodingName | undefined;
@@ -372,7 +373,7 @@ export class Database extends SubDatabase {
    * Delete sealed log segments that no floor needs and retention lets go. `keepFromLsn` adds an
    * explicit floor for this call. Runs automatically after every checkpoint too.
    */
-  async gcTxlogSegments(keepFromLsn?: number): Promise<{ deleted: string[]; freedBytes: number; heldByFloor: Array<{ segment: string; floor: string; floorLsn: number }> }> {
+  async gcTxlogSegments(keepFromLsn?: number): Promise<{ deleted: string[]; freedBytes: number; heldByFloor: HeldSegment[] }> {
     const d = this.#log();
     this.#checkNotClosing();
     if (keepFromLsn !== undefined && (!Number.isSafeInteger(keepFromLsn) || keepFromLsn < 0)) {
@@ -380,7 +381,7 @@ export class Database extends SubDatabase {
     }
     return this.task(() => {
       const r = d.gc(keepFromLsn === undefined ? undefined : { keep: keepFromLsn });
-      return { deleted: r.deleted.map((s) => s.name), freedBytes: r.freedBytes, heldByFloor: r.heldByFloor.map((h) => ({ segment: h.segment, floor: h.floor, floorLsn: h.floorLsn })) };
+      return { deleted: r.deleted.map((s) => s.name), freedBytes: r.freedBytes, heldByFloor: r.heldByFloor.map((h) => ({ ...h })) };
     });
   }
 
@@ -599,7 +600,8 @@ export interface TxLogWatermarks {
   /** The floors that keep log segments, by name (checkpoint, snapshot, keep, consumer:NAME). */
   floors: Record<string, number>;
   /** Segments retention would delete but a floor keeps, at the last gc. */
-  heldByFloor: Array<{ segment: string; floor: string; floorLsn: number }>;
+  /** Segments the last gc would have deleted but a floor kept (as gcTxlogSegments reports them). */
+  heldByFloor: HeldSegment[];
   failed: KeelError | undefined;
   /** What open() replayed. */
   replay: ReplayReport;

@@ -233,6 +233,9 @@ test("openTxLog after gc: reading before the oldest kept record is NOT_FOUND; re
   await db.checkpoint();
   assert.equal(db.txlogWatermarks().oldestLsn, 1, "the consumer floor kept the log through the checkpoints' gc");
   assert.ok(db.txlogWatermarks().heldByFloor.some((h) => h.floor === "consumer:tail"));
+  // gc reports what it kept with the same fields as the watermarks: the LSNs each segment holds too.
+  const held = (await db.gcTxlogSegments()).heldByFloor;
+  assert.ok(held.length > 0 && held.every((h) => h.floor === "consumer:tail" && h.firstLsn >= 1 && h.lastLsn >= h.firstLsn && typeof h.segment === "string"), JSON.stringify(held));
   db.setTxLogFloor("tail", undefined);
   const r = await db.gcTxlogSegments();
   assert.ok(r.deleted.length > 0, `gc deleted nothing: ${JSON.stringify(r)}`);
