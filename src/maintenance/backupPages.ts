@@ -174,13 +174,22 @@ export async function backupPages(engine: Engine, snap: Snapshot, fs: FileSystem
     const dst = out.handle();
     // Step 2: the pages, in big sequential chunks, in time slices, each page the meta reaches checked.
     // The meta's free list says which pages those are; `snap` pins its segments too.
-    const free = meta.freelistPage
-      ? loadFreeList(
+    let free = new FreeList();
+    try {
+      if (meta.freelistPage) {
+        free = loadFreeList(
           (p, n, txn) => engine.pager.readRun(p, n, PageType.FreeList, txn),
           { page: meta.freelistPage, pages: meta.freelistPages, txn: meta.freelistTxn },
           { file: engine.path, highWater: meta.highWater },
-        ).freelist
-      : new FreeList();
+        ).freelist;
+      }
+    } catch (e) {
+      // A damaged free-list segment is a damaged page like any other: the same details.
+      if (e instanceof KeelError && e.code === "CORRUPT" && typeof e.details.page === "number") {
+        throw corrupt(e.message, { ...e.details, pages: [e.details.page], damagedPages: 1 });
+      }
+      throw e;
+    }
     const check = new PageCopyCheck(free, ps, totalPages, engine.path);
     const buf = Buffer.allocUnsafeSlow(chunkPages * ps);
     const progress = (page: number, records?: number) =>

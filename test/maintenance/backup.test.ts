@@ -443,6 +443,7 @@ test("backupPages checks the checksum of every page the meta reaches: damage fai
     });
   }
   const free = [...e.freelist.allPages()].map(([p]) => p);
+  const freelistPage = e.durableMeta.freelistPage;
   e.close();
   const run = runs.find((r) => r.count > 1);
   assert.ok(run && leaves.length > 2 && free.length > 0, "the layout has a multi-page run, leaves and free pages");
@@ -496,9 +497,11 @@ test("backupPages checks the checksum of every page the meta reaches: damage fai
   flip(b! * PS + 700); // repair
 
   // A misdirected write: a whole valid page (checksum and all) at another page's place.
+  const original = Buffer.alloc(PS);
   const fd = fsOpen(file, "r+");
   try {
     const other = Buffer.alloc(PS);
+    fsRead(fd, original, 0, PS, a! * PS);
     fsRead(fd, other, 0, PS, b! * PS);
     fsWrite(fd, other, 0, PS, a! * PS);
   } finally {
@@ -506,4 +509,17 @@ test("backupPages checks the checksum of every page the meta reaches: damage fai
   }
   const e3 = await rejectsKeel(attempt("b-misdirected"), "CORRUPT");
   assert.deepEqual(e3.details.pages, [a]);
+  const fd2 = fsOpen(file, "r+");
+  fsWrite(fd2, original, 0, PS, a! * PS);
+  fsClose(fd2);
+
+  // A free-list segment damaged after the open read it (an open of a file already damaged there
+  // fails itself): the same details.
+  assert.ok(freelistPage > 0);
+  const live = openSync(src, { wal: false });
+  flip(freelistPage * PS + 100);
+  const e4 = await rejectsKeel(live.backup(join(root, "b-freelist"), { compact: false }), "CORRUPT");
+  await live.close();
+  assert.deepEqual(e4.details.pages, [freelistPage]);
+  assert.ok(!existsSync(join(root, "b-freelist")) && leftovers().length === 0, "nothing left behind");
 });
