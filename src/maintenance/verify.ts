@@ -45,6 +45,7 @@ import {
 } from "./verifyTypes.js";
 import { scanWal, type WalScanBound } from "./verifyWal.js";
 import { logRecordProblem } from "../db/LogDurability.js";
+import { methodOptions } from "../db/options.js";
 import { pageLimits } from "../pager/PageLayout.js";
 import type { LogRecord } from "../wal/LogRecord.js";
 import { bootTag } from "../pager/Meta.js";
@@ -72,7 +73,8 @@ export interface VerifyEngineOptions {
 }
 
 /** Verify a closed database directory. */
-export async function verify(dir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verify(dir: string, options?: VerifyOptions): Promise<VerifyReport> {
+  const opts = methodOptions(options, "verify", { fs: "any", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
   if (typeof dir !== "string" || dir.length === 0) throw new KeelError("INVALID_ARGUMENT", "dir must be a non-empty string", { argument: "dir" });
   const st = checkedStat(fs, dir);

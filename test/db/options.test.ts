@@ -175,7 +175,7 @@ test("every known option with a good value is accepted", async () => {
 test("a method's options: an unknown key (a typo) or a flag, signal or callback of the wrong kind is INVALID_ARGUMENT naming it, before anything is done", async () => {
   const { dump } = await import("../../src/maintenance/dump.js");
   const { load } = await import("../../src/maintenance/load.js");
-  const { dumpToFile, loadFromFile, restore, salvage, compactTo } = await import("../../src/index.js");
+  const { dumpToFile, loadFromFile, restore, salvage, compactTo, verify } = await import("../../src/index.js");
   const fs = new CrashFileSystem();
   const db = await open(DIR, { fs });
   await db.put("k", 1);
@@ -204,6 +204,7 @@ test("a method's options: an unknown key (a typo) or a flag, signal or callback 
   named(await rejectsKeel(restore(`${DIR}/snapshots/current`, "/r", { fs, to: 3 } as never), "INVALID_ARGUMENT"), "to", "restore typo");
   named(await rejectsKeel(salvage(DIR, "/s", { fs, signl: undefined } as never), "INVALID_ARGUMENT"), "signl", "salvage typo");
   named(await rejectsKeel(compactTo(DIR, "/c", { fs, batch: 10 } as never), "INVALID_ARGUMENT"), "batch", "compactTo batch (never did anything)");
+  named(await rejectsKeel(verify(DIR, { fs, snapshot: false } as never), "INVALID_ARGUMENT"), "snapshot", "verify(dir) typo");
   for (const p of ["/r", "/s", "/c"]) assert.equal(fs.stat(p), undefined, `${p}: nothing written`);
   // Every known option still passes.
   const again = await open(DIR, { fs });
