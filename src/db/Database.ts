@@ -448,6 +448,11 @@ export class Database extends SubDatabase {
     this.#checkNotClosing();
     pathArgument(dest, "dest", "backup");
     const opts = methodOptions(options, "backup", { compact: "boolean", signal: "signal", onProgress: "function", maxReplayBytes: "any" });
+    // Checked here too: the compacting copy (the default) does not read it.
+    const mr = opts.maxReplayBytes;
+    if (mr !== undefined && (typeof mr !== "number" || !(mr >= 0))) {
+      throw invalidArgument("backup: option maxReplayBytes must be a number >= 0 (Infinity: never checkpoint first)", { option: "maxReplayBytes", method: "backup", value: mr });
+    }
     // A read-only open that replayed log records holds them in memory only: no page of the
     // file has them, and it may not checkpoint. Only the compacting copy can include them.
     const replayedInMemory = this.readOnly && this.engine.head.txn !== this.engine.durable.txn;

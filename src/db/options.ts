@@ -127,13 +127,16 @@ export function validateOptions(options: unknown): OpenOptions {
   }
   if (o.onPhase !== undefined && typeof o.onPhase !== "function") throw invalidArgument("option onPhase must be a function", { option: "onPhase" });
   if (o.freelistDeltas !== undefined && typeof o.freelistDeltas !== "boolean") throw invalidArgument("option freelistDeltas must be a boolean", { option: "freelistDeltas" });
-  if (o.fs !== undefined) {
-    const f = o.fs as Record<string, unknown> | null;
-    const need = ["open", "stat", "mkdir", "list", "rename", "remove", "removeDir", "syncDir", "readFile"];
-    const missing = f === null || typeof f !== "object" ? need : need.filter((m) => typeof f[m] !== "function");
-    if (missing.length) throw invalidArgument(`option fs must implement the FileSystem interface (missing: ${missing.join(", ")})`, { option: "fs", missing });
-  }
+  if (o.fs !== undefined) checkFileSystem(o.fs);
   return o as OpenOptions;
+}
+
+/** An `fs` option must implement the FileSystem interface (INVALID_ARGUMENT naming what it lacks). */
+function checkFileSystem(fs: unknown, method?: string): void {
+  const f = fs as Record<string, unknown> | null;
+  const need = ["open", "stat", "mkdir", "list", "rename", "remove", "removeDir", "syncDir", "readFile"];
+  const missing = f === null || typeof f !== "object" ? need : need.filter((m) => typeof f[m] !== "function");
+  if (missing.length) throw invalidArgument(`${method ? `${method}: ` : ""}option fs must implement the FileSystem interface (missing: ${missing.join(", ")})`, { option: "fs", missing, ...(method ? { method } : {}) });
 }
 
 /** keyEncoding and encoding, where given, name encodings KeelDB has (open() and openDB() options). */
@@ -147,7 +150,7 @@ export function checkEncodings(o: { keyEncoding?: unknown; encoding?: unknown })
 }
 
 /** What an option of a method must be ("any": the method checks it itself). */
-export type OptionKind = "boolean" | "function" | "signal" | "any";
+export type OptionKind = "boolean" | "function" | "signal" | "fs" | "any";
 
 /**
  * The options argument of a method: an object, or undefined for none. With `known`, an option it
@@ -158,10 +161,18 @@ export function methodOptions<T extends object>(o: T | undefined, method: string
   if (o === undefined) return {} as T;
   if (o === null || typeof o !== "object") throw invalidArgument(`${method}: options must be an object`, { argument: "options", method });
   if (known) {
-    for (const [option, value] of Object.entries(o)) {
-      const kind = Object.hasOwn(known, option) ? known[option] : undefined;
-      if (kind === undefined) throw invalidArgument(`${method}: unknown option ${JSON.stringify(option)} (options: ${Object.keys(known).join(", ")})`, { option, method });
+    // for...in: inherited enumerable keys are options too (Object.create({ lmit: 1 })).
+    for (const option in o) {
+      if (!Object.hasOwn(known, option)) throw invalidArgument(`${method}: unknown option ${JSON.stringify(option)} (options: ${Object.keys(known).join(", ")})`, { option, method });
+    }
+    // Read as the method reads them: a getter or an inherited value is checked too.
+    for (const [option, kind] of Object.entries(known)) {
+      const value: unknown = (o as Record<string, unknown>)[option];
       if (value === undefined || kind === "any") continue;
+      if (kind === "fs") {
+        checkFileSystem(value, method);
+        continue;
+      }
       const ok = kind === "signal" ? value instanceof AbortSignal : typeof value === kind;
       if (!ok) throw invalidArgument(`${method}: option ${option} must be ${kind === "signal" ? "an AbortSignal" : `a ${kind}`}`, { option, method, value: typeof value === "object" ? String(value) : value });
     }

@@ -47,7 +47,7 @@ export interface CompactToResult extends CopyResult {
 }
 
 export async function compactTo(srcDir: string, destDir: string, options?: CompactToOptions): Promise<CompactToResult> {
-  const opts = methodOptions(options, "compactTo", { fs: "any", signal: "signal", onProgress: "function" });
+  const opts = methodOptions(options, "compactTo", { fs: "fs", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
   // Step 1.
   if (checkedStat(fs, destDir)) throw new KeelError("EXISTS", `${destDir} already exists; compaction never overwrites`, { dest: destDir });

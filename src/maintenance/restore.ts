@@ -71,7 +71,7 @@ export async function restore(snapshotDir: string, target: string, options?: Res
   pathArgument(snapshotDir, "snapshotDir", "restore");
   pathArgument(target, "targetDir", "restore");
   const targetDir = destPath(target); // `out/.` and `out/` name `out`
-  const o = methodOptions(options, "restore", { toLsn: "any", walDir: "any", signal: "signal", fs: "any" });
+  const o = methodOptions(options, "restore", { toLsn: "any", walDir: "any", signal: "signal", fs: "fs" });
   if (o.walDir !== undefined) pathArgument(o.walDir, "walDir", "restore");
   if (o.toLsn !== undefined && (!Number.isSafeInteger(o.toLsn) || o.toLsn < 0)) {
     throw invalidArgument(`toLsn must be a non-negative integer, not ${String(o.toLsn)}`, { argument: "toLsn", value: o.toLsn });

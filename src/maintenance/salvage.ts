@@ -115,7 +115,7 @@ interface Slot {
 
 /** Salvage `srcDir` into a new database at `destDir` (which must not exist). */
 export async function salvage(srcDir: string, dest: string, options?: SalvageOptions): Promise<SalvageReport> {
-  const opts = methodOptions(options, "salvage", { fs: "any", signal: "signal", onProgress: "function" });
+  const opts = methodOptions(options, "salvage", { fs: "fs", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
   for (const [arg, v] of [["srcDir", srcDir], ["destDir", dest]] as const) {
     if (typeof v !== "string" || v.length === 0) throw new KeelError("INVALID_ARGUMENT", `${arg} must be a non-empty string`, { argument: arg });

@@ -74,7 +74,7 @@ export interface VerifyEngineOptions {
 
 /** Verify a closed database directory. */
 export async function verify(dir: string, options?: VerifyOptions): Promise<VerifyReport> {
-  const opts = methodOptions(options, "verify", { fs: "any", signal: "signal", onProgress: "function" });
+  const opts = methodOptions(options, "verify", { fs: "fs", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
   if (typeof dir !== "string" || dir.length === 0) throw new KeelError("INVALID_ARGUMENT", "dir must be a non-empty string", { argument: "dir" });
   const st = checkedStat(fs, dir);

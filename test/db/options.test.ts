@@ -188,6 +188,9 @@ test("a method's options: an unknown key (a typo) or a flag, signal or callback 
   named(throwsKeel(() => db.getRange({ reverse: "no" } as never), "INVALID_ARGUMENT"), "reverse", "getRange reverse");
   named(throwsKeel(() => db.getKeys({ offest: 1 } as never), "INVALID_ARGUMENT"), "offest", "getKeys typo");
   named(throwsKeel(() => db.getCount({ rev: true } as never), "INVALID_ARGUMENT"), "rev", "getCount typo");
+  named(throwsKeel(() => db.getRange(Object.create({ lmit: 1 }) as never), "INVALID_ARGUMENT"), "lmit", "an inherited typo");
+  named(throwsKeel(() => db.getRange({ get reverse() { return "no"; } } as never), "INVALID_ARGUMENT"), "reverse", "a getter's value");
+  named(await rejectsKeel(db.backup("/b1", { maxReplayBytes: "x" } as never), "INVALID_ARGUMENT"), "maxReplayBytes", "backup maxReplayBytes (compacting copy too)");
   // Maintenance: `compcat: false` made a compacting copy.
   named(await rejectsKeel(db.backup("/b1", { compcat: false } as never), "INVALID_ARGUMENT"), "compcat", "backup typo");
   named(await rejectsKeel(db.backup("/b1", { signal: "x" } as never), "INVALID_ARGUMENT"), "signal", "backup signal");
@@ -205,6 +208,8 @@ test("a method's options: an unknown key (a typo) or a flag, signal or callback 
   named(await rejectsKeel(salvage(DIR, "/s", { fs, signl: undefined } as never), "INVALID_ARGUMENT"), "signl", "salvage typo");
   named(await rejectsKeel(compactTo(DIR, "/c", { fs, batch: 10 } as never), "INVALID_ARGUMENT"), "batch", "compactTo batch (never did anything)");
   named(await rejectsKeel(verify(DIR, { fs, snapshot: false } as never), "INVALID_ARGUMENT"), "snapshot", "verify(dir) typo");
+  named(await rejectsKeel(restore(`${DIR}/snapshots/current`, "/r", { fs: {} } as never), "INVALID_ARGUMENT"), "fs", "restore with an fs that is not a FileSystem");
+  named(await rejectsKeel(compactTo(DIR, "/c", { fs: 5 } as never), "INVALID_ARGUMENT"), "fs", "compactTo with an fs that is not a FileSystem");
   for (const p of ["/r", "/s", "/c"]) assert.equal(fs.stat(p), undefined, `${p}: nothing written`);
   // Every known option still passes.
   const again = await open(DIR, { fs });
