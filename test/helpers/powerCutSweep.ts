@@ -7,8 +7,10 @@
  * around it are cut too, but say nothing about the output).
  */
 import assert from "node:assert/strict";
+import { open } from "../../src/index.js";
 import { CrashFileSystem } from "../../src/io/CrashFileSystem.js";
 import { isSimulatedCrash } from "../../src/io/SimulatedCrash.js";
+import { assertSameState, readState, type DbState } from "./dbModel.js";
 
 export interface SweepCheck {
   /** The crashed copy to look at. */
@@ -16,6 +18,21 @@ export interface SweepCheck {
   /** The operation under test resolved before the cut. */
   resolved: boolean;
   label: string;
+}
+
+/** A check for a job whose output is a database directory: absent, or opening equal to `expected`. */
+export function databaseOutput(path: string, expected: DbState, what: string): (c: SweepCheck) => Promise<void> {
+  return async ({ after, resolved, label }) => {
+    const there = !!after.stat(path);
+    if (resolved) assert.ok(there, `${label}: the ${what} resolved, then a power cut took it`);
+    if (!there) return;
+    const db = await open(path, { fs: after, readOnly: true });
+    try {
+      assertSameState(readState(db), expected, `${what}, ${label}`);
+    } finally {
+      await db.close();
+    }
+  };
 }
 
 /** Returns the number of I/O calls of one uncut run. */

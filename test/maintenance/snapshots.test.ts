@@ -34,7 +34,7 @@ import { cloneState, emptyState, readState, assertSameState as assertSame, type 
 import { forEachSeed, Rng, seedList } from "../helpers/rng.js";
 import { applyWalOp } from "../helpers/walHistory.js";
 import { subHandles, walValue } from "../helpers/walWorkload.js";
-import { powerCutSweep } from "../helpers/powerCutSweep.js";
+import { databaseOutput, powerCutSweep } from "../helpers/powerCutSweep.js";
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), "keel-snapshots-"));
@@ -801,17 +801,7 @@ test("restore: a power cut at every I/O call leaves no target or the complete on
       await restore(snap.path, "/restored", { fs });
       resolved();
     },
-    async ({ after, resolved, label }) => {
-      const there = !!after.stat("/restored");
-      if (resolved) assert.ok(there, `${label}: the restore resolved, then a power cut took it`);
-      if (!there) return;
-      const db = await open("/restored", { fs: after, readOnly: true });
-      try {
-        assertSame(readState(db), expected, label);
-      } finally {
-        await db.close();
-      }
-    },
+    databaseOutput("/restored", expected, "restore"),
     [1, 2],
   );
 });
