@@ -28,7 +28,7 @@ import { LogDurability, type ReplayReport } from "./LogDurability.js";
 import { listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import type { CopyResult } from "../maintenance/copyDatabase.js";
 import type { BackupPagesResult } from "../maintenance/backupPages.js";
-import { backupPagesOnline, copyHead, type OnlineCopyOptions, type PageBackupOptions } from "./onlineCopy.js";
+import { backupOptions, backupPagesOnline, copyHead, type OnlineCopyOptions, type PageBackupOptions } from "./onlineCopy.js";
 import type { VerifyEngineOptions, VerifyReport } from "../maintenance/verify.js";
 import { verifyOnline } from "./onlineVerify.js";
 import { snapshotOnline, updateSnapshotFloor } from "./onlineSnapshot.js";
@@ -447,12 +447,7 @@ export class Database extends SubDatabase {
     this.#check();
     this.#checkNotClosing();
     pathArgument(dest, "dest", "backup");
-    const opts = methodOptions(options, "backup", { compact: "boolean", signal: "signal", onProgress: "function", maxReplayBytes: "any" });
-    // Checked here too: the compacting copy (the default) does not read it.
-    const mr = opts.maxReplayBytes;
-    if (mr !== undefined && (typeof mr !== "number" || !(mr >= 0))) {
-      throw invalidArgument("backup: option maxReplayBytes must be a number >= 0 (Infinity: never checkpoint first)", { option: "maxReplayBytes", method: "backup", value: mr });
-    }
+    const opts = backupOptions(options);
     // A read-only open that replayed log records holds them in memory only: no page of the
     // file has them, and it may not checkpoint. Only the compacting copy can include them.
     const replayedInMemory = this.readOnly && this.engine.head.txn !== this.engine.durable.txn;

@@ -26,6 +26,7 @@ import { backupPages } from "../maintenance/backupPages.js";
 import { copySnapshot, type CopyResult } from "../maintenance/copyDatabase.js";
 import type { Snapshot } from "../txn/Snapshot.js";
 import { invalidArgument } from "../errors.js";
+import { methodOptions } from "./options.js";
 import type { Database } from "./Database.js";
 import { LogDurability } from "./LogDurability.js";
 
@@ -45,6 +46,16 @@ export interface PageBackupOptions extends OnlineCopyOptions {
 }
 
 export const DEFAULT_MAX_REPLAY_BYTES = 256 << 10;
+
+/** db.backup's options (methodOptions), and its maxReplayBytes checked whichever copy is made. */
+export function backupOptions(options: (PageBackupOptions & { compact?: boolean }) | undefined): PageBackupOptions & { compact?: boolean } {
+  const opts = methodOptions(options, "backup", { compact: "boolean", signal: "signal", onProgress: "function", maxReplayBytes: "any" });
+  const mr = opts.maxReplayBytes;
+  if (mr !== undefined && (typeof mr !== "number" || !(mr >= 0))) {
+    throw invalidArgument("backup: option maxReplayBytes must be a number >= 0 (Infinity: never checkpoint first)", { option: "maxReplayBytes", method: "backup", value: mr });
+  }
+  return opts;
+}
 
 /** Names the log floor of each running page backup. */
 let backupSeq = 0;
@@ -89,10 +100,7 @@ export async function copyHead(db: Database, dest: string, opts: OnlineCopyOptio
  *   3. With the log, capture the records after it up to the head and keep them from gc by a floor.
  */
 export async function backupPagesOnline(db: Database, dest: string, opts: PageBackupOptions): Promise<BackupPagesResult> {
-  const maxReplay = opts.maxReplayBytes ?? DEFAULT_MAX_REPLAY_BYTES;
-  if (typeof maxReplay !== "number" || !(maxReplay >= 0)) {
-    throw invalidArgument("maxReplayBytes must be a number >= 0 (Infinity: never checkpoint first)", { argument: "maxReplayBytes", value: maxReplay });
-  }
+  const maxReplay = backupOptions(opts).maxReplayBytes ?? DEFAULT_MAX_REPLAY_BYTES;
   const engine = db.engine;
   const d = db.durability;
   const floor = `backup:${++backupSeq}`;
