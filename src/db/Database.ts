@@ -16,15 +16,15 @@ import type { WriteTxn } from "../txn/WriteTxn.js";
 import type { Lock } from "./Lock.js";
 import { SubDatabase } from "./SubDatabase.js";
 import { checkEncodings, methodOptions, pathArgument } from "./options.js";
-import { txLogRecords, type TxLogRecord } from "./txLogRecords.js";
+import { txLogRecords, type TxLogRecord, type TxLogWatermarks } from "./txLogRecords.js";
 import { wellFormed } from "../util/wellFormed.js";
 import type { Transaction } from "./Transaction.js";
 import { WriteQueue, type QueueItem } from "./WriteQueue.js";
 
 export type { QueueItem } from "./WriteQueue.js";
-export type { TxLogOp, TxLogRecord } from "./txLogRecords.js";
+export type { TxLogOp, TxLogRecord, TxLogWatermarks } from "./txLogRecords.js";
 import type { Durability } from "./Durability.js";
-import { LogDurability, type ReplayReport } from "./LogDurability.js";
+import { LogDurability } from "./LogDurability.js";
 import { listSnapshots, type SnapshotInfo } from "../maintenance/Snapshots.js";
 import type { CopyResult } from "../maintenance/copyDatabase.js";
 import type { BackupPagesResult } from "../maintenance/backupPages.js";
@@ -578,35 +578,6 @@ export class Database extends SubDatabase {
     return join(this.path, "data.keel");
   }
 }
-
-export interface TxLogWatermarks {
-  /** Last LSN appended to the log (readers may not see it yet under strict). */
-  lastCommittedLsn: number;
-  /** Last LSN on stable storage. */
-  lastDurableLsn: number;
-  /** Last LSN written into data.keel by a checkpoint. */
-  lastAppliedLsn: number;
-  durability: string;
-  activeSegment: string;
-  segmentCount: number;
-  logBytes: number;
-  logDiskBytes: number;
-  oldestLsn: number | undefined;
-  pendingSyncCount: number;
-  /** durable: committed - durable (the relaxed loss window); applied: durable - applied (replay work). */
-  lag: { durable: number; applied: number };
-  lastSyncAt: number | undefined;
-  lastCheckpointAt: number;
-  /** The floors that keep log segments, by name (checkpoint, snapshot, keep, consumer:NAME). */
-  floors: Record<string, number>;
-  /** Segments retention would delete but a floor keeps, at the last gc. */
-  /** Segments the last gc would have deleted but a floor kept (as gcTxlogSegments reports them). */
-  heldByFloor: HeldSegment[];
-  failed: KeelError | undefined;
-  /** What open() replayed. */
-  replay: ReplayReport;
-}
-
 
 export interface CommitReport {
   lsn: number;

@@ -12,7 +12,9 @@
  *   the records after it do not follow from those before it.
  */
 import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
-import type { WriteAheadLog } from "../wal/index.js";
+import type { HeldSegment, WriteAheadLog } from "../wal/index.js";
+import type { KeelError } from "../errors.js";
+import type { ReplayReport } from "./LogDurability.js";
 import { decodeKey, type Key } from "./KeyCodec.js";
 import { UNLOGGED_KIND, unloggedGap } from "./unloggedChanges.js";
 import { decodeValue } from "./ValueCodec.js";
@@ -84,4 +86,32 @@ export function txLogRecords(wal: WriteAheadLog, head: Snapshot, schema: SchemaC
       }
     },
   };
+}
+
+/** db.txlogWatermarks(): where the log stands, and what keeps its segments. */
+export interface TxLogWatermarks {
+  /** Last LSN appended to the log (readers may not see it yet under strict). */
+  lastCommittedLsn: number;
+  /** Last LSN on stable storage. */
+  lastDurableLsn: number;
+  /** Last LSN written into data.keel by a checkpoint. */
+  lastAppliedLsn: number;
+  durability: string;
+  activeSegment: string;
+  segmentCount: number;
+  logBytes: number;
+  logDiskBytes: number;
+  oldestLsn: number | undefined;
+  pendingSyncCount: number;
+  /** durable: committed - durable (the relaxed loss window); applied: durable - applied (replay work). */
+  lag: { durable: number; applied: number };
+  lastSyncAt: number | undefined;
+  lastCheckpointAt: number;
+  /** The floors that keep log segments, by name (checkpoint, snapshot, keep, consumer:NAME). */
+  floors: Record<string, number>;
+  /** Segments the last gc would have deleted but a floor kept (as gcTxlogSegments reports them). */
+  heldByFloor: HeldSegment[];
+  failed: KeelError | undefined;
+  /** What open() replayed. */
+  replay: ReplayReport;
 }
