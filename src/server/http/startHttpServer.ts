@@ -6,11 +6,13 @@
  * Anything else is 404; a method other than GET/HEAD is 405.
  *
  * Invariants: no route writes to the database; a handler error is a 500 with a JSON body, never
- * a crash of the process; close() stops accepting and ends idle keep-alive connections; at most
- * HTTP_MAX_CONNECTIONS connections are open at once, and none stays silent past HTTP_IDLE_MS.
+ * a crash of the process; close() stops accepting and at once ends every connection with no
+ * request in progress (idle keep-alive ones and ones that never sent a request), and those with one
+ * after its answer or a grace of closeGraceMs; at most HTTP_MAX_CONNECTIONS connections are open
+ * at once, and none stays silent past HTTP_IDLE_MS.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import type { Database } from "../../db/Database.js";
 import type { HealthSettings } from "../config/ServeConfig.js";
@@ -31,6 +33,8 @@ export interface HttpServerOptions {
   readonly metrics: ServerMetrics;
   /** Idle connection timeout (default HTTP_IDLE_MS; tests shorten it). */
   readonly idleMs?: number;
+  /** How long close() lets a request in progress finish before its connection is cut (default 1000). */
+  readonly closeGraceMs?: number;
   readonly persistence: Persistence;
   readonly respStats: () => RespServerStats | null;
   readonly shuttingDown: () => boolean;
@@ -82,12 +86,30 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
         return json(res, 404, { error: "not found", routes: ["/health", "/metrics", "/stats"] });
     }
   };
+  // Requests in progress per connection: close() ends the connections without one at once.
+  // (Node's closeIdleConnections skips a connection that never sent a request, so a silent client
+  // would hold a shutdown for the whole grace.)
+  const inProgress = new Map<Socket, number>();
+  let closing = false;
   const server: Server = createServer((req, res) => {
+    const socket = req.socket;
+    inProgress.set(socket, (inProgress.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const n = inProgress.get(socket);
+      if (n === undefined) return; // the connection is gone
+      inProgress.set(socket, n - 1);
+      // end, not destroy: the answer may still be in the socket's buffer.
+      if (n === 1 && closing) socket.end();
+    });
     handle(req, res).catch((e: unknown) => {
       o.logger.error({ event: "http-error", url: req.url, err: { message: (e as Error)?.message } }, "HTTP handler failed");
       if (!res.headersSent) json(res, 500, { error: (e as Error)?.message ?? String(e) });
       else res.destroy();
     });
+  });
+  server.on("connection", (socket: Socket) => {
+    inProgress.set(socket, 0);
+    socket.once("close", () => inProgress.delete(socket));
   });
   server.keepAliveTimeout = 5000;
   // Bounded, so the port cannot take the descriptors the database needs (they are counted in the
@@ -107,9 +129,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
         server.close(() => resolve());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 1000).unref();
+        for (const [socket, n] of inProgress) if (n === 0) socket.destroy();
+        setTimeout(() => server.closeAllConnections(), o.closeGraceMs ?? 1000).unref();
       }),
   };
 }

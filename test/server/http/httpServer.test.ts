@@ -32,7 +32,7 @@ const respStats: RespServerStats = {
   },
 };
 
-async function setup(t: { after: (fn: () => Promise<void> | void) => void }, minFreeBytes = 0, idleMs?: number) {
+async function setup(t: { after: (fn: () => Promise<void> | void) => void }, minFreeBytes = 0, idleMs?: number, closeGraceMs?: number) {
   const root = mkdtempSync(join(tmpdir(), "keel-http-"));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const dir = join(root, "db");
@@ -54,6 +54,7 @@ async function setup(t: { after: (fn: () => Promise<void> | void) => void }, min
     shuttingDown: () => false,
     logger: silent,
     ...(idleMs !== undefined ? { idleMs } : {}),
+    ...(closeGraceMs !== undefined ? { closeGraceMs } : {}),
   });
   t.after(async () => {
     metrics.detach();
@@ -64,7 +65,7 @@ async function setup(t: { after: (fn: () => Promise<void> | void) => void }, min
     const r = await fetch(`http://127.0.0.1:${http.port}${path}`, init);
     return { status: r.status, type: r.headers.get("content-type") ?? "", body: await r.text() };
   };
-  return { db, persistence, get, dir, port: http.port };
+  return { db, persistence, get, dir, port: http.port, http, metrics };
 }
 
 test("/health is 200 with the read probe, the LSNs, the lag and free disk", async (t) => {
@@ -230,4 +231,39 @@ test("the HTTP port holds at most HTTP_MAX_CONNECTIONS connections (more are clo
   assert.ok(early >= 8, `${early} of ${sockets.length} closed at once`);
   assert.ok(closed.filter((at) => at - t0 >= 200).length >= 1, "the silent ones wait for the idle timeout");
   assert.equal((await get("/health")).status, 200, "the port still answers");
+});
+
+test("close() ends at once the connections with no request in progress (one that never sent a request too) and lets one in progress finish its answer", { timeout: 20_000 }, async (t) => {
+  const { port, http, metrics } = await setup(t, 0, undefined, 600_000);
+  const { connect } = await import("node:net");
+  const open = () =>
+    new Promise<{ s: import("node:net").Socket; closed: Promise<void>; data: () => string }>((resolve, reject) => {
+      let data = "";
+      const s = connect(port, "127.0.0.1", () => resolve({ s, closed, data: () => data }));
+      const closed = new Promise<void>((r) => s.once("close", () => r()));
+      s.on("data", (b) => (data += b.toString("latin1")));
+      s.on("error", () => undefined);
+      s.once("error", reject);
+    });
+  // A /metrics answer held until the test lets it go.
+  let release!: (text: string) => void;
+  let entered!: () => void;
+  const inHandler = new Promise<void>((r) => (entered = r));
+  metrics.text = () => {
+    entered();
+    return new Promise<string>((r) => (release = r));
+  };
+  const silent = await open();
+  const busy = await open();
+  busy.s.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n");
+  await inHandler;
+  const closing = http.close();
+  // The silent connection ends while the request is still held (before: only when the grace
+  // ran out, which also cut the held answer).
+  await silent.closed;
+  release("held_metric 1\n");
+  await busy.closed;
+  await closing;
+  assert.match(busy.data(), /^HTTP\/1\.1 200 /);
+  assert.match(busy.data(), /held_metric 1\n$/);
 });
