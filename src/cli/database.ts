@@ -121,6 +121,8 @@ export function refuseIfLocked(dir: string): void {
   }
 }
 
+const EXIT_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
 /**
  * Open, run `fn`, close. A database `o.create` made is removed again when `fn` fails (created.ts).
  * A close that fails after `fn` succeeded is the command's error, unless `onCloseError` takes it:
@@ -134,12 +136,30 @@ export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Datab
   // An exit before close (a reader that went away: stdoutErrors.ts) leaves no LOCK or READER file.
   const onExit = () => db.releaseForExit();
   process.once("exit", onExit);
+  // A signal while no handler of the command's own is installed (a listing waiting for a stalled
+  // reader: `keel scan db | less`) exits 130 through that hook; the default action would kill the
+  // process and leave the files. A command with long work (Context.signal) handles signals itself.
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (process.listenerCount(sig) > 1) return;
+    process.exitCode = ExitCode.INTERRUPTED;
+    try {
+      process.stderr.write("keel: interrupted\n");
+    } catch {
+      // stderr is gone: the status says it
+    }
+    process.exit(ExitCode.INTERRUPTED);
+  };
+  for (const sig of EXIT_SIGNALS) process.on(sig, onSignal);
+  const done = () => {
+    process.off("exit", onExit);
+    for (const sig of EXIT_SIGNALS) process.off(sig, onSignal);
+  };
   let result: T;
   try {
     result = await fn(db);
   } catch (e) {
     await db.close().catch(() => {});
-    process.off("exit", onExit);
+    done();
     created?.remove();
     throw e;
   }
@@ -147,7 +167,7 @@ export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Datab
     if (!onCloseError) await db.close();
     else await db.close().catch(onCloseError);
   } finally {
-    process.off("exit", onExit);
+    done();
   }
   return result;
 }

@@ -217,3 +217,32 @@ test("a stored value too large to print (hex or base64 past the largest JavaScri
   assert.equal(dumped.error.details.argument, "format");
   assert.equal(existsSync(join(dir, "..", "big.jsonl")), false, "no dump left");
 });
+
+test("a signal to a listing blocked on a stalled reader (`keel scan db | less`) exits 130 and leaves no READER or LOCK file", { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir);
+  await db.transaction((tx) => {
+    for (let i = 0; i < 20000; i++) tx.put(`key${i}`, "v".repeat(60));
+  });
+  await db.close();
+  for (const [args, sig] of [
+    [["scan", dir], "SIGTERM"],
+    [["txlog", dir], "SIGHUP"],
+    [["--json", "scan", dir], "SIGINT"],
+  ] as const) {
+    const child = spawn(process.execPath, [KEEL, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const err: Buffer[] = [];
+    child.stderr.on("data", (c: Buffer) => err.push(c));
+    // Output is waiting once the pipe holds some: nobody reads it from here on.
+    await new Promise<void>((r) => child.stdout.once("readable", () => r()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) => child.on("close", (status, signal) => r({ status, signal })));
+    child.kill(sig);
+    const r = await exited;
+    clearTimeout(timer);
+    const what = `keel ${args.join(" ")} + ${sig}`;
+    assert.deepEqual(r, { status: 130, signal: null }, `${what}: ${Buffer.concat(err).toString()}`);
+    assert.match(Buffer.concat(err).toString(), /^keel: interrupted\n$/, what);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], `${what}: files left`);
+  }
+});
