@@ -43,6 +43,7 @@ import type { Database } from "./Database.js";
 import type { Durability } from "./Durability.js";
 import type { DurabilityProfile, OpenOptions } from "./options.js";
 import { SchemaChanges } from "./SchemaChanges.js";
+import { READ_ONLY_LOG_FLOOR } from "./ReadOnlyReaders.js";
 
 export const LOG_DEFAULTS = {
   checkpointLogBytes: 64 * 1024 * 1024,
@@ -165,6 +166,8 @@ export class LogDurability implements Durability {
   }
   #timer: NodeJS.Timeout | null = null;
   #floors = new Map<string, number>();
+  /** The log a read-only process (verify(dir)) reads while it lives: ReadOnlyReaders.ts. */
+  readOnlyLogFloor: () => number | undefined = () => undefined;
   /** A consumer floor changed since txlog-floors.json was last written. */
   #consumerFloorsChanged = false;
   #floorsAt: { fs: FileSystem; dir: string } | null = null;
@@ -415,6 +418,8 @@ export class LogDurability implements Durability {
     for (const [k, v] of this.#floors) f[k] = v;
     const reading = this.wal.readerFloor();
     if (reading !== undefined) f[READER_FLOOR] = reading;
+    const readOnly = this.readOnlyLogFloor();
+    if (readOnly !== undefined) f[READ_ONLY_LOG_FLOOR] = readOnly;
     return { ...f, ...extra };
   }
 

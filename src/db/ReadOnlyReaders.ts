@@ -24,6 +24,10 @@
  *        it is from an earlier boot, or its pid now names a process that started later) is removed,
  *        and so is one of this process that no thread claims any more (a worker thread that ended
  *        without close(): its pid alone would pin pages for as long as the process lives).
+ *   The log: a registration may also say "log L" (verify(dir) says "log 0": it reads every log
+ *   segment after the data file). A writer's gc then keeps every record with LSN >= L, as a floor
+ *   named READ_ONLY_LOG_FLOOR, for as long as the registration is live; one without the line
+ *   holds no log (a read-only open replays the log at open and reads it no more).
  * Why that is enough: a reader past step 2 created its file before the writer created the LOCK,
  * so the writer's listing in step 5 sees it; a reader starting later meets the LOCK and stops.
  * The set a writer must respect is fixed at its open and only shrinks, so while it is not empty
@@ -42,6 +46,8 @@ import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { parseStamp, stampIsLive, stampLines } from "../io/ProcessStamp.js";
 
 export const READER_PREFIX = "READER.";
+/** The name of the log floor a writer keeps for registrations that ask for the log (txlogWatermarks().floors). */
+export const READ_ONLY_LOG_FLOOR = "read-only-process";
 
 /** Whether a file name in a database directory is a read-only open's registration. */
 export function isRegistration(name: string): boolean {
@@ -69,8 +75,11 @@ export class Registration {
     this.#tail = tail;
   }
 
-  /** Step 1. null when the file cannot be made (see the limits above). */
-  static create(fs: FileSystem, dir: string): Registration | null {
+  /**
+   * Step 1. null when the file cannot be made (see the limits above). `logFloor`: the lowest LSN
+   * of the log this registration reads while it lives (a writer's gc keeps it).
+   */
+  static create(fs: FileSystem, dir: string, o: { logFloor?: number } = {}): Registration | null {
     try {
       for (let attempt = 0; attempt < 1000; attempt++) {
         const path = join(dir, `${READER_PREFIX}${process.pid}.${++seq}`);
@@ -90,7 +99,7 @@ export class Registration {
         } catch {
           // no CLAIMED_LINE: judged by its pid alone, held as long as this process lives
         }
-        const tail = stampLines() + (claim ? `${CLAIMED_LINE}\n` : "");
+        const tail = (o.logFloor !== undefined ? `log ${o.logFloor}\n` : "") + stampLines() + (claim ? `${CLAIMED_LINE}\n` : "");
         try {
           const text = Buffer.from(tail);
           f.write(text, 0, text.length, 0);
@@ -168,6 +177,8 @@ export interface RegistrationInfo {
   name: string;
   pid: number;
   txn: number | undefined;
+  /** The lowest LSN of the log it reads ("log L"), undefined when it reads none. */
+  logFloor: number | undefined;
   /** Its stamp is live (io/ProcessStamp.ts); a file that is not was left by a process that is gone. */
   live: boolean;
 }
@@ -189,19 +200,21 @@ export function listRegistrations(fs: FileSystem, dir: string): RegistrationInfo
       // removed meanwhile, or unreadable: judged by its pid alone
     }
     const m = /^txn (\d+)$/m.exec(text);
+    const log = /^log (\d+)$/m.exec(text);
     let live = stampIsLive(parseStamp(pid, text));
     if (live && pid === process.pid && CLAIMED_RE.test(text)) live = ownThreadLive(fs, join(dir, name));
-    return { name, pid, txn: m ? Number(m[1]) : undefined, live };
+    return { name, pid, txn: m ? Number(m[1]) : undefined, logFloor: log ? Number(log[1]) : undefined, live };
   });
 }
 
 /**
- * Step 5: the lowest txn a live read-only process may read pages of (Infinity: none), and the
- * pids pinning it; stale files are removed. `newestTxn` is what an opening or unreadable
- * registration pins.
+ * Step 5: the lowest txn a live read-only process may read pages of (Infinity: none), the lowest
+ * LSN of the log one reads (Infinity: none), and the pids pinning them; stale files are removed.
+ * `newestTxn` is what an opening or unreadable registration pins.
  */
-export function readOnlyFloor(fs: FileSystem, dir: string, newestTxn: number): { floor: number; pids: number[] } {
+export function readOnlyFloor(fs: FileSystem, dir: string, newestTxn: number): { floor: number; logFloor: number; pids: number[] } {
   let floor = Infinity;
+  let logFloor = Infinity;
   const pids = new Set<number>();
   for (const r of listRegistrations(fs, dir)) {
     if (!r.live) {
@@ -213,9 +226,10 @@ export function readOnlyFloor(fs: FileSystem, dir: string, newestTxn: number): {
       continue;
     }
     floor = Math.min(floor, r.txn ?? newestTxn, newestTxn);
+    if (r.logFloor !== undefined) logFloor = Math.min(logFloor, r.logFloor);
     pids.add(r.pid);
   }
-  return { floor, pids: [...pids] };
+  return { floor, logFloor, pids: [...pids] };
 }
 
 /** A writer's view of the read-only processes it must respect (step 5, then the re-listings). */
@@ -224,13 +238,16 @@ export class ReadOnlyFloorWatch {
   readonly #dir: string;
   readonly #newestTxn: number;
   #floor: number;
+  #logFloor: number;
   #checkedAt: number;
 
   private constructor(fs: FileSystem, dir: string, newestTxn: number) {
     this.#fs = fs;
     this.#dir = dir;
     this.#newestTxn = newestTxn;
-    this.#floor = readOnlyFloor(fs, dir, newestTxn).floor;
+    const f = readOnlyFloor(fs, dir, newestTxn);
+    this.#floor = f.floor;
+    this.#logFloor = f.logFloor;
     this.#checkedAt = performance.now();
   }
 
@@ -242,12 +259,25 @@ export class ReadOnlyFloorWatch {
 
   /** The floor now: cached, listed again at most every RECHECK_MS until it lifts for good. */
   floor(): number {
+    this.#recheck();
+    return this.#floor;
+  }
+
+  /** The lowest LSN of the log a live registration reads, undefined when none does (cached likewise). */
+  logFloor(): number | undefined {
+    this.#recheck();
+    return this.#logFloor === Infinity ? undefined : this.#logFloor;
+  }
+
+  #recheck(): void {
     // A monotonic clock: after a step back of the wall clock, a check by Date.now() waited until the
     // clock caught up, holding a closed reader's floor (and every page freed since) meanwhile.
+    // The log floor only goes with a page floor (every live registration pins a txn).
     if (this.#floor !== Infinity && performance.now() - this.#checkedAt >= RECHECK_MS) {
-      this.#floor = readOnlyFloor(this.#fs, this.#dir, this.#newestTxn).floor;
+      const f = readOnlyFloor(this.#fs, this.#dir, this.#newestTxn);
+      this.#floor = f.floor;
+      this.#logFloor = f.logFloor;
       this.#checkedAt = performance.now();
     }
-    return this.#floor;
   }
 }

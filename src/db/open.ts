@@ -52,6 +52,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
     throw e instanceof KeelError ? e : ioError(e, "lock", path);
   }
   let engine: Engine | null = null;
+  let readOnlyWatch: ReadOnlyFloorWatch | null = null;
   // Released if the open fails after the log is open: its descriptor (and timer) would outlive it.
   let openedLog: { abandon(): void } | null = null;
   try {
@@ -78,7 +79,8 @@ export function openSync(path: string, options?: OpenOptions): Database {
     if (registration) registration.setTxn(engine.durable.txn);
     else {
       // Before the first checkpoint: pages the views of read-only processes reach stay put (I2).
-      const watch = ReadOnlyFloorWatch.start(fs, path, engine.durable.txn);
+      readOnlyWatch = ReadOnlyFloorWatch.start(fs, path, engine.durable.txn);
+      const watch = readOnlyWatch;
       if (watch) engine.readerFloor = () => watch.floor();
     }
     const existing = engine.head.dbs.get(DEFAULT_DB);
@@ -97,6 +99,8 @@ export function openSync(path: string, options?: OpenOptions): Database {
       openedLog = { abandon: () => log.closeSync() };
       durability = new LogDurability(engine, log, o, replay);
       openedLog = durability;
+      const watch = readOnlyWatch;
+      if (watch) durability.readOnlyLogFloor = () => watch.logFloor();
       engine.logOps = true;
       // Before any checkpoint (and so any gc): the log that consumers and the kept snapshots need
       // is a floor.

@@ -82,8 +82,9 @@ export async function verify(dir: string, options?: VerifyOptions): Promise<Veri
   const path = join(dir, DATA_FILE);
   if (!checkedStat(fs, path)) throw new KeelError("NOT_FOUND", `no database at ${dir} (${DATA_FILE} is missing)`, { path: dir, file: path });
   // Registered as a read-only open is (READER.<pid>.<n>), so that a writer opening meanwhile keeps
-  // the pages of both meta slots' trees, which the walk reads for a while (I2 across processes).
-  const registration = Registration.create(fs, dir);
+  // the pages of both meta slots' trees, which the walk reads for a while (I2 across processes),
+  // and every log segment, which it reads after them ("log 0": its gc deletes none meanwhile).
+  const registration = Registration.create(fs, dir, { logFloor: 0 });
   let handle: FileHandle | null = null;
   try {
     refuseLiveWriter(fs, dir);

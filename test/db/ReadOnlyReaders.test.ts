@@ -265,6 +265,55 @@ test("verify(dir) registers like a read-only open: a writer process that opens a
   assert.equal(after.ok, true);
 });
 
+test("verify(dir) keeps the log too: a writer process that opens during the walk, commits, checkpoints and closes deletes no segment until the walk ends (no false wal-missing)", async (t) => {
+  const dir = tempDir(t);
+  // Small segments and no retention: every checkpoint of the writer may delete all but the newest.
+  const opts = { walSegmentMaxBytes: 64 << 10, walRetentionBytes: 0, walRetentionMs: 0 };
+  const db = await open(dir, opts);
+  // About 1,400 pages, so that verify reports progress (every 1,024 pages) mid-walk, before the log.
+  for (let r = 0; r < 2; r++) await db.transaction((tx) => {
+    for (let i = 0; i < 10 * KEYS; i++) tx.put(`k${String(i).padStart(5, "0")}`, value(r, i));
+  });
+  for (let i = 0; i < 300; i++) await db.put(`x${i}`, "y".repeat(400));
+  await db.close();
+  const segments = () => readdirSync(join(dir, "wal")).length;
+  const before = segments();
+  assert.ok(before > 3, `${before} segments`);
+  const { verify } = await import("../../src/index.js");
+  const { spawnSync } = await import("node:child_process");
+  const writer = `
+import { open } from ${JSON.stringify(INDEX)};
+const db = await open(${JSON.stringify(dir)}, ${JSON.stringify(opts)});
+for (let i = 0; i < 600; i++) await db.put("w" + i, "z".repeat(400));
+await db.checkpoint();
+const gc = await db.gcTxlogSegments();
+await db.close();
+process.stdout.write(JSON.stringify({ deleted: gc.deleted.length, heldBy: [...new Set(gc.heldByFloor.map((h) => h.floor))] }));
+`;
+  let gc: { deleted: number; heldBy: string[] } | undefined;
+  const report = await verify(dir, {
+    onProgress: (p) => {
+      if (gc || p.pages >= p.totalPages) return;
+      // Mid-walk of the data file, blocking the walk, which reads the log afterwards.
+      const w = spawnSync(process.execPath, ["--input-type=module", "-e", writer], { encoding: "utf8" });
+      assert.equal(w.status, 0, w.stderr);
+      gc = JSON.parse(w.stdout) as { deleted: number; heldBy: string[] };
+    },
+  });
+  assert.ok(gc, "the writer ran mid-walk");
+  assert.deepEqual(report.problems, [], "no log segment went missing under the walk");
+  assert.deepEqual(gc, { deleted: 0, heldBy: ["read-only-process"] }, "the writer's gc kept the segments for verify's registration");
+  assert.ok(segments() >= before, "the writer's close deleted none either");
+  assert.deepEqual(registrations(dir), []);
+  // Once verify is done, the next writer's gc lets them go.
+  const again = await open(dir, opts);
+  await again.checkpoint();
+  await again.gcTxlogSegments();
+  await again.close();
+  assert.ok(segments() < before, `${segments()} segments after a writer with no verify running`);
+  assert.equal((await verify(dir)).ok, true);
+});
+
 test("a worker thread's read-only open that ends without close(): its registration is dropped (no claim), and a writer of the process reuses pages again; a live one is kept", async (t) => {
   const { Worker } = await import("node:worker_threads");
   const { statSync, utimesSync } = await import("node:fs");
