@@ -33,6 +33,8 @@ export class TimeSlicer {
   /** Yields so far, and how many of them stepped back for writers (for tests and reports). */
   slices = 0;
   backoffs = 0;
+  /** The sleeps of those backoffs, in ms, as asked of the timer. */
+  sleptMs = 0;
   /** Whether the last pause stepped back for writers. */
   writersActive = false;
 
@@ -77,6 +79,7 @@ export class TimeSlicer {
     if (busy && this.#share < 1) {
       this.backoffs++;
       const ms = Math.max(1, Math.round((worked * (1 - this.#share)) / this.#share));
+      this.sleptMs += ms;
       await new Promise<void>((r) => setTimeout(r, ms));
     } else await new Promise<void>((r) => setImmediate(r));
     this.slices++;
