@@ -43,34 +43,23 @@
 import type { Socket } from "node:net";
 import { replyValues, subcommandArityError, type Command } from "./commands/Command.js";
 import type { ClientState, CommandContext, ServerHandle } from "./commands/CommandContext.js";
-import { authRequired, selectIndex } from "./commands/serverCommands.js";
+import { authRequired } from "./commands/serverCommands.js";
 import { shutdownMode } from "./commands/shutdownMode.js";
 import { errorReply } from "./resp/errorReply.js";
-import type { WatchMark } from "./keyspace/Keyspace.js";
 import type { KeyView } from "./keyspace/KeyView.js";
 import { TxStore } from "./keyspace/Store.js";
 import { ProtocolError, RespParser } from "./resp/RespParser.js";
-import { arr, cText, err, NULL_ARRAY, OK, QUEUED, type Reply } from "./resp/Reply.js";
-import { RespError } from "./resp/RespError.js";
+import { cText, err, OK, QUEUED, type Reply } from "./resp/Reply.js";
 import { ReplyQueue, type Slot } from "./ReplyQueue.js";
 import { endSocket, FIN_WAIT_MS } from "./endSocket.js";
 import type { ShutdownMode } from "./ServerContext.js";
+import { execReplyValues, planExec, runExec, type Queued, type Watched } from "./MultiExec.js";
 
 const MAX_INFLIGHT = 4096;
 const EMPTY_ARGS: Buffer[] = [];
 const MAX_OUTPUT = 32 * 1024 * 1024;
 /** Stored values the replies made in the write queue may carry at once (their size is known only once run). */
 const MAX_VALUES_BEHIND = 64;
-interface Queued {
-  readonly cmd: Command;
-  readonly args: Buffer[];
-}
-
-interface Watched {
-  readonly db: number;
-  readonly key: Buffer;
-  mark: WatchMark;
-}
 
 /** What the connection needs from the server beyond ServerHandle. */
 export interface ConnectionHost extends ServerHandle {
@@ -542,60 +531,21 @@ export class Connection {
       release();
       return void this.#push(err("EXECABORT Transaction discarded because of previous errors."));
     }
-    // The db of each queued command is fixed here, following the SELECTs inside the MULTI.
-    const plan: Array<{ q: Queued; db: number; select?: Reply }> = [];
-    let db = this.client.db;
-    for (const q of multi.queue) {
-      if (q.cmd.name === "select") {
-        try {
-          db = selectIndex(this.#ctx, q.args[1]!);
-          plan.push({ q, db, select: OK });
-        } catch (e) {
-          plan.push({ q, db, select: errorReply(e) });
-        }
-      } else plan.push({ q, db });
-    }
+    const plan = planExec(multi.queue, this.#ctx);
     // Commands after EXEC run in the db its SELECTs leave. Without WATCH, EXEC cannot abort now, so
     // that db is known and set at once. With WATCH it is known only when the transaction runs:
     // later commands of this connection wait for it (a barrier), which costs only such EXECs.
     // The other connection commands (CLIENT SETNAME, HELLO, AUTH, CONFIG SET...) change their state
     // only when the transaction runs, so they are a barrier too.
-    const finalDb = db;
-    const selects = plan.some((e) => e.select !== undefined);
-    const connState = plan.some((e) => e.select === undefined && e.q.cmd.kind === "conn");
-    if (!selects || watched.length === 0) this.client.db = finalDb;
+    if (!plan.selects || watched.length === 0) this.client.db = plan.finalDb;
     else this.#barrier = true;
-    if (connState) this.#barrier = true;
+    if (plan.connState) this.#barrier = true;
     const ks = this.#host.keyspace;
-    const p = this.#transaction((store) => {
-      const now = Date.now();
-      for (const w of watched) if (ks.changedSince(w.key, w.mark, ks.write(w.db, store, now))) return { reply: NULL_ARRAY, dirty: 0 };
-      if (this.#barrier) this.client.db = finalDb;
-      const replies: Reply[] = [];
-      let dirty = 0;
-      for (const { q, db: qdb, select } of plan) {
-        const writesBefore = store.writes;
-        try {
-          if (select !== undefined) replies.push(select);
-          else if (q.cmd.kind === "conn") {
-            const r = q.cmd.conn ? q.cmd.conn(this.#ctx, q.args) : err("ERR Command not allowed inside a transaction");
-            replies.push(r instanceof Promise ? err("ERR Command not allowed inside a transaction") : r);
-          } else if (q.cmd.kind === "read") {
-            replies.push(this.#runRead(q.cmd, ks.write(qdb, store, now), q.args));
-          } else {
-            const v = ks.write(qdb, store, now);
-            replies.push(q.cmd.run!(v, q.args, this.#ctx));
-            dirty += v.dirty;
-          }
-        } catch (e) {
-          // A command error is that command's reply only if it wrote nothing: one that failed
-          // half-way (checks are meant to come first) undoes the whole EXEC, never commits half.
-          if (!(e instanceof RespError) || store.writes !== writesBefore) throw e;
-          replies.push(err(e.reply));
-        }
-      }
-      return { reply: arr(replies), dirty };
-    }, execReplyValues(plan));
+    const runRead = (cmd: Command, v: KeyView, args: Buffer[]) => this.#runRead(cmd, v, args);
+    const onRun = () => {
+      if (this.#barrier) this.client.db = plan.finalDb;
+    };
+    const p = this.#transaction((store) => runExec(plan, watched, ks, store, this.#ctx, runRead, onRun), execReplyValues(plan));
     this.#later(p.finally(release));
     if (this.#barrier) {
       void p.finally(() => {
@@ -604,11 +554,4 @@ export class Connection {
       });
     }
   }
-}
-
-/** The stored values an EXEC's reply may carry: those of the commands it runs. */
-function execReplyValues(plan: ReadonlyArray<{ q: Queued; select?: Reply }>): number {
-  let n = 0;
-  for (const e of plan) if (e.select === undefined && e.q.cmd.kind !== "conn") n += replyValues(e.q.cmd, e.q.args);
-  return n;
 }
