@@ -3,6 +3,8 @@
  * keel: the KeelDB command-line tool (the package's bin). `keel --help` lists the commands and
  * the exit codes (exitCodes.ts); each command lives in commands/<name>.ts.
  */
+import { setTimeout as sleep } from "node:timers/promises";
+import { ExitCode } from "./exitCodes.js";
 import { main } from "./program.js";
 import { installStdioErrorHandlers } from "./stdoutErrors.js";
 
@@ -13,6 +15,9 @@ process.exitCode = status;
 // Flush what is written, then end even if a library left a timer behind. Nothing pending: no write
 // at all (an empty write still reaches the device, and /dev/full refuses even that: exit 6).
 const flushed = (s: NodeJS.WriteStream) => new Promise<void>((r) => (s.writableLength === 0 ? r() : void s.write("", () => r())));
-await flushed(process.stdout);
-await flushed(process.stderr);
+// Interrupted: the output was cut short anyway, and a reader that stopped reading (a dump into a
+// stalled pipe) must not hold the exit until a second signal.
+const bounded = (p: Promise<void>) => (status === ExitCode.INTERRUPTED ? Promise.race([p, sleep(500, undefined, { ref: false })]) : p);
+await bounded(flushed(process.stdout));
+await bounded(flushed(process.stderr));
 process.exit(status);

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { stampLines } from "../../src/io/ProcessStamp.js";
@@ -245,4 +245,32 @@ test("a signal to a listing blocked on a stalled reader (`keel scan db | less`) 
     assert.match(Buffer.concat(err).toString(), /^keel: interrupted\n$/, what);
     assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], `${what}: files left`);
   }
+});
+
+test("a dump into a named pipe whose reader stopped reading ends at the first signal (exit 130), not at a second one", { timeout: 60_000, skip: spawnSync("mkfifo", ["--version"]).status !== 0 }, async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir);
+  await db.transaction((tx) => {
+    for (let i = 0; i < 20000; i++) tx.put(`key${i}`, "v".repeat(60));
+  });
+  await db.close();
+  const fifo = join(tempDir(t), "fifo");
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+  // The reader end, held open and never read (O_NONBLOCK: the open does not wait for a writer).
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  t.after(() => closeSync(reader));
+  const child = spawn("/bin/sh", ["-c", `exec "$0" "$1" dump "$2" > "$3"`, process.execPath, KEEL, dir, fifo], { stdio: ["ignore", "ignore", "pipe"] });
+  const err: Buffer[] = [];
+  child.stderr.on("data", (c: Buffer) => err.push(c));
+  // Started once its READER file is there; the pipe (64 KiB) is full long before 1.6 MB are dumped.
+  while (!readdirSync(dir).some((n) => n.startsWith("READER."))) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) => child.on("close", (status, signal) => r({ status, signal })));
+  child.kill("SIGTERM");
+  const r = await exited;
+  clearTimeout(timer);
+  assert.deepEqual(r, { status: 130, signal: null }, Buffer.concat(err).toString());
+  assert.match(Buffer.concat(err).toString(), /aborted \[ABORTED\]/);
+  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], "files left");
 });
