@@ -20,6 +20,7 @@ import { META_FLAG_WAL, probeMeta, type Meta } from "../pager/Meta.js";
 import { CliError } from "./CliError.js";
 import { CreatedDatabase } from "./created.js";
 import { ExitCode } from "./exitCodes.js";
+import { trackOpen } from "./interrupt.js";
 
 export const DATA_FILE = "data.keel";
 
@@ -95,7 +96,7 @@ export async function openDatabase(dir: string, o: OpenForCli): Promise<Database
   if (!exists && !o.create) throw notFound(dir);
   const options: OpenOptions = { readOnly: o.readOnly };
   if (exists) options.wal = walFlag(dir);
-  return open(dir, options);
+  return trackOpen(() => open(dir, options));
 }
 
 /**
@@ -121,8 +122,6 @@ export function refuseIfLocked(dir: string): void {
   }
 }
 
-const EXIT_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-
 /**
  * Open, run `fn`, close. A database `o.create` made is removed again when `fn` fails (created.ts).
  * A close that fails after `fn` succeeded is the command's error, unless `onCloseError` takes it:
@@ -133,42 +132,18 @@ export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Datab
   if (o.create) refuseFileAsDirectory(dir);
   const created = o.create && !hasDatabase(dir) ? CreatedDatabase.before(dir) : undefined;
   const db = await (created ? created.open(() => openDatabase(dir, o)) : openDatabase(dir, o));
-  // An exit before close (a reader that went away: stdoutErrors.ts) leaves no LOCK or READER file.
-  const onExit = () => db.releaseForExit();
-  process.once("exit", onExit);
-  // A signal while no handler of the command's own is installed (a listing waiting for a stalled
-  // reader: `keel scan db | less`) exits 130 through that hook; the default action would kill the
-  // process and leave the files. A command with long work (Context.signal) handles signals itself.
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (process.listenerCount(sig) > 1) return;
-    process.exitCode = ExitCode.INTERRUPTED;
-    try {
-      process.stderr.write("keel: interrupted\n");
-    } catch {
-      // stderr is gone: the status says it
-    }
-    process.exit(ExitCode.INTERRUPTED);
-  };
-  for (const sig of EXIT_SIGNALS) process.on(sig, onSignal);
-  const done = () => {
-    process.off("exit", onExit);
-    for (const sig of EXIT_SIGNALS) process.off(sig, onSignal);
-  };
+  // An exit before close (a reader that went away: stdoutErrors.ts; a signal: interrupt.ts) leaves
+  // no LOCK or READER file: openDatabase tracks the database for the exit hook.
   let result: T;
   try {
     result = await fn(db);
   } catch (e) {
     await db.close().catch(() => {});
-    done();
     created?.remove();
     throw e;
   }
-  try {
-    if (!onCloseError) await db.close();
-    else await db.close().catch(onCloseError);
-  } finally {
-    done();
-  }
+  if (!onCloseError) await db.close();
+  else await db.close().catch(onCloseError);
   return result;
 }
 

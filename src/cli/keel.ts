@@ -5,10 +5,13 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ExitCode } from "./exitCodes.js";
-import { main } from "./program.js";
+import { installInterruptHandling } from "./interrupt.js";
 import { installStdioErrorHandlers } from "./stdoutErrors.js";
 
+// Before the commands' modules load (a few hundred ms): a signal from here on exits 130.
+installInterruptHandling();
 installStdioErrorHandlers();
+const { main } = await import("./program.js");
 
 const status = await main(process.argv.slice(2));
 process.exitCode = status;

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, constants, existsSync, openSync, readdirSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { stampLines } from "../../src/io/ProcessStamp.js";
@@ -218,31 +218,61 @@ test("a stored value too large to print (hex or base64 past the largest JavaScri
   assert.equal(existsSync(join(dir, "..", "big.jsonl")), false, "no dump left");
 });
 
-test("a signal to a listing blocked on a stalled reader (`keel scan db | less`) exits 130 and leaves no READER or LOCK file", { timeout: 60_000 }, async (t) => {
+/**
+ * Start `keel args...` with stdout on a named pipe whose reader never reads (64 KiB fill it up), once
+ * the first byte of output arrived. `status` settles at its exit.
+ */
+async function keelIntoStalledPipe(t: { after: (fn: () => void) => void }, args: readonly string[]) {
+  const fifo = join(tempDir(t), "fifo");
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+  // The reader end, held open (O_NONBLOCK: the open does not wait for a writer).
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  t.after(() => closeSync(reader));
+  const child = spawn("/bin/sh", ["-c", `exec "$0" "$@" > "${fifo}"`, process.execPath, KEEL, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const err: Buffer[] = [];
+  child.stderr.on("data", (c: Buffer) => err.push(c));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const status = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on("close", (st, signal) => {
+      clearTimeout(timer);
+      r({ status: st, signal });
+    }),
+  );
+  t.after(() => child.kill("SIGKILL"));
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+    try {
+      if (readSync(reader, Buffer.alloc(1)) === 1) break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { child, status, stderr: () => Buffer.concat(err).toString() };
+}
+
+test("a signal to a command blocked on a reader that stopped reading (`keel scan db | less`), during or after its work, exits 130 and leaves no READER or LOCK file", { timeout: 120_000, skip: spawnSync("mkfifo", ["--version"]).status !== 0 }, async (t) => {
   const dir = tempDir(t);
   const db = await open(dir);
   await db.transaction((tx) => {
     for (let i = 0; i < 20000; i++) tx.put(`key${i}`, "v".repeat(60));
   });
+  await db.put("big", "b".repeat(70_000));
   await db.close();
   for (const [args, sig] of [
     [["scan", dir], "SIGTERM"],
     [["txlog", dir], "SIGHUP"],
     [["--json", "scan", dir], "SIGINT"],
+    // Output a little over the pipe's 64 KiB: the work is done and the database closed; the exit
+    // waits for the reader.
+    [["scan", dir, "--limit", "1000"], "SIGTERM"],
+    [["get", dir, "big"], "SIGTERM"],
   ] as const) {
-    const child = spawn(process.execPath, [KEEL, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    const err: Buffer[] = [];
-    child.stderr.on("data", (c: Buffer) => err.push(c));
-    // Output is waiting once the pipe holds some: nobody reads it from here on.
-    await new Promise<void>((r) => child.stdout.once("readable", () => r()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) => child.on("close", (status, signal) => r({ status, signal })));
-    child.kill(sig);
-    const r = await exited;
-    clearTimeout(timer);
+    const k = await keelIntoStalledPipe(t, args);
+    await new Promise((r) => setTimeout(r, 300)); // the pipe fills up and the write waits
+    k.child.kill(sig);
     const what = `keel ${args.join(" ")} + ${sig}`;
-    assert.deepEqual(r, { status: 130, signal: null }, `${what}: ${Buffer.concat(err).toString()}`);
-    assert.match(Buffer.concat(err).toString(), /^keel: interrupted\n$/, what);
+    assert.deepEqual(await k.status, { status: 130, signal: null }, `${what}: ${k.stderr()}`);
+    assert.match(k.stderr(), /^keel: interrupted\n$/, what);
     assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], `${what}: files left`);
   }
 });
@@ -254,23 +284,41 @@ test("a dump into a named pipe whose reader stopped reading ends at the first si
     for (let i = 0; i < 20000; i++) tx.put(`key${i}`, "v".repeat(60));
   });
   await db.close();
-  const fifo = join(tempDir(t), "fifo");
-  assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
-  // The reader end, held open and never read (O_NONBLOCK: the open does not wait for a writer).
-  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-  t.after(() => closeSync(reader));
-  const child = spawn("/bin/sh", ["-c", `exec "$0" "$1" dump "$2" > "$3"`, process.execPath, KEEL, dir, fifo], { stdio: ["ignore", "ignore", "pipe"] });
+  const k = await keelIntoStalledPipe(t, ["dump", dir]);
+  await new Promise((r) => setTimeout(r, 300)); // the pipe fills up (1.6 MB of dump) and the write waits
+  k.child.kill("SIGTERM");
+  assert.deepEqual(await k.status, { status: 130, signal: null }, k.stderr());
+  assert.match(k.stderr(), /aborted \[ABORTED\]/);
+  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], "files left");
+});
+
+test("a signal before the database is opened (`keel put db k -` waiting for stdin) exits 130, not killed by the signal", { timeout: 60_000, skip: !existsSync("/proc/self/status") }, async (t) => {
+  const dir = tempDir(t);
+  const db = await open(dir);
+  await db.close();
+  const child = spawn(process.execPath, [KEEL, "put", dir, "k", "-"], { stdio: ["pipe", "pipe", "pipe"] });
+  t.after(() => child.kill("SIGKILL"));
   const err: Buffer[] = [];
   child.stderr.on("data", (c: Buffer) => err.push(c));
-  // Started once its READER file is there; the pipe (64 KiB) is full long before 1.6 MB are dumped.
-  while (!readdirSync(dir).some((n) => n.startsWith("READER."))) await new Promise((r) => setTimeout(r, 20));
-  await new Promise((r) => setTimeout(r, 300));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
   const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) => child.on("close", (status, signal) => r({ status, signal })));
+  // Its handlers are in once the kernel says the process catches SIGHUP (bit 0 of SigCgt; Node
+  // itself catches SIGINT and SIGTERM from the start, to reset the terminal before dying of them).
+  const catches = () => {
+    try {
+      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+      return m !== null && (BigInt(`0x${m[1]}`) & 1n) !== 0n;
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 20_000;
+  while (!catches() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(catches(), "keel installed its signal handler while waiting for stdin");
   child.kill("SIGTERM");
-  const r = await exited;
-  clearTimeout(timer);
-  assert.deepEqual(r, { status: 130, signal: null }, Buffer.concat(err).toString());
-  assert.match(Buffer.concat(err).toString(), /aborted \[ABORTED\]/);
-  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], "files left");
+  assert.deepEqual(await exited, { status: 130, signal: null }, Buffer.concat(err).toString());
+  assert.equal(Buffer.concat(err).toString(), "keel: interrupted\n");
+  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), []);
+  const after = await open(dir);
+  assert.equal(after.get("k"), undefined, "nothing was written");
+  await after.close();
 });

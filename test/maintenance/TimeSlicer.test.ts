@@ -40,13 +40,19 @@ test("TimeSlicer: while the activity counter moves, the job sleeps to keep its s
   let txn = 0;
   const s = new TimeSlicer({ budgetMs: 2, share: 0.2, activity: () => txn });
   // Writers active: each pause after a slice of at least 2 ms sleeps at least 8 ms (2 x 0.8 / 0.2).
+  let pausedMs = 0;
   for (let i = 0; i < 5; i++) {
     spin(2);
     txn++;
+    const t0 = performance.now();
     await s.pause();
+    pausedMs += performance.now() - t0;
   }
   assert.equal(s.backoffs, 5);
   assert.ok(s.sleptMs >= 5 * 8, `stepped back while writers committed (${s.sleptMs} ms of sleep for 5 slices)`);
+  // The sleeps happened (a lower bound only: a timer never fires before its delay, give or take
+  // a millisecond of rounding).
+  assert.ok(pausedMs >= s.sleptMs - 5, `paused ${pausedMs.toFixed(1)} ms for ${s.sleptMs} ms of sleep`);
   // Writers stopped: no more sleeping.
   const slept = s.sleptMs;
   for (let i = 0; i < 5; i++) {

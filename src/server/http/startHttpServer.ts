@@ -6,9 +6,9 @@
  * Anything else is 404; a method other than GET/HEAD is 405.
  *
  * Invariants: no route writes to the database; a handler error is a 500 with a JSON body, never
- * a crash of the process; close() stops accepting and at once ends every connection with no
- * request in progress (idle keep-alive ones and ones that never sent a request), and those with one
- * after its answer or a grace of closeGraceMs; at most HTTP_MAX_CONNECTIONS connections are open
+ * a crash of the process; close() stops accepting and at once ends the connections with no request
+ * in progress (idle keep-alive ones, and ones that never sent a byte), and those with one after its
+ * answer or a grace of closeGraceMs (a request still arriving too); at most HTTP_MAX_CONNECTIONS connections are open
  * at once, and none stays silent past HTTP_IDLE_MS.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -130,8 +130,13 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     close: () =>
       new Promise<void>((resolve) => {
         closing = true;
+        // Also ends keep-alive connections that are idle between requests (closeIdleConnections).
         server.close(() => resolve());
-        for (const [socket, n] of inProgress) if (n === 0) socket.destroy();
+        // A connection that never sent a byte is ended, after one turn of the event loop: a request
+        // already in the socket's buffer is read (and counted) by then.
+        setImmediate(() => {
+          for (const [socket, n] of inProgress) if (n === 0 && socket.bytesRead === 0) socket.destroy();
+        });
         setTimeout(() => server.closeAllConnections(), o.closeGraceMs ?? 1000).unref();
       }),
   };

@@ -270,3 +270,21 @@ test("close() ends at once the connections with no request in progress (one that
   assert.match(busy.data(), /^HTTP\/1\.1 200 /);
   assert.match(busy.data(), /held_metric 1\n$/);
 });
+
+test("close() right after a complete request reached the socket still answers it (the request is read before silent connections are ended)", { timeout: 30_000 }, async (t) => {
+  const { connect } = await import("node:net");
+  for (let i = 0; i < 10; i++) {
+    const { port, http } = await setup(t);
+    const answer = await new Promise<string>((resolve) => {
+      let data = "";
+      const s = connect(port, "127.0.0.1", () => {
+        s.write("GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        setImmediate(() => void http.close());
+      });
+      s.on("data", (b: Buffer) => (data += b.toString("latin1")));
+      s.on("error", () => undefined);
+      s.on("close", () => resolve(data));
+    });
+    assert.match(answer, /^HTTP\/1\.1 200 /, `round ${i}`);
+  }
+});
