@@ -1,9 +1,10 @@
 /**
  * WriteQueue: the write path of a Database, as numbered steps.
  *   1. put/remove/transaction calls are queued (the Database validated them: bad input never enters).
- *   2. On the next turn of the event loop the queue is drained as one group: consecutive
- *      put/remove calls form one transaction, each transaction() callback its own, and the
- *      callbacks of a GroupItem one shared transaction where that is safe (#runGroupItem).
+ *   2. On the next turn of the event loop the queue is drained in groups of at most
+ *      MAX_GROUP_ITEMS calls: consecutive put/remove calls form one transaction, each
+ *      transaction() callback its own, and the callbacks of a GroupItem one shared transaction
+ *      where that is safe (#runGroupItem).
  *   3. Each transaction commits to the engine's head (and, with a log, appends one record).
  *   4. The group is made durable once (one checkpoint, or one log sync): group commit.
  *   5. Then the group is published to readers and every promise of the group resolves.
@@ -44,6 +45,14 @@ export interface GroupItem {
   onStart?: () => void;
   onRetry?: () => void;
 }
+
+/**
+ * Calls drained as one group at most. Every transaction of a group keeps the tree nodes it copied
+ * until the group is published (a few KB for a one-put transaction), and no checkpoint can run
+ * inside a group: without a bound, a burst of transaction() calls in one turn held memory without
+ * limit (hundreds of thousands ran the heap out) and the event loop for seconds.
+ */
+export const MAX_GROUP_ITEMS = 4096;
 
 export type Settled = { status: "fulfilled"; value: unknown } | { status: "rejected"; reason: unknown };
 
@@ -145,8 +154,9 @@ export class WriteQueue {
   async #drain(): Promise<void> {
     let lastYield = performance.now();
     while (this.#queue.length) {
-      const group = this.#queue;
-      this.#queue = [];
+      let group = this.#queue;
+      if (group.length <= MAX_GROUP_ITEMS) this.#queue = [];
+      else group = this.#queue.splice(0, MAX_GROUP_ITEMS);
       if (writeGroupChannel.hasSubscribers) writeGroupChannel.publish({ items: group.length, waitMs: performance.now() - this.#firstQueuedAt } satisfies WriteGroupMessage);
       try {
         await this.#runGroup(group);

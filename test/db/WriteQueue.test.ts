@@ -213,3 +213,34 @@ test("once close() has begun, writes and maintenance calls are CLOSED (they woul
   await rejectsKeel(db.gcTxlogSegments(), "CLOSED", "gcTxlogSegments");
   await closing;
 });
+
+test("a burst of transaction() calls in one turn is drained in groups of at most MAX_GROUP_ITEMS (each holds the nodes it copied until published: an unbounded group ran the heap out), in order, all committed", async () => {
+  const { subscribe, unsubscribe } = await import("node:diagnostics_channel");
+  const { MAX_GROUP_ITEMS } = await import("../../src/db/WriteQueue.js");
+  const { db } = memDb();
+  const sizes: number[] = [];
+  const onGroup = (m: unknown) => sizes.push((m as { items: number }).items);
+  subscribe("keeldb:write-group", onGroup);
+  try {
+    const n = 2 * MAX_GROUP_ITEMS + 100;
+    const order: number[] = [];
+    const ps: Promise<unknown>[] = [];
+    for (let i = 0; i < n; i++) {
+      ps.push(
+        db.transaction((tx) => {
+          order.push(i);
+          tx.put(`k${i % 500}`, i);
+        }),
+      );
+    }
+    await Promise.all(ps);
+    assert.deepEqual(sizes, [MAX_GROUP_ITEMS, MAX_GROUP_ITEMS, 100]);
+    assert.deepEqual(order, Array.from({ length: n }, (_, i) => i), "callbacks ran in call order");
+    const last = new Map<number, number>();
+    for (let i = 0; i < n; i++) last.set(i % 500, i);
+    for (const [k, i] of last) assert.equal(db.get(`k${k}`), i, `k${k} holds its last write`);
+  } finally {
+    unsubscribe("keeldb:write-group", onGroup);
+    await db.close();
+  }
+});
