@@ -20,7 +20,7 @@ import { META_FLAG_WAL, probeMeta, type Meta } from "../pager/Meta.js";
 import { CliError } from "./CliError.js";
 import { CreatedDatabase } from "./created.js";
 import { ExitCode } from "./exitCodes.js";
-import { trackOpen } from "./interrupt.js";
+import { trackOpen, undoOnInterrupt } from "./interrupt.js";
 
 export const DATA_FILE = "data.keel";
 
@@ -131,7 +131,15 @@ export function refuseIfLocked(dir: string): void {
 export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Database) => Promise<T> | T, onCloseError?: (e: unknown) => void): Promise<T> {
   if (o.create) refuseFileAsDirectory(dir);
   const created = o.create && !hasDatabase(dir) ? CreatedDatabase.before(dir) : undefined;
-  const db = await (created ? created.open(() => openDatabase(dir, o)) : openDatabase(dir, o));
+  // Interrupted before it is done, the command leaves no database it created (created.ts).
+  const keep = created ? undoOnInterrupt(() => created.remove()) : () => {};
+  let db: Database;
+  try {
+    db = await (created ? created.open(() => openDatabase(dir, o)) : openDatabase(dir, o));
+  } catch (e) {
+    keep();
+    throw e;
+  }
   // An exit before close (a reader that went away: stdoutErrors.ts; a signal: interrupt.ts) leaves
   // no LOCK or READER file: openDatabase tracks the database for the exit hook.
   let result: T;
@@ -140,10 +148,12 @@ export async function withDatabase<T>(dir: string, o: OpenForCli, fn: (db: Datab
   } catch (e) {
     await db.close().catch(() => {});
     created?.remove();
+    keep();
     throw e;
   }
   if (!onCloseError) await db.close();
   else await db.close().catch(onCloseError);
+  keep();
   return result;
 }
 

@@ -8,7 +8,9 @@
  *      then does nothing, and that one stops the work gracefully (removing partial output).
  *   2. While a database is being opened (a log replay may take a while), the exit waits for the
  *      open to settle: its files exist only once it has, and are released at the exit.
- *   3. Otherwise the process exits at once; the 'exit' hook releases every database still open.
+ *   3. Otherwise the process exits at once; the 'exit' hook releases every database still open,
+ *      then runs the undo steps registered for an interrupted command (a database `put --create`
+ *      made is removed again: created.ts).
  * Only Node's own start-up (before keel.ts runs) is not covered.
  */
 import { ExitCode } from "./exitCodes.js";
@@ -20,12 +22,14 @@ export interface Releasable {
 
 const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const open = new Set<Releasable>();
+const undoIfInterrupted = new Set<() => void>();
 let opening = 0;
 let interrupted = false;
 
 export function installInterruptHandling(): void {
   process.on("exit", () => {
     for (const db of open) db.releaseForExit();
+    if (interrupted) for (const undo of undoIfInterrupted) undo();
   });
   for (const sig of SIGNALS) process.on(sig, onSignal);
 }
@@ -62,4 +66,10 @@ export async function trackOpen<T extends Releasable>(openIt: () => Promise<T>):
   open.add(db);
   if (interrupted && opening === 0) process.exit(ExitCode.INTERRUPTED);
   return db;
+}
+
+/** Run `undo` if the process exits interrupted before the returned function is called. */
+export function undoOnInterrupt(undo: () => void): () => void {
+  undoIfInterrupted.add(undo);
+  return () => void undoIfInterrupted.delete(undo);
 }

@@ -322,3 +322,36 @@ test("a signal before the database is opened (`keel put db k -` waiting for stdi
   assert.equal(after.get("k"), undefined, "nothing was written");
   await after.close();
 });
+
+test("`keel put --create` interrupted at any moment: either it finished (exit 0, the key is there) or it left no database behind (exit 130)", { timeout: 120_000 }, async (t) => {
+  const root = tempDir(t);
+  const run = (dir: string, killAfterMs: number | null) =>
+    new Promise<{ status: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => {
+      const t0 = performance.now();
+      const child = spawn(process.execPath, [KEEL, "put", "--create", dir, "k", "v"], { stdio: "ignore" });
+      if (killAfterMs !== null) setTimeout(() => child.kill("SIGTERM"), killAfterMs);
+      child.on("close", (status, signal) => resolve({ status, signal, ms: performance.now() - t0 }));
+    });
+  const whole = await run(join(root, "first"), null);
+  assert.equal(whole.status, 0);
+  const outcomes = new Map<string, number>();
+  for (let i = 0; i < 16; i++) {
+    const dir = join(root, `db${i}`);
+    // Spread over the whole run, start-up included.
+    const r = await run(dir, ((i + 0.5) / 16) * whole.ms);
+    const what = `signal after ${(((i + 0.5) / 16) * whole.ms).toFixed(0)} ms: ${JSON.stringify(r)}`;
+    if (r.status === 0) {
+      const db = await open(dir, { readOnly: true });
+      assert.equal(db.get("k"), "v", what);
+      await db.close();
+    } else {
+      // Killed by the signal itself only before keel's first line runs (Node's start-up): nothing was made then.
+      assert.ok(r.status === 130 || r.signal === "SIGTERM", what);
+      assert.equal(existsSync(join(dir, "data.keel")), false, `${what}: a database was left`);
+      assert.equal(existsSync(join(dir, "LOCK")), false, `${what}: a LOCK was left`);
+    }
+    const k = r.status === 0 ? "done" : r.status === 130 ? "interrupted" : "killed";
+    outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
+  }
+  t.diagnostic(`outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+});
