@@ -26,7 +26,14 @@ const undoIfInterrupted = new Set<() => void>();
 let opening = 0;
 let interrupted = false;
 
-export function installInterruptHandling(): void {
+/**
+ * `statusAlone`: the exit status when no handler of the command's own is in yet: 130, but 0 for
+ * `keel serve`, where a signal before its handlers is a stop before anything is served (README).
+ */
+let statusAlone: number = ExitCode.INTERRUPTED;
+
+export function installInterruptHandling(o: { statusAlone?: number } = {}): void {
+  statusAlone = o.statusAlone ?? ExitCode.INTERRUPTED;
   process.on("exit", () => {
     for (const db of open) db.releaseForExit();
     if (interrupted) for (const undo of undoIfInterrupted) undo();
@@ -48,7 +55,7 @@ function onSignal(sig: NodeJS.Signals): void {
   // 2.
   if (opening > 0) return;
   // 3.
-  process.exit(ExitCode.INTERRUPTED);
+  process.exit(statusAlone);
 }
 
 /** Open a database for a command (step 2); released at any exit (a no-op once the command closed it). */
@@ -59,12 +66,12 @@ export async function trackOpen<T extends Releasable>(openIt: () => Promise<T>):
     db = await openIt();
   } catch (e) {
     opening--;
-    if (interrupted && opening === 0) process.exit(ExitCode.INTERRUPTED);
+    if (interrupted && opening === 0) process.exit(statusAlone);
     throw e;
   }
   opening--;
   open.add(db);
-  if (interrupted && opening === 0) process.exit(ExitCode.INTERRUPTED);
+  if (interrupted && opening === 0) process.exit(statusAlone);
   return db;
 }
 

@@ -8,8 +8,11 @@ import { ExitCode } from "./exitCodes.js";
 import { installInterruptHandling } from "./interrupt.js";
 import { installStdioErrorHandlers } from "./stdoutErrors.js";
 
-// Before the commands' modules load (a few hundred ms): a signal from here on exits 130.
-installInterruptHandling();
+// Before the commands' modules load (a few hundred ms): a signal from here on exits 130 (0 for
+// `keel serve`, which has not served yet; its own handlers take over once it starts). The command
+// is the first argument that is not an option (the only global option, --json, takes no value).
+const command = process.argv.slice(2).find((a) => !a.startsWith("-"));
+installInterruptHandling({ statusAlone: command === "serve" ? ExitCode.OK : ExitCode.INTERRUPTED });
 installStdioErrorHandlers();
 const { main } = await import("./program.js");
 

@@ -160,6 +160,11 @@ export async function startServer(config: ServeConfig, opts: StartServerOptions 
   };
 
   try {
+    // The open's log replay runs without a pause: a signal that came meanwhile is delivered by the
+    // next poll phase of the event loop (two setImmediates pass one whatever phase this is), and
+    // must stop the start before a port opens.
+    for (let i = 0; i < 2; i++) await new Promise<void>((r) => setImmediate(r));
+    stopRequested();
     // 3. persistence, metrics, RESP, HTTP
     metrics = new ServerMetrics(db);
     metrics.attach();

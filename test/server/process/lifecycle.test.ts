@@ -248,6 +248,79 @@ test("a signal while restore_from loads: the start stops before serving, exit 0,
   assert.equal((await exited(s)).code, 0);
 });
 
+test("a signal during the start's log replay stops the start before a port opens (exit 0, never ready); the next start serves every write", { timeout: 120_000 }, async (t) => {
+  const root = tmp(t);
+  const dir = join(root, "data");
+  // Commits never checkpointed (the writer is killed): the next open replays about 25 MB of log,
+  // which runs without a pause.
+  const writer = `
+import { open } from ${JSON.stringify(new URL("../../../src/index.js", import.meta.url).pathname)};
+const db = await open(${JSON.stringify(dir)}, { checkpointLogBytes: 1 << 30, checkpointDirtyBytes: 1 << 30, checkpointMs: 3_600_000 });
+for (let r = 0; r < 240; r++) await db.transaction((tx) => { for (let i = 0; i < 250; i++) tx.put("k" + r + "-" + i, "x".repeat(400)); });
+process.kill(process.pid, "SIGKILL");
+`;
+  spawnSync(process.execPath, ["--input-type=module", "-e", writer], { stdio: "inherit" });
+  const child = spawn(process.execPath, [KEEL, "serve", "--dir", dir, "--port", "0", "--http-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  t.after(() => child.kill("SIGKILL"));
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr.resume();
+  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  // The open is under way once the LOCK names the server (the killed writer left its own); the
+  // replay follows it.
+  const lockHolder = () => {
+    try {
+      return Number.parseInt(readFileSync(join(dir, "LOCK"), "utf8"), 10);
+    } catch {
+      return undefined;
+    }
+  };
+  const deadline = Date.now() + 20_000;
+  while (lockHolder() !== child.pid && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  assert.equal(lockHolder(), child.pid, "the open started");
+  child.kill("SIGTERM");
+  assert.equal(await exit, 0, out);
+  const lines = out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(!lines.some((l) => l.event === "ready" || String(l.msg ?? "").includes("listening")), `never served: ${out}`);
+  assert.ok(lines.some((l) => l.event === "shutdown" && l.during === "start"), `logged: ${out}`);
+  const s = guard(t, await startServe(["--dir", dir, "--http-port", "0"], {}, 60_000));
+  const r = client(s.port);
+  assert.equal(await r.dbsize(), 0, "the keyspace is the server's own (resp:* keys): none yet");
+  r.disconnect();
+  s.child.kill("SIGTERM");
+  assert.equal((await exited(s)).code, 0);
+  const db = await open(dir, { readOnly: true });
+  assert.equal(db.getCount(), 240 * 250, "every write of the killed writer replayed");
+  await db.close();
+});
+
+test("a signal while keel serve is still loading its code is a stop before serving: exit 0, as for one during the start", { timeout: 60_000, skip: !existsSync("/proc/self/status") }, async (t) => {
+  const root = tmp(t);
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    const child = spawn(process.execPath, [KEEL, "serve", "--dir", join(root, sig), "--port", "0", "--http-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    t.after(() => child.kill("SIGKILL"));
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.resume();
+    const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    // keel's first handlers are in once the process catches SIGHUP (bit 0 of SigCgt; Node catches
+    // SIGINT and SIGTERM itself from the start): its commands' code is loading then.
+    const catchesHup = () => {
+      try {
+        const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+        return m !== null && (BigInt(`0x${m[1]}`) & 1n) !== 0n;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 20_000;
+    while (!catchesHup() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    child.kill(sig);
+    assert.equal(await exit, 0, `${sig}: ${out}`);
+    assert.ok(!out.includes('"event":"ready"'), `${sig}: never served`);
+  }
+});
+
 test("restore_from a corrupt dump refuses to start (exit 5, naming the file and where) and the directory stays empty; a missing dump exits 4", async (t) => {
   const root = tmp(t);
   const src = join(root, "src");
