@@ -6,11 +6,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "../../src/index.js";
 import { stampLines } from "../../src/io/ProcessStamp.js";
 import { KEEL, damagePages, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
+import { untilCatchesSighup } from "../helpers/processes.js";
 
 test("a database held open by another process: exit 3 naming its pid, for reads, writes and verify", async (t) => {
   const dir = join(tempDir(t), "db");
@@ -301,19 +302,7 @@ test("a signal before the database is opened (`keel put db k -` waiting for stdi
   const err: Buffer[] = [];
   child.stderr.on("data", (c: Buffer) => err.push(c));
   const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) => child.on("close", (status, signal) => r({ status, signal })));
-  // Its handlers are in once the kernel says the process catches SIGHUP (bit 0 of SigCgt; Node
-  // itself catches SIGINT and SIGTERM from the start, to reset the terminal before dying of them).
-  const catches = () => {
-    try {
-      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
-      return m !== null && (BigInt(`0x${m[1]}`) & 1n) !== 0n;
-    } catch {
-      return false;
-    }
-  };
-  const deadline = Date.now() + 20_000;
-  while (!catches() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(catches(), "keel installed its signal handler while waiting for stdin");
+  assert.ok(await untilCatchesSighup(child.pid), "keel installed its signal handlers while waiting for stdin");
   child.kill("SIGTERM");
   assert.deepEqual(await exited, { status: 130, signal: null }, Buffer.concat(err).toString());
   assert.equal(Buffer.concat(err).toString(), "keel: interrupted\n");

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dumpToFile, open } from "../../../src/index.js";
 import { KEEL, client, exited, runServe, startServe, type Served } from "./serveChild.js";
+import { untilCatchesSighup } from "../../helpers/processes.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const d = mkdtempSync(join(tmpdir(), "keel-serve-"));
@@ -303,18 +304,8 @@ test("a signal while keel serve is still loading its code is a stop before servi
     child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
     child.stderr.resume();
     const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-    // keel's first handlers are in once the process catches SIGHUP (bit 0 of SigCgt; Node catches
-    // SIGINT and SIGTERM itself from the start): its commands' code is loading then.
-    const catchesHup = () => {
-      try {
-        const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
-        return m !== null && (BigInt(`0x${m[1]}`) & 1n) !== 0n;
-      } catch {
-        return false;
-      }
-    };
-    const deadline = Date.now() + 20_000;
-    while (!catchesHup() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    // keel's first handlers are in: its commands' code is loading then.
+    assert.ok(await untilCatchesSighup(child.pid));
     child.kill(sig);
     assert.equal(await exit, 0, `${sig}: ${out}`);
     assert.ok(!out.includes('"event":"ready"'), `${sig}: never served`);
