@@ -13,6 +13,9 @@ import { stampLines } from "../../src/io/ProcessStamp.js";
 import { KEEL, damagePages, keelExpect, keelJson, makeDb, tempDir } from "./cliUtil.js";
 import { untilCatchesSighup } from "../helpers/processes.js";
 
+/** The LOCK and READER.* files in `dir`: a command that ended must leave none. */
+const filesLeft = (dir: string) => readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK");
+
 test("a database held open by another process: exit 3 naming its pid, for reads, writes and verify", async (t) => {
   const dir = join(tempDir(t), "db");
   await makeDb(dir);
@@ -163,7 +166,7 @@ test("a stdout that fails: exit 6 naming FULL on a full disk, never a stack trac
   assert.equal(scan.status, 0, `scan | head: ${scan.stderr}`);
   assert.equal(scan.stderr, "");
   // None of these exits left its READER.<pid>.<n> (read-only opens) or its LOCK (txlog's writable open).
-  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], "files left by the exits");
+  assert.deepEqual(filesLeft(dir), [], "files left by the exits");
 });
 
 test("a command that prints nothing on a stdout that refuses every write exits with its own status (an empty flush reached /dev/full: exit 6); --json after -- is an operand", { skip: !existsSync("/dev/full") }, async (t) => {
@@ -274,7 +277,7 @@ test("a signal to a command blocked on a reader that stopped reading (`keel scan
     const what = `keel ${args.join(" ")} + ${sig}`;
     assert.deepEqual(await k.status, { status: 130, signal: null }, `${what}: ${k.stderr()}`);
     assert.match(k.stderr(), /^keel: interrupted\n$/, what);
-    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], `${what}: files left`);
+    assert.deepEqual(filesLeft(dir), [], `${what}: files left`);
   }
 });
 
@@ -290,7 +293,7 @@ test("a dump into a named pipe whose reader stopped reading ends at the first si
   k.child.kill("SIGTERM");
   assert.deepEqual(await k.status, { status: 130, signal: null }, k.stderr());
   assert.match(k.stderr(), /aborted \[ABORTED\]/);
-  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), [], "files left");
+  assert.deepEqual(filesLeft(dir), [], "files left");
 });
 
 test("a signal before the database is opened (`keel put db k -` waiting for stdin) exits 130, not killed by the signal", { timeout: 60_000, skip: !existsSync("/proc/self/status") }, async (t) => {
@@ -306,7 +309,7 @@ test("a signal before the database is opened (`keel put db k -` waiting for stdi
   child.kill("SIGTERM");
   assert.deepEqual(await exited, { status: 130, signal: null }, Buffer.concat(err).toString());
   assert.equal(Buffer.concat(err).toString(), "keel: interrupted\n");
-  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("READER.") || n === "LOCK"), []);
+  assert.deepEqual(filesLeft(dir), []);
   const after = await open(dir);
   assert.equal(after.get("k"), undefined, "nothing was written");
   await after.close();
