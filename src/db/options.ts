@@ -97,7 +97,9 @@ export function validateOptions(options: unknown): OpenOptions {
   if (options === undefined) return {};
   if (options === null || typeof options !== "object") throw invalidArgument("options must be an object", { argument: "options" });
   const o = options as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
+  // for...in: inherited keys are read as options (Object.create({ wal: false }) opens without a
+  // log), so an inherited typo must be refused like an own one.
+  for (const k in o) {
     if (!KNOWN.has(k)) throw invalidArgument(`unknown option ${k}`, { option: k });
   }
   positiveInt(o, "pageSize", 1024, 65536);

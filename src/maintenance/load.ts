@@ -253,7 +253,12 @@ export async function load(db: Database, input: NodeJS.ReadableStream, options?:
     opts.onProgress?.({ entries: batcher.committed, totalEntries: total });
     const perDb: Record<string, number> = {};
     for (const d of header.dbs) setOwn(perDb, d.name, batcher.perDb.get(d.name) ?? 0);
-    return { format, entries: batcher.committed, perDb, lsn: header.lsn, txn: header.txn, createdAt: header.createdAt };
+    // A reproducible dump has no lsn, txn or createdAt: the report then has no such keys either.
+    const report: LoadReport = { format, entries: batcher.committed, perDb };
+    if (header.lsn !== undefined) report.lsn = header.lsn;
+    if (header.txn !== undefined) report.txn = header.txn;
+    if (header.createdAt !== undefined) report.createdAt = header.createdAt;
+    return report;
   } catch (e) {
     await src.close();
     if (batcher && e instanceof KeelError) {

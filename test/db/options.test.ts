@@ -18,6 +18,17 @@ test("every unknown option is INVALID_ARGUMENT with details.option naming it, an
   }
 });
 
+test("an inherited unknown option is refused like an own one (inherited known options are read)", async () => {
+  const fs = new CrashFileSystem();
+  const e = await rejectsKeel(open(DIR, Object.create({ wa: false, fs }) as OpenOptions), "INVALID_ARGUMENT", "inherited typo");
+  assert.equal(e.details.option, "wa");
+  assert.equal(fs.stat(DIR), undefined, "nothing created");
+  const db = await open(DIR, Object.create({ wal: false, fs }) as OpenOptions);
+  await db.put("k", 1);
+  assert.equal(fs.stat(`${DIR}/wal`), undefined, "the inherited wal: false was read: no log directory");
+  await db.close();
+});
+
 const BAD: Array<[string, unknown]> = [
   ["pageSize", 1000],
   ["pageSize", 512],
