@@ -49,6 +49,11 @@ export class Context {
     return this.#abort.signal;
   }
 
+  /** Whether a signal asked this command to stop (it may have finished its work anyway). */
+  get interrupted(): boolean {
+    return this.#signals > 0;
+  }
+
   /** A progress bar for long work: drawn only on a terminal and only after a second. */
   progress(label: string): Progress {
     const p = progressFor(this.out, label);
@@ -78,6 +83,8 @@ export function action<A extends unknown[]>(fn: (ctx: Context, ...args: A) => Pr
     const ctx = new Context(json);
     try {
       const code = await fn(ctx, ...args);
+      // A signal after the work's last abort check: "stopping" was printed, yet nothing stopped.
+      if (ctx.interrupted) ctx.out.note("keel: the work had already finished when the interrupt came: its result is complete and kept");
       setExitStatus(code ?? ExitCode.OK);
     } catch (e) {
       ctx.dispose(); // clear any bar before the message

@@ -182,3 +182,40 @@ test("hexOf refuses a value whose hex would leave no room for the key and separa
   assert.throws(() => hexOf(sized(atLimit - 1024)), (e: unknown) => e instanceof KeelError && e.code === "INVALID_ARGUMENT");
   assert.equal(hexOf(Buffer.from([1, 255])), "01ff");
 });
+
+test("a signal that comes after a command's last abort check: the command's result stands (exit 0) and a note says the work was complete", async () => {
+  const { Command } = await import("commander");
+  const { action, getExitStatus, setExitStatus } = await import("../../src/cli/context.js");
+  const written: string[] = [];
+  const listenersBefore = process.listenerCount("SIGINT");
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    for (const finish of ["returns", "throws"] as const) {
+      written.length = 0;
+      setExitStatus(-1);
+      const program = new Command().exitOverride();
+      program.command("job").action(
+        action(async (ctx) => {
+          void ctx.signal; // the handler a long job installs
+          process.emit("SIGINT"); // after its last check: nothing reads the signal again
+          if (finish === "throws") throw new KeelError("ABORTED", "stopped");
+        }),
+      );
+      await program.parseAsync(["node", "keel", "job"]);
+      const text = written.join("");
+      assert.match(text, /interrupted; stopping/);
+      if (finish === "returns") {
+        assert.equal(getExitStatus(), ExitCode.OK);
+        assert.match(text, /already finished when the interrupt came/);
+      } else {
+        assert.equal(getExitStatus(), exitCodeFor(new KeelError("ABORTED", "x")));
+        assert.doesNotMatch(text, /already finished/);
+      }
+      assert.equal(process.listenerCount("SIGINT"), listenersBefore, "the command's handler is removed");
+    }
+  } finally {
+    process.stderr.write = write;
+    setExitStatus(0);
+  }
+});
