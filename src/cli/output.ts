@@ -65,7 +65,9 @@ export function errorDocument(e: unknown): { error: { code: string; message: str
   if (e instanceof CliError) return { error: { code: e.code, message: e.message, details: e.details } };
   const err = e as NodeJS.ErrnoException | undefined;
   if (err && typeof err.code === "string" && /^E[A-Z]+$/.test(err.code)) {
-    return { error: { code: err.code === "ENOENT" ? "NOT_FOUND" : "IO", message: err.message, details: { errno: err.code, path: err.path, op: err.syscall } } };
+    // As ioError maps them: a full disk or quota is FULL, whatever reported it.
+    const full = err.code === "ENOSPC" || err.code === "EDQUOT" || err.code === "EFBIG";
+    return { error: { code: err.code === "ENOENT" ? "NOT_FOUND" : full ? "FULL" : "IO", message: err.message, details: { errno: err.code, path: err.path, op: err.syscall } } };
   }
   return { error: { code: "INTERNAL", message: err?.message ?? String(e), details: err?.stack ? { stack: err.stack } : {} } };
 }

@@ -29,7 +29,7 @@
  * that runs under them (ConsumerFloors.ts), so that a restart does not forget them.
  */
 import { latin1Of } from "../util/latin1.js";
-import { KeelError, corrupt } from "../errors.js";
+import { KeelError, corrupt, isKeelError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";
 import type { KeyEncodingName, Snapshot, ValueEncodingName } from "../txn/Snapshot.js";
@@ -383,6 +383,21 @@ export class LogDurability implements Durability {
     this.wal.syncSync();
     e.checkpoint();
     this.#afterCheckpoint(null);
+  }
+
+  /**
+   * The checkpoint open runs after a replay, so that the next open need not repeat it. Only an
+   * optimisation: on a full disk (FULL, the log itself still sound) the replayed commits stay safe
+   * in the log and the open goes on, warned, so that a database can be opened to free space. A
+   * policy checkpoint retries later.
+   */
+  checkpointAfterReplay(): void {
+    try {
+      this.checkpoint(true);
+    } catch (err) {
+      if (!isKeelError(err, "FULL") || this.wal.failed) throw err;
+      this.#warn(err);
+    }
   }
 
   /**

@@ -116,7 +116,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
       // point, so that no replay onto an older state crosses it (unloggedChanges.ts).
       const marked = markUnloggedChanges(engine, log, log.recovery.createdDir);
       // Replay is idempotent, but a checkpoint now means the next open need not repeat it.
-      if (replay.records > 0 || marked) durability.checkpoint(true);
+      if (replay.records > 0 || marked) durability.checkpointAfterReplay();
     } else {
       // Without the log (or read-only): a log left by an earlier wal: true run still holds
       // commits the data file may lack; replay them, and in write mode make them durable.

@@ -10,6 +10,8 @@
  * - Records are only written at `end`, into bytes that preallocation has already zeroed and synced
  *   (when preallocation is on), so a commit's fdatasync overwrites allocated blocks instead of
  *   growing the file, and the zeros after the last record read as "end of log".
+ * - A large record whose own write fails (a full disk: it skips preallocation) is taken back, zeros
+ *   again and the file cut to its allocated size, so nothing of it can be read as a record later.
  * - A sealed segment is truncated to its last record and synced before the next segment is
  *   created: every segment but the newest is entirely on stable storage.
  * - The write handle is closed only when no asynchronous sync is running on it (closing a file
@@ -53,6 +55,16 @@ export interface SegmentState {
 }
 
 export type PhaseHook = (name: string) => void;
+
+/**
+ * A record's write failed and left the segment exactly as before it (see LogSegment.write): the
+ * record was not committed and later records may be appended. `error` is the coded IO/FULL error.
+ */
+export class RecordNotWritten extends Error {
+  constructor(readonly error: KeelError) {
+    super(error.message);
+  }
+}
 
 // One index entry per this many bytes of records keeps a reader's seek within one chunk read.
 const INDEX_STRIDE = 256 * 1024;
@@ -233,7 +245,8 @@ export class LogSegment {
    * waiting, and when the log asks (flush). A record is never durable before a sync, so holding
    * it until the sync that would make it durable changes no guarantee; it saves one system call
    * per commit. A failed flush means records with LSNs are missing from the file: the caller
-   * must put the log in its failed state.
+   * must put the log in its failed state. The one exception is RecordNotWritten: a large record
+   * written by itself failed and was taken back (#writeAlone).
    */
   write(bytes: Uint8Array, offset: number): void {
     if (this.#pendingLen > 0 && this.#pendingAt + this.#pendingLen !== offset) this.flush();
@@ -241,7 +254,7 @@ export class LogSegment {
     if (this.#pendingLen + bytes.length > this.#pending.length) {
       if (this.#pendingLen > 0) this.flush();
       if (bytes.length > this.#pending.length) {
-        this.#writeNow(bytes, offset);
+        this.#writeAlone(bytes, offset);
         return;
       }
       this.#pendingAt = offset;
@@ -263,6 +276,31 @@ export class LogSegment {
     // failed (or partial) write never leaves a hole behind later records.
     this.#writeNow(this.#pending.subarray(0, this.#pendingLen), this.#pendingAt);
     this.#pendingLen = 0;
+  }
+
+  /**
+   * Write one large record by itself (nothing gathered is waiting: write() flushed it first).
+   * If that write fails, the bytes it may have left are taken back before the error goes up:
+   * zeros again inside the allocated extent, the file cut back to it beyond. The record had no
+   * LSN yet and nothing else was pending, so the log is then exactly as before the call and stays
+   * usable (RecordNotWritten). A large record skips preallocation (ensureCapacity), so this is
+   * where a full disk meets it; if the bytes cannot be taken back, the error is a plain failed
+   * write, which the caller treats as fatal.
+   */
+  #writeAlone(bytes: Uint8Array, offset: number): void {
+    const allocated = this.#fileSize;
+    try {
+      this.#writeNow(bytes, offset);
+    } catch (e) {
+      try {
+        const h = this.#active();
+        if (offset < allocated) writeZeros(h, offset, Math.min(allocated, offset + bytes.length));
+        h.truncate(allocated);
+      } catch {
+        throw e;
+      }
+      throw new RecordNotWritten(e as KeelError);
+    }
   }
 
   #writeNow(bytes: Uint8Array, offset: number): void {

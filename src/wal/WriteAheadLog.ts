@@ -26,7 +26,7 @@ import { invalidArgument, ioError, KeelError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { GroupCommit, type DurabilityProfile } from "./GroupCommit.js";
 import { alignRecord, encodeLogRecord, prepareLogRecord, type LogRecord, type NewLogRecord } from "./LogRecord.js";
-import { LogSegment, type SegmentInfo } from "./LogSegment.js";
+import { LogSegment, RecordNotWritten, type SegmentInfo } from "./LogSegment.js";
 import { readLogRecords, type ReaderPin, type SegmentExtent } from "./TxLogReader.js";
 import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from "./WalOptions.js";
 import { recoverWal, type TornTailRepair } from "./WalRecovery.js";
@@ -217,6 +217,8 @@ export class WriteAheadLog {
     try {
       seg.write(bytes, offset);
     } catch (e) {
+      // Only this record failed, and its bytes were taken back: nothing committed, the log stays usable.
+      if (e instanceof RecordNotWritten) throw e.error;
       // Gathered records (with LSNs already given out) may not have reached the file: the log
       // has a hole in memory's view of it. Refuse writes until reopened; recovery finds the truth.
       const err = e instanceof KeelError ? e : ioError(e, "write", seg.path);

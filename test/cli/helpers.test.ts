@@ -38,6 +38,10 @@ test("KeelError codes map to exit codes in one place", () => {
   assert.equal(exitCodeFor(new CliError(ExitCode.NOT_FOUND, "NOT_FOUND", "k")), 4);
   assert.equal(exitCodeFor(new TypeError("bug")), 10);
   assert.equal(exitCodeFor(Object.assign(new Error("x"), { code: "ENOSPC" })), 6);
+  // A raw OS error is reported with the code ioError gives it: a full disk is FULL, not IO.
+  for (const [errno, code] of [["ENOSPC", "FULL"], ["EDQUOT", "FULL"], ["EFBIG", "FULL"], ["EIO", "IO"], ["ENOENT", "NOT_FOUND"]]) {
+    assert.equal(errorDocument(Object.assign(new Error("x"), { code: errno })).error.code, code, errno);
+  }
   const doc = errorDocument(new KeelError("LOCKED", "raw", { dir: "/d", pid: 77 }));
   assert.equal(doc.error.message, "database /d is in use by process 77; stop it or use `keel` commands against the server instead");
 });

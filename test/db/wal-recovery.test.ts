@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, KeelError, type Database, type OpenOptions } from "../../src/index.js";
 import { CrashFileSystem, type CrashModel } from "../../src/io/CrashFileSystem.js";
+import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
 import { canon, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
 import { Rng } from "../helpers/rng.js";
@@ -472,4 +473,53 @@ test("a record that passes its checksum but cannot be applied (createDB settings
       rmSync(root, { recursive: true, force: true });
     }
   }
+});
+
+test("an open that replays the log on a full disk opens (its checkpoint is an optimisation: a warning, the commits stay in the log), serves and deletes; the log itself failing still fails the open", async () => {
+  const disk = new CrashFileSystem();
+  const db = await open(DIR, { fs: disk, checkpointMs: 3_600_000 });
+  for (let i = 0; i < 50; i++) await db.put(`k${i}`, `v${i}`);
+  // A crash (no close): the 50 commits are only in the log.
+  const left = disk.clone();
+  await db.close();
+  removeStaleLock(left, DIR);
+  const full = new FaultFileSystem(left);
+  // data.keel can take no more bytes; the log's preallocated chunk still can.
+  full.onCall = (c) => {
+    if (c.kind === "write" && c.path.endsWith("/data.keel")) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", errno: -28, syscall: "write", path: c.path });
+  };
+  const warnings: string[] = [];
+  const onWarning = (w: Error & { code?: string }) => void warnings.push(String(w.code));
+  process.on("warning", onWarning);
+  try {
+    const again = await open(DIR, { fs: full, checkpointMs: 3_600_000 });
+    await new Promise((r) => setImmediate(r));
+    assert.ok(warnings.includes("KEEL_CHECKPOINT"), `a warning says the checkpoint failed: ${warnings.join(", ")}`);
+    assert.equal(again.get("k49"), "v49");
+    assert.equal(await again.remove("k0"), true, "a write (to free space) works: it goes to the log");
+    await assert.rejects(again.checkpoint(), (e: unknown) => e instanceof KeelError && e.code === "FULL");
+    assert.equal(again.get("k0"), undefined);
+    await again.close().catch(() => {}); // its checkpoint fails too: the commits stay in the log
+    full.onCall = undefined;
+    removeStaleLock(left, DIR);
+    const freed = await open(DIR, { fs: left });
+    assert.equal(freed.get("k0"), undefined);
+    assert.equal(freed.get("k1"), "v1");
+    assert.equal(freed.get("k49"), "v49");
+    await freed.close();
+  } finally {
+    process.off("warning", onWarning);
+  }
+  // The log failing (its sync) is not an optimisation: that open fails, coded.
+  const dead = disk.clone();
+  const db2 = await open(DIR, { fs: dead, checkpointMs: 3_600_000 });
+  await db2.put("x", 1);
+  const left2 = dead.clone();
+  await db2.close();
+  removeStaleLock(left2, DIR);
+  const bad = new FaultFileSystem(left2);
+  bad.onCall = (c) => {
+    if (c.kind === "sync" && c.path.includes("/wal/")) throw Object.assign(new Error("ENOSPC: no space left on device, fdatasync"), { code: "ENOSPC", errno: -28, syscall: "fdatasync", path: c.path });
+  };
+  await assert.rejects(open(DIR, { fs: bad }), (e: unknown) => e instanceof KeelError && (e.code === "FULL" || e.code === "IO"));
 });

@@ -107,3 +107,63 @@ test("fail the N-th I/O call, for every N: coded errors, then a clean recovery o
   }
   assert.ok(n > 100, `only ${n} calls in the workload`);
 });
+
+test("a record larger than the write buffer whose own write fails (ENOSPC, EIO, with a partial write) is taken back: the log stays usable, the next record takes its LSN and place, and nothing of it is read back after a restart or a power cut", async () => {
+  const big = (byte: number, bytes: number) => ({ txTime: 1_700_000_000_000, ops: [{ type: "put" as const, db: "", key: Buffer.from("big"), value: Buffer.alloc(bytes, byte) }] });
+  const o: WalOptions = { walSegmentMaxBytes: 64 << 20, walPreallocBytes: 256 << 10 };
+  for (const errno of ["ENOSPC", "EIO"] as const) {
+    // 100 KiB starts and ends inside the preallocated chunk (the zeros come back); 600 KiB runs
+    // more than a chunk past it, so it skips preallocation (the file is cut back to the chunk too).
+    for (const bytes of [100 << 10, 600 << 10]) {
+      for (const partialWrite of [true, 1, false]) {
+        const what = `${errno} ${bytes} bytes partial=${String(partialWrite)}`;
+        const disk = new CrashFileSystem();
+        disk.mkdir("/db");
+        disk.syncDir("/");
+        const fs = new FaultFileSystem(disk);
+        const wal = WriteAheadLog.open(fs, "/db", o);
+        const appended: unknown[] = [];
+        const add = (r: ReturnType<typeof big> | ReturnType<typeof randomRecord>) => {
+          const lsn = wal.append(r);
+          appended[lsn - 1] = plain({ ...r, lsn });
+        };
+        const rng = new Rng(bytes);
+        for (let i = 0; i < 5; i++) add(randomRecord(rng));
+        wal.syncSync();
+        const sizeBefore = wal.segments().at(-1)!.fileBytes;
+        fs.failAt(1, { errno, kinds: ["write"], partialWrite });
+        const e = (() => {
+          try {
+            wal.append(big(0xab, bytes));
+          } catch (err) {
+            return err;
+          }
+          return undefined;
+        })();
+        assert.ok(e instanceof KeelError && e.code === (errno === "ENOSPC" ? "FULL" : "IO"), `${what}: ${String(e)}`);
+        assert.equal(wal.failed, undefined, `${what}: the log must stay usable`);
+        assert.equal(wal.lastCommittedLsn, 5, `${what}: no LSN used`);
+        const seg = wal.segments().at(-1)!;
+        assert.equal(seg.fileBytes, sizeBefore, `${what}: the file is back to its allocated size`);
+        // Zeros again after the last record: a value's bytes left there could read as a record
+        // (a stored log segment, say) once shorter records are written over its start.
+        const file = disk.readFile(seg.path);
+        assert.equal(file.length, sizeBefore);
+        assert.ok(file.subarray(seg.bytes).every((b) => b === 0), `${what}: bytes of the failed record are left after the log's end`);
+        fs.clearFaults();
+        add(randomRecord(rng)); // LSN 6, where the failed record began
+        wal.syncSync();
+        add(big(0xcd, 1000)); // LSN 7, unsynced: may be lost in the power cut
+        for (const [label, copy] of [["restart", disk.clone()], ["power cut", disk.crashedCopy(bytes, { model: "dropAll" })]] as const) {
+          const again = WriteAheadLog.open(copy, "/db", o);
+          assert.ok(again.lastCommittedLsn >= 6, `${what} ${label}: the acknowledged LSN 6 is lost`);
+          const got = [...again.readRecords(1)].map(plain);
+          assert.deepEqual(got, appended.slice(0, got.length), `${what} ${label}: records differ`);
+          for (const r of got) assert.ok(!JSON.stringify(r).includes("abab"), `${what} ${label}: the failed record was read back`);
+          again.closeSync();
+        }
+        wal.closeSync();
+      }
+    }
+  }
+});

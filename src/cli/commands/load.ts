@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { Option, type Command } from "commander";
 import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
 import { KeelError, open } from "../../index.js";
+import { ioError } from "../../errors.js";
 import { load, type LoadReport } from "../../maintenance/load.js";
 import { BINARY_MAGIC } from "../../maintenance/dumpFormat.js";
 import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
@@ -123,7 +124,11 @@ export function registerLoad(program: Command): void {
           const enc = await defaultEncodings(rw.recording(), opts.format, ctx.signal);
           input = rw.replay();
           const create = async () => {
-            new NodeFileSystem().mkdir(dir);
+            try {
+              new NodeFileSystem().mkdir(dir);
+            } catch (e) {
+              throw ioError(e, "mkdir", dir);
+            }
             return open(staging, { keyEncoding: enc?.keyEncoding, encoding: enc?.encoding });
           };
           db = await (created ? created.open(create) : create());
