@@ -13,6 +13,11 @@ import type { KeyEncodingName, ValueEncodingName } from "./Snapshot.js";
 export const KEY_ENCODINGS: readonly KeyEncodingName[] = ["ordered-binary", "binary", "string"];
 export const VALUE_ENCODINGS: readonly ValueEncodingName[] = ["msgpack", "json", "string", "binary"];
 const SIZE = 48;
+/**
+ * Deeper than any tree can be: the smallest branch (1 KiB pages, the largest keys) still holds 3
+ * children, and 3^34 > 2^53 entries.
+ */
+const MAX_DEPTH = 64;
 
 export interface CatalogRecord {
   keyEncoding: KeyEncodingName;
@@ -47,13 +52,21 @@ export function decodeCatalogRecord(b: Buffer, where: { file: string; name: stri
   if (b.length !== SIZE || b[0] !== 1 || !ke || !ve) {
     throw corrupt(`catalog record of sub-database "${where.name}" in ${where.file} is malformed`, { ...where, reason: "catalog-record" });
   }
+  // Counts the engine serves and keeps adding to (getCount, getStats): a record whose checksum
+  // holds but whose count is no count (NaN, negative, fractional) or whose depth no tree reaches
+  // would be served and written on by every later checkpoint.
+  const depth = b.readUInt32LE(12);
+  const entries = b.readDoubleLE(16);
+  if (!Number.isSafeInteger(entries) || entries < 0 || depth > MAX_DEPTH) {
+    throw corrupt(`catalog record of sub-database "${where.name}" in ${where.file} is malformed: ${entries} entries, depth ${depth}`, { ...where, reason: "catalog-record", entries, depth });
+  }
   return {
     keyEncoding: ke,
     valueEncoding: ve,
     root: b.readUInt32LE(4),
     rootTxn: b.readUInt32LE(8),
-    depth: b.readUInt32LE(12),
-    entries: b.readDoubleLE(16),
+    depth,
+    entries,
     branchPages: b.readUInt32LE(24),
     leafPages: b.readUInt32LE(28),
     overflowPages: b.readUInt32LE(32),

@@ -82,7 +82,9 @@ const TWO32 = 0x1_0000_0000;
 const MAX_SAFE_HIGH = Math.floor(Number.MAX_SAFE_INTEGER / TWO32);
 
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of a sub-database name (TextEncoder wrote it), not a mark
+// to strip: stripped, "\uFEFFusers" replayed into "users".
+const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * UTF-8 of record kinds and sub-database names, cached: every commit names them, and there are

@@ -523,3 +523,25 @@ test("an open that replays the log on a full disk opens (its checkpoint is an op
   };
   await assert.rejects(open(DIR, { fs: bad }), (e: unknown) => e instanceof KeelError && (e.code === "FULL" || e.code === "IO"));
 });
+
+test("a sub-database name that begins with U+FEFF replays into that sub-database, not the one without it (a UTF-8 decoder strips a leading BOM by default)", async () => {
+  const disk = new CrashFileSystem();
+  const db = await open(DIR, { fs: disk, checkpointMs: 3_600_000 });
+  const plain = db.openDB("users", { encoding: "json" });
+  await plain.put("bob", { ok: true });
+  await db.checkpoint();
+  const bom = db.openDB("\uFEFFusers", { encoding: "binary" });
+  await bom.put("alice", Buffer.from("secret-bom"));
+  const records = [...db.openTxLog(1)].flatMap((r) => r.ops.map((op) => op.db));
+  assert.ok(records.includes("\uFEFFusers"), `openTxLog names the sub-database as it is: ${JSON.stringify(records)}`);
+  const left = disk.clone(); // a crash: the BOM sub-database's creation and put are only in the log
+  await db.close();
+  removeStaleLock(left, DIR);
+  const again = await open(DIR, { fs: left });
+  assert.deepEqual(again.listDBs().sort(), ["users", "\uFEFFusers"].sort());
+  assert.deepEqual(again.openDB("\uFEFFusers", { encoding: "binary" }).get("alice"), Buffer.from("secret-bom"));
+  const users = again.openDB("users", { encoding: "json" });
+  assert.equal(users.get("alice"), undefined);
+  assert.deepEqual(users.getRange().asArray, [{ key: "bob", value: { ok: true } }]);
+  await again.close();
+});

@@ -175,7 +175,8 @@ export function resolveConfig(text: string | null, file: string | null, flags: C
   if (has("engine")) {
     if (!isTable(t.engine)) throw badValue(ref("engine"), t.engine, "must be a table ([engine])");
     for (const [k, v] of Object.entries(t.engine)) {
-      const spec = ENGINE_KEYS[k];
+      // Own keys only: "constructor" or "toString" would find Object.prototype's members.
+      const spec = Object.hasOwn(ENGINE_KEYS, k) ? ENGINE_KEYS[k] : undefined;
       if (!spec) throw unknownKey(file, `engine.${k}`, Object.keys(ENGINE_KEYS).map((x) => `engine.${x}`));
       const r = ref(`engine.${k}`);
       const n = spec.size ? sizeValue(r, v, spec.min, spec.max) : intValue(r, v, spec.min, spec.max);

@@ -121,6 +121,14 @@ test("unknown keys are refused, at every level, naming the key", () => {
   refused(`[health]\nfree = 1`, "health.free");
   refused(`save_rules = [{ seconds = 1, changes = 1, every = 2 }]`, "save_rules[0].every");
   refused(`[persistence]\nappendfsync = "always"`, "persistence");
+  // Names of Object.prototype members are unknown keys too, at every level.
+  for (const k of ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"]) {
+    for (const v of ["1", `"x"`]) {
+      assert.equal(refused(`[engine]\n${k} = ${v}`, `engine.${k}`).details.reason, "unknown-key", `engine.${k} = ${v}`);
+      assert.equal(refused(`[health]\n${k} = ${v}`, `health.${k}`).details.reason, "unknown-key", `health.${k} = ${v}`);
+      assert.equal(refused(`${k} = ${v}`, k).details.reason, "unknown-key", `${k} = ${v}`);
+    }
+  }
 });
 
 test("every bad value is refused naming the key", () => {
