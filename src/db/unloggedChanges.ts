@@ -19,8 +19,9 @@
  *   (reason "unlogged") naming its LSN; a restore to an LSN before it, or from a snapshot taken
  *   after it, is unaffected.
  * - A crash after the mark is appended and before the checkpoint replays it at the next open and
- *   does not append a second one (the log's last record is a mark the data file does not yet
- *   include); every later wal: false session gets a mark of its own.
+ *   does not append a second one (a mark past the data file's applied LSN is this session's, also
+ *   when commits followed it because that checkpoint failed on a full disk); every later
+ *   wal: false session gets a mark of its own.
  */
 import { KeelError } from "../errors.js";
 import { META_FLAG_WAL } from "../pager/Meta.js";
@@ -46,13 +47,13 @@ export function markUnloggedChanges(engine: Engine, wal: WriteAheadLog, logCreat
   const meta = engine.durableMeta;
   if (logCreated || !meta || meta.txn === 0 || (meta.flags & META_FLAG_WAL) !== 0) return false;
   // The mark is needed even if gc left no record: a snapshot may still be restored from B.
-  // Already appended, by an open that crashed before its checkpoint (the mark is past the applied
-  // LSN): not again. A mark the data file already includes is an earlier session's: this session
-  // needs its own.
+  // Already appended, by an open that crashed before its checkpoint, or whose checkpoint failed
+  // (a full disk) and that then committed on top of it: a mark past the applied LSN. Not again.
+  // A mark the data file already includes is an earlier session's: this session needs its own.
   const last = wal.lastCommittedLsn;
   const oldest = wal.watermarks().oldestLsn;
   if (oldest !== undefined && last >= oldest && last > meta.appliedLsn) {
-    for (const rec of wal.readRecords(last, last)) if (rec.kind === UNLOGGED_KIND) return false;
+    for (const rec of wal.readRecords(Math.max(oldest, meta.appliedLsn + 1), last)) if (rec.kind === UNLOGGED_KIND) return false;
   }
   const w = engine.beginWrite();
   w.logging = false;

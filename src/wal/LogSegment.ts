@@ -232,6 +232,13 @@ export class LogSegment {
     try {
       writeZeros(h, this.#fileSize, target);
     } catch (e) {
+      // The zeros that did land would hold the space of a full disk for nothing: cut them off
+      // (best effort: zeros past the records read as the end of the log either way).
+      try {
+        h.truncate(this.#fileSize);
+      } catch {
+        // the preallocate error below is the one to report
+      }
       throw ioError(e, "preallocate", this.path);
     }
     this.#fileSize = target;
@@ -284,8 +291,8 @@ export class LogSegment {
    * zeros again inside the allocated extent, the file cut back to it beyond. The record had no
    * LSN yet and nothing else was pending, so the log is then exactly as before the call and stays
    * usable (RecordNotWritten). A large record skips preallocation (ensureCapacity), so this is
-   * where a full disk meets it; if the bytes cannot be taken back, the error is a plain failed
-   * write, which the caller treats as fatal.
+   * where a full disk meets it; if the bytes cannot be taken back (or that cannot be synced), the
+   * error is a plain failed write, which the caller treats as fatal.
    */
   #writeAlone(bytes: Uint8Array, offset: number): void {
     const allocated = this.#fileSize;
@@ -296,6 +303,9 @@ export class LogSegment {
         const h = this.#active();
         if (offset < allocated) writeZeros(h, offset, Math.min(allocated, offset + bytes.length));
         h.truncate(allocated);
+        // Durable before anything is appended over it: a power cut must not find the failed
+        // record's prefix behind the next records (a payload can hold record-shaped bytes).
+        h.sync();
       } catch {
         throw e;
       }

@@ -545,3 +545,39 @@ test("a sub-database name that begins with U+FEFF replays into that sub-database
   assert.deepEqual(users.getRange().asArray, [{ key: "bob", value: { ok: true } }]);
   await again.close();
 });
+
+test("a wal: false session, then opens with the log whose checkpoints meet a full disk: one unlogged mark, not one per open (a second one made openTxLog refuse records that were all logged)", async () => {
+  const disk = new CrashFileSystem();
+  const fs = new FaultFileSystem(disk);
+  let full = false;
+  fs.onCall = (c) => {
+    if (full && c.kind === "write" && c.path.endsWith("/data.keel")) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", errno: -28, syscall: "write", path: c.path });
+  };
+  const quiet = () => {};
+  process.on("warning", quiet);
+  try {
+    let db = await open(DIR, { fs });
+    for (let i = 0; i < 5; i++) await db.put(`base${i}`, i);
+    await db.close();
+    db = await open(DIR, { fs, wal: false });
+    await db.put("unlogged", 1);
+    await db.close();
+    full = true;
+    db = await open(DIR, { fs }); // appends the mark; its checkpoint fails: the open goes on
+    const mark = db.txlogWatermarks().lastCommittedLsn;
+    assert.throws(() => [...db.openTxLog(mark, mark)], (e: unknown) => e instanceof KeelError && e.details.reason === "unlogged" && e.details.lsn === mark);
+    for (let i = 0; i < 3; i++) await db.put(`logged${i}`, i);
+    await db.close().catch(() => {}); // FULL: the commits stay in the log
+    for (const freed of [false, true]) {
+      full = !freed;
+      db = await open(DIR, { fs });
+      assert.equal(db.txlogWatermarks().lastCommittedLsn, mark + 3, `no second mark (disk ${freed ? "freed" : "full"})`);
+      assert.deepEqual([...db.openTxLog(mark + 1)].map((r) => r.lsn), [mark + 1, mark + 2, mark + 3]);
+      assert.equal(db.get("unlogged"), 1);
+      assert.equal(db.get("logged2"), 2);
+      await db.close().catch(() => {});
+    }
+  } finally {
+    process.off("warning", quiet);
+  }
+});

@@ -112,9 +112,11 @@ test("a record larger than the write buffer whose own write fails (ENOSPC, EIO, 
   const big = (byte: number, bytes: number) => ({ txTime: 1_700_000_000_000, ops: [{ type: "put" as const, db: "", key: Buffer.from("big"), value: Buffer.alloc(bytes, byte) }] });
   const o: WalOptions = { walSegmentMaxBytes: 64 << 20, walPreallocBytes: 256 << 10 };
   for (const errno of ["ENOSPC", "EIO"] as const) {
-    // 100 KiB starts and ends inside the preallocated chunk (the zeros come back); 600 KiB runs
-    // more than a chunk past it, so it skips preallocation (the file is cut back to the chunk too).
-    for (const bytes of [100 << 10, 600 << 10]) {
+    // 100 KiB starts and ends inside the preallocated chunk (the zeros come back); 300 KiB ends
+    // less than a chunk past it, so the failing write is the preallocation's zero-fill (whatever
+    // zeros landed are cut off: they would hold the space of a full disk); 600 KiB runs more than
+    // a chunk past it, so it skips preallocation (the file is cut back to the chunk too).
+    for (const bytes of [100 << 10, 300 << 10, 600 << 10]) {
       for (const partialWrite of [true, 1, false]) {
         const what = `${errno} ${bytes} bytes partial=${String(partialWrite)}`;
         const disk = new CrashFileSystem();
