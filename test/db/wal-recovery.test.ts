@@ -24,7 +24,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, KeelError, type Database, type OpenOptions } from "../../src/index.js";
 import { CrashFileSystem, type CrashModel } from "../../src/io/CrashFileSystem.js";
-import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
+import { FaultFileSystem, type CallInfo } from "../../src/io/FaultFileSystem.js";
+import { errnoError } from "../../src/io/errnoError.js";
 import { describeError, removeStaleLock } from "../helpers/crashCheck.js";
 import { canon, diffStates, emptyState, readState, type DbState } from "../helpers/dbModel.js";
 import { Rng } from "../helpers/rng.js";
@@ -475,6 +476,13 @@ test("a record that passes its checksum but cannot be applied (createDB settings
   }
 });
 
+/** A disk that is full for the calls `when` picks: they fail ENOSPC, as node reports it. */
+function fullFor(fs: FaultFileSystem, when: (c: CallInfo) => boolean): void {
+  fs.onCall = (c) => {
+    if (when(c)) throw errnoError("ENOSPC", c.kind === "sync" ? "fdatasync" : c.kind, c.path);
+  };
+}
+
 test("an open that replays the log on a full disk opens (its checkpoint is an optimisation: a warning, the commits stay in the log), serves and deletes; the log itself failing still fails the open", async () => {
   const disk = new CrashFileSystem();
   const db = await open(DIR, { fs: disk, checkpointMs: 3_600_000 });
@@ -485,9 +493,7 @@ test("an open that replays the log on a full disk opens (its checkpoint is an op
   removeStaleLock(left, DIR);
   const full = new FaultFileSystem(left);
   // data.keel can take no more bytes; the log's preallocated chunk still can.
-  full.onCall = (c) => {
-    if (c.kind === "write" && c.path.endsWith("/data.keel")) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", errno: -28, syscall: "write", path: c.path });
-  };
+  fullFor(full, (c) => c.kind === "write" && c.path.endsWith("/data.keel"));
   const warnings: string[] = [];
   const onWarning = (w: Error & { code?: string }) => void warnings.push(String(w.code));
   process.on("warning", onWarning);
@@ -518,9 +524,7 @@ test("an open that replays the log on a full disk opens (its checkpoint is an op
   await db2.close();
   removeStaleLock(left2, DIR);
   const bad = new FaultFileSystem(left2);
-  bad.onCall = (c) => {
-    if (c.kind === "sync" && c.path.includes("/wal/")) throw Object.assign(new Error("ENOSPC: no space left on device, fdatasync"), { code: "ENOSPC", errno: -28, syscall: "fdatasync", path: c.path });
-  };
+  fullFor(bad, (c) => c.kind === "sync" && c.path.includes("/wal/"));
   await assert.rejects(open(DIR, { fs: bad }), (e: unknown) => e instanceof KeelError && (e.code === "FULL" || e.code === "IO"));
 });
 
@@ -550,9 +554,7 @@ test("a wal: false session, then opens with the log whose checkpoints meet a ful
   const disk = new CrashFileSystem();
   const fs = new FaultFileSystem(disk);
   let full = false;
-  fs.onCall = (c) => {
-    if (full && c.kind === "write" && c.path.endsWith("/data.keel")) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", errno: -28, syscall: "write", path: c.path });
-  };
+  fullFor(fs, (c) => full && c.kind === "write" && c.path.endsWith("/data.keel"));
   const quiet = () => {};
   process.on("warning", quiet);
   try {
