@@ -17,7 +17,7 @@ import { KeelError } from "../errors.js";
 import { join } from "node:path";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import type { LogRecord } from "../wal/LogRecord.js";
-import { nextRecordAfter, scanAfter } from "../wal/WalRecovery.js";
+import { nextRecordAfter, resyncAfterDamage, scanAfter } from "../wal/WalRecovery.js";
 import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "../wal/SegmentHeader.js";
 import { parseSegmentName, looksLikeSegment } from "../wal/SegmentName.js";
 import { SegmentReader } from "../wal/SegmentReader.js";
@@ -325,7 +325,7 @@ function* scanRecords(
         ? `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`
         : `segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs (${reason}): the valid record of LSN ${ev.proof!.lsn} at offset ${ev.proof!.offset} was written after LSN ${expected} had been synced${later}`;
       brk({ kind: "wal-damaged", severity: "error", segment: name, offset: pos, expectedLsn: expected, torn: false, message }, path);
-      const next = hooks.resync ? nextRecordAfter(reader, pos + 8, expected) : undefined;
+      const next = hooks.resync ? resyncAfterDamage(reader, pos, expected) : undefined;
       if (next !== undefined) {
         pos = next.offset;
         expected = next.lsn;

@@ -29,7 +29,7 @@
 import { dirname, join } from "node:path";
 import { corrupt, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { RECORD_MAGIC, type RecordProbe } from "./LogRecord.js";
+import { RECORD_MAGIC, alignRecord, declaredRecordLength, type RecordProbe } from "./LogRecord.js";
 import { LogSegment, type PhaseHook } from "./LogSegment.js";
 import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "./SegmentHeader.js";
 import { looksLikeSegment, parseSegmentName } from "./SegmentName.js";
@@ -148,6 +148,28 @@ export function scanAfter(reader: SegmentReader, from: number, expectedLsn: numb
 export function nextRecordAfter(reader: SegmentReader, from: number, minLsn: number): { offset: number; lsn: number } | undefined {
   for (const { offset, probe: p } of validRecordsAfter(reader, from, { nonZero: false })) if (p.record.lsn >= minLsn) return { offset, lsn: p.record.lsn };
   return undefined;
+}
+
+/**
+ * Where salvage goes on after damage at `pos`, where LSN `expected` belongs. A damaged record whose
+ * header still names that LSN and a length says where the next one begins: when a valid record of
+ * LSN expected + 1 is exactly there, go on from it, so that nothing inside the damaged record's
+ * payload is taken for a record (a value can hold bytes shaped like records of this log: its own
+ * segments stored as a value, say). Otherwise, the first valid record after the damage.
+ */
+export function resyncAfterDamage(reader: SegmentReader, pos: number, expected: number): { offset: number; lsn: number } | undefined {
+  const head = reader.window(pos, 24);
+  const declared = declaredRecordLength(head.bytes, head.at, head.available);
+  if (declared !== undefined && head.available >= 24) {
+    const view = new DataView(head.bytes.buffer, head.bytes.byteOffset + head.at, 24);
+    const lsn = view.getUint32(16, true) + view.getUint32(20, true) * 0x1_0000_0000;
+    if (lsn === expected) {
+      const at = pos + alignRecord(declared);
+      const p = reader.probe(at, false);
+      if (p.status === "ok" && p.record.lsn === expected + 1) return { offset: at, lsn: expected + 1 };
+    }
+  }
+  return nextRecordAfter(reader, pos + 8, expected);
 }
 
 function openRead(fs: FileSystem, path: string): FileHandle {

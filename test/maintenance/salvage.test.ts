@@ -42,7 +42,10 @@ import { TreeCursor } from "../../src/btree/TreeCursor.js";
 import type { Snapshot } from "../../src/txn/Snapshot.js";
 import { OverflowValue, type BranchNode, type Node } from "../../src/btree/Node.js";
 import { overflowPages } from "../../src/pager/PageLayout.js";
-import { probeLogRecord } from "../../src/wal/LogRecord.js";
+import { encodeLogRecord, probeLogRecord } from "../../src/wal/LogRecord.js";
+import { SEGMENT_HEADER_SIZE } from "../../src/wal/SegmentHeader.js";
+import { encodeKey } from "../../src/db/KeyCodec.js";
+import { encodeValue } from "../../src/db/ValueCodec.js";
 import { seal } from "../../src/pager/PageCodec.js";
 import { readState } from "../helpers/dbModel.js";
 import { removeStaleLock } from "../helpers/crashCheck.js";
@@ -836,4 +839,55 @@ test("salvage: a power cut at every I/O call leaves no output or the complete on
     databaseOutput("/out", expected, "salvage"),
     [1, 2],
   );
+});
+
+test("salvage: after a damaged record whose value holds bytes shaped like a record of this log, it goes on from the record the damaged one's header points to, never from inside its payload", async (t) => {
+  const root = tempRoot(t);
+  for (let pad = 0; pad < 8; pad++) {
+    const src = join(root, `src${pad}`);
+    const db = await open(src, { checkpointMs: 3_600_000 });
+    const bin = db.openDB("bin", { encoding: "binary" });
+    await bin.put("init", Buffer.from("x"));
+    await db.put("victim", "real-1");
+    await db.checkpoint();
+    const e = db.txlogWatermarks().lastCommittedLsn + 1;
+    // A record that was never committed: LSN e, put ghost into the main sub-database.
+    const forged = encodeLogRecord({ lsn: e, txTime: Date.now(), kind: "txn", ops: [{ type: "put", db: "", key: Buffer.from(encodeKey("ghost", "ordered-binary", 1000), "latin1"), value: encodeValue("never committed", "msgpack") }] }, e - 1);
+    await bin.put("carrier", Buffer.concat([Buffer.alloc(pad, 0x41), forged])); // LSN e
+    await db.put("victim", "real-2");
+    await db.put("after", "yes");
+    await db.checkpoint();
+    await db.close();
+    // Damage record e's checksum; keep the case where the forged bytes sit on a record boundary.
+    const walDir = join(src, "wal");
+    let aligned = false;
+    for (const name of readdirSync(walDir)) {
+      const bytes = readFileSync(join(walDir, name));
+      for (let pos = SEGMENT_HEADER_SIZE; pos < bytes.length; ) {
+        const p = probeLogRecord(bytes, pos, bytes.length - pos);
+        if (p.status !== "ok") break;
+        if (p.record.lsn === e) {
+          const inner = bytes.indexOf(forged.subarray(0, 32), pos + 8);
+          aligned = inner % 8 === 0 && inner + forged.length === pos + p.size;
+          bytes[pos + 9]! ^= 0xff;
+          const fd = openSync(join(walDir, name), "r+");
+          writeSync(fd, bytes, pos + 9, 1, pos + 9);
+          closeSync(fd);
+        }
+        pos += p.size;
+      }
+    }
+    if (!aligned) continue;
+    const dest = join(root, `out${pad}`);
+    const report = await salvage(src, dest);
+    const out = await open(dest, { readOnly: true });
+    assert.equal(out.get("ghost"), undefined, `pad ${pad}: bytes inside a value were replayed as a commit`);
+    assert.equal(out.get("victim"), "real-2");
+    assert.equal(out.get("after"), "yes");
+    assert.deepEqual(out.openDB("bin", { encoding: "binary" }).get("carrier"), Buffer.concat([Buffer.alloc(pad, 0x41), forged]));
+    await out.close();
+    assert.ok(report.notes.some((n) => /damaged/.test(n)), report.notes.join("; "));
+    return;
+  }
+  assert.fail("no padding put the forged record on a record boundary");
 });
