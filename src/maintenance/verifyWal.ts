@@ -325,7 +325,7 @@ function* scanRecords(
         ? `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`
         : `segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs (${reason}): the valid record of LSN ${ev.proof!.lsn} at offset ${ev.proof!.offset} was written after LSN ${expected} had been synced${later}`;
       brk({ kind: "wal-damaged", severity: "error", segment: name, offset: pos, expectedLsn: expected, torn: false, message }, path);
-      const next = hooks.resync ? resyncAfterDamage(reader, pos, expected) : undefined;
+      const next = hooks.resync ? resyncAfterDamage(reader, pos, expected, !newest) : undefined;
       if (next !== undefined) {
         pos = next.offset;
         expected = next.lsn;

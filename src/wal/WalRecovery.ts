@@ -29,7 +29,7 @@
 import { dirname, join } from "node:path";
 import { corrupt, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { RECORD_MAGIC, alignRecord, declaredRecordLength, type RecordProbe } from "./LogRecord.js";
+import { MAX_RECORD_BYTES, RECORD_HEADER_SIZE, RECORD_MAGIC, alignRecord, type RecordProbe } from "./LogRecord.js";
 import { LogSegment, type PhaseHook } from "./LogSegment.js";
 import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "./SegmentHeader.js";
 import { looksLikeSegment, parseSegmentName } from "./SegmentName.js";
@@ -150,24 +150,47 @@ export function nextRecordAfter(reader: SegmentReader, from: number, minLsn: num
   return undefined;
 }
 
+/** The length and LSN a record header at `at` declares (whatever its checksum), if the length is plausible. */
+function declaredHeader(reader: SegmentReader, at: number): { length: number; lsn: number; magic: boolean } | undefined {
+  const head = reader.window(at, 24);
+  if (head.available < 24) return undefined;
+  const view = new DataView(head.bytes.buffer, head.bytes.byteOffset + head.at, 24);
+  const length = view.getUint32(4, true);
+  if (length < RECORD_HEADER_SIZE || length > MAX_RECORD_BYTES) return undefined;
+  return { length, lsn: view.getUint32(16, true) + view.getUint32(20, true) * 0x1_0000_0000, magic: view.getUint32(0, true) === RECORD_MAGIC };
+}
+
 /**
- * Where salvage goes on after damage at `pos`, where LSN `expected` belongs. A damaged record whose
- * header still names that LSN and a length says where the next one begins: when a valid record of
- * LSN expected + 1 is exactly there, go on from it, so that nothing inside the damaged record's
- * payload is taken for a record (a value can hold bytes shaped like records of this log: its own
- * segments stored as a value, say). Otherwise, the first valid record after the damage.
+ * Where salvage goes on after damage at `pos`, where LSN `expected` belongs. The damaged record's
+ * header usually still gives its length (damage to a payload byte shows as a checksum mismatch):
+ * follow it, and the lengths of further damaged records that still name the next LSN, to the first
+ * valid record of the LSN that belongs there, or to the end of a sealed segment (which ends with
+ * its last record). That never looks inside a damaged record's payload, where a value can hold
+ * bytes shaped like records of this log (its own segments stored as a value, say). Only when the
+ * lengths lead nowhere does it scan forward from the damage for the first valid record (the
+ * documented limit: that scan can take such bytes for a record).
  */
-export function resyncAfterDamage(reader: SegmentReader, pos: number, expected: number): { offset: number; lsn: number } | undefined {
-  const head = reader.window(pos, 24);
-  const declared = declaredRecordLength(head.bytes, head.at, head.available);
-  if (declared !== undefined && head.available >= 24) {
-    const view = new DataView(head.bytes.buffer, head.bytes.byteOffset + head.at, 24);
-    const lsn = view.getUint32(16, true) + view.getUint32(20, true) * 0x1_0000_0000;
-    if (lsn === expected) {
-      const at = pos + alignRecord(declared);
-      const p = reader.probe(at, false);
-      if (p.status === "ok" && p.record.lsn === expected + 1) return { offset: at, lsn: expected + 1 };
+export function resyncAfterDamage(reader: SegmentReader, pos: number, expected: number, sealed: boolean): { offset: number; lsn: number } | undefined {
+  let at = pos;
+  let lsn = expected;
+  for (let hop = 0; hop < 64; hop++) {
+    const h = declaredHeader(reader, at);
+    // The first record's magic or LSN may be what was damaged; a later one must still look like the next record.
+    if (!h || (hop > 0 && (!h.magic || h.lsn !== lsn))) break;
+    const next = at + alignRecord(h.length);
+    if (next > reader.fileEnd) break;
+    if (next === reader.fileEnd) {
+      if (sealed) return { offset: next, lsn: lsn + 1 };
+      break;
     }
+    const p = reader.probe(next, false);
+    if (p.status === "ok") {
+      if (p.record.lsn === lsn + 1) return { offset: next, lsn: lsn + 1 };
+      break;
+    }
+    if (p.status === "end") break;
+    at = next;
+    lsn++;
   }
   return nextRecordAfter(reader, pos + 8, expected);
 }

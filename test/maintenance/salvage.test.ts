@@ -841,53 +841,72 @@ test("salvage: a power cut at every I/O call leaves no output or the complete on
   );
 });
 
-test("salvage: after a damaged record whose value holds bytes shaped like a record of this log, it goes on from the record the damaged one's header points to, never from inside its payload", async (t) => {
+test("salvage: after a damaged record whose value holds bytes shaped like a record of this log, it goes on where the damaged records' headers point (checksum, LSN or magic damaged, two in a row, the last record of a sealed segment), never from inside a payload", async (t) => {
   const root = tempRoot(t);
-  for (let pad = 0; pad < 8; pad++) {
-    const src = join(root, `src${pad}`);
-    const db = await open(src, { checkpointMs: 3_600_000 });
-    const bin = db.openDB("bin", { encoding: "binary" });
-    await bin.put("init", Buffer.from("x"));
-    await db.put("victim", "real-1");
-    await db.checkpoint();
-    const e = db.txlogWatermarks().lastCommittedLsn + 1;
-    // A record that was never committed: LSN e, put ghost into the main sub-database.
-    const forged = encodeLogRecord({ lsn: e, txTime: Date.now(), kind: "txn", ops: [{ type: "put", db: "", key: Buffer.from(encodeKey("ghost", "ordered-binary", 1000), "latin1"), value: encodeValue("never committed", "msgpack") }] }, e - 1);
-    await bin.put("carrier", Buffer.concat([Buffer.alloc(pad, 0x41), forged])); // LSN e
-    await db.put("victim", "real-2");
-    await db.put("after", "yes");
-    await db.checkpoint();
-    await db.close();
-    // Damage record e's checksum; keep the case where the forged bytes sit on a record boundary.
-    const walDir = join(src, "wal");
-    let aligned = false;
-    for (const name of readdirSync(walDir)) {
-      const bytes = readFileSync(join(walDir, name));
-      for (let pos = SEGMENT_HEADER_SIZE; pos < bytes.length; ) {
-        const p = probeLogRecord(bytes, pos, bytes.length - pos);
-        if (p.status !== "ok") break;
-        if (p.record.lsn === e) {
-          const inner = bytes.indexOf(forged.subarray(0, 32), pos + 8);
-          aligned = inner % 8 === 0 && inner + forged.length === pos + p.size;
-          bytes[pos + 9]! ^= 0xff;
-          const fd = openSync(join(walDir, name), "r+");
-          writeSync(fd, bytes, pos + 9, 1, pos + 9);
-          closeSync(fd);
+  // Where to damage record e (and e + 1 for "two"): byte offsets inside the record.
+  const cases: Array<{ name: string; at: number[]; both?: boolean; sealedEnd?: boolean }> = [
+    { name: "checksum", at: [9] },
+    { name: "lsn", at: [16] },
+    { name: "magic", at: [1] },
+    { name: "two in a row", at: [9], both: true },
+    { name: "last record of a sealed segment", at: [9], sealedEnd: true },
+  ];
+  for (const c of cases) {
+    let done = false;
+    for (let pad = 0; pad < 8 && !done; pad++) {
+      const src = join(root, `src-${c.name.replace(/ /g, "-")}-${pad}`);
+      const db = await open(src, { checkpointMs: 3_600_000, walSegmentMaxBytes: 64 << 10 });
+      const bin = db.openDB("bin", { encoding: "binary" });
+      await bin.put("init", Buffer.from("x"));
+      await db.put("victim", "real-1");
+      await db.checkpoint();
+      const e = db.txlogWatermarks().lastCommittedLsn + 1;
+      // A record that was never committed: LSN e + 1 (the next one), ghost and a victim value.
+      const forged = encodeLogRecord(
+        { lsn: e + 1, txTime: Date.now(), kind: "txn", ops: [{ type: "put", db: "", key: Buffer.from(encodeKey("ghost", "ordered-binary", 1000), "latin1"), value: encodeValue("never committed", "msgpack") }, { type: "put", db: "", key: Buffer.from(encodeKey("victim", "ordered-binary", 1000), "latin1"), value: encodeValue("FORGED", "msgpack") }] },
+        e,
+      );
+      const carrier = Buffer.concat([Buffer.alloc(pad, 0x41), forged]);
+      await bin.put("carrier", carrier); // LSN e
+      // A value too big for what is left of the 64 KiB segment: the log rolls, so the carrier is the last record of a sealed segment.
+      await db.put("victim", c.sealedEnd ? "real-2".padEnd(70_000, ".") : "real-2");
+      await db.put("after", "yes");
+      await db.checkpoint();
+      await db.close();
+      const walDir = join(src, "wal");
+      let aligned = false;
+      let sealedEnd = false;
+      for (const name of readdirSync(walDir).sort()) {
+        const bytes = readFileSync(join(walDir, name));
+        for (let pos = SEGMENT_HEADER_SIZE; pos < bytes.length; ) {
+          const p = probeLogRecord(bytes, pos, bytes.length - pos);
+          if (p.status !== "ok") break;
+          if (p.record.lsn === e || (c.both && p.record.lsn === e + 1)) {
+            if (p.record.lsn === e) {
+              const inner = bytes.indexOf(forged.subarray(0, 32), pos + 8);
+              aligned = inner % 8 === 0 && inner + forged.length === pos + p.size;
+              sealedEnd = pos + p.size === bytes.length;
+            }
+            const fd = openSync(join(walDir, name), "r+");
+            for (const off of c.at) writeSync(fd, Buffer.from([bytes[pos + off]! ^ 0xff]), 0, 1, pos + off);
+            closeSync(fd);
+          }
+          pos += p.size;
         }
-        pos += p.size;
       }
+      if (!aligned || (c.sealedEnd && !sealedEnd)) continue;
+      done = true;
+      const dest = join(root, `out-${c.name.replace(/ /g, "-")}-${pad}`);
+      const report = await salvage(src, dest);
+      const out = await open(dest, { readOnly: true });
+      assert.equal(out.get("ghost"), undefined, `${c.name}, pad ${pad}: bytes inside a value were replayed as a commit`);
+      assert.equal(String(out.get("victim")).slice(0, 6), "real-2", `${c.name}: victim`);
+      assert.equal(out.get("after"), "yes", `${c.name}: after`);
+      assert.deepEqual(out.openDB("bin", { encoding: "binary" }).get("carrier"), carrier, `${c.name}: carrier`);
+      await out.close();
+      assert.ok(report.notes.some((n) => /damaged/.test(n)), report.notes.join("; "));
+      assert.equal(report.lostLogFrom, undefined, `${c.name}: the data file holds every record: nothing is lost (${report.notes.join("; ")})`);
     }
-    if (!aligned) continue;
-    const dest = join(root, `out${pad}`);
-    const report = await salvage(src, dest);
-    const out = await open(dest, { readOnly: true });
-    assert.equal(out.get("ghost"), undefined, `pad ${pad}: bytes inside a value were replayed as a commit`);
-    assert.equal(out.get("victim"), "real-2");
-    assert.equal(out.get("after"), "yes");
-    assert.deepEqual(out.openDB("bin", { encoding: "binary" }).get("carrier"), Buffer.concat([Buffer.alloc(pad, 0x41), forged]));
-    await out.close();
-    assert.ok(report.notes.some((n) => /damaged/.test(n)), report.notes.join("; "));
-    return;
+    assert.ok(done, `${c.name}: no padding put the forged record on a record boundary`);
   }
-  assert.fail("no padding put the forged record on a record boundary");
 });
