@@ -36,13 +36,17 @@ export function isKeelError(e: unknown, code?: KeelErrorCode): e is KeelError {
   return e instanceof KeelError && (code === undefined || e.code === code);
 }
 
+/** The code of an OS error: a full disk or quota (ENOSPC, EDQUOT, EFBIG) is FULL, any other IO. */
+export function codeOfErrno(errno: string): "FULL" | "IO" {
+  return errno === "ENOSPC" || errno === "EDQUOT" || errno === "EFBIG" ? "FULL" : "IO";
+}
+
 /** Map an error thrown by a FileSystem call to a KeelError (ENOSPC -> FULL, other errno -> IO). */
 export function ioError(e: unknown, op: string, path: string): KeelError {
   if (e instanceof KeelError) return e;
   const err = e as NodeJS.ErrnoException;
   const errno = typeof err?.code === "string" ? err.code : "UNKNOWN";
-  const code = errno === "ENOSPC" || errno === "EDQUOT" || errno === "EFBIG" ? "FULL" : "IO";
-  return new KeelError(code, `${op} failed on ${path}: ${errno}${err?.message ? ` (${err.message})` : ""}`, { op, path, errno }, { cause: e });
+  return new KeelError(codeOfErrno(errno), `${op} failed on ${path}: ${errno}${err?.message ? ` (${err.message})` : ""}`, { op, path, errno }, { cause: e });
 }
 
 export function corrupt(message: string, where: Record<string, unknown>): KeelError {

@@ -9,7 +9,7 @@
 import { constants as bufferConstants } from "node:buffer";
 import { once } from "node:events";
 import type { Writable } from "node:stream";
-import { KeelError, invalidArgument } from "../errors.js";
+import { KeelError, codeOfErrno, invalidArgument } from "../errors.js";
 import { CliError } from "./CliError.js";
 import { setDataOnStdout } from "./stdoutErrors.js";
 
@@ -66,8 +66,7 @@ export function errorDocument(e: unknown): { error: { code: string; message: str
   const err = e as NodeJS.ErrnoException | undefined;
   if (err && typeof err.code === "string" && /^E[A-Z]+$/.test(err.code)) {
     // As ioError maps them: a full disk or quota is FULL, whatever reported it.
-    const full = err.code === "ENOSPC" || err.code === "EDQUOT" || err.code === "EFBIG";
-    return { error: { code: err.code === "ENOENT" ? "NOT_FOUND" : full ? "FULL" : "IO", message: err.message, details: { errno: err.code, path: err.path, op: err.syscall } } };
+    return { error: { code: err.code === "ENOENT" ? "NOT_FOUND" : codeOfErrno(err.code), message: err.message, details: { errno: err.code, path: err.path, op: err.syscall } } };
   }
   return { error: { code: "INTERNAL", message: err?.message ?? String(e), details: err?.stack ? { stack: err.stack } : {} } };
 }

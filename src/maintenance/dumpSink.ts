@@ -12,7 +12,7 @@
  *   failed stream, so a failing stream makes the dump fail with IO (or FULL) instead of crashing
  *   the process with an unhandled 'error' event.
  */
-import { KeelError } from "../errors.js";
+import { KeelError, codeOfErrno } from "../errors.js";
 import { crc32 } from "../util/crc32.js";
 
 export class DumpSink {
@@ -166,6 +166,5 @@ function streamError(e: unknown): KeelError {
   if (e instanceof KeelError) return e;
   const err = e as NodeJS.ErrnoException;
   const errno = typeof err?.code === "string" ? err.code : "UNKNOWN";
-  const code = errno === "ENOSPC" || errno === "EDQUOT" || errno === "EFBIG" ? "FULL" : "IO";
-  return new KeelError(code, `writing the dump failed: ${err?.message ?? String(e)}`, { op: "write", errno }, { cause: e });
+  return new KeelError(codeOfErrno(errno), `writing the dump failed: ${err?.message ?? String(e)}`, { op: "write", errno }, { cause: e });
 }

@@ -256,13 +256,18 @@ export type RecordProbe =
   /** Not a valid record; `truncated` when the declared length runs past the bytes available. */
   | { status: "bad"; reason: string; truncated: boolean };
 
+/** Whether a record may declare this length (header included, padding not). */
+export function plausibleRecordLength(length: number): boolean {
+  return length >= RECORD_HEADER_SIZE && length <= MAX_RECORD_BYTES;
+}
+
 /** Read the record length declared at `pos`, or undefined when it is not plausible. Never throws. */
 export function declaredRecordLength(bytes: Uint8Array, pos: number, available: number): number | undefined {
   if (available < 8) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset + pos, 8);
   if (view.getUint32(0, true) !== RECORD_MAGIC) return undefined;
   const length = view.getUint32(4, true);
-  return length >= RECORD_HEADER_SIZE && length <= MAX_RECORD_BYTES ? length : undefined;
+  return plausibleRecordLength(length) ? length : undefined;
 }
 
 /**
@@ -285,7 +290,7 @@ export function probeLogRecord(bytes: Uint8Array, pos: number, available: number
   const view = new DataView(bytes.buffer, bytes.byteOffset + pos, available);
   if (view.getUint32(0, true) !== RECORD_MAGIC) return { status: "bad", reason: "no record magic", truncated: false };
   const length = view.getUint32(4, true);
-  if (length < RECORD_HEADER_SIZE || length > MAX_RECORD_BYTES) {
+  if (!plausibleRecordLength(length)) {
     return { status: "bad", reason: `implausible record length ${length}`, truncated: false };
   }
   if (length > available) return { status: "bad", reason: `record of ${length} bytes cut short at ${available}`, truncated: true };

@@ -29,7 +29,7 @@
 import { dirname, join } from "node:path";
 import { corrupt, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { MAX_RECORD_BYTES, RECORD_HEADER_SIZE, RECORD_MAGIC, alignRecord, type RecordProbe } from "./LogRecord.js";
+import { RECORD_MAGIC, alignRecord, plausibleRecordLength, type RecordProbe } from "./LogRecord.js";
 import { LogSegment, type PhaseHook } from "./LogSegment.js";
 import { probeSegmentHeader, SEGMENT_HEADER_SIZE } from "./SegmentHeader.js";
 import { looksLikeSegment, parseSegmentName } from "./SegmentName.js";
@@ -156,7 +156,7 @@ function declaredHeader(reader: SegmentReader, at: number): { length: number; ls
   if (head.available < 24) return undefined;
   const view = new DataView(head.bytes.buffer, head.bytes.byteOffset + head.at, 24);
   const length = view.getUint32(4, true);
-  if (length < RECORD_HEADER_SIZE || length > MAX_RECORD_BYTES) return undefined;
+  if (!plausibleRecordLength(length)) return undefined;
   return { length, lsn: view.getUint32(16, true) + view.getUint32(20, true) * 0x1_0000_0000, magic: view.getUint32(0, true) === RECORD_MAGIC };
 }
 
