@@ -11,8 +11,8 @@
  * threads share the pid, so without the claim a worker would take over the main thread's lock
  * and two writers would share the files) is LOCKED; with neither (left by an open that failed
  * halfway, or by an earlier process that had our pid) it is taken over. An empty LOCK modified
- * less than TAKEOVER_WAIT_MS ago is one being written: waited for, and stale if still empty after
- * that; an older empty one is stale at once (its writer died between create and write, or a power
+ * less than TAKEOVER_WAIT_MS ago (or ahead: a wall clock stepped back) is one being written:
+ * waited for, and stale if still empty after that; an older empty one is stale at once (its writer died between create and write, or a power
  * cut lost its text). release() removes only the LOCK it wrote (its exact text), then ends the
  * claim.
  *
@@ -33,9 +33,12 @@
  *   1. Create LOCK.takeover (exclusive create), claim it, write this process's stamp. If it exists
  *      and its holder is live (another process, or a thread of ours with its claim), wait for it
  *      (a few system calls); if its holder is gone, remove it and retry.
- *   2. Read the LOCK again: remove it only if it is still stale (gone already: nothing to do; live:
- *      another process created it meanwhile, and the next exclusive create meets it).
- *   3. Remove LOCK.takeover, then end its claim; the caller tries the exclusive create again.
+ *   2. Read the LOCK again: remove it only if it is the one judged stale (the same text) and still
+ *      is (an empty one: still empty and old by its own time). Gone, or another LOCK: nothing to
+ *      remove. A LOCK gone here may be created at this very moment by the thread that took it over
+ *      before us, so "gone" is never a reason to remove whatever is there a moment later.
+ *   3. Remove LOCK.takeover, then end its claim; the caller tries the exclusive create again (and
+ *      judges afresh what it meets).
  * The guard's own takeover (step 1, holder gone) is not guarded: it needs a process to die inside
  * the guard's few system calls and two others to race for it in that instant. Closing it too
  * needs an OS file lock (flock/fcntl), which Node does not offer without a native addon.
@@ -103,8 +106,9 @@ function holderState(fs: FileSystem, path: string, f: HolderFile, heldHere: bool
     // Empty: its creator writes it microseconds after the create, so only a young one can still
     // be written; an old one was left by a death between the two (or a power cut before its text
     // reached the disk).
+    // Both ways: a wall clock stepped back puts the time of an old one in the future.
     const st = fs.stat(path);
-    return st !== undefined && Date.now() - st.mtimeMs < TAKEOVER_WAIT_MS ? "writing" : "stale";
+    return st !== undefined && Math.abs(Date.now() - st.mtimeMs) < TAKEOVER_WAIT_MS ? "writing" : "stale";
   }
   return stampIsLive(h) ? "live" : "stale";
 }
@@ -173,8 +177,7 @@ function createClaimed(fs: FileSystem, path: string, text: string): FileHandle |
     op = "write";
     const bytes = Buffer.from(text);
     f.write(bytes, 0, bytes.length, 0);
-    const pause = Number(process.env.KEEL_TEST_LOCK_WRITE_PAUSE_MS ?? 0);
-    if (pause > 0) sleepSync(pause); // tests only: a written LOCK must be claimed already
+    testPause("KEEL_TEST_LOCK_WRITE_PAUSE_MS"); // tests only: a written LOCK must be claimed already
     closed = true;
     op = "close";
     f.close();
@@ -240,10 +243,12 @@ export class Lock {
         continue;
       }
       if (state !== "stale") throw lockedError(dir, state, f, false);
-      if (++takeovers > MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
+      if (takeovers >= MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
       // The holder is gone (or its pid now names another process), died while writing the file,
       // or was an open of ours that failed.
-      takeOver(fs, dir, mine.has(key), late);
+      if (takeOver(fs, dir, f.text, mine.has(key))) takeovers++;
+      else sleepSync(5); // another LOCK took its place meanwhile (or it is young and empty): judged afresh
+      testPause("KEEL_TEST_LOCK_RETRY_PAUSE_MS"); // tests only: widens the window before the create
     }
   }
 
@@ -283,15 +288,28 @@ export class Lock {
   }
 }
 
-/** Whether a LOCK may be removed by a thread that did not create it (see takeOver, step 2). */
-function isStale(fs: FileSystem, dir: string, heldHere: boolean, late: boolean): boolean {
+/**
+ * Whether the LOCK now in `dir` is the one judged stale (its text `judged`) and is still stale, so
+ * that a thread that did not create it may remove it (see takeOver, step 2). An empty one is judged
+ * by its own age: the caller's patience says nothing of an empty LOCK created since.
+ */
+function stillStale(fs: FileSystem, dir: string, judged: string, heldHere: boolean): boolean {
   const path = join(dir, LOCK_FILE);
   const f = readHolderFile(fs, path);
-  return f === undefined || holderState(fs, path, f, heldHere, late) === "stale";
+  return f !== undefined && f.text === judged && holderState(fs, path, f, heldHere, false) === "stale";
 }
 
-/** Remove a stale LOCK under the takeover guard (steps 1-3 of the file comment). */
-function takeOver(fs: FileSystem, dir: string, heldHere: boolean, late: boolean): void {
+function testPause(variable: string): void {
+  const pause = Number(process.env[variable] ?? 0);
+  if (pause > 0) sleepSync(pause);
+}
+
+/**
+ * Remove the stale LOCK whose text is `judged`, under the takeover guard (steps 1-3 of the file
+ * comment). Whether it removed it: false when that LOCK was gone or replaced, or is an empty one
+ * still young.
+ */
+function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean): boolean {
   const lockPath = join(dir, LOCK_FILE);
   const guardPath = join(dir, TAKEOVER_FILE);
   // Step 1.
@@ -322,15 +340,14 @@ function takeOver(fs: FileSystem, dir: string, heldHere: boolean, late: boolean)
   }
   try {
     // Step 2.
-    if (isStale(fs, dir, heldHere, late)) {
-      const pause = Number(process.env.KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS ?? 0);
-      if (pause > 0) sleepSync(pause); // tests only: widens the window step 1 closes
-      try {
-        fs.remove(lockPath);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e, "remove", lockPath);
-      }
+    if (!stillStale(fs, dir, judged, heldHere)) return false;
+    testPause("KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS"); // tests only: widens the window step 1 closes
+    try {
+      fs.remove(lockPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e, "remove", lockPath);
     }
+    return true;
   } finally {
     // Step 3.
     try {

@@ -3,7 +3,7 @@
  * live process, is LOCKED naming the holder's pid; a LOCK left by a dead process is taken over.
  * Uses real files and real child processes.
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -216,13 +216,12 @@ test("a LOCK whose pid now names another process (recycled, or from an earlier b
   await held.close();
 });
 
-test("two processes that find the same stale LOCK at once: exactly one takes it over, the other is LOCKED (the takeover guard)", async (t) => {
+/** Two child processes race to open `t`'s directory holding a stale LOCK, with the test pauses `pauses`: exactly one must hold it. */
+async function raceTakeover(t: TestContext, pauses: Record<string, string>): Promise<void> {
   const dir = tempDir(t);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "LOCK"), `${deadPid()}\n2020-01-01T00:00:00.000Z\n`);
-  // Each child pauses between judging the LOCK stale and removing it: without the guard both
-  // would remove, the slower one removing the LOCK the faster one has just created.
-  const env = { ...process.env, KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS: "400" };
+  const env = { ...process.env, ...pauses };
   const children = [0, 1].map(() => spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, true)], { stdio: ["pipe", "pipe", "inherit"], env }));
   t.after(() => {
     for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
@@ -248,6 +247,20 @@ test("two processes that find the same stale LOCK at once: exactly one takes it 
   assert.equal(lockPid(dir), winners[0]!.pid);
   assert.equal(existsSync(join(dir, "LOCK.takeover")), false, "no guard is left behind");
   for (const c of children) c.stdin!.end();
+}
+
+test("two processes that find the same stale LOCK at once: exactly one takes it over, the other is LOCKED (the takeover guard)", async (t) => {
+  // Each child pauses between judging the LOCK stale and removing it: without the guard both
+  // would remove, the slower one removing the LOCK the faster one has just created.
+  await raceTakeover(t, { KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS: "400" });
+});
+
+test("the second process to take the guard finds the stale LOCK gone: it removes nothing, and the LOCK the first creates next stays (exactly one holder)", async (t) => {
+  // The first removes the stale LOCK and gives the guard up, then pauses before its create; the
+  // second, in the guard meanwhile, finds no LOCK. Taking "gone" for "stale", it removed the LOCK
+  // the first had created by the end of its own pause, and both held the database (seen in CI
+  // without the pauses, when the first was descheduled between the guard and the create).
+  await raceTakeover(t, { KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS: "400", KEEL_TEST_LOCK_RETRY_PAUSE_MS: "300" });
 });
 
 test("a takeover guard left by a process that died (named, or still empty after the wait) does not block opens", async (t) => {
