@@ -4,6 +4,7 @@
  * It checks every call (open, writable, arguments) and hands writes to its WriteQueue, which
  * runs the write path as numbered steps (group commit). Reads see the published snapshot.
  */
+import { pinnedPath } from "../io/NodeFileSystem.js";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { KeelError, invalidArgument } from "../errors.js";
@@ -446,7 +447,7 @@ export class Database extends SubDatabase {
   async backup(dest: string, options?: PageBackupOptions & { compact?: boolean }): Promise<CopyResult | BackupPagesResult> {
     this.#check();
     this.#checkNotClosing();
-    pathArgument(dest, "dest", "backup");
+    dest = pinnedPath(this.fs, pathArgument(dest, "dest", "backup"));
     const opts = backupOptions(options);
     // A read-only open that replayed log records holds them in memory only: no page of the
     // file has them, and it may not checkpoint. Only the compacting copy can include them.
@@ -461,7 +462,7 @@ export class Database extends SubDatabase {
   async compact(dest: string, options?: OnlineCopyOptions): Promise<CopyResult> {
     this.#check();
     this.#checkNotClosing();
-    pathArgument(dest, "dest", "compact");
+    dest = pinnedPath(this.fs, pathArgument(dest, "dest", "compact"));
     const opts = methodOptions(options, "compact", { signal: "signal", onProgress: "function" });
     return copyHead(this, dest, opts, undefined);
   }

@@ -7,7 +7,7 @@
  */
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
-import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { nodeFileSystem, pinnedPath } from "../io/NodeFileSystem.js";
 import { META_FLAG_WAL } from "../pager/Meta.js";
 import { Engine } from "../txn/Engine.js";
 import { DEFAULT_DB } from "../txn/Snapshot.js";
@@ -31,6 +31,7 @@ export function openSync(path: string, options?: OpenOptions): Database {
   if (typeof path !== "string" || path.length === 0) throw new KeelError("INVALID_ARGUMENT", "path must be a non-empty string", { argument: "path" });
   const o = withCrashHook(validateOptions(options));
   const fs: FileSystem = o.fs ?? nodeFileSystem;
+  path = pinnedPath(fs, path);
   const wal = o.wal ?? true;
   if (!o.readOnly) {
     try {

@@ -203,3 +203,13 @@ export class NodeFileSystem implements FileSystem {
 
 /** The process-wide default backend. */
 export const nodeFileSystem: FileSystem = new NodeFileSystem();
+
+/**
+ * `path` made absolute against the working directory when `fs` is the disk's: a database stays
+ * open, and a job runs, across a process.chdir(), and its files must not move with it (the log's
+ * next segments went into another directory, the LOCK was left behind at close). Other backends
+ * name paths their own way and get it as given.
+ */
+export function pinnedPath(fs: FileSystem, path: string): string {
+  return fs instanceof NodeFileSystem ? resolve(path) : path;
+}

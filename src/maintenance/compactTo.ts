@@ -23,7 +23,7 @@
  */
 import { KeelError, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
-import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { nodeFileSystem, pinnedPath } from "../io/NodeFileSystem.js";
 import { openSync } from "../db/open.js";
 import { copySnapshot, type CopyResult } from "./copyDatabase.js";
 import { META_FLAG_ONE_SYNC } from "../pager/Meta.js";
@@ -49,6 +49,7 @@ export interface CompactToResult extends CopyResult {
 export async function compactTo(srcDir: string, destDir: string, options?: CompactToOptions): Promise<CompactToResult> {
   const opts = methodOptions(options, "compactTo", { fs: "fs", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
+  if (typeof destDir === "string" && destDir !== "") destDir = pinnedPath(fs, destDir);
   // Step 1.
   if (checkedStat(fs, destDir)) throw new KeelError("EXISTS", `${destDir} already exists; compaction never overwrites`, { dest: destDir });
   if (opts.signal?.aborted) throw new KeelError("ABORTED", "the compaction was aborted", { reason: String(opts.signal.reason ?? "") });

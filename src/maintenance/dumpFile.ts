@@ -5,6 +5,7 @@
  * renamed to `path` if that still does not exist, and the directory fsynced. On any failure or abort the partial file is removed, so `path`
  * either does not exist or holds a complete dump. `path` must not exist (EXISTS).
  */
+import { pinnedPath } from "../io/NodeFileSystem.js";
 import { Readable, Writable } from "node:stream";
 import { dirname } from "node:path";
 import { KeelError, invalidArgument, ioError } from "../errors.js";
@@ -51,6 +52,7 @@ export async function dumpToFile(db: Database, path: string, options?: DumpOptio
   if (path.endsWith("/") || /(^|\/)\.\.?$/.test(path)) {
     throw invalidArgument(`dumpToFile: ${path} names a directory: a dump is written to a file, not into a directory`, { argument: "path", method: "dumpToFile", path });
   }
+  path = pinnedPath(db.fs, path); // as given checked above: resolving drops a trailing "/"
   const fs = db.fs;
   refuseExisting(fs, path, "a dump");
   const dir = dirname(path);
@@ -93,7 +95,7 @@ export async function dumpToFile(db: Database, path: string, options?: DumpOptio
 }
 
 export async function loadFromFile(db: Database, path: string, options?: LoadOptions): Promise<LoadReport> {
-  pathArgument(path, "path", "loadFromFile");
+  path = pinnedPath(db.fs, pathArgument(path, "path", "loadFromFile"));
   const opts = methodOptions(options, "loadFromFile", LOAD_OPTIONS);
   const fs = db.fs;
   let fh: FileHandle;

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { KeelError, invalidArgument, ioError } from "../errors.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import { copyFileSynced } from "../io/copyFileSynced.js";
-import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { nodeFileSystem, pinnedPath } from "../io/NodeFileSystem.js";
 import { Engine, DATA_FILE } from "../txn/Engine.js";
 import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
 import { applyLogRecord } from "../db/LogDurability.js";
@@ -70,9 +70,10 @@ const YIELD_MS = 20;
 export async function restore(snapshotDir: string, target: string, options?: RestoreOptions): Promise<RestoreResult> {
   pathArgument(snapshotDir, "snapshotDir", "restore");
   pathArgument(target, "targetDir", "restore");
-  const targetDir = destPath(target); // `out/.` and `out/` name `out`
   const o = methodOptions(options, "restore", { toLsn: "any", walDir: "any", signal: "signal", fs: "fs" });
-  if (o.walDir !== undefined) pathArgument(o.walDir, "walDir", "restore");
+  const givenWalDir = o.walDir === undefined ? undefined : pinnedPath(o.fs ?? nodeFileSystem, pathArgument(o.walDir, "walDir", "restore"));
+  snapshotDir = pinnedPath(o.fs ?? nodeFileSystem, snapshotDir);
+  const targetDir = destPath(pinnedPath(o.fs ?? nodeFileSystem, target)); // `out/.` and `out/` name `out`
   if (o.toLsn !== undefined && (!Number.isSafeInteger(o.toLsn) || o.toLsn < 0)) {
     throw invalidArgument(`toLsn must be a non-negative integer, not ${String(o.toLsn)}`, { argument: "toLsn", value: o.toLsn });
   }
@@ -84,10 +85,10 @@ export async function restore(snapshotDir: string, target: string, options?: Res
   }
   if (checkedStat(fs, targetDir)) throw new KeelError("EXISTS", `${targetDir} already exists; restore never overwrites`, { target: targetDir });
   checkSnapshot(fs, info);
-  const walDir = o.walDir ?? resolve(snapshotDir, "..", "..", "wal");
+  const walDir = givenWalDir ?? resolve(snapshotDir, "..", "..", "wal");
   // A log named explicitly that is missing or empty is a mistake (a typo), not "no log": going on
   // would drop every commit after the snapshot without a word.
-  if (o.walDir !== undefined && !listSegments(fs, walDir).length) {
+  if (givenWalDir !== undefined && !listSegments(fs, walDir).length) {
     throw new KeelError("NOT_FOUND", `${walDir} holds no log segments`, { walDir });
   }
   // A turn of the event loop every YIELD_MS of work, so that a SIGINT handler can run and set the

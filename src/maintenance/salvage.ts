@@ -39,7 +39,7 @@
 import { dirname, join } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { nodeFileSystem, pinnedPath } from "../io/NodeFileSystem.js";
 import type { LeafNode } from "../btree/Node.js";
 import { DEFAULT_PAGE_SIZE } from "../pager/PageLayout.js";
 import { DATA_FILE, Engine } from "../txn/Engine.js";
@@ -120,7 +120,8 @@ export async function salvage(srcDir: string, dest: string, options?: SalvageOpt
   for (const [arg, v] of [["srcDir", srcDir], ["destDir", dest]] as const) {
     if (typeof v !== "string" || v.length === 0) throw new KeelError("INVALID_ARGUMENT", `${arg} must be a non-empty string`, { argument: arg });
   }
-  const destDir = destPath(dest); // `out/.` and `out/` name `out`
+  srcDir = pinnedPath(fs, srcDir);
+  const destDir = destPath(pinnedPath(fs, dest)); // `out/.` and `out/` name `out`
   const st = checkedStat(fs, srcDir);
   if (!st || !st.isDirectory) throw new KeelError("NOT_FOUND", `no database directory at ${srcDir}`, { path: srcDir });
   const dataPath = join(srcDir, DATA_FILE);

@@ -26,7 +26,7 @@
 import { join } from "node:path";
 import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { nodeFileSystem } from "../io/NodeFileSystem.js";
+import { nodeFileSystem, pinnedPath } from "../io/NodeFileSystem.js";
 import { DATA_FILE, type Engine } from "../txn/Engine.js";
 import { SNAPSHOTS_DIR, SNAPSHOT_META, fileCrc32Steps, parseSnapshotMeta, snapshotMetaMismatch } from "./Snapshots.js";
 import { verifyDataFile, type DataFileOutcome } from "./verifyDataFile.js";
@@ -77,6 +77,7 @@ export async function verify(dir: string, options?: VerifyOptions): Promise<Veri
   const opts = methodOptions(options, "verify", { fs: "fs", signal: "signal", onProgress: "function" });
   const fs = opts.fs ?? nodeFileSystem;
   if (typeof dir !== "string" || dir.length === 0) throw new KeelError("INVALID_ARGUMENT", "dir must be a non-empty string", { argument: "dir" });
+  dir = pinnedPath(fs, dir);
   const st = checkedStat(fs, dir);
   if (!st || !st.isDirectory) throw new KeelError("NOT_FOUND", `no database directory at ${dir}`, { path: dir });
   const path = join(dir, DATA_FILE);
