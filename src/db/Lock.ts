@@ -17,7 +17,10 @@
  * claim.
  *
  * Limits, stated plainly: liveness is checked on this host (io/ProcessStamp.ts), so a LOCK on a
- * network file system shared between hosts is not safe. Without /proc (not Linux), or for a LOCK
+ * network file system shared between hosts is not safe; and by pid, in this process's pid
+ * namespace, so neither is one shared by processes in different namespaces of one host
+ * (containers sharing a volume: a pid there names another process, or none). Telling those
+ * apart needs an OS file lock or a heartbeat; neither is here. Without /proc (not Linux), or for a LOCK
  * written before stamps were, it is kill(pid, 0) alone, and a recycled pid then keeps the lock
  * held until that process ends (the error names the pid so an operator can check it); and there,
  * a claim cannot be seen, so two threads of one process are not kept apart. A worker thread that
@@ -37,8 +40,9 @@
  *      is (an empty one: still empty and old by its own time). Gone, or another LOCK: nothing to
  *      remove. A LOCK gone here may be created at this very moment by the thread that took it over
  *      before us, so "gone" is never a reason to remove whatever is there a moment later.
- *   3. Remove LOCK.takeover, then end its claim; the caller tries the exclusive create again (and
- *      judges afresh what it meets).
+ *   3. Remove LOCK.takeover (if it is still the one this thread wrote), then end its claim; the
+ *      caller tries the exclusive create again (and judges afresh what it meets).
+ * An empty guard, like an empty LOCK, is judged by its own age: young, it is being written.
  * The guard's own takeover (step 1, holder gone) is not guarded: it needs a process to die inside
  * the guard's few system calls and two others to race for it in that instant. Closing it too
  * needs an OS file lock (flock/fcntl), which Node does not offer without a native addon.
@@ -315,15 +319,17 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
   // Step 1.
   const deadline = performance.now() + TAKEOVER_WAIT_MS;
   let guardClaim: FileHandle | undefined;
+  const guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}`;
   while (guardClaim === undefined) {
-    guardClaim = createClaimed(fs, guardPath, `${process.pid}\nthread ${threadId}\n${stampLines()}`);
+    guardClaim = createClaimed(fs, guardPath, guardText);
     if (guardClaim !== undefined) break;
     const guard = readHolderFile(fs, guardPath);
     if (guard === undefined) continue; // removed meanwhile: try again
     const guardLate = performance.now() >= deadline;
-    // An empty guard is one being written: waited for like a live one, but one still empty after
-    // the whole wait was left by a process that died between its create and its write.
-    const state = holderState(fs, guardPath, guard, false, guardLate);
+    // An empty guard is one being written, judged by its own age (never by how long this thread
+    // has waited: a guard another process has just created is empty for a moment too): a young
+    // one is waited for like a live one; an old one was left by a death between create and write.
+    const state = holderState(fs, guardPath, guard, false, false);
     if (state === "stale") {
       try {
         fs.remove(guardPath);
@@ -334,7 +340,7 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     }
     if (guardLate) {
       const pid = guard.holder?.pid;
-      throw new KeelError("LOCKED", `could not take over the stale lock of ${dir}: process ${pid} is taking it over; try again`, { dir, pid });
+      throw new KeelError("LOCKED", `could not take over the stale lock of ${dir}: ${pid === undefined ? "another process" : `process ${pid}`} is taking it over; try again`, { dir, pid });
     }
     sleepSync(5);
   }
@@ -349,9 +355,9 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     }
     return true;
   } finally {
-    // Step 3.
+    // Step 3. Only the guard this thread wrote (whatever took its place is someone else's).
     try {
-      fs.remove(guardPath);
+      if (readHolderFile(fs, guardPath)?.text === guardText) fs.remove(guardPath);
     } catch {
       // a guard naming a process that is gone is taken over by the next one (step 1)
     }

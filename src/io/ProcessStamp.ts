@@ -4,7 +4,8 @@
  *
  * A stamp is the pid, the host's boot id and the process's start time (clock ticks after boot:
  * field 22 of /proc/<pid>/stat). A stamp is live only when all of these hold:
- *   1. kill(pid, 0) finds the process (EPERM counts as found: it exists, it is not ours);
+ *   1. kill(pid, 0) finds the process (EPERM counts as found: it exists, it is not ours), and
+ *      /proc does not show it as a zombie (it ended; its parent has not reaped it yet);
  *   2. its boot id, when the stamp and this host both have one, is this boot's: a file left by a
  *      power cut names pids of the boot before, which a new boot hands out again from the start;
  *   3. its start time, when the stamp and /proc both have one, is that pid's start time now: a
@@ -66,15 +67,26 @@ export function parseStamp(pid: number, text: string): ProcessStamp {
   };
 }
 
-/** Step 1 alone: whether a process with this pid exists on this host. */
+/** Field 3 of /proc/<pid>/stat: R, S, D, Z (zombie), X (dead)...; "" when unknown. */
+function stateOf(pid: number): string {
+  const text = readProc(`/proc/${pid}/stat`);
+  return text === undefined ? "" : (text.slice(text.lastIndexOf(")") + 2).split(" ")[0] ?? "");
+}
+
+/**
+ * Step 1 alone: whether a process with this pid runs on this host. A zombie (killed, not yet
+ * reaped by its parent: in a container whose pid 1 never reaps, for good) is gone: kill(pid, 0)
+ * still finds it, /proc tells.
+ */
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  const state = stateOf(pid);
+  return state !== "Z" && state !== "X";
 }
 
 /** Steps 1-3: whether the process a file names is still the one running under its pid. */

@@ -6,7 +6,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KeelError, open } from "../../src/index.js";
@@ -274,4 +274,49 @@ test("a takeover guard left by a process that died (named, or still empty after 
     assert.equal(existsSync(join(dir, "LOCK.takeover")), false);
     await db.close();
   }
+});
+
+test("a takeover guard that is empty because a live process has just created it is waited for, however long this open has waited: LOCKED, never removed", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  const stale = `${deadPid()}\n2020-01-01T00:00:00.000Z\n`;
+  writeFileSync(join(dir, "LOCK"), stale);
+  const guard = join(dir, "LOCK.takeover");
+  writeFileSync(guard, "");
+  // Kept young: the guard of a live process between its create and its write, met again and again
+  // (a waiter whose own wait ran out took such a guard for one left by a death, removed it, and
+  // two processes went on to take the LOCK over together).
+  const touch = setInterval(() => {
+    const now = new Date();
+    utimesSync(guard, now, now);
+  }, 50);
+  t.after(() => clearInterval(touch));
+  const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  await new Promise((r) => child.on("exit", r));
+  clearInterval(touch);
+  const res = JSON.parse(out.trim().split("\n").pop()!);
+  assert.equal(res.code, "LOCKED", `the open waited for the guard's writer: ${out}`);
+  assert.equal(existsSync(guard), true, "the guard was not removed");
+  assert.equal(readFileSync(join(dir, "LOCK"), "utf8"), stale, "the stale LOCK is left for the guard's holder");
+});
+
+test("a LOCK whose holder was killed but not yet reaped (a zombie: a container's pid 1 that never reaps) is taken over", { skip: !existsSync("/proc/self/stat") }, async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  // The holder's parent is a sleep that never waits for it (sh execs into it).
+  const script = `import(process.env.KEEL_INDEX).then((k) => { k.openSync(process.env.KEEL_DIR, { wal: false }); console.log(process.pid); setInterval(() => {}, 1000); });`;
+  const parent = spawn("sh", ["-c", `"$NODE" -e "$SCRIPT" & exec sleep 60`], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NODE: process.execPath, SCRIPT: script, KEEL_INDEX: INDEX, KEEL_DIR: dir } });
+  t.after(() => {
+    if (parent.exitCode === null) parent.kill("SIGKILL");
+  });
+  const holder = Number(await new Promise<string>((resolve) => parent.stdout!.once("data", (d) => resolve(String(d).trim()))));
+  assert.equal(lockPid(dir), holder);
+  process.kill(holder, "SIGKILL");
+  for (let i = 0; i < 400 && !/\) Z /.test(readFileSync(`/proc/${holder}/stat`, "utf8")); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.match(readFileSync(`/proc/${holder}/stat`, "utf8"), /\) Z /, "sanity: the holder is a zombie");
+  const db = await open(dir, { wal: false });
+  assert.equal(lockPid(dir), process.pid, "the zombie's LOCK was taken over");
+  await db.close();
 });

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isAlive, ownStamp, parseStamp, stampIsLive, stampLines, startTimeOf } from "../../src/io/ProcessStamp.js";
@@ -64,4 +64,22 @@ test("startTimeOf reads field 22 even when the command name holds spaces and par
   assert.ok(Number(start) >= Number(ownStamp().start), `${start} vs ours ${ownStamp().start}`);
   assert.ok(Math.abs(Number(start) - Number(plain)) < 1000, `${start} vs ${plain}`);
   assert.equal(stampIsLive({ pid: child.pid!, boot: ownStamp().boot, start }), true);
+});
+
+test("a zombie (killed, not reaped by its parent) is not alive, nor is its stamp live", { skip: !LINUX }, async (t) => {
+  // sh starts a sleep in the background, prints its pid, and becomes a sleep that never waits:
+  // the first sleep, once killed, stays a zombie until its parent ends.
+  const parent = spawn("sh", ["-c", "sleep 60 & echo $!; exec sleep 60"], { stdio: ["ignore", "pipe", "ignore"] });
+  t.after(() => {
+    if (parent.exitCode === null) parent.kill("SIGKILL");
+  });
+  const pid = Number(await new Promise<string>((resolve) => parent.stdout!.once("data", (d) => resolve(String(d).trim()))));
+  const stamp = parseStamp(pid, stampLines({ pid, boot: ownStamp().boot, start: startTimeOf(pid) }));
+  assert.equal(isAlive(pid), true);
+  assert.equal(stampIsLive(stamp), true);
+  process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 400 && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8")); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.match(readFileSync(`/proc/${pid}/stat`, "utf8"), /\) Z /, "sanity: the killed sleep is a zombie");
+  assert.equal(isAlive(pid), false, "a zombie runs no more");
+  assert.equal(stampIsLive(stamp), false);
 });
