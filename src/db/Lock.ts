@@ -12,8 +12,9 @@
  * and two writers would share the files) is LOCKED; with neither (left by an open that failed
  * halfway, or by an earlier process that had our pid) it is taken over. An empty LOCK modified
  * less than TAKEOVER_WAIT_MS ago (or ahead: a wall clock stepped back) is one being written:
- * waited for, and stale if still empty after that; an older empty one is stale at once (its writer died between create and write, or a power
- * cut lost its text). release() removes only the LOCK it wrote (its exact text), then ends the
+ * waited for until it is older, then stale (an open that finds one kept young by something for
+ * twice that long gives up: LOCKED); an older empty one is stale at once (its writer died
+ * between create and write, or a power cut lost its text). release() removes only the LOCK it wrote (its exact text), then ends the
  * claim.
  *
  * Limits, stated plainly: liveness is checked on this host (io/ProcessStamp.ts), so a LOCK on a
@@ -94,8 +95,9 @@ function readHolderFile(fs: FileSystem, path: string): HolderFile | undefined {
  *   "ours"    this thread (`heldHere`);
  *   "thread"  another thread of this process (a claim is open on the file);
  *   "live"    another live process;
- *   "writing" empty, unclaimed here, and modified less than TAKEOVER_WAIT_MS ago: its creator is
- *             about to write it (waited for until `late`);
+ *   "writing" empty, unclaimed here, and modified less than TAKEOVER_WAIT_MS from now (either
+ *             way: a wall clock stepped back): its creator is about to write it (callers that
+ *             do not wait pass `late` and take it for stale);
  *   "stale"   gone, a recycled pid, an earlier boot, garbage, or our pid with no claim open here
  *             (an open of ours that failed, or an earlier process that had our pid).
  */
@@ -136,6 +138,11 @@ function lockedError(dir: string, state: HolderState, f: HolderFile, readOnly: b
     );
   }
   return new KeelError("LOCKED", `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`, { dir, pid });
+}
+
+/** A LOCK (or guard) that an exclusive create finds but reading cannot (a dangling symlink). */
+function unreadableError(path: string): KeelError {
+  return new KeelError("IO", `${path} exists but cannot be read (a dangling symbolic link?); remove it if no process holds the database`, { path, op: "read" });
 }
 
 /** The process a LOCK names; undefined when it is missing or unreadable as a pid. */
@@ -227,31 +234,38 @@ export class Lock {
     const path = join(dir, LOCK_FILE);
     const key = resolve(dir);
     const mine = held.get(fs) ?? held.set(fs, new Set()).get(fs)!;
-    // Waits are timed by a monotonic clock: a wall clock stepped back during one made it last as
-    // long as the step (the thread blocked meanwhile).
-    const deadline = performance.now() + TAKEOVER_WAIT_MS;
+    // Every wait ends, timed by a monotonic clock (a wall clock stepped back during one made it
+    // last as long as the step, the thread blocked meanwhile): an empty LOCK ages out of
+    // "writing" within TAKEOVER_WAIT_MS of wall time (a step of less than that delays it by the
+    // step), so one still young after twice that is kept young by something else and is refused,
+    // as is a LOCK that stays unreadable though it exists (a dangling symbolic link).
+    const giveUp = performance.now() + 2 * TAKEOVER_WAIT_MS;
     let takeovers = 0;
-    for (;;) {
+    for (let turn = 0; ; turn++) {
       const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}`;
       const claim = createClaimed(fs, path, text);
       if (claim !== undefined) {
         mine.add(key);
         return new Lock(fs, path, key, text, claim);
       }
+      const late = performance.now() >= giveUp;
       const f = readHolderFile(fs, path);
-      if (f === undefined) continue; // removed meanwhile: create again
-      const late = performance.now() >= deadline;
-      const state = holderState(fs, path, f, mine.has(key), late);
-      if (state === "writing") {
-        sleepSync(5);
+      if (f === undefined) {
+        // Removed meanwhile: create again (at once the first time).
+        if (late) throw unreadableError(path);
+        if (turn > 0) sleepSync(1);
         continue;
       }
-      if (state !== "stale") throw lockedError(dir, state, f, false);
-      if (takeovers >= MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
+      // An empty one by its own age: young, it is being written.
+      const state = holderState(fs, path, f, mine.has(key), false);
+      if (state !== "stale" && state !== "writing") throw lockedError(dir, state, f, false);
+      if (state === "stale" && takeovers >= MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
       // The holder is gone (or its pid now names another process), died while writing the file,
-      // or was an open of ours that failed.
-      if (takeOver(fs, dir, f.text, mine.has(key))) takeovers++;
-      else sleepSync(5); // another LOCK took its place meanwhile (or it is young and empty): judged afresh
+      // or was an open of ours that failed: take it over. A takeover that removed nothing met
+      // another LOCK in its place (judged afresh next turn).
+      if (state === "stale" && takeOver(fs, dir, f.text, mine.has(key))) takeovers++;
+      else if (late) throw new KeelError("LOCKED", `could not take the lock of ${dir}: its LOCK keeps changing, or stays empty and recently modified (something keeps rewriting it)`, { dir });
+      else sleepSync(5);
       testPause("KEEL_TEST_LOCK_RETRY_PAUSE_MS"); // tests only: widens the window before the create
     }
   }
@@ -324,8 +338,13 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     guardClaim = createClaimed(fs, guardPath, guardText);
     if (guardClaim !== undefined) break;
     const guard = readHolderFile(fs, guardPath);
-    if (guard === undefined) continue; // removed meanwhile: try again
     const guardLate = performance.now() >= deadline;
+    if (guard === undefined) {
+      // Removed meanwhile: try again.
+      if (guardLate) throw unreadableError(guardPath);
+      sleepSync(1);
+      continue;
+    }
     // An empty guard is one being written, judged by its own age (never by how long this thread
     // has waited: a guard another process has just created is empty for a moment too): a young
     // one is waited for like a live one; an old one was left by a death between create and write.

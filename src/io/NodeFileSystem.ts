@@ -136,7 +136,13 @@ export class NodeFileSystem implements FileSystem {
   }
 
   remove(path: string): void {
-    fs.rmSync(path, { force: true });
+    // unlink, not rmSync: rmSync retries an unlink refused with EPERM (a sticky directory, a
+    // file of another user) as a directory and reports ENOTDIR, hiding the errno to act on.
+    try {
+      fs.unlinkSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
   }
 
   removeDir(path: string): void {
@@ -211,5 +217,12 @@ export const nodeFileSystem: FileSystem = new NodeFileSystem();
  * name paths their own way and get it as given.
  */
 export function pinnedPath(fs: FileSystem, path: string): string {
-  return fs instanceof NodeFileSystem ? resolve(path) : path;
+  if (!(fs instanceof NodeFileSystem)) return path;
+  try {
+    return resolve(path);
+  } catch {
+    // The working directory was removed (uv_cwd ENOENT): a relative path names nothing now, and
+    // the first file operation on it reports that as a coded error, as before.
+    return path;
+  }
 }

@@ -5,7 +5,8 @@
  * A stamp is the pid, the host's boot id and the process's start time (clock ticks after boot:
  * field 22 of /proc/<pid>/stat). A stamp is live only when all of these hold:
  *   1. kill(pid, 0) finds the process (EPERM counts as found: it exists, it is not ours), and
- *      /proc does not show it as a zombie (it ended; its parent has not reaped it yet);
+ *      /proc does not show it as a zombie (it ended; its parent has not reaped it yet) with no
+ *      thread left running;
  *   2. its boot id, when the stamp and this host both have one, is this boot's: a file left by a
  *      power cut names pids of the boot before, which a new boot hands out again from the start;
  *   3. its start time, when the stamp and /proc both have one, is that pid's start time now: a
@@ -16,7 +17,7 @@
  * This file reads /proc directly, not through FileSystem: it asks the operating system about
  * processes, it does no database I/O, and a simulated crash must not change its answers.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 export interface ProcessStamp {
   pid: number;
@@ -86,7 +87,18 @@ export function isAlive(pid: number): boolean {
     if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
   const state = stateOf(pid);
-  return state !== "Z" && state !== "X";
+  if (state !== "Z" && state !== "X") return true;
+  // A zombie leader whose other threads still run (its main thread called pthread_exit) is a
+  // running process: /proc lists its threads under task/.
+  return threadCount(pid) > 1;
+}
+
+function threadCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return 0;
+  }
 }
 
 /** Steps 1-3: whether the process a file names is still the one running under its pid. */

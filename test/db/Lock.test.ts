@@ -6,7 +6,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KeelError, open } from "../../src/index.js";
@@ -314,9 +314,39 @@ test("a LOCK whose holder was killed but not yet reaped (a zombie: a container's
   const holder = Number(await new Promise<string>((resolve) => parent.stdout!.once("data", (d) => resolve(String(d).trim()))));
   assert.equal(lockPid(dir), holder);
   process.kill(holder, "SIGKILL");
-  for (let i = 0; i < 400 && !/\) Z /.test(readFileSync(`/proc/${holder}/stat`, "utf8")); i++) await new Promise((r) => setTimeout(r, 25));
-  assert.match(readFileSync(`/proc/${holder}/stat`, "utf8"), /\) Z /, "sanity: the holder is a zombie");
+  // A zombie whose threads have all ended (until then one may still be in a write: alive).
+  const dead = () => /\) Z /.test(readFileSync(`/proc/${holder}/stat`, "utf8")) && readdirSync(`/proc/${holder}/task`).length === 1;
+  for (let i = 0; i < 400 && !dead(); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(dead(), "sanity: the holder is a zombie with no thread left");
   const db = await open(dir, { wal: false });
   assert.equal(lockPid(dir), process.pid, "the zombie's LOCK was taken over");
   await db.close();
+});
+
+test("an empty LOCK that something keeps young ends the open with LOCKED (it spun forever); a LOCK that is a dangling symbolic link is an IO error, not a hang", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, "LOCK");
+  writeFileSync(lock, "");
+  const touch = setInterval(() => {
+    const now = new Date();
+    utimesSync(lock, now, now);
+  }, 50);
+  t.after(() => clearInterval(touch));
+  const run = async () => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { stdio: ["ignore", "pipe", "inherit"] });
+    const kill = setTimeout(() => child.kill("SIGKILL"), 30000);
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    const code = await new Promise((r) => child.on("exit", r));
+    clearTimeout(kill);
+    assert.equal(code, 0, `the open ended: ${out}`);
+    return JSON.parse(out.trim().split("\n").pop()!) as { code?: string; ok?: boolean };
+  };
+  assert.equal((await run()).code, "LOCKED");
+  assert.equal(readFileSync(lock, "utf8"), "", "left in place");
+  clearInterval(touch);
+  rmSync(lock);
+  symlinkSync(join(dir, "nowhere"), lock);
+  assert.equal((await run()).code, "IO");
 });

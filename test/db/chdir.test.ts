@@ -5,9 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { open, verify } from "../../src/index.js";
+import { KeelError, open, verify } from "../../src/index.js";
 import { tempDir } from "./dbUtil.js";
 
 function inDir<T>(t: { after(fn: () => void): void }, dir: string): void {
@@ -43,4 +43,14 @@ test("a database opened by a relative path keeps its log and its LOCK where it w
   assert.equal(b.get("mine"), "b");
   assert.equal(b.get("a0"), undefined);
   await b.close();
+});
+
+test("a relative path while the working directory has been removed is a coded error (IO), as before paths were fixed at open", async (t) => {
+  const root = tempDir(t);
+  const gone = join(root, "gone");
+  mkdirSync(gone);
+  inDir(t, gone);
+  rmSync(gone, { recursive: true });
+  await assert.rejects(open("db"), (e: unknown) => e instanceof KeelError && e.code === "IO");
+  await assert.rejects(verify("db"), (e: unknown) => e instanceof KeelError);
 });

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { NodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { fileSystemContract } from "./fileSystemContract.js";
@@ -64,5 +65,23 @@ test("NodeFileSystem: mkdir makes missing parents, accepts an existing directory
     assert.throws(() => fs.mkdir(join(root, "f", "g")), (e: NodeJS.ErrnoException) => e.code === "ENOTDIR");
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("NodeFileSystem: remove reports the errno unlink gives (EPERM in a sticky directory), not ENOTDIR", { skip: process.getuid?.() !== 0 }, () => {
+  const t = tempTarget();
+  try {
+    // Root's file in a sticky, world-writable directory: another user may not remove it.
+    chmodSync(t.root, 0o1777);
+    const file = join(t.root, "LOCK");
+    writeFileSync(file, "1\n");
+    const index = fileURLToPath(new URL("../../src/io/NodeFileSystem.js", import.meta.url));
+    const script = `import(${JSON.stringify(index)}).then((m) => { try { new m.NodeFileSystem().remove(${JSON.stringify(file)}); console.log("removed"); } catch (e) { console.log(e.code); } });`;
+    const r = spawnSync(process.execPath, ["-e", script], { uid: 65534, gid: 65534, encoding: "utf8", timeout: 20000 });
+    if (r.status !== 0) return; // this host does not let that user run node from here: not checked
+    assert.equal(r.stdout.trim(), "EPERM");
+    assert.equal(existsSync(file), true);
+  } finally {
+    t.cleanup();
   }
 });

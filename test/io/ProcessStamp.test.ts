@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isAlive, ownStamp, parseStamp, stampIsLive, stampLines, startTimeOf } from "../../src/io/ProcessStamp.js";
@@ -78,8 +78,22 @@ test("a zombie (killed, not reaped by its parent) is not alive, nor is its stamp
   assert.equal(isAlive(pid), true);
   assert.equal(stampIsLive(stamp), true);
   process.kill(pid, "SIGKILL");
-  for (let i = 0; i < 400 && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8")); i++) await new Promise((r) => setTimeout(r, 25));
-  assert.match(readFileSync(`/proc/${pid}/stat`, "utf8"), /\) Z /, "sanity: the killed sleep is a zombie");
+  const dead = () => /\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8")) && readdirSync(`/proc/${pid}/task`).length === 1;
+  for (let i = 0; i < 400 && !dead(); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(dead(), "sanity: the killed sleep is a zombie");
   assert.equal(isAlive(pid), false, "a zombie runs no more");
   assert.equal(stampIsLive(stamp), false);
+});
+
+test("a process whose main thread has exited while another thread runs (its leader shows as a zombie) is alive", { skip: !LINUX || spawnSync("python3", ["-c", ""]).status !== 0 }, async (t) => {
+  const script = "import threading, time, ctypes, os\nthreading.Thread(target=lambda: time.sleep(60)).start()\nprint(os.getpid(), flush=True)\nctypes.CDLL(None).pthread_exit(None)\n";
+  const child = spawn("python3", ["-c", script], { stdio: ["ignore", "pipe", "ignore"] });
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  const pid = Number(await new Promise<string>((resolve) => child.stdout!.once("data", (d) => resolve(String(d).trim()))));
+  for (let i = 0; i < 400 && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8")); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.match(readFileSync(`/proc/${pid}/stat`, "utf8"), /\) Z /, "sanity: the leader shows as a zombie");
+  assert.equal(isAlive(pid), true, "its other thread still runs");
+  assert.equal(stampIsLive(parseStamp(pid, stampLines({ pid, boot: ownStamp().boot, start: startTimeOf(pid) }))), true);
 });

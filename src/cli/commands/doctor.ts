@@ -157,6 +157,7 @@ export function checkDiskSpace(dir: string): Check {
   const dirBytes = treeBytes(dir);
   const details = { freeBytes: free, totalBytes: total, dataFileBytes: dataBytes, databaseBytes: dirBytes };
   const summary = `${formatBytes(free)} free of ${formatBytes(total)}; the database uses ${formatBytes(dirBytes)} (data.keel ${formatBytes(dataBytes)})`;
+  if (total === 0) return warn("disk space", `the file system reports no size (ramfs?): free space not checked; the database uses ${formatBytes(dirBytes)}`, details);
   if (free < 2 * dataBytes) return warn("disk space", `${summary}: less than twice data.keel is free, and compact, copy and snapshot each write a full copy; a full disk stops every write (FULL)`, details);
   if (total > 0 && free / total < 0.1) return warn("disk space", `${summary}: less than 10% of the file system is free`, details);
   return ok("disk space", summary, details);

@@ -98,9 +98,20 @@ export function healthCheck(db: Database, dir: string, limits: HealthSettings, s
   try {
     const s = statfsSync(dir);
     disk = { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
-    if (disk.freeBytes < limits.minFreeBytes) reasons.push({ check: "disk", message: `${disk.freeBytes} bytes free on the data directory's file system (minimum ${limits.minFreeBytes})` });
+    const short = diskShortage(disk, limits.minFreeBytes);
+    if (short !== undefined) reasons.push({ check: "disk", message: short });
   } catch (e) {
     reasons.push({ check: "disk", message: `statfs failed: ${(e as Error)?.message ?? String(e)}`, code: (e as NodeJS.ErrnoException)?.code });
   }
   return { status: reasons.length ? "fail" : "ok", reasons, readMs, lsn, lag, disk };
+}
+
+/**
+ * Why the free space fails the health check, or undefined. A file system that reports no size at
+ * all (ramfs: statfs gives 0 blocks) cannot be judged: failing it would fail the check for good
+ * while writes work (a liveness probe restarting the server forever).
+ */
+export function diskShortage(disk: { freeBytes: number; totalBytes: number }, minFreeBytes: number): string | undefined {
+  if (disk.totalBytes === 0) return undefined;
+  return disk.freeBytes < minFreeBytes ? `${disk.freeBytes} bytes free on the data directory's file system (minimum ${minFreeBytes})` : undefined;
 }
