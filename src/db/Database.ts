@@ -4,10 +4,10 @@
  * It checks every call (open, writable, arguments) and hands writes to its WriteQueue, which
  * runs the write path as numbered steps (group commit). Reads see the published snapshot.
  */
-import { pinnedPath } from "../io/NodeFileSystem.js";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { KeelError, invalidArgument } from "../errors.js";
+import { pinnedPath } from "../io/NodeFileSystem.js";
 import { isThenable } from "../util/isThenable.js";
 import type { FileSystem } from "../io/FileSystem.js";
 import type { Engine } from "../txn/Engine.js";

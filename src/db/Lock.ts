@@ -14,15 +14,15 @@
  * less than TAKEOVER_WAIT_MS ago (or ahead: a wall clock stepped back) is one being written:
  * waited for until it is older, then stale (an open that finds one kept young by something for
  * twice that long gives up: LOCKED); an older empty one is stale at once (its writer died
- * between create and write, or a power cut lost its text). release() removes only the LOCK it wrote (its exact text), then ends the
- * claim.
+ * between create and write, or a power cut lost its text). release() removes only the LOCK it
+ * wrote (its exact text), then ends the claim.
  *
  * Limits, stated plainly: liveness is checked on this host (io/ProcessStamp.ts), so a LOCK on a
  * network file system shared between hosts is not safe; and by pid, in this process's pid
  * namespace, so neither is one shared by processes in different namespaces of one host
  * (containers sharing a volume: a pid there names another process, or none). Telling those
- * apart needs an OS file lock or a heartbeat; neither is here. Without /proc (not Linux), or for a LOCK
- * written before stamps were, it is kill(pid, 0) alone, and a recycled pid then keeps the lock
+ * apart needs an OS file lock or a heartbeat; neither is here. Without /proc (not Linux), or for
+ * a LOCK written before stamps were, it is kill(pid, 0) alone, and a recycled pid then keeps the lock
  * held until that process ends (the error names the pid so an operator can check it); and there,
  * a claim cannot be seen, so two threads of one process are not kept apart. A worker thread that
  * ends without closing its Database: Node closes its descriptors (Worker option

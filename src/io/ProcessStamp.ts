@@ -76,8 +76,8 @@ function stateOf(pid: number): string {
 
 /**
  * Step 1 alone: whether a process with this pid runs on this host. A zombie (killed, not yet
- * reaped by its parent: in a container whose pid 1 never reaps, for good) is gone: kill(pid, 0)
- * still finds it, /proc tells.
+ * reaped by its parent: in a container whose pid 1 never reaps, for good) is gone once its last
+ * thread has ended: kill(pid, 0) still finds it, /proc tells.
  */
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;

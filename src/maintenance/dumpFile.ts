@@ -5,10 +5,10 @@
  * renamed to `path` if that still does not exist, and the directory fsynced. On any failure or abort the partial file is removed, so `path`
  * either does not exist or holds a complete dump. `path` must not exist (EXISTS).
  */
-import { pinnedPath } from "../io/NodeFileSystem.js";
 import { Readable, Writable } from "node:stream";
 import { dirname } from "node:path";
 import { KeelError, invalidArgument, ioError } from "../errors.js";
+import { pinnedPath } from "../io/NodeFileSystem.js";
 import type { Database } from "../db/Database.js";
 import type { FileHandle } from "../io/FileSystem.js";
 import { DUMP_OPTIONS, dump, type DumpOptions, type DumpReport } from "./dump.js";
