@@ -44,9 +44,11 @@
  *   3. Remove LOCK.takeover (if it is still the one this thread wrote), then end its claim; the
  *      caller tries the exclusive create again (and judges afresh what it meets).
  * An empty guard, like an empty LOCK, is judged by its own age: young, it is being written.
- * The guard's own takeover (step 1, holder gone) is not guarded: it needs a process to die inside
- * the guard's few system calls and two others to race for it in that instant. Closing it too
- * needs an OS file lock (flock/fcntl), which Node does not offer without a native addon.
+ * The guard's own takeover (step 1, holder gone) is not guarded: after a process died inside the
+ * guard's few system calls, two others racing for its guard can both end up holding one (the
+ * slower removing the faster one's new guard). Step 2 checks, right before its remove, that the
+ * guard is still its own, which leaves only a window of one system call; closing it needs an OS
+ * file lock (flock/fcntl), which Node does not offer without a native addon.
  */
 import { join, resolve } from "node:path";
 import { threadId } from "node:worker_threads";
@@ -367,6 +369,10 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     // Step 2.
     if (!stillStale(fs, dir, judged, heldHere)) return false;
     testPause("KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS"); // tests only: widens the window step 1 closes
+    // Still the guard's holder, right before the remove: a thread that judged a dead holder's
+    // guard stale just before we replaced it may have removed ours instead (the guard's own
+    // takeover is not guarded) and be in step 2 beside us; then leave the LOCK to be judged afresh.
+    if (readHolderFile(fs, guardPath)?.text !== guardText) return false;
     try {
       fs.remove(lockPath);
     } catch (e) {

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KeelError, open } from "../../src/index.js";
-import { ownStamp, startTimeOf } from "../../src/io/ProcessStamp.js";
+import { ownStamp, stampLines, startTimeOf } from "../../src/io/ProcessStamp.js";
 import { rejectsKeel, tempDir } from "./dbUtil.js";
 import { deadPid } from "../helpers/processes.js";
 
@@ -349,4 +349,36 @@ test("an empty LOCK that something keeps young ends the open with LOCKED (it spu
   rmSync(lock);
   symlinkSync(join(dir, "nowhere"), lock);
   assert.equal((await run()).code, "IO");
+});
+
+test("a takeover whose guard was taken from it meanwhile (another process judged it stale) removes nothing: the other process's LOCK stays, this open is LOCKED naming it", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "LOCK"), `${deadPid()}\n2020-01-01T00:00:00.000Z\n`);
+  const guard = join(dir, "LOCK.takeover");
+  // The child pauses inside the guard after judging the LOCK stale; meanwhile this process plays
+  // one that took the guard from it (the guard's own takeover is not guarded) and the LOCK over.
+  const env = { ...process.env, KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS: "800" };
+  const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { stdio: ["ignore", "pipe", "inherit"], env });
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  const exited = new Promise((r) => child.on("exit", r));
+  const inGuard = () => existsSync(guard) && readFileSync(guard, "utf8").startsWith(`${child.pid}\n`);
+  for (let i = 0; i < 2000 && !inGuard(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(inGuard(), "the child holds the guard");
+  await new Promise((r) => setTimeout(r, 100)); // inside its pause by now
+  rmSync(guard);
+  writeFileSync(guard, `${process.pid}\nthread 0\n${stampLines()}`);
+  const ours = `${process.pid}\n2030-01-01T00:00:00.000Z\nthread 0\n${stampLines()}`;
+  rmSync(join(dir, "LOCK"));
+  writeFileSync(join(dir, "LOCK"), ours);
+  rmSync(guard);
+  await exited;
+  const res = JSON.parse(out.trim().split("\n").pop()!);
+  assert.equal(res.code, "LOCKED", `the child left this process's LOCK alone: ${out}`);
+  assert.equal(res.pid, process.pid);
+  assert.equal(readFileSync(join(dir, "LOCK"), "utf8"), ours);
 });
