@@ -172,7 +172,8 @@ export function liveLockHolder(fs: FileSystem, dir: string): number | undefined 
 /**
  * Create `path` exclusively as this thread's: claim it before writing its text, so that no
  * other thread of this process ever sees it unclaimed. undefined when it exists already. On a
- * failure after the create, the file is removed (then the claim ended) and the error thrown.
+ * failure after the create, the file is removed (then the claim ended) and the error thrown; one
+ * removed by someone else before the claim counts as existing (undefined).
  */
 function createClaimed(fs: FileSystem, path: string, text: string): FileHandle | undefined {
   let f: FileHandle;
@@ -203,6 +204,10 @@ function createClaimed(fs: FileSystem, path: string, text: string): FileHandle |
         // the first error is the one to report
       }
     }
+    // Removed between our create and our claim (a guard taken over by a process that judged the
+    // guard of a dead holder stale just before we replaced it): as if it had existed; whatever is
+    // at the path now is not ours to remove.
+    if (op === "claim" && (e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     try {
       fs.remove(path);
     } catch {

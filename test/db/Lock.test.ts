@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KeelError, open } from "../../src/index.js";
+import { KeelError, NodeFileSystem, open } from "../../src/index.js";
 import { ownStamp, stampLines, startTimeOf } from "../../src/io/ProcessStamp.js";
 import { rejectsKeel, tempDir } from "./dbUtil.js";
 import { deadPid } from "../helpers/processes.js";
@@ -381,4 +381,29 @@ test("a takeover whose guard was taken from it meanwhile (another process judged
   assert.equal(res.code, "LOCKED", `the child left this process's LOCK alone: ${out}`);
   assert.equal(res.pid, process.pid);
   assert.equal(readFileSync(join(dir, "LOCK"), "utf8"), ours);
+});
+
+test("a guard removed by another process between this one's create and its claim counts as taken: the open retries, no IO error", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "LOCK"), `${deadPid()}\n2020-01-01T00:00:00.000Z\n`);
+  // As a process does that judged a dead holder's guard stale just before this one replaced it.
+  const inner = new NodeFileSystem();
+  let removed = 0;
+  const fs = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === "claim") {
+        return (path: string) => {
+          if (path.endsWith("LOCK.takeover") && removed++ === 0) inner.remove(path);
+          return inner.claim(path);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const db = await open(dir, { wal: false, fs });
+  assert.equal(removed >= 1, true, "the guard was removed under the open");
+  assert.equal(lockPid(dir), process.pid);
+  await db.close();
 });
