@@ -42,6 +42,30 @@ function runOpener(dir: string): { code?: string; pid?: number; ok?: boolean } {
   return JSON.parse(line);
 }
 
+/** Keep the file at `path` young (its mtime now, every 50 ms) until the test ends or the returned stop is called. */
+function keepYoung(t: TestContext, path: string): () => void {
+  const touch = setInterval(() => {
+    const now = new Date();
+    utimesSync(path, now, now);
+  }, 50);
+  const stop = () => clearInterval(touch);
+  t.after(stop);
+  return stop;
+}
+
+/** An open of `dir` in a child process (killed after 30 s), without blocking this one: the child's last line. */
+async function openInChild(dir: string, env: NodeJS.ProcessEnv = process.env, onSpawn?: (child: ReturnType<typeof spawn>) => void): Promise<{ ok?: boolean; code?: string; pid?: number }> {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { stdio: ["ignore", "pipe", "inherit"], env });
+  const kill = setTimeout(() => child.kill("SIGKILL"), 30000);
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  onSpawn?.(child);
+  const code = await new Promise((r) => child.on("exit", r));
+  clearTimeout(kill);
+  assert.equal(code, 0, `the open in the child ended: ${out}`);
+  return JSON.parse(out.trim().split("\n").pop()!);
+}
+
 test("a second open in the same process is LOCKED naming this process; close releases the lock", async (t) => {
   const dir = tempDir(t);
   const db = await open(dir, { wal: false });
@@ -286,18 +310,10 @@ test("a takeover guard that is empty because a live process has just created it 
   // Kept young: the guard of a live process between its create and its write, met again and again
   // (a waiter whose own wait ran out took such a guard for one left by a death, removed it, and
   // two processes went on to take the LOCK over together).
-  const touch = setInterval(() => {
-    const now = new Date();
-    utimesSync(guard, now, now);
-  }, 50);
-  t.after(() => clearInterval(touch));
-  const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  await new Promise((r) => child.on("exit", r));
-  clearInterval(touch);
-  const res = JSON.parse(out.trim().split("\n").pop()!);
-  assert.equal(res.code, "LOCKED", `the open waited for the guard's writer: ${out}`);
+  const stop = keepYoung(t, guard);
+  const res = await openInChild(dir);
+  stop();
+  assert.equal(res.code, "LOCKED", `the open waited for the guard's writer: ${JSON.stringify(res)}`);
   assert.equal(existsSync(guard), true, "the guard was not removed");
   assert.equal(readFileSync(join(dir, "LOCK"), "utf8"), stale, "the stale LOCK is left for the guard's holder");
 });
@@ -328,27 +344,13 @@ test("an empty LOCK that something keeps young ends the open with LOCKED (it spu
   mkdirSync(dir, { recursive: true });
   const lock = join(dir, "LOCK");
   writeFileSync(lock, "");
-  const touch = setInterval(() => {
-    const now = new Date();
-    utimesSync(lock, now, now);
-  }, 50);
-  t.after(() => clearInterval(touch));
-  const run = async () => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { stdio: ["ignore", "pipe", "inherit"] });
-    const kill = setTimeout(() => child.kill("SIGKILL"), 30000);
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    const code = await new Promise((r) => child.on("exit", r));
-    clearTimeout(kill);
-    assert.equal(code, 0, `the open ended: ${out}`);
-    return JSON.parse(out.trim().split("\n").pop()!) as { code?: string; ok?: boolean };
-  };
-  assert.equal((await run()).code, "LOCKED");
+  const stop = keepYoung(t, lock);
+  assert.equal((await openInChild(dir)).code, "LOCKED");
   assert.equal(readFileSync(lock, "utf8"), "", "left in place");
-  clearInterval(touch);
+  stop();
   rmSync(lock);
   symlinkSync(join(dir, "nowhere"), lock);
-  assert.equal((await run()).code, "IO");
+  assert.equal((await openInChild(dir)).code, "IO");
 });
 
 test("a takeover whose guard was taken from it meanwhile (another process judged it stale) removes nothing: the other process's LOCK stays, this open is LOCKED naming it", async (t) => {
