@@ -14,8 +14,10 @@
  * less than TAKEOVER_WAIT_MS ago (or ahead: a wall clock stepped back) is one being written:
  * waited for until it is older, then stale (an open that finds one kept young by something for
  * twice that long gives up: LOCKED); an older empty one is stale at once (its writer died
- * between create and write, or a power cut lost its text). release() removes only the LOCK it
- * wrote (its exact text), then ends the claim.
+ * between create and write, or a power cut lost its text). A creator reads its file back after
+ * writing it: one stalled between the two for longer than that (SIGSTOP, a frozen VM) may find its
+ * empty file taken over and replaced, and then does not hold it (left: the few system calls of the
+ * remover's step 2). release() removes only the LOCK it wrote (its exact text), then ends the claim.
  *
  * Limits, stated plainly: liveness is checked on this host (io/ProcessStamp.ts), so a LOCK on a
  * network file system shared between hosts is not safe; and by pid, in this process's pid
@@ -27,8 +29,9 @@
  * a claim cannot be seen, so two threads of one process are not kept apart. A worker thread that
  * ends without closing its Database: Node closes its descriptors (Worker option
  * trackUnmanagedFds, on by default), which ends the claim, and its LOCK is stale like a dead
- * process's; with that option off the claim stays open and the lock held until the process exits
- * (refused, never shared).
+ * process's to this process (other processes see a live pid: LOCKED until the process exits or
+ * opens and closes it again); with that option off the claim stays open and the lock held until
+ * the process exits (refused, never shared).
  *
  * Taking over a stale LOCK, as numbered steps (takeOver). Only a thread holding LOCK.takeover
  * removes a LOCK it did not create, so two that both find the same stale LOCK cannot both end up
@@ -173,7 +176,8 @@ export function liveLockHolder(fs: FileSystem, dir: string): number | undefined 
  * Create `path` exclusively as this thread's: claim it before writing its text, so that no
  * other thread of this process ever sees it unclaimed. undefined when it exists already. On a
  * failure after the create, the file is removed (then the claim ended) and the error thrown; one
- * removed by someone else before the claim counts as existing (undefined).
+ * removed (or replaced) by someone else before the claim, or before the text is read back,
+ * counts as existing (undefined).
  */
 function createClaimed(fs: FileSystem, path: string, text: string): FileHandle | undefined {
   let f: FileHandle;
@@ -195,7 +199,6 @@ function createClaimed(fs: FileSystem, path: string, text: string): FileHandle |
     closed = true;
     op = "close";
     f.close();
-    return claim;
   } catch (e) {
     if (!closed) {
       try {
@@ -213,12 +216,27 @@ function createClaimed(fs: FileSystem, path: string, text: string): FileHandle |
     } catch {
       // left behind: empty or ours without a claim, so the next opener takes it over
     }
-    try {
-      claim?.close();
-    } catch {
-      // the descriptor is released either way
-    }
+    closeQuietly(claim);
     throw ioError(e, op, path);
+  }
+  // Still ours? A creator stalled between its create and its write (SIGSTOP, a frozen VM, a long
+  // pause) for longer than TAKEOVER_WAIT_MS has had its empty file judged stale, removed and
+  // replaced: it wrote into a file no longer there, and must not go on as the holder. Whatever is
+  // at the path now is not ours to remove.
+  let ours = false;
+  try {
+    ours = readHolderFile(fs, path)?.text === text;
+  } finally {
+    if (!ours) closeQuietly(claim);
+  }
+  return ours ? claim : undefined;
+}
+
+function closeQuietly(h: FileHandle | undefined): void {
+  try {
+    h?.close();
+  } catch {
+    // the descriptor is released either way
   }
 }
 
@@ -304,11 +322,7 @@ export class Lock {
       throw ioError(e, "remove", this.path);
     } finally {
       // After the remove: until then, other threads must see the LOCK as held.
-      try {
-        claim.close();
-      } catch {
-        // the descriptor is released either way
-      }
+      closeQuietly(claim);
     }
   }
 }
@@ -391,10 +405,6 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     } catch {
       // a guard naming a process that is gone is taken over by the next one (step 1)
     }
-    try {
-      guardClaim.close();
-    } catch {
-      // the descriptor is released either way
-    }
+    closeQuietly(guardClaim);
   }
 }

@@ -320,6 +320,9 @@ function* scanRecords(
     const later = ev.laterValid ? `; ${ev.laterValid} valid records follow it (up to LSN ${ev.maxLsn})` : "";
     // A sealed segment damaged, or the newest one with proof that the bad spot had been synced:
     // damage, not an interrupted append.
+    // Unless the log grew under the walk (a writer opened since: `pos` holds LSN `expected` now):
+    // then the walk's view ends before it.
+    if (newest && ev.proof !== undefined && reader.holdsNow(pos, expected)) return expected - 1;
     if (!newest || ev.proof !== undefined) {
       const message = !newest
         ? `sealed segment ${name} is damaged at offset ${pos} where LSN ${expected} belongs: ${reason}${later}`

@@ -76,6 +76,17 @@ export class SegmentReader {
     return probeLogRecord(w.bytes, w.at, w.available, withOps);
   }
 
+  /**
+   * Whether `pos` holds a valid record of LSN `lsn` in bytes read now, not in what this reader
+   * kept: a log read without the LOCK (a read-only open, verify of a stopped database) may be
+   * appended to by a writer that opened since.
+   */
+  holdsNow(pos: number, lsn: number): boolean {
+    this.#bufLen = 0;
+    const p = this.probe(pos, false);
+    return p.status === "ok" && p.record.lsn === lsn;
+  }
+
   get chunk(): number {
     return this.#chunk;
   }

@@ -373,6 +373,10 @@ function recoverSegment(
   const where = { segment: name, offset: pos, expectedLsn: expected, reason };
   if (!newest) throw corrupt(`sealed segment ${name} is damaged at offset ${pos}: ${reason}`, where);
   if (ev.proof !== undefined) {
+    // A read-only open holds no LOCK: a writer that opened after it may have appended at `pos`
+    // between this scan's read there and scanAfter's reads past it. Then `pos` holds LSN
+    // `expected` now, and this view of the log simply ends before it.
+    if (opts.readOnly && reader.holdsNow(pos, expected)) return seg;
     throw corrupt(
       `segment ${name} is damaged at offset ${pos} (${reason}): a valid record (LSN ${ev.proof.lsn}) at offset ${ev.proof.offset} was written after LSN ${expected} had been synced`,
       { ...where, laterValidOffset: ev.proof.offset, laterValidLsn: ev.proof.lsn },

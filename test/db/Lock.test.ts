@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KeelError, NodeFileSystem, open } from "../../src/index.js";
+import { KeelError, NodeFileSystem, open, type OpenMode } from "../../src/index.js";
 import { ownStamp, stampLines, startTimeOf } from "../../src/io/ProcessStamp.js";
 import { rejectsKeel, tempDir } from "./dbUtil.js";
 import { deadPid } from "../helpers/processes.js";
@@ -408,4 +408,49 @@ test("a guard removed by another process between this one's create and its claim
   assert.equal(removed >= 1, true, "the guard was removed under the open");
   assert.equal(lockPid(dir), process.pid);
   await db.close();
+});
+
+test("a writer stalled between creating its LOCK and writing it, whose empty LOCK was taken over meanwhile, does not go on as a second holder: LOCKED naming the new one", { skip: !existsSync("/proc/self/stat") }, async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  // The one that took it over: a live process with its stamp.
+  const other = spawn("sleep", ["60"], { stdio: "ignore" });
+  t.after(() => {
+    if (other.exitCode === null) other.kill("SIGKILL");
+  });
+  const theirs = `${other.pid}\n2030-01-01T00:00:00.000Z\nthread 0\n${stampLines({ pid: other.pid!, boot: ownStamp().boot, start: startTimeOf(other.pid!) })}`;
+  const lockPath = join(dir, "LOCK");
+  const inner = new NodeFileSystem();
+  let stalled = 0;
+  const fs = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === "open") {
+        return (path: string, mode: OpenMode) => {
+          const h = inner.open(path, mode);
+          if (path !== lockPath || mode !== "createExclusive" || stalled++ > 0) return h;
+          // The stall: before this writer's text lands, its empty LOCK is judged stale (older than
+          // 2 s), removed and replaced by the other process's.
+          return new Proxy(h, {
+            get(ht, hp, hr) {
+              if (hp === "write") {
+                return (buf: Uint8Array, off: number, len: number, pos: number) => {
+                  rmSync(lockPath);
+                  writeFileSync(lockPath, theirs);
+                  ht.write(buf, off, len, pos);
+                };
+              }
+              const v = Reflect.get(ht, hp, hr) as unknown;
+              return typeof v === "function" ? v.bind(ht) : v;
+            },
+          });
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const e = await rejectsKeel(open(dir, { wal: false, fs }), "LOCKED");
+  assert.equal(e.details.pid, other.pid);
+  assert.equal(stalled, 1);
+  assert.equal(readFileSync(lockPath, "utf8"), theirs, "their LOCK is untouched");
 });

@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { open, KeelError, type Database, type OpenOptions } from "../../src/index.js";
+import { open, verify, KeelError, NodeFileSystem, type Database, type OpenMode, type OpenOptions } from "../../src/index.js";
 import { CrashFileSystem, type CrashModel } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem, type CallInfo } from "../../src/io/FaultFileSystem.js";
 import { errnoError } from "../../src/io/errnoError.js";
@@ -581,5 +581,78 @@ test("a wal: false session, then opens with the log whose checkpoints meet a ful
     }
   } finally {
     process.off("warning", quiet);
+  }
+});
+
+test("a read-only open that reads the end of the log while a writer appends there is no CORRUPT: its view ends where it first read zeros", async () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-wal-ro-append-"));
+  const dir = join(root, "db");
+  try {
+    // More than one read chunk (1 MiB) of log records, none checkpointed; the writer dies.
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { open } from ${JSON.stringify(INDEX)};
+         const db = await open(${JSON.stringify(dir)}, { checkpointMs: 3600000 });
+         for (let i = 0; i < 1500; i++) db.putSync("k" + i, "x".repeat(1000));
+         process.kill(process.pid, "SIGKILL");`,
+      ],
+      { encoding: "utf8", timeout: 60000 },
+    );
+    assert.equal(child.signal, "SIGKILL", child.stderr);
+    const [first] = segmentNames(dir);
+    const scan = scanSegment(dir, first!);
+    const cut = scan.records.find((r) => r.offset > 512 * 1024)!;
+    assert.ok(scan.end > (1 << 20) + 4096, "the log runs past the first read chunk");
+    // The reader's first read over `cut` finds zeros from there on (the writer had not appended
+    // them yet); every later read finds the records (appended meanwhile).
+    const inner = new NodeFileSystem();
+    let staleRead = false;
+    const fs = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === "open") {
+          return (path: string, mode: OpenMode) => {
+            const h = inner.open(path, mode);
+            if (!path.endsWith(first!)) return h;
+            return new Proxy(h, {
+              get(ht, hp, hr) {
+                if (hp === "read") {
+                  return (buf: Uint8Array, off: number, len: number, pos: number) => {
+                    const got = ht.read(buf, off, len, pos);
+                    if (!staleRead && pos <= cut.offset && cut.offset < pos + got) {
+                      staleRead = true;
+                      buf.fill(0, off + (cut.offset - pos), off + got);
+                    }
+                    return got;
+                  };
+                }
+                const v = Reflect.get(ht, hp, hr) as unknown;
+                return typeof v === "function" ? v.bind(ht) : v;
+              },
+            });
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const db = await open(dir, { readOnly: true, fs });
+    try {
+      assert.equal(staleRead, true, "sanity: the read over the cut saw zeros");
+      const lastSeen = cut.lsn - 2; // LSN 1 is the catalog's first record: k<i> is LSN i + 2
+      assert.equal(db.get(`k${lastSeen - 1}`), "x".repeat(1000), "the records before the cut");
+      assert.equal(db.get(`k${lastSeen}`), undefined, "the view ends at the cut");
+    } finally {
+      await db.close();
+    }
+    // keel verify of the stopped database while a writer opens and appends: the same.
+    staleRead = false;
+    const report = await verify(dir, { fs });
+    assert.equal(staleRead, true);
+    assert.deepEqual(report.problems, [], "no wal-damaged");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
