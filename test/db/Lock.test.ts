@@ -360,7 +360,7 @@ test("a takeover whose guard was taken from it meanwhile (another process judged
   const guard = join(dir, "LOCK.takeover");
   // The child pauses inside the guard after judging the LOCK stale; meanwhile this process plays
   // one that took the guard from it (the guard's own takeover is not guarded) and the LOCK over.
-  const env = { ...process.env, KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS: "800" };
+  const env = { ...process.env, KEEL_TEST_LOCK_TAKEOVER_PAUSE_MS: "2000" };
   const child = spawn(process.execPath, ["--input-type=module", "-e", openerScript(dir, false)], { stdio: ["ignore", "pipe", "inherit"], env });
   t.after(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
@@ -371,7 +371,8 @@ test("a takeover whose guard was taken from it meanwhile (another process judged
   const inGuard = () => existsSync(guard) && readFileSync(guard, "utf8").startsWith(`${child.pid}\n`);
   for (let i = 0; i < 2000 && !inGuard(); i++) await new Promise((r) => setTimeout(r, 5));
   assert.ok(inGuard(), "the child holds the guard");
-  await new Promise((r) => setTimeout(r, 100)); // inside its pause by now
+  // Inside its pause by now (or not yet judging: then it meets this LOCK, LOCKED all the same).
+  await new Promise((r) => setTimeout(r, 100));
   rmSync(guard);
   writeFileSync(guard, `${process.pid}\nthread 0\n${stampLines()}`);
   const ours = `${process.pid}\n2030-01-01T00:00:00.000Z\nthread 0\n${stampLines()}`;
