@@ -71,13 +71,13 @@ export async function restore(snapshotDir: string, target: string, options?: Res
   pathArgument(snapshotDir, "snapshotDir", "restore");
   pathArgument(target, "targetDir", "restore");
   const o = methodOptions(options, "restore", { toLsn: "any", walDir: "any", signal: "signal", fs: "fs" });
-  const givenWalDir = o.walDir === undefined ? undefined : pinnedPath(o.fs ?? nodeFileSystem, pathArgument(o.walDir, "walDir", "restore"));
-  snapshotDir = pinnedPath(o.fs ?? nodeFileSystem, snapshotDir);
-  const targetDir = destPath(pinnedPath(o.fs ?? nodeFileSystem, target)); // `out/.` and `out/` name `out`
+  const fs = o.fs ?? nodeFileSystem;
+  const givenWalDir = o.walDir === undefined ? undefined : pinnedPath(fs, pathArgument(o.walDir, "walDir", "restore"));
+  snapshotDir = pinnedPath(fs, snapshotDir);
+  const targetDir = destPath(pinnedPath(fs, target)); // `out/.` and `out/` name `out`
   if (o.toLsn !== undefined && (!Number.isSafeInteger(o.toLsn) || o.toLsn < 0)) {
     throw invalidArgument(`toLsn must be a non-negative integer, not ${String(o.toLsn)}`, { argument: "toLsn", value: o.toLsn });
   }
-  const fs = o.fs ?? nodeFileSystem;
   const info = readSnapshotInfo(fs, snapshotDir, "current");
   if (!info) throw new KeelError("NOT_FOUND", `${snapshotDir} is not a finished KeelDB snapshot (no snapshot.json)`, { path: snapshotDir });
   if (o.toLsn !== undefined && o.toLsn < info.lsn) {

@@ -13,6 +13,7 @@ import { KeelError, NodeFileSystem, open, type OpenMode } from "../../src/index.
 import { ownStamp, stampLines, startTimeOf } from "../../src/io/ProcessStamp.js";
 import { rejectsKeel, tempDir } from "./dbUtil.js";
 import { deadPid } from "../helpers/processes.js";
+import { overriding } from "../helpers/overriding.js";
 
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
 
@@ -393,16 +394,10 @@ test("a guard removed by another process between this one's create and its claim
   // As a process does that judged a dead holder's guard stale just before this one replaced it.
   const inner = new NodeFileSystem();
   let removed = 0;
-  const fs = new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop === "claim") {
-        return (path: string) => {
-          if (path.endsWith("LOCK.takeover") && removed++ === 0) inner.remove(path);
-          return inner.claim(path);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === "function" ? v.bind(target) : v;
+  const fs = overriding(inner, {
+    claim: (path: string) => {
+      if (path.endsWith("LOCK.takeover") && removed++ === 0) inner.remove(path);
+      return inner.claim(path);
     },
   });
   const db = await open(dir, { wal: false, fs });
@@ -423,31 +418,19 @@ test("a writer stalled between creating its LOCK and writing it, whose empty LOC
   const lockPath = join(dir, "LOCK");
   const inner = new NodeFileSystem();
   let stalled = 0;
-  const fs = new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop === "open") {
-        return (path: string, mode: OpenMode) => {
-          const h = inner.open(path, mode);
-          if (path !== lockPath || mode !== "createExclusive" || stalled++ > 0) return h;
-          // The stall: before this writer's text lands, its empty LOCK is judged stale (older than
-          // 2 s), removed and replaced by the other process's.
-          return new Proxy(h, {
-            get(ht, hp, hr) {
-              if (hp === "write") {
-                return (buf: Uint8Array, off: number, len: number, pos: number) => {
-                  rmSync(lockPath);
-                  writeFileSync(lockPath, theirs);
-                  ht.write(buf, off, len, pos);
-                };
-              }
-              const v = Reflect.get(ht, hp, hr) as unknown;
-              return typeof v === "function" ? v.bind(ht) : v;
-            },
-          });
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === "function" ? v.bind(target) : v;
+  const fs = overriding(inner, {
+    open: (path: string, mode: OpenMode) => {
+      const h = inner.open(path, mode);
+      if (path !== lockPath || mode !== "createExclusive" || stalled++ > 0) return h;
+      // The stall: before this writer's text lands, its empty LOCK is judged stale (older than
+      // 2 s), removed and replaced by the other process's.
+      return overriding(h, {
+        write: (buf: Uint8Array, off: number, len: number, pos: number) => {
+          rmSync(lockPath);
+          writeFileSync(lockPath, theirs);
+          h.write(buf, off, len, pos);
+        },
+      });
     },
   });
   const e = await rejectsKeel(open(dir, { wal: false, fs }), "LOCKED");

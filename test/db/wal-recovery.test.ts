@@ -34,8 +34,19 @@ import { subHandles, walValue } from "../helpers/walWorkload.js";
 import { addTornSegment, appendTornRecord, flipByte, scanSegment, segmentNames, writeAt } from "../helpers/walFiles.js";
 import { encodeLogRecord, type LogOp } from "../../src/wal/LogRecord.js";
 import { treeBytes } from "../helpers/walUtil.js";
+import { overriding } from "../helpers/overriding.js";
 
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
+
+/** A child process opens `dir` (no checkpoint by time), runs `body` with `db`, then kills itself with SIGKILL. */
+function writeThenDie(dir: string, body: string): void {
+  const script = `import { open } from ${JSON.stringify(INDEX)};
+    const db = await open(${JSON.stringify(dir)}, { checkpointMs: 3600000 });
+    ${body}
+    process.kill(process.pid, "SIGKILL");`;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60000 });
+  assert.equal(child.signal, "SIGKILL", child.stderr);
+}
 const DIR = "/db";
 
 /** Sequential awaited writes over the four sub-databases; returns the model. */
@@ -323,20 +334,8 @@ test("a read-only open replays the log but repairs nothing: a torn tail and a to
   const dir = join(root, "db");
   try {
     // A writer acknowledges five strict commits the data file does not have yet, then dies.
-    const child = spawnSync(
-      process.execPath,
-      [
-        "--input-type=module",
-        "-e",
-        `import { open } from ${JSON.stringify(INDEX)};
-         const db = await open(${JSON.stringify(dir)}, { checkpointMs: 3600000 });
-         await db.put("base", 0); await db.checkpoint();
-         for (let i = 1; i <= 5; i++) await db.put("acked" + i, i);
-         process.kill(process.pid, "SIGKILL");`,
-      ],
-      { encoding: "utf8", timeout: 30000 },
-    );
-    assert.equal(child.signal, "SIGKILL", child.stderr);
+    writeThenDie(dir, `await db.put("base", 0); await db.checkpoint();
+      for (let i = 1; i <= 5; i++) await db.put("acked" + i, i);`);
     const wal = join(dir, "wal");
     const readAll = async (what: string): Promise<void> => {
       const before = treeBytes(wal);
@@ -589,19 +588,7 @@ test("a read-only open that reads the end of the log while a writer appends ther
   const dir = join(root, "db");
   try {
     // More than one read chunk (1 MiB) of log records, none checkpointed; the writer dies.
-    const child = spawnSync(
-      process.execPath,
-      [
-        "--input-type=module",
-        "-e",
-        `import { open } from ${JSON.stringify(INDEX)};
-         const db = await open(${JSON.stringify(dir)}, { checkpointMs: 3600000 });
-         for (let i = 0; i < 1500; i++) db.putSync("k" + i, "x".repeat(1000));
-         process.kill(process.pid, "SIGKILL");`,
-      ],
-      { encoding: "utf8", timeout: 60000 },
-    );
-    assert.equal(child.signal, "SIGKILL", child.stderr);
+    writeThenDie(dir, `for (let i = 0; i < 1500; i++) db.putSync("k" + i, "x".repeat(1000));`);
     const [first] = segmentNames(dir);
     const scan = scanSegment(dir, first!);
     const cut = scan.records.find((r) => r.offset > 512 * 1024)!;
@@ -610,32 +597,20 @@ test("a read-only open that reads the end of the log while a writer appends ther
     // them yet); every later read finds the records (appended meanwhile).
     const inner = new NodeFileSystem();
     let staleRead = false;
-    const fs = new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop === "open") {
-          return (path: string, mode: OpenMode) => {
-            const h = inner.open(path, mode);
-            if (!path.endsWith(first!)) return h;
-            return new Proxy(h, {
-              get(ht, hp, hr) {
-                if (hp === "read") {
-                  return (buf: Uint8Array, off: number, len: number, pos: number) => {
-                    const got = ht.read(buf, off, len, pos);
-                    if (!staleRead && pos <= cut.offset && cut.offset < pos + got) {
-                      staleRead = true;
-                      buf.fill(0, off + (cut.offset - pos), off + got);
-                    }
-                    return got;
-                  };
-                }
-                const v = Reflect.get(ht, hp, hr) as unknown;
-                return typeof v === "function" ? v.bind(ht) : v;
-              },
-            });
-          };
-        }
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === "function" ? v.bind(target) : v;
+    const fs = overriding(inner, {
+      open: (path: string, mode: OpenMode) => {
+        const h = inner.open(path, mode);
+        if (!path.endsWith(first!)) return h;
+        return overriding(h, {
+          read: (buf: Uint8Array, off: number, len: number, pos: number) => {
+            const got = h.read(buf, off, len, pos);
+            if (!staleRead && pos <= cut.offset && cut.offset < pos + got) {
+              staleRead = true;
+              buf.fill(0, off + (cut.offset - pos), off + got);
+            }
+            return got;
+          },
+        });
       },
     });
     const db = await open(dir, { readOnly: true, fs });
