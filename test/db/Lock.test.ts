@@ -375,12 +375,15 @@ test("a takeover whose guard was taken from it meanwhile (another process judged
   // Inside its pause by now (or not yet judging: then it meets this LOCK, LOCKED all the same).
   await new Promise((r) => setTimeout(r, 100));
   rmSync(guard);
-  writeFileSync(guard, `${process.pid}\nthread 0\n${stampLines()}`);
+  const ourGuard = `${process.pid}\nthread 0\n${stampLines()}`;
+  writeFileSync(guard, ourGuard);
   const ours = `${process.pid}\n2030-01-01T00:00:00.000Z\nthread 0\n${stampLines()}`;
   rmSync(join(dir, "LOCK"));
   writeFileSync(join(dir, "LOCK"), ours);
-  rmSync(guard);
   await exited;
+  // Step 3 removes only the guard the child wrote: this process's is still there.
+  assert.equal(readFileSync(guard, "utf8"), ourGuard, "the child left the guard that replaced its own");
+  rmSync(guard);
   const res = JSON.parse(out.trim().split("\n").pop()!);
   assert.equal(res.code, "LOCKED", `the child left this process's LOCK alone: ${out}`);
   assert.equal(res.pid, process.pid);
