@@ -19,11 +19,18 @@
  * empty file taken over and replaced, and then does not hold it (left: the few system calls of the
  * remover's step 2). release() removes only the LOCK it wrote (its exact text), then ends the claim.
  *
- * Limits, stated plainly: liveness is checked on this host (io/ProcessStamp.ts), so a LOCK on a
- * network file system shared between hosts is not safe; and by pid, in this process's pid
- * namespace, so neither is one shared by processes in different namespaces of one host
- * (containers sharing a volume: a pid there names another process, or none). Telling those
- * apart needs an OS file lock or a heartbeat; neither is here. Without /proc (not Linux), or for
+ * A holder in another pid namespace of this host (another container sharing the directory) has a
+ * pid that names another process here, or none: its LOCK (and its guard) also names the Unix
+ * socket it listens on (io/HolderSocket.ts), and a LOCK whose pid reads as gone is stale only if
+ * that socket does not answer either ("elsewhere" otherwise: LOCKED). The socket is listened on
+ * before the LOCK is created and closed after it is removed; a takeover removes the dead holder's
+ * socket file with its LOCK.
+ *
+ * Limits, stated plainly: liveness is checked on this host (the pid in io/ProcessStamp.ts, the
+ * socket in the kernel), so a LOCK on a network file system shared between hosts is not safe.
+ * Where the socket cannot be made (a directory path too long for a socket address, a file
+ * system without sockets), or for a LOCK written before sockets were, liveness is the pid's
+ * alone, in this process's pid namespace. Without /proc (not Linux), or for
  * a LOCK written before stamps were, it is kill(pid, 0) alone, and a recycled pid then keeps the lock
  * held until that process ends (the error names the pid so an operator can check it); and there,
  * a claim cannot be seen, so two threads of one process are not kept apart. A worker thread that
@@ -53,10 +60,12 @@
  * guard is still its own, which leaves only a window of one system call; closing it needs an OS
  * file lock (flock/fcntl), which Node does not offer without a native addon.
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { threadId } from "node:worker_threads";
 import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
+import { HolderSocket, answers, removeDeadSocket, socketNamed } from "../io/HolderSocket.js";
+import { NodeFileSystem } from "../io/NodeFileSystem.js";
 import { parseStamp, stampIsLive, stampLines, type ProcessStamp } from "../io/ProcessStamp.js";
 
 export const LOCK_FILE = "LOCK";
@@ -100,20 +109,34 @@ function readHolderFile(fs: FileSystem, path: string): HolderFile | undefined {
  *   "ours"    this thread (`heldHere`);
  *   "thread"  another thread of this process (a claim is open on the file);
  *   "live"    another live process;
+ *   "elsewhere" a process whose pid reads as gone here (or as ours, unclaimed) but whose holder
+ *             socket answers: one in another pid namespace (io/HolderSocket.ts);
  *   "writing" empty, unclaimed here, and modified less than TAKEOVER_WAIT_MS from now (either
  *             way: a wall clock stepped back): its creator is about to write it (callers that
  *             do not wait pass `late` and take it for stale);
  *   "stale"   gone, a recycled pid, an earlier boot, garbage, or our pid with no claim open here
  *             (an open of ours that failed, or an earlier process that had our pid).
  */
-type HolderState = "ours" | "thread" | "live" | "writing" | "stale";
+type HolderState = "ours" | "thread" | "live" | "elsewhere" | "writing" | "stale";
+
+/** Whether the holder socket the file names (if any) answers: its holder lives somewhere. */
+function socketAnswers(fs: FileSystem, path: string, f: HolderFile): boolean {
+  const name = socketNamed(f.text);
+  return name !== undefined && fs instanceof NodeFileSystem && answers(dirname(path), name);
+}
+
+/** Remove the socket file of a LOCK or guard judged stale (its holder is gone). */
+function removeSocketOf(fs: FileSystem, dir: string, text: string): void {
+  const name = socketNamed(text);
+  if (name !== undefined && fs instanceof NodeFileSystem) removeDeadSocket(dir, name);
+}
 
 function holderState(fs: FileSystem, path: string, f: HolderFile, heldHere: boolean, late: boolean): HolderState {
   const h = f.holder;
   if (h === undefined || h.pid === process.pid) {
     if (h !== undefined && heldHere) return "ours";
     if (fs.isClaimed(path) === true) return "thread";
-    if (h !== undefined || f.text !== "" || late) return "stale";
+    if (h !== undefined || f.text !== "" || late) return socketAnswers(fs, path, f) ? "elsewhere" : "stale";
     // Empty: its creator writes it microseconds after the create, so only a young one can still
     // be written; an old one was left by a death between the two (or a power cut before its text
     // reached the disk).
@@ -121,7 +144,8 @@ function holderState(fs: FileSystem, path: string, f: HolderFile, heldHere: bool
     const st = fs.stat(path);
     return st !== undefined && Math.abs(Date.now() - st.mtimeMs) < TAKEOVER_WAIT_MS ? "writing" : "stale";
   }
-  return stampIsLive(h) ? "live" : "stale";
+  if (stampIsLive(h)) return "live";
+  return socketAnswers(fs, path, f) ? "elsewhere" : "stale";
 }
 
 function lockedError(dir: string, state: HolderState, f: HolderFile, readOnly: boolean): KeelError {
@@ -140,6 +164,14 @@ function lockedError(dir: string, state: HolderState, f: HolderFile, readOnly: b
       "LOCKED",
       `${dir} is open in another thread of this process${f.thread === undefined ? "" : ` (thread ${f.thread})`}; a Database cannot be shared between threads: use it from that thread, or close it there first`,
       { dir, pid, threadId: f.thread },
+    );
+  }
+  if (state === "elsewhere") {
+    const socket = socketNamed(f.text);
+    return new KeelError(
+      "LOCKED",
+      `${dir} is in use by a process that calls itself ${pid} but that this process cannot see by its pid (it runs in another pid namespace: another container sharing the directory?); its socket ${socket} answers; stop it, or talk to it (keel serve) instead of opening the files directly`,
+      { dir, pid, socket },
     );
   }
   return new KeelError("LOCKED", `${dir} is in use by process ${pid}; stop it, or talk to it (keel serve) instead of opening the files directly`, { dir, pid });
@@ -169,7 +201,7 @@ export function liveLockHolder(fs: FileSystem, dir: string): number | undefined 
   const f = readHolderFile(fs, path);
   if (f === undefined) return undefined;
   const state = holderState(fs, path, f, false, true);
-  return state === "live" || state === "thread" ? (f.holder?.pid ?? process.pid) : undefined;
+  return state === "live" || state === "elsewhere" || state === "thread" ? (f.holder?.pid ?? process.pid) : undefined;
 }
 
 /**
@@ -246,13 +278,20 @@ export class Lock {
   readonly #key: string;
   readonly #text: string;
   #claim: FileHandle | undefined;
+  #socket: HolderSocket | undefined;
 
-  private constructor(fs: FileSystem, path: string, key: string, text: string, claim: FileHandle) {
+  private constructor(fs: FileSystem, path: string, key: string, text: string, claim: FileHandle, socket: HolderSocket | undefined) {
     this.#fs = fs;
     this.path = path;
     this.#key = key;
     this.#text = text;
     this.#claim = claim;
+    this.#socket = socket;
+  }
+
+  /** The holder socket this LOCK names (io/HolderSocket.ts); undefined where none could be made. */
+  get socketName(): string | undefined {
+    return this.#socket?.name;
   }
 
   static acquire(fs: FileSystem, dir: string): Lock {
@@ -266,32 +305,40 @@ export class Lock {
     // as is a LOCK that stays unreadable though it exists (a dangling symbolic link).
     const giveUp = performance.now() + 2 * TAKEOVER_WAIT_MS;
     let takeovers = 0;
-    for (let turn = 0; ; turn++) {
-      const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}`;
-      const claim = createClaimed(fs, path, text);
-      if (claim !== undefined) {
-        mine.add(key);
-        return new Lock(fs, path, key, text, claim);
+    // Listening before any LOCK or guard of ours names the socket (HolderSocket, invariant 1).
+    const socket = fs instanceof NodeFileSystem ? HolderSocket.listen(key) : undefined;
+    const socketLine = socket === undefined ? "" : `sock ${socket.name}\n`;
+    try {
+      for (let turn = 0; ; turn++) {
+        const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}${socketLine}`;
+        const claim = createClaimed(fs, path, text);
+        if (claim !== undefined) {
+          mine.add(key);
+          return new Lock(fs, path, key, text, claim, socket);
+        }
+        const late = performance.now() >= giveUp;
+        const f = readHolderFile(fs, path);
+        if (f === undefined) {
+          // Removed meanwhile: create again (at once the first time).
+          if (late) throw unreadableError(path);
+          if (turn > 0) sleepSync(1);
+          continue;
+        }
+        // An empty one by its own age: young, it is being written.
+        const state = holderState(fs, path, f, mine.has(key), false);
+        if (state !== "stale" && state !== "writing") throw lockedError(dir, state, f, false);
+        if (state === "stale" && takeovers >= MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
+        // The holder is gone (or its pid now names another process), died while writing the file,
+        // or was an open of ours that failed: take it over. A takeover that removed nothing met
+        // another LOCK in its place (judged afresh next turn).
+        if (state === "stale" && takeOver(fs, dir, f.text, mine.has(key), socketLine)) takeovers++;
+        else if (late) throw new KeelError("LOCKED", `could not take the lock of ${dir}: its LOCK keeps changing, or stays empty and recently modified (something keeps rewriting it)`, { dir });
+        else sleepSync(5);
+        testPause("KEEL_TEST_LOCK_RETRY_PAUSE_MS"); // tests only: widens the window before the create
       }
-      const late = performance.now() >= giveUp;
-      const f = readHolderFile(fs, path);
-      if (f === undefined) {
-        // Removed meanwhile: create again (at once the first time).
-        if (late) throw unreadableError(path);
-        if (turn > 0) sleepSync(1);
-        continue;
-      }
-      // An empty one by its own age: young, it is being written.
-      const state = holderState(fs, path, f, mine.has(key), false);
-      if (state !== "stale" && state !== "writing") throw lockedError(dir, state, f, false);
-      if (state === "stale" && takeovers >= MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
-      // The holder is gone (or its pid now names another process), died while writing the file,
-      // or was an open of ours that failed: take it over. A takeover that removed nothing met
-      // another LOCK in its place (judged afresh next turn).
-      if (state === "stale" && takeOver(fs, dir, f.text, mine.has(key))) takeovers++;
-      else if (late) throw new KeelError("LOCKED", `could not take the lock of ${dir}: its LOCK keeps changing, or stays empty and recently modified (something keeps rewriting it)`, { dir });
-      else sleepSync(5);
-      testPause("KEEL_TEST_LOCK_RETRY_PAUSE_MS"); // tests only: widens the window before the create
+    } catch (e) {
+      socket?.close();
+      throw e;
     }
   }
 
@@ -321,7 +368,9 @@ export class Lock {
     } catch (e) {
       throw ioError(e, "remove", this.path);
     } finally {
-      // After the remove: until then, other threads must see the LOCK as held.
+      // After the remove: until then, other threads (and other pid namespaces) must see it held.
+      this.#socket?.close();
+      this.#socket = undefined;
       closeQuietly(claim);
     }
   }
@@ -348,13 +397,13 @@ function testPause(variable: string): void {
  * comment). Whether it removed it: false when that LOCK was gone or replaced, or is an empty one
  * still young.
  */
-function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean): boolean {
+function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean, socketLine: string): boolean {
   const lockPath = join(dir, LOCK_FILE);
   const guardPath = join(dir, TAKEOVER_FILE);
   // Step 1.
   const deadline = performance.now() + TAKEOVER_WAIT_MS;
   let guardClaim: FileHandle | undefined;
-  const guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}`;
+  const guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}${socketLine}`;
   while (guardClaim === undefined) {
     guardClaim = createClaimed(fs, guardPath, guardText);
     if (guardClaim !== undefined) break;
@@ -376,6 +425,7 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
       } catch (e2) {
         if ((e2 as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e2, "remove", guardPath);
       }
+      removeSocketOf(fs, dir, guard.text);
       continue;
     }
     if (guardLate) {
@@ -397,6 +447,7 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(e, "remove", lockPath);
     }
+    removeSocketOf(fs, dir, judged);
     return true;
   } finally {
     // Step 3. Only the guard this thread wrote (whatever took its place is someone else's).

@@ -34,8 +34,10 @@
  * the writer lists again at most every RECHECK_MS (to lift the floor when readers close or die),
  * and once it is empty never again.
  *
- * Limits, stated plainly: liveness is judged on this host and in this pid namespace, as for the
- * LOCK (not safe on a file system shared between hosts, or between containers); without /proc (not Linux) it is kill(pid, 0) alone, so there a
+ * Limits, stated plainly: liveness is judged on this host and by pid, in this pid namespace (the
+ * LOCK's holder socket is not used for these files): not safe on a file system shared between
+ * hosts, and a reader in another container reads as gone to a writer here, whose page reuse may then
+ * make that reader's reads fail with CORRUPT (as for an unprotected reader, below); without /proc (not Linux) it is kill(pid, 0) alone, so there a
  * recycled pid pins pages until that process ends. A read-only open that cannot create its file
  * (no write permission to the directory) opens unprotected: a writer opening later may then make
  * its reads fail with CORRUPT (never return another value: every page is checked against the txn

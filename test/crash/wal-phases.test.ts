@@ -29,7 +29,7 @@
  */
 import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -43,6 +43,7 @@ import type { ChildConfig } from "../helpers/walKillChild.js";
 import { addTornSegment, appendTornRecord, scanSegment, segmentNames } from "../helpers/walFiles.js";
 import type { WalHistory } from "../helpers/walHistory.js";
 import { oneSeed } from "../helpers/rng.js";
+import { copyDir } from "../helpers/copyDir.js";
 
 const CHECKPOINT_PHASES = [
   "checkpoint:before-write",
@@ -156,7 +157,7 @@ async function runScenario(phase: string, variant: Variant, seed: number): Promi
       // Verify on a copy, so that the crashing child finds the log exactly as the kill left it
       // (with records to replay); recovery is deterministic, so the copy's result is its result.
       const copy = join(work, "copy");
-      cpSync(dir, copy, { recursive: true });
+      copyDir(dir, copy);
       const v = await verifyAfterDeath(copy, pp.hist, { requireAcked: true, context: `${ctx} (prep)` });
       rmSync(copy, { recursive: true, force: true });
       base = v.state;

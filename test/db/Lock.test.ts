@@ -235,9 +235,9 @@ test("a LOCK whose pid now names another process (recycled, or from an earlier b
   assert.equal(lockPid(dir), process.pid, "a LOCK from an earlier boot (power cut): taken over");
   assert.equal(db2.get("k"), 1);
   await db2.close();
-  // The LOCK a holder writes carries its stamp.
   const held = await open(dir, { wal: false });
-  assert.match(readFileSync(join(dir, "LOCK"), "utf8"), new RegExp(`^${process.pid}\\n.*\\nthread 0\\nboot ${boot}\\nstart ${ownStamp().start}\\n$`));
+  // The LOCK a holder writes carries its stamp, then the holder socket it listens on (LockNamespaces.test.ts).
+  assert.match(readFileSync(join(dir, "LOCK"), "utf8"), new RegExp(`^${process.pid}\\n.*\\nthread 0\\nboot ${boot}\\nstart ${ownStamp().start}\\nsock LOCK\\.[0-9a-f]{12}\\.sock\\n$`));
   await held.close();
 });
 

@@ -387,6 +387,29 @@ test("runMigrations on the real file system: the backup is a sibling directory",
   }
 });
 
+test("open() on the real file system migrates with its LOCK and holder socket in the directory: the backup leaves both out", async () => {
+  const root = mkdtempSync(join(tmpdir(), "keel-migrate-"));
+  try {
+    const dir = join(root, "data");
+    const db = openSync(dir, {});
+    await db.put("k", { v: 1 });
+    await db.close();
+    downgradeDataFile(nodeFileSystem, join(dir, "data.keel"), 0);
+    const migrated = openSync(dir, {});
+    try {
+      assert.deepEqual(migrated.get("k"), { v: 1 });
+      assert.ok(readdirSync(dir).some((n) => /^LOCK\.[0-9a-f]{12}\.sock$/.test(n)), "the holder socket was there during the migration");
+      const backup = readdirSync(root).find((n) => n.startsWith("data.backup-v0-"));
+      assert.ok(backup, "backup kept");
+      assert.deepEqual(readdirSync(join(root, backup)).filter((n) => n.startsWith("LOCK")), [], "no LOCK, no socket in the backup");
+    } finally {
+      await migrated.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test("runMigrations with a relative directory: the backup is its sibling, on the same FileSystem", async () => {
   const fs = new CrashFileSystem();
   const db = openSync("rel", { fs });

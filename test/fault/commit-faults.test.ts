@@ -25,7 +25,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, KeelError, NodeFileSystem, type Database, type FileSystem, type OpenOptions } from "../../src/index.js";
@@ -35,6 +35,7 @@ import { describeError, quietExpectedWarnings } from "../helpers/crashCheck.js";
 import { canon, checkDb, matchState, readState, sub, type DbState } from "../helpers/dbModel.js";
 import { Rng } from "../helpers/rng.js";
 import { applyUnits, applyStep, bulkStep, genStep, keyUniverse, runStep, runStepOk, type Op, type Step, type WorkloadOptions } from "../helpers/workload.js";
+import { copyDir } from "../helpers/copyDir.js";
 
 quietExpectedWarnings();
 
@@ -96,7 +97,7 @@ async function nodeFixture(seed: number): Promise<Fixture> {
     state,
     copy: () => {
       const dir = join(root, `k${n++}`);
-      cpSync(base, dir, { recursive: true });
+      copyDir(base, dir);
       return { fs, dir, done: () => rmSync(dir, { recursive: true, force: true }) };
     },
   };

@@ -13,12 +13,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, KeelError, NodeFileSystem, dumpToFile, loadFromFile, restore, salvage, verify } from "../../src/index.js";
 import { FaultFileSystem, type CallKind } from "../../src/io/FaultFileSystem.js";
 import { describeError, quietExpectedWarnings } from "../helpers/crashCheck.js";
+import { copyDir } from "../helpers/copyDir.js";
 
 quietExpectedWarnings();
 
@@ -51,10 +52,10 @@ async function template(dir: string): Promise<void> {
   await db.createSnapshot();
   for (let i = 0; i < 30; i++) await db.put(`t${i}`, `w${i}`.repeat(30));
   // Copy the files while it is open: the copy has a log tail past the last checkpoint, as after a crash.
-  cpSync(dir, `${dir}.tail`, { recursive: true });
+  copyDir(dir, `${dir}.tail`);
   await db.close();
   rmSync(dir, { recursive: true });
-  cpSync(`${dir}.tail`, dir, { recursive: true });
+  copyDir(`${dir}.tail`, dir);
   rmSync(`${dir}.tail`, { recursive: true });
   rmSync(join(dir, "LOCK"), { force: true });
 }
@@ -90,7 +91,7 @@ test("open failing at call k (every k, a log tail to replay): IO, no descriptor 
       "open",
       async (fs) => {
         rmSync(dir, { recursive: true, force: true });
-        cpSync(tpl, dir, { recursive: true });
+        copyDir(tpl, dir);
         const db = await open(dir, { fs });
         await db.close();
       },
@@ -240,7 +241,7 @@ test("createSnapshot failing at call k (every k): IO, the current snapshot kept,
       "createSnapshot",
       async (fs) => {
         rmSync(dir, { recursive: true, force: true });
-        cpSync(tpl, dir, { recursive: true });
+        copyDir(tpl, dir);
         const db = await open(dir, { fs });
         try {
           await db.put("s", "x");

@@ -106,8 +106,9 @@ function files(dir: string): Map<string, string> {
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(p, createHash("sha256").update(readFileSync(p)).digest("hex"));
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (!st.isSocket()) out.set(p, createHash("sha256").update(readFileSync(p)).digest("hex")); // a killed holder's LOCK socket
     }
   };
   walk(dir);

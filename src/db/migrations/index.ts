@@ -26,6 +26,7 @@
 import { basename, dirname, join, normalize, resolve } from "node:path";
 import { KeelError, ioError } from "../../errors.js";
 import type { FileSystem } from "../../io/FileSystem.js";
+import { HOLDER_SOCKET_NAME } from "../../io/HolderSocket.js";
 import { copyFileSynced } from "../../io/copyFileSynced.js";
 import { versionError } from "../../pager/Meta.js";
 import { FORMAT_VERSION } from "../../pager/PageLayout.js";
@@ -67,9 +68,8 @@ export interface RunMigrationsOptions {
   onPhase?: ((phase: string) => void) | undefined;
 }
 
-/** Lock file of an open database: never part of a backup. */
 /** Top-level files the backup leaves out: they say which processes hold the directory, not what it holds. */
-const isCoordinationFile = (name: string): boolean => name === LOCK_FILE || name === TAKEOVER_FILE || isRegistration(name);
+const isCoordinationFile = (name: string): boolean => name === LOCK_FILE || name === TAKEOVER_FILE || HOLDER_SOCKET_NAME.test(name) || isRegistration(name);
 
 // ---- detection ----
 

@@ -1,0 +1,142 @@
+/**
+ * HolderSocket: a sign of life of a LOCK's holder that the kernel gives, seen from any pid
+ * namespace of the host. A pid (io/ProcessStamp.ts) names a process only in the namespace that
+ * numbered it: a holder in another container that shares the directory reads as gone (or as some
+ * other process) here, and would be taken over while it writes.
+ *
+ * The holder listens on a Unix socket in the database directory, LOCK.<12 hex digits>.sock (a name
+ * of its own, so it never has to remove anyone else's), and its LOCK names that socket.
+ * Invariants:
+ *   1. A holder listens before its LOCK (or takeover guard) names the socket, and stops only
+ *      after its LOCK is removed: whoever reads the name while the LOCK stands finds it listening.
+ *   2. connect() succeeds exactly while the listening process lives: the kernel queues the
+ *      connection even while that process's event loop is blocked (a long transaction, SIGSTOP);
+ *      once the process is gone (SIGKILL included: the file stays) it is refused.
+ *   3. answers() is true unless a connect was refused or found no file: anything it cannot tell
+ *      (a timeout, a full backlog, no permission, no worker thread) counts as live, so a doubt
+ *      ends in LOCKED, never in two writers.
+ * Where no socket can be made (a directory path longer than a socket address holds, a file system
+ * without sockets), the LOCK names none and liveness is the pid's alone, as before sockets were.
+ *
+ * Like ProcessStamp, this file asks the operating system about processes, not the FileSystem: the
+ * socket is a kernel object, and a simulated crash must not change the answers.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+
+/** A holder socket's file name. */
+export const HOLDER_SOCKET_NAME = /^LOCK\.[0-9a-f]{12}\.sock$/;
+
+/** sun_path holds 108 bytes on Linux, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/** How long answers() waits for a connect before it counts the holder as live. */
+const PROBE_TIMEOUT_MS = 5000;
+
+export class HolderSocket {
+  readonly name: string;
+  #server: Server | null;
+
+  private constructor(name: string, server: Server) {
+    this.name = name;
+    this.#server = server;
+  }
+
+  /**
+   * Listen on a new LOCK.<hex>.sock in `dir` (an absolute path); undefined where no socket can be
+   * made there. The server is unref'd: it never keeps a process alive.
+   */
+  static listen(dir: string): HolderSocket | undefined {
+    const name = `LOCK.${randomBytes(6).toString("hex")}.sock`;
+    const path = join(dir, name);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) return undefined;
+    const server = createServer((c) => c.destroy());
+    // A failed bind is reported on the next tick; `listening` says now whether it succeeded.
+    server.on("error", () => {});
+    try {
+      server.listen(path);
+    } catch {
+      return undefined;
+    }
+    if (!server.listening) {
+      server.close();
+      return undefined;
+    }
+    server.unref();
+    // Any user who may open the database may ask (a connect needs write permission on the
+    // socket): a permission error would read as "cannot tell", and keep a dead holder's LOCK held.
+    try {
+      chmodSync(path, 0o666);
+    } catch {
+      // the owner (and root) can still ask
+    }
+    return new HolderSocket(name, server);
+  }
+
+  /** Stop listening and remove the file (libuv unlinks a bound socket's path on close). */
+  close(): void {
+    const server = this.#server;
+    if (server === null) return;
+    this.#server = null;
+    server.close();
+  }
+}
+
+/** The holder socket a LOCK or guard file names (its `sock` line); undefined when it names none. */
+export function socketNamed(text: string): string | undefined {
+  const name = /^sock (.*)$/m.exec(text)?.[1];
+  return name !== undefined && HOLDER_SOCKET_NAME.test(name) ? name : undefined;
+}
+
+// Runs in a worker thread: connects once and reports 1 (connected), 2 (refused or no such file:
+// nobody listens) or 3 (anything else: cannot tell). Dynamic imports: the same text runs as a
+// script or as a module (an application started with --input-type=module passes that on).
+const PROBE = `
+Promise.all([import("node:worker_threads"), import("node:net")]).then(([{ workerData }, { connect }]) => {
+  const cell = new Int32Array(workerData.cell);
+  const s = connect(workerData.path);
+  const done = (v) => { Atomics.store(cell, 0, v); Atomics.notify(cell, 0); s.destroy(); };
+  s.on("connect", () => done(1));
+  s.on("error", (e) => done(e.code === "ECONNREFUSED" || e.code === "ENOENT" ? 2 : 3));
+});
+`;
+
+/**
+ * Whether a process listens on the holder socket `name` in `dir` (invariant 3: true unless
+ * nobody does for sure). Synchronous, as Lock is: a worker thread connects while this one waits
+ * (tens of milliseconds; only a LOCK whose pid reads as gone is asked).
+ */
+export function answers(dir: string, name: string): boolean {
+  const path = join(dir, name);
+  if (!existsSync(path)) return false;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  let worker: Worker;
+  try {
+    // stdout/stderr true: not piped to this process's, whose first use would turn a pipe on fd 1
+    // or 2 non-blocking under the application's feet (its fs.writeSync(1) then fails EAGAIN).
+    // execArgv []: none of the application's flags (loaders, --input-type) applies to the probe.
+    worker = new Worker(PROBE, { eval: true, workerData: { path, cell: cell.buffer }, stdout: true, stderr: true, execArgv: [] });
+  } catch {
+    return true;
+  }
+  worker.on("error", () => {}); // a worker that cannot start leaves the cell 0: counted as live
+  try {
+    Atomics.wait(cell, 0, 0, PROBE_TIMEOUT_MS);
+    return Atomics.load(cell, 0) !== 2;
+  } finally {
+    worker.unref();
+    void worker.terminate().catch(() => {});
+  }
+}
+
+/** Remove the socket file of a holder found gone (best effort: a leftover file is harmless). */
+export function removeDeadSocket(dir: string, name: string): void {
+  try {
+    rmSync(join(dir, name), { force: true });
+  } catch {
+    // left: the next takeover of a LOCK naming it tries again; nothing reads it otherwise
+  }
+}
