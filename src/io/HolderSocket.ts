@@ -57,7 +57,9 @@ export class HolderSocket {
     // A failed bind is reported on the next tick; `listening` says now whether it succeeded.
     server.on("error", () => {});
     try {
-      server.listen(path);
+      // exclusive: in a node:cluster worker a plain listen is handed to the primary process
+      // (asynchronously, and the socket would then live as long as the primary does).
+      server.listen({ path, exclusive: true });
     } catch {
       return undefined;
     }

@@ -125,3 +125,42 @@ catch (e) { writeSync(2, String(e.code)); }`,
   await exited;
   assert.equal(err.trim(), "ok");
 });
+
+test("a holder in a node:cluster worker listens itself (not through the primary): its socket answers while it lives, and not once it is killed", async (t) => {
+  const dir = tempDir(t);
+  // cluster.fork() runs the primary's script file again: a file, not -e.
+  const script = join(dir, "cluster.mjs");
+  writeFileSync(
+    script,
+    `import cluster from "node:cluster";
+import { HolderSocket } from ${JSON.stringify(MODULE)};
+if (cluster.isPrimary) {
+  const w = cluster.fork();
+  w.on("message", (m) => console.log(JSON.stringify({ ...m, worker: w.process.pid })));
+  process.stdin.resume();
+  process.stdin.on("end", () => { w.process.kill("SIGKILL"); setTimeout(() => process.exit(0), 200); });
+} else {
+  const s = HolderSocket.listen(${JSON.stringify(dir)});
+  process.send({ name: s ? s.name : null });
+}`,
+  );
+  const child = spawn(process.execPath, [script], { stdio: ["pipe", "pipe", "inherit"] });
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  const line = await new Promise<{ name: string | null; worker: number }>((resolve, reject) => {
+    let buf = "";
+    child.stdout!.on("data", (d) => {
+      buf += d;
+      if (buf.includes("\n")) resolve(JSON.parse(buf.split("\n")[0]!));
+    });
+    child.once("exit", (c) => reject(new Error(`exited with ${c}: ${buf}`)));
+  });
+  assert.ok(line.name, "a cluster worker gets a socket of its own");
+  assert.equal(answers(dir, line.name), true);
+  // The worker is killed; the primary lives on: the socket must not outlive the worker.
+  process.kill(line.worker, "SIGKILL");
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(answers(dir, line.name), false, "the socket was the worker's, not the primary's");
+  child.stdin!.end();
+});
