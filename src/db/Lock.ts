@@ -64,7 +64,7 @@ import { dirname, join, resolve } from "node:path";
 import { threadId } from "node:worker_threads";
 import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { HolderSocket, answers, removeDeadSocket, socketNamed } from "../io/HolderSocket.js";
+import { HOLDER_SOCKET_NAME, HolderSocket, answers, removeDeadSocket, socketNamed } from "../io/HolderSocket.js";
 import { NodeFileSystem } from "../io/NodeFileSystem.js";
 import { parseStamp, stampIsLive, stampLines, type ProcessStamp } from "../io/ProcessStamp.js";
 
@@ -123,6 +123,38 @@ type HolderState = "ours" | "thread" | "live" | "elsewhere" | "writing" | "stale
 function socketAnswers(fs: FileSystem, path: string, f: HolderFile): boolean {
   const name = socketNamed(f.text);
   return name !== undefined && fs instanceof NodeFileSystem && answers(dirname(path), name);
+}
+
+/**
+ * A holder socket for a LOCK or guard this thread is about to create (HolderSocket, invariant 1:
+ * listening before the file names it); closed again at once if the create fails, so that a
+ * process killed while it waits for a lock leaves no socket behind. Only on the real file system.
+ */
+function listenFor(fs: FileSystem, dir: string): HolderSocket | undefined {
+  return fs instanceof NodeFileSystem ? HolderSocket.listen(dir) : undefined;
+}
+
+function socketLine(socket: HolderSocket | undefined): string {
+  return socket === undefined ? "" : `sock ${socket.name}\n`;
+}
+
+/** Socket files a new holder looks at, at most (each costs a probe when it is not gone). */
+const SWEEP_MAX = 16;
+
+/**
+ * Remove holder sockets nobody listens on, other than `own` (a process killed in the few system
+ * calls between its listen and its create, or between its remove and its close, left one that no
+ * LOCK names). One that answers belongs to a live process: kept.
+ */
+function sweepDeadSockets(fs: FileSystem, dir: string, own: string | undefined): void {
+  if (!(fs instanceof NodeFileSystem)) return;
+  let names: string[];
+  try {
+    names = fs.list(dir).filter((n) => HOLDER_SOCKET_NAME.test(n) && n !== own);
+  } catch {
+    return;
+  }
+  for (const name of names.slice(0, SWEEP_MAX)) if (!answers(dir, name)) removeDeadSocket(dir, name);
 }
 
 /** Remove the socket file of a LOCK or guard judged stale (its holder is gone). */
@@ -305,40 +337,39 @@ export class Lock {
     // as is a LOCK that stays unreadable though it exists (a dangling symbolic link).
     const giveUp = performance.now() + 2 * TAKEOVER_WAIT_MS;
     let takeovers = 0;
-    // Listening before any LOCK or guard of ours names the socket (HolderSocket, invariant 1).
-    const socket = fs instanceof NodeFileSystem ? HolderSocket.listen(key) : undefined;
-    const socketLine = socket === undefined ? "" : `sock ${socket.name}\n`;
-    try {
-      for (let turn = 0; ; turn++) {
-        const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}${socketLine}`;
-        const claim = createClaimed(fs, path, text);
-        if (claim !== undefined) {
-          mine.add(key);
-          return new Lock(fs, path, key, text, claim, socket);
-        }
-        const late = performance.now() >= giveUp;
-        const f = readHolderFile(fs, path);
-        if (f === undefined) {
-          // Removed meanwhile: create again (at once the first time).
-          if (late) throw unreadableError(path);
-          if (turn > 0) sleepSync(1);
-          continue;
-        }
-        // An empty one by its own age: young, it is being written.
-        const state = holderState(fs, path, f, mine.has(key), false);
-        if (state !== "stale" && state !== "writing") throw lockedError(dir, state, f, false);
-        if (state === "stale" && takeovers >= MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
-        // The holder is gone (or its pid now names another process), died while writing the file,
-        // or was an open of ours that failed: take it over. A takeover that removed nothing met
-        // another LOCK in its place (judged afresh next turn).
-        if (state === "stale" && takeOver(fs, dir, f.text, mine.has(key), socketLine)) takeovers++;
-        else if (late) throw new KeelError("LOCKED", `could not take the lock of ${dir}: its LOCK keeps changing, or stays empty and recently modified (something keeps rewriting it)`, { dir });
-        else sleepSync(5);
-        testPause("KEEL_TEST_LOCK_RETRY_PAUSE_MS"); // tests only: widens the window before the create
+    for (let turn = 0; ; turn++) {
+      const socket = listenFor(fs, key);
+      const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}${socketLine(socket)}`;
+      let claim: FileHandle | undefined;
+      try {
+        claim = createClaimed(fs, path, text);
+      } finally {
+        if (claim === undefined) socket?.close();
       }
-    } catch (e) {
-      socket?.close();
-      throw e;
+      if (claim !== undefined) {
+        mine.add(key);
+        sweepDeadSockets(fs, key, socket?.name);
+        return new Lock(fs, path, key, text, claim, socket);
+      }
+      const late = performance.now() >= giveUp;
+      const f = readHolderFile(fs, path);
+      if (f === undefined) {
+        // Removed meanwhile: create again (at once the first time).
+        if (late) throw unreadableError(path);
+        if (turn > 0) sleepSync(1);
+        continue;
+      }
+      // An empty one by its own age: young, it is being written.
+      const state = holderState(fs, path, f, mine.has(key), false);
+      if (state !== "stale" && state !== "writing") throw lockedError(dir, state, f, false);
+      if (state === "stale" && takeovers >= MAX_TAKEOVERS) throw new KeelError("LOCKED", `could not take the lock of ${dir}: another process keeps taking it`, { dir });
+      // The holder is gone (or its pid now names another process), died while writing the file,
+      // or was an open of ours that failed: take it over. A takeover that removed nothing met
+      // another LOCK in its place (judged afresh next turn).
+      if (state === "stale" && takeOver(fs, dir, f.text, mine.has(key))) takeovers++;
+      else if (late) throw new KeelError("LOCKED", `could not take the lock of ${dir}: its LOCK keeps changing, or stays empty and recently modified (something keeps rewriting it)`, { dir });
+      else sleepSync(5);
+      testPause("KEEL_TEST_LOCK_RETRY_PAUSE_MS"); // tests only: widens the window before the create
     }
   }
 
@@ -397,15 +428,22 @@ function testPause(variable: string): void {
  * comment). Whether it removed it: false when that LOCK was gone or replaced, or is an empty one
  * still young.
  */
-function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean, socketLine: string): boolean {
+function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean): boolean {
   const lockPath = join(dir, LOCK_FILE);
   const guardPath = join(dir, TAKEOVER_FILE);
   // Step 1.
   const deadline = performance.now() + TAKEOVER_WAIT_MS;
   let guardClaim: FileHandle | undefined;
-  const guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}${socketLine}`;
+  let guardSocket: HolderSocket | undefined;
+  let guardText = "";
   while (guardClaim === undefined) {
-    guardClaim = createClaimed(fs, guardPath, guardText);
+    guardSocket = listenFor(fs, resolve(dir));
+    guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}${socketLine(guardSocket)}`;
+    try {
+      guardClaim = createClaimed(fs, guardPath, guardText);
+    } finally {
+      if (guardClaim === undefined) guardSocket?.close();
+    }
     if (guardClaim !== undefined) break;
     const guard = readHolderFile(fs, guardPath);
     const guardLate = performance.now() >= deadline;
@@ -456,6 +494,7 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     } catch {
       // a guard naming a process that is gone is taken over by the next one (step 1)
     }
+    guardSocket?.close();
     closeQuietly(guardClaim);
   }
 }

@@ -15,14 +15,16 @@
  *   3. answers() is true unless a connect was refused or found no file: anything it cannot tell
  *      (a timeout, a full backlog, no permission, no worker thread) counts as live, so a doubt
  *      ends in LOCKED, never in two writers.
- * Where no socket can be made (a directory path longer than a socket address holds, a file system
- * without sockets), the LOCK names none and liveness is the pid's alone, as before sockets were.
+ * A directory path too long for a socket address (107 bytes) is reached through a descriptor on the
+ * directory (/proc/self/fd/<fd>/<name>, Linux). Where no socket can be made (such a path without
+ * /proc, a file system without sockets), the LOCK names none and liveness is the pid's alone, as
+ * before sockets were.
  *
  * Like ProcessStamp, this file asks the operating system about processes, not the FileSystem: the
  * socket is a kernel object, and a simulated crash must not change the answers.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, openSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -36,13 +38,46 @@ const MAX_SOCKET_PATH_BYTES = 107;
 /** How long answers() waits for a connect before it counts the holder as live. */
 const PROBE_TIMEOUT_MS = 5000;
 
+const PROC_FD = existsSync("/proc/self/fd");
+
+/**
+ * A socket address for `dir`/`name`: the path itself when it fits; else (Linux) the same file
+ * reached through a descriptor on `dir`, /proc/self/fd/<fd>/<name>, which fits whatever the
+ * directory's path (sides that reach one directory by paths of different lengths still meet);
+ * undefined without /proc. `done()` closes that descriptor: call it only once the socket no longer
+ * uses the address (libuv unlinks a listening socket's file by its address at close).
+ */
+function socketAddress(dir: string, name: string): { address: string; done: () => void } | undefined {
+  const path = join(dir, name);
+  if (Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES) return { address: path, done: () => {} };
+  if (!PROC_FD) return undefined;
+  let fd: number;
+  try {
+    fd = openSync(dir, "r");
+  } catch {
+    return undefined;
+  }
+  return {
+    address: `/proc/self/fd/${fd}/${name}`,
+    done: () => {
+      try {
+        closeSync(fd);
+      } catch {
+        // closed either way
+      }
+    },
+  };
+}
+
 export class HolderSocket {
   readonly name: string;
   #server: Server | null;
+  readonly #done: () => void;
 
-  private constructor(name: string, server: Server) {
+  private constructor(name: string, server: Server, done: () => void) {
     this.name = name;
     this.#server = server;
+    this.#done = done;
   }
 
   /**
@@ -52,19 +87,22 @@ export class HolderSocket {
   static listen(dir: string): HolderSocket | undefined {
     const name = `LOCK.${randomBytes(6).toString("hex")}.sock`;
     const path = join(dir, name);
-    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) return undefined;
+    const at = socketAddress(dir, name);
+    if (at === undefined) return undefined;
     const server = createServer((c) => c.destroy());
     // A failed bind is reported on the next tick; `listening` says now whether it succeeded.
     server.on("error", () => {});
     try {
       // exclusive: in a node:cluster worker a plain listen is handed to the primary process
       // (asynchronously, and the socket would then live as long as the primary does).
-      server.listen({ path, exclusive: true });
+      server.listen({ path: at.address, exclusive: true });
     } catch {
+      at.done();
       return undefined;
     }
     if (!server.listening) {
       server.close();
+      at.done();
       return undefined;
     }
     server.unref();
@@ -75,7 +113,7 @@ export class HolderSocket {
     } catch {
       // the owner (and root) can still ask
     }
-    return new HolderSocket(name, server);
+    return new HolderSocket(name, server, at.done);
   }
 
   /** Stop listening and remove the file (libuv unlinks a bound socket's path on close). */
@@ -84,6 +122,7 @@ export class HolderSocket {
     if (server === null) return;
     this.#server = null;
     server.close();
+    this.#done();
   }
 }
 
@@ -114,13 +153,23 @@ Promise.all([import("node:worker_threads"), import("node:net")]).then(([{ worker
 export function answers(dir: string, name: string): boolean {
   const path = join(dir, name);
   if (!existsSync(path)) return false;
+  const at = socketAddress(dir, name);
+  if (at === undefined) return true; // cannot be reached from here: cannot tell
+  try {
+    return probe(at.address);
+  } finally {
+    at.done();
+  }
+}
+
+function probe(address: string): boolean {
   const cell = new Int32Array(new SharedArrayBuffer(4));
   let worker: Worker;
   try {
     // stdout/stderr true: not piped to this process's, whose first use would turn a pipe on fd 1
     // or 2 non-blocking under the application's feet (its fs.writeSync(1) then fails EAGAIN).
     // execArgv []: none of the application's flags (loaders, --input-type) applies to the probe.
-    worker = new Worker(PROBE, { eval: true, workerData: { path, cell: cell.buffer }, stdout: true, stderr: true, execArgv: [] });
+    worker = new Worker(PROBE, { eval: true, workerData: { path: address, cell: cell.buffer }, stdout: true, stderr: true, execArgv: [] });
   } catch {
     return true;
   }

@@ -121,7 +121,8 @@ function refuseLiveWriter(fs: FileSystem, dir: string): void {
   try {
     Lock.check(fs, dir);
   } catch (e) {
-    if (!(e instanceof KeelError && e.code === "LOCKED" && e.details.pid === process.pid)) throw e;
+    // Ours: no `socket` (a holder in another pid namespace may have our pid number: it is seen by its socket).
+    if (!(e instanceof KeelError && e.code === "LOCKED" && e.details.pid === process.pid && e.details.socket === undefined)) throw e;
   }
 }
 

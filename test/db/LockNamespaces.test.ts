@@ -7,10 +7,10 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { open } from "../../src/index.js";
+import { open, verify } from "../../src/index.js";
 import { liveLockHolder } from "../../src/db/Lock.js";
 import { HolderSocket, HOLDER_SOCKET_NAME, answers, socketNamed } from "../../src/io/HolderSocket.js";
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
@@ -98,6 +98,9 @@ test("a LOCK whose pid reads as gone (or as this process's, with another start) 
   writeFileSync(join(dir, "LOCK"), foreignLock(process.pid, elsewhere.name));
   e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
   assert.equal(e.details.socket, elsewhere.name);
+  // verify(dir) passes over this process's own open, not over a writer elsewhere with our pid number.
+  e = await rejectsKeel(verify(dir), "LOCKED");
+  assert.equal(e.details.socket, elsewhere.name);
   // The holder ends without removing its LOCK (a clean stop would): nobody listens, taken over.
   elsewhere.close();
   const db = await open(dir, { wal: false });
@@ -142,17 +145,30 @@ test("a takeover guard whose pid reads as gone but whose socket answers is one i
   await db.close();
 });
 
-test("a directory whose path is too long for a socket address: the LOCK names no socket, and locking works by pid as before", async (t) => {
+test("one directory reached by paths of different lengths (a short one, and one too long for a socket address): a holder seen through either is LOCKED", async (t) => {
   const root = tempDir(t);
-  const dir = join(root, "d".repeat(Math.max(1, 100 - root.length)));
+  const dir = join(root, "d".repeat(Math.max(1, 110 - root.length)));
+  mkdirSync(dir);
+  const short = join(root, "s");
+  symlinkSync(dir, short);
+  // A holder elsewhere that reached it by the short path; this process opens by the long one.
+  const elsewhere = HolderSocket.listen(short)!;
+  t.after(() => elsewhere.close());
+  writeFileSync(join(dir, "LOCK"), foreignLock(deadPid(), elsewhere.name));
+  const e = await rejectsKeel(open(dir, { wal: false }), "LOCKED");
+  assert.equal(e.details.socket, elsewhere.name);
+  await rejectsKeel(open(dir, { readOnly: true, wal: false }), "LOCKED");
+  elsewhere.close();
+  // A holder by the long path names a socket (through a descriptor on the directory), and a
+  // process that reaches it by the short path is refused.
   const db = await open(dir, { wal: false });
-  assert.equal(socketNamed(lockText(dir)), undefined);
-  assert.deepEqual(sockets(dir), []);
-  const h = holderChild(t, dir);
+  assert.ok(socketNamed(lockText(dir)));
+  const h = holderChild(t, short);
   const r = await h.line;
   assert.equal(r.code, "LOCKED");
   assert.equal(r.pid, process.pid);
   await db.close();
+  assert.deepEqual(sockets(dir), []);
 });
 
 /** Whether this machine lets a child run in a new pid namespace (root, or unprivileged user namespaces). */
@@ -185,5 +201,39 @@ test("processes in different pid namespaces (containers sharing the directory) a
   assert.equal(o.socket, socketNamed(lockText(dir)));
   await opener.exited;
   assert.equal(Number.parseInt(lockText(dir), 10), process.pid, "this process still holds it");
+  await db.close();
+});
+
+test("a process killed while it waits for the lock leaves no socket file; socket files nobody listens on are swept by the next holder, live ones kept", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  // An empty LOCK kept young: an opener waits (retrying) for its writer.
+  writeFileSync(join(dir, "LOCK"), "");
+  const touch = setInterval(() => {
+    const now = new Date();
+    utimesSync(join(dir, "LOCK"), now, now);
+  }, 50);
+  t.after(() => clearInterval(touch));
+  const waiter = holderChild(t, dir);
+  waiter.line.catch(() => {}); // it never prints: killed while it waits
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(waiter.child.exitCode, null, "still waiting");
+  waiter.child.kill("SIGKILL");
+  await waiter.exited;
+  clearInterval(touch);
+  assert.deepEqual(sockets(dir), [], "no socket of the killed waiter");
+  // Leftovers: one whose listener was killed, one live (this process listens, no LOCK names it).
+  const dead = "LOCK.dddddddddddd.sock";
+  const listener = spawn(process.execPath, ["-e", `require("node:net").createServer().listen(${JSON.stringify(join(dir, dead))}, () => console.log("ready"))`], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((r) => listener.stdout!.once("data", r));
+  const gone = new Promise((r) => listener.once("exit", r));
+  listener.kill("SIGKILL");
+  await gone;
+  const live = HolderSocket.listen(dir)!;
+  t.after(() => live.close());
+  writeFileSync(join(dir, "LOCK"), `${deadPid()}\n`);
+  const db = await open(dir, { wal: false });
+  const mine = socketNamed(lockText(dir))!;
+  assert.deepEqual(sockets(dir).sort(), [live.name, mine].sort(), "the dead one swept, the live one kept");
   await db.close();
 });

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -79,12 +79,25 @@ test("answers() counts what it cannot tell as live: a blocked listener whose bac
   assert.equal(answers(dir, "LOCK.bbbbbbbbbbbb.sock"), false, "connect() to a regular file is refused");
 });
 
-test("no socket where its path would not fit a socket address (108 bytes): listen() gives undefined and leaves nothing", (t) => {
+test("a directory path too long for a socket address (107 bytes) still gets a socket, reached through a descriptor on the directory, from a long path or a short one", (t) => {
   const root = tempDir(t);
-  const dir = join(root, "d".repeat(Math.max(1, 100 - root.length)));
+  const dir = join(root, "d".repeat(Math.max(1, 110 - root.length)));
   mkdirSync(dir);
-  assert.equal(HolderSocket.listen(dir), undefined);
-  assert.deepEqual(readdirSync(dir), []);
+  const s = HolderSocket.listen(dir);
+  assert.ok(s, "made through /proc/self/fd");
+  assert.deepEqual(readdirSync(dir), [s.name]);
+  assert.equal(answers(dir, s.name), true, "asked by the long path");
+  const short = join(root, "s");
+  symlinkSync(dir, short);
+  assert.equal(answers(short, s.name), true, "asked by a short path to the same directory");
+  s.close();
+  assert.deepEqual(readdirSync(dir), [], "close removes it");
+  assert.equal(answers(dir, s.name), false);
+  // The other way round: listening by the short path, asked by the long one (a connect to a path
+  // over 107 bytes finds no file: it read as "nobody listens").
+  const viaShort = HolderSocket.listen(short)!;
+  assert.equal(answers(dir, viaShort.name), true);
+  viaShort.close();
 });
 
 test("socketNamed() reads a LOCK's sock line, and only a name of the holder-socket form (no path)", () => {

@@ -16,9 +16,14 @@
  *   damaged dump (CORRUPT with its line/offset) throws before any move; the partial directory and
  *   anything moved are removed (and `<dir>` itself if this call created it), so `<dir>` stays as it
  *   was and the server refuses to start: it never starts empty in place of the data asked for.
+ * - A restore listens on a holder socket (io/HolderSocket.ts) inside its partial directory from
+ *   its creation to its removal: a pid names another process (or none) in another pid namespace,
+ *   so a server starting in another container over the same volume (a rolling deploy) tells a
+ *   running restore from a leftover by that socket, not by the pid in the name.
  * - Leftovers of an interrupted restore (removeRestoreLeftovers, run by startServer before the
- *   database is opened, restore_from set or not): a `.restore-partial-<pid>` inside `<dir>` whose
- *   process is gone (or is this process: pids repeat in containers) means the move did not finish
+ *   database is opened, restore_from set or not): a `.restore-partial-<pid>` inside `<dir>` in
+ *   which no socket answers and whose process is gone (or is this process: pids repeat in
+ *   containers) means the move did not finish
  *   if there is no data.keel beside it: every entry of `<dir>` came from that restore and is
  *   removed, so `<dir>` is empty again (and restored again, if restore_from is set); with data.keel
  *   beside it only the partial directory is removed. `<dir>.restore-partial-<pid>` siblings (the
@@ -38,6 +43,7 @@ import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import type { LoadReport } from "../../maintenance/load.js";
 import { isAlive } from "../../io/ProcessStamp.js";
+import { HOLDER_SOCKET_NAME, HolderSocket, answers } from "../../io/HolderSocket.js";
 
 export type RestoreOutcome = { kind: "restored"; report: LoadReport; ms: number } | { kind: "skipped"; reason: "has-database" };
 
@@ -89,6 +95,17 @@ function deadOrSelf(pid: number): boolean {
   return pid === process.pid || !isAlive(pid);
 }
 
+/** Whether a process (in any pid namespace of this host) listens on a holder socket inside `dir`: a restore at work. */
+function socketInside(dir: string): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => HOLDER_SOCKET_NAME.test(n));
+  } catch {
+    return false;
+  }
+  return names.some((n) => answers(dir, n));
+}
+
 /** The pid of a `<prefix><pid>` name, or null. */
 function pidOf(name: string, prefix: string): number | null {
   if (!name.startsWith(prefix)) return null;
@@ -114,7 +131,7 @@ export function removeRestoreLeftovers(dir: string): void {
   const names = readdirSync(dir);
   const stale = names.filter((n) => {
     const pid = pidOf(n, PARTIAL);
-    return pid !== null && deadOrSelf(pid);
+    return pid !== null && !socketInside(join(dir, n)) && deadOrSelf(pid);
   });
   if (stale.length === 0) return;
   // Without data.keel the move was cut short: all of <dir> is that restore's (it began empty).
@@ -147,10 +164,13 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
   const created = !existsSync(dir);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `${PARTIAL}${process.pid}`);
+  let working: HolderSocket | undefined;
   const moved: string[] = [];
   let db: Database | null = null;
   let report: LoadReport;
   try {
+    mkdirSync(tmp);
+    working = HolderSocket.listen(tmp);
     const enc = await headerEncodings(file);
     db = await open(tmp, { ...options, ...enc });
     report = await loadFromFile(db, file, { signal });
@@ -158,7 +178,7 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
     db = null;
     syncDir(tmp);
     for (const n of readdirSync(tmp)) {
-      if (n === "data.keel") continue;
+      if (n === "data.keel" || HOLDER_SOCKET_NAME.test(n)) continue;
       renameSync(join(tmp, n), join(dir, n));
       moved.push(n);
     }
@@ -168,6 +188,7 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
     syncDir(dir);
   } catch (e) {
     if (db) await db.close().catch(() => {});
+    working?.close();
     rmSync(tmp, { recursive: true, force: true });
     // Until data.keel is in place, what was moved is not a database: take it back out.
     if (!moved.includes("data.keel")) for (const n of moved) rmSync(join(dir, n), { recursive: true, force: true });
@@ -175,6 +196,7 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
     throw named(e, file);
   }
   // The database is complete; an empty partial directory left by a failure here is removed at the next start.
+  working?.close();
   try {
     rmdirSync(tmp);
     syncDir(dir);

@@ -13,6 +13,7 @@ import { open } from "../../../src/index.js";
 import { KeelError } from "../../../src/errors.js";
 import { dumpToFile } from "../../../src/maintenance/dumpFile.js";
 import * as restore from "../../../src/server/persistence/restoreFromDump.js";
+import { HolderSocket } from "../../../src/io/HolderSocket.js";
 
 const { restoreFromDump } = restore;
 
@@ -189,4 +190,37 @@ test("a finished restore whose partial directory was left behind keeps its datab
   restore.removeRestoreLeftovers(other);
   assert.deepEqual(readdirSync(other), [".restore-partial-1"]);
   await assert.rejects(restoreFromDump(other, file, {}), (e: unknown) => e instanceof KeelError && e.code === "EXISTS");
+});
+
+test("a restore at work in another container (a pid that means nothing here, or this process's own number) is told by the socket it listens on inside its partial directory: left alone; once nobody listens it is a leftover", async (t) => {
+  const root = tmp(t);
+  const dir = join(root, "data");
+  // Its partial directory is named after its pid in its own namespace: here that is our pid.
+  const partial = join(dir, `.restore-partial-${process.pid}`);
+  mkdirSync(partial, { recursive: true });
+  writeFileSync(join(partial, "data.keel"), "half loaded");
+  const working = HolderSocket.listen(partial)!;
+  t.after(() => working.close());
+  restore.removeRestoreLeftovers(dir);
+  assert.deepEqual(readdirSync(dir), [`.restore-partial-${process.pid}`], "a restore at work is not removed");
+  assert.equal(readFileSync(join(partial, "data.keel"), "utf8"), "half loaded");
+  working.close();
+  restore.removeRestoreLeftovers(dir);
+  assert.deepEqual(readdirSync(dir), [], "nobody listens: a leftover, removed");
+});
+
+test("a restore at work is not taken for a leftover by a server starting beside it (same pid number: a rolling deploy across containers); it finishes, leaving no socket file", async (t) => {
+  const root = tmp(t);
+  const file = await makeDump(root, "jsonl", 30);
+  const dir = join(root, "data");
+  const running = restoreFromDump(dir, file, {});
+  // The restore has made its partial directory and awaits its first read: another start now.
+  restore.removeRestoreLeftovers(dir);
+  assert.deepEqual(readdirSync(dir), [`.restore-partial-${process.pid}`]);
+  const r = await running;
+  assert.equal(r.kind, "restored");
+  assert.deepEqual(readdirSync(dir).filter((n) => n.includes(".sock") || n.includes("partial")), [], "no socket moved into the database, no partial left");
+  const db = await open(dir);
+  assert.equal(db.getCount(), 30);
+  await db.close();
 });
