@@ -9,11 +9,14 @@
  *   exists) and <dir> fsynced: the database appears whole or not at all. Its log is not moved: everything in it is checkpointed, and an
  *   open starts a new one (as for a backup).
  * - Leftovers of loads whose process is gone are removed by the next load into <dir>; a live
- *   process's staging directory is never touched.
+ *   process's staging directory is never touched. While it loads, the staging database's LOCK
+ *   socket (io/HolderSocket.ts) answers inside it: that tells a load at work in another pid
+ *   namespace (a container sharing the volume, whose pid means another process here, or ours).
  */
 import { closeSync, existsSync, fsyncSync, linkSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { KeelError } from "../errors.js";
+import { answersInside } from "../io/HolderSocket.js";
 import { isAlive } from "../io/ProcessStamp.js";
 
 export const LOAD_PARTIAL = ".load-partial-";
@@ -33,7 +36,7 @@ export function removeStaleStaging(dir: string): void {
   for (const n of names) {
     if (!n.startsWith(LOAD_PARTIAL)) continue;
     const pid = Number(n.slice(LOAD_PARTIAL.length));
-    if (Number.isInteger(pid) && (pid === process.pid || !isAlive(pid))) rmSync(join(dir, n), { recursive: true, force: true });
+    if (Number.isInteger(pid) && (pid === process.pid || !isAlive(pid)) && !answersInside(join(dir, n))) rmSync(join(dir, n), { recursive: true, force: true });
   }
 }
 

@@ -24,7 +24,7 @@
  * socket is a kernel object, and a simulated crash must not change the answers.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, openSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, openSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -181,6 +181,21 @@ function probe(address: string): boolean {
     worker.unref();
     void worker.terminate().catch(() => {});
   }
+}
+
+/**
+ * Whether a process (in any pid namespace of this host) listens on a holder socket inside `dir`:
+ * how a working directory named after a pid (`.restore-partial-<pid>`, `.load-partial-<pid>`) is
+ * told from a leftover when that pid may be another namespace's.
+ */
+export function answersInside(dir: string): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => HOLDER_SOCKET_NAME.test(n));
+  } catch {
+    return false;
+  }
+  return names.some((n) => answers(dir, n));
 }
 
 /** Remove the socket file of a holder found gone (best effort: a leftover file is harmless). */

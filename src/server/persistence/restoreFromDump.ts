@@ -43,7 +43,7 @@ import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import type { LoadReport } from "../../maintenance/load.js";
 import { isAlive } from "../../io/ProcessStamp.js";
-import { HOLDER_SOCKET_NAME, HolderSocket, answers } from "../../io/HolderSocket.js";
+import { HOLDER_SOCKET_NAME, HolderSocket, answersInside } from "../../io/HolderSocket.js";
 
 export type RestoreOutcome = { kind: "restored"; report: LoadReport; ms: number } | { kind: "skipped"; reason: "has-database" };
 
@@ -95,17 +95,6 @@ function deadOrSelf(pid: number): boolean {
   return pid === process.pid || !isAlive(pid);
 }
 
-/** Whether a process (in any pid namespace of this host) listens on a holder socket inside `dir`: a restore at work. */
-function socketInside(dir: string): boolean {
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((n) => HOLDER_SOCKET_NAME.test(n));
-  } catch {
-    return false;
-  }
-  return names.some((n) => answers(dir, n));
-}
-
 /** The pid of a `<prefix><pid>` name, or null. */
 function pidOf(name: string, prefix: string): number | null {
   if (!name.startsWith(prefix)) return null;
@@ -131,7 +120,7 @@ export function removeRestoreLeftovers(dir: string): void {
   const names = readdirSync(dir);
   const stale = names.filter((n) => {
     const pid = pidOf(n, PARTIAL);
-    return pid !== null && !socketInside(join(dir, n)) && deadOrSelf(pid);
+    return pid !== null && !answersInside(join(dir, n)) && deadOrSelf(pid);
   });
   if (stale.length === 0) return;
   // Without data.keel the move was cut short: all of <dir> is that restore's (it began empty).
