@@ -140,11 +140,15 @@ function socketLine(socket: HolderSocket | undefined): string {
 
 /** Socket files a new holder looks at, at most (each costs a probe when it is not gone). */
 const SWEEP_MAX = 16;
+/** A socket file younger than this is never swept: it may be bound and not yet listening. */
+const SWEEP_MIN_AGE_MS = 10_000;
 
 /**
  * Remove holder sockets nobody listens on, other than `own` (a process killed in the few system
  * calls between its listen and its create, or between its remove and its close, left one that no
- * LOCK names). One that answers belongs to a live process: kept.
+ * LOCK names). One that answers belongs to a live process: kept. So is a young one, whatever it
+ * answers: bind() creates the file a moment before listen() makes it answer, and removing it then
+ * would leave its holder naming a socket nobody can reach (judged gone: a second writer).
  */
 function sweepDeadSockets(fs: FileSystem, dir: string, own: string | undefined): void {
   if (!(fs instanceof NodeFileSystem)) return;
@@ -154,7 +158,21 @@ function sweepDeadSockets(fs: FileSystem, dir: string, own: string | undefined):
   } catch {
     return;
   }
-  for (const name of names.slice(0, SWEEP_MAX)) if (!answers(dir, name)) removeDeadSocket(dir, name);
+  let probed = 0;
+  for (const name of names) {
+    if (probed >= SWEEP_MAX) break;
+    let old = false;
+    try {
+      const st = fs.stat(join(dir, name));
+      // Both ways: a wall clock stepped back puts an old file's time in the future.
+      old = st !== undefined && Math.abs(Date.now() - st.mtimeMs) >= SWEEP_MIN_AGE_MS;
+    } catch {
+      // gone meanwhile, or unreadable: not ours to judge
+    }
+    if (!old) continue;
+    probed++;
+    if (!answers(dir, name)) removeDeadSocket(dir, name);
+  }
 }
 
 /** Remove the socket file of a LOCK or guard judged stale (its holder is gone). */

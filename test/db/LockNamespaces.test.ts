@@ -232,8 +232,13 @@ test("a process killed while it waits for the lock leaves no socket file; socket
   const live = HolderSocket.listen(dir)!;
   t.after(() => live.close());
   writeFileSync(join(dir, "LOCK"), `${deadPid()}\n`);
+  // A young one is never swept (bound, maybe not listening yet): only the old dead one goes.
+  const young = "LOCK.eeeeeeeeeeee.sock";
+  writeFileSync(join(dir, young), "");
+  const old = new Date(Date.now() - 60_000);
+  for (const n of [dead, live.name]) utimesSync(join(dir, n), old, old);
   const db = await open(dir, { wal: false });
   const mine = socketNamed(lockText(dir))!;
-  assert.deepEqual(sockets(dir).sort(), [live.name, mine].sort(), "the dead one swept, the live one kept");
+  assert.deepEqual(sockets(dir).sort(), [live.name, mine, young].sort(), "the old dead one swept; the live one and the young one kept");
   await db.close();
 });
