@@ -361,14 +361,20 @@ test("runMigrations: commits only in the log (process killed) are replayed after
   }
 });
 
+/** A version-0 database at `<root>/data` on the real file system (one key, k = { v: 1 }); its path. */
+async function versionZeroOnDisk(root: string): Promise<string> {
+  const dir = join(root, "data");
+  const db = openSync(dir, {});
+  await db.put("k", { v: 1 });
+  await db.close();
+  downgradeDataFile(nodeFileSystem, join(dir, "data.keel"), 0);
+  return dir;
+}
+
 test("runMigrations on the real file system: the backup is a sibling directory", async () => {
   const root = mkdtempSync(join(tmpdir(), "keel-migrate-"));
   try {
-    const dir = join(root, "data");
-    const db = openSync(dir, {});
-    await db.put("k", { v: 1 });
-    await db.close();
-    downgradeDataFile(nodeFileSystem, join(dir, "data.keel"), 0);
+    const dir = await versionZeroOnDisk(root);
     const original = readFileSync(join(dir, "data.keel"));
     assert.equal(detectVersion(nodeFileSystem, dir), 0);
     const res = migrateOnOpen(nodeFileSystem, dir);
@@ -390,11 +396,7 @@ test("runMigrations on the real file system: the backup is a sibling directory",
 test("open() on the real file system migrates with its LOCK and holder socket in the directory: the backup leaves both out", async () => {
   const root = mkdtempSync(join(tmpdir(), "keel-migrate-"));
   try {
-    const dir = join(root, "data");
-    const db = openSync(dir, {});
-    await db.put("k", { v: 1 });
-    await db.close();
-    downgradeDataFile(nodeFileSystem, join(dir, "data.keel"), 0);
+    const dir = await versionZeroOnDisk(root);
     const migrated = openSync(dir, {});
     try {
       assert.deepEqual(migrated.get("k"), { v: 1 });
