@@ -1,5 +1,6 @@
 /**
- * created: undo the database a command created (`keel load`, `keel put --create`) when that
+ * created: undo the database a command created (`keel put --create`; `keel load` undoes only its
+ * staging directory, commands/load.ts) when that
  * command then fails or is interrupted, so that a rerun finds the directory as it was.
  *
  * Invariants:

@@ -24,7 +24,7 @@
  * socket is a kernel object, and a simulated crash must not change the answers.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, openSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -106,13 +106,7 @@ export class HolderSocket {
       return undefined;
     }
     server.unref();
-    // Any user who may open the database may ask (a connect needs write permission on the
-    // socket): a permission error would read as "cannot tell", and keep a dead holder's LOCK held.
-    try {
-      chmodSync(path, 0o666);
-    } catch {
-      // the owner (and root) can still ask
-    }
+    openToAllUsers(path);
     return new HolderSocket(name, server, at.done);
   }
 
@@ -123,6 +117,34 @@ export class HolderSocket {
     this.#server = null;
     server.close();
     this.#done();
+  }
+}
+
+/** open(2) flag: a descriptor that names a file without opening it (Linux; not in fs.constants). */
+const O_PATH = 0o10000000;
+
+/**
+ * Let any user who may open the database ask the socket at `path` (a connect needs write
+ * permission on it; a permission error reads as "cannot tell" and would keep a dead holder's LOCK
+ * held against other users). Never by path: in a directory others may write to, the file can be
+ * swapped for a symbolic link between the bind and a chmod, which would then open any file of
+ * ours (root's) to everyone. The socket is pinned by a descriptor that does not follow links, and
+ * changed through /proc/self/fd only if that descriptor is a socket. Without /proc: left as bound.
+ */
+export function openToAllUsers(path: string): void {
+  if (!PROC_FD) return;
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | fsConstants.O_NOFOLLOW);
+  } catch {
+    return;
+  }
+  try {
+    if (fstatSync(fd).isSocket()) chmodSync(`/proc/self/fd/${fd}`, 0o666);
+  } catch {
+    // the owner (and root) can still ask
+  } finally {
+    closeSync(fd);
   }
 }
 

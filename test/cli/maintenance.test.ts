@@ -187,6 +187,40 @@ for (const sig of ["SIGINT", "SIGHUP"] as const) {
   });
 }
 
+for (const madeDir of [false, true]) {
+  test(`a load that fails after another load into the same new directory${madeDir ? " (which neither found)" : ""} published its database leaves that database alone`, async (t) => {
+    const root = tempDir(t);
+    const lines = readFileSync(await bigDump(root), "utf8").split("\n");
+    const one = await open(join(root, "one"), { wal: false });
+    await one.put("only", 1);
+    await one.close();
+    const small = join(root, "small.jsonl");
+    await keelExpect(["dump", join(root, "one"), "-f", small], 0);
+    const dir = join(root, "target");
+    if (!madeDir) mkdirSync(dir);
+    // Load A: most of the dump, then it waits for more input.
+    const a = spawn(process.execPath, [KEEL, "load", dir], { stdio: ["pipe", "ignore", "pipe"] });
+    t.after(() => a.kill("SIGKILL"));
+    const aExit = new Promise<number | null>((r) => a.on("close", r));
+    a.stdin.on("error", () => {});
+    a.stdin.write(lines.slice(0, 25000).join("\n") + "\n");
+    const staged = join(dir, `.load-partial-${a.pid}`, "data.keel");
+    for (let i = 0; i < 400 && !existsSync(staged); i++) await delay(50);
+    assert.ok(existsSync(staged));
+    // Load B finishes first and publishes its database.
+    const b = await keelJson<{ entries: number; created: boolean }>(["load", dir, "-f", small]);
+    assert.deepEqual([b.entries, b.created], [1, true]);
+    // A's input turns out damaged: A fails, and undoes only what is its own.
+    a.stdin.end("{ not json\n");
+    assert.equal(await aExit, 5);
+    assert.equal(existsSync(join(dir, "data.keel")), true, "B's database is still there");
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith(".load-partial-")), []);
+    const db = await open(dir, { readOnly: true });
+    assert.equal(db.getCount(), 1);
+    await db.close();
+  });
+}
+
 test("load killed (SIGKILL) halfway: no database under the final name, and the rerun loads it whole", async (t) => {
   const root = tempDir(t);
   const file = await bigDump(root);

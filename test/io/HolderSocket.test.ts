@@ -6,11 +6,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HOLDER_SOCKET_NAME, HolderSocket, answers, socketNamed } from "../../src/io/HolderSocket.js";
+import { HOLDER_SOCKET_NAME, HolderSocket, answers, openToAllUsers, socketNamed } from "../../src/io/HolderSocket.js";
 
 const MODULE = fileURLToPath(new URL("../../src/io/HolderSocket.js", import.meta.url));
 
@@ -176,4 +176,18 @@ if (cluster.isPrimary) {
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(answers(dir, line.name), false, "the socket was the worker's, not the primary's");
   child.stdin!.end();
+});
+
+test("the socket is opened to all users without following a link: a symbolic link swapped in its place leaves the file it points to as it was", (t) => {
+  const dir = tempDir(t);
+  const s = HolderSocket.listen(dir)!;
+  t.after(() => s.close());
+  assert.equal(statSync(join(dir, s.name)).mode & 0o777, 0o666, "any user who may open the database may ask");
+  // What a user who can write the directory could do between the bind and a chmod by path.
+  const secret = join(dir, "secret");
+  writeFileSync(secret, "root's", { mode: 0o600 });
+  const swapped = join(dir, "LOCK.ffffffffffff.sock");
+  symlinkSync(secret, swapped);
+  openToAllUsers(swapped);
+  assert.equal(statSync(secret).mode & 0o777, 0o600, "the link's target is not touched");
 });

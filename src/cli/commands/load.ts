@@ -5,10 +5,12 @@
  * header before anything is written). A load commits in batches: see the error's
  * details.committedEntries when it fails halfway. A database the load creates is built in a
  * staging directory and appears under <dir> only once complete (loadStaging.ts), so a killed load
- * leaves none; one that fails or is interrupted is removed (created.ts). A database that was
- * there keeps the batches committed.
+ * leaves none; one that fails or is interrupted is undone: its staging directory is removed, and
+ * <dir> too if this load made it and nothing else is in it now. Nothing else is touched: another
+ * load into <dir> may have published its database meanwhile. A database that was there keeps
+ * the batches committed.
  */
-import { createReadStream, existsSync, rmSync } from "node:fs";
+import { createReadStream, existsSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Option, type Command } from "commander";
 import type { KeyEncodingName, ValueEncodingName } from "../../index.js";
@@ -19,12 +21,22 @@ import { BINARY_MAGIC } from "../../maintenance/dumpFormat.js";
 import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import { CliError } from "../CliError.js";
-import { CreatedDatabase } from "../created.js";
 import { publishStaged, removeStaleStaging, stagingDir } from "../loadStaging.js";
 import { NodeFileSystem } from "../../io/NodeFileSystem.js";
 import { action } from "../context.js";
 import { ExitCode } from "../exitCodes.js";
 import { hasDatabase, openDatabase, refuseFileAsDirectory } from "../database.js";
+
+/** Undo a load that created no database: its staging directory, and <dir> if it made it and <dir> is empty now. */
+function undoStaged(staging: string, dir: string, madeDir: boolean): void {
+  try {
+    rmSync(staging, { recursive: true, force: true });
+    if (madeDir) rmdirSync(dir);
+  } catch {
+    // ENOTEMPTY: something else is in <dir> now (another load's database): it stays. Otherwise
+    // the command's own error is the one to report; a rerun meets whatever is left.
+  }
+}
 
 /**
  * An input that can be read twice from the start: the header is parsed from the chunks seen so
@@ -114,8 +126,9 @@ export function registerLoad(program: Command): void {
         if (!exists && existsSync(join(dir, "wal"))) {
           throw new CliError(ExitCode.USAGE, "INVALID_ARGUMENT", `${dir} holds a wal entry but no data.keel (a log without its data file); move it away first`, { path: join(dir, "wal") });
         }
-        const created = exists ? undefined : CreatedDatabase.before(dir);
         const staging = stagingDir(dir);
+        const madeDir = !existsSync(dir);
+        const undo = exists ? () => {} : () => undoStaged(staging, dir, madeDir);
         let db;
         if (exists) {
           db = await openDatabase(dir, { readOnly: false });
@@ -131,7 +144,13 @@ export function registerLoad(program: Command): void {
             }
             return open(staging, { keyEncoding: enc?.keyEncoding, encoding: enc?.encoding });
           };
-          db = await (created ? created.open(create) : create());
+          try {
+            db = await create();
+          } catch (e) {
+            // LOCKED: a load elsewhere (another pid namespace, the same pid number) stages there.
+            if (!(e instanceof KeelError && e.code === "LOCKED")) undo();
+            throw e;
+          }
         }
         let report: LoadReport;
         try {
@@ -139,7 +158,7 @@ export function registerLoad(program: Command): void {
         } catch (e) {
           await db.close().catch(() => {});
           // A database this command created holds nothing but the failed load.
-          created?.remove();
+          undo();
           throw e;
         }
         if (!exists) {
@@ -148,8 +167,7 @@ export function registerLoad(program: Command): void {
             publishStaged(staging, dir);
           } catch (e) {
             // Another load that published first: its database stays; only this one's staging goes.
-            if (e instanceof KeelError && e.code === "EXISTS") rmSync(staging, { recursive: true, force: true });
-            else created?.remove();
+            undo();
             throw e;
           }
         } else await db.close();
