@@ -28,13 +28,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeelError, openSync, restore, verify, type Database } from "../../src/index.js";
 import { CrashFileSystem, isSimulatedCrash } from "../../src/io/CrashFileSystem.js";
 import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
 import type { FileSystem } from "../../src/io/FileSystem.js";
+import { HolderSocket } from "../../src/io/HolderSocket.js";
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { detectVersion, migrateOnOpen, migrations, planMigrations, runMigrations, type Migration } from "../../src/db/migrations/index.js";
 import { v0ToV1 } from "../../src/db/migrations/v0ToV1.js";
@@ -393,10 +394,15 @@ test("runMigrations on the real file system: the backup is a sibling directory",
   }
 });
 
-test("open() on the real file system migrates with its LOCK and holder socket in the directory: the backup leaves both out", async () => {
+test("open() on the real file system migrates with its LOCK and holder socket in the directory (and a socket below it): the backup leaves them out", async (t) => {
   const root = mkdtempSync(join(tmpdir(), "keel-migrate-"));
   try {
     const dir = await versionZeroOnDisk(root);
+    // A killed keel load's staging directory, its database's socket still there (here: still listening).
+    const staging = join(dir, ".load-partial-999999");
+    mkdirSync(staging);
+    const leftover = HolderSocket.listen(staging)!;
+    t.after(() => leftover.close());
     const migrated = openSync(dir, {});
     try {
       assert.deepEqual(migrated.get("k"), { v: 1 });
@@ -404,6 +410,7 @@ test("open() on the real file system migrates with its LOCK and holder socket in
       const backup = readdirSync(root).find((n) => n.startsWith("data.backup-v0-"));
       assert.ok(backup, "backup kept");
       assert.deepEqual(readdirSync(join(root, backup)).filter((n) => n.startsWith("LOCK")), [], "no LOCK, no socket in the backup");
+      assert.deepEqual(readdirSync(join(root, backup, ".load-partial-999999")), [], "nor below the top level");
     } finally {
       await migrated.close();
     }

@@ -128,7 +128,9 @@ function stamp(ms: number): string {
 function copyTree(fs: FileSystem, from: string, to: string, top: boolean, buf: Buffer): number {
   let bytes = 0;
   for (const name of fs.list(from)) {
-    if ((top && isCoordinationFile(name)) || name.endsWith(MIGRATING_SUFFIX)) continue;
+    // Holder sockets at any depth: a killed load's or restore's working directory keeps its own
+    // (copying a socket is ENXIO, which would stop the migration and with it every open).
+    if ((top && isCoordinationFile(name)) || HOLDER_SOCKET_NAME.test(name) || name.endsWith(MIGRATING_SUFFIX)) continue;
     const src = join(from, name);
     const st = fs.stat(src);
     if (!st) continue;
