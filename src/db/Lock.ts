@@ -64,7 +64,7 @@ import { dirname, join, resolve } from "node:path";
 import { threadId } from "node:worker_threads";
 import { KeelError, ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
-import { HOLDER_SOCKET_NAME, HolderSocket, answers, removeDeadSocket, socketNamed } from "../io/HolderSocket.js";
+import { HOLDER_SOCKET_NAME, HolderSocket, answers, checkSocket, removeDeadSocket, socketNamed } from "../io/HolderSocket.js";
 import { NodeFileSystem } from "../io/NodeFileSystem.js";
 import { parseStamp, stampIsLive, stampLines, type ProcessStamp } from "../io/ProcessStamp.js";
 
@@ -88,6 +88,8 @@ interface HolderFile {
   holder: ProcessStamp | undefined;
   /** The thread id of its "thread" line, when it has one. */
   thread: number | undefined;
+  /** What the last check of the socket it names said, when one was made (for the error's words). */
+  socketCheck?: "live" | "unknown";
 }
 
 /** A LOCK or LOCK.takeover file: undefined when it does not exist. */
@@ -122,7 +124,11 @@ type HolderState = "ours" | "thread" | "live" | "elsewhere" | "writing" | "stale
 /** Whether the holder socket the file names (if any) answers: its holder lives somewhere. */
 function socketAnswers(fs: FileSystem, path: string, f: HolderFile): boolean {
   const name = socketNamed(f.text);
-  return name !== undefined && fs instanceof NodeFileSystem && answers(dirname(path), name);
+  if (name === undefined || !(fs instanceof NodeFileSystem)) return false;
+  const check = checkSocket(dirname(path), name);
+  if (check === "gone") return false;
+  f.socketCheck = check;
+  return true;
 }
 
 /**
@@ -218,6 +224,13 @@ function lockedError(dir: string, state: HolderState, f: HolderFile, readOnly: b
   }
   if (state === "elsewhere") {
     const socket = socketNamed(f.text);
+    if (f.socketCheck === "unknown") {
+      return new KeelError(
+        "LOCKED",
+        `${dir} is locked by a process that calls itself ${pid}, which does not run here, and its socket ${socket} could not be checked (no answer within 5 s, no permission, or no worker thread allowed): it is taken to be alive elsewhere; if you know that no process holds the database, remove ${join(dir, LOCK_FILE)}`,
+        { dir, pid, socket, socketCheck: "unknown" },
+      );
+    }
     return new KeelError(
       "LOCKED",
       `${dir} is in use by a process that calls itself ${pid} but that this process cannot see by its pid (it runs in another pid namespace: another container sharing the directory?); its socket ${socket} answers; stop it, or talk to it (keel serve) instead of opening the files directly`,

@@ -173,10 +173,19 @@ Promise.all([import("node:worker_threads"), import("node:net")]).then(([{ worker
  * (tens of milliseconds; only a LOCK whose pid reads as gone is asked).
  */
 export function answers(dir: string, name: string): boolean {
+  return checkSocket(dir, name) !== "gone";
+}
+
+/**
+ * What a connect to the holder socket `name` in `dir` says: "live" (connected), "gone" (refused, or
+ * no such file) or "unknown" (anything else: a full backlog, a timeout, no permission, no worker
+ * thread, an address this process cannot reach). answers() counts "unknown" as live.
+ */
+export function checkSocket(dir: string, name: string): "live" | "gone" | "unknown" {
   const path = join(dir, name);
-  if (!existsSync(path)) return false;
+  if (!existsSync(path)) return "gone";
   const at = socketAddress(dir, name);
-  if (at === undefined) return true; // cannot be reached from here: cannot tell
+  if (at === undefined) return "unknown";
   try {
     return probe(at.address);
   } finally {
@@ -184,7 +193,7 @@ export function answers(dir: string, name: string): boolean {
   }
 }
 
-function probe(address: string): boolean {
+function probe(address: string): "live" | "gone" | "unknown" {
   const cell = new Int32Array(new SharedArrayBuffer(4));
   let worker: Worker;
   try {
@@ -193,12 +202,13 @@ function probe(address: string): boolean {
     // execArgv []: none of the application's flags (loaders, --input-type) applies to the probe.
     worker = new Worker(PROBE, { eval: true, workerData: { path: address, cell: cell.buffer }, stdout: true, stderr: true, execArgv: [] });
   } catch {
-    return true;
+    return "unknown";
   }
-  worker.on("error", () => {}); // a worker that cannot start leaves the cell 0: counted as live
+  worker.on("error", () => {}); // a worker that cannot start leaves the cell 0: unknown
   try {
     Atomics.wait(cell, 0, 0, PROBE_TIMEOUT_MS);
-    return Atomics.load(cell, 0) !== 2;
+    const v = Atomics.load(cell, 0);
+    return v === 1 ? "live" : v === 2 ? "gone" : "unknown";
   } finally {
     worker.unref();
     void worker.terminate().catch(() => {});

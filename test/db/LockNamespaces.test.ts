@@ -242,3 +242,25 @@ test("a process killed while it waits for the lock leaves no socket file; socket
   assert.deepEqual(sockets(dir).sort(), [live.name, mine, young].sort(), "the old dead one swept; the live one and the young one kept");
   await db.close();
 });
+
+test("a socket that cannot be checked (here: no worker threads allowed) is taken to be alive, and the error says it could not be checked instead of that it answers", async (t) => {
+  const dir = tempDir(t);
+  await (await open(dir, { wal: false })).close();
+  const elsewhere = HolderSocket.listen(dir)!;
+  t.after(() => elsewhere.close());
+  writeFileSync(join(dir, "LOCK"), foreignLock(deadPid(), elsewhere.name));
+  const opener = (flags: string[]) => {
+    const script = `import { open } from ${JSON.stringify(INDEX)};
+try { await open(${JSON.stringify(dir)}, { wal: false }); console.log(JSON.stringify({ ok: true })); }
+catch (e) { console.log(JSON.stringify({ code: e.code, details: e.details })); }`;
+    const r = spawnSync(process.execPath, [...flags, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 30_000 });
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { ok?: boolean; code?: string; details?: { socket?: string; socketCheck?: string } };
+  };
+  const checked = opener([]);
+  assert.equal(checked.code, "LOCKED");
+  assert.equal(checked.details?.socket, elsewhere.name);
+  assert.equal(checked.details?.socketCheck, undefined, "it answered");
+  const unchecked = opener(["--experimental-permission", "--allow-fs-read=*", "--allow-fs-write=*", "--no-warnings"]);
+  assert.equal(unchecked.code, "LOCKED", JSON.stringify(unchecked));
+  assert.equal(unchecked.details?.socketCheck, "unknown");
+});

@@ -22,6 +22,7 @@ import { BinaryParser, JsonlParser } from "../../maintenance/loadParsers.js";
 import { LoadSource } from "../../maintenance/loadSource.js";
 import { CliError } from "../CliError.js";
 import { publishStaged, removeStaleStaging, stagingDir } from "../loadStaging.js";
+import { HolderSocket } from "../../io/HolderSocket.js";
 import { NodeFileSystem } from "../../io/NodeFileSystem.js";
 import { action } from "../context.js";
 import { ExitCode } from "../exitCodes.js";
@@ -128,7 +129,13 @@ export function registerLoad(program: Command): void {
         }
         const staging = stagingDir(dir);
         const madeDir = !existsSync(dir);
-        const undo = exists ? () => {} : () => undoStaged(staging, dir, madeDir);
+        let working: HolderSocket | undefined;
+        const undo = exists
+          ? () => {}
+          : () => {
+              working?.close();
+              undoStaged(staging, dir, madeDir);
+            };
         let db;
         if (exists) {
           db = await openDatabase(dir, { readOnly: false });
@@ -151,6 +158,9 @@ export function registerLoad(program: Command): void {
             if (!(e instanceof KeelError && e.code === "LOCKED")) undo();
             throw e;
           }
+          // The staging database's LOCK socket says "at work" (removeStaleStaging) only while it is
+          // open: this one says so until the database is published or undone.
+          working = HolderSocket.listen(staging);
         }
         let report: LoadReport;
         try {
@@ -165,6 +175,7 @@ export function registerLoad(program: Command): void {
           try {
             await db.close();
             publishStaged(staging, dir);
+            working?.close();
           } catch (e) {
             // Another load that published first: its database stays; only this one's staging goes.
             undo();

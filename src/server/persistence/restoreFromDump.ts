@@ -153,13 +153,21 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
   const created = !existsSync(dir);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `${PARTIAL}${process.pid}`);
-  let working: HolderSocket | undefined;
+  try {
+    mkdirSync(tmp);
+  } catch (e) {
+    // A restore under this pid number is at work here (another container's, whose socket answered
+    // in removeRestoreLeftovers): its directory, and <dir>, are not ours to remove.
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") {
+      throw new KeelError("LOCKED", `restore_from ${file}: another restore is at work in ${dir} (${tmp}); start again once it has finished`, { file, dir, path: tmp });
+    }
+    throw named(e, file);
+  }
+  const working = HolderSocket.listen(tmp);
   const moved: string[] = [];
   let db: Database | null = null;
   let report: LoadReport;
   try {
-    mkdirSync(tmp);
-    working = HolderSocket.listen(tmp);
     const enc = await headerEncodings(file);
     db = await open(tmp, { ...options, ...enc });
     report = await loadFromFile(db, file, { signal });
