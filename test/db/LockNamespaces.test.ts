@@ -264,3 +264,16 @@ catch (e) { console.log(JSON.stringify({ code: e.code, details: e.details })); }
   assert.equal(unchecked.code, "LOCKED", JSON.stringify(unchecked));
   assert.equal(unchecked.details?.socketCheck, "unknown");
 });
+
+test("a takeover guard left by a process that died names its socket file: the guard's takeover removes that file too", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "LOCK"), `${deadPid()}\n2020-01-01T00:00:00.000Z\n`);
+  const name = "LOCK.abababababab.sock";
+  writeFileSync(join(dir, name), ""); // nobody listens (a regular file: refused); young, so no sweep takes it
+  writeFileSync(join(dir, "LOCK.takeover"), `${deadPid()}\nthread 0\nboot ${ownStamp().boot}\nstart 1\nsock ${name}\n`);
+  const db = await open(dir, { wal: false });
+  assert.equal(existsSync(join(dir, "LOCK.takeover")), false);
+  assert.equal(existsSync(join(dir, name)), false, "the dead guard holder's socket file went with its guard");
+  await db.close();
+});
