@@ -369,21 +369,26 @@ export class Lock {
     const giveUp = performance.now() + 2 * TAKEOVER_WAIT_MS;
     let takeovers = 0;
     for (let turn = 0; ; turn++) {
-      const socket = listenFor(fs, key);
-      const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}${socketLine(socket)}`;
-      let claim: FileHandle | undefined;
-      try {
-        claim = createClaimed(fs, path, text);
-      } finally {
-        if (claim === undefined) socket?.close();
-      }
-      if (claim !== undefined) {
-        mine.add(key);
-        sweepDeadSockets(fs, key, socket?.name);
-        return new Lock(fs, path, key, text, claim, socket);
+      let f = readHolderFile(fs, path);
+      if (f === undefined) {
+        // Absent: create it. Only now is a socket listened on, so a waiter holds none (killed
+        // while it waits, it leaves nothing behind).
+        const socket = listenFor(fs, key);
+        const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}${socketLine(socket)}`;
+        let claim: FileHandle | undefined;
+        try {
+          claim = createClaimed(fs, path, text);
+        } finally {
+          if (claim === undefined) socket?.close();
+        }
+        if (claim !== undefined) {
+          mine.add(key);
+          sweepDeadSockets(fs, key, socket?.name);
+          return new Lock(fs, path, key, text, claim, socket);
+        }
+        f = readHolderFile(fs, path);
       }
       const late = performance.now() >= giveUp;
-      const f = readHolderFile(fs, path);
       if (f === undefined) {
         // Removed meanwhile: create again (at once the first time).
         if (late) throw unreadableError(path);
@@ -468,15 +473,19 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
   let guardSocket: HolderSocket | undefined;
   let guardText = "";
   while (guardClaim === undefined) {
-    guardSocket = listenFor(fs, resolve(dir));
-    guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}${socketLine(guardSocket)}`;
-    try {
-      guardClaim = createClaimed(fs, guardPath, guardText);
-    } finally {
-      if (guardClaim === undefined) guardSocket?.close();
+    let guard = readHolderFile(fs, guardPath);
+    if (guard === undefined) {
+      // Absent: create it (listening only now, as for the LOCK).
+      guardSocket = listenFor(fs, resolve(dir));
+      guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}${socketLine(guardSocket)}`;
+      try {
+        guardClaim = createClaimed(fs, guardPath, guardText);
+      } finally {
+        if (guardClaim === undefined) guardSocket?.close();
+      }
+      if (guardClaim !== undefined) break;
+      guard = readHolderFile(fs, guardPath);
     }
-    if (guardClaim !== undefined) break;
-    const guard = readHolderFile(fs, guardPath);
     const guardLate = performance.now() >= deadline;
     if (guard === undefined) {
       // Removed meanwhile: try again.
