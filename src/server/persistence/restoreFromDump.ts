@@ -161,6 +161,7 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
     if ((e as NodeJS.ErrnoException).code === "EEXIST") {
       throw new KeelError("LOCKED", `restore_from ${file}: another restore is at work in ${dir} (${tmp}); start again once it has finished`, { file, dir, path: tmp });
     }
+    if (created) rmSync(dir, { recursive: true, force: true });
     throw named(e, file);
   }
   const working = HolderSocket.listen(tmp);
