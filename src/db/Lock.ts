@@ -131,17 +131,29 @@ function socketAnswers(fs: FileSystem, path: string, f: HolderFile): boolean {
   return true;
 }
 
-/**
- * A holder socket for a LOCK or guard this thread is about to create (HolderSocket, invariant 1:
- * listening before the file names it); closed again at once if the create fails, so that a
- * process killed while it waits for a lock leaves no socket behind. Only on the real file system.
- */
-function listenFor(fs: FileSystem, dir: string): HolderSocket | undefined {
-  return fs instanceof NodeFileSystem ? HolderSocket.listen(dir) : undefined;
+/** A LOCK or guard this thread created: its text, its claim, and the socket it names. */
+interface Created {
+  text: string;
+  claim: FileHandle;
+  socket: HolderSocket | undefined;
 }
 
-function socketLine(socket: HolderSocket | undefined): string {
-  return socket === undefined ? "" : `sock ${socket.name}\n`;
+/**
+ * createClaimed for a LOCK or guard that names a holder socket (HolderSocket, invariant 1): the
+ * socket listens before the file names it, and is closed again at once if the create fails, so
+ * that a process killed while it waits for a lock leaves none behind. `textBefore` is the file's
+ * text up to its `sock` line. Only on the real file system; elsewhere the file names no socket.
+ */
+function createNamingSocket(fs: FileSystem, dir: string, path: string, textBefore: string): Created | undefined {
+  const socket = fs instanceof NodeFileSystem ? HolderSocket.listen(resolve(dir)) : undefined;
+  const text = socket === undefined ? textBefore : `${textBefore}sock ${socket.name}\n`;
+  let claim: FileHandle | undefined;
+  try {
+    claim = createClaimed(fs, path, text);
+  } finally {
+    if (claim === undefined) socket?.close();
+  }
+  return claim === undefined ? undefined : { text, claim, socket };
 }
 
 /** Socket files a new holder looks at, at most (each costs a probe when it is not gone). */
@@ -373,18 +385,11 @@ export class Lock {
       if (f === undefined) {
         // Absent: create it. Only now is a socket listened on, so a waiter holds none (killed
         // while it waits, it leaves nothing behind).
-        const socket = listenFor(fs, key);
-        const text = `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}${socketLine(socket)}`;
-        let claim: FileHandle | undefined;
-        try {
-          claim = createClaimed(fs, path, text);
-        } finally {
-          if (claim === undefined) socket?.close();
-        }
-        if (claim !== undefined) {
+        const c = createNamingSocket(fs, key, path, `${process.pid}\n${new Date().toISOString()}\nthread ${threadId}\n${stampLines()}`);
+        if (c !== undefined) {
           mine.add(key);
-          sweepDeadSockets(fs, key, socket?.name);
-          return new Lock(fs, path, key, text, claim, socket);
+          sweepDeadSockets(fs, key, c.socket?.name);
+          return new Lock(fs, path, key, c.text, c.claim, c.socket);
         }
         f = readHolderFile(fs, path);
       }
@@ -469,21 +474,13 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
   const guardPath = join(dir, TAKEOVER_FILE);
   // Step 1.
   const deadline = performance.now() + TAKEOVER_WAIT_MS;
-  let guardClaim: FileHandle | undefined;
-  let guardSocket: HolderSocket | undefined;
-  let guardText = "";
-  while (guardClaim === undefined) {
+  let created: Created | undefined;
+  while (created === undefined) {
     let guard = readHolderFile(fs, guardPath);
     if (guard === undefined) {
       // Absent: create it (listening only now, as for the LOCK).
-      guardSocket = listenFor(fs, resolve(dir));
-      guardText = `${process.pid}\nthread ${threadId}\n${stampLines()}${socketLine(guardSocket)}`;
-      try {
-        guardClaim = createClaimed(fs, guardPath, guardText);
-      } finally {
-        if (guardClaim === undefined) guardSocket?.close();
-      }
-      if (guardClaim !== undefined) break;
+      created = createNamingSocket(fs, dir, guardPath, `${process.pid}\nthread ${threadId}\n${stampLines()}`);
+      if (created !== undefined) break;
       guard = readHolderFile(fs, guardPath);
     }
     const guardLate = performance.now() >= deadline;
@@ -512,6 +509,7 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     }
     sleepSync(5);
   }
+  const ours = created;
   try {
     // Step 2.
     if (!stillStale(fs, dir, judged, heldHere)) return false;
@@ -519,7 +517,7 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
     // Still the guard's holder, right before the remove: a thread that judged a dead holder's
     // guard stale just before we replaced it may have removed ours instead (the guard's own
     // takeover is not guarded) and be in step 2 beside us; then leave the LOCK to be judged afresh.
-    if (readHolderFile(fs, guardPath)?.text !== guardText) return false;
+    if (readHolderFile(fs, guardPath)?.text !== ours.text) return false;
     try {
       fs.remove(lockPath);
     } catch (e) {
@@ -530,11 +528,11 @@ function takeOver(fs: FileSystem, dir: string, judged: string, heldHere: boolean
   } finally {
     // Step 3. Only the guard this thread wrote (whatever took its place is someone else's).
     try {
-      if (readHolderFile(fs, guardPath)?.text === guardText) fs.remove(guardPath);
+      if (readHolderFile(fs, guardPath)?.text === ours.text) fs.remove(guardPath);
     } catch {
       // a guard naming a process that is gone is taken over by the next one (step 1)
     }
-    guardSocket?.close();
-    closeQuietly(guardClaim);
+    ours.socket?.close();
+    closeQuietly(ours.claim);
   }
 }
