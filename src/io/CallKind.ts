@@ -11,6 +11,7 @@ export const CALL_KINDS = [
   "mkdir",
   "list",
   "rename",
+  "link",
   "remove",
   "removeDir",
   "syncDir",
@@ -33,7 +34,7 @@ export interface CallInfo {
   call: number;
   /** 1-based index of this call among calls of the same kind. */
   kindCall: number;
-  /** The path the call is about (a handle's path for handle methods; `from` for rename). */
+  /** The path the call is about (a handle's path for handle methods; `from` for rename and link). */
   path: string;
 }
 
@@ -44,6 +45,7 @@ export const SYSCALL_OF: Readonly<Record<CallKind, string>> = {
   mkdir: "mkdir",
   list: "scandir",
   rename: "rename",
+  link: "link",
   remove: "unlink",
   removeDir: "rmdir",
   syncDir: "fsync",

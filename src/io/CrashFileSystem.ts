@@ -36,8 +36,9 @@
  * every call throws `SimulatedCrash` (nothing changes) until `crash(seed)` resolves the state. A pending
  * `syncAsync` whose promise has not settled when the power is cut rejects with SimulatedCrash.
  *
- * Simplifications: a directory cannot be opened (EISDIR, even with "r"); hard links do not exist;
- * `syncDir` on a file path syncs that file's data.
+ * Simplifications: a directory cannot be opened (EISDIR, even with "r"); a hard link is one more
+ * directory entry naming the inode (pending like any other; the file lives while any durable name
+ * reaches it); `syncDir` on a file path syncs that file's data.
  */
 import { posix } from "node:path";
 import { type CallInfo, type CallKind, zeroCounts } from "./CallKind.js";
@@ -503,6 +504,20 @@ export class CrashFileSystem implements FileSystem {
         undefined,
         node.kind === "dir",
       );
+    });
+  }
+
+  link(from: string, to: string): void {
+    this.#call("link", from, () => {
+      const pf = this.#norm(from);
+      const pt = this.#norm(to);
+      const src = this.#parent(pf, "link");
+      const ino = src.dir.current.get(src.name);
+      if (ino === undefined) throw errnoError("ENOENT", "link", from);
+      if (this.#vol.nodes.get(ino)!.kind === "dir") throw errnoError("EPERM", "link", from, "a directory cannot be hard-linked");
+      const dst = this.#parent(pt, "link");
+      if (dst.dir.current.has(dst.name)) throw errnoError("EEXIST", "link", to);
+      this.#vol.record([{ dir: dst.dir.ino, name: dst.name, ino }], undefined, false);
     });
   }
 

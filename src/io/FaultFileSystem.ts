@@ -24,7 +24,7 @@ import type { FileHandle, FileStat, FileSystem, OpenMode } from "./FileSystem.js
 export type { CallInfo, CallKind } from "./CallKind.js";
 export { CALL_KINDS } from "./CallKind.js";
 
-export type FaultErrno = "EIO" | "ENOSPC" | "EDQUOT" | "EFBIG" | "EROFS" | "EACCES";
+export type FaultErrno = "EIO" | "ENOSPC" | "EDQUOT" | "EFBIG" | "EROFS" | "EACCES" | "EPERM";
 
 export interface FaultOptions {
   /** The error code of the injected failure (default "EIO"). */
@@ -187,6 +187,11 @@ export class FaultFileSystem implements FileSystem {
   rename(from: string, to: string): void {
     this.#guard("rename", from);
     this.inner.rename(from, to);
+  }
+
+  link(from: string, to: string): void {
+    this.#guard("link", from);
+    this.inner.link(from, to);
   }
 
   remove(path: string): void {

@@ -51,6 +51,13 @@ export interface FileSystem {
   list(dir: string): string[];
   /** Atomically replace `to` by `from` (POSIX rename). Durable after syncDir of both parents. */
   rename(from: string, to: string): void;
+  /**
+   * Give the file `from` a second name `to` (POSIX link(2)); EEXIST if `to` exists. The no-replace
+   * way to publish a finished file, where rename would silently replace one that appeared
+   * meanwhile. Durable after syncDir(parent of `to`). File systems without hard links (FAT,
+   * some network mounts) refuse it (EPERM, ENOTSUP).
+   */
+  link(from: string, to: string): void;
   /** Remove a file; no error if it is missing. */
   remove(path: string): void;
   /** Remove a directory and everything below it; no error if it is missing. */

@@ -135,6 +135,10 @@ export class NodeFileSystem implements FileSystem {
     fs.renameSync(from, to);
   }
 
+  link(from: string, to: string): void {
+    fs.linkSync(from, to);
+  }
+
   remove(path: string): void {
     // unlink, not rmSync: rmSync retries an unlink refused with EPERM (a sticky directory, a
     // file of another user) as a directory and reports ENOTDIR, hiding the errno to act on.

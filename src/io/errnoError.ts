@@ -12,6 +12,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EFBIG: "file too large",
   EROFS: "read-only file system",
   EACCES: "permission denied",
+  EPERM: "operation not permitted",
   ENOENT: "no such file or directory",
   EEXIST: "file already exists",
   ENOTDIR: "not a directory",

@@ -2,7 +2,8 @@
  * dumpFile: dump to a file and load from a file, through the database's FileSystem.
  *
  * dumpToFile keeps I7: the dump is written to `<path>.partial-<pid>-<n>` (partialPath), fsynced,
- * renamed to `path` if that still does not exist, and the directory fsynced. On any failure or abort the partial file is removed, so `path`
+ * linked to `path` (fails EXISTS if that exists by then: publishRenamed), the directory fsynced,
+ * the partial name unlinked. On any failure or abort the partial file is removed, so `path`
  * either does not exist or holds a complete dump. `path` must not exist (EXISTS).
  */
 import { Readable, Writable } from "node:stream";
@@ -76,7 +77,7 @@ export async function dumpToFile(db: Database, path: string, options?: DumpOptio
     } catch (e) {
       throw ioError(e, "sync", tmp);
     }
-    // A rename onto a file replaces it: a dump to the same path that finished first wins.
+    // Linked, not renamed: a dump to the same path that finished first wins, the other gets EXISTS.
     publishRenamed(fs, tmp, path, "a dump", "file");
     return { ...report, path };
   } catch (e) {

@@ -259,6 +259,31 @@ test("rename without syncDir: old or new name survives, never both, never neithe
   }
 });
 
+test("link without syncDir may vanish; once synced it survives, and keeps the file after the first name is removed", () => {
+  const fs = new CrashFileSystem();
+  fs.mkdir("/out");
+  fs.syncDir("/");
+  writeFile(fs, "/out/dump.partial", bytes("whole dump"));
+  fs.link("/out/dump.partial", "/out/dump");
+  const states = new Set<string>();
+  for (let seed = 0; seed < SEEDS; seed++) {
+    const c = fs.crashedCopy(seed);
+    const names = c.list("/out");
+    for (const n of names) assert.equal(text(c.readFile(`/out/${n}`)), "whole dump", `seed ${seed}: ${n}`);
+    states.add(names.join(","));
+  }
+  assert.ok(states.has("") && states.has("dump,dump.partial"), [...states].join(" | "));
+  fs.syncDir("/out");
+  fs.remove("/out/dump.partial");
+  const after = new Set<string>();
+  for (let seed = 0; seed < SEEDS; seed++) {
+    const c = fs.crashedCopy(seed);
+    assert.equal(text(c.readFile("/out/dump")), "whole dump", `seed ${seed}`);
+    after.add(c.list("/out").join(","));
+  }
+  assert.deepEqual([...after].sort(), ["dump", "dump,dump.partial"]);
+});
+
 test("rename of a durable file across directories is atomic, even if only one side is synced", () => {
   const fs = new CrashFileSystem();
   fs.mkdir("/a");

@@ -32,6 +32,7 @@ async function everyKind(fs: FileSystem): Promise<void> {
   fs.mkdir("/d");
   fs.list("/");
   fs.rename("/f", "/g");
+  fs.link("/g", "/h");
   fs.remove("/nothing");
   fs.removeDir("/d");
   fs.syncDir("/");
@@ -59,7 +60,7 @@ test("FaultFileSystem counts every kind of call, in one counter and per kind", a
     seen.map((i) => i.call),
     CALL_KINDS.map((_, i) => i + 1),
   );
-  assert.equal(seen[10]?.path, "/f", "handle calls report the handle's path");
+  assert.equal(seen[11]?.path, "/f", "handle calls report the handle's path");
   fs.reset();
   assert.equal(fs.calls, 0);
   assert.equal(fs.counts().write, 0);

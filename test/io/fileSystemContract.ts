@@ -134,6 +134,22 @@ export function fileSystemContract(name: string, make: () => ContractTarget): vo
     assert.equal(errCode(() => fs.syncDir(`${root}/none`)), "ENOENT");
   });
 
+  withFs("link gives a file a second name and never replaces: EEXIST onto a file, ENOENT from nothing, EPERM for a directory", (fs, root) => {
+    const h = fs.open(`${root}/a`, "create");
+    h.write(bytes("mine"), 0, 4, 0);
+    h.close();
+    fs.open(`${root}/taken`, "create").close();
+    assert.equal(errCode(() => fs.link(`${root}/a`, `${root}/taken`)), "EEXIST");
+    assert.equal(fs.stat(`${root}/taken`)?.size, 0, "the existing file is untouched");
+    assert.equal(errCode(() => fs.link(`${root}/none`, `${root}/c`)), "ENOENT");
+    fs.mkdir(`${root}/d`);
+    assert.equal(errCode(() => fs.link(`${root}/d`, `${root}/e`)), "EPERM");
+    fs.link(`${root}/a`, `${root}/b`);
+    fs.remove(`${root}/a`);
+    assert.deepEqual(fs.list(root), ["b", "d", "taken"]);
+    assert.equal(text(fs.readFile(`${root}/b`)), "mine", "the second name keeps the file after the first is removed");
+  });
+
   withFs("rename of a directory moves its contents", (fs, root) => {
     fs.mkdir(`${root}/snap/current`);
     fs.open(`${root}/snap/current/meta`, "create").close();

@@ -1,10 +1,12 @@
 /**
- * partialPath: partial names unique per thread, and publishRenamed taking back only its own output
- * after a failed fsync of the parent (a file renamed onto it by a concurrent job is left alone).
+ * partialPath: partial names unique per thread; publishRenamed never replacing an output that
+ * appeared after its EXISTS check (a file is linked, a directory renamed only onto nothing), falling
+ * back to rename where there are no hard links, and taking back only its own output after a
+ * failed fsync of the parent (a file renamed onto it by a concurrent job is left alone).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeelError, NodeFileSystem } from "../../src/index.js";
@@ -45,6 +47,75 @@ test("publishRenamed: a failed parent fsync removes the file it renamed; one a c
   const ffs = failingParentSync(dir, () => new NodeFileSystem().rename(theirs, dest));
   assert.throws(() => publishRenamed(ffs, mine, dest, "a dump", "file"), (e: unknown) => e instanceof KeelError && e.code === "IO");
   assert.equal(readFileSync(dest, "utf8"), "the other job's dump, which it was told is durable\n", "another job's file is left alone");
+});
+
+/** A file system that runs `race` right before the first call of `kind` (after the EXISTS check). */
+function racing(kind: "link" | "rename", race: () => void): FaultFileSystem {
+  const ffs = new FaultFileSystem(new NodeFileSystem());
+  let hit = false;
+  ffs.onCall = (c) => {
+    if (!hit && c.kind === kind) {
+      hit = true;
+      race();
+    }
+  };
+  return ffs;
+}
+
+test("publishRenamed: a file that appears after the EXISTS check is not replaced: EXISTS, the winner's dump intact, this job's partial still its own", (t) => {
+  const dir = root(t);
+  const dest = join(dir, "out.jsonl");
+  const mine = partialPath(dest);
+  writeFileSync(mine, "the loser's dump\n");
+  const ffs = racing("link", () => writeFileSync(dest, "the winner's dump, reported durable\n"));
+  assert.throws(() => publishRenamed(ffs, mine, dest, "a dump", "file"), (e: unknown) => e instanceof KeelError && e.code === "EXISTS" && e.details.dest === dest);
+  assert.equal(readFileSync(dest, "utf8"), "the winner's dump, reported durable\n");
+  assert.equal(readFileSync(mine, "utf8"), "the loser's dump\n", "the caller removes its own partial");
+});
+
+test("publishRenamed: a published file is linked, synced, and its partial name removed; without hard links (EPERM) it is renamed", (t) => {
+  const dir = root(t);
+  const dest = join(dir, "out.jsonl");
+  const mine = partialPath(dest);
+  writeFileSync(mine, "dump\n");
+  const ffs = new FaultFileSystem(new NodeFileSystem());
+  publishRenamed(ffs, mine, dest, "a dump", "file");
+  assert.deepEqual(readdirSync(dir), ["out.jsonl"]);
+  assert.equal(readFileSync(dest, "utf8"), "dump\n");
+  assert.equal(ffs.callsOf("link"), 1);
+  assert.equal(ffs.callsOf("rename"), 0);
+  assert.equal(ffs.callsOf("syncDir"), 1);
+
+  const dest2 = join(dir, "fat.jsonl");
+  const mine2 = partialPath(dest2);
+  writeFileSync(mine2, "dump on FAT\n");
+  const fat = new FaultFileSystem(new NodeFileSystem()).failEvery("link", "EPERM");
+  publishRenamed(fat, mine2, dest2, "a dump", "file");
+  assert.equal(readFileSync(dest2, "utf8"), "dump on FAT\n");
+  assert.ok(!existsSync(mine2));
+  assert.equal(fat.callsOf("rename"), 1);
+
+  const dest3 = join(dir, "eio.jsonl");
+  const mine3 = partialPath(dest3);
+  writeFileSync(mine3, "x\n");
+  const eio = new FaultFileSystem(new NodeFileSystem()).failEvery("link", "EIO");
+  assert.throws(() => publishRenamed(eio, mine3, dest3, "a dump", "file"), (e: unknown) => e instanceof KeelError && e.code === "IO" && e.details.op === "link");
+  assert.equal(eio.callsOf("rename"), 0, "a failing link is an error, not a reason to rename");
+  assert.ok(!existsSync(dest3));
+});
+
+test("publishRenamed: a directory that appears (not empty) after the EXISTS check is EXISTS, not IO, and is left alone", (t) => {
+  const dir = root(t);
+  const dest = join(dir, "backup");
+  const mine = partialPath(dest);
+  mkdirSync(mine);
+  writeFileSync(join(mine, "data.keel"), "mine");
+  const ffs = racing("rename", () => {
+    mkdirSync(dest);
+    writeFileSync(join(dest, "data.keel"), "theirs");
+  });
+  assert.throws(() => publishRenamed(ffs, mine, dest, "a backup", "dir"), (e: unknown) => e instanceof KeelError && e.code === "EXISTS");
+  assert.equal(readFileSync(join(dest, "data.keel"), "utf8"), "theirs");
 });
 
 test("partialPath: names differ between calls and carry the pid", () => {

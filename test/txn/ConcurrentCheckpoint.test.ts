@@ -243,6 +243,7 @@ function slowAsyncSync(inner: FileSystem): FileSystem {
     mkdir: (p) => inner.mkdir(p),
     list: (d) => inner.list(d),
     rename: (a, b) => inner.rename(a, b),
+    link: (a, b) => inner.link(a, b),
     bootId: () => inner.bootId(),
     claim: (p) => inner.claim(p),
     isClaimed: (p) => inner.isClaimed(p),

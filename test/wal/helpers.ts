@@ -143,6 +143,9 @@ export class CountingFileSystem implements FileSystem {
   rename(from: string, to: string): void {
     this.inner.rename(from, to);
   }
+  link(from: string, to: string): void {
+    this.inner.link(from, to);
+  }
   remove(path: string): void {
     this.inner.remove(path);
   }

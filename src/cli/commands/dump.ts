@@ -1,7 +1,8 @@
 /**
  * keel dump <dir> [--db NAME]... [--format jsonl|binary] [-f FILE]: write one consistent snapshot
  * of the database as a dump (JSON Lines by default, or binary), to FILE (a new file, written
- * atomically: temp name, fsync, rename; an existing FILE is refused) or to stdout. Opens the database read-only. With --json the summary
+ * atomically: temp name, fsync, link; an existing FILE is refused, also one that appears
+ * meanwhile) or to stdout. Opens the database read-only. With --json the summary
  * goes to stderr when the dump itself goes to stdout.
  */
 import { Option, type Command } from "commander";
