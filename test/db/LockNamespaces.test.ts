@@ -16,7 +16,7 @@ import { HolderSocket, HOLDER_SOCKET_NAME, answers, socketNamed } from "../../sr
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { ownStamp } from "../../src/io/ProcessStamp.js";
 import { rejectsKeel, tempDir } from "./dbUtil.js";
-import { deadPid } from "../helpers/processes.js";
+import { deadPid, unsharePidPrefix } from "../helpers/processes.js";
 
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
 
@@ -172,14 +172,7 @@ test("one directory reached by paths of different lengths (a short one, and one 
 });
 
 /** Whether this machine lets a child run in a new pid namespace (root, or unprivileged user namespaces). */
-function canUnshare(): string[] | undefined {
-  for (const prefix of [["unshare", "--pid", "--fork", "--mount-proc"], ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]]) {
-    const r = spawnSync(prefix[0]!, [...prefix.slice(1), "true"], { timeout: 10000 });
-    if (r.status === 0) return prefix;
-  }
-  return undefined;
-}
-const UNSHARE = process.platform === "linux" ? canUnshare() : undefined;
+const UNSHARE = unsharePidPrefix();
 
 test("processes in different pid namespaces (containers sharing the directory) are kept apart, both ways", { skip: UNSHARE ? false : "unshare --pid is not allowed here" }, async (t) => {
   const dir = tempDir(t);

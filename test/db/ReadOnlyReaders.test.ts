@@ -14,10 +14,11 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { open, type Database } from "../../src/index.js";
 import { ownStamp, stampLines } from "../../src/io/ProcessStamp.js";
-import { READER_PREFIX, RECHECK_MS, isRegistration, readOnlyFloor } from "../../src/db/ReadOnlyReaders.js";
+import { READER_PREFIX, RECHECK_MS, isRegistration, listRegistrations, readOnlyFloor, type SocketVerdicts } from "../../src/db/ReadOnlyReaders.js";
+import { HOLDER_SOCKET_NAME, HolderSocket } from "../../src/io/HolderSocket.js";
 import { nodeFileSystem } from "../../src/io/NodeFileSystem.js";
 import { tempDir } from "./dbUtil.js";
-import { deadPid } from "../helpers/processes.js";
+import { deadPid, unsharePidPrefix } from "../helpers/processes.js";
 
 const registrations = (dir: string) => readdirSync(dir).filter(isRegistration);
 const INDEX = fileURLToPath(new URL("../../src/index.js", import.meta.url));
@@ -64,8 +65,10 @@ console.log(JSON.stringify({ closed: true }));
 `;
 }
 
-function startReader(dir: string) {
-  const child = spawn(process.execPath, ["--input-type=module", "-e", readerScript(dir)], { stdio: ["pipe", "pipe", "inherit"] });
+/** A reader child; `prefix` runs it another way (in a pid namespace of its own: unsharePidPrefix). */
+function startReader(dir: string, prefix: string[] = []) {
+  const argv = [...prefix, process.execPath, "--input-type=module", "-e", readerScript(dir)];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
     const r = await lines.next();
@@ -75,7 +78,17 @@ function startReader(dir: string) {
   return { child, next };
 }
 
-test("a read-only process keeps its view while a writer process opened later rewrites every page", async (t) => {
+const sockets = (dir: string) => readdirSync(dir).filter((n) => HOLDER_SOCKET_NAME.test(n));
+const UNSHARE = unsharePidPrefix();
+
+for (const foreign of [false, true]) {
+  const where = foreign ? " in another pid namespace (a container sharing the directory: its pid means nothing here, its socket answers)" : "";
+  test(`a read-only process${where} keeps its view while a writer process opened later rewrites every page`, { skip: foreign && !UNSHARE ? "unshare --pid is not allowed here" : false }, async (t) => {
+    await keepsItsView(t, foreign ? UNSHARE : undefined);
+  });
+}
+
+async function keepsItsView(t: { after: (fn: () => void) => void }, prefix: string[] | undefined): Promise<void> {
   const dir = tempDir(t);
   const db0 = await open(dir, { wal: false });
   await db0.transaction((tx) => {
@@ -84,11 +97,17 @@ test("a read-only process keeps its view while a writer process opened later rew
   const before = digest(db0);
   await db0.close();
 
-  const reader = startReader(dir);
+  const reader = startReader(dir, prefix);
   t.after(() => reader.child.kill("SIGKILL"));
   const first = await reader.next();
   assert.deepEqual({ count: first.count, hash: first.hash }, before, "the reader sees the database as written");
   assert.equal(registrations(dir).length, 1, "the read-only open is registered");
+  assert.equal(sockets(dir).length, 1, "and listens on the socket its registration names");
+  if (prefix) {
+    const [r] = listRegistrations(nodeFileSystem, dir);
+    assert.equal(r?.pid, 1, "the reader runs in a pid namespace of its own");
+    assert.equal(r?.elsewhere, true, "seen from here only by its socket");
+  }
 
   // A writer opens now (the read-only open took no LOCK) and rewrites, deletes and reinserts
   // every key, one small transaction after another: each commit is a checkpoint that frees the
@@ -114,7 +133,8 @@ test("a read-only process keeps its view while a writer process opened later rew
   assert.deepEqual(await reader.next(), { closed: true });
   assert.deepEqual(registrations(dir), [], "close removes the registration");
   await w.close();
-});
+  assert.deepEqual(sockets(dir), [], "and the socket");
+}
 
 for (const stepBack of [false, true]) {
   const how = stepBack ? ", even after the wall clock stepped back a day" : "";
@@ -191,6 +211,35 @@ test("readOnlyFloor: live registrations give their txn, dead or foreign-boot one
     writeFileSync(reg(`${process.pid}.14`), `txn 4\n${stampLines()}`);
     assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, 4, "one with this process's own stamp pins its txn");
   }
+});
+
+test("readOnlyFloor: a registration whose pid reads as gone but whose socket answers pins its txn (asked again only every 30 s through the writer's verdicts); once the socket stops answering, the file and the socket file are removed", (t) => {
+  const dir = tempDir(t);
+  const socket = HolderSocket.listen(dir);
+  if (!socket) return t.skip("no Unix socket can be made here");
+  t.after(() => socket.close());
+  const name = `${READER_PREFIX}${deadPid()}.1`;
+  writeFileSync(join(dir, name), `txn 7\nboot ${ownStamp().boot}\nstart 1\nsock ${socket.name}\n`);
+  const verdicts: SocketVerdicts = new Map();
+  const f = readOnlyFloor(nodeFileSystem, dir, 50, verdicts);
+  assert.equal(f.floor, 7, "a reader elsewhere pins its txn");
+  assert.ok(verdicts.has(`${name} ${socket.name}`), "the writer keeps the verdict");
+  const [info] = listRegistrations(nodeFileSystem, dir);
+  assert.deepEqual({ live: info?.live, elsewhere: info?.elsewhere, socket: info?.socket }, { live: true, elsewhere: true, socket: socket.name });
+
+  // The reader is killed: its socket file stays, nobody listens. (libuv removes the file at close,
+  // so a dead listener is made by binding a plain file's name: a file nobody can connect to.)
+  socket.close();
+  writeFileSync(join(dir, socket.name), "");
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50, verdicts).floor, 7, "within 30 s of a live answer it is not asked again");
+  assert.ok(existsSync(join(dir, name)));
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50).floor, Infinity, "asked again: nobody answers, it pins nothing");
+  assert.deepEqual(registrations(dir), [], "its registration is removed");
+  assert.deepEqual(sockets(dir), [], "and its socket file");
+
+  writeFileSync(join(dir, name), `txn 7\nboot ${ownStamp().boot}\nstart 1\nsock LOCK.0123456789ab.sock\n`);
+  assert.equal(readOnlyFloor(nodeFileSystem, dir, 50, verdicts).floor, Infinity, "a socket that is not there answers for nobody (a verdict on another socket of a file of that name is not its)");
+  assert.equal(verdicts.size, 0, "verdicts of registrations gone are dropped");
 });
 
 test("a read-only open of a database whose log holds commits not yet checkpointed: backups include them and write nothing to the source", async () => {

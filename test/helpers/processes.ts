@@ -13,6 +13,20 @@ export function deadPid(): number {
 }
 
 /**
+ * The command prefix that runs a program in a pid namespace of its own (there it is pid 1: a
+ * container sharing a directory with this process), or undefined where the machine refuses it.
+ * Tried as is (root), then in a user namespace of its own.
+ */
+export function unsharePidPrefix(): string[] | undefined {
+  if (process.platform !== "linux") return undefined;
+  for (const prefix of [["unshare", "--pid", "--fork", "--mount-proc"], ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]]) {
+    const r = spawnSync(prefix[0]!, [...prefix.slice(1), "true"], { timeout: 10000 });
+    if (r.status === 0) return prefix;
+  }
+  return undefined;
+}
+
+/**
  * Wait (up to 20 s) until process `pid` catches SIGHUP, as the kernel reports it (bit 0 of SigCgt
  * in /proc/<pid>/status): keel's own signal handlers are in then. (Node itself catches SIGINT and
  * SIGTERM from its start, to reset the terminal before dying of them, so those bits say nothing.)

@@ -219,8 +219,10 @@ export function checkReaders(dir: string, newestTxn: number | undefined): Check 
   const pids = [...new Set(live.map((r) => r.pid))];
   const txns = live.map((r) => r.txn).filter((t): t is number => t !== undefined);
   const oldest = txns.length ? Math.min(...txns) : undefined;
-  const details = { pids, oldestTxn: oldest ?? null, newestTxn: newestTxn ?? null, stale };
-  const who = `${live.length} read-only open(s) by process ${pids.join(", ")}${oldest !== undefined ? `, the oldest at txn ${oldest}` : ""}`;
+  const elsewhere = live.filter((r) => r.elsewhere).length;
+  const details = { pids, oldestTxn: oldest ?? null, newestTxn: newestTxn ?? null, stale, elsewhere };
+  const where = elsewhere ? ` (${elsewhere} of them in another pid namespace: their pids mean nothing here, their sockets answer)` : "";
+  const who = `${live.length} read-only open(s) by process ${pids.join(", ")}${where}${oldest !== undefined ? `, the oldest at txn ${oldest}` : ""}`;
   if (oldest !== undefined && newestTxn !== undefined && oldest < newestTxn) {
     return warn("readers", `${who}, behind the newest meta (txn ${newestTxn}): while it stays open a writer keeps every page that view reaches, so the file grows; close it when done${staleNote}`, details);
   }
