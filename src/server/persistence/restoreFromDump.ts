@@ -134,6 +134,12 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
   removeRestoreLeftovers(dir);
   if (!isEmptyDir(dir)) {
     if (existsSync(join(dir, "data.keel"))) return { kind: "skipped", reason: "has-database" };
+    // Only partial directories left after the leftovers went: restores at work (another
+    // container's, or one of this process started twice), not a foreign directory's content.
+    const names = statSync(dir).isDirectory() ? readdirSync(dir) : [];
+    if (names.length > 0 && names.every((n) => pidOf(n, PARTIAL) !== null)) {
+      throw new KeelError("LOCKED", `restore_from ${file}: another restore is at work in ${dir} (${names.join(", ")}); start again once it has finished`, { file, dir, path: join(dir, names[0]!) });
+    }
     const entries = statSync(dir).isDirectory() ? readdirSync(dir).slice(0, 10) : [];
     throw new KeelError(
       "EXISTS",

@@ -189,10 +189,11 @@ test("a finished restore whose partial directory was left behind keeps its datab
   mkdirSync(join(other, ".restore-partial-1"), { recursive: true });
   restore.removeRestoreLeftovers(other);
   assert.deepEqual(readdirSync(other), [".restore-partial-1"]);
-  await assert.rejects(restoreFromDump(other, file, {}), (e: unknown) => e instanceof KeelError && e.code === "EXISTS");
+  await assert.rejects(restoreFromDump(other, file, {}), (e: unknown) => e instanceof KeelError && e.code === "LOCKED", "another restore at work: LOCKED, not a foreign directory's EXISTS");
+  assert.deepEqual(readdirSync(other), [".restore-partial-1"]);
 });
 
-test("a restore at work in another container (a pid that means nothing here, or this process's own number) is told by the socket it listens on inside its partial directory: left alone; once nobody listens it is a leftover", async (t) => {
+test("a restore at work in another container (a pid that means nothing here, or this process's own number) is told by the socket it listens on inside its partial directory: left alone, a second restore_from beside it is LOCKED (not EXISTS); once nobody listens it is a leftover", async (t) => {
   const root = tmp(t);
   const dir = join(root, "data");
   // Its partial directory is named after its pid in its own namespace: here that is our pid.
@@ -203,6 +204,15 @@ test("a restore at work in another container (a pid that means nothing here, or 
   t.after(() => working.close());
   restore.removeRestoreLeftovers(dir);
   assert.deepEqual(readdirSync(dir), [`.restore-partial-${process.pid}`], "a restore at work is not removed");
+  assert.equal(readFileSync(join(partial, "data.keel"), "utf8"), "half loaded");
+  const dump = await makeDump(root, "jsonl", 5);
+  const e = await restoreFromDump(dir, dump, {}).then(
+    () => assert.fail("a second restore beside one at work must not run"),
+    (err: unknown) => err as KeelError,
+  );
+  assert.equal(e.code, "LOCKED", String(e));
+  assert.equal(e.details.path, partial);
+  assert.deepEqual(readdirSync(dir), [`.restore-partial-${process.pid}`], "nothing of the restore at work is touched");
   assert.equal(readFileSync(join(partial, "data.keel"), "utf8"), "half loaded");
   working.close();
   restore.removeRestoreLeftovers(dir);
