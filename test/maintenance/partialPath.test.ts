@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeelError, NodeFileSystem } from "../../src/index.js";
-import { FaultFileSystem } from "../../src/io/FaultFileSystem.js";
+import { FaultFileSystem, type CallKind } from "../../src/io/FaultFileSystem.js";
 import { partialPath, publishRenamed } from "../../src/maintenance/partialPath.js";
 
 function root(t: { after: (fn: () => void) => void }): string {
@@ -19,19 +19,24 @@ function root(t: { after: (fn: () => void) => void }): string {
   return r;
 }
 
-/** A file system whose first fsync of `dir` fails with EIO, after running `before`. */
-function failingParentSync(dir: string, before: () => void): FaultFileSystem {
+/**
+ * A file system that runs `before` right before the first call of `kind` (on `path`, if given):
+ * another job's move between this one's EXISTS check and its own. `fail`: that call then fails EIO.
+ */
+function racing(kind: CallKind, before: () => void, o: { path?: string; fail?: boolean } = {}): FaultFileSystem {
   const ffs = new FaultFileSystem(new NodeFileSystem());
   let hit = false;
   ffs.onCall = (c) => {
-    if (!hit && c.kind === "syncDir" && c.path === dir) {
-      hit = true;
-      before();
-      throw Object.assign(new Error(`EIO: i/o error, fsync '${dir}' (injected)`), { code: "EIO", errno: -5, syscall: "fsync", path: dir });
-    }
+    if (hit || c.kind !== kind || (o.path !== undefined && c.path !== o.path)) return;
+    hit = true;
+    before();
+    if (o.fail) throw Object.assign(new Error(`EIO: i/o error, ${c.kind} '${c.path}' (injected)`), { code: "EIO", errno: -5, syscall: c.kind, path: c.path });
   };
   return ffs;
 }
+
+/** A file system whose first fsync of `dir` fails with EIO, after running `before`. */
+const failingParentSync = (dir: string, before: () => void) => racing("syncDir", before, { path: dir, fail: true });
 
 test("publishRenamed: a failed parent fsync removes the file it renamed; one a concurrent job renamed over it stays", (t) => {
   const dir = root(t);
@@ -48,19 +53,6 @@ test("publishRenamed: a failed parent fsync removes the file it renamed; one a c
   assert.throws(() => publishRenamed(ffs, mine, dest, "a dump", "file"), (e: unknown) => e instanceof KeelError && e.code === "IO");
   assert.equal(readFileSync(dest, "utf8"), "the other job's dump, which it was told is durable\n", "another job's file is left alone");
 });
-
-/** A file system that runs `race` right before the first call of `kind` (after the EXISTS check). */
-function racing(kind: "link" | "rename", race: () => void): FaultFileSystem {
-  const ffs = new FaultFileSystem(new NodeFileSystem());
-  let hit = false;
-  ffs.onCall = (c) => {
-    if (!hit && c.kind === kind) {
-      hit = true;
-      race();
-    }
-  };
-  return ffs;
-}
 
 test("publishRenamed: a file that appears after the EXISTS check is not replaced: EXISTS, the winner's dump intact, this job's partial still its own", (t) => {
   const dir = root(t);
