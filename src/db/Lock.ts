@@ -67,6 +67,7 @@ import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { HOLDER_SOCKET_NAME, HolderSocket, answers, checkSocket, removeDeadSocket, socketNamed } from "../io/HolderSocket.js";
 import { NodeFileSystem } from "../io/NodeFileSystem.js";
 import { parseStamp, stampIsLive, stampLines, type ProcessStamp } from "../io/ProcessStamp.js";
+import { listRegistrations } from "./ReadOnlyReaders.js";
 
 export const LOCK_FILE = "LOCK";
 export const TAKEOVER_FILE = "LOCK.takeover";
@@ -164,7 +165,7 @@ const SWEEP_MIN_AGE_MS = 10_000;
 /**
  * Remove holder sockets nobody listens on, other than `own` (a process killed in the few system
  * calls between its listen and its create, or between its remove and its close, left one that no
- * LOCK names). One that answers belongs to a live process: kept. So is a young one, whatever it
+ * LOCK or READER file names). Those of read-only opens whose pid is live here are not asked. One that answers belongs to a live process: kept. So is a young one, whatever it
  * answers: bind() creates the file a moment before listen() makes it answer, and removing it then
  * would leave its holder naming a socket nobody can reach (judged gone: a second writer).
  */
@@ -176,9 +177,12 @@ function sweepDeadSockets(fs: FileSystem, dir: string, own: string | undefined):
   } catch {
     return;
   }
+  // The sockets of read-only opens live by their pid here need no asking (tens of ms each).
+  const readers = new Set(listRegistrations(fs, dir, undefined, false).flatMap((r) => (r.live && r.socket !== undefined ? [r.socket] : [])));
   let probed = 0;
   for (const name of names) {
     if (probed >= SWEEP_MAX) break;
+    if (readers.has(name)) continue;
     let old = false;
     try {
       const st = fs.stat(join(dir, name));

@@ -228,10 +228,11 @@ export type SocketVerdicts = Map<string, number>;
 
 /**
  * The registrations in `dir`, read without changing anything (keel doctor lists them too). One
- * whose pid says gone is asked through the socket it names (real files only); `verdicts` caches
- * the answers that said live (see SocketVerdicts).
+ * whose pid says gone is asked through the socket it names (real files only; not with
+ * `askSockets: false`, which judges by the stamp alone); `verdicts` caches the answers that said
+ * live (see SocketVerdicts).
  */
-export function listRegistrations(fs: FileSystem, dir: string, verdicts?: SocketVerdicts): RegistrationInfo[] {
+export function listRegistrations(fs: FileSystem, dir: string, verdicts?: SocketVerdicts, askSockets = true): RegistrationInfo[] {
   let names: string[];
   try {
     names = fs.list(dir).filter(isRegistration);
@@ -251,7 +252,7 @@ export function listRegistrations(fs: FileSystem, dir: string, verdicts?: Socket
     let live = stampIsLive(parseStamp(pid, text));
     if (live && pid === process.pid && CLAIMED_RE.test(text)) live = ownThreadLive(fs, join(dir, name));
     const socket = socketNamed(text);
-    const elsewhere = !live && socket !== undefined && fs instanceof NodeFileSystem && socketAnswers(dir, name, socket, verdicts);
+    const elsewhere = askSockets && !live && socket !== undefined && fs instanceof NodeFileSystem && socketAnswers(dir, name, socket, verdicts);
     return { name, pid, txn: m ? Number(m[1]) : undefined, logFloor: log ? Number(log[1]) : undefined, live: live || elsewhere, elsewhere, socket };
   });
 }

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
@@ -240,6 +240,23 @@ test("readOnlyFloor: a registration whose pid reads as gone but whose socket ans
   writeFileSync(join(dir, name), `txn 7\nboot ${ownStamp().boot}\nstart 1\nsock LOCK.0123456789ab.sock\n`);
   assert.equal(readOnlyFloor(nodeFileSystem, dir, 50, verdicts).floor, Infinity, "a socket that is not there answers for nobody (a verdict on another socket of a file of that name is not its)");
   assert.equal(verdicts.size, 0, "verdicts of registrations gone are dropped");
+});
+
+test("a writer's sweep of old socket files leaves a read-only open's that is live here alone (not asked), and removes one nobody names or answers", async (t) => {
+  const dir = tempDir(t);
+  await (await open(dir, { wal: false })).close();
+  const [readerSock, deadSock] = ["LOCK.aaaaaaaaaaaa.sock", "LOCK.bbbbbbbbbbbb.sock"];
+  // Plain files: a connect to either is refused, as to a socket nobody listens on.
+  for (const n of [readerSock, deadSock]) {
+    writeFileSync(join(dir, n), "");
+    utimesSync(join(dir, n), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  }
+  const reg = join(dir, `${READER_PREFIX}${process.pid}.77`);
+  writeFileSync(reg, `txn 1\n${stampLines()}sock ${readerSock}\n`);
+  const w = await open(dir, { wal: false });
+  await w.close();
+  assert.deepEqual(sockets(dir), [readerSock], "the live reader's socket is not judged by its answer");
+  assert.ok(existsSync(reg));
 });
 
 test("a read-only open of a database whose log holds commits not yet checkpointed: backups include them and write nothing to the source", async () => {
