@@ -165,8 +165,8 @@ const SWEEP_MIN_AGE_MS = 10_000;
 /**
  * Remove holder sockets nobody listens on, other than `own` (a process killed in the few system
  * calls between its listen and its create, or between its remove and its close, left one that no
- * LOCK or READER file names). Those of read-only opens whose pid is live here are not asked. One that answers belongs to a live process: kept. So is a young one, whatever it
- * answers: bind() creates the file a moment before listen() makes it answer, and removing it then
+ * LOCK or READER file names). Those of read-only opens whose pid is live here are not asked. One
+ * that answers belongs to a live process: kept. So is a young one, whatever it answers: bind() creates the file a moment before listen() makes it answer, and removing it then
  * would leave its holder naming a socket nobody can reach (judged gone: a second writer).
  */
 function sweepDeadSockets(fs: FileSystem, dir: string, own: string | undefined): void {

@@ -95,11 +95,6 @@ export class Registration {
     this.#tail = tail;
   }
 
-  /** The holder socket this registration names; undefined where none could be made. */
-  get socketName(): string | undefined {
-    return this.#socket?.name;
-  }
-
   /**
    * Step 1. null when the file cannot be made (see the limits above). `logFloor`: the lowest LSN
    * of the log this registration reads while it lives (a writer's gc keeps it).

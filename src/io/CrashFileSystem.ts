@@ -400,7 +400,15 @@ export class CrashFileSystem implements FileSystem {
     this.#vol.record([{ dir: dir.ino, name, ino: undefined }], undefined, false);
   }
 
-  #removeTree(dir: DirNode, name: string): void {
+  /** The entry at normalised path `p` (its parent directory, name and inode); ENOENT naming `path` if there is none. */
+  #entry(p: string, syscall: string, path: string): { src: { dir: DirNode; name: string }; ino: number } {
+    const src = this.#parent(p, syscall);
+    const ino = src.dir.current.get(src.name);
+    if (ino === undefined) throw errnoError("ENOENT", syscall, path);
+    return { src, ino };
+  }
+
+    #removeTree(dir: DirNode, name: string): void {
     const ino = dir.current.get(name);
     if (ino === undefined) return;
     const node = this.#vol.nodes.get(ino)!;
@@ -482,9 +490,7 @@ export class CrashFileSystem implements FileSystem {
     this.#call("rename", from, () => {
       const pf = this.#norm(from);
       const pt = this.#norm(to);
-      const src = this.#parent(pf, "rename");
-      const ino = src.dir.current.get(src.name);
-      if (ino === undefined) throw errnoError("ENOENT", "rename", from);
+      const { src, ino } = this.#entry(pf, "rename", from);
       if (pf === pt) return;
       const node = this.#vol.nodes.get(ino)!;
       if (node.kind === "dir" && pt.startsWith(`${pf}/`)) throw errnoError("EINVAL", "rename", from, `cannot move a directory into itself (${to})`);
@@ -509,13 +515,9 @@ export class CrashFileSystem implements FileSystem {
 
   link(from: string, to: string): void {
     this.#call("link", from, () => {
-      const pf = this.#norm(from);
-      const pt = this.#norm(to);
-      const src = this.#parent(pf, "link");
-      const ino = src.dir.current.get(src.name);
-      if (ino === undefined) throw errnoError("ENOENT", "link", from);
+      const { ino } = this.#entry(this.#norm(from), "link", from);
       if (this.#vol.nodes.get(ino)!.kind === "dir") throw errnoError("EPERM", "link", from, "a directory cannot be hard-linked");
-      const dst = this.#parent(pt, "link");
+      const dst = this.#parent(this.#norm(to), "link");
       if (dst.dir.current.has(dst.name)) throw errnoError("EEXIST", "link", to);
       this.#vol.record([{ dir: dst.dir.ino, name: dst.name, ino }], undefined, false);
     });

@@ -19,7 +19,7 @@ import { dirname, join } from "node:path";
 import { ioError } from "../errors.js";
 import type { FileHandle, FileSystem } from "../io/FileSystem.js";
 import { DATA_FILE } from "../txn/Engine.js";
-import { destPath, partialPath, publishRenamed, refuseExisting } from "./partialPath.js";
+import { destPath, partialPath, publishOutput, refuseExisting } from "./partialPath.js";
 
 export class PartialOutput {
   readonly fs: FileSystem;
@@ -92,7 +92,7 @@ export class PartialOutput {
     } catch (e) {
       throw ioError(e, "fsync", this.dir);
     }
-    publishRenamed(fs, this.dir, this.dest, this.what, "dir");
+    publishOutput(fs, this.dir, this.dest, this.what, "dir");
   }
 
   /** Step 4. Never throws: the caller's error is the one to report. */

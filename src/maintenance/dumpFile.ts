@@ -2,7 +2,7 @@
  * dumpFile: dump to a file and load from a file, through the database's FileSystem.
  *
  * dumpToFile keeps I7: the dump is written to `<path>.partial-<pid>-<n>` (partialPath), fsynced,
- * linked to `path` (fails EXISTS if that exists by then: publishRenamed), the directory fsynced,
+ * linked to `path` (fails EXISTS if that exists by then: publishOutput), the directory fsynced,
  * the partial name unlinked. On any failure or abort the partial file is removed, so `path`
  * either does not exist or holds a complete dump. `path` must not exist (EXISTS).
  */
@@ -14,7 +14,7 @@ import type { Database } from "../db/Database.js";
 import type { FileHandle } from "../io/FileSystem.js";
 import { DUMP_OPTIONS, dump, type DumpOptions, type DumpReport } from "./dump.js";
 import { LOAD_OPTIONS, load, type LoadOptions, type LoadReport } from "./load.js";
-import { partialPath, publishRenamed, refuseExisting } from "./partialPath.js";
+import { partialPath, publishOutput, refuseExisting } from "./partialPath.js";
 import { methodOptions, pathArgument } from "../db/options.js";
 
 const CHUNK = 1 << 20;
@@ -78,7 +78,7 @@ export async function dumpToFile(db: Database, path: string, options?: DumpOptio
       throw ioError(e, "sync", tmp);
     }
     // Linked, not renamed: a dump to the same path that finished first wins, the other gets EXISTS.
-    publishRenamed(fs, tmp, path, "a dump", "file");
+    publishOutput(fs, tmp, path, "a dump", "file");
     return { ...report, path };
   } catch (e) {
     try {

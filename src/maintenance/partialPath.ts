@@ -12,7 +12,7 @@
  *   (refuseExisting), and then a file is linked, not renamed (link(2) fails EEXIST where
  *   rename(2) would silently replace), a directory renamed (refused onto a non-empty one). The
  *   job that lost the race fails with EXISTS; it never overwrites the winner.
- * - publishRenamed: an output whose publication is not known durable (the parent's fsync failed) is
+ * - publishOutput: an output whose publication is not known durable (the parent's fsync failed) is
  *   removed again, so a failed job leaves nothing under `dest` and its retry is not EXISTS.
  */
 import { dirname, normalize } from "node:path";
@@ -63,7 +63,7 @@ export function refuseExisting(fs: FileSystem, dest: string, what: string): void
  * A directory is renamed: rename(2) refuses a non-empty target (ENOTEMPTY, EEXIST), which is
  * reported as EXISTS.
  */
-export function publishRenamed(fs: FileSystem, from: string, dest: string, what: string, kind: "file" | "dir"): void {
+export function publishOutput(fs: FileSystem, from: string, dest: string, what: string, kind: "file" | "dir"): void {
   refuseExisting(fs, dest, what);
   if (kind === "file" && publishLinked(fs, from, dest, what)) return;
   let renamed = false;

@@ -17,7 +17,7 @@ import { WriteAheadLog, parseSegmentName } from "../wal/index.js";
 import { applyLogRecord } from "../db/LogDurability.js";
 import { UNLOGGED_KIND, unloggedGap } from "../db/unloggedChanges.js";
 import { checkSnapshot, readSnapshotInfo } from "./Snapshots.js";
-import { destPath, partialPath, publishRenamed } from "./partialPath.js";
+import { destPath, partialPath, publishOutput } from "./partialPath.js";
 import { TimeSlicer } from "./TimeSlicer.js";
 import { methodOptions, pathArgument } from "../db/options.js";
 import { checkedStat } from "../io/checkedStat.js";
@@ -145,7 +145,7 @@ export async function restore(snapshotDir: string, target: string, options?: Res
     }
     fs.removeDir(join(tmp, "wal"));
     fs.syncDir(tmp);
-    publishRenamed(fs, tmp, targetDir, "restore", "dir");
+    publishOutput(fs, tmp, targetDir, "restore", "dir");
     return { target: targetDir, snapshotLsn: info.lsn, lsn, records };
   } catch (e) {
     try {

@@ -50,7 +50,7 @@ import { claimedTxn, readMetaSlots, unsafeMetaFields, type MetaSlots } from "./v
 import { Progress, errorText, runAsync, type VerifyProgress, type Work } from "./verifyTypes.js";
 import { CATALOG, catalogHints, findInterval, sortedHas, walkSource, type DbInfo, type EncodingHint, type Interval, type Source, type Vouch } from "./salvageTrees.js";
 import { planReplay } from "./salvageReplay.js";
-import { destPath, partialPath, publishRenamed } from "./partialPath.js";
+import { destPath, partialPath, publishOutput } from "./partialPath.js";
 import { setOwn } from "../util/ownRecord.js";
 import { checkedStat } from "../io/checkedStat.js";
 import { refuseOtherVersion } from "../db/migrations/index.js";
@@ -161,7 +161,7 @@ export async function salvage(srcDir: string, dest: string, options?: SalvageOpt
     } catch (e) {
       throw ioError(e, "fsync", tmp);
     }
-    publishRenamed(fs, tmp, destDir, "salvage", "dir");
+    publishOutput(fs, tmp, destDir, "salvage", "dir");
     return report;
   } catch (e) {
     try {

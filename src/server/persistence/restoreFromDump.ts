@@ -140,7 +140,7 @@ export async function restoreFromDump(dir: string, file: string, options: OpenOp
     if (names.length > 0 && names.every((n) => pidOf(n, PARTIAL) !== null)) {
       throw new KeelError("LOCKED", `restore_from ${file}: another restore is at work in ${dir} (${names.join(", ")}); start again once it has finished`, { file, dir, path: join(dir, names[0]!) });
     }
-    const entries = statSync(dir).isDirectory() ? readdirSync(dir).slice(0, 10) : [];
+    const entries = names.slice(0, 10);
     throw new KeelError(
       "EXISTS",
       `restore_from ${file}: the data directory ${dir} is neither empty nor a KeelDB database (it holds ${entries.length ? entries.join(", ") : "a file"}); refusing to start without the dump's data: point dir at an empty directory, or unset restore_from`,
